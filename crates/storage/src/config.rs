@@ -1,0 +1,80 @@
+//! The topic-level settings a partition log obeys, with Kafka's defaults.
+//! The broker resolves topic overrides and broker defaults into one of these.
+
+use gregor_records::Compression;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupPolicy {
+    Delete,
+    Compact,
+    CompactDelete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampTypeConfig {
+    CreateTime,
+    LogAppendTime,
+}
+
+/// `compression.type` of a topic: `producer` keeps what the producer sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressionConfig {
+    Producer,
+    Codec(Compression),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    /// segment.bytes (default 1 GiB)
+    pub segment_bytes: u64,
+    /// segment.ms (default 7 days)
+    pub segment_ms: i64,
+    /// segment.jitter.ms (default 0)
+    pub segment_jitter_ms: i64,
+    /// segment.index.bytes (default 10 MiB)
+    pub segment_index_bytes: u64,
+    /// index.interval.bytes (default 4096)
+    pub index_interval_bytes: u64,
+    /// max.message.bytes (default 1048588)
+    pub max_message_bytes: usize,
+    /// flush.messages (default i64::MAX: rely on the page cache)
+    pub flush_messages: i64,
+    /// flush.ms (default i64::MAX)
+    pub flush_ms: i64,
+    /// retention.ms (default 7 days; -1 = unlimited)
+    pub retention_ms: i64,
+    /// retention.bytes (default -1)
+    pub retention_bytes: i64,
+    /// cleanup.policy (default delete)
+    pub cleanup_policy: CleanupPolicy,
+    /// message.timestamp.type (default CreateTime)
+    pub message_timestamp_type: TimestampTypeConfig,
+    /// compression.type (default producer)
+    pub compression: CompressionConfig,
+    /// file.delete.delay.ms (default 60000)
+    pub file_delete_delay_ms: i64,
+    /// preallocate (default false)
+    pub preallocate: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            segment_jitter_ms: 0,
+            segment_index_bytes: 10 * 1024 * 1024,
+            index_interval_bytes: 4096,
+            max_message_bytes: 1_048_588,
+            flush_messages: i64::MAX,
+            flush_ms: i64::MAX,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            cleanup_policy: CleanupPolicy::Delete,
+            message_timestamp_type: TimestampTypeConfig::CreateTime,
+            compression: CompressionConfig::Producer,
+            file_delete_delay_ms: 60_000,
+            preallocate: false,
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Partition logs in Kafka's on-disk format.
+//!
+//! # Layout
+//!
+//! - [`clock`]: the [`Clock`] trait (system and manual clocks); nothing here reads the system time directly.
+//! - [`config`]: [`LogConfig`], the topic-level settings a log obeys.
+//! - [`offset_index`], [`time_index`]: the sparse `.index` and `.timeindex` files.
+//! - [`segment`]: [`LogSegment`], one `.log` plus its indexes.
+//! - [`log`]: [`Log`], one partition: segments, append, read, roll, recovery.
+//! - [`producer_state`]: idempotent-producer state per partition and its snapshots.
+//! - [`checkpoint`]: Kafka's checkpoint file format.
+//! - [`manager`]: [`LogManager`], every partition of every log dir, and the log-dir checkpoint files.
+
+pub mod checkpoint;
+pub mod clock;
+pub mod config;
+pub mod log;
+pub mod manager;
+pub mod offset_index;
+pub mod producer_state;
+pub mod segment;
+pub mod time_index;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::LogConfig;
+pub use log::{AppendInfo, Log, ReadInfo};
+pub use manager::LogManager;
+pub use segment::LogSegment;
+
+use std::fmt;
+use std::sync::Arc;
+
+/// A topic name and partition number; its directory is `<topic>-<partition>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: Arc<str>,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+        }
+    }
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Storage errors. The broker maps them to Kafka error codes.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Bad batch bytes from a producer: CORRUPT_MESSAGE / INVALID_RECORD.
+    #[error("invalid record batch: {0}")]
+    Records(#[from] gregor_records::RecordsError),
+    /// A batch larger than max.message.bytes: MESSAGE_TOO_LARGE.
+    #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
+    MessageTooLarge { size: usize, max: usize },
+    /// Compacted topic and a record without key: INVALID_RECORD.
+    #[error("compacted topic {0} requires a key on every record")]
+    MissingKeyForCompactedTopic(TopicPartition),
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER
+    #[error("producer {producer_id}: out of order sequence {found}, expected {expected}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        found: i32,
+    },
+    /// INVALID_PRODUCER_EPOCH
+    #[error("producer {producer_id}: epoch {found} is older than current epoch {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        current: i16,
+        found: i16,
+    },
+    /// UNKNOWN_PRODUCER_ID (non-zero sequence from a producer the log has no state for)
+    #[error("producer {producer_id}: unknown producer, first sequence {sequence} is not 0")]
+    UnknownProducerId { producer_id: i64, sequence: i32 },
+    /// OFFSET_OUT_OF_RANGE
+    #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    /// Found when loading a log: a segment that cannot be recovered.
+    #[error("{path}: corrupt: {reason}")]
+    Corrupt { path: String, reason: String },
+    /// The log dir holding this partition failed: KAFKA_STORAGE_ERROR.
+    #[error("log dir {0} is offline")]
+    LogDirOffline(String),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Helper to attach a path / operation to an io::Error.
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StorageError {
+    let context = context.into();
+    move |source| StorageError::Io { context, source }
+}

@@ -1,0 +1,3 @@
+//! TODO(storage helper)
+#[derive(Debug)]
+pub struct LogSegment;
