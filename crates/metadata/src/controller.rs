@@ -1,0 +1,427 @@
+//! The controller's decisions: an image and a request in, the records that
+//! carry out the request (or why not) out. The runtime appends the records to
+//! the metadata log and applies them to the image; nothing here does I/O.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use crate::config_defs::{self, ConfigSource, InvalidConfig};
+use crate::{ConfigResource, MetadataImage, MetadataRecord};
+
+/// Why the controller refused; the broker maps each to a Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControllerError {
+    #[error("Topic '{0}' already exists.")]
+    TopicAlreadyExists(String),
+    #[error("Topic '{0}' does not exist.")]
+    UnknownTopic(String),
+    #[error("Topic id {0} does not exist.")]
+    UnknownTopicId(Uuid),
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("Number of partitions must be larger than 0 (got {0}).")]
+    InvalidPartitions(i32),
+    #[error(
+        "Topic currently has {current} partitions, which is higher than the requested {requested}."
+    )]
+    CannotShrinkPartitions { current: i32, requested: i32 },
+    #[error("Replication factor: {requested} larger than available brokers: {available}.")]
+    InvalidReplicationFactor { requested: i32, available: usize },
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error(transparent)]
+    InvalidConfig(#[from] InvalidConfig),
+    #[error("Unknown topic config name: {0}")]
+    UnknownConfig(String),
+}
+
+/// Longest legal topic name (Kafka: 249 so partition directory names fit 255).
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Kafka's topic name rules: `[a-zA-Z0-9._-]{1,249}`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
+    if name.is_empty() {
+        return Err(ControllerError::InvalidTopic(
+            "Topic name is illegal, it can't be empty".into(),
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(ControllerError::InvalidTopic(
+            "Topic name cannot be \".\" or \"..\"".into(),
+        ));
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return Err(ControllerError::InvalidTopic(format!(
+            "Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LEN} characters, topic name: {name}"
+        )));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(ControllerError::InvalidTopic(format!(
+            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// A CreateTopics entry, with defaults already applied by the caller.
+#[derive(Debug, Clone)]
+pub struct CreateTopic {
+    pub name: String,
+    pub num_partitions: i32,
+    pub replication_factor: i32,
+    /// Manual assignment: partition → replicas (overrides the two counts).
+    pub assignments: BTreeMap<i32, Vec<i32>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl CreateTopic {
+    pub fn new(name: &str, num_partitions: i32) -> Self {
+        Self {
+            name: name.to_string(),
+            num_partitions,
+            replication_factor: 1,
+            assignments: BTreeMap::new(),
+            configs: BTreeMap::new(),
+        }
+    }
+}
+
+/// Validates topic config overrides (names and values).
+pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), ControllerError> {
+    for (name, value) in configs {
+        let def = config_defs::topic_config(name)
+            .ok_or_else(|| ControllerError::UnknownConfig(name.clone()))?;
+        config_defs::validate(name, def.ty, def.validator, value)?;
+    }
+    Ok(())
+}
+
+/// Round-robin replica placement starting at a partition-dependent broker, as
+/// Kafka's rack-unaware assignment does (enough for a cluster without racks).
+fn assign_replicas(brokers: &[i32], partition: i32, rf: usize) -> Vec<i32> {
+    let n = brokers.len();
+    (0..rf)
+        .map(|i| brokers[(partition as usize + i) % n])
+        .collect()
+}
+
+pub fn create_topic(
+    image: &MetadataImage,
+    req: &CreateTopic,
+    brokers: &[i32],
+    topic_id: Uuid,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    validate_topic_name(&req.name)?;
+    if image.topic(&req.name).is_some() {
+        return Err(ControllerError::TopicAlreadyExists(req.name.clone()));
+    }
+    // Kafka forbids names that collide once '.' and '_' are treated alike (metric names).
+    let normalized = req.name.replace('.', "_");
+    if let Some(t) = image
+        .topics()
+        .find(|t| t.name.replace('.', "_") == normalized)
+    {
+        return Err(ControllerError::InvalidTopic(format!(
+            "Topic '{}' collides with existing topic: {}",
+            req.name, t.name
+        )));
+    }
+    validate_topic_configs(&req.configs)?;
+    let assignments: Vec<(i32, Vec<i32>)> = if req.assignments.is_empty() {
+        if req.num_partitions <= 0 {
+            return Err(ControllerError::InvalidPartitions(req.num_partitions));
+        }
+        if req.replication_factor <= 0 || req.replication_factor as usize > brokers.len() {
+            return Err(ControllerError::InvalidReplicationFactor {
+                requested: req.replication_factor,
+                available: brokers.len(),
+            });
+        }
+        (0..req.num_partitions)
+            .map(|p| {
+                (
+                    p,
+                    assign_replicas(brokers, p, req.replication_factor as usize),
+                )
+            })
+            .collect()
+    } else {
+        let mut out = Vec::new();
+        for (i, (p, replicas)) in req.assignments.iter().enumerate() {
+            if *p != i as i32 {
+                return Err(ControllerError::InvalidReplicaAssignment(
+                    "Partitions must be numbered consecutively from 0".into(),
+                ));
+            }
+            validate_replicas(replicas, brokers)?;
+            out.push((*p, replicas.clone()));
+        }
+        out
+    };
+    let mut records = vec![MetadataRecord::Topic {
+        name: req.name.clone(),
+        topic_id,
+    }];
+    for (partition, replicas) in assignments {
+        records.push(partition_record(topic_id, partition, replicas));
+    }
+    for (name, value) in &req.configs {
+        records.push(MetadataRecord::Config {
+            resource: ConfigResource::Topic(req.name.clone()),
+            name: name.clone(),
+            value: Some(value.clone()),
+        });
+    }
+    Ok(records)
+}
+
+fn validate_replicas(replicas: &[i32], brokers: &[i32]) -> Result<(), ControllerError> {
+    if replicas.is_empty() {
+        return Err(ControllerError::InvalidReplicaAssignment(
+            "Empty replica list".into(),
+        ));
+    }
+    for (i, r) in replicas.iter().enumerate() {
+        if !brokers.contains(r) {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "Broker {r} does not exist"
+            )));
+        }
+        if replicas[..i].contains(r) {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "Duplicate replica {r}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn partition_record(topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> MetadataRecord {
+    MetadataRecord::Partition {
+        topic_id,
+        partition,
+        leader: replicas[0],
+        isr: replicas.clone(),
+        replicas,
+        leader_epoch: 0,
+        partition_epoch: 0,
+    }
+}
+
+pub fn delete_topic(
+    image: &MetadataImage,
+    name: &str,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let topic = image
+        .topic(name)
+        .ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+    Ok(vec![MetadataRecord::RemoveTopic {
+        topic_id: topic.topic_id,
+    }])
+}
+
+/// CreatePartitions: grow `name` to `count` partitions.
+pub fn create_partitions(
+    image: &MetadataImage,
+    name: &str,
+    count: i32,
+    assignments: Option<&[Vec<i32>]>,
+    brokers: &[i32],
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let topic = image
+        .topic(name)
+        .ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+    let current = topic.partitions.len() as i32;
+    if count < current {
+        return Err(ControllerError::CannotShrinkPartitions {
+            current,
+            requested: count,
+        });
+    }
+    if count == current {
+        return Err(ControllerError::InvalidPartitions(count).with_same_count(name, count));
+    }
+    let rf = topic
+        .partitions
+        .values()
+        .next()
+        .map_or(1, |p| p.replicas.len());
+    if let Some(a) = assignments {
+        if a.len() as i32 != count - current {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "Increasing the number of partitions by {} but {} assignments provided.",
+                count - current,
+                a.len()
+            )));
+        }
+    }
+    let mut records = Vec::new();
+    for (i, p) in (current..count).enumerate() {
+        let replicas = match assignments {
+            Some(a) => {
+                validate_replicas(&a[i], brokers)?;
+                a[i].clone()
+            }
+            None => assign_replicas(brokers, p, rf.min(brokers.len()).max(1)),
+        };
+        records.push(partition_record(topic.topic_id, p, replicas));
+    }
+    Ok(records)
+}
+
+impl ControllerError {
+    fn with_same_count(self, name: &str, count: i32) -> Self {
+        ControllerError::InvalidTopic(format!("Topic {name} already has {count} partitions."))
+    }
+}
+
+/// Config changes for one resource: `Some(value)` sets, `None` deletes.
+pub fn alter_configs(
+    image: &MetadataImage,
+    resource: &ConfigResource,
+    changes: &BTreeMap<String, Option<String>>,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    match resource {
+        ConfigResource::Topic(name) => {
+            if image.topic(name).is_none() {
+                return Err(ControllerError::UnknownTopic(name.clone()));
+            }
+            for (k, v) in changes {
+                let def = config_defs::topic_config(k)
+                    .ok_or_else(|| ControllerError::UnknownConfig(k.clone()))?;
+                if let Some(v) = v {
+                    config_defs::validate(k, def.ty, def.validator, v)?;
+                }
+            }
+        }
+        ConfigResource::Broker(_) => {
+            for (k, v) in changes {
+                let (ty, validator) = config_defs::broker_config_type(k)
+                    .ok_or_else(|| ControllerError::UnknownConfig(k.clone()))?;
+                if let Some(v) = v {
+                    config_defs::validate(k, ty, validator, v)?;
+                }
+            }
+        }
+    }
+    Ok(changes
+        .iter()
+        .map(|(name, value)| MetadataRecord::Config {
+            resource: resource.clone(),
+            name: name.clone(),
+            value: value.clone(),
+        })
+        .collect())
+}
+
+/// Size of the producer-id block a broker takes at a time (Kafka: 1000).
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+
+pub fn allocate_producer_ids(image: &MetadataImage, broker_id: i32) -> (i64, MetadataRecord) {
+    let start = image.next_producer_id;
+    (
+        start,
+        MetadataRecord::ProducerIds {
+            broker_id,
+            next_producer_id: start + PRODUCER_ID_BLOCK,
+        },
+    )
+}
+
+/// The source Kafka reports for a config set directly on a resource.
+pub fn dynamic_source(resource: &ConfigResource) -> ConfigSource {
+    match resource {
+        ConfigResource::Topic(_) => ConfigSource::DynamicTopic,
+        ConfigResource::Broker(id) if id.is_empty() => ConfigSource::DynamicDefaultBroker,
+        ConfigResource::Broker(_) => ConfigSource::DynamicBroker,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(image: &mut MetadataImage, records: &[MetadataRecord]) {
+        for r in records {
+            image.apply(r);
+        }
+    }
+
+    #[test]
+    fn create_validate_and_grow() {
+        let mut image = MetadataImage::default();
+        let recs = create_topic(
+            &image,
+            &CreateTopic::new("a.b", 2),
+            &[1],
+            Uuid::from_u128(1),
+        )
+        .unwrap();
+        apply(&mut image, &recs);
+        assert!(matches!(
+            create_topic(
+                &image,
+                &CreateTopic::new("a.b", 1),
+                &[1],
+                Uuid::from_u128(2)
+            ),
+            Err(ControllerError::TopicAlreadyExists(_))
+        ));
+        assert!(matches!(
+            create_topic(
+                &image,
+                &CreateTopic::new("a_b", 1),
+                &[1],
+                Uuid::from_u128(2)
+            ),
+            Err(ControllerError::InvalidTopic(_))
+        ));
+        assert!(matches!(
+            create_topic(
+                &image,
+                &CreateTopic::new("bad/name", 1),
+                &[1],
+                Uuid::from_u128(2)
+            ),
+            Err(ControllerError::InvalidTopic(_))
+        ));
+        let mut rf3 = CreateTopic::new("c", 1);
+        rf3.replication_factor = 3;
+        assert!(matches!(
+            create_topic(&image, &rf3, &[1], Uuid::from_u128(3)),
+            Err(ControllerError::InvalidReplicationFactor { .. })
+        ));
+        let mut bad_cfg = CreateTopic::new("d", 1);
+        bad_cfg.configs.insert("retention.ms".into(), "x".into());
+        assert!(matches!(
+            create_topic(&image, &bad_cfg, &[1], Uuid::from_u128(4)),
+            Err(ControllerError::InvalidConfig(_))
+        ));
+
+        assert!(matches!(
+            create_partitions(&image, "a.b", 1, None, &[1]),
+            Err(ControllerError::CannotShrinkPartitions { .. })
+        ));
+        let recs = create_partitions(&image, "a.b", 4, None, &[1]).unwrap();
+        apply(&mut image, &recs);
+        assert_eq!(image.topic("a.b").unwrap().partitions.len(), 4);
+
+        let recs = delete_topic(&image, "a.b").unwrap();
+        apply(&mut image, &recs);
+        assert!(image.topic("a.b").is_none());
+    }
+
+    #[test]
+    fn producer_id_blocks_do_not_overlap() {
+        let mut image = MetadataImage::default();
+        let (a, r) = allocate_producer_ids(&image, 1);
+        image.apply(&r);
+        let (b, _) = allocate_producer_ids(&image, 1);
+        assert_eq!(a, 0);
+        assert_eq!(b, PRODUCER_ID_BLOCK);
+    }
+}

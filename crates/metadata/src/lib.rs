@@ -1,0 +1,33 @@
+//! Cluster metadata: a log of records, the image built by replaying it, the
+//! configuration definitions, and the controller's decisions as pure functions.
+//!
+//! # Layout
+//!
+//! - [`records`]: [`MetadataRecord`], the unit appended to the metadata log
+//!   (`__cluster_metadata-0`), and its encoding.
+//! - [`image`]: [`MetadataImage`], the state after replaying records.
+//! - [`config_defs`]: every topic and broker config Kafka users set, with
+//!   Kafka's names, types, defaults, validation and synonyms.
+//! - [`controller`]: the controller's decisions (create/delete topics, add
+//!   partitions, alter configs, allocate producer ids): image + request in,
+//!   records to append (or a [`ControllerError`]) out. No I/O, so a Raft
+//!   quorum can later replicate exactly these records.
+//!
+//! ```
+//! use gregor_metadata::{controller, MetadataImage};
+//! let mut image = MetadataImage::default();
+//! let records = controller::create_topic(
+//!     &image, &controller::CreateTopic::new("orders", 3), &[1], uuid::Uuid::from_u128(7),
+//! ).unwrap();
+//! for r in &records { image.apply(r); }
+//! assert_eq!(image.topic("orders").unwrap().partitions.len(), 3);
+//! ```
+
+pub mod config_defs;
+pub mod controller;
+pub mod image;
+pub mod records;
+
+pub use controller::ControllerError;
+pub use image::{MetadataImage, PartitionImage, TopicImage};
+pub use records::{ConfigResource, MetadataRecord};
