@@ -115,3 +115,216 @@ fn walk(data: &[u8], count: i32) -> Result<bool, String> {
     }
     Ok(has_null_key)
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::batch::{
+        compute_crc, ATTRIBUTES_OFFSET, CONTROL_MASK, CRC_OFFSET, LAST_OFFSET_DELTA_OFFSET,
+        RECORDS_COUNT_OFFSET,
+    };
+    use crate::varint::write_varint;
+    use crate::{BatchBuilder, Compression, Record, BATCH_HEADER_LEN};
+
+    fn records(n: usize) -> Vec<Record> {
+        (0..n)
+            .map(|i| Record {
+                timestamp: 1000 + i as i64,
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::from(format!("value {i}"))),
+                ..Record::default()
+            })
+            .collect()
+    }
+
+    fn build(recs: &[Record], codec: Compression) -> Vec<u8> {
+        let mut b = BatchBuilder::new(0, codec);
+        recs.iter().cloned().for_each(|r| b.push(r));
+        b.build().unwrap().to_vec()
+    }
+
+    /// Rewrites the header around a hand-made records section and fixes the CRC.
+    fn with_records(mut batch: Vec<u8>, section: &[u8], count: i32, last_delta: i32) -> Vec<u8> {
+        batch.truncate(BATCH_HEADER_LEN);
+        batch.extend_from_slice(section);
+        let len = (batch.len() - 12) as i32;
+        batch[8..12].copy_from_slice(&len.to_be_bytes());
+        batch[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4].copy_from_slice(&count.to_be_bytes());
+        batch[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4]
+            .copy_from_slice(&last_delta.to_be_bytes());
+        fix_crc(&mut batch);
+        batch
+    }
+
+    fn fix_crc(batch: &mut [u8]) {
+        let crc = compute_crc(batch);
+        batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    fn reason(r: Result<ValidatedBatch, RecordsError>) -> String {
+        match r {
+            Err(RecordsError::InvalidRecords { reason, .. }) => reason,
+            other => panic!("expected InvalidRecords, got {other:?}"),
+        }
+    }
+
+    /// A minimal record: no key/value/headers; `body_extra` appended.
+    fn raw_record(offset_delta: i32, key_len: i32, body_extra: &[u8]) -> Vec<u8> {
+        let mut body = vec![0u8, 0u8]; // attributes, timestampDelta 0
+        write_varint(&mut body, offset_delta);
+        write_varint(&mut body, key_len);
+        body.extend_from_slice(&[0x01, 0x00]); // null value, no headers
+        body.extend_from_slice(body_extra);
+        let mut out = Vec::new();
+        write_varint(&mut out, body.len() as i32);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn length_must_match_the_buffer() {
+        let b = build(&records(3), Compression::None);
+        assert!(validate_batch(&b, 1 << 20).is_ok());
+        assert!(matches!(
+            validate_batch(&b[..b.len() - 1], 1 << 20),
+            Err(RecordsError::Truncated { .. })
+        ));
+        assert!(matches!(
+            validate_batch(&b[..30], 1 << 20),
+            Err(RecordsError::Truncated { needed: 61, .. })
+        ));
+        let mut longer = b.clone();
+        longer.push(0);
+        assert!(matches!(
+            validate_batch(&longer, 1 << 20),
+            Err(RecordsError::InvalidLength { .. })
+        ));
+    }
+
+    #[test]
+    fn crc_and_codec() {
+        let mut b = build(&records(3), Compression::None);
+        let last = b.len() - 1;
+        b[last] ^= 1;
+        assert!(matches!(
+            validate_batch(&b, 1 << 20),
+            Err(RecordsError::CrcMismatch { .. })
+        ));
+        b[last] ^= 1;
+        b[ATTRIBUTES_OFFSET + 1] |= 6;
+        fix_crc(&mut b);
+        assert_eq!(
+            validate_batch(&b, 1 << 20),
+            Err(RecordsError::UnknownCodec {
+                base_offset: 0,
+                codec: 6
+            })
+        );
+    }
+
+    #[test]
+    fn counts_and_deltas() {
+        let base = build(&records(1), Compression::None);
+        let r0 = raw_record(0, -1, &[]);
+        let r1 = raw_record(1, -1, &[]);
+        let two = [r0.clone(), r1.clone()].concat();
+        let ok = with_records(base.clone(), &two, 2, 1);
+        assert!(validate_batch(&ok, 1 << 20).unwrap().has_null_key);
+
+        assert!(reason(validate_batch(
+            &with_records(base.clone(), &two, 3, 2),
+            1 << 20
+        ))
+        .contains("holds only 2"));
+        assert!(reason(validate_batch(
+            &with_records(base.clone(), &two, 1, 0),
+            1 << 20
+        ))
+        .contains("bytes after"));
+        assert!(reason(validate_batch(
+            &with_records(base.clone(), &two, 2, 2),
+            1 << 20
+        ))
+        .contains("lastOffsetDelta"));
+        assert!(reason(validate_batch(
+            &with_records(base.clone(), &[], 0, -1),
+            1 << 20
+        ))
+        .contains("records count"));
+        assert!(reason(validate_batch(
+            &with_records(base.clone(), &[], -1, -2),
+            1 << 20
+        ))
+        .contains("records count"));
+        let skipped = [r0.clone(), raw_record(2, -1, &[])].concat();
+        assert!(reason(validate_batch(
+            &with_records(base.clone(), &skipped, 2, 1),
+            1 << 20
+        ))
+        .contains("offsetDelta 2"));
+        let bad_key = [r0.clone(), raw_record(1, -2, &[])].concat();
+        assert!(reason(validate_batch(
+            &with_records(base.clone(), &bad_key, 2, 1),
+            1 << 20
+        ))
+        .contains("key length"));
+        // Record length claiming more bytes than its fields use.
+        let padded = [r0.clone(), raw_record(1, -1, &[0])].concat();
+        assert!(reason(validate_batch(
+            &with_records(base.clone(), &padded, 2, 1),
+            1 << 20
+        ))
+        .contains("does not match"));
+        // A key longer than the record.
+        let long_key = [r0, raw_record(1, 100, &[])].concat();
+        assert!(reason(validate_batch(
+            &with_records(base.clone(), &long_key, 2, 1),
+            1 << 20
+        ))
+        .contains("past the end"));
+
+        // An empty control batch (left by the log cleaner) is accepted.
+        let mut control = with_records(base, &[], 0, 0);
+        control[ATTRIBUTES_OFFSET + 1] |= CONTROL_MASK as u8;
+        fix_crc(&mut control);
+        assert!(validate_batch(&control, 1 << 20).is_ok());
+    }
+
+    #[test]
+    fn null_keys_are_reported() {
+        let mut recs = records(3);
+        assert!(
+            !validate_batch(&build(&recs, Compression::None), 1 << 20)
+                .unwrap()
+                .has_null_key
+        );
+        recs[2].key = None;
+        for codec in [Compression::None, Compression::Zstd] {
+            assert!(
+                validate_batch(&build(&recs, codec), 1 << 20)
+                    .unwrap()
+                    .has_null_key
+            );
+        }
+    }
+
+    #[test]
+    fn compressed_garbage_is_a_decompression_error() {
+        let b = build(&records(3), Compression::Gzip);
+        let mut bad = b.clone();
+        bad.truncate(BATCH_HEADER_LEN + 10);
+        bad.extend_from_slice(b"not gzip at all");
+        let len = (bad.len() - 12) as i32;
+        bad[8..12].copy_from_slice(&len.to_be_bytes());
+        fix_crc(&mut bad);
+        assert!(matches!(
+            validate_batch(&bad, 1 << 20),
+            Err(RecordsError::Decompression {
+                codec: Compression::Gzip,
+                ..
+            })
+        ));
+    }
+}
