@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The project's test command: ./scripts/test.sh [extra pytest args...]
+#
+# Phases:
+#   1. install test dependencies (kcat, Python venv, kafkajs, Java client jars)
+#      -- scripts/install-test-deps.sh; idempotent, skip with GREGOR_SKIP_INSTALL=1
+#   2. cargo build -p gregor-cli            (the broker binary target/debug/gregor)
+#   3. cargo test --workspace               (all Rust tests; skip with GREGOR_SKIP_RUST_TESTS=1)
+#   4. pytest -v tests/compat [args]        (third-party client compatibility tests)
+#
+# Exits non-zero if any phase fails. Extra arguments go to pytest, e.g.
+#   GREGOR_SKIP_INSTALL=1 GREGOR_SKIP_RUST_TESTS=1 ./scripts/test.sh -k kcat -x
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+START=$SECONDS
+phase() {
+    echo
+    echo "==== [test.sh] $* (at $(date +%H:%M:%S), +$((SECONDS - START))s)"
+}
+
+if [[ "${GREGOR_SKIP_INSTALL:-0}" == "1" ]]; then
+    phase "install: skipped (GREGOR_SKIP_INSTALL=1)"
+    [[ -x .test-deps/venv/bin/pytest ]] || { echo "[test.sh] .test-deps/venv missing: run without GREGOR_SKIP_INSTALL once" >&2; exit 1; }
+else
+    phase "install test dependencies"
+    scripts/install-test-deps.sh
+fi
+
+phase "cargo build -p gregor-cli"
+cargo build -p gregor-cli
+[[ -x target/debug/gregor ]] || { echo "[test.sh] target/debug/gregor was not built" >&2; exit 1; }
+
+if [[ "${GREGOR_SKIP_RUST_TESTS:-0}" == "1" ]]; then
+    phase "cargo test --workspace: skipped (GREGOR_SKIP_RUST_TESTS=1)"
+else
+    phase "cargo test --workspace"
+    cargo test --workspace
+fi
+
+phase "pytest -v tests/compat $*"
+export GREGOR_BIN="$REPO/target/debug/gregor"
+.test-deps/venv/bin/pytest -v tests/compat "$@"
+
+phase "all phases passed (total $((SECONDS - START))s)"
