@@ -30,7 +30,7 @@ CMD_TIMEOUT_S = 60
 pytestmark = pytest.mark.broker_overrides({"num.partitions": str(PARTITIONS)})
 
 
-def kcat(*args, input: str | None = None, timeout=CMD_TIMEOUT_S) -> str:
+def kcat(*args, input: str | None = None, timeout=CMD_TIMEOUT_S, stderr_ok=True) -> str:
     cmd = [KCAT, *args]
     try:
         r = subprocess.run(cmd, input=input.encode() if input is not None else None, capture_output=True,
@@ -40,6 +40,10 @@ def kcat(*args, input: str | None = None, timeout=CMD_TIMEOUT_S) -> str:
                              f"{(e.stderr or b'').decode(errors='replace')[-3000:]}") from None
     assert r.returncode == 0, (f"kcat exited {r.returncode}: {' '.join(cmd)}\n"
                                f"stderr: {r.stderr.decode(errors='replace')[-3000:]}")
+    err = r.stderr.decode(errors="replace")
+    # kcat reports failed deliveries on stderr ("% Delivery failed for message: ...").
+    assert stderr_ok or ("Delivery failed" not in err and "ERROR" not in err), (
+        f"kcat reported errors: {' '.join(cmd)}\nstderr: {err[-3000:]}")
     return r.stdout.decode()
 
 
@@ -59,7 +63,8 @@ def produce_kcat(bootstrap: str, topic: str, recs: list[Rec], *extra: str) -> No
         lines = "".join(f"{r.key.decode()}{KEY_DELIM}{r.value.decode()}\n" for r in rs)
         for r in rs:
             assert KEY_DELIM not in r.key.decode() and "\n" not in r.value.decode()
-        kcat("-b", bootstrap, "-P", "-t", topic, "-p", str(p), "-K", KEY_DELIM, *hargs, *extra, input=lines)
+        kcat("-b", bootstrap, "-P", "-t", topic, "-p", str(p), "-K", KEY_DELIM, *hargs, *extra, input=lines,
+             stderr_ok=False)
 
 
 def consume_kcat(bootstrap: str, topic: str, partition: int, *offset_args: str) -> list[Got]:
@@ -72,7 +77,10 @@ def consume_kcat(bootstrap: str, topic: str, partition: int, *offset_args: str) 
             continue
         m = json.loads(line)
         h = m.get("headers") or []
-        headers = tuple((h[i], h[i + 1].encode()) for i in range(0, len(h), 2))
+        if h and isinstance(h[0], dict):  # [{"name": value}] form
+            headers = tuple((k, None if v is None else v.encode()) for d in h for k, v in d.items())
+        else:  # ["name", "value", ...] form (kcat 1.7)
+            headers = tuple((h[i], None if h[i + 1] is None else h[i + 1].encode()) for i in range(0, len(h), 2))
         got.append(Got(m["partition"], m["offset"],
                        None if m.get("key") is None else m["key"].encode(),
                        None if m.get("payload") is None else m["payload"].encode(),
