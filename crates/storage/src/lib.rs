@@ -14,6 +14,7 @@
 pub mod checkpoint;
 pub mod clock;
 pub mod config;
+mod index_file;
 pub mod log;
 pub mod manager;
 pub mod offset_index;

@@ -3,13 +3,45 @@
 //!
 //! All methods take `&self`; the log serialises appends internally and lets
 //! reads run concurrently with appends (a read never sees a partial batch).
+//!
+//! Files in the partition directory besides the segments (see
+//! [`crate::segment`]) and producer snapshots (see [`crate::producer_state`]):
+//!
+//! ```text
+//! partition.metadata   Kafka's: "version: 0\ntopic_id: <base64url uuid>\n"
+//! .clean_shutdown      ours: present only between a clean close and the next
+//!                      open; tells open that no recovery scan is needed
+//! ```
+//!
+//! Concurrency: appends hold `append` (a mutex) for the whole request; the
+//! segment map is behind an `RwLock` taken briefly (write only to roll or
+//! delete segments). The log end is published with release ordering after the
+//! bytes are written, so a reader never sees an offset whose batch is not yet
+//! readable.
 
+use std::collections::BTreeMap;
+use std::fs;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use gregor_records::batch::{set_base_offset, set_log_append_time, set_partition_leader_epoch};
+use gregor_records::{
+    record::decode_records, validate_batch, BatchBuilder, BatchHeader, BatchIter, RecordsError,
+    TimestampType, BATCH_HEADER_LEN,
+};
+use parking_lot::{Mutex, RwLock};
 
-use crate::{Clock, LogConfig, Result, TopicPartition};
+use crate::checkpoint::{sync_dir, write_atomically};
+use crate::config::{CleanupPolicy, CompressionConfig, TimestampTypeConfig};
+use crate::producer_state::{PendingProducerUpdates, ProducerStateManager, SequenceCheck};
+use crate::segment::{
+    check_crc, scan_headers, segment_file, FileWindow, LogSegment, SegmentConfig, INDEX_SUFFIX,
+    LOG_SUFFIX, TIME_INDEX_SUFFIX,
+};
+use crate::{io_err, Clock, LogConfig, Result, StorageError, TopicPartition};
 
 /// Outcome of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,10 +67,56 @@ pub struct ReadInfo {
     pub log_end_offset: i64,
 }
 
+pub const PARTITION_METADATA_FILE: &str = "partition.metadata";
+pub const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
+
+/// State only the append path touches.
+#[derive(Debug)]
+struct AppendState {
+    producers: ProducerStateManager,
+    /// Records appended since the last flush (flush.messages).
+    unflushed_messages: i64,
+    last_flush_ms: i64,
+}
+
 /// One partition log. See the module docs.
 #[derive(Debug)]
 pub struct Log {
-    _private: (),
+    dir: PathBuf,
+    tp: TopicPartition,
+    config: RwLock<LogConfig>,
+    clock: Arc<dyn Clock>,
+    segments: RwLock<BTreeMap<i64, Arc<LogSegment>>>,
+    append: Mutex<AppendState>,
+    log_end: AtomicI64,
+    log_start: AtomicI64,
+    /// Shared with background flushes started on roll.
+    recovery_point: Arc<AtomicI64>,
+    /// Serialises fsyncs so the recovery point only moves over flushed data.
+    flush_lock: Arc<Mutex<()>>,
+    topic_id: Mutex<Option<[u8; 16]>>,
+    closed: AtomicBool,
+}
+
+/// Bound on decompressed batch size while validating (a zip bomb must not
+/// exhaust memory): generous next to max.message.bytes, which bounds the
+/// compressed size.
+fn max_decompressed(config: &LogConfig) -> usize {
+    config
+        .max_message_bytes
+        .saturating_mul(16)
+        .clamp(128 << 20, 1 << 30)
+}
+
+fn segment_config(config: &LogConfig) -> SegmentConfig {
+    SegmentConfig {
+        index_max_bytes: config.segment_index_bytes.max(64),
+        index_interval_bytes: config.index_interval_bytes,
+    }
+}
+
+fn records_err(e: RecordsError) -> StorageError {
+    StorageError::Records(e)
 }
 
 impl Log {
@@ -54,21 +132,188 @@ impl Log {
         recovery_point: i64,
         log_start_offset: i64,
     ) -> Result<Self> {
-        todo!("{dir:?}{tp}{config:?}{clock:?}{recovery_point}{log_start_offset}")
+        fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+        let now = clock.now_ms();
+        let seg_config = segment_config(&config);
+        let clean_marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = clean_marker.exists();
+
+        let files = scan_dir(&dir)?;
+        let topic_id = read_partition_metadata(&dir.join(PARTITION_METADATA_FILE));
+        let mut bases = files.log_bases;
+        let swapped = complete_swaps(&dir, &files.swaps, &mut bases)?;
+
+        // Segments from the one holding the recovery point on are scanned,
+        // unless the last close was clean.
+        let recover_from = if clean {
+            i64::MAX
+        } else {
+            bases
+                .range(..=recovery_point)
+                .next_back()
+                .copied()
+                .unwrap_or(i64::MIN)
+        };
+        let mut segments: BTreeMap<i64, Arc<LogSegment>> = BTreeMap::new();
+        let mut next_offset: Option<i64> = None; // of the last segment, if scanned
+        let mut scanned = std::collections::BTreeSet::new();
+        let mut base_iter = bases.iter().copied().collect::<Vec<_>>().into_iter();
+        for base in base_iter.by_ref() {
+            if let Some(prev) = next_offset {
+                if base < prev {
+                    // Overlapped by a completed swap: the swapped segment holds these offsets.
+                    delete_segment_files(&dir, base)?;
+                    continue;
+                }
+            }
+            let index_missing = !segment_file(&dir, base, INDEX_SUFFIX).exists()
+                || !segment_file(&dir, base, TIME_INDEX_SUFFIX).exists();
+            let seg = LogSegment::open(&dir, base, seg_config, now)?;
+            let mut scan = base >= recover_from || swapped.contains(&base);
+            if !scan && seg.size() > 0 && index_missing {
+                tracing::info!(log = %tp, base, "rebuilding missing index");
+                scan = true;
+            }
+            if !scan {
+                if let Some(reason) = seg.index_problem()? {
+                    tracing::warn!(log = %tp, base, %reason, "rebuilding corrupt index");
+                    scan = true;
+                }
+            }
+            if scan {
+                scanned.insert(base);
+                let r = seg.recover(|_| {})?;
+                next_offset = Some(r.next_offset);
+                segments.insert(base, Arc::new(seg));
+                if r.truncated_bytes > 0 {
+                    // Everything after a corrupt batch is unreachable.
+                    for later in base_iter.by_ref() {
+                        tracing::warn!(log = %tp, base = later, "deleting segment after corrupt tail");
+                        delete_segment_files(&dir, later)?;
+                    }
+                    break;
+                }
+            } else {
+                next_offset = None;
+                segments.insert(base, Arc::new(seg));
+            }
+        }
+
+        // The log end: from the scan of the last segment, or a cheap header
+        // walk from its last index entry.
+        let mut log_end = match segments.values().next_back() {
+            None => None,
+            Some(last) => match next_offset {
+                Some(n) => Some(n),
+                None => match last.read_next_offset() {
+                    Ok(n) => Some(n),
+                    Err(e) => {
+                        tracing::warn!(log = %tp, error = %e, "recovering last segment");
+                        Some(last.recover(|_| {})?.next_offset)
+                    }
+                },
+            },
+        };
+        let first_base = segments.keys().next().copied();
+        let mut log_start = log_start_offset.max(first_base.unwrap_or(0)).max(0);
+        if let Some(end) = log_end {
+            if log_start > end {
+                // The checkpointed start is past what survived: start over there.
+                tracing::warn!(log = %tp, log_start, end, "log start beyond log end; truncating fully");
+                for seg in segments.values() {
+                    seg.delete_files()?;
+                }
+                segments.clear();
+                log_end = None;
+            }
+        }
+        if segments.is_empty() {
+            let seg = LogSegment::open(&dir, log_start, seg_config, now)?;
+            segments.insert(log_start, Arc::new(seg));
+            log_end = Some(log_start);
+        }
+        let log_end = log_end.unwrap_or(log_start);
+        log_start = log_start.min(log_end);
+        for (i, seg) in segments.values().enumerate() {
+            if i + 1 == segments.len() {
+                seg.make_active()?;
+            } else if scanned.contains(&seg.base_offset()) {
+                seg.on_become_inactive()?; // rebuilt indexes of a closed segment: trim
+            }
+        }
+
+        // Producer state: latest snapshot ≤ log end, then replay.
+        let mut producers = ProducerStateManager::new(dir.clone());
+        let from = producers.load_snapshot(log_end)?.unwrap_or(log_start);
+        if from < log_end {
+            replay_producers(&segments, &mut producers, from, log_end)?;
+        }
+
+        if clean {
+            fs::remove_file(&clean_marker)
+                .map_err(io_err(format!("delete {}", clean_marker.display())))?;
+            sync_dir(&dir)?;
+        }
+        tracing::debug!(log = %tp, log_start, log_end, segments = segments.len(), clean, "log loaded");
+        Ok(Self {
+            dir,
+            tp,
+            config: RwLock::new(config),
+            clock,
+            segments: RwLock::new(segments),
+            append: Mutex::new(AppendState {
+                producers,
+                unflushed_messages: 0,
+                last_flush_ms: now,
+            }),
+            log_end: AtomicI64::new(log_end),
+            log_start: AtomicI64::new(log_start),
+            recovery_point: Arc::new(AtomicI64::new(log_end)),
+            flush_lock: Arc::new(Mutex::new(())),
+            topic_id: Mutex::new(topic_id),
+            closed: AtomicBool::new(false),
+        })
     }
 
     pub fn topic_partition(&self) -> &TopicPartition {
-        todo!()
+        &self.tp
     }
     pub fn dir(&self) -> &Path {
-        todo!()
+        &self.dir
     }
     pub fn config(&self) -> LogConfig {
-        todo!()
+        self.config.read().clone()
     }
     /// Changes the config (dynamic topic configs); takes effect on the next append/roll.
     pub fn update_config(&self, config: LogConfig) {
-        todo!("{config:?}")
+        *self.config.write() = config;
+    }
+
+    /// The topic id recorded in `partition.metadata`, if any.
+    pub fn topic_id(&self) -> Option<[u8; 16]> {
+        *self.topic_id.lock()
+    }
+    /// Records the topic id in `partition.metadata` (Kafka's format), written
+    /// atomically. A no-op when unchanged.
+    pub fn set_topic_id(&self, id: [u8; 16]) -> Result<()> {
+        let mut cur = self.topic_id.lock();
+        if *cur == Some(id) {
+            return Ok(());
+        }
+        let text = format!("version: 0\ntopic_id: {}\n", base64url_encode(&id));
+        write_atomically(&self.dir.join(PARTITION_METADATA_FILE), text.as_bytes())?;
+        *cur = Some(id);
+        Ok(())
+    }
+
+    fn active_segment(&self) -> Arc<LogSegment> {
+        // The map is never empty: open creates a segment and deletion keeps
+        // the active one.
+        let segs = self.segments.read();
+        match segs.values().next_back() {
+            Some(s) => s.clone(),
+            None => unreachable!("a log always has an active segment"),
+        }
     }
 
     /// Appends the batches in `records` (one or more, as a producer sent them)
@@ -80,13 +325,310 @@ impl Log {
     /// topic's compression.type when they require rewriting, writes to the
     /// active segment (rolling first if needed) and updates the indexes.
     pub fn append_as_leader(&self, records: BytesMut, leader_epoch: i32) -> Result<AppendInfo> {
-        todo!("{}{}", records.len(), leader_epoch)
+        let config = self.config.read().clone();
+        let mut st = self.append.lock();
+        self.check_open()?;
+        let now = self.clock.now_ms();
+        let log_end = self.log_end.load(Ordering::Acquire);
+        let log_append_time = config.message_timestamp_type == TimestampTypeConfig::LogAppendTime;
+        let compacted = config.cleanup_policy != CleanupPolicy::Delete;
+        let cap = max_decompressed(&config);
+
+        // Pass 1: validate every batch and stage producer state; nothing is
+        // written unless every batch passes.
+        let mut pending = PendingProducerUpdates::default();
+        let mut next = log_end;
+        let mut batches = 0usize;
+        let mut reencode = false;
+        let mut max_ts = i64::MIN;
+        for item in BatchIter::new(&records) {
+            let (mut h, _pos, bytes) = item.map_err(records_err)?;
+            if bytes.len() > config.max_message_bytes {
+                return Err(StorageError::MessageTooLarge {
+                    size: bytes.len(),
+                    max: config.max_message_bytes,
+                });
+            }
+            let v = validate_batch(bytes, cap).map_err(records_err)?;
+            if compacted && v.has_null_key {
+                return Err(StorageError::MissingKeyForCompactedTopic(self.tp.clone()));
+            }
+            if let CompressionConfig::Codec(c) = config.compression {
+                if !h.is_control() && h.compression().map_err(records_err)? != c {
+                    reencode = true;
+                }
+            }
+            if log_append_time {
+                h.max_timestamp = now;
+            }
+            max_ts = max_ts.max(h.max_timestamp);
+            let last = next + h.last_offset_delta as i64;
+            if let SequenceCheck::Duplicate(b) =
+                st.producers.check_and_stage(&mut pending, &h, next, last)?
+            {
+                return Ok(AppendInfo {
+                    base_offset: b.first_offset,
+                    last_offset: b.last_offset,
+                    log_append_time: if log_append_time { b.timestamp } else { -1 },
+                    log_start_offset: self.log_start.load(Ordering::Acquire),
+                    duplicate: true,
+                });
+            }
+            next = last + 1;
+            batches += 1;
+        }
+        if batches == 0 {
+            return Err(StorageError::Records(RecordsError::InvalidRecords {
+                base_offset: log_end,
+                reason: "produce request without record batches".into(),
+            }));
+        }
+        let mut records = if reencode {
+            self.reencode(&records, &config)?
+        } else {
+            records
+        };
+
+        // Pass 2: patch the broker-owned fields in place.
+        let mut pos = 0usize;
+        let mut offset = log_end;
+        while pos < records.len() {
+            let h = BatchHeader::parse(&records[pos..]).map_err(records_err)?;
+            let size = h.total_size();
+            let batch = &mut records[pos..pos + size];
+            set_base_offset(batch, offset);
+            set_partition_leader_epoch(batch, leader_epoch);
+            if log_append_time {
+                set_log_append_time(batch, now);
+            }
+            offset += h.last_offset_delta as i64 + 1;
+            pos += size;
+        }
+        let last_offset = next - 1;
+
+        let segment =
+            self.maybe_roll(&mut st, &config, records.len() as u64, last_offset, max_ts)?;
+        segment.append(&records)?;
+        self.log_end.store(next, Ordering::Release);
+        st.producers.commit(pending);
+        st.unflushed_messages += next - log_end;
+        self.maybe_flush(&mut st, &config, now)?;
+        Ok(AppendInfo {
+            base_offset: log_end,
+            last_offset,
+            log_append_time: if log_append_time { now } else { -1 },
+            log_start_offset: self.log_start.load(Ordering::Acquire),
+            duplicate: false,
+        })
+    }
+
+    /// Appends batches replicated from the leader, offsets already assigned:
+    /// checks structure, CRC and that offsets follow the log end (gaps are
+    /// allowed, as after compaction), then writes them as they are. Producer
+    /// state is updated without sequence checks, as Kafka's followers do.
+    pub fn append_as_follower(&self, records: BytesMut) -> Result<Option<AppendInfo>> {
+        let config = self.config.read().clone();
+        let mut st = self.append.lock();
+        self.check_open()?;
+        let log_end = self.log_end.load(Ordering::Acquire);
+        let mut next = log_end;
+        let mut first = None;
+        let mut max_ts = i64::MIN;
+        for item in BatchIter::new(&records) {
+            let (_, _, bytes) = item.map_err(records_err)?;
+            let h = check_crc(bytes).map_err(records_err)?;
+            if h.base_offset < next {
+                return Err(StorageError::Records(RecordsError::InvalidRecords {
+                    base_offset: h.base_offset,
+                    reason: format!("follower batch offset is below the log end {next}"),
+                }));
+            }
+            first.get_or_insert(h.base_offset);
+            max_ts = max_ts.max(h.max_timestamp);
+            next = h.next_offset();
+        }
+        let Some(first) = first else { return Ok(None) };
+        let segment = self.maybe_roll(&mut st, &config, records.len() as u64, next - 1, max_ts)?;
+        segment.append(&records)?;
+        self.log_end.store(next, Ordering::Release);
+        for (h, _, _) in BatchIter::new(&records).flatten() {
+            st.producers.replay(&h);
+        }
+        st.unflushed_messages += next - log_end;
+        let now = self.clock.now_ms();
+        self.maybe_flush(&mut st, &config, now)?;
+        Ok(Some(AppendInfo {
+            base_offset: first,
+            last_offset: next - 1,
+            log_append_time: -1,
+            log_start_offset: self.log_start.load(Ordering::Acquire),
+            duplicate: false,
+        }))
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::LogDirOffline(self.dir.display().to_string()));
+        }
+        Ok(())
+    }
+
+    /// Rebuilds batches whose codec differs from the topic's compression.type
+    /// (the rare path: decode records and encode them again, keeping the
+    /// producer fields so idempotence still holds).
+    fn reencode(&self, records: &[u8], config: &LogConfig) -> Result<BytesMut> {
+        let CompressionConfig::Codec(codec) = config.compression else {
+            return Ok(BytesMut::from(records));
+        };
+        let cap = max_decompressed(config);
+        let mut out = BytesMut::with_capacity(records.len());
+        for item in BatchIter::new(records) {
+            let (h, _, bytes) = item.map_err(records_err)?;
+            if h.is_control() || h.compression().map_err(records_err)? == codec {
+                out.extend_from_slice(bytes);
+                continue;
+            }
+            let (_, recs) = decode_records(bytes, cap).map_err(records_err)?;
+            let mut b = BatchBuilder::new(h.base_offset, codec);
+            b.producer_id = h.producer_id;
+            b.producer_epoch = h.producer_epoch;
+            b.base_sequence = h.base_sequence;
+            b.transactional = h.is_transactional();
+            b.partition_leader_epoch = h.partition_leader_epoch;
+            for r in recs {
+                b.push(r);
+            }
+            let built = b.build().map_err(records_err)?;
+            if built.len() > config.max_message_bytes {
+                return Err(StorageError::MessageTooLarge {
+                    size: built.len(),
+                    max: config.max_message_bytes,
+                });
+            }
+            out.extend_from_slice(&built);
+        }
+        Ok(out)
+    }
+
+    /// Rolls to a new segment when the active one cannot take `len` more
+    /// bytes ending at `last_offset` (Kafka's `shouldRoll`), and returns the
+    /// segment to write to.
+    fn maybe_roll(
+        &self,
+        st: &mut AppendState,
+        config: &LogConfig,
+        len: u64,
+        last_offset: i64,
+        max_ts: i64,
+    ) -> Result<Arc<LogSegment>> {
+        let active = self.active_segment();
+        let size = active.size();
+        if size == 0 {
+            return Ok(active);
+        }
+        let now = self.clock.now_ms();
+        // Kafka measures segment age from the first batch's timestamp against
+        // the incoming batch's, falling back to wall time since creation.
+        let waited = match active.first_batch_timestamp() {
+            Some(t) if t >= 0 && max_ts >= 0 => max_ts.saturating_sub(t),
+            _ => now.saturating_sub(active.created_ms()),
+        };
+        let roll_ms =
+            config
+                .segment_ms
+                .saturating_sub(roll_jitter(config, &self.tp, active.base_offset()));
+        let reason = if size.saturating_add(len) > config.segment_bytes {
+            Some("size")
+        } else if waited > roll_ms {
+            Some("time")
+        } else if active.index_full() {
+            Some("index full")
+        } else if !active.can_hold_offset(last_offset) {
+            Some("offset overflow")
+        } else {
+            None
+        };
+        let Some(reason) = reason else {
+            return Ok(active);
+        };
+        self.roll(st, config, reason)
+    }
+
+    fn roll(
+        &self,
+        st: &mut AppendState,
+        config: &LogConfig,
+        reason: &str,
+    ) -> Result<Arc<LogSegment>> {
+        let new_base = self.log_end.load(Ordering::Acquire);
+        let old = self.active_segment();
+        if old.base_offset() == new_base {
+            return Ok(old); // empty active segment: nothing to roll
+        }
+        tracing::debug!(log = %self.tp, new_base, reason, "rolling segment");
+        old.on_become_inactive()?;
+        let seg = Arc::new(LogSegment::open(
+            &self.dir,
+            new_base,
+            segment_config(config),
+            self.clock.now_ms(),
+        )?);
+        seg.make_active()?;
+        self.segments.write().insert(new_base, seg.clone());
+        st.producers.write_snapshot(new_base)?;
+        self.flush_in_background(new_base);
+        Ok(seg)
+    }
+
+    /// Kafka flushes a rolled segment off the append path so the recovery
+    /// point keeps up without stalling producers on fsync.
+    fn flush_in_background(&self, up_to: i64) {
+        let segs = self.segments_between(self.recovery_point.load(Ordering::Acquire), up_to);
+        let rp = self.recovery_point.clone();
+        let lock = self.flush_lock.clone();
+        let tp = self.tp.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("flush-{tp}"))
+            .spawn(move || {
+                let _g = lock.lock();
+                for s in &segs {
+                    if let Err(e) = s.flush() {
+                        tracing::error!(log = %tp, error = %e, "background flush failed");
+                        return;
+                    }
+                }
+                rp.fetch_max(up_to, Ordering::AcqRel);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(log = %self.tp, error = %e, "could not start flush thread");
+        }
+    }
+
+    /// Segments holding offsets in `[from, to)`.
+    fn segments_between(&self, from: i64, to: i64) -> Vec<Arc<LogSegment>> {
+        let segs = self.segments.read();
+        let start = segs
+            .range(..=from)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        segs.range(start..to).map(|(_, s)| s.clone()).collect()
+    }
+
+    fn maybe_flush(&self, st: &mut AppendState, config: &LogConfig, now: i64) -> Result<()> {
+        if st.unflushed_messages >= config.flush_messages
+            || now.saturating_sub(st.last_flush_ms) >= config.flush_ms
+        {
+            self.flush()?;
+            st.unflushed_messages = 0;
+            st.last_flush_ms = now;
+        }
+        Ok(())
     }
 
     /// Reads whole batches from the batch containing `offset`, at most `max_bytes`
     /// unless `min_one_batch` and the first batch is larger (then that one batch).
     /// Never returns data at or beyond `max_offset` (exclusive upper bound, e.g.
-    /// the high watermark), except that a batch straddling it... is not returned.
+    /// the high watermark): a batch straddling it is not returned.
     /// `offset` outside [log_start, log_end] is OffsetOutOfRange.
     pub fn read(
         &self,
@@ -95,51 +637,563 @@ impl Log {
         min_one_batch: bool,
         max_offset: i64,
     ) -> Result<ReadInfo> {
-        todo!("{offset}{max_bytes}{min_one_batch}{max_offset}")
+        let log_end = self.log_end.load(Ordering::Acquire);
+        let log_start = self.log_start.load(Ordering::Acquire);
+        let info = |records: Bytes| ReadInfo {
+            records,
+            log_start_offset: log_start,
+            log_end_offset: log_end,
+        };
+        if offset < log_start || offset > log_end {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start,
+                log_end,
+            });
+        }
+        let limit = max_offset.min(log_end);
+        if offset >= limit {
+            return Ok(info(Bytes::new()));
+        }
+        let mut seg = self
+            .segments
+            .read()
+            .range(..=offset)
+            .next_back()
+            .map(|(_, s)| s.clone());
+        while let Some(s) = seg {
+            if let Some((pos, h)) = s.find_batch(offset)? {
+                if h.next_offset() > limit {
+                    return Ok(info(Bytes::new()));
+                }
+                let first = h.total_size();
+                let want = if first <= max_bytes {
+                    max_bytes
+                } else if min_one_batch {
+                    first
+                } else {
+                    return Ok(info(Bytes::new()));
+                };
+                let mut buf = s.read_bytes(pos, want)?;
+                let end = whole_batches_below(&buf, limit);
+                buf.truncate(end);
+                return Ok(info(buf.freeze()));
+            }
+            // Nothing at or after `offset` in this segment: try the next one.
+            let base = s.base_offset();
+            seg = self
+                .segments
+                .read()
+                .range((Bound::Excluded(base), Bound::Unbounded))
+                .next()
+                .map(|(_, s)| s.clone());
+        }
+        Ok(info(Bytes::new()))
     }
 
     pub fn log_start_offset(&self) -> i64 {
-        todo!()
+        self.log_start.load(Ordering::Acquire)
     }
     /// Offset the next appended record will get.
     pub fn log_end_offset(&self) -> i64 {
-        todo!()
+        self.log_end.load(Ordering::Acquire)
     }
     /// Offset up to which the log is known flushed to disk.
     pub fn recovery_point(&self) -> i64 {
-        todo!()
+        self.recovery_point.load(Ordering::Acquire)
     }
     /// Total bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
-        todo!()
+        self.segments.read().values().map(|s| s.size()).sum()
+    }
+    /// Number of segments (the active one included).
+    pub fn segment_count(&self) -> usize {
+        self.segments.read().len()
+    }
+    /// Base offsets of the segments, ascending.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.read().keys().copied().collect()
+    }
+    /// The segments, ascending (for tools such as dump-log and tests).
+    pub fn segments(&self) -> Vec<Arc<LogSegment>> {
+        self.segments.read().values().cloned().collect()
     }
 
     /// ListOffsets by timestamp: the first offset whose record timestamp is
     /// ≥ `timestamp`, with that timestamp, using the time index; None if none.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
-        todo!("{timestamp}")
+        let log_start = self.log_start_offset();
+        let cap = max_decompressed(&self.config.read());
+        for seg in self.segments() {
+            let m = seg.max_timestamp();
+            // An unknown max (-1 with data) must be searched.
+            if m.timestamp < timestamp && !(m.timestamp < 0 && seg.size() > 0) {
+                continue;
+            }
+            let Some((pos, h)) = seg.find_batch_by_timestamp(timestamp)? else {
+                continue;
+            };
+            if h.timestamp_type() == TimestampType::LogAppendTime {
+                return Ok(Some((h.base_offset.max(log_start), h.max_timestamp)));
+            }
+            let bytes = seg.read_bytes(pos, h.total_size())?;
+            let (_, recs) = decode_records(&bytes, cap).map_err(records_err)?;
+            if let Some(r) = recs
+                .iter()
+                .find(|r| r.timestamp >= timestamp && r.offset >= log_start)
+            {
+                return Ok(Some((r.offset, r.timestamp)));
+            }
+        }
+        Ok(None)
     }
+
     /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
     pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>> {
-        todo!()
+        let mut best: Option<(Arc<LogSegment>, i64, i64)> = None;
+        for seg in self.segments() {
+            let m = seg.max_timestamp();
+            if m.timestamp >= 0 && best.as_ref().is_none_or(|b| m.timestamp > b.2) {
+                best = Some((seg.clone(), m.offset, m.timestamp));
+            }
+        }
+        let Some((seg, offset, ts)) = best else {
+            return Ok(None);
+        };
+        let Some((pos, h)) = seg.find_batch(offset)? else {
+            return Ok(Some((offset, ts)));
+        };
+        if h.timestamp_type() == TimestampType::LogAppendTime {
+            return Ok(Some((h.base_offset, h.max_timestamp)));
+        }
+        let bytes = seg.read_bytes(pos, h.total_size())?;
+        let (_, recs) =
+            decode_records(&bytes, max_decompressed(&self.config.read())).map_err(records_err)?;
+        Ok(recs
+            .iter()
+            .find(|r| r.timestamp == h.max_timestamp)
+            .map(|r| (r.offset, r.timestamp))
+            .or(Some((offset, ts))))
     }
 
     /// DeleteRecords: advance the log start offset to `offset` (≤ log end);
     /// whole segments below it are deleted. Returns the new log start offset.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64> {
-        todo!("{offset}")
+        let mut st = self.append.lock();
+        let log_end = self.log_end_offset();
+        let log_start = self.log_start_offset();
+        if offset > log_end || offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start,
+                log_end,
+            });
+        }
+        if offset <= log_start {
+            return Ok(log_start);
+        }
+        self.log_start.store(offset, Ordering::Release);
+        self.delete_segments_below(&mut st, offset)?;
+        Ok(offset)
+    }
+
+    /// Deletes the segments whose every offset is below `offset` (never the
+    /// active one).
+    fn delete_segments_below(&self, st: &mut AppendState, offset: i64) -> Result<usize> {
+        let doomed: Vec<Arc<LogSegment>> = {
+            let mut segs = self.segments.write();
+            let bases: Vec<i64> = segs.keys().copied().collect();
+            let mut out = Vec::new();
+            for w in bases.windows(2) {
+                if w[1] <= offset {
+                    if let Some(s) = segs.remove(&w[0]) {
+                        out.push(s);
+                    }
+                } else {
+                    break;
+                }
+            }
+            out
+        };
+        for s in &doomed {
+            // Readers holding the segment keep reading the unlinked file.
+            s.delete_files()?;
+        }
+        st.producers.remove_below(offset);
+        Ok(doomed.len())
+    }
+
+    /// Deletes segments past retention.ms / retention.bytes (cleanup.policy
+    /// delete or compact,delete), never the active one, and advances the log
+    /// start offset. Returns the number of segments deleted.
+    pub fn enforce_retention(&self) -> Result<usize> {
+        let config = self.config.read().clone();
+        if config.cleanup_policy == CleanupPolicy::Compact {
+            return Ok(0);
+        }
+        let mut st = self.append.lock();
+        let now = self.clock.now_ms();
+        let segs = self.segments();
+        let mut total: i64 = segs.iter().map(|s| s.size() as i64).sum();
+        let mut new_start = None;
+        for w in segs.windows(2) {
+            let (s, next) = (&w[0], &w[1]);
+            let expired = config.retention_ms >= 0 && {
+                let m = s.max_timestamp().timestamp;
+                m >= 0 && now.saturating_sub(m) > config.retention_ms
+            };
+            let oversize =
+                config.retention_bytes >= 0 && total - s.size() as i64 >= config.retention_bytes;
+            if !(expired || oversize) {
+                break;
+            }
+            total -= s.size() as i64;
+            new_start = Some(next.base_offset());
+        }
+        let Some(new_start) = new_start else {
+            return Ok(0);
+        };
+        if new_start > self.log_start_offset() {
+            self.log_start.store(new_start, Ordering::Release);
+        }
+        self.delete_segments_below(&mut st, new_start)
+    }
+
+    /// Removes every batch at or after `offset` (a follower truncating a
+    /// divergent tail). The cut is at a batch boundary: a batch straddling
+    /// `offset` goes too. Producer state is rebuilt.
+    pub fn truncate_to(&self, offset: i64) -> Result<()> {
+        let config = self.config.read().clone();
+        let mut st = self.append.lock();
+        let log_end = self.log_end_offset();
+        if offset >= log_end {
+            return Ok(());
+        }
+        let log_start = self.log_start_offset();
+        let new_end = if offset <= log_start {
+            // Everything goes: start again with an empty segment at `offset`,
+            // swapped in under one lock so readers always find a segment.
+            let start = offset.max(0);
+            let mut segs = self.segments.write();
+            for s in segs.values() {
+                s.delete_files()?;
+            }
+            let seg = Arc::new(LogSegment::open(
+                &self.dir,
+                start,
+                segment_config(&config),
+                self.clock.now_ms(),
+            )?);
+            seg.make_active()?;
+            segs.clear();
+            segs.insert(start, seg);
+            self.log_start.store(start, Ordering::Release);
+            start
+        } else {
+            let doomed: Vec<Arc<LogSegment>> = {
+                let mut segs = self.segments.write();
+                let keys: Vec<i64> = segs.range(offset..).map(|(k, _)| *k).collect();
+                // keep at least one segment
+                let keys = if keys.len() == segs.len() {
+                    &keys[1..]
+                } else {
+                    &keys[..]
+                };
+                keys.iter().filter_map(|k| segs.remove(k)).collect()
+            };
+            for s in &doomed {
+                s.delete_files()?;
+            }
+            let last = self.active_segment();
+            let cut = match last.find_batch(offset)? {
+                Some((pos, _)) => pos,
+                None => last.size(),
+            };
+            truncate_segment(&last, cut)?;
+            let r = last.recover(|_| {})?;
+            last.make_active()?;
+            r.next_offset
+        };
+        self.log_end.store(new_end, Ordering::Release);
+        self.recovery_point.fetch_min(new_end, Ordering::AcqRel);
+        // Producer state: from the latest snapshot at or below the new end.
+        let from = st
+            .producers
+            .load_snapshot(new_end)?
+            .unwrap_or(self.log_start_offset());
+        if from < new_end {
+            let segs = self.segments.read().clone();
+            replay_producers(&segs, &mut st.producers, from, new_end)?;
+        }
+        Ok(())
     }
 
     /// fsync everything up to the log end and advance the recovery point.
     pub fn flush(&self) -> Result<()> {
-        todo!()
+        let _g = self.flush_lock.lock();
+        let end = self.log_end_offset();
+        let rp = self.recovery_point();
+        if rp >= end {
+            return Ok(());
+        }
+        for seg in self.segments_between(rp, i64::MAX) {
+            seg.flush()?;
+        }
+        self.recovery_point.fetch_max(end, Ordering::AcqRel);
+        Ok(())
     }
+
     /// Writes a producer-state snapshot (at shutdown and on roll).
     pub fn snapshot_producer_state(&self) -> Result<()> {
-        todo!()
+        let st = self.append.lock();
+        st.producers.write_snapshot(self.log_end_offset())
     }
-    /// Flush, snapshot producer state, close files.
+
+    /// Flush, snapshot producer state, close files. Afterwards appends fail;
+    /// the next open needs no recovery scan.
     pub fn close(&self) -> Result<()> {
-        todo!()
+        let st = self.append.lock();
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.flush()?;
+        let active = self.active_segment();
+        active.on_become_inactive()?;
+        active.flush()?;
+        st.producers.write_snapshot(self.log_end_offset())?;
+        write_atomically(&self.dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        Ok(())
     }
+
+    /// Marks the log closed without flushing (its directory is being deleted).
+    pub(crate) fn mark_closed(&self) {
+        let _st = self.append.lock();
+        self.closed.store(true, Ordering::Release);
+    }
+}
+
+/// Length of the prefix of `buf` made of whole batches ending at or below `limit`.
+fn whole_batches_below(buf: &[u8], limit: i64) -> usize {
+    let mut end = 0usize;
+    while end + BATCH_HEADER_LEN <= buf.len() {
+        let Ok(h) = BatchHeader::parse(&buf[end..]) else {
+            break;
+        };
+        let size = h.total_size();
+        if end + size > buf.len() || h.next_offset() > limit {
+            break;
+        }
+        end += size;
+    }
+    end
+}
+
+fn truncate_segment(seg: &LogSegment, pos: u64) -> Result<()> {
+    let path = seg.log_path();
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(io_err(format!("open {}", path.display())))?;
+    f.set_len(pos)
+        .map_err(io_err(format!("truncate {} to {pos}", path.display())))?;
+    seg.reload_size()
+}
+
+/// Replays batch headers in `[from, to)` into the producer state.
+fn replay_producers(
+    segments: &BTreeMap<i64, Arc<LogSegment>>,
+    producers: &mut ProducerStateManager,
+    from: i64,
+    to: i64,
+) -> Result<()> {
+    let start = segments
+        .range(..=from)
+        .next_back()
+        .map_or(i64::MIN, |(b, _)| *b);
+    for seg in segments.range(start..).map(|(_, s)| s) {
+        if seg.base_offset() >= to {
+            break;
+        }
+        let pos = seg.index_lookup(from).position;
+        let mut window = FileWindow::new(seg, 256 * 1024);
+        scan_headers(&mut window, pos, seg.size(), |_, h| {
+            if h.base_offset >= to {
+                return false;
+            }
+            if h.last_offset() >= from {
+                producers.replay(h);
+            }
+            true
+        })?;
+    }
+    Ok(())
+}
+
+/// A deterministic per-segment jitter in `[0, segment.jitter.ms)`: spreads
+/// time-based rolls of many partitions without a random source.
+fn roll_jitter(config: &LogConfig, tp: &TopicPartition, base: i64) -> i64 {
+    if config.segment_jitter_ms <= 0 {
+        return 0;
+    }
+    // FNV-1a over the partition and base offset.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in tp
+        .topic
+        .as_bytes()
+        .iter()
+        .chain(&tp.partition.to_be_bytes())
+        .chain(&base.to_be_bytes())
+    {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    (h % config.segment_jitter_ms as u64) as i64
+}
+
+/// What `open` found in a partition directory.
+struct DirFiles {
+    log_bases: std::collections::BTreeSet<i64>,
+    /// Base offsets of `.log.swap` files.
+    swaps: Vec<i64>,
+}
+
+fn parse_base(name: &str, suffix: &str) -> Option<i64> {
+    let stem = name.strip_suffix(suffix)?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Lists the directory, deleting what Kafka deletes on load: `.deleted` and
+/// `.cleaned` leftovers of the cleaner and retention, `.tmp` files of
+/// interrupted atomic writes, and index files without a `.log`.
+fn scan_dir(dir: &Path) -> Result<DirFiles> {
+    let mut logs = std::collections::BTreeSet::new();
+    let mut swaps = Vec::new();
+    let mut indexes = Vec::new();
+    let rd = fs::read_dir(dir).map_err(io_err(format!("list {}", dir.display())))?;
+    for ent in rd {
+        let ent = ent.map_err(io_err(format!("list {}", dir.display())))?;
+        let name = ent.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let path = ent.path();
+        if name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".tmp") {
+            fs::remove_file(&path).map_err(io_err(format!("delete {}", path.display())))?;
+        } else if let Some(b) = name
+            .strip_suffix(".swap")
+            .and_then(|n| parse_base(n, LOG_SUFFIX))
+        {
+            swaps.push(b);
+        } else if name.ends_with(".swap") {
+            // Index swaps are rebuilt from the swapped log.
+            fs::remove_file(&path).map_err(io_err(format!("delete {}", path.display())))?;
+        } else if let Some(b) = parse_base(name, LOG_SUFFIX) {
+            logs.insert(b);
+        } else if let Some(b) =
+            parse_base(name, INDEX_SUFFIX).or_else(|| parse_base(name, TIME_INDEX_SUFFIX))
+        {
+            indexes.push((b, path));
+        }
+    }
+    for (b, path) in indexes {
+        if !logs.contains(&b) && !swaps.contains(&b) {
+            fs::remove_file(&path).map_err(io_err(format!("delete {}", path.display())))?;
+        }
+    }
+    Ok(DirFiles {
+        log_bases: logs,
+        swaps,
+    })
+}
+
+/// Completes interrupted segment swaps of the cleaner. A `.log.swap` is only
+/// created once its contents are complete, so the safe completion is to make
+/// it the segment (its indexes are rebuilt; segments it overlaps are removed
+/// while loading). Returns the bases of swapped-in segments.
+fn complete_swaps(
+    dir: &Path,
+    swaps: &[i64],
+    bases: &mut std::collections::BTreeSet<i64>,
+) -> Result<Vec<i64>> {
+    for &b in swaps {
+        let swap = dir.join(format!("{b:020}{LOG_SUFFIX}.swap"));
+        let log = segment_file(dir, b, LOG_SUFFIX);
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let p = segment_file(dir, b, suffix);
+            if p.exists() {
+                fs::remove_file(&p).map_err(io_err(format!("delete {}", p.display())))?;
+            }
+        }
+        fs::rename(&swap, &log).map_err(io_err(format!("rename {}", swap.display())))?;
+        bases.insert(b);
+    }
+    Ok(swaps.to_vec())
+}
+
+fn delete_segment_files(dir: &Path, base: i64) -> Result<()> {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        let p = segment_file(dir, base, suffix);
+        if p.exists() {
+            fs::remove_file(&p).map_err(io_err(format!("delete {}", p.display())))?;
+        }
+    }
+    Ok(())
+}
+
+fn read_partition_metadata(path: &Path) -> Option<[u8; 16]> {
+    let text = fs::read_to_string(path).ok()?;
+    let mut version_ok = false;
+    let mut id = None;
+    for line in text.lines() {
+        let (k, v) = line.split_once(':')?;
+        match k.trim() {
+            "version" => version_ok = v.trim() == "0",
+            "topic_id" => id = base64url_decode(v.trim()),
+            _ => {}
+        }
+    }
+    if !version_ok {
+        tracing::warn!(path = %path.display(), "ignoring partition.metadata of unknown version");
+        return None;
+    }
+    id
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Kafka's `Uuid.toString`: URL-safe base64 without padding (22 chars).
+pub fn base64url_encode(id: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(22);
+    for chunk in id.chunks(3) {
+        let n = chunk.len();
+        let v = (chunk[0] as u32) << 16
+            | (chunk.get(1).copied().unwrap_or(0) as u32) << 8
+            | chunk.get(2).copied().unwrap_or(0) as u32;
+        for i in 0..=n {
+            out.push(B64[((v >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+pub fn base64url_decode(s: &str) -> Option<[u8; 16]> {
+    let s = s.trim_end_matches('=');
+    if s.len() != 22 {
+        return None;
+    }
+    let mut bits: u32 = 0;
+    let mut nbits = 0;
+    let mut out = Vec::with_capacity(16);
+    for c in s.bytes() {
+        let v = B64.iter().position(|b| *b == c)? as u32;
+        bits = (bits << 6) | v;
+        nbits += 6;
+        if nbits >= 8 {
+            nbits -= 8;
+            out.push((bits >> nbits) as u8);
+            bits &= (1 << nbits) - 1;
+        }
+    }
+    out.try_into().ok()
 }

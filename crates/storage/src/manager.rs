@@ -4,19 +4,68 @@
 //! - `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`,
 //!   `replication-offset-checkpoint` (see [`crate::checkpoint`]), written
 //!   periodically and at shutdown;
+//! - `.lock`, held (flock) while the manager is open so a second broker on
+//!   the same dirs fails fast instead of corrupting them;
 //! - `meta.properties` is the broker's, not written here.
 //!
 //! On open, every `<topic>-<partition>` directory is loaded with the recovery
 //! point from the checkpoint (a log with no checkpoint entry is fully recovered).
+//! Directories ending in `-delete` are leftovers of an interrupted delete and
+//! are removed. `__cluster_metadata-0` belongs to the metadata quorum and is
+//! skipped, as Kafka's LogManager does.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::{Clock, Log, LogConfig, Result, TopicPartition};
+use parking_lot::{Mutex, RwLock};
+
+use crate::checkpoint::{
+    sync_dir, OffsetCheckpointFile, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
+    REPLICATION_OFFSET_CHECKPOINT,
+};
+use crate::{io_err, Clock, Log, LogConfig, Result, StorageError, TopicPartition};
+
+pub const LOCK_FILE: &str = ".lock";
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+#[derive(Debug)]
+struct LogEntry {
+    dir_index: usize,
+    log: Arc<Log>,
+}
 
 #[derive(Debug)]
 pub struct LogManager {
-    _private: (),
+    dirs: Vec<PathBuf>,
+    clock: Arc<dyn Clock>,
+    logs: RwLock<BTreeMap<TopicPartition, LogEntry>>,
+    /// Serialises creation so two callers cannot create the same log twice.
+    create_lock: Mutex<()>,
+    /// Held for the manager's lifetime: the flock lives as long as the handle.
+    _locks: Vec<File>,
+}
+
+/// `<topic>-<partition>` → the partition, if the name is one.
+pub fn parse_log_dir_name(name: &str) -> Option<TopicPartition> {
+    let (topic, partition) = name.rsplit_once('-')?;
+    if topic.is_empty() || partition.is_empty() || !partition.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(TopicPartition::new(topic, partition.parse().ok()?))
+}
+
+fn read_checkpoint(path: PathBuf) -> BTreeMap<TopicPartition, i64> {
+    let cp = OffsetCheckpointFile::new(path);
+    match cp.read() {
+        Ok(m) => m,
+        Err(e) => {
+            // Not fatal: without entries the logs are recovered in full.
+            tracing::warn!(error = %e, "ignoring unreadable checkpoint");
+            BTreeMap::new()
+        }
+    }
 }
 
 impl LogManager {
@@ -27,33 +76,234 @@ impl LogManager {
         clock: Arc<dyn Clock>,
         config_for: &dyn Fn(&str) -> LogConfig,
     ) -> Result<Self> {
-        let _ = config_for;
-        todo!("{log_dirs:?}{clock:?}")
+        let mut locks = Vec::new();
+        let mut logs = BTreeMap::new();
+        for (dir_index, dir) in log_dirs.iter().enumerate() {
+            fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
+            let lock_path = dir.join(LOCK_FILE);
+            let lock = File::create(&lock_path)
+                .map_err(io_err(format!("create {}", lock_path.display())))?;
+            lock.try_lock().map_err(|e| StorageError::Io {
+                context: format!("lock {} (is another broker using it?)", lock_path.display()),
+                source: match e {
+                    std::fs::TryLockError::Error(e) => e,
+                    std::fs::TryLockError::WouldBlock => std::io::ErrorKind::WouldBlock.into(),
+                },
+            })?;
+            locks.push(lock);
+
+            let recovery = read_checkpoint(dir.join(RECOVERY_POINT_CHECKPOINT));
+            let starts = read_checkpoint(dir.join(LOG_START_OFFSET_CHECKPOINT));
+            let rd = fs::read_dir(dir).map_err(io_err(format!("list {}", dir.display())))?;
+            for ent in rd {
+                let ent = ent.map_err(io_err(format!("list {}", dir.display())))?;
+                let path = ent.path();
+                if !path.is_dir() {
+                    continue;
+                }
+                let Some(name) = ent.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                if name.ends_with("-delete") {
+                    tracing::info!(dir = %path.display(), "removing partly deleted log");
+                    fs::remove_dir_all(&path)
+                        .map_err(io_err(format!("delete {}", path.display())))?;
+                    continue;
+                }
+                let Some(tp) = parse_log_dir_name(&name) else {
+                    continue;
+                };
+                if &*tp.topic == METADATA_TOPIC {
+                    continue;
+                }
+                if let Some(other) = logs.get(&tp) {
+                    let other: &LogEntry = other;
+                    return Err(StorageError::Corrupt {
+                        path: path.display().to_string(),
+                        reason: format!(
+                            "duplicate log for {tp}: also in {}",
+                            other.log.dir().display()
+                        ),
+                    });
+                }
+                let log = Log::open(
+                    path,
+                    tp.clone(),
+                    config_for(&tp.topic),
+                    clock.clone(),
+                    recovery.get(&tp).copied().unwrap_or(0),
+                    starts.get(&tp).copied().unwrap_or(0),
+                )?;
+                logs.insert(
+                    tp,
+                    LogEntry {
+                        dir_index,
+                        log: Arc::new(log),
+                    },
+                );
+            }
+        }
+        tracing::info!(logs = logs.len(), dirs = log_dirs.len(), "logs loaded");
+        Ok(Self {
+            dirs: log_dirs,
+            clock,
+            logs: RwLock::new(logs),
+            create_lock: Mutex::new(()),
+            _locks: locks,
+        })
     }
+
+    /// The log dirs, in configuration order.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
     pub fn get(&self, tp: &TopicPartition) -> Option<Arc<Log>> {
-        todo!("{tp}")
+        self.logs.read().get(tp).map(|e| e.log.clone())
     }
+
     /// The log of `tp`, created in the log dir with the fewest partitions if absent.
     pub fn get_or_create(&self, tp: &TopicPartition, config: LogConfig) -> Result<Arc<Log>> {
-        todo!("{tp}{config:?}")
+        if let Some(l) = self.get(tp) {
+            return Ok(l);
+        }
+        let _g = self.create_lock.lock();
+        if let Some(l) = self.get(tp) {
+            return Ok(l);
+        }
+        let mut counts = vec![0usize; self.dirs.len()];
+        for e in self.logs.read().values() {
+            counts[e.dir_index] += 1;
+        }
+        let dir_index = (0..self.dirs.len())
+            .min_by_key(|i| counts[*i])
+            .ok_or_else(|| StorageError::LogDirOffline("no log dirs configured".into()))?;
+        let path = self.dirs[dir_index].join(tp.dir_name());
+        let log = Arc::new(Log::open(
+            path,
+            tp.clone(),
+            config,
+            self.clock.clone(),
+            0,
+            0,
+        )?);
+        sync_dir(&self.dirs[dir_index])?;
+        self.logs.write().insert(
+            tp.clone(),
+            LogEntry {
+                dir_index,
+                log: log.clone(),
+            },
+        );
+        Ok(log)
     }
+
     /// All logs currently open.
     pub fn all(&self) -> Vec<Arc<Log>> {
-        todo!()
+        self.logs.read().values().map(|e| e.log.clone()).collect()
     }
+
+    /// The log dir holding `tp`.
+    pub fn dir_of(&self, tp: &TopicPartition) -> Option<&Path> {
+        let i = self.logs.read().get(tp)?.dir_index;
+        Some(&self.dirs[i])
+    }
+
     /// Closes and deletes the partition's directory (renamed to
     /// `<topic>-<partition>.<uuid>-delete` first, as Kafka does, then removed).
     pub fn delete(&self, tp: &TopicPartition) -> Result<()> {
-        todo!("{tp}")
+        let _g = self.create_lock.lock();
+        let Some(entry) = self.logs.write().remove(tp) else {
+            return Ok(());
+        };
+        entry.log.mark_closed();
+        let parent = &self.dirs[entry.dir_index];
+        let doomed = parent.join(format!(
+            "{}.{}-delete",
+            tp.dir_name(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let from = entry.log.dir();
+        fs::rename(from, &doomed).map_err(io_err(format!("rename {}", from.display())))?;
+        sync_dir(parent)?;
+        fs::remove_dir_all(&doomed).map_err(io_err(format!("delete {}", doomed.display())))?;
+        Ok(())
     }
+
     /// Writes the three checkpoint files of every log dir.
     /// `high_watermark` gives each log's high watermark for replication-offset-checkpoint.
     pub fn checkpoint(&self, high_watermark: &dyn Fn(&Log) -> i64) -> Result<()> {
-        let _ = high_watermark;
-        todo!()
+        self.write_checkpoints(Some(high_watermark))
     }
-    /// Flush, snapshot and close every log, then checkpoint.
+
+    fn write_checkpoints(&self, high_watermark: Option<&dyn Fn(&Log) -> i64>) -> Result<()> {
+        let logs = self.logs.read();
+        for (i, dir) in self.dirs.iter().enumerate() {
+            let mut rp = BTreeMap::new();
+            let mut ls = BTreeMap::new();
+            let mut hw = BTreeMap::new();
+            for (tp, e) in logs.iter().filter(|(_, e)| e.dir_index == i) {
+                rp.insert(tp.clone(), e.log.recovery_point());
+                ls.insert(tp.clone(), e.log.log_start_offset());
+                if let Some(f) = high_watermark {
+                    hw.insert(tp.clone(), f(&e.log));
+                }
+            }
+            OffsetCheckpointFile::new(dir.join(RECOVERY_POINT_CHECKPOINT)).write(&rp)?;
+            OffsetCheckpointFile::new(dir.join(LOG_START_OFFSET_CHECKPOINT)).write(&ls)?;
+            if high_watermark.is_some() {
+                OffsetCheckpointFile::new(dir.join(REPLICATION_OFFSET_CHECKPOINT)).write(&hw)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `replication-offset-checkpoint` of every dir (the high
+    /// watermarks as of the last checkpoint), for the broker's startup.
+    pub fn read_high_watermarks(&self) -> BTreeMap<TopicPartition, i64> {
+        let mut out = BTreeMap::new();
+        for dir in &self.dirs {
+            out.extend(read_checkpoint(dir.join(REPLICATION_OFFSET_CHECKPOINT)));
+        }
+        out
+    }
+
+    /// Flushes every log (for a periodic flush task), then writes the
+    /// recovery-point and log-start checkpoints.
+    pub fn flush_all(&self) -> Result<()> {
+        for log in self.all() {
+            log.flush()?;
+        }
+        self.write_checkpoints(None)
+    }
+
+    /// Applies retention to every log; returns the segments deleted.
+    pub fn enforce_retention(&self) -> Result<usize> {
+        let mut n = 0;
+        for log in self.all() {
+            n += log.enforce_retention()?;
+        }
+        Ok(n)
+    }
+
+    /// Flush, snapshot and close every log, then checkpoint (recovery points
+    /// and log start offsets; the replication checkpoint is the broker's
+    /// through [`LogManager::checkpoint`]). Every log is closed even if one
+    /// fails; the first error is returned.
     pub fn shutdown(&self) -> Result<()> {
-        todo!()
+        let mut first_err = None;
+        for log in self.all() {
+            if let Err(e) = log.close() {
+                tracing::error!(log = %log.topic_partition(), error = %e, "close failed");
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Err(e) = self.write_checkpoints(None) {
+            first_err.get_or_insert(e);
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
