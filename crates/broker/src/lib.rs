@@ -1,1 +1,20 @@
-//! placeholder
+//! The Kafka broker.
+//!
+//! # Layout
+//!
+//! - [`config`]: static broker configuration (`server.properties`, overrides).
+//! - [`broker`]: [`Broker`], the shared state: metadata, logs, hosted partitions.
+//! - [`metadata_store`]: the metadata log runtime (append, replay, image).
+//! - [`server`]: the listener, connection tasks and ordered shutdown.
+//! - [`connection`]: framing and in-order request handling on one connection.
+//! - [`handlers`]: one module per Kafka API, routed from one table.
+
+pub mod broker;
+pub mod config;
+pub mod connection;
+pub mod handlers;
+pub mod metadata_store;
+pub mod server;
+
+pub use broker::Broker;
+pub use config::BrokerConfig;

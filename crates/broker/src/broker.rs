@@ -1,0 +1,490 @@
+//! The broker's shared state: configuration, the metadata store, the partition
+//! logs, and the partitions this node leads. Handlers get `&Broker`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use gregor_metadata::config_defs::{self, ConfigLayers, ResolvedConfig};
+use gregor_metadata::{controller, ConfigResource, MetadataImage, MetadataRecord};
+use gregor_records::Compression;
+use gregor_storage::config::{CleanupPolicy, CompressionConfig, TimestampTypeConfig};
+use gregor_storage::{Clock, Log, LogConfig, LogManager, TopicPartition};
+use parking_lot::{Mutex, RwLock};
+use uuid::Uuid;
+
+use crate::config::BrokerConfig;
+use crate::metadata_store::{MetadataStore, MetadataStoreError, METADATA_TOPIC};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Metadata(#[from] MetadataStoreError),
+    #[error(transparent)]
+    Storage(#[from] gregor_storage::StorageError),
+    #[error("{path}: {reason}")]
+    MetaProperties { path: String, reason: String },
+}
+
+/// A partition this broker hosts.
+#[derive(Debug)]
+pub struct Partition {
+    pub tp: TopicPartition,
+    pub topic_id: Uuid,
+    pub log: Arc<Log>,
+    pub leader_epoch: i32,
+    pub isr_len: usize,
+    /// min.insync.replicas of the topic (dynamic: updated by reconcile).
+    pub min_isr: std::sync::atomic::AtomicUsize,
+}
+
+/// Producer ids this broker may hand out: `[next, end)` of the block it owns.
+#[derive(Debug, Default)]
+struct ProducerIdBlock {
+    next: i64,
+    end: i64,
+}
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub clock: Arc<dyn Clock>,
+    pub metadata: MetadataStore,
+    pub logs: LogManager,
+    /// Topic name → partitions (index = partition id).
+    partitions: RwLock<HashMap<Arc<str>, Vec<Arc<Partition>>>>,
+    producer_ids: Mutex<ProducerIdBlock>,
+    /// Bumped after every append so long-poll fetches wake up.
+    appended: tokio::sync::watch::Sender<u64>,
+    /// The port actually bound (differs from the config when it asked for 0).
+    bound_port: std::sync::atomic::AtomicU16,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("node_id", &self.config.node_id)
+            .finish()
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BrokerError + '_ {
+    move |source| BrokerError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Reads `meta.properties` of a log dir, or writes it when the dir is new
+/// (Kafka needs `kafka-storage format`; a single node formats itself).
+fn ensure_meta_properties(
+    dir: &Path,
+    node_id: i32,
+    cluster_id: &str,
+) -> Result<String, BrokerError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join("meta.properties");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let props =
+                BrokerConfig::parse_properties(&text).map_err(|e| BrokerError::MetaProperties {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            if let Some(id) = props.get("node.id") {
+                if id.parse::<i32>().ok() != Some(node_id) {
+                    return Err(BrokerError::MetaProperties {
+                        path: path.display().to_string(),
+                        reason: format!("node.id {id} in meta.properties does not match configured node.id {node_id}"),
+                    });
+                }
+            }
+            Ok(props
+                .get("cluster.id")
+                .cloned()
+                .unwrap_or_else(|| cluster_id.to_string()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let text = format!(
+                "#\n#Written by gregor\nnode.id={node_id}\ndirectory.id={}\nversion=1\ncluster.id={cluster_id}\n",
+                base64_uuid(Uuid::new_v4())
+            );
+            let tmp = dir.join("meta.properties.tmp");
+            std::fs::write(&tmp, text).map_err(io(&tmp))?;
+            std::fs::rename(&tmp, &path).map_err(io(&path))?;
+            Ok(cluster_id.to_string())
+        }
+        Err(e) => Err(io(&path)(e)),
+    }
+}
+
+/// Kafka prints UUIDs (cluster ids, topic ids) as URL-safe base64 without padding.
+pub fn base64_uuid(id: Uuid) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = id.as_bytes();
+    let mut out = String::with_capacity(22);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+impl Broker {
+    /// Opens (formatting on first start) the metadata log and the partition logs.
+    pub fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Self, BrokerError> {
+        let fresh_cluster_id = base64_uuid(Uuid::new_v4());
+        let mut cluster_id =
+            ensure_meta_properties(&config.metadata_log_dir, config.node_id, &fresh_cluster_id)?;
+        for dir in &config.log_dirs {
+            cluster_id = ensure_meta_properties(dir, config.node_id, &cluster_id)?;
+        }
+        let metadata = MetadataStore::open(&config.metadata_log_dir, clock.clone())?;
+        let node_id = config.node_id;
+        let rack = config.rack.clone();
+        let (host, port) = (config.advertised_host.clone(), config.advertised_port);
+        metadata
+            .update(|image| {
+                let mut records = Vec::new();
+                if image.cluster_id.is_none() {
+                    records.push(MetadataRecord::Cluster {
+                        cluster_id: cluster_id.clone(),
+                    });
+                }
+                let registered = image.brokers.get(&node_id);
+                if registered.is_none_or(|b| b.host != host || b.port != port || b.rack != rack) {
+                    records.push(MetadataRecord::RegisterBroker {
+                        node_id,
+                        host,
+                        port,
+                        rack,
+                    });
+                }
+                Ok::<_, std::convert::Infallible>((records, ()))
+            })?
+            .unwrap_or_else(|e| match e {});
+
+        let image = metadata.image();
+        let static_props = config.props.clone();
+        let config_for = |topic: &str| resolve_log_config(&image, &static_props, node_id, topic);
+        let logs = LogManager::open(config.log_dirs.clone(), clock.clone(), &config_for)?;
+        let broker = Self {
+            bound_port: std::sync::atomic::AtomicU16::new(config.advertised_port),
+            config,
+            clock,
+            metadata,
+            logs,
+            partitions: RwLock::new(HashMap::new()),
+            producer_ids: Mutex::new(ProducerIdBlock::default()),
+            appended: tokio::sync::watch::channel(0).0,
+        };
+        broker.reconcile()?;
+        Ok(broker)
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    pub fn cluster_id(&self) -> String {
+        self.metadata.image().cluster_id.clone().unwrap_or_default()
+    }
+
+    /// The host and port clients should connect to.
+    pub fn advertised_endpoint(&self) -> (String, u16) {
+        (
+            self.config.advertised_host.clone(),
+            self.bound_port.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Records the port actually bound when the listener asked for port 0.
+    pub fn set_bound_port(&self, port: u16) {
+        if self.config.advertised_port == 0 {
+            self.bound_port
+                .store(port, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        let map = self.partitions.read();
+        map.get(topic).and_then(|ps| {
+            usize::try_from(partition)
+                .ok()
+                .and_then(|i| ps.get(i).cloned())
+        })
+    }
+
+    /// Wakes long-poll fetches after an append.
+    pub fn notify_appended(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn subscribe_appends(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// Brings the hosted partitions in line with the metadata image: opens logs
+    /// of new partitions, applies changed topic configs, deletes logs of
+    /// removed topics.
+    pub fn reconcile(&self) -> Result<(), BrokerError> {
+        let image = self.metadata.image();
+        let mut map = self.partitions.write();
+        let mut next: HashMap<Arc<str>, Vec<Arc<Partition>>> = HashMap::new();
+        for topic in image.topics() {
+            let name: Arc<str> = Arc::from(topic.name.as_str());
+            let config =
+                resolve_log_config(&image, &self.config.props, self.config.node_id, &topic.name);
+            let min_isr = config_defs::resolve_topic_configs(layers(
+                &image,
+                &self.config.props,
+                self.config.node_id,
+                &topic.name,
+            ))
+            .iter()
+            .find(|c| c.name == "min.insync.replicas")
+            .and_then(|c| c.value.as_deref().and_then(|v| v.parse::<usize>().ok()))
+            .unwrap_or(1);
+            let existing = map.get(&name);
+            let mut parts = Vec::with_capacity(topic.partitions.len());
+            for (&p, image_p) in &topic.partitions {
+                if !image_p.replicas.contains(&self.config.node_id) {
+                    continue;
+                }
+                let reuse = existing
+                    .and_then(|v| v.get(p as usize))
+                    .filter(|old| old.topic_id == topic.topic_id);
+                let partition = match reuse {
+                    Some(old) => {
+                        if old.log.config() != config {
+                            old.log.update_config(config.clone());
+                        }
+                        old.min_isr
+                            .store(min_isr, std::sync::atomic::Ordering::Relaxed);
+                        old.clone()
+                    }
+                    None => {
+                        let tp = TopicPartition {
+                            topic: name.clone(),
+                            partition: p,
+                        };
+                        let log = self.logs.get_or_create(&tp, config.clone())?;
+                        log.set_topic_id(*topic.topic_id.as_bytes())?;
+                        Arc::new(Partition {
+                            tp,
+                            topic_id: topic.topic_id,
+                            log,
+                            leader_epoch: image_p.leader_epoch,
+                            isr_len: image_p.isr.len(),
+                            min_isr: std::sync::atomic::AtomicUsize::new(min_isr),
+                        })
+                    }
+                };
+                parts.push(partition);
+            }
+            next.insert(name, parts);
+        }
+        // Logs on disk whose topic is gone (deleted while we ran, or while we were down).
+        for log in self.logs.all() {
+            let tp = log.topic_partition().clone();
+            let keep = next
+                .get(&tp.topic)
+                .is_some_and(|ps| ps.iter().any(|p| p.tp == tp && Arc::ptr_eq(&p.log, &log)));
+            if !keep && &*tp.topic != METADATA_TOPIC {
+                tracing::info!(partition = %tp, "deleting log of removed partition");
+                self.logs.delete(&tp)?;
+            }
+        }
+        *map = next;
+        Ok(())
+    }
+
+    /// Runs a controller decision against the metadata log, then reconciles.
+    pub fn controller_update<R, E>(
+        &self,
+        decide: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, R), E>,
+    ) -> Result<Result<R, E>, BrokerError> {
+        let out = self.metadata.update(decide)?;
+        if out.is_ok() {
+            self.reconcile()?;
+        }
+        Ok(out)
+    }
+
+    /// Broker ids of the cluster (for replica placement).
+    pub fn broker_ids(&self) -> Vec<i32> {
+        let image = self.metadata.image();
+        let ids: Vec<i32> = image.brokers.keys().copied().collect();
+        if ids.is_empty() {
+            vec![self.config.node_id]
+        } else {
+            ids
+        }
+    }
+
+    /// Creates a topic with the broker's defaults (auto-creation).
+    pub fn auto_create_topic(
+        &self,
+        name: &str,
+    ) -> Result<Result<(), controller::ControllerError>, BrokerError> {
+        let mut req = controller::CreateTopic::new(name, self.config.num_partitions);
+        req.replication_factor = self.config.default_replication_factor as i32;
+        let brokers = self.broker_ids();
+        self.controller_update(|image| {
+            controller::create_topic(image, &req, &brokers, Uuid::new_v4()).map(|r| (r, ()))
+        })
+    }
+
+    /// A new producer id, taking a new block from the controller when the current one is spent.
+    pub fn next_producer_id(&self) -> Result<i64, BrokerError> {
+        let mut block = self.producer_ids.lock();
+        if block.next >= block.end {
+            let node_id = self.config.node_id;
+            let start = self
+                .metadata
+                .update(|image| {
+                    let (start, record) = controller::allocate_producer_ids(image, node_id);
+                    Ok::<_, std::convert::Infallible>((vec![record], start))
+                })?
+                .unwrap_or_else(|e| match e {});
+            *block = ProducerIdBlock {
+                next: start,
+                end: start + controller::PRODUCER_ID_BLOCK,
+            };
+        }
+        let id = block.next;
+        block.next += 1;
+        Ok(id)
+    }
+
+    /// Every topic config of `topic`, resolved with its source.
+    pub fn describe_topic_configs(&self, topic: &str) -> Vec<ResolvedConfig> {
+        let image = self.metadata.image();
+        config_defs::resolve_topic_configs(layers(
+            &image,
+            &self.config.props,
+            self.config.node_id,
+            topic,
+        ))
+    }
+
+    /// Flushes, snapshots and checkpoints every log; closes the metadata log.
+    pub fn shutdown(&self) -> Result<(), BrokerError> {
+        self.logs.shutdown()?;
+        self.metadata.close()?;
+        Ok(())
+    }
+
+    /// Writes the log-dir checkpoint files (periodically and at shutdown).
+    pub fn checkpoint(&self) -> Result<(), BrokerError> {
+        self.logs.checkpoint(&|log: &Log| log.log_end_offset())?;
+        Ok(())
+    }
+}
+
+fn layers<'a>(
+    image: &'a MetadataImage,
+    static_props: &'a BTreeMap<String, String>,
+    node_id: i32,
+    topic: &str,
+) -> ConfigLayers<'a> {
+    ConfigLayers {
+        topic: image.configs(&ConfigResource::Topic(topic.to_string())),
+        broker_dynamic: image.configs(&ConfigResource::Broker(node_id.to_string())),
+        default_dynamic: image.configs(&ConfigResource::Broker(String::new())),
+        static_broker: static_props,
+    }
+}
+
+/// The effective [`LogConfig`] of a topic: its overrides over the broker's
+/// dynamic and static settings over Kafka's defaults.
+pub fn resolve_log_config(
+    image: &MetadataImage,
+    static_props: &BTreeMap<String, String>,
+    node_id: i32,
+    topic: &str,
+) -> LogConfig {
+    let resolved = config_defs::resolve_topic_configs(layers(image, static_props, node_id, topic));
+    let get = |name: &str| {
+        resolved
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.value.clone())
+            .unwrap_or_default()
+    };
+    let long = |name: &str, default: i64| get(name).trim().parse::<i64>().unwrap_or(default);
+    let d = LogConfig::default();
+    let policy = get("cleanup.policy");
+    let (compact, delete) = (policy.contains("compact"), policy.contains("delete"));
+    LogConfig {
+        segment_bytes: long("segment.bytes", d.segment_bytes as i64).max(1) as u64,
+        segment_ms: long("segment.ms", d.segment_ms),
+        segment_jitter_ms: long("segment.jitter.ms", 0),
+        segment_index_bytes: long("segment.index.bytes", d.segment_index_bytes as i64).max(8)
+            as u64,
+        index_interval_bytes: long("index.interval.bytes", 4096).max(0) as u64,
+        max_message_bytes: long("max.message.bytes", d.max_message_bytes as i64).max(0) as usize,
+        flush_messages: long("flush.messages", i64::MAX),
+        flush_ms: long("flush.ms", i64::MAX),
+        retention_ms: long("retention.ms", d.retention_ms),
+        retention_bytes: long("retention.bytes", -1),
+        cleanup_policy: match (compact, delete) {
+            (true, true) => CleanupPolicy::CompactDelete,
+            (true, false) => CleanupPolicy::Compact,
+            _ => CleanupPolicy::Delete,
+        },
+        message_timestamp_type: if get("message.timestamp.type") == "LogAppendTime" {
+            TimestampTypeConfig::LogAppendTime
+        } else {
+            TimestampTypeConfig::CreateTime
+        },
+        compression: match get("compression.type").as_str() {
+            "uncompressed" => CompressionConfig::Codec(Compression::None),
+            "producer" | "" => CompressionConfig::Producer,
+            other => Compression::from_name(other)
+                .map_or(CompressionConfig::Producer, CompressionConfig::Codec),
+        },
+        file_delete_delay_ms: long("file.delete.delay.ms", 60_000),
+        preallocate: get("preallocate") == "true",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_uuid_matches_kafka() {
+        // Kafka: Uuid(0, 1).toString() == "AAAAAAAAAAAAAAAAAAAAAQ"
+        assert_eq!(base64_uuid(Uuid::from_u128(1)), "AAAAAAAAAAAAAAAAAAAAAQ");
+        assert_eq!(
+            base64_uuid(Uuid::from_u128(u128::MAX)),
+            "_____________________w"
+        );
+    }
+
+    #[test]
+    fn log_config_resolution() {
+        let image = MetadataImage::default();
+        let mut props = BTreeMap::new();
+        props.insert("log.segment.bytes".to_string(), "2097152".to_string());
+        props.insert("log.retention.hours".to_string(), "2".to_string());
+        let c = resolve_log_config(&image, &props, 1, "t");
+        assert_eq!(c.segment_bytes, 2_097_152);
+        assert_eq!(c.retention_ms, 7_200_000);
+        assert_eq!(c.compression, CompressionConfig::Producer);
+    }
+}

@@ -1,0 +1,342 @@
+//! The broker's static configuration: `server.properties` (Java properties
+//! format) plus `--override key=value`, with Kafka's names and defaults.
+//! Unknown keys and invalid values are refused at start.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use gregor_metadata::config_defs;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("unknown configuration '{0}' (Gregor accepts Kafka's broker config names; see docs/COMPATIBILITY.md)")]
+    Unknown(String),
+    #[error(transparent)]
+    Invalid(#[from] config_defs::InvalidConfig),
+    #[error("invalid listeners '{value}': {reason}")]
+    Listener { value: String, reason: String },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("line {line}: expected key=value, got '{text}'")]
+    Syntax { line: usize, text: String },
+}
+
+/// One listener: `NAME://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Listener {
+    pub fn parse(value: &str) -> Result<Vec<Listener>, ConfigError> {
+        let bad = |reason: &str| ConfigError::Listener {
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+        let mut out = Vec::new();
+        for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, rest) = item
+                .split_once("://")
+                .ok_or_else(|| bad("expected NAME://host:port"))?;
+            let (host, port) = rest
+                .rsplit_once(':')
+                .ok_or_else(|| bad("expected NAME://host:port"))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port: u16 = port.parse().map_err(|_| bad("port must be 0..65535"))?;
+            out.push(Listener {
+                name: name.to_string(),
+                host: host.to_string(),
+                port,
+            });
+        }
+        if out.is_empty() {
+            return Err(bad("no listener given"));
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Every key given (server.properties, then overrides), as written.
+    pub props: BTreeMap<String, String>,
+    pub node_id: i32,
+    pub listener: Listener,
+    /// Host and port published in Metadata (advertised.listeners, else the listener).
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub log_dirs: Vec<PathBuf>,
+    pub metadata_log_dir: PathBuf,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub delete_topic_enable: bool,
+    pub socket_request_max_bytes: usize,
+    pub checkpoint_interval_ms: u64,
+    pub rack: Option<String>,
+    pub num_io_threads: usize,
+    pub message_max_bytes: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        // The defaults parse; a failure here is a bug in the defaults table.
+        Self::from_props(BTreeMap::new())
+            .unwrap_or_else(|e| panic!("default broker config is invalid: {e}"))
+    }
+}
+
+fn get<'a>(props: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    props.get(name).map(|s| s.trim())
+}
+
+fn default_of(name: &str) -> &'static str {
+    config_defs::BROKER_CONFIGS
+        .iter()
+        .chain(config_defs::TOPIC_CONFIGS.iter())
+        .find(|d| d.name == name)
+        .and_then(|d| d.default)
+        .unwrap_or("")
+}
+
+impl BrokerConfig {
+    /// Parses Java properties text (comments `#`/`!`, `key=value`, `key: value`,
+    /// `key value`, backslash line continuation).
+    pub fn parse_properties(text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+        let mut out = BTreeMap::new();
+        let mut pending = String::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim_start();
+            if pending.is_empty()
+                && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+            {
+                continue;
+            }
+            if let Some(stripped) = line.strip_suffix('\\') {
+                pending.push_str(stripped);
+                continue;
+            }
+            pending.push_str(line);
+            let full = std::mem::take(&mut pending);
+            let split = full
+                .find(['=', ':', ' ', '\t'])
+                .ok_or_else(|| ConfigError::Syntax {
+                    line: i + 1,
+                    text: full.clone(),
+                })?;
+            let key = full[..split].trim().to_string();
+            let value = full[split + 1..].trim().to_string();
+            if key.is_empty() {
+                return Err(ConfigError::Syntax {
+                    line: i + 1,
+                    text: full,
+                });
+            }
+            out.insert(key, value);
+        }
+        Ok(out)
+    }
+
+    pub fn from_props(props: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        for (k, v) in &props {
+            let (ty, validator) = config_defs::broker_config_type(k)
+                .ok_or_else(|| ConfigError::Unknown(k.clone()))?;
+            config_defs::validate(k, ty, validator, v)?;
+        }
+        let int = |name: &str| -> i64 {
+            get(&props, name)
+                .unwrap_or(default_of(name))
+                .parse()
+                .unwrap_or(0)
+        };
+        let boolean = |name: &str| {
+            get(&props, name)
+                .unwrap_or(default_of(name))
+                .eq_ignore_ascii_case("true")
+        };
+
+        let roles: Vec<&str> = get(&props, "process.roles")
+            .unwrap_or("broker,controller")
+            .split(',')
+            .map(str::trim)
+            .collect();
+        if !(roles.contains(&"broker") && roles.contains(&"controller")) {
+            return Err(ConfigError::Unsupported(format!(
+                "process.roles={} is not supported yet: this version runs a single combined node (process.roles=broker,controller)",
+                roles.join(",")
+            )));
+        }
+        let node_id = match get(&props, "node.id") {
+            Some(v) => v.parse().unwrap_or(1),
+            None => match int("broker.id") {
+                -1 => 1,
+                id => id as i32,
+            },
+        };
+        let listener_text = get(&props, "listeners")
+            .unwrap_or(default_of("listeners"))
+            .to_string();
+        let listeners = Listener::parse(&listener_text)?;
+        // Controller listeners (named in controller.listener.names) are not served separately yet;
+        // the first other listener is the client listener.
+        let controller_names: Vec<&str> = get(&props, "controller.listener.names")
+            .map(|v| v.split(',').map(str::trim).collect())
+            .unwrap_or_default();
+        let listener = listeners
+            .iter()
+            .find(|l| !controller_names.contains(&l.name.as_str()))
+            .cloned()
+            .ok_or_else(|| ConfigError::Listener {
+                value: listener_text.clone(),
+                reason: "no client listener".into(),
+            })?;
+        if listener.name != "PLAINTEXT" {
+            let protocol_map = get(&props, "listener.security.protocol.map")
+                .unwrap_or(default_of("listener.security.protocol.map"));
+            let protocol = protocol_map
+                .split(',')
+                .filter_map(|e| e.split_once(':'))
+                .find(|(n, _)| n.trim() == listener.name)
+                .map(|(_, p)| p.trim().to_string())
+                .unwrap_or_default();
+            if protocol != "PLAINTEXT" {
+                return Err(ConfigError::Unsupported(format!(
+                    "listener {} uses security protocol '{protocol}'; only PLAINTEXT is supported yet",
+                    listener.name
+                )));
+            }
+        }
+        let (advertised_host, advertised_port) = match get(&props, "advertised.listeners") {
+            Some(v) if !v.is_empty() => {
+                let adv = Listener::parse(v)?;
+                let a = adv
+                    .iter()
+                    .find(|a| a.name == listener.name)
+                    .cloned()
+                    .unwrap_or_else(|| adv[0].clone());
+                (a.host, a.port)
+            }
+            _ => (listener.host.clone(), listener.port),
+        };
+        let advertised_host = if advertised_host.is_empty() || advertised_host == "0.0.0.0" {
+            "127.0.0.1".to_string()
+        } else {
+            advertised_host
+        };
+        let dirs_text = get(&props, "log.dirs")
+            .or_else(|| get(&props, "log.dir"))
+            .unwrap_or("./gregor-data");
+        let log_dirs: Vec<PathBuf> = dirs_text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if log_dirs.is_empty() {
+            return Err(ConfigError::Unsupported("log.dirs is empty".into()));
+        }
+        let metadata_log_dir = get(&props, "metadata.log.dir")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| log_dirs[0].clone());
+        let rack = get(&props, "broker.rack").map(str::to_string);
+        Ok(Self {
+            node_id,
+            advertised_host,
+            advertised_port,
+            listener,
+            log_dirs,
+            metadata_log_dir,
+            num_partitions: int("num.partitions") as i32,
+            default_replication_factor: int("default.replication.factor") as i16,
+            auto_create_topics_enable: boolean("auto.create.topics.enable"),
+            delete_topic_enable: boolean("delete.topic.enable"),
+            socket_request_max_bytes: int("socket.request.max.bytes") as usize,
+            checkpoint_interval_ms: int("log.flush.offset.checkpoint.interval.ms").max(1) as u64,
+            rack,
+            num_io_threads: int("num.io.threads").max(1) as usize,
+            message_max_bytes: int("message.max.bytes").max(0) as usize,
+            props,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = BrokerConfig::default();
+        assert_eq!(c.node_id, 1);
+        assert_eq!(
+            c.listener,
+            Listener {
+                name: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port: 9092
+            }
+        );
+        assert_eq!(c.log_dirs, vec![PathBuf::from("./gregor-data")]);
+        assert_eq!(c.socket_request_max_bytes, 104_857_600);
+        assert!(c.auto_create_topics_enable);
+    }
+
+    #[test]
+    fn kafka_quickstart_properties_are_accepted() {
+        let text = "# comment\nprocess.roles=broker,controller\nnode.id=1\n\
+            controller.quorum.bootstrap.servers=localhost:9093\n\
+            listeners=PLAINTEXT://:9092,CONTROLLER://:9093\ninter.broker.listener.name=PLAINTEXT\n\
+            advertised.listeners=PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093\n\
+            controller.listener.names=CONTROLLER\n\
+            listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+            num.network.threads=3\nnum.io.threads=8\nsocket.send.buffer.bytes=102400\n\
+            socket.receive.buffer.bytes=102400\nsocket.request.max.bytes=104857600\n\
+            log.dirs=/tmp/kraft-combined-logs\nnum.partitions=1\nnum.recovery.threads.per.data.dir=1\n\
+            offsets.topic.replication.factor=1\nshare.coordinator.state.topic.replication.factor=1\n\
+            share.coordinator.state.topic.min.isr=1\ntransaction.state.log.replication.factor=1\n\
+            transaction.state.log.min.isr=1\nlog.retention.hours=168\nlog.segment.bytes=1073741824\n\
+            log.retention.check.interval.ms=300000\n";
+        let c = BrokerConfig::from_props(BrokerConfig::parse_properties(text).unwrap()).unwrap();
+        assert_eq!(c.listener.port, 9092);
+        assert_eq!(c.advertised_host, "localhost");
+        assert_eq!(c.log_dirs, vec![PathBuf::from("/tmp/kraft-combined-logs")]);
+    }
+
+    #[test]
+    fn unknown_and_invalid_are_refused() {
+        assert_eq!(
+            BrokerConfig::from_props(props(&[("log.retention.dayz", "1")])).unwrap_err(),
+            ConfigError::Unknown("log.retention.dayz".into())
+        );
+        assert!(matches!(
+            BrokerConfig::from_props(props(&[("num.partitions", "zero")])),
+            Err(ConfigError::Invalid(_))
+        ));
+        assert!(matches!(
+            BrokerConfig::from_props(props(&[("listeners", "PLAINTEXT://127.0.0.1:99999")])),
+            Err(ConfigError::Listener { .. })
+        ));
+        assert!(matches!(
+            BrokerConfig::from_props(props(&[("process.roles", "broker")])),
+            Err(ConfigError::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn properties_syntax() {
+        let p = BrokerConfig::parse_properties("a=1\nb: 2\nc 3\nd=x\\\n  y\n! bang\n").unwrap();
+        assert_eq!(p["a"], "1");
+        assert_eq!(p["b"], "2");
+        assert_eq!(p["c"], "3");
+        assert_eq!(p["d"], "xy");
+    }
+}

@@ -1,0 +1,67 @@
+//! One client connection: read size-prefixed frames, answer them in order.
+//!
+//! Requests on a connection are handled one at a time, in arrival order, as
+//! Kafka does, so pipelined requests are answered in order. Responses are
+//! buffered and flushed when no further request is already waiting, so a
+//! pipelining producer gets its acknowledgements in few writes.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::TcpStream;
+
+use crate::broker::Broker;
+use crate::handlers::{self, DispatchError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("request of {size} bytes exceeds socket.request.max.bytes {max}")]
+    TooLarge { size: i64, max: usize },
+    #[error(transparent)]
+    Dispatch(#[from] DispatchError),
+}
+
+/// Serves one connection until the peer closes it, a protocol error occurs,
+/// or `shutdown` fires (between requests: an in-flight request completes).
+pub async fn serve(
+    broker: Arc<Broker>,
+    socket: TcpStream,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ConnectionError> {
+    socket.set_nodelay(true)?;
+    let (rd, wr) = socket.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, rd);
+    let mut writer = BufWriter::with_capacity(64 * 1024, wr);
+    let max = broker.config.socket_request_max_bytes;
+    loop {
+        let size = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            size = reader.read_i32() => match size {
+                Ok(s) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        if size < 0 || size as usize > max {
+            // Kafka closes the connection on an invalid size (InvalidReceiveException).
+            return Err(ConnectionError::TooLarge {
+                size: size as i64,
+                max,
+            });
+        }
+        let mut frame = BytesMut::zeroed(size as usize);
+        reader.read_exact(&mut frame).await?;
+        if let Some(response) = handlers::dispatch(&broker, frame.freeze()).await? {
+            writer.write_all(&response).await?;
+        }
+        if reader.buffer().is_empty() {
+            writer.flush().await?;
+        }
+    }
+    writer.flush().await?;
+    Ok(())
+}

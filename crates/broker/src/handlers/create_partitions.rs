@@ -1,0 +1,64 @@
+//! CreatePartitions (key 37), versions 0-3: grows a topic (never shrinks).
+
+use gregor_metadata::controller;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+
+use super::util::{self, str_bytes};
+use super::RequestContext;
+use crate::broker::Broker;
+
+pub async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: CreatePartitionsRequest,
+) -> Option<CreatePartitionsResponse> {
+    let mut resp = CreatePartitionsResponse::default();
+    let brokers = broker.broker_ids();
+    for topic in req.topics {
+        let mut r = CreatePartitionsTopicResult::default();
+        r.name = topic.name.clone();
+        let assignments: Option<Vec<Vec<i32>>> = topic.assignments.as_ref().map(|a| {
+            a.iter()
+                .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
+                .collect()
+        });
+        let name = topic.name.to_string();
+        let outcome = if req.validate_only {
+            let image = broker.metadata.image();
+            Ok(controller::create_partitions(
+                &image,
+                &name,
+                topic.count,
+                assignments.as_deref(),
+                &brokers,
+            )
+            .map(|_| ()))
+        } else {
+            broker.controller_update(|image| {
+                controller::create_partitions(
+                    image,
+                    &name,
+                    topic.count,
+                    assignments.as_deref(),
+                    &brokers,
+                )
+                .map(|recs| (recs, ()))
+            })
+        };
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                r.error_code = util::controller_error(&e).code();
+                r.error_message = Some(str_bytes(e.to_string()));
+            }
+            Err(e) => {
+                r.error_code = ResponseError::UnknownServerError.code();
+                r.error_message = Some(str_bytes(e.to_string()));
+            }
+        }
+        resp.results.push(r);
+    }
+    Some(resp)
+}

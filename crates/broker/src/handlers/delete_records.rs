@@ -1,0 +1,50 @@
+//! DeleteRecords (key 21), versions 0-2: moves the log start offset forward;
+//! offset -1 means the high watermark.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+
+use super::util;
+use super::RequestContext;
+use crate::broker::Broker;
+
+pub async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: DeleteRecordsRequest,
+) -> Option<DeleteRecordsResponse> {
+    let mut resp = DeleteRecordsResponse::default();
+    for topic in req.topics {
+        let mut t = DeleteRecordsTopicResult::default();
+        t.name = topic.name.clone();
+        for p in topic.partitions {
+            let mut r = DeleteRecordsPartitionResult::default();
+            r.partition_index = p.partition_index;
+            r.low_watermark = -1;
+            match broker.partition(&topic.name, p.partition_index) {
+                None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(partition) => {
+                    let hw = partition.log.log_end_offset();
+                    let target = if p.offset == -1 { hw } else { p.offset };
+                    if target < 0 || target > hw {
+                        r.error_code = ResponseError::OffsetOutOfRange.code();
+                    } else {
+                        match partition.log.delete_records_before(target) {
+                            Ok(low) => r.low_watermark = low,
+                            Err(e) => r.error_code = util::storage_error(&e).code(),
+                        }
+                    }
+                }
+            }
+            t.partitions.push(r);
+        }
+        resp.topics.push(t);
+    }
+    if let Err(e) = broker.checkpoint() {
+        tracing::warn!(error = %e, "checkpoint after DeleteRecords failed");
+    }
+    Some(resp)
+}

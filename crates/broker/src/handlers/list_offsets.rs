@@ -1,0 +1,75 @@
+//! ListOffsets (key 2), versions 1-10: earliest (-2), latest (-1, the log end
+//! offset), max timestamp (-3), earliest local (-4), latest tiered (-5), or the
+//! first offset whose timestamp is at least the given one.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::util;
+use super::RequestContext;
+use crate::broker::Broker;
+
+pub const LATEST: i64 = -1;
+pub const EARLIEST: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL: i64 = -4;
+pub const LATEST_TIERED: i64 = -5;
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ListOffsetsRequest,
+) -> Option<ListOffsetsResponse> {
+    let mut resp = ListOffsetsResponse::default();
+    for topic in req.topics {
+        let mut t = ListOffsetsTopicResponse::default();
+        t.name = topic.name.clone();
+        for p in topic.partitions {
+            let mut r = ListOffsetsPartitionResponse::default();
+            r.partition_index = p.partition_index;
+            r.timestamp = -1;
+            r.offset = -1;
+            r.leader_epoch = -1;
+            let Some(partition) = broker.partition(&topic.name, p.partition_index) else {
+                r.error_code = ResponseError::UnknownTopicOrPartition.code();
+                t.partitions.push(r);
+                continue;
+            };
+            if p.current_leader_epoch >= 0 && p.current_leader_epoch != partition.leader_epoch {
+                r.error_code = if p.current_leader_epoch > partition.leader_epoch {
+                    ResponseError::UnknownLeaderEpoch
+                } else {
+                    ResponseError::FencedLeaderEpoch
+                }
+                .code();
+                t.partitions.push(r);
+                continue;
+            }
+            let log = &partition.log;
+            let found = match p.timestamp {
+                LATEST => Ok(Some((log.log_end_offset(), -1))),
+                EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
+                MAX_TIMESTAMP => log.max_timestamp_offset(),
+                LATEST_TIERED => Ok(Some((-1, -1))),
+                ts => log.offset_for_timestamp(ts),
+            };
+            match found {
+                Ok(Some((offset, timestamp))) => {
+                    r.offset = offset;
+                    r.timestamp = timestamp;
+                    if ctx.api_version >= 4 {
+                        r.leader_epoch = partition.leader_epoch;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => r.error_code = util::storage_error(&e).code(),
+            }
+            t.partitions.push(r);
+        }
+        resp.topics.push(t);
+    }
+    Some(resp)
+}

@@ -1,0 +1,150 @@
+//! Metadata (key 3), versions 0-13: brokers, controller, topics and
+//! partitions; auto-creates requested topics when allowed.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use uuid::Uuid;
+
+use super::util::{self, str_bytes};
+use super::RequestContext;
+use crate::broker::Broker;
+use gregor_metadata::TopicImage;
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: MetadataRequest,
+) -> Option<MetadataResponse> {
+    let v = ctx.api_version;
+    let mut resp = MetadataResponse::default();
+    let (host, port) = broker.advertised_endpoint();
+    let mut b = MetadataResponseBroker::default();
+    b.node_id = BrokerId(broker.node_id());
+    b.host = str_bytes(host);
+    b.port = port as i32;
+    if v >= 1 {
+        b.rack = broker.config.rack.clone().map(str_bytes);
+    }
+    resp.brokers = vec![b];
+    if v >= 2 {
+        resp.cluster_id = Some(str_bytes(broker.cluster_id()));
+    }
+    resp.controller_id = BrokerId(broker.node_id());
+    resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
+        util::CLUSTER_OPERATIONS
+    } else {
+        util::OPERATIONS_OMITTED
+    };
+    let with_ops = req.include_topic_authorized_operations;
+
+    // v0: an empty list means all topics; v1+: null means all.
+    let all = match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && v == 0,
+    };
+    if all {
+        let image = broker.metadata.image();
+        resp.topics = image
+            .topics()
+            .map(|t| topic_response(t, with_ops, v))
+            .collect();
+        return Some(resp);
+    }
+    // Before v4 there is no flag and auto-creation is always allowed.
+    let allow_auto =
+        (v < 4 || req.allow_auto_topic_creation) && broker.config.auto_create_topics_enable;
+    for requested in req.topics.unwrap_or_default() {
+        let image = broker.metadata.image();
+        let found = match &requested.name {
+            Some(name) => image.topic(name),
+            None => image.topic_by_id(&requested.topic_id),
+        };
+        if let Some(t) = found {
+            resp.topics.push(topic_response(t, with_ops, v));
+            continue;
+        }
+        let mut t = MetadataResponseTopic::default();
+        if v >= 10 {
+            t.topic_id = requested.topic_id;
+        }
+        t.topic_authorized_operations = util::OPERATIONS_OMITTED;
+        let Some(name) = requested.name else {
+            t.error_code = ResponseError::UnknownTopicId.code();
+            resp.topics.push(t);
+            continue;
+        };
+        t.name = Some(name.clone());
+        if !allow_auto || util::is_internal(&name) {
+            t.error_code = ResponseError::UnknownTopicOrPartition.code();
+            resp.topics.push(t);
+            continue;
+        }
+        match broker.auto_create_topic(&name) {
+            Ok(Ok(())) | Ok(Err(gregor_metadata::ControllerError::TopicAlreadyExists(_))) => {
+                let image = broker.metadata.image();
+                match image.topic(&name) {
+                    Some(created) => resp.topics.push(topic_response(created, with_ops, v)),
+                    None => {
+                        t.error_code = ResponseError::LeaderNotAvailable.code();
+                        resp.topics.push(t);
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                t.error_code = util::controller_error(&e).code();
+                resp.topics.push(t);
+            }
+            Err(e) => {
+                tracing::error!(topic = %&*name, error = %e, "auto-creating topic failed");
+                t.error_code = ResponseError::UnknownServerError.code();
+                resp.topics.push(t);
+            }
+        }
+    }
+    Some(resp)
+}
+
+/// Fields newer than the request's version are left at their defaults (the codec refuses them otherwise).
+fn topic_response(topic: &TopicImage, with_ops: bool, v: i16) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default();
+    t.name = Some(TopicName(str_bytes(topic.name.clone())));
+    if v >= 10 {
+        t.topic_id = topic.topic_id;
+    }
+    if v >= 1 {
+        t.is_internal = util::is_internal(&topic.name);
+    }
+    t.topic_authorized_operations = if with_ops && v >= 8 {
+        util::TOPIC_OPERATIONS
+    } else {
+        util::OPERATIONS_OMITTED
+    };
+    t.partitions = topic
+        .partitions
+        .iter()
+        .map(|(&index, p)| {
+            let mut mp = MetadataResponsePartition::default();
+            mp.partition_index = index;
+            mp.leader_id = BrokerId(p.leader);
+            if v >= 7 {
+                mp.leader_epoch = p.leader_epoch;
+            }
+            mp.replica_nodes = p.replicas.iter().copied().map(BrokerId).collect();
+            mp.isr_nodes = p.isr.iter().copied().map(BrokerId).collect();
+            mp
+        })
+        .collect();
+    t
+}
+
+/// Topic id lookups for APIs that address topics by id (Fetch v13+, Produce v13).
+pub fn topic_name_by_id(broker: &Broker, id: &Uuid) -> Option<String> {
+    broker
+        .metadata
+        .image()
+        .topic_by_id(id)
+        .map(|t| t.name.clone())
+}

@@ -1,0 +1,161 @@
+//! One module per Kafka API. Each handler is thin: it reads the request,
+//! delegates to the component that owns the logic, and builds the response.
+//! Routing and the versions advertised in ApiVersions come from one table,
+//! [`API_TABLE`] / [`dispatch`], built by the `apis!` macro below.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+
+use crate::broker::Broker;
+
+pub mod alter_configs;
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod describe_topic_partitions;
+pub mod fetch;
+pub mod incremental_alter_configs;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+mod util;
+
+/// What a handler knows about the request besides its body.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub api_version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+}
+
+/// One served API: key, the versions we advertise, and the lowest version we
+/// can actually decode (Produce is advertised from 0 for librdkafka, served from 3).
+#[derive(Debug, Clone, Copy)]
+pub struct ApiEntry {
+    pub key: ApiKey,
+    pub min_advertised: i16,
+    pub min_served: i16,
+    pub max: i16,
+}
+
+/// Why a request could not be answered; the connection is closed, as Kafka does
+/// for requests it cannot parse.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("unknown API key {0}")]
+    UnknownApi(i16),
+    #[error("{key:?} version {version} is not supported")]
+    UnsupportedVersion { key: ApiKey, version: i16 },
+    #[error("malformed {what}: {source}")]
+    Malformed {
+        what: &'static str,
+        source: anyhow::Error,
+    },
+    #[error("cannot encode {key:?} v{version} response: {source}")]
+    Encode {
+        key: ApiKey,
+        version: i16,
+        source: anyhow::Error,
+    },
+}
+
+macro_rules! apis {
+    ($( $key:ident => $module:ident ($req:ty, $min_adv:expr, $min:expr, $max:expr) ),* $(,)?) => {
+        /// Every API this broker serves.
+        pub const API_TABLE: &[ApiEntry] = &[
+            $( ApiEntry { key: ApiKey::$key, min_advertised: $min_adv, min_served: $min, max: $max }, )*
+        ];
+
+        /// Decodes the request in `frame` (header included), runs its handler and
+        /// returns the encoded response frame (size prefix included), or `None` when
+        /// the request wants no response (produce with acks=0).
+        pub async fn dispatch(broker: &Broker, frame: Bytes) -> Result<Option<BytesMut>, DispatchError> {
+            if frame.len() < 8 {
+                return Err(DispatchError::Malformed { what: "request header", source: anyhow::anyhow!("{} bytes", frame.len()) });
+            }
+            let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+            let version = i16::from_be_bytes([frame[2], frame[3]]);
+            let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+            let key = ApiKey::try_from(api_key).map_err(|_| DispatchError::UnknownApi(api_key))?;
+            let entry = API_TABLE.iter().find(|e| e.key == key).ok_or(DispatchError::UnknownApi(api_key))?;
+            if key == ApiKey::ApiVersions && version > entry.max {
+                // KIP-511: answer a too-new ApiVersions with v0 and UNSUPPORTED_VERSION.
+                return Ok(Some(api_versions::unsupported_version_response(correlation_id)));
+            }
+            if version < entry.min_served || version > entry.max {
+                return Err(DispatchError::UnsupportedVersion { key, version });
+            }
+            let mut body = frame;
+            let header = RequestHeader::decode(&mut body, key.request_header_version(version))
+                .map_err(|source| DispatchError::Malformed { what: "request header", source })?;
+            let ctx = RequestContext {
+                api_version: version,
+                correlation_id,
+                client_id: header.client_id.as_ref().map(|s| s.to_string()),
+            };
+            match key {
+                $(
+                    ApiKey::$key => {
+                        let request = <$req>::decode(&mut body, version)
+                            .map_err(|source| DispatchError::Malformed { what: stringify!($req), source })?;
+                        match $module::handle(broker, &ctx, request).await {
+                            Some(response) => encode_response(key, &ctx, &response).map(Some),
+                            None => Ok(None),
+                        }
+                    }
+                )*
+                _ => Err(DispatchError::UnknownApi(api_key)),
+            }
+        }
+    };
+}
+
+use kafka_protocol::messages::*;
+
+apis! {
+    Produce => produce(ProduceRequest, 0, 3, 13),
+    Fetch => fetch(FetchRequest, 4, 4, 18),
+    ListOffsets => list_offsets(ListOffsetsRequest, 1, 1, 10),
+    Metadata => metadata(MetadataRequest, 0, 0, 13),
+    ApiVersions => api_versions(ApiVersionsRequest, 0, 0, 4),
+    CreateTopics => create_topics(CreateTopicsRequest, 2, 2, 7),
+    DeleteTopics => delete_topics(DeleteTopicsRequest, 1, 1, 6),
+    DeleteRecords => delete_records(DeleteRecordsRequest, 0, 0, 2),
+    InitProducerId => init_producer_id(InitProducerIdRequest, 0, 0, 5),
+    DescribeConfigs => describe_configs(DescribeConfigsRequest, 1, 1, 4),
+    AlterConfigs => alter_configs(AlterConfigsRequest, 0, 0, 2),
+    CreatePartitions => create_partitions(CreatePartitionsRequest, 0, 0, 3),
+    IncrementalAlterConfigs => incremental_alter_configs(IncrementalAlterConfigsRequest, 0, 0, 1),
+    DescribeCluster => describe_cluster(DescribeClusterRequest, 0, 0, 2),
+    DescribeTopicPartitions => describe_topic_partitions(DescribeTopicPartitionsRequest, 0, 0, 0),
+}
+
+fn encode_response<R: Encodable + HeaderVersion>(
+    key: ApiKey,
+    ctx: &RequestContext,
+    response: &R,
+) -> Result<BytesMut, DispatchError> {
+    let version = ctx.api_version;
+    let err = |source| DispatchError::Encode {
+        key,
+        version,
+        source,
+    };
+    let mut buf = BytesMut::with_capacity(256);
+    buf.extend_from_slice(&[0, 0, 0, 0]);
+    let mut header = ResponseHeader::default();
+    header.correlation_id = ctx.correlation_id;
+    header
+        .encode(&mut buf, key.response_header_version(version))
+        .map_err(err)?;
+    response.encode(&mut buf, version).map_err(err)?;
+    let size = (buf.len() - 4) as u32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf)
+}

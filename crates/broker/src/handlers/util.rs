@@ -1,0 +1,58 @@
+//! Small conversions shared by handlers.
+
+use gregor_metadata::ControllerError;
+use gregor_storage::StorageError;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::protocol::StrBytes;
+
+pub fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// The Kafka error code for a controller refusal.
+pub fn controller_error(e: &ControllerError) -> ResponseError {
+    match e {
+        ControllerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+        ControllerError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+        ControllerError::UnknownTopicId(_) => ResponseError::UnknownTopicId,
+        ControllerError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+        ControllerError::InvalidPartitions(_) | ControllerError::CannotShrinkPartitions { .. } => {
+            ResponseError::InvalidPartitions
+        }
+        ControllerError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
+        ControllerError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        ControllerError::InvalidConfig(_) | ControllerError::UnknownConfig(_) => {
+            ResponseError::InvalidConfig
+        }
+    }
+}
+
+/// The Kafka error code for a storage failure.
+pub fn storage_error(e: &StorageError) -> ResponseError {
+    match e {
+        StorageError::Records(_) => ResponseError::CorruptMessage,
+        StorageError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+        StorageError::MissingKeyForCompactedTopic(_) => ResponseError::InvalidRecord,
+        StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        StorageError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
+        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        StorageError::Io { .. } | StorageError::Corrupt { .. } | StorageError::LogDirOffline(_) => {
+            ResponseError::KafkaStorageError
+        }
+    }
+}
+
+/// Authorized-operations bit sets reported when a client asks (no authorizer:
+/// everything is allowed). Bits are Kafka's AclOperation codes.
+pub const TOPIC_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+pub const CLUSTER_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+/// "Not requested" marker for authorized operations.
+pub const OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// Kafka's internal topics.
+pub fn is_internal(topic: &str) -> bool {
+    topic == "__consumer_offsets" || topic == "__transaction_state"
+}
