@@ -327,4 +327,34 @@ mod tests {
             })
         ));
     }
+
+    /// Not a pass/fail test: prints validation throughput. Run with
+    /// `cargo test -p gregor-records --release --lib -- --ignored --nocapture throughput`.
+    #[test]
+    #[ignore = "benchmark; meaningful only with --release"]
+    fn throughput() {
+        let recs: Vec<Record> = (0..1000)
+            .map(|i| Record {
+                timestamp: 1_700_000_000_000 + i,
+                key: Some(Bytes::from(format!("key-{i}"))),
+                value: Some(Bytes::from(vec![b'v'; 100])),
+                ..Record::default()
+            })
+            .collect();
+        for codec in [Compression::None, Compression::Lz4, Compression::Zstd] {
+            let b = build(&recs, codec);
+            let start = std::time::Instant::now();
+            let rounds = 2000;
+            for _ in 0..rounds {
+                std::hint::black_box(validate_batch(std::hint::black_box(&b), 1 << 24).unwrap());
+            }
+            let secs = start.elapsed().as_secs_f64();
+            println!(
+                "{codec:?}: {:.1} M records/s, {:.0} MB/s of batch bytes ({} bytes/batch)",
+                rounds as f64 * 1000.0 / secs / 1e6,
+                (rounds * b.len()) as f64 / secs / 1e6,
+                b.len()
+            );
+        }
+    }
 }
