@@ -72,31 +72,43 @@ macro_rules! apis {
             $( ApiEntry { key: ApiKey::$key, min_advertised: $min_adv, min_served: $min, max: $max }, )*
         ];
 
+        /// Decodes the request in `frame` (header included) without handling it:
+        /// the exact decoding path of [`dispatch`], for fuzzing and tests.
+        pub fn decode_only(frame: Bytes) -> Result<(), DispatchError> {
+            let (key, version, mut body) = match check_frame(frame)? {
+                Checked::Request { key, version, body } => (key, version, body),
+                Checked::TooNewApiVersions { .. } => return Ok(()),
+            };
+            RequestHeader::decode(&mut body, key.request_header_version(version))
+                .map_err(|source| DispatchError::Malformed { what: "request header", source })?;
+            match key {
+                $(
+                    ApiKey::$key => {
+                        <$req>::decode(&mut body, version)
+                            .map_err(|source| DispatchError::Malformed { what: stringify!($req), source })?;
+                        Ok(())
+                    }
+                )*
+                _ => Err(DispatchError::UnknownApi(key as i16)),
+            }
+        }
+
         /// Decodes the request in `frame` (header included), runs its handler and
         /// returns the encoded response frame (size prefix included), or `None` when
         /// the request wants no response (produce with acks=0).
         pub async fn dispatch(broker: &Broker, frame: Bytes) -> Result<Option<BytesMut>, DispatchError> {
-            if frame.len() < 8 {
-                return Err(DispatchError::Malformed { what: "request header", source: anyhow::anyhow!("{} bytes", frame.len()) });
-            }
-            let api_key = i16::from_be_bytes([frame[0], frame[1]]);
-            let version = i16::from_be_bytes([frame[2], frame[3]]);
-            let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-            let key = ApiKey::try_from(api_key).map_err(|_| DispatchError::UnknownApi(api_key))?;
-            let entry = API_TABLE.iter().find(|e| e.key == key).ok_or(DispatchError::UnknownApi(api_key))?;
-            if key == ApiKey::ApiVersions && version > entry.max {
-                // KIP-511: answer a too-new ApiVersions with v0 and UNSUPPORTED_VERSION.
-                return Ok(Some(api_versions::unsupported_version_response(correlation_id)));
-            }
-            if version < entry.min_served || version > entry.max {
-                return Err(DispatchError::UnsupportedVersion { key, version });
-            }
-            let mut body = frame;
+            let (key, version, mut body) = match check_frame(frame)? {
+                Checked::Request { key, version, body } => (key, version, body),
+                Checked::TooNewApiVersions { correlation_id } => {
+                    return Ok(Some(api_versions::unsupported_version_response(correlation_id)));
+                }
+            };
+            let api_key = key as i16;
             let header = RequestHeader::decode(&mut body, key.request_header_version(version))
                 .map_err(|source| DispatchError::Malformed { what: "request header", source })?;
             let ctx = RequestContext {
                 api_version: version,
-                correlation_id,
+                correlation_id: header.correlation_id,
                 client_id: header.client_id.as_ref().map(|s| s.to_string()),
             };
             match key {
@@ -134,6 +146,48 @@ apis! {
     IncrementalAlterConfigs => incremental_alter_configs(IncrementalAlterConfigsRequest, 0, 0, 1),
     DescribeCluster => describe_cluster(DescribeClusterRequest, 0, 0, 2),
     DescribeTopicPartitions => describe_topic_partitions(DescribeTopicPartitionsRequest, 0, 0, 0),
+}
+
+enum Checked {
+    Request {
+        key: ApiKey,
+        version: i16,
+        body: Bytes,
+    },
+    TooNewApiVersions {
+        correlation_id: i32,
+    },
+}
+
+/// Reads the API key and version from the start of the header and checks that
+/// we serve them.
+fn check_frame(frame: Bytes) -> Result<Checked, DispatchError> {
+    if frame.len() < 8 {
+        return Err(DispatchError::Malformed {
+            what: "request header",
+            source: anyhow::anyhow!("{} bytes", frame.len()),
+        });
+    }
+    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let key = ApiKey::try_from(api_key).map_err(|_| DispatchError::UnknownApi(api_key))?;
+    let entry = API_TABLE
+        .iter()
+        .find(|e| e.key == key)
+        .ok_or(DispatchError::UnknownApi(api_key))?;
+    if key == ApiKey::ApiVersions && version > entry.max {
+        // KIP-511: answer a too-new ApiVersions with v0 and UNSUPPORTED_VERSION.
+        return Ok(Checked::TooNewApiVersions { correlation_id });
+    }
+    if version < entry.min_served || version > entry.max {
+        return Err(DispatchError::UnsupportedVersion { key, version });
+    }
+    Ok(Checked::Request {
+        key,
+        version,
+        body: frame,
+    })
 }
 
 fn encode_response<R: Encodable + HeaderVersion>(
