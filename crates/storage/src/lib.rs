@@ -7,7 +7,10 @@
 //! - [`offset_index`], [`time_index`]: the sparse `.index` and `.timeindex` files.
 //! - [`segment`]: [`LogSegment`], one `.log` plus its indexes.
 //! - [`log`]: [`Log`], one partition: segments, append, read, roll, recovery.
+//! - [`loader`]: the directory work of opening a log (leftovers, swaps, producer replay).
+//! - [`partition_metadata`]: the `partition.metadata` file (topic id).
 //! - [`producer_state`]: idempotent-producer state per partition and its snapshots.
+//! - [`validator`]: the broker's in-place rewrite of produced batches (offsets, epoch, LogAppendTime, re-compression).
 //! - [`checkpoint`]: Kafka's checkpoint file format.
 //! - [`manager`]: [`LogManager`], every partition of every log dir, and the log-dir checkpoint files.
 
@@ -15,12 +18,15 @@ pub mod checkpoint;
 pub mod clock;
 pub mod config;
 mod index_file;
+pub mod loader;
 pub mod log;
 pub mod manager;
 pub mod offset_index;
+pub mod partition_metadata;
 pub mod producer_state;
 pub mod segment;
 pub mod time_index;
+pub mod validator;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::LogConfig;

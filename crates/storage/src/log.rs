@@ -27,20 +27,21 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use gregor_records::batch::{set_base_offset, set_log_append_time, set_partition_leader_epoch};
 use gregor_records::{
-    record::decode_records, validate_batch, BatchBuilder, BatchHeader, BatchIter, RecordsError,
-    TimestampType, BATCH_HEADER_LEN,
+    record::decode_records, validate_batch, BatchHeader, BatchIter, RecordsError, TimestampType,
+    BATCH_HEADER_LEN,
 };
 use parking_lot::{Mutex, RwLock};
 
 use crate::checkpoint::{sync_dir, write_atomically};
 use crate::config::{CleanupPolicy, CompressionConfig, TimestampTypeConfig};
+use crate::loader::{complete_swaps, delete_segment_files, replay_producers, scan_dir};
+use crate::partition_metadata::{self, PARTITION_METADATA_FILE};
 use crate::producer_state::{PendingProducerUpdates, ProducerStateManager, SequenceCheck};
 use crate::segment::{
-    check_crc, scan_headers, segment_file, FileWindow, LogSegment, SegmentConfig, INDEX_SUFFIX,
-    LOG_SUFFIX, TIME_INDEX_SUFFIX,
+    check_crc, segment_file, LogSegment, SegmentConfig, INDEX_SUFFIX, TIME_INDEX_SUFFIX,
 };
+use crate::validator::{assign_offsets, max_decompressed, reencode};
 use crate::{io_err, Clock, LogConfig, Result, StorageError, TopicPartition};
 
 /// Outcome of an append.
@@ -67,7 +68,6 @@ pub struct ReadInfo {
     pub log_end_offset: i64,
 }
 
-pub const PARTITION_METADATA_FILE: &str = "partition.metadata";
 pub const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
 
 /// State only the append path touches.
@@ -96,16 +96,6 @@ pub struct Log {
     flush_lock: Arc<Mutex<()>>,
     topic_id: Mutex<Option<[u8; 16]>>,
     closed: AtomicBool,
-}
-
-/// Bound on decompressed batch size while validating (a zip bomb must not
-/// exhaust memory): generous next to max.message.bytes, which bounds the
-/// compressed size.
-fn max_decompressed(config: &LogConfig) -> usize {
-    config
-        .max_message_bytes
-        .saturating_mul(16)
-        .clamp(128 << 20, 1 << 30)
 }
 
 fn segment_config(config: &LogConfig) -> SegmentConfig {
@@ -139,7 +129,8 @@ impl Log {
         let clean = clean_marker.exists();
 
         let files = scan_dir(&dir)?;
-        let topic_id = read_partition_metadata(&dir.join(PARTITION_METADATA_FILE));
+        let topic_id =
+            partition_metadata::read_partition_metadata(&dir.join(PARTITION_METADATA_FILE));
         let mut bases = files.log_bases;
         let swapped = complete_swaps(&dir, &files.swaps, &mut bases)?;
 
@@ -300,7 +291,7 @@ impl Log {
         if *cur == Some(id) {
             return Ok(());
         }
-        let text = format!("version: 0\ntopic_id: {}\n", base64url_encode(&id));
+        let text = partition_metadata::render(&id);
         write_atomically(&self.dir.join(PARTITION_METADATA_FILE), text.as_bytes())?;
         *cur = Some(id);
         Ok(())
@@ -339,7 +330,7 @@ impl Log {
         let mut pending = PendingProducerUpdates::default();
         let mut next = log_end;
         let mut batches = 0usize;
-        let mut reencode = false;
+        let mut needs_reencode = false;
         let mut max_ts = i64::MIN;
         for item in BatchIter::new(&records) {
             let (mut h, _pos, bytes) = item.map_err(records_err)?;
@@ -355,7 +346,7 @@ impl Log {
             }
             if let CompressionConfig::Codec(c) = config.compression {
                 if !h.is_control() && h.compression().map_err(records_err)? != c {
-                    reencode = true;
+                    needs_reencode = true;
                 }
             }
             if log_append_time {
@@ -383,27 +374,20 @@ impl Log {
                 reason: "produce request without record batches".into(),
             }));
         }
-        let mut records = if reencode {
-            self.reencode(&records, &config)?
+        let mut records = if needs_reencode {
+            reencode(&records, &config)?
         } else {
             records
         };
 
         // Pass 2: patch the broker-owned fields in place.
-        let mut pos = 0usize;
-        let mut offset = log_end;
-        while pos < records.len() {
-            let h = BatchHeader::parse(&records[pos..]).map_err(records_err)?;
-            let size = h.total_size();
-            let batch = &mut records[pos..pos + size];
-            set_base_offset(batch, offset);
-            set_partition_leader_epoch(batch, leader_epoch);
-            if log_append_time {
-                set_log_append_time(batch, now);
-            }
-            offset += h.last_offset_delta as i64 + 1;
-            pos += size;
-        }
+        assign_offsets(
+            &mut records,
+            log_end,
+            leader_epoch,
+            log_append_time.then_some(now),
+        )
+        .map_err(records_err)?;
         let last_offset = next - 1;
 
         let segment =
@@ -471,43 +455,6 @@ impl Log {
             return Err(StorageError::LogDirOffline(self.dir.display().to_string()));
         }
         Ok(())
-    }
-
-    /// Rebuilds batches whose codec differs from the topic's compression.type
-    /// (the rare path: decode records and encode them again, keeping the
-    /// producer fields so idempotence still holds).
-    fn reencode(&self, records: &[u8], config: &LogConfig) -> Result<BytesMut> {
-        let CompressionConfig::Codec(codec) = config.compression else {
-            return Ok(BytesMut::from(records));
-        };
-        let cap = max_decompressed(config);
-        let mut out = BytesMut::with_capacity(records.len());
-        for item in BatchIter::new(records) {
-            let (h, _, bytes) = item.map_err(records_err)?;
-            if h.is_control() || h.compression().map_err(records_err)? == codec {
-                out.extend_from_slice(bytes);
-                continue;
-            }
-            let (_, recs) = decode_records(bytes, cap).map_err(records_err)?;
-            let mut b = BatchBuilder::new(h.base_offset, codec);
-            b.producer_id = h.producer_id;
-            b.producer_epoch = h.producer_epoch;
-            b.base_sequence = h.base_sequence;
-            b.transactional = h.is_transactional();
-            b.partition_leader_epoch = h.partition_leader_epoch;
-            for r in recs {
-                b.push(r);
-            }
-            let built = b.build().map_err(records_err)?;
-            if built.len() > config.max_message_bytes {
-                return Err(StorageError::MessageTooLarge {
-                    size: built.len(),
-                    max: config.max_message_bytes,
-                });
-            }
-            out.extend_from_slice(&built);
-        }
-        Ok(out)
     }
 
     /// Rolls to a new segment when the active one cannot take `len` more
@@ -999,36 +946,6 @@ fn truncate_segment(seg: &LogSegment, pos: u64) -> Result<()> {
     seg.reload_size()
 }
 
-/// Replays batch headers in `[from, to)` into the producer state.
-fn replay_producers(
-    segments: &BTreeMap<i64, Arc<LogSegment>>,
-    producers: &mut ProducerStateManager,
-    from: i64,
-    to: i64,
-) -> Result<()> {
-    let start = segments
-        .range(..=from)
-        .next_back()
-        .map_or(i64::MIN, |(b, _)| *b);
-    for seg in segments.range(start..).map(|(_, s)| s) {
-        if seg.base_offset() >= to {
-            break;
-        }
-        let pos = seg.index_lookup(from).position;
-        let mut window = FileWindow::new(seg, 256 * 1024);
-        scan_headers(&mut window, pos, seg.size(), |_, h| {
-            if h.base_offset >= to {
-                return false;
-            }
-            if h.last_offset() >= from {
-                producers.replay(h);
-            }
-            true
-        })?;
-    }
-    Ok(())
-}
-
 /// A deterministic per-segment jitter in `[0, segment.jitter.ms)`: spreads
 /// time-based rolls of many partitions without a random source.
 fn roll_jitter(config: &LogConfig, tp: &TopicPartition, base: i64) -> i64 {
@@ -1048,152 +965,4 @@ fn roll_jitter(config: &LogConfig, tp: &TopicPartition, base: i64) -> i64 {
         h = h.wrapping_mul(0x100_0000_01b3);
     }
     (h % config.segment_jitter_ms as u64) as i64
-}
-
-/// What `open` found in a partition directory.
-struct DirFiles {
-    log_bases: std::collections::BTreeSet<i64>,
-    /// Base offsets of `.log.swap` files.
-    swaps: Vec<i64>,
-}
-
-fn parse_base(name: &str, suffix: &str) -> Option<i64> {
-    let stem = name.strip_suffix(suffix)?;
-    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    stem.parse().ok()
-}
-
-/// Lists the directory, deleting what Kafka deletes on load: `.deleted` and
-/// `.cleaned` leftovers of the cleaner and retention, `.tmp` files of
-/// interrupted atomic writes, and index files without a `.log`.
-fn scan_dir(dir: &Path) -> Result<DirFiles> {
-    let mut logs = std::collections::BTreeSet::new();
-    let mut swaps = Vec::new();
-    let mut indexes = Vec::new();
-    let rd = fs::read_dir(dir).map_err(io_err(format!("list {}", dir.display())))?;
-    for ent in rd {
-        let ent = ent.map_err(io_err(format!("list {}", dir.display())))?;
-        let name = ent.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let path = ent.path();
-        if name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".tmp") {
-            fs::remove_file(&path).map_err(io_err(format!("delete {}", path.display())))?;
-        } else if let Some(b) = name
-            .strip_suffix(".swap")
-            .and_then(|n| parse_base(n, LOG_SUFFIX))
-        {
-            swaps.push(b);
-        } else if name.ends_with(".swap") {
-            // Index swaps are rebuilt from the swapped log.
-            fs::remove_file(&path).map_err(io_err(format!("delete {}", path.display())))?;
-        } else if let Some(b) = parse_base(name, LOG_SUFFIX) {
-            logs.insert(b);
-        } else if let Some(b) =
-            parse_base(name, INDEX_SUFFIX).or_else(|| parse_base(name, TIME_INDEX_SUFFIX))
-        {
-            indexes.push((b, path));
-        }
-    }
-    for (b, path) in indexes {
-        if !logs.contains(&b) && !swaps.contains(&b) {
-            fs::remove_file(&path).map_err(io_err(format!("delete {}", path.display())))?;
-        }
-    }
-    Ok(DirFiles {
-        log_bases: logs,
-        swaps,
-    })
-}
-
-/// Completes interrupted segment swaps of the cleaner. A `.log.swap` is only
-/// created once its contents are complete, so the safe completion is to make
-/// it the segment (its indexes are rebuilt; segments it overlaps are removed
-/// while loading). Returns the bases of swapped-in segments.
-fn complete_swaps(
-    dir: &Path,
-    swaps: &[i64],
-    bases: &mut std::collections::BTreeSet<i64>,
-) -> Result<Vec<i64>> {
-    for &b in swaps {
-        let swap = dir.join(format!("{b:020}{LOG_SUFFIX}.swap"));
-        let log = segment_file(dir, b, LOG_SUFFIX);
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            let p = segment_file(dir, b, suffix);
-            if p.exists() {
-                fs::remove_file(&p).map_err(io_err(format!("delete {}", p.display())))?;
-            }
-        }
-        fs::rename(&swap, &log).map_err(io_err(format!("rename {}", swap.display())))?;
-        bases.insert(b);
-    }
-    Ok(swaps.to_vec())
-}
-
-fn delete_segment_files(dir: &Path, base: i64) -> Result<()> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-        let p = segment_file(dir, base, suffix);
-        if p.exists() {
-            fs::remove_file(&p).map_err(io_err(format!("delete {}", p.display())))?;
-        }
-    }
-    Ok(())
-}
-
-fn read_partition_metadata(path: &Path) -> Option<[u8; 16]> {
-    let text = fs::read_to_string(path).ok()?;
-    let mut version_ok = false;
-    let mut id = None;
-    for line in text.lines() {
-        let (k, v) = line.split_once(':')?;
-        match k.trim() {
-            "version" => version_ok = v.trim() == "0",
-            "topic_id" => id = base64url_decode(v.trim()),
-            _ => {}
-        }
-    }
-    if !version_ok {
-        tracing::warn!(path = %path.display(), "ignoring partition.metadata of unknown version");
-        return None;
-    }
-    id
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// Kafka's `Uuid.toString`: URL-safe base64 without padding (22 chars).
-pub fn base64url_encode(id: &[u8; 16]) -> String {
-    let mut out = String::with_capacity(22);
-    for chunk in id.chunks(3) {
-        let n = chunk.len();
-        let v = (chunk[0] as u32) << 16
-            | (chunk.get(1).copied().unwrap_or(0) as u32) << 8
-            | chunk.get(2).copied().unwrap_or(0) as u32;
-        for i in 0..=n {
-            out.push(B64[((v >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-pub fn base64url_decode(s: &str) -> Option<[u8; 16]> {
-    let s = s.trim_end_matches('=');
-    if s.len() != 22 {
-        return None;
-    }
-    let mut bits: u32 = 0;
-    let mut nbits = 0;
-    let mut out = Vec::with_capacity(16);
-    for c in s.bytes() {
-        let v = B64.iter().position(|b| *b == c)? as u32;
-        bits = (bits << 6) | v;
-        nbits += 6;
-        if nbits >= 8 {
-            nbits -= 8;
-            out.push((bits >> nbits) as u8);
-            bits &= (1 << nbits) - 1;
-        }
-    }
-    out.try_into().ok()
 }

@@ -165,6 +165,38 @@ impl TimeIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn lookup_is_largest_entry_at_most_target(
+            steps in proptest::collection::vec((-5i64..100, 0i64..20), 0..150),
+            targets in proptest::collection::vec(-10i64..6000, 1..40),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let base = 500;
+            let mut idx = TimeIndex::open(
+                &dir.path().join("00000000000000000500.timeindex"), base, 12 * 200).unwrap();
+            let (mut ts, mut off) = (0i64, base);
+            let mut model: Vec<TimestampOffset> = Vec::new();
+            for (dt, doff) in steps {
+                ts += dt;
+                off += doff;
+                idx.maybe_append(ts, off).unwrap();
+                // the model keeps only strictly growing timestamps
+                if model.last().is_none_or(|l| ts > l.timestamp && off >= l.offset) {
+                    model.push(TimestampOffset { timestamp: ts, offset: off });
+                }
+            }
+            prop_assert_eq!(idx.entries(), model.len());
+            for t in targets {
+                let expected = model.iter().rev().find(|e| e.timestamp <= t).copied()
+                    .unwrap_or(TimestampOffset { timestamp: -1, offset: base });
+                prop_assert_eq!(idx.lookup(t), expected);
+            }
+        }
+    }
 
     #[test]
     fn append_only_when_timestamp_grows_and_lookup() {

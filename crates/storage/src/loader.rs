@@ -1,0 +1,146 @@
+//! The directory work of [`crate::Log::open`]: listing a partition directory,
+//! clearing leftovers as Kafka's `LogLoader` does, completing interrupted
+//! segment swaps, and replaying producer state from the log.
+//!
+//! Leftovers and what happens to them:
+//!
+//! | file                          | meaning                          | on load |
+//! | ----------------------------- | -------------------------------- | ------- |
+//! | `*.deleted`                   | segment being deleted            | deleted |
+//! | `*.cleaned`                   | cleaner output not yet swapped   | deleted |
+//! | `*.tmp`                       | interrupted atomic write         | deleted |
+//! | `*.log.swap`                  | complete cleaner output          | renamed to `.log`, indexes rebuilt |
+//! | `*.index.swap` etc.           | indexes of a swap                | deleted (rebuilt) |
+//! | `.index`/`.timeindex` alone   | orphaned index                   | deleted |
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::producer_state::ProducerStateManager;
+use crate::segment::{
+    scan_headers, segment_file, FileWindow, LogSegment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+};
+use crate::{io_err, Result};
+
+/// What `open` found in a partition directory.
+pub(crate) struct DirFiles {
+    pub(crate) log_bases: BTreeSet<i64>,
+    /// Base offsets of `.log.swap` files.
+    pub(crate) swaps: Vec<i64>,
+}
+
+fn parse_base(name: &str, suffix: &str) -> Option<i64> {
+    let stem = name.strip_suffix(suffix)?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Lists the directory, deleting what Kafka deletes on load: `.deleted` and
+/// `.cleaned` leftovers of the cleaner and retention, `.tmp` files of
+/// interrupted atomic writes, and index files without a `.log`.
+pub(crate) fn scan_dir(dir: &Path) -> Result<DirFiles> {
+    let mut logs = BTreeSet::new();
+    let mut swaps = Vec::new();
+    let mut indexes = Vec::new();
+    let rd = fs::read_dir(dir).map_err(io_err(format!("list {}", dir.display())))?;
+    for ent in rd {
+        let ent = ent.map_err(io_err(format!("list {}", dir.display())))?;
+        let name = ent.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let path = ent.path();
+        if name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".tmp") {
+            fs::remove_file(&path).map_err(io_err(format!("delete {}", path.display())))?;
+        } else if let Some(b) = name
+            .strip_suffix(".swap")
+            .and_then(|n| parse_base(n, LOG_SUFFIX))
+        {
+            swaps.push(b);
+        } else if name.ends_with(".swap") {
+            // Index swaps are rebuilt from the swapped log.
+            fs::remove_file(&path).map_err(io_err(format!("delete {}", path.display())))?;
+        } else if let Some(b) = parse_base(name, LOG_SUFFIX) {
+            logs.insert(b);
+        } else if let Some(b) =
+            parse_base(name, INDEX_SUFFIX).or_else(|| parse_base(name, TIME_INDEX_SUFFIX))
+        {
+            indexes.push((b, path));
+        }
+    }
+    for (b, path) in indexes {
+        if !logs.contains(&b) && !swaps.contains(&b) {
+            fs::remove_file(&path).map_err(io_err(format!("delete {}", path.display())))?;
+        }
+    }
+    Ok(DirFiles {
+        log_bases: logs,
+        swaps,
+    })
+}
+
+/// Completes interrupted segment swaps of the cleaner. A `.log.swap` is only
+/// created once its contents are complete, so the safe completion is to make
+/// it the segment (its indexes are rebuilt; segments it overlaps are removed
+/// while loading). Returns the bases of swapped-in segments.
+pub(crate) fn complete_swaps(
+    dir: &Path,
+    swaps: &[i64],
+    bases: &mut BTreeSet<i64>,
+) -> Result<Vec<i64>> {
+    for &b in swaps {
+        let swap = dir.join(format!("{b:020}{LOG_SUFFIX}.swap"));
+        let log = segment_file(dir, b, LOG_SUFFIX);
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let p = segment_file(dir, b, suffix);
+            if p.exists() {
+                fs::remove_file(&p).map_err(io_err(format!("delete {}", p.display())))?;
+            }
+        }
+        fs::rename(&swap, &log).map_err(io_err(format!("rename {}", swap.display())))?;
+        bases.insert(b);
+    }
+    Ok(swaps.to_vec())
+}
+
+pub(crate) fn delete_segment_files(dir: &Path, base: i64) -> Result<()> {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        let p = segment_file(dir, base, suffix);
+        if p.exists() {
+            fs::remove_file(&p).map_err(io_err(format!("delete {}", p.display())))?;
+        }
+    }
+    Ok(())
+}
+
+/// Replays batch headers in `[from, to)` into the producer state.
+pub(crate) fn replay_producers(
+    segments: &BTreeMap<i64, Arc<LogSegment>>,
+    producers: &mut ProducerStateManager,
+    from: i64,
+    to: i64,
+) -> Result<()> {
+    let start = segments
+        .range(..=from)
+        .next_back()
+        .map_or(i64::MIN, |(b, _)| *b);
+    for seg in segments.range(start..).map(|(_, s)| s) {
+        if seg.base_offset() >= to {
+            break;
+        }
+        let pos = seg.index_lookup(from).position;
+        let mut window = FileWindow::new(seg, 256 * 1024);
+        scan_headers(&mut window, pos, seg.size(), |_, h| {
+            if h.base_offset >= to {
+                return false;
+            }
+            if h.last_offset() >= from {
+                producers.replay(h);
+            }
+            true
+        })?;
+    }
+    Ok(())
+}
