@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import Producer
 
-from compat_util import assert_same_records, ck_create_topic, consume_ck, counts, make_records
+from compat_util import Rec, assert_same_records, ck_create_topic, consume_ck, counts, make_records
 
 PARTITIONS = 3
 
@@ -85,11 +85,14 @@ def test_sigterm_restart_keeps_topics_configs_and_data(broker, topic):
     assert_same_records(recs, got, PARTITIONS, what="after SIGTERM restart")
 
 
-@pytest.mark.broker_overrides({"log.segment.bytes": "65536"})
+@pytest.mark.broker_overrides({"log.segment.bytes": "1048576"})  # Kafka's minimum (1 MiB)
 def test_kill9_with_many_segments(broker, topic):
-    """Small segments: recovery must rebuild several segments and their indexes."""
+    """Several segments: recovery must rebuild them and their indexes."""
+    import random
+    rnd = random.Random(42)
     ck_create_topic(broker.bootstrap, topic, 1)
-    recs = make_records("segments", 1, 400, large=False)  # ~ 400 KB uncompressed: several 64 KB segments
+    # 400 x 10 KB incompressible values, uncompressed: ~4 MB -> at least 3 segments of 1 MiB.
+    recs = [Rec(0, f"k{i}".encode(), rnd.randbytes(10_000), (("i", str(i).encode()),)) for i in range(400)]
     produce_acked(broker.bootstrap, topic, recs, **{"batch.num.messages": 20})
     broker.kill9()
     broker.restart()
@@ -99,5 +102,5 @@ def test_kill9_with_many_segments(broker, topic):
     got = consume_ck(broker.bootstrap, topic, {0: 100}, start={0: 300})
     assert_same_records(recs[300:], got, 1, first_offset={0: 300}, what="from offset 300")
     log_files = sorted(p.name for p in (broker.log_dir / f"{topic}-0").glob("*.log"))
-    assert len(log_files) >= 3, f"expected several segments with log.segment.bytes=65536: {log_files}"
+    assert len(log_files) >= 3, f"expected several 1 MiB segments for ~4 MB: {log_files}"
     assert log_files[0] == "00000000000000000000.log"

@@ -155,7 +155,18 @@ def test_produce_consume_codec(broker, topic, codec):
                         what=f"kafka-python {codec} read by confluent-kafka")
 
 
-@pytest.mark.parametrize("acks", [0, 1, "all"])
+# kafka-python 2.3.3 bug, not the broker's: with acks=0 the Produce request is queued on the
+# connection but never written to the socket. KafkaClient.send() only schedules a connection
+# for writing when the returned future is not done yet (client_async.py: `if not
+# future.is_done: self._sending.add(conn)`), and for acks=0 BrokerConnection._send() resolves
+# the future at once, so the bytes stay buffered until some later request on that connection
+# flushes them -- and close() discards them. Verified with a logging proxy: no Produce frame
+# reaches the broker. strict: the test starts failing (XPASS) once the client is fixed.
+KP_ACKS0_BUG = pytest.mark.xfail(strict=True, reason="kafka-python 2.3.3 never writes acks=0 produce requests "
+                                 "to the socket (client bug, see comment)")
+
+
+@pytest.mark.parametrize("acks", [pytest.param(0, marks=KP_ACKS0_BUG), 1, "all"])
 def test_acks(broker, topic, acks):
     create(broker.bootstrap, topic, PARTITIONS)
     recs = make_records(f"acks{acks}", PARTITIONS, 30)
@@ -165,7 +176,7 @@ def test_acks(broker, topic, acks):
         assert {off for _, off in delivered} == {-1}
     else:
         assert_offsets(delivered, recs, PARTITIONS)
-    got = consume_kp(broker.bootstrap, topic, counts(recs, PARTITIONS))
+    got = consume_kp(broker.bootstrap, topic, counts(recs, PARTITIONS), timeout=15 if acks == 0 else 60)
     assert_same_records(recs, got, PARTITIONS, what=f"acks={acks}")
 
 

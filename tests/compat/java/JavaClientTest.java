@@ -317,6 +317,10 @@ public class JavaClientTest {
         consumeAndCompare(recs, lo, hi);
     }
 
+    static List<Object> ots(OffsetAndTimestamp o) {
+        return o == null ? null : List.of(o.offset(), o.timestamp(), o.leaderEpoch());
+    }
+
     static void scenarioTimes(String tsv) throws Exception {
         List<Rec> recs = readTsv(tsv);
         int n = partitionCount(recs);
@@ -331,9 +335,9 @@ public class JavaClientTest {
         TopicPartition tp0 = new TopicPartition(topic, 0);
         try (KafkaConsumer<byte[], byte[]> c = consumer()) {
             Map<TopicPartition, OffsetAndTimestamp> r = c.offsetsForTimes(Map.of(tp0, base + 5500));
-            checkEq(new OffsetAndTimestamp(6, base + 6000), r.get(tp0), "offsetsForTimes(base+5500)");
+            checkEq(List.of(6L, base + 6000, Optional.of(0)), ots(r.get(tp0)), "offsetsForTimes(base+5500) [offset, timestamp, leaderEpoch]");
             r = c.offsetsForTimes(Map.of(tp0, base));
-            checkEq(new OffsetAndTimestamp(0, base), r.get(tp0), "offsetsForTimes(base)");
+            checkEq(List.of(0L, base, Optional.of(0)), ots(r.get(tp0)), "offsetsForTimes(base) [offset, timestamp, leaderEpoch]");
             r = c.offsetsForTimes(Map.of(tp0, base + 1_000_000));
             checkEq(null, r.get(tp0), "offsetsForTimes after the last record");
             checkEq(Map.of(tp0, 0L), c.beginningOffsets(List.of(tp0)), "beginningOffsets");
