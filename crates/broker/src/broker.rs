@@ -383,9 +383,18 @@ impl Broker {
 
     /// Flushes, snapshots and checkpoints every log; closes the metadata log.
     pub fn shutdown(&self) -> Result<(), BrokerError> {
+        // LogManager::shutdown writes recovery points and log start offsets but
+        // knows no high watermarks: write the full set first.
+        self.checkpoint()?;
         self.logs.shutdown()?;
         self.metadata.close()?;
         Ok(())
+    }
+
+    /// Deletes segments past `retention.ms` / `retention.bytes` (every
+    /// `log.retention.check.interval.ms`). Returns the number of segments deleted.
+    pub fn enforce_retention(&self) -> Result<usize, BrokerError> {
+        Ok(self.logs.enforce_retention()?)
     }
 
     /// Writes the log-dir checkpoint files (periodically and at shutdown).

@@ -75,6 +75,8 @@ pub struct BrokerConfig {
     pub delete_topic_enable: bool,
     pub socket_request_max_bytes: usize,
     pub checkpoint_interval_ms: u64,
+    /// log.retention.check.interval.ms
+    pub retention_check_interval_ms: u64,
     pub rack: Option<String>,
     pub num_io_threads: usize,
     pub message_max_bytes: usize,
@@ -254,6 +256,7 @@ impl BrokerConfig {
             delete_topic_enable: boolean("delete.topic.enable"),
             socket_request_max_bytes: int("socket.request.max.bytes") as usize,
             checkpoint_interval_ms: int("log.flush.offset.checkpoint.interval.ms").max(1) as u64,
+            retention_check_interval_ms: int("log.retention.check.interval.ms").max(1) as u64,
             rack,
             num_io_threads: int("num.io.threads").max(1) as usize,
             message_max_bytes: int("message.max.bytes").max(0) as usize,

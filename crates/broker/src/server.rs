@@ -55,6 +55,7 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     let checkpointer = tokio::spawn(checkpoint_loop(broker.clone(), stop_rx.clone()));
+    let retention = tokio::spawn(retention_loop(broker.clone(), stop_rx.clone()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -93,6 +94,7 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
         connections.abort_all();
     }
     let _ = checkpointer.await;
+    let _ = retention.await;
     let b = broker.clone();
     match tokio::task::spawn_blocking(move || b.shutdown()).await {
         Ok(Ok(())) => tracing::info!("shut down cleanly"),
@@ -111,6 +113,24 @@ async fn checkpoint_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                 let b = broker.clone();
                 if let Ok(Err(e)) = tokio::task::spawn_blocking(move || b.checkpoint()).await {
                     tracing::warn!(error = %e, "writing checkpoints failed");
+                }
+            }
+        }
+    }
+}
+
+/// Applies retention every `log.retention.check.interval.ms`.
+async fn retention_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let period = Duration::from_millis(broker.config.retention_check_interval_ms);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(period) => {
+                let b = broker.clone();
+                match tokio::task::spawn_blocking(move || b.enforce_retention()).await {
+                    Ok(Ok(0)) | Err(_) => {}
+                    Ok(Ok(n)) => tracing::info!(segments = n, "retention deleted segments"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
                 }
             }
         }
