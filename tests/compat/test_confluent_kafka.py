@@ -315,3 +315,102 @@ def test_long_poll_fetch_wakes_on_append(broker, topic):
                                                                         [("h", b"1")])
     finally:
         c.close()
+
+
+# ---------------------------------------------------------------- broker-side semantics
+def first_batch_attributes(log_dir, topic, partition=0) -> int:
+    """attributes (int16) of the first RecordBatch in the partition's first segment:
+    baseOffset(8) batchLength(4) partitionLeaderEpoch(4) magic(1) crc(4) attributes(2)."""
+    data = (log_dir / f"{topic}-{partition}" / "00000000000000000000.log").read_bytes()
+    assert len(data) >= 61 and data[16] == 2, f"no RecordBatch v2 at the start of the segment ({len(data)} bytes)"
+    return int.from_bytes(data[21:23], "big")
+
+
+def test_fetch_with_tiny_partition_limits(broker, topic):
+    """Quirk 4: with max.partition.fetch.bytes / fetch.max.bytes far below the batch sizes
+    the broker still returns one whole batch per fetch, and the consumer gets everything."""
+    ck_create_topic(broker.bootstrap, topic, 2)
+    recs = make_records("tiny", 2, 40)  # includes ~60 KB values, batches up to ~1 MB
+    produce_ck(broker.bootstrap, topic, recs, **{"compression.type": "none"})
+    got = consume_ck(broker.bootstrap, topic, counts(recs, 2), extra_conf={
+        "max.partition.fetch.bytes": 1024, "fetch.max.bytes": 2048, "message.max.bytes": 1000,
+        "receive.message.max.bytes": 4_000_000})
+    assert_same_records(recs, got, 2, what="tiny fetch limits")
+
+
+def test_message_too_large_is_rejected(broker, topic):
+    """A batch over the broker's message.max.bytes (1048588) is refused with MSG_SIZE_TOO_LARGE
+    (error 10); the client-side limit is raised so that the broker has to decide."""
+    ck_create_topic(broker.bootstrap, topic, 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "message.max.bytes": 5_000_000,
+                  "compression.type": "none", "retries": 0})
+    out = []
+    p.produce(topic, b"x" * 2_000_000, partition=0, on_delivery=lambda e, m: out.append(e))
+    p.produce(topic, b"small", partition=0, on_delivery=lambda e, m: out.append((e, m.offset())))
+    assert p.flush(60) == 0
+    assert out[0] is not None and out[0].code() == KafkaError.MSG_SIZE_TOO_LARGE, out
+    assert out[1] == (None, 0), f"the next small record must be appended at offset 0: {out}"
+
+
+def test_log_append_time_topic(broker, topic):
+    """message.timestamp.type=LogAppendTime: the broker stamps batches with its clock and
+    consumers see LogAppendTime, whatever the producer sent."""
+    ck_create_topic(broker.bootstrap, topic, 1, config={"message.timestamp.type": "LogAppendTime"})
+    old = now_ms() - 86_400_000
+    recs = make_records("lat", 1, 10, timestamps=lambda i: old + i)
+    t0 = now_ms()
+    produce_ck(broker.bootstrap, topic, recs, **{"compression.type": "lz4"})
+    t1 = now_ms()
+    got = consume_ck(broker.bootstrap, topic, {0: 10})
+    assert_same_records([Rec(r.partition, r.key, r.value, r.headers) for r in recs], got, 1)
+    for g in got[0]:
+        assert g.timestamp_type == "log_append", g
+        assert t0 - 1 <= g.timestamp <= t1 + 1, f"LogAppendTime {g.timestamp} outside [{t0}, {t1}]"
+    assert first_batch_attributes(broker.log_dir, topic) & 0x08, "timestampType bit not set on disk"
+
+
+def test_topic_compression_type_recompresses(broker, topic):
+    """compression.type=gzip on the topic: an uncompressed produce is stored gzip-compressed
+    (codec bits of the stored batch), and reads back identical."""
+    ck_create_topic(broker.bootstrap, topic, 1, config={"compression.type": "gzip"})
+    recs = make_records("recomp", 1, 20)
+    produce_ck(broker.bootstrap, topic, recs, **{"compression.type": "none"})
+    got = consume_ck(broker.bootstrap, topic, {0: 20})
+    assert_same_records(recs, got, 1, what="recompressed to gzip")
+    assert first_batch_attributes(broker.log_dir, topic) & 0x07 == 1, "stored batch is not gzip"
+
+
+def test_producer_compression_kept_by_default(broker, topic):
+    """compression.type=producer (default): the batch is stored with the producer's codec."""
+    ck_create_topic(broker.bootstrap, topic, 1)
+    produce_ck(broker.bootstrap, topic, make_records("keep", 1, 5), **{"compression.type": "zstd"})
+    assert first_batch_attributes(broker.log_dir, topic) & 0x07 == 4, "stored batch is not zstd"
+
+
+def test_out_of_range_offset_resets(broker, topic):
+    """Fetching past the end gets OFFSET_OUT_OF_RANGE; auto.offset.reset=earliest then
+    restarts from offset 0."""
+    ck_create_topic(broker.bootstrap, topic, 1)
+    recs = make_records("oor", 1, 10)
+    produce_ck(broker.bootstrap, topic, recs)
+    got = consume_ck(broker.bootstrap, topic, {0: 10}, start={0: 1000},
+                     extra_conf={"auto.offset.reset": "earliest"}, check_watermarks=False)
+    assert_same_records(recs, got, 1, what="after out-of-range reset")
+
+
+def test_delete_and_recreate_topic(broker, topic):
+    """A topic deleted and created again under the same name starts empty at offset 0."""
+    ck_create_topic(broker.bootstrap, topic, 2)
+    produce_ck(broker.bootstrap, topic, make_records("gen1", 2, 10))
+    a = ck_admin(broker.bootstrap)
+    a.delete_topics([topic], operation_timeout=30)[topic].result(timeout=30)
+    wait_until(lambda: topic not in a.list_topics(timeout=10).topics, 30, "topic gone")
+    ck_create_topic(broker.bootstrap, topic, 1)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": CK_GROUP, "enable.auto.commit": False})
+    try:
+        assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False) == (0, 0)
+    finally:
+        c.close()
+    recs = make_records("gen2", 1, 5)
+    assert_delivered_offsets(produce_ck(broker.bootstrap, topic, recs), recs, 1)
+    assert_same_records(recs, consume_ck(broker.bootstrap, topic, {0: 5}), 1, what="recreated topic")

@@ -85,6 +85,34 @@ def test_sigterm_restart_keeps_topics_configs_and_data(broker, topic):
     assert_same_records(recs, got, PARTITIONS, what="after SIGTERM restart")
 
 
+def test_sigterm_restart_keeps_deletions_and_log_start(broker, topic):
+    """Deleted topics stay deleted and DeleteRecords' log start offset stays, across a clean restart."""
+    from confluent_kafka import Consumer, TopicPartition
+    from compat_util import CK_GROUP, ck_admin
+    gone, kept = topic + "-deleted", topic + "-kept"
+    ck_create_topic(broker.bootstrap, gone, 1)
+    ck_create_topic(broker.bootstrap, kept, 1)
+    recs = make_records("ls", 1, 10)
+    produce_acked(broker.bootstrap, kept, recs)
+    a = ck_admin(broker.bootstrap)
+    a.delete_topics([gone], operation_timeout=30)[gone].result(timeout=30)
+    tp = TopicPartition(kept, 0, 4)
+    assert a.delete_records([tp], request_timeout=30)[tp].result(timeout=30).low_watermark == 4
+
+    broker.restart()
+
+    a = ck_admin(broker.bootstrap)
+    topics = a.list_topics(timeout=10).topics
+    assert gone not in topics and kept in topics
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": CK_GROUP, "enable.auto.commit": False})
+    try:
+        assert c.get_watermark_offsets(TopicPartition(kept, 0), timeout=10, cached=False) == (4, 10)
+    finally:
+        c.close()
+    got = consume_ck(broker.bootstrap, kept, {0: 6})
+    assert_same_records(recs[4:], got, 1, first_offset={0: 4}, what="log start after restart")
+
+
 @pytest.mark.broker_overrides({"log.segment.bytes": "1048576"})  # Kafka's minimum (1 MiB)
 def test_kill9_with_many_segments(broker, topic):
     """Several segments: recovery must rebuild them and their indexes."""
