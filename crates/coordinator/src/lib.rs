@@ -1,0 +1,120 @@
+//! The group coordinator: consumer groups as a state machine over the
+//! internal compacted topic `__consumer_offsets`.
+//!
+//! Nothing here does I/O or reads a clock. Each call takes the current time
+//! and returns an [`Output`]: records to append to the shard's
+//! `__consumer_offsets` partition, responses to complete (possibly for
+//! requests that arrived earlier: JoinGroup and SyncGroup wait for the rest of
+//! the group), and timers to (re)arm or cancel. The broker's runtime appends
+//! the records, then sends the responses, and feeds expired timers back in
+//! with [`GroupCoordinatorShard::on_timer`]. At start the runtime replays the
+//! partition with [`GroupCoordinatorShard::replay`].
+//!
+//! # Layout
+//!
+//! - [`partitioner`]: group id → `__consumer_offsets` partition (Kafka's hash).
+//! - [`records`]: Kafka's key/value formats of `__consumer_offsets`
+//!   (OffsetCommitKey/Value, GroupMetadataKey/Value), byte-compatible.
+//! - [`shard`]: [`GroupCoordinatorShard`], the groups of one partition.
+//! - [`classic`]: the classic group state machine (JoinGroup, SyncGroup,
+//!   Heartbeat, LeaveGroup; Empty / PreparingRebalance / CompletingRebalance /
+//!   Stable / Dead; static membership; session and rebalance timeouts).
+//! - [`offsets`]: committed offsets, commit validation, expiry.
+
+pub mod partitioner;
+pub mod records;
+pub mod shard;
+
+pub use shard::GroupCoordinatorShard;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{
+    DeleteGroupsResponse, DescribeGroupsResponse, HeartbeatResponse, JoinGroupResponse,
+    LeaveGroupResponse, ListGroupsResponse, OffsetCommitResponse, OffsetDeleteResponse,
+    OffsetFetchResponse, SyncGroupResponse,
+};
+
+/// Identifies one request inside the runtime, so a response can be completed later.
+pub type RequestId = u64;
+
+/// Coordinator settings, Kafka's names and defaults.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// group.min.session.timeout.ms (6000)
+    pub min_session_timeout_ms: i32,
+    /// group.max.session.timeout.ms (1800000)
+    pub max_session_timeout_ms: i32,
+    /// group.initial.rebalance.delay.ms (3000)
+    pub initial_rebalance_delay_ms: i32,
+    /// group.max.size (i32::MAX)
+    pub max_size: usize,
+    /// offsets.retention.minutes (7 days) in ms
+    pub offsets_retention_ms: i64,
+    /// offset.metadata.max.bytes (4096)
+    pub offset_metadata_max_bytes: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        Self {
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            initial_rebalance_delay_ms: 3_000,
+            max_size: i32::MAX as usize,
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            offset_metadata_max_bytes: 4096,
+        }
+    }
+}
+
+/// A response the runtime must send (to the connection that sent `RequestId`).
+#[derive(Debug, Clone)]
+pub enum Response {
+    JoinGroup(JoinGroupResponse),
+    SyncGroup(SyncGroupResponse),
+    Heartbeat(HeartbeatResponse),
+    LeaveGroup(LeaveGroupResponse),
+    OffsetCommit(OffsetCommitResponse),
+    OffsetFetch(OffsetFetchResponse),
+    DescribeGroups(DescribeGroupsResponse),
+    ListGroups(ListGroupsResponse),
+    DeleteGroups(DeleteGroupsResponse),
+    OffsetDelete(OffsetDeleteResponse),
+}
+
+/// A timer the runtime keeps: when `deadline_ms` passes it calls
+/// [`GroupCoordinatorShard::on_timer`] with the key. Scheduling a key again
+/// replaces its deadline.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TimerKey {
+    /// A member's session expires (group id, member id).
+    Session { group: String, member: String },
+    /// The join phase of a rebalance ends (initial delay or rebalance timeout).
+    Join { group: String },
+    /// The sync phase ends: members that did not sync are removed.
+    Sync { group: String, generation: i32 },
+    /// Periodic offset expiry (offsets.retention.check.interval.ms).
+    OffsetExpiry,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimerOp {
+    Schedule { key: TimerKey, deadline_ms: i64 },
+    Cancel { key: TimerKey },
+}
+
+/// A record for `__consumer_offsets`: key and value bytes (value `None` is a tombstone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetsRecord {
+    pub key: Bytes,
+    pub value: Option<Bytes>,
+}
+
+/// What a coordinator call produced. The runtime appends `records` first (all
+/// or nothing), then sends `responses`, then applies `timers`.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub records: Vec<OffsetsRecord>,
+    pub responses: Vec<(RequestId, Response)>,
+    pub timers: Vec<TimerOp>,
+}
