@@ -8,7 +8,9 @@
 #   3. cargo test --workspace               (all Rust tests; skip with GREGOR_SKIP_RUST_TESTS=1)
 #   4. pytest -v tests/compat [args]        (third-party client compatibility tests)
 #
-# Exits non-zero if any phase fails. Extra arguments go to pytest, e.g.
+# Install or build failures stop at once. A failing `cargo test` does not stop the
+# compat tests from running (both results are shown); the script then exits non-zero.
+# Extra arguments go to pytest, e.g.
 #   GREGOR_SKIP_INSTALL=1 GREGOR_SKIP_RUST_TESTS=1 ./scripts/test.sh -k kcat -x
 set -euo pipefail
 
@@ -33,15 +35,20 @@ phase "cargo build -p gregor-cli"
 cargo build -p gregor-cli
 [[ -x target/debug/gregor ]] || { echo "[test.sh] target/debug/gregor was not built" >&2; exit 1; }
 
+failed=()
 if [[ "${GREGOR_SKIP_RUST_TESTS:-0}" == "1" ]]; then
     phase "cargo test --workspace: skipped (GREGOR_SKIP_RUST_TESTS=1)"
 else
-    phase "cargo test --workspace"
-    cargo test --workspace
+    phase "cargo test --workspace --no-fail-fast"
+    cargo test --workspace --no-fail-fast || failed+=("cargo test --workspace")
 fi
 
 phase "pytest -v tests/compat $*"
 export GREGOR_BIN="$REPO/target/debug/gregor"
-.test-deps/venv/bin/pytest -v tests/compat "$@"
+.test-deps/venv/bin/pytest -v tests/compat "$@" || failed+=("pytest tests/compat")
 
+if [[ ${#failed[@]} -gt 0 ]]; then
+    phase "FAILED: ${failed[*]} (total $((SECONDS - START))s)"
+    exit 1
+fi
 phase "all phases passed (total $((SECONDS - START))s)"
