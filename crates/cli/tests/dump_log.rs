@@ -1,0 +1,159 @@
+//! `gregor dump-log` on segments a real broker wrote.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use gregor_records::{BatchIter, Compression};
+
+fn dump(args: &[&Path], print_data: bool) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gregor"));
+    cmd.arg("dump-log");
+    if print_data {
+        cmd.arg("--print-data-log");
+    }
+    let out = cmd.args(args).output().expect("running gregor dump-log");
+    assert!(
+        out.status.success(),
+        "dump-log failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// The value of `key: value` in a dump line.
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    let start = line
+        .find(&format!("{key}: "))
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+        + key.len()
+        + 2;
+    line[start..].split(' ').next().unwrap()
+}
+
+#[test]
+fn dump_log_prints_batches_and_index_entries() {
+    let mut broker = Broker::start_with(&["log.index.interval.bytes=1"]);
+    let mut c = broker.client();
+    c.create_topic("dump", 1, &[]);
+    let plan = [
+        (Compression::None, 2usize),
+        (Compression::Gzip, 3),
+        (Compression::Zstd, 4),
+        (Compression::Lz4, 1),
+    ];
+    let mut ts = 1_700_000_000_000;
+    for (codec, n) in plan {
+        c.produce_ok("dump", 0, &batch(&records("d", n, ts, 40), codec), 1);
+        ts += 100;
+    }
+    drop(c);
+    broker.stop_clean();
+
+    let dir = broker.partition_dir("dump", 0);
+    let log = segment_files(&dir, "log").remove(0);
+    let index = segment_files(&dir, "index").remove(0);
+    let timeindex = segment_files(&dir, "timeindex").remove(0);
+    let bytes = std::fs::read(&log).unwrap();
+    let positions: Vec<usize> = BatchIter::new(&bytes).map(|b| b.unwrap().1).collect();
+
+    let out = dump(&[&log, &index, &timeindex], false);
+    let batches: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("baseOffset:"))
+        .collect();
+    assert_eq!(batches.len(), plan.len(), "{out}");
+    let mut base = 0;
+    for (i, (line, (codec, n))) in batches.iter().zip(plan).enumerate() {
+        assert_eq!(field(line, "baseOffset"), base.to_string(), "{line}");
+        assert_eq!(
+            field(line, "lastOffset"),
+            (base + n - 1).to_string(),
+            "{line}"
+        );
+        assert_eq!(field(line, "count"), n.to_string(), "{line}");
+        assert_eq!(field(line, "compresscodec"), codec.name(), "{line}");
+        assert_eq!(field(line, "isvalid"), "true", "{line}");
+        assert_eq!(field(line, "position"), positions[i].to_string(), "{line}");
+        assert_eq!(field(line, "magic"), "2");
+        base += n;
+    }
+    // With log.index.interval.bytes=1 every batch but the first gets an
+    // offset index entry pointing at its position (Kafka indexes a batch once
+    // more than the interval has been written since the last entry).
+    let entries: Vec<(i64, usize)> = out
+        .lines()
+        .filter(|l| l.starts_with("offset:") && l.contains("position:"))
+        .map(|l| {
+            (
+                field(l, "offset").parse().unwrap(),
+                field(l, "position").parse().unwrap(),
+            )
+        })
+        .collect();
+    assert!(!entries.is_empty(), "no index entries in\n{out}");
+    let bases: Vec<i64> = vec![0, 2, 5, 9];
+    for (offset, pos) in &entries {
+        // An entry names the last offset of a batch, at that batch's position.
+        let b = positions
+            .iter()
+            .position(|p| p == pos)
+            .expect("entry at a batch start");
+        let last = bases.get(b + 1).copied().unwrap_or(10) - 1;
+        assert_eq!(*offset, last, "index entry {offset} at {pos}");
+    }
+    let times: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("timestamp:"))
+        .collect();
+    assert!(!times.is_empty(), "no time index entries in\n{out}");
+
+    // --print-data-log: every record, with its key.
+    let out = dump(&[&log], true);
+    let recs: Vec<&str> = out.lines().filter(|l| l.starts_with("| offset:")).collect();
+    assert_eq!(recs.len(), 10);
+    assert!(recs[0].contains("key: key-d-0"), "{}", recs[0]);
+    assert_eq!(field(recs[9], "offset"), "9");
+
+    // A copy with a flipped byte in the last batch: isvalid false. A truncated
+    // copy: reported, not a crash.
+    let scratch = tempfile::tempdir().unwrap();
+    let bad = scratch.path().join("00000000000000000000.log");
+    let mut corrupt = bytes.clone();
+    let last = corrupt.len() - 2;
+    corrupt[last] ^= 0xff;
+    std::fs::write(&bad, &corrupt).unwrap();
+    let out = dump(&[&bad], false);
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("baseOffset:"))
+        .collect();
+    assert_eq!(field(lines[0], "isvalid"), "true");
+    assert_eq!(field(lines[3], "isvalid"), "false");
+    std::fs::write(&bad, &bytes[..bytes.len() - 5]).unwrap();
+    let out = dump(&[&bad], false);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("baseOffset:")).count(),
+        3
+    );
+    assert!(out.contains("Found invalid or truncated data"), "{out}");
+}
+
+/// kafka-dump-log.sh prints the segment's base offset (from its file name)
+/// as "Log starting offset".
+#[test]
+#[ignore = "broker bug: dump-log prints \"Log starting offset: 0\" for every segment, not the segment's base offset (crates/cli/src/dump_log.rs dump_log)"]
+fn dump_log_prints_the_segment_base_offset() {
+    let scratch = tempfile::tempdir().unwrap();
+    let seg = scratch.path().join("00000000000000000042.log");
+    let mut b = gregor_records::BatchBuilder::new(42, Compression::None);
+    for r in records("x", 2, 1_700_000_000_000, 5) {
+        b.push(r);
+    }
+    std::fs::write(&seg, b.build().unwrap()).unwrap();
+    let out = dump(&[&seg], false);
+    assert!(out.contains("Log starting offset: 42"), "{out}");
+    assert!(out.contains("baseOffset: 42 "), "{out}");
+}

@@ -1,0 +1,119 @@
+//! Requests written back to back on one connection before any response is
+//! read are answered in order, each with its own correlation id.
+
+mod common;
+
+use common::*;
+use gregor_records::Compression;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+enum Sent {
+    Metadata(i32),
+    Produce(i32, i64),
+    ApiVersions(i32),
+}
+
+#[test]
+fn fifty_pipelined_requests_are_answered_in_order() {
+    let broker = Broker::start();
+    let mut setup = broker.client();
+    setup.create_topic("pipe", 1, &[]);
+
+    let mut c = broker.client();
+    let metadata = MetadataRequest::default().with_topics(Some(vec![
+        metadata_request::MetadataRequestTopic::default().with_name(Some(topic_name("pipe"))),
+    ]));
+    let versions = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("gregor-it"))
+        .with_client_software_version(StrBytes::from_static_str("1"));
+
+    // Encode all 50 first, then write them in one go.
+    let mut wire = Vec::new();
+    let mut sent = Vec::new();
+    let mut next_offset = 0i64;
+    for i in 0..50 {
+        match i % 3 {
+            0 => {
+                let (id, f) = c.encode_request(12, &metadata);
+                wire.extend(f);
+                sent.push(Sent::Metadata(id));
+            }
+            1 => {
+                let recs = records(
+                    &format!("pipe{i}"),
+                    1 + i % 4,
+                    1_700_000_000_000 + i as i64,
+                    20,
+                );
+                let req = produce_request("pipe", 0, &batch(&recs, Compression::Lz4), 1);
+                let (id, f) = c.encode_request(9, &req);
+                wire.extend(f);
+                sent.push(Sent::Produce(id, next_offset));
+                next_offset += recs.len() as i64;
+            }
+            _ => {
+                let (id, f) = c.encode_request(3, &versions);
+                wire.extend(f);
+                sent.push(Sent::ApiVersions(id));
+            }
+        }
+    }
+    use std::io::Write;
+    c.stream.write_all(&wire).unwrap();
+
+    for s in &sent {
+        match *s {
+            Sent::Metadata(id) => {
+                let r = c.read_response::<MetadataRequest>(12, id);
+                assert_eq!(r.topics[0].error_code, 0);
+            }
+            Sent::Produce(id, offset) => {
+                let r = c.read_response::<ProduceRequest>(9, id);
+                let p = &r.responses[0].partition_responses[0];
+                assert_eq!((p.error_code, p.base_offset), (0, offset));
+            }
+            Sent::ApiVersions(id) => {
+                let r = c.read_response::<ApiVersionsRequest>(3, id);
+                assert_eq!(r.error_code, 0);
+                assert!(!r.api_keys.is_empty());
+            }
+        }
+    }
+    assert_eq!(setup.offset_for("pipe", 0, LATEST), next_offset);
+}
+
+/// acks=0 produces in a pipeline get no response; the responses of the
+/// requests around them still come back in order.
+#[test]
+fn acks0_produce_in_a_pipeline_gets_no_response() {
+    let broker = Broker::start();
+    let mut c = broker.client();
+    c.create_topic("pipe0", 1, &[]);
+    let mut wire = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let recs = records(&format!("z{i}"), 2, 1_700_000_000_000 + i, 10);
+        let acks = if i % 2 == 0 { 0 } else { 1 };
+        let (id, f) = c.encode_request(
+            9,
+            &produce_request("pipe0", 0, &batch(&recs, Compression::None), acks),
+        );
+        wire.extend(f);
+        if acks == 1 {
+            expected.push((id, i * 2));
+        }
+    }
+    let (api_id, f) = c.encode_request(3, &ApiVersionsRequest::default());
+    wire.extend(f);
+    use std::io::Write;
+    c.stream.write_all(&wire).unwrap();
+    for (id, offset) in expected {
+        let r = c.read_response::<ProduceRequest>(9, id);
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (0, offset));
+    }
+    let r = c.read_response::<ApiVersionsRequest>(3, api_id);
+    assert_eq!(r.error_code, 0);
+    assert_eq!(c.offset_for("pipe0", 0, LATEST), 40);
+}
