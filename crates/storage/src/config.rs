@@ -55,6 +55,36 @@ pub struct LogConfig {
     pub file_delete_delay_ms: i64,
     /// preallocate (default false)
     pub preallocate: bool,
+    /// min.cleanable.dirty.ratio (default 0.5): the cleaner picks a compacted
+    /// log only when dirty bytes / total bytes exceeds this.
+    pub min_cleanable_dirty_ratio: f64,
+    /// min.compaction.lag.ms (default 0): a segment whose largest timestamp is
+    /// newer than now minus this is not cleaned yet.
+    pub min_compaction_lag_ms: i64,
+    /// max.compaction.lag.ms (default i64::MAX): a log whose dirty section holds
+    /// a batch older than this is cleaned whatever its dirty ratio; the active
+    /// segment of a compacted log also rolls after at most this long.
+    pub max_compaction_lag_ms: i64,
+    /// delete.retention.ms (default 1 day): how long tombstones survive in the
+    /// cleaned part of a compacted log (see `crate::cleaner` for the rule).
+    pub delete_retention_ms: i64,
+}
+
+impl LogConfig {
+    /// cleanup.policy contains `compact`.
+    pub fn compact(&self) -> bool {
+        self.cleanup_policy != CleanupPolicy::Delete
+    }
+    /// Kafka's `LogConfig.maxSegmentMs`: a compacted log rolls its active
+    /// segment within max.compaction.lag.ms, since the active segment is never
+    /// cleaned.
+    pub fn max_segment_ms(&self) -> i64 {
+        if self.compact() && self.max_compaction_lag_ms > 0 {
+            self.segment_ms.min(self.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
+    }
 }
 
 impl Default for LogConfig {
@@ -75,6 +105,10 @@ impl Default for LogConfig {
             compression: CompressionConfig::Producer,
             file_delete_delay_ms: 60_000,
             preallocate: false,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 24 * 3600 * 1000,
         }
     }
 }

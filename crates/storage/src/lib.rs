@@ -12,9 +12,12 @@
 //! - [`producer_state`]: idempotent-producer state per partition and its snapshots.
 //! - [`validator`]: the broker's in-place rewrite of produced batches (offsets, epoch, LogAppendTime, re-compression).
 //! - [`checkpoint`]: Kafka's checkpoint file format.
+//! - [`cleaner`]: [`LogCleaner`], log compaction (offset map, segment rewrite, crash-safe swap).
+//! - [`offset_map`]: [`cleaner::OffsetMap`], the cleaner's bounded key-hash → offset map.
 //! - [`manager`]: [`LogManager`], every partition of every log dir, and the log-dir checkpoint files.
 
 pub mod checkpoint;
+pub mod cleaner;
 pub mod clock;
 pub mod config;
 mod index_file;
@@ -22,12 +25,14 @@ pub mod loader;
 pub mod log;
 pub mod manager;
 pub mod offset_index;
+pub mod offset_map;
 pub mod partition_metadata;
 pub mod producer_state;
 pub mod segment;
 pub mod time_index;
 pub mod validator;
 
+pub use cleaner::{CleanStats, CleanerConfig, LogCleaner};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::LogConfig;
 pub use log::{AppendInfo, Log, ReadInfo};

@@ -83,8 +83,14 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<DirFiles> {
 
 /// Completes interrupted segment swaps of the cleaner. A `.log.swap` is only
 /// created once its contents are complete, so the safe completion is to make
-/// it the segment (its indexes are rebuilt; segments it overlaps are removed
-/// while loading). Returns the bases of swapped-in segments.
+/// it the segment (its indexes are rebuilt). As in Kafka, a swap replaces
+/// every old segment whose base lies in `[swap base, swap's next offset)`:
+/// the old segment of the same base is overwritten by the rename here, and
+/// `Log::open` deletes the later ones because the swapped segment is always
+/// scanned and their bases fall below its next offset. An old segment of the
+/// group past that range may survive; it holds only records the clean dropped
+/// (superseded, or expired tombstones), so the log stays correct.
+/// Returns the bases of swapped-in segments.
 pub(crate) fn complete_swaps(
     dir: &Path,
     swaps: &[i64],

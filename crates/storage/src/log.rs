@@ -96,6 +96,11 @@ pub struct Log {
     flush_lock: Arc<Mutex<()>>,
     topic_id: Mutex<Option<[u8; 16]>>,
     closed: AtomicBool,
+    /// The cleaner's checkpoint: offsets below it were cleaned (Kafka's
+    /// "first dirty offset"); -1 when never cleaned. Kept here so truncation
+    /// can pull it back; persisted in `cleaner-offset-checkpoint` by the
+    /// [`crate::LogManager`].
+    cleaner_checkpoint: AtomicI64,
 }
 
 fn segment_config(config: &LogConfig) -> SegmentConfig {
@@ -263,6 +268,7 @@ impl Log {
             flush_lock: Arc::new(Mutex::new(())),
             topic_id: Mutex::new(topic_id),
             closed: AtomicBool::new(false),
+            cleaner_checkpoint: AtomicI64::new(-1),
         })
     }
 
@@ -480,10 +486,11 @@ impl Log {
             Some(t) if t >= 0 && max_ts >= 0 => max_ts.saturating_sub(t),
             _ => now.saturating_sub(active.created_ms()),
         };
-        let roll_ms =
-            config
-                .segment_ms
-                .saturating_sub(roll_jitter(config, &self.tp, active.base_offset()));
+        let roll_ms = config.max_segment_ms().saturating_sub(roll_jitter(
+            config,
+            &self.tp,
+            active.base_offset(),
+        ));
         let reason = if size.saturating_add(len) > config.segment_bytes {
             Some("size")
         } else if waited > roll_ms {
@@ -863,6 +870,11 @@ impl Log {
         };
         self.log_end.store(new_end, Ordering::Release);
         self.recovery_point.fetch_min(new_end, Ordering::AcqRel);
+        // Offsets at and past the new end will be written again: they are dirty
+        // (Kafka's `maybeTruncateCheckpoint`).
+        if self.cleaner_checkpoint.load(Ordering::Acquire) > new_end {
+            self.cleaner_checkpoint.store(new_end, Ordering::Release);
+        }
         // Producer state: from the latest snapshot at or below the new end.
         let from = st
             .producers
@@ -910,6 +922,70 @@ impl Log {
         st.producers.write_snapshot(self.log_end_offset())?;
         write_atomically(&self.dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
         Ok(())
+    }
+
+    /// The cleaner's first dirty offset (offsets below it have been cleaned),
+    /// if the log was ever cleaned.
+    pub fn cleaner_checkpoint(&self) -> Option<i64> {
+        let c = self.cleaner_checkpoint.load(Ordering::Acquire);
+        (c >= 0).then_some(c)
+    }
+    pub(crate) fn set_cleaner_checkpoint(&self, offset: i64) {
+        self.cleaner_checkpoint.store(offset, Ordering::Release);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+    pub(crate) fn segment_config(&self) -> SegmentConfig {
+        segment_config(&self.config.read())
+    }
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Each producer's id and the last offset of its last batch.
+    pub(crate) fn producer_last_batch_offsets(&self) -> std::collections::HashMap<i64, i64> {
+        self.append.lock().producers.last_batch_offsets()
+    }
+
+    /// The cleaner's swap. Under the append lock (so no append, roll,
+    /// retention or truncation interleaves) checks that `old` -- each with the
+    /// size the cleaner read -- are still segments of the log, unchanged and
+    /// not the active one; then runs `swap` (the crash-safe file renames, which
+    /// return the new segment) and replaces `old` by the new segment in the map.
+    /// Returns false without calling `swap` when the log changed meanwhile or
+    /// was closed: the cleaner then discards its output.
+    ///
+    /// Readers holding an old segment keep reading it: its file handle and
+    /// index mappings stay valid after the files are unlinked.
+    pub(crate) fn replace_segments(
+        &self,
+        old: &[(Arc<LogSegment>, u64)],
+        swap: impl FnOnce() -> Result<Arc<LogSegment>>,
+    ) -> Result<bool> {
+        let _st = self.append.lock();
+        if self.is_closed() {
+            return Ok(false);
+        }
+        {
+            let segs = self.segments.read();
+            let active = segs.keys().next_back().copied();
+            for (s, size) in old {
+                let base = s.base_offset();
+                let same = segs.get(&base).is_some_and(|cur| Arc::ptr_eq(cur, s));
+                if !same || s.size() != *size || Some(base) == active {
+                    return Ok(false);
+                }
+            }
+        }
+        let new = swap()?;
+        let mut segs = self.segments.write();
+        for (s, _) in old {
+            segs.remove(&s.base_offset());
+        }
+        segs.insert(new.base_offset(), new);
+        Ok(true)
     }
 
     /// Marks the log closed without flushing (its directory is being deleted).

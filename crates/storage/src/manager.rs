@@ -4,6 +4,9 @@
 //! - `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`,
 //!   `replication-offset-checkpoint` (see [`crate::checkpoint`]), written
 //!   periodically and at shutdown;
+//! - `cleaner-offset-checkpoint` (same format): each compacted log's first
+//!   dirty offset, written by the [`LogCleaner`] after every clean, and here
+//!   periodically and at shutdown;
 //! - `.lock`, held (flock) while the manager is open so a second broker on
 //!   the same dirs fails fast instead of corrupting them;
 //! - `meta.properties` is the broker's, not written here.
@@ -25,7 +28,10 @@ use crate::checkpoint::{
     sync_dir, OffsetCheckpointFile, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
     REPLICATION_OFFSET_CHECKPOINT,
 };
-use crate::{io_err, Clock, Log, LogConfig, Result, StorageError, TopicPartition};
+use crate::cleaner::{
+    cleaner_checkpoint_path, write_cleaner_checkpoint, CleanerConfig, LogSource, StableOffsetFn,
+};
+use crate::{io_err, Clock, Log, LogCleaner, LogConfig, Result, StorageError, TopicPartition};
 
 pub const LOCK_FILE: &str = ".lock";
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -40,7 +46,10 @@ struct LogEntry {
 pub struct LogManager {
     dirs: Vec<PathBuf>,
     clock: Arc<dyn Clock>,
-    logs: RwLock<BTreeMap<TopicPartition, LogEntry>>,
+    /// Shared with the cleaner threads, which list the logs each round.
+    logs: Arc<RwLock<BTreeMap<TopicPartition, LogEntry>>>,
+    /// The log cleaner, while running (see [`LogManager::start_cleaner`]).
+    cleaner: Mutex<Option<Arc<LogCleaner>>>,
     /// Serialises creation so two callers cannot create the same log twice.
     create_lock: Mutex<()>,
     /// Held for the manager's lifetime: the flock lives as long as the handle.
@@ -94,6 +103,7 @@ impl LogManager {
 
             let recovery = read_checkpoint(dir.join(RECOVERY_POINT_CHECKPOINT));
             let starts = read_checkpoint(dir.join(LOG_START_OFFSET_CHECKPOINT));
+            let cleaned = read_checkpoint(cleaner_checkpoint_path(dir));
             let rd = fs::read_dir(dir).map_err(io_err(format!("list {}", dir.display())))?;
             for ent in rd {
                 let ent = ent.map_err(io_err(format!("list {}", dir.display())))?;
@@ -134,6 +144,9 @@ impl LogManager {
                     recovery.get(&tp).copied().unwrap_or(0),
                     starts.get(&tp).copied().unwrap_or(0),
                 )?;
+                if let Some(c) = cleaned.get(&tp) {
+                    log.set_cleaner_checkpoint(*c);
+                }
                 logs.insert(
                     tp,
                     LogEntry {
@@ -147,7 +160,8 @@ impl LogManager {
         Ok(Self {
             dirs: log_dirs,
             clock,
-            logs: RwLock::new(logs),
+            logs: Arc::new(RwLock::new(logs)),
+            cleaner: Mutex::new(None),
             create_lock: Mutex::new(()),
             _locks: locks,
         })
@@ -230,6 +244,62 @@ impl LogManager {
         Ok(())
     }
 
+    /// Starts the log cleaner's background threads over this manager's logs
+    /// (a no-op if already running). `stable_offset` bounds cleaning per log:
+    /// the high watermark or last stable offset, never the log end of a
+    /// replica that may still be truncated.
+    pub fn start_cleaner(
+        &self,
+        config: CleanerConfig,
+        stable_offset: StableOffsetFn,
+    ) -> Result<()> {
+        let mut slot = self.cleaner.lock();
+        if slot.is_some() {
+            return Ok(());
+        }
+        let cleaner = Arc::new(LogCleaner::with_options(
+            config,
+            self.clock.clone(),
+            stable_offset,
+            None,
+        ));
+        let logs = self.logs.clone();
+        let source: LogSource =
+            Arc::new(move || logs.read().values().map(|e| e.log.clone()).collect());
+        cleaner.start(source)?;
+        *slot = Some(cleaner);
+        Ok(())
+    }
+
+    /// The running cleaner, if any.
+    pub fn cleaner(&self) -> Option<Arc<LogCleaner>> {
+        self.cleaner.lock().clone()
+    }
+
+    /// Stops the cleaner threads (promptly: a clean in progress is abandoned
+    /// between batches, leaving its log as it was). Idempotent.
+    pub fn stop_cleaner(&self) {
+        let cleaner = self.cleaner.lock().take();
+        if let Some(c) = cleaner {
+            c.shutdown();
+        }
+    }
+
+    /// Writes `cleaner-offset-checkpoint` of every log dir.
+    pub fn write_cleaner_checkpoints(&self) -> Result<()> {
+        let all = self.all();
+        for dir in &self.dirs {
+            // Only dirs with compacted logs, or an existing file, need one.
+            let any = all.iter().any(|l| {
+                l.cleaner_checkpoint().is_some() && l.dir().parent() == Some(dir.as_path())
+            });
+            if any || cleaner_checkpoint_path(dir).exists() {
+                write_cleaner_checkpoint(dir, &all)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the three checkpoint files of every log dir.
     /// `high_watermark` gives each log's high watermark for replication-offset-checkpoint.
     pub fn checkpoint(&self, high_watermark: &dyn Fn(&Log) -> i64) -> Result<()> {
@@ -274,7 +344,8 @@ impl LogManager {
         for log in self.all() {
             log.flush()?;
         }
-        self.write_checkpoints(None)
+        self.write_checkpoints(None)?;
+        self.write_cleaner_checkpoints()
     }
 
     /// Applies retention to every log; returns the segments deleted.
@@ -291,6 +362,7 @@ impl LogManager {
     /// through [`LogManager::checkpoint`]). Every log is closed even if one
     /// fails; the first error is returned.
     pub fn shutdown(&self) -> Result<()> {
+        self.stop_cleaner();
         let mut first_err = None;
         for log in self.all() {
             if let Err(e) = log.close() {
@@ -301,9 +373,19 @@ impl LogManager {
         if let Err(e) = self.write_checkpoints(None) {
             first_err.get_or_insert(e);
         }
+        if let Err(e) = self.write_cleaner_checkpoints() {
+            first_err.get_or_insert(e);
+        }
         match first_err {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+impl Drop for LogManager {
+    /// The cleaner threads never outlive the manager.
+    fn drop(&mut self) {
+        self.stop_cleaner();
     }
 }

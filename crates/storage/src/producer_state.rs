@@ -144,6 +144,16 @@ impl ProducerStateManager {
         self.producers.clear()
     }
 
+    /// Each producer's id and the last offset of its last batch in the log:
+    /// the cleaner keeps those batches (possibly emptied) so the producer
+    /// state survives compaction, as Kafka's `lastRecordsOfActiveProducers`.
+    pub fn last_batch_offsets(&self) -> HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(id, e)| e.last_batch().map(|b| (*id, b.last_offset)))
+            .collect()
+    }
+
     /// Checks a produced batch against the state (and the updates already
     /// staged for this request). On `Append`, stages the batch as occupying
     /// `first_offset..=last_offset`.

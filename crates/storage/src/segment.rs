@@ -36,6 +36,11 @@ pub fn segment_file(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}{suffix}"))
 }
 
+/// `<dir>/<20-digit offset><suffix><extra>`, e.g. `00000000000000001000.log.cleaned`.
+pub(crate) fn suffixed_file(dir: &Path, base_offset: i64, suffix: &str, extra: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}{suffix}{extra}"))
+}
+
 /// Settings a segment needs (from the log's config).
 #[derive(Debug, Clone, Copy)]
 pub struct SegmentConfig {
@@ -73,15 +78,60 @@ pub struct LogSegment {
     size: AtomicU64,
     created_ms: i64,
     config: SegmentConfig,
+    /// Appended to every file name: empty for a live segment, `.cleaned` for
+    /// the cleaner's output before its swap (see [`crate::cleaner`]).
+    suffix: &'static str,
     inner: RwLock<Inner>,
 }
+
+/// Suffix of the cleaner's output files until they are swapped in.
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+/// Suffix of complete cleaner output being swapped in.
+pub const SWAP_SUFFIX: &str = ".swap";
+/// Suffix of segment files renamed for deletion.
+pub const DELETED_SUFFIX: &str = ".deleted";
 
 impl LogSegment {
     /// Opens the segment at `base_offset` in `dir`, creating empty files if
     /// absent. Indexes are taken as found; the caller sanity-checks or
     /// rebuilds them.
     pub fn open(dir: &Path, base_offset: i64, config: SegmentConfig, now_ms: i64) -> Result<Self> {
-        let log_path = segment_file(dir, base_offset, LOG_SUFFIX);
+        Self::open_with_suffix(dir, base_offset, "", config, now_ms)
+    }
+
+    /// A fresh segment for the cleaner's output, named `<base>.log.cleaned`
+    /// (and `.index.cleaned`, `.timeindex.cleaned`); leftovers of an earlier
+    /// attempt are removed first.
+    pub(crate) fn create_cleaned(
+        dir: &Path,
+        base_offset: i64,
+        config: SegmentConfig,
+        now_ms: i64,
+    ) -> Result<Self> {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let p = suffixed_file(dir, base_offset, suffix, CLEANED_SUFFIX);
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StorageError::Io {
+                        context: format!("delete {}", p.display()),
+                        source: e,
+                    })
+                }
+            }
+        }
+        Self::open_with_suffix(dir, base_offset, CLEANED_SUFFIX, config, now_ms)
+    }
+
+    fn open_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        suffix: &'static str,
+        config: SegmentConfig,
+        now_ms: i64,
+    ) -> Result<Self> {
+        let log_path = suffixed_file(dir, base_offset, LOG_SUFFIX, suffix);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -94,12 +144,12 @@ impl LogSegment {
             .map_err(io_err(format!("stat {}", log_path.display())))?
             .len();
         let offset_index = OffsetIndex::open(
-            &segment_file(dir, base_offset, INDEX_SUFFIX),
+            &suffixed_file(dir, base_offset, INDEX_SUFFIX, suffix),
             base_offset,
             config.index_max_bytes,
         )?;
         let time_index = TimeIndex::open(
-            &segment_file(dir, base_offset, TIME_INDEX_SUFFIX),
+            &suffixed_file(dir, base_offset, TIME_INDEX_SUFFIX, suffix),
             base_offset,
             config.index_max_bytes,
         )?;
@@ -114,6 +164,7 @@ impl LogSegment {
             size: AtomicU64::new(size),
             created_ms: now_ms,
             config,
+            suffix,
             inner: RwLock::new(Inner {
                 offset_index,
                 time_index,
@@ -140,7 +191,7 @@ impl LogSegment {
         self.size.load(Ordering::Acquire)
     }
     pub fn log_path(&self) -> PathBuf {
-        segment_file(&self.dir, self.base_offset, LOG_SUFFIX)
+        suffixed_file(&self.dir, self.base_offset, LOG_SUFFIX, self.suffix)
     }
     fn name(&self) -> String {
         self.log_path().display().to_string()
@@ -415,7 +466,7 @@ impl LogSegment {
     /// Deletes the segment's files (open handles stay valid for readers).
     pub fn delete_files(&self) -> Result<()> {
         for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            let p = segment_file(&self.dir, self.base_offset, suffix);
+            let p = suffixed_file(&self.dir, self.base_offset, suffix, self.suffix);
             match fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -437,6 +488,13 @@ impl LogSegment {
     pub fn index_entries(&self) -> usize {
         self.inner.read().offset_index.entries()
     }
+    pub fn time_index_entries(&self) -> usize {
+        self.inner.read().time_index.entries()
+    }
+    /// Time-index lookup (for tests and tools).
+    pub fn time_index_lookup(&self, timestamp: i64) -> TimestampOffset {
+        self.inner.read().time_index.lookup(timestamp)
+    }
 }
 
 impl Inner {
@@ -450,7 +508,9 @@ impl Inner {
         if self.first_batch_timestamp.is_none() {
             self.first_batch_timestamp = Some(h.max_timestamp);
         }
-        if self.bytes_since_last_index_entry > interval {
+        // A full index only happens to the cleaner's output (a live segment
+        // rolls first): skipping the entry only lengthens lookups' scans.
+        if self.bytes_since_last_index_entry > interval && !self.offset_index.is_full() {
             self.offset_index.append(h.last_offset(), position)?;
             let m = self.max_timestamp;
             self.time_index.maybe_append(m.timestamp, m.offset)?;
