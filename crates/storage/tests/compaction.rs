@@ -373,7 +373,10 @@ fn min_compaction_lag_holds_back_recent_segments() {
     write_rounds(&log, &mut model, 15); // timestamps T0 .. T0+140
     let c = cleaner(&clock);
     // Every segment is within the lag: nothing cleanable.
-    assert_eq!(c.cleanable_logs(std::slice::from_ref(&log))[0].cleanable_bytes, 0);
+    assert_eq!(
+        c.cleanable_logs(std::slice::from_ref(&log))[0].cleanable_bytes,
+        0
+    );
     assert!(c.clean_log(&log).unwrap().is_none());
     // Past the lag for the first rounds only: cleaning stops before the first
     // segment that is too recent.
