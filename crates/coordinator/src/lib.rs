@@ -15,17 +15,52 @@
 //! - [`partitioner`]: group id → `__consumer_offsets` partition (Kafka's hash).
 //! - [`records`]: Kafka's key/value formats of `__consumer_offsets`
 //!   (OffsetCommitKey/Value, GroupMetadataKey/Value), byte-compatible.
-//! - [`shard`]: [`GroupCoordinatorShard`], the groups of one partition.
-//! - [`classic`]: the classic group state machine (JoinGroup, SyncGroup,
-//!   Heartbeat, LeaveGroup; Empty / PreparingRebalance / CompletingRebalance /
-//!   Stable / Dead; static membership; session and rebalance timeouts).
-//! - [`offsets`]: committed offsets, commit validation, expiry.
+//! - [`shard`]: [`GroupCoordinatorShard`], the groups of one partition; the
+//!   public entry points, each delegating to the module below that owns it.
+//! - `group`: a classic group's data ([`GroupState`], members) and pure
+//!   helpers (protocol vote, subscription topics, record form).
+//! - [`classic`]: the classic group state machine: `mod.rs` holds the
+//!   rebalance machinery and timers, then one file per API (`join`, `sync`,
+//!   `heartbeat`, `leave`). Static membership (KIP-345), KIP-394 member ids.
+//! - [`offsets`]: committed offsets: `commit`, `fetch`, `delete`, `expiry`.
+//! - `admin`: DescribeGroups, ListGroups, DeleteGroups.
+//! - `replay`: records → state at load time.
+//!
+//! # Runtime contract
+//!
+//! - Apply an [`Output`] in order: append `records` (all or nothing), then
+//!   send `responses`, then apply `timers`. State changes (including
+//!   committed offsets) are applied in memory when the call returns, so an
+//!   append failure must be treated as fatal for the shard: drop it and
+//!   reload from the log.
+//! - Responses may answer requests from earlier calls (parked JoinGroup /
+//!   SyncGroup). A connection that closes may still get its response later;
+//!   drop it.
+//! - Timers: one per [`TimerKey`]; `Schedule` replaces the deadline. Call
+//!   [`GroupCoordinatorShard::on_timer`] once the deadline passed; stale or
+//!   early firings are ignored, so at-least-once delivery is fine.
+//! - Start-up: `replay` every record of the partition, then `loaded(now)`.
+//!
+//! ```
+//! use gregor_coordinator::{GroupConfig, GroupCoordinatorShard, TimerKey};
+//! let mut shard = GroupCoordinatorShard::new(0, GroupConfig::default());
+//! let out = shard.loaded(0);
+//! assert!(out.timers.iter().any(|t| matches!(t,
+//!     gregor_coordinator::TimerOp::Schedule { key: TimerKey::OffsetExpiry, .. })));
+//! ```
 
+mod admin;
+pub mod classic;
+mod group;
+pub mod offsets;
 pub mod partitioner;
 pub mod records;
+mod replay;
 pub mod shard;
 
-pub use shard::GroupCoordinatorShard;
+pub use admin::GROUP_AUTHORIZED_OPERATIONS;
+pub use group::GroupState;
+pub use shard::{ClientInfo, GroupCoordinatorShard};
 
 use bytes::Bytes;
 use kafka_protocol::messages::{

@@ -1,0 +1,116 @@
+//! OffsetFetch (API 9, v1-9). Read-only. A partition without a committed
+//! offset, or a group that does not exist, answers offset -1 with no error
+//! (that is how clients learn to apply `auto.offset.reset`). v8+ batch
+//! several groups; `require_stable` only matters with pending transactional
+//! offsets, which this coordinator does not have.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+
+use super::OffsetStore;
+use crate::classic::join::sb;
+use crate::group::{ClassicGroup, GroupState};
+use crate::records::OffsetCommitValue;
+use crate::{Output, RequestId, Response};
+
+/// (topic, [(partition, committed)]) in request order, or every committed
+/// partition when `topics` is `None`.
+type Fetched<'a> = Vec<(String, Vec<(i32, Option<&'a OffsetCommitValue>)>)>;
+
+fn fetch_group<'a>(
+    groups: &BTreeMap<String, ClassicGroup>,
+    offsets: &'a OffsetStore,
+    group_id: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Fetched<'a> {
+    let known = groups
+        .get(group_id)
+        .is_some_and(|g| g.state != GroupState::Dead);
+    match topics {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(topic, parts)| {
+                let parts = parts
+                    .into_iter()
+                    .map(|p| (p, offsets.get(group_id, &topic, p).filter(|_| known)))
+                    .collect();
+                (topic, parts)
+            })
+            .collect(),
+        None if !known => Vec::new(),
+        None => offsets
+            .group(group_id)
+            .into_iter()
+            .flat_map(|t| t.iter())
+            .map(|(topic, parts)| {
+                (
+                    topic.clone(),
+                    parts.iter().map(|(&p, v)| (p, Some(v))).collect(),
+                )
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn fetch_offsets(
+    groups: &BTreeMap<String, ClassicGroup>,
+    offsets: &OffsetStore,
+    id: RequestId,
+    version: i16,
+    req: OffsetFetchRequest,
+    out: &mut Output,
+) {
+    let mut resp = OffsetFetchResponse::default();
+    if version >= 8 {
+        for g in &req.groups {
+            let topics = g.topics.as_ref().map(|ts| {
+                ts.iter()
+                    .map(|t| (t.name.as_str().to_owned(), t.partition_indexes.clone()))
+                    .collect()
+            });
+            let mut rg = OffsetFetchResponseGroup::default();
+            rg.group_id = g.group_id.clone();
+            for (topic, parts) in fetch_group(groups, offsets, g.group_id.as_str(), topics) {
+                let mut rt = OffsetFetchResponseTopics::default();
+                rt.name = TopicName(sb(&topic));
+                for (p, v) in parts {
+                    let mut rp = OffsetFetchResponsePartitions::default();
+                    rp.partition_index = p;
+                    rp.committed_offset = v.map_or(-1, |v| v.offset);
+                    rp.committed_leader_epoch = v.map_or(-1, |v| v.leader_epoch);
+                    rp.metadata = Some(sb(v.map_or("", |v| v.metadata.as_str())));
+                    rt.partitions.push(rp);
+                }
+                rg.topics.push(rt);
+            }
+            resp.groups.push(rg);
+        }
+    } else {
+        let topics = req.topics.as_ref().map(|ts| {
+            ts.iter()
+                .map(|t| (t.name.as_str().to_owned(), t.partition_indexes.clone()))
+                .collect()
+        });
+        for (topic, parts) in fetch_group(groups, offsets, req.group_id.as_str(), topics) {
+            let mut rt = OffsetFetchResponseTopic::default();
+            rt.name = TopicName(sb(&topic));
+            for (p, v) in parts {
+                let mut rp = OffsetFetchResponsePartition::default();
+                rp.partition_index = p;
+                rp.committed_offset = v.map_or(-1, |v| v.offset);
+                if version >= 5 {
+                    rp.committed_leader_epoch = v.map_or(-1, |v| v.leader_epoch);
+                }
+                rp.metadata = Some(sb(v.map_or("", |v| v.metadata.as_str())));
+                rt.partitions.push(rp);
+            }
+            resp.topics.push(rt);
+        }
+    }
+    out.responses.push((id, Response::OffsetFetch(resp)));
+}
