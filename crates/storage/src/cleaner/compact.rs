@@ -613,3 +613,86 @@ pub(crate) fn group_by_size(
     }
     groups
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::SegmentConfig;
+    use gregor_records::BatchBuilder;
+
+    /// Segments at `(base, batches)`, one 40-byte-value record per batch.
+    fn segments(dir: &std::path::Path, layout: &[(i64, usize)]) -> Vec<SourceSegment> {
+        let config = SegmentConfig {
+            index_max_bytes: 4096,
+            index_interval_bytes: 1 << 30,
+        };
+        let mut out: Vec<SourceSegment> = Vec::new();
+        for &(base, n) in layout {
+            let seg = Arc::new(LogSegment::open(dir, base, config, 0).unwrap());
+            for i in 0..n {
+                let mut b = BatchBuilder::new(base + i as i64, Compression::None);
+                b.push(Record {
+                    key: Some(bytes::Bytes::from("k")),
+                    value: Some(bytes::Bytes::from(vec![0u8; 39])),
+                    ..Record::default()
+                });
+                seg.append(&b.build().unwrap()).unwrap();
+            }
+            if let Some(prev) = out.last_mut() {
+                prev.next_offset = base;
+            }
+            out.push(SourceSegment {
+                size: seg.size(),
+                seg,
+                next_offset: base + n as i64,
+                retain_deletes: true,
+            });
+        }
+        out
+    }
+
+    fn bases(groups: &[Vec<SourceSegment>]) -> Vec<Vec<i64>> {
+        groups
+            .iter()
+            .map(|g| g.iter().map(|s| s.seg.base_offset()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn groups_by_log_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = segments(dir.path(), &[(0, 1), (1, 2), (3, 1), (4, 3), (7, 1)]);
+        let one = segs[0].size;
+        assert_eq!(
+            bases(&group_by_size(&segs, 3 * one, 1 << 20, 8)),
+            vec![vec![0, 1], vec![3], vec![4], vec![7]]
+        );
+        assert_eq!(
+            bases(&group_by_size(&segs, 4 * one, 1 << 20, 8)),
+            vec![vec![0, 1, 3], vec![4, 7]]
+        );
+        assert_eq!(
+            bases(&group_by_size(&segs, u64::MAX, 1 << 20, 8)),
+            vec![vec![0, 1, 3, 4, 7]]
+        );
+    }
+
+    #[test]
+    fn groups_keep_offsets_within_an_i32_of_the_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let far = i32::MAX as i64 + 10;
+        // As in Kafka a segment is taken to span up to the next one's base
+        // (its real last offset is not read), so 5 cannot join 0 here.
+        let segs = segments(dir.path(), &[(0, 1), (5, 1), (far, 1)]);
+        assert_eq!(
+            bases(&group_by_size(&segs, u64::MAX, 1 << 20, far + 1)),
+            vec![vec![0], vec![5], vec![far]]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let segs = segments(dir.path(), &[(0, 1), (5, 1), (far - 100, 1)]);
+        assert_eq!(
+            bases(&group_by_size(&segs, u64::MAX, 1 << 20, far + 1)),
+            vec![vec![0, 5, far - 100]]
+        );
+    }
+}
