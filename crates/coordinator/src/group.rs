@@ -265,7 +265,7 @@ impl ClassicGroup {
                         .is_some_and(|(n, _)| n == c)
                 })
                 .count();
-            if best.map_or(true, |(_, v)| votes > v) {
+            if !matches!(best, Some((_, v)) if votes <= v) {
                 best = Some((c, votes));
             }
         }
@@ -351,4 +351,60 @@ pub(crate) fn parse_subscription_topics(data: &[u8]) -> Option<Vec<String>> {
         topics.push(std::str::from_utf8(raw).ok()?.to_owned());
     }
     Some(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str, protocols: &[&str]) -> Member {
+        Member {
+            id: id.into(),
+            instance_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            rebalance_timeout_ms: 0,
+            session_timeout_ms: 0,
+            protocols: protocols
+                .iter()
+                .map(|p| (p.to_string(), Bytes::new()))
+                .collect(),
+            assignment: Bytes::new(),
+            awaiting_join: None,
+            awaiting_sync: None,
+            is_new: false,
+            session_deadline_ms: 0,
+        }
+    }
+
+    #[test]
+    fn protocol_vote() {
+        let mut g = ClassicGroup::new("g", 0);
+        g.members = vec![
+            member("1", &["a", "b"]),
+            member("2", &["a", "b"]),
+            member("3", &["b", "a"]),
+        ];
+        assert_eq!(g.select_protocol().as_deref(), Some("a"), "2 votes to 1");
+        g.members.push(member("4", &["b"]));
+        assert_eq!(g.select_protocol().as_deref(), Some("b"), "only common one");
+        g.members = vec![member("1", &["a", "b"]), member("2", &["b", "a"])];
+        assert_eq!(
+            g.select_protocol().as_deref(),
+            Some("a"),
+            "tie: first member's order"
+        );
+    }
+
+    #[test]
+    fn subscription_topics() {
+        let mut b = vec![0, 1, 0, 0, 0, 2, 0, 1, b'x', 0, 2, b'y', b'z'];
+        assert_eq!(
+            parse_subscription_topics(&b),
+            Some(vec!["x".to_string(), "yz".to_string()])
+        );
+        b.truncate(9);
+        assert_eq!(parse_subscription_topics(&b), None);
+        assert_eq!(parse_subscription_topics(&[0, 0, 0x80, 0, 0, 0]), None);
+    }
 }

@@ -150,6 +150,7 @@ struct JoinParams {
     client_host: String,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn join_group(
     groups: &mut BTreeMap<String, ClassicGroup>,
     cfg: &GroupConfig,
@@ -210,7 +211,9 @@ pub(crate) fn join_group(
     };
     if !g.accepts_joining_member(&p.member_id, cfg.max_size) {
         g.pending_members.remove(&p.member_id);
-        g.remove_member_silently(&p.member_id, out);
+        if g.has_member(&p.member_id) {
+            g.remove_member_silently(&p.member_id, out);
+        }
         return fail(out, ResponseError::GroupMaxSizeReached, "");
     }
     if unknown {

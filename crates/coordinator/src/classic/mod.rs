@@ -23,10 +23,10 @@ use crate::group::{ClassicGroup, GroupState};
 use crate::records;
 use crate::{OffsetsRecord, Output, TimerKey, TimerOp};
 
-/// Kafka's `group.new.member.join.timeout.ms`... not a config in Kafka
-/// either (`GroupCoordinatorConfig.CLASSIC_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS`):
-/// a member that joined but never received its JoinGroup response is dropped
-/// after this long, so clients that disconnected mid-rebalance do not pile up.
+/// Kafka's fixed new-member join timeout (5 minutes, not configurable there
+/// either): a member that joined but never received its JoinGroup response
+/// is dropped after this long, so clients that disconnected mid-rebalance do
+/// not pile up as phantom members.
 pub const NEW_MEMBER_JOIN_TIMEOUT_MS: i64 = 5 * 60 * 1000;
 
 pub(crate) fn code(e: ResponseError) -> i16 {
