@@ -63,6 +63,8 @@ pub struct Broker {
     appended: tokio::sync::watch::Sender<u64>,
     /// The port actually bound (differs from the config when it asked for 0).
     bound_port: std::sync::atomic::AtomicU16,
+    /// The group coordinator runtime.
+    pub groups: Arc<crate::group_runtime::GroupRuntime>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -145,7 +147,7 @@ pub fn base64_uuid(id: Uuid) -> String {
 
 impl Broker {
     /// Opens (formatting on first start) the metadata log and the partition logs.
-    pub fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Self, BrokerError> {
+    pub fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Arc<Self>, BrokerError> {
         let fresh_cluster_id = base64_uuid(Uuid::new_v4());
         let mut cluster_id =
             ensure_meta_properties(&config.metadata_log_dir, config.node_id, &fresh_cluster_id)?;
@@ -181,8 +183,13 @@ impl Broker {
         let static_props = config.props.clone();
         let config_for = |topic: &str| resolve_log_config(&image, &static_props, node_id, topic);
         let logs = LogManager::open(config.log_dirs.clone(), clock.clone(), &config_for)?;
-        let broker = Self {
+        let broker = Arc::new_cyclic(|weak| Self {
             bound_port: std::sync::atomic::AtomicU16::new(config.advertised_port),
+            groups: Arc::new(crate::group_runtime::GroupRuntime::new(
+                weak.clone(),
+                config.group.clone(),
+                config.offsets_topic_partitions,
+            )),
             config,
             clock,
             metadata,
@@ -190,8 +197,15 @@ impl Broker {
             partitions: RwLock::new(HashMap::new()),
             producer_ids: Mutex::new(ProducerIdBlock::default()),
             appended: tokio::sync::watch::channel(0).0,
-        };
+        });
         broker.reconcile()?;
+        if let Some(cleaner) = broker.config.cleaner.clone() {
+            // Single node: everything appended is committed, so the log end is
+            // the stable offset the cleaner may clean up to.
+            broker
+                .logs
+                .start_cleaner(cleaner, Arc::new(|log: &Log| log.log_end_offset()))?;
+        }
         Ok(broker)
     }
 
@@ -468,6 +482,13 @@ pub fn resolve_log_config(
         },
         file_delete_delay_ms: long("file.delete.delay.ms", 60_000),
         preallocate: get("preallocate") == "true",
+        min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
+            .trim()
+            .parse()
+            .unwrap_or(0.5),
+        min_compaction_lag_ms: long("min.compaction.lag.ms", 0),
+        max_compaction_lag_ms: long("max.compaction.lag.ms", i64::MAX),
+        delete_retention_ms: long("delete.retention.ms", 86_400_000),
     }
 }
 

@@ -80,6 +80,12 @@ pub struct BrokerConfig {
     pub rack: Option<String>,
     pub num_io_threads: usize,
     pub message_max_bytes: usize,
+    /// Group coordinator settings (group.*, offsets.*).
+    pub group: gregor_coordinator::GroupConfig,
+    /// offsets.topic.num.partitions
+    pub offsets_topic_partitions: i32,
+    /// log.cleaner.enable and the log.cleaner.* settings.
+    pub cleaner: Option<gregor_storage::CleanerConfig>,
 }
 
 impl Default for BrokerConfig {
@@ -157,6 +163,12 @@ impl BrokerConfig {
             get(&props, name)
                 .unwrap_or(default_of(name))
                 .eq_ignore_ascii_case("true")
+        };
+        let double = |name: &str| {
+            get(&props, name)
+                .unwrap_or(default_of(name))
+                .parse::<f64>()
+                .ok()
         };
 
         let roles: Vec<&str> = get(&props, "process.roles")
@@ -260,6 +272,24 @@ impl BrokerConfig {
             rack,
             num_io_threads: int("num.io.threads").max(1) as usize,
             message_max_bytes: int("message.max.bytes").max(0) as usize,
+            group: gregor_coordinator::GroupConfig {
+                min_session_timeout_ms: int("group.min.session.timeout.ms") as i32,
+                max_session_timeout_ms: int("group.max.session.timeout.ms") as i32,
+                initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms") as i32,
+                max_size: int("group.max.size").max(1) as usize,
+                offsets_retention_ms: int("offsets.retention.minutes").saturating_mul(60_000),
+                offset_metadata_max_bytes: int("offset.metadata.max.bytes").max(0) as usize,
+            },
+            offsets_topic_partitions: int("offsets.topic.num.partitions").max(1) as i32,
+            cleaner: boolean("log.cleaner.enable").then(|| gregor_storage::CleanerConfig {
+                threads: int("log.cleaner.threads").max(1) as usize,
+                dedupe_buffer_size: int("log.cleaner.dedupe.buffer.size").max(1024) as usize,
+                io_buffer_load_factor: double("log.cleaner.io.buffer.load.factor").unwrap_or(0.9),
+                io_buffer_size: int("log.cleaner.io.buffer.size").max(1024) as usize,
+                max_io_bytes_per_second: double("log.cleaner.io.max.bytes.per.second")
+                    .unwrap_or(f64::INFINITY),
+                backoff_ms: int("log.cleaner.backoff.ms").max(0) as u64,
+            }),
             props,
         })
     }

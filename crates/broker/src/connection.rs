@@ -32,6 +32,7 @@ pub async fn serve(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
     socket.set_nodelay(true)?;
+    let peer = socket.peer_addr().ok();
     let (rd, wr) = socket.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, rd);
     let mut writer = BufWriter::with_capacity(64 * 1024, wr);
@@ -55,7 +56,7 @@ pub async fn serve(
         }
         let mut frame = BytesMut::zeroed(size as usize);
         reader.read_exact(&mut frame).await?;
-        if let Some(response) = handlers::dispatch(&broker, frame.freeze()).await? {
+        if let Some(response) = handlers::dispatch(&broker, frame.freeze(), peer).await? {
             writer.write_all(&response).await?;
         }
         if reader.buffer().is_empty() {

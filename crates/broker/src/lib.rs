@@ -5,6 +5,7 @@
 //! - [`config`]: static broker configuration (`server.properties`, overrides).
 //! - [`broker`]: [`Broker`], the shared state: metadata, logs, hosted partitions.
 //! - [`metadata_store`]: the metadata log runtime (append, replay, image).
+//! - [`group_runtime`]: runs the group coordinator's state machines over `__consumer_offsets`.
 //! - [`server`]: the listener, connection tasks and ordered shutdown.
 //! - [`connection`]: framing and in-order request handling on one connection.
 //! - [`handlers`]: one module per Kafka API, routed from one table.
@@ -12,6 +13,7 @@
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod group_runtime;
 pub mod handlers;
 pub mod metadata_store;
 pub mod server;

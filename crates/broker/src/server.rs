@@ -56,6 +56,7 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     let mut connections = JoinSet::new();
     let checkpointer = tokio::spawn(checkpoint_loop(broker.clone(), stop_rx.clone()));
     let retention = tokio::spawn(retention_loop(broker.clone(), stop_rx.clone()));
+    let group_timers = tokio::spawn(broker.groups.clone().run_timers(stop_rx.clone()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -95,6 +96,7 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     }
     let _ = checkpointer.await;
     let _ = retention.await;
+    let _ = group_timers.await;
     let b = broker.clone();
     match tokio::task::spawn_blocking(move || b.shutdown()).await {
         Ok(Ok(())) => tracing::info!("shut down cleanly"),

@@ -122,7 +122,6 @@ fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()>
         let broker = tokio::task::spawn_blocking(move || gregor_broker::Broker::open(config, clock))
             .await
             .context("opening the broker")??;
-        let broker = Arc::new(broker);
         let listener = gregor_broker::server::bind(&broker).await.with_context(|| {
             let l = &broker.config.listener;
             format!("binding {}://{}:{}", l.name, l.host, l.port)

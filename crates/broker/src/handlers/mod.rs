@@ -13,23 +13,38 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
 pub mod fetch;
+pub mod find_coordinator;
+mod group_util;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 mod util;
 
 /// What a handler knows about the request besides its body.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub api_version: i16,
+    /// The client's address (DescribeGroups reports it as the member's host).
+    pub peer: Option<std::net::SocketAddr>,
     pub correlation_id: i32,
     pub client_id: Option<String>,
 }
@@ -96,7 +111,7 @@ macro_rules! apis {
         /// Decodes the request in `frame` (header included), runs its handler and
         /// returns the encoded response frame (size prefix included), or `None` when
         /// the request wants no response (produce with acks=0).
-        pub async fn dispatch(broker: &Broker, frame: Bytes) -> Result<Option<BytesMut>, DispatchError> {
+        pub async fn dispatch(broker: &Broker, frame: Bytes, peer: Option<std::net::SocketAddr>) -> Result<Option<BytesMut>, DispatchError> {
             let (key, version, mut body) = match check_frame(frame)? {
                 Checked::Request { key, version, body } => (key, version, body),
                 Checked::TooNewApiVersions { correlation_id } => {
@@ -108,6 +123,7 @@ macro_rules! apis {
                 .map_err(|source| DispatchError::Malformed { what: "request header", source })?;
             let ctx = RequestContext {
                 api_version: version,
+                peer,
                 correlation_id: header.correlation_id,
                 client_id: header.client_id.as_ref().map(|s| s.to_string()),
             };
@@ -146,6 +162,18 @@ apis! {
     IncrementalAlterConfigs => incremental_alter_configs(IncrementalAlterConfigsRequest, 0, 0, 1),
     DescribeCluster => describe_cluster(DescribeClusterRequest, 0, 0, 2),
     DescribeTopicPartitions => describe_topic_partitions(DescribeTopicPartitionsRequest, 0, 0, 0),
+    FindCoordinator => find_coordinator(FindCoordinatorRequest, 0, 0, 6),
+    JoinGroup => join_group(JoinGroupRequest, 0, 0, 9),
+    SyncGroup => sync_group(SyncGroupRequest, 0, 0, 5),
+    Heartbeat => heartbeat(HeartbeatRequest, 0, 0, 4),
+    LeaveGroup => leave_group(LeaveGroupRequest, 0, 0, 5),
+    OffsetCommit => offset_commit(OffsetCommitRequest, 2, 2, 9),
+    OffsetFetch => offset_fetch(OffsetFetchRequest, 1, 1, 9),
+    DescribeGroups => describe_groups(DescribeGroupsRequest, 0, 0, 6),
+    ListGroups => list_groups(ListGroupsRequest, 0, 0, 5),
+    DeleteGroups => delete_groups(DeleteGroupsRequest, 0, 0, 2),
+    OffsetDelete => offset_delete(OffsetDeleteRequest, 0, 0, 0),
+    DescribeLogDirs => describe_log_dirs(DescribeLogDirsRequest, 1, 1, 4),
 }
 
 enum Checked {

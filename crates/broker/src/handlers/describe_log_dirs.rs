@@ -1,0 +1,90 @@
+//! DescribeLogDirs (key 35), versions 1-4: every log dir with the size of each
+//! partition in it, and (v4) the file system's total and usable bytes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kafka_protocol::messages::describe_log_dirs_response::{
+    DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
+};
+use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
+
+use super::util::str_bytes;
+use super::RequestContext;
+use crate::broker::Broker;
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DescribeLogDirsRequest,
+) -> Option<DescribeLogDirsResponse> {
+    let wanted: Option<BTreeMap<String, Vec<i32>>> = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.topic.to_string(), t.partitions))
+            .collect()
+    });
+    let mut resp = DescribeLogDirsResponse::default();
+    for dir in broker.logs.dirs() {
+        let mut result = DescribeLogDirsResult::default();
+        let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        result.log_dir = str_bytes(abs.display().to_string());
+        if ctx.api_version >= 4 {
+            if let Some((total, usable)) = fs_space(dir) {
+                result.total_bytes = total;
+                result.usable_bytes = usable;
+            }
+        }
+        let mut topics: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
+        for log in broker.logs.all() {
+            let tp = log.topic_partition();
+            if broker.logs.dir_of(tp) != Some(dir.as_path()) {
+                continue;
+            }
+            if let Some(w) = &wanted {
+                if !w
+                    .get(&*tp.topic)
+                    .is_some_and(|ps| ps.contains(&tp.partition))
+                {
+                    continue;
+                }
+            }
+            let mut p = DescribeLogDirsPartition::default();
+            p.partition_index = tp.partition;
+            p.partition_size = log.size_bytes() as i64;
+            // Single node: the leader is the only replica, so no replica lags.
+            p.offset_lag = 0;
+            topics.entry(tp.topic.to_string()).or_default().push(p);
+        }
+        result.topics = topics
+            .into_iter()
+            .map(|(name, mut partitions)| {
+                partitions.sort_by_key(|p| p.partition_index);
+                let mut t = DescribeLogDirsTopic::default();
+                t.name = TopicName(str_bytes(name));
+                t.partitions = partitions;
+                t
+            })
+            .collect();
+        resp.results.push(result);
+    }
+    Some(resp)
+}
+
+/// Total and available bytes of the file system holding `dir`.
+fn fs_space(dir: &Path) -> Option<(i64, i64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid NUL-terminated path and `st` is writable memory of the right type.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    let frsize = st.f_frsize as i64;
+    Some((
+        (st.f_blocks as i64).saturating_mul(frsize),
+        (st.f_bavail as i64).saturating_mul(frsize),
+    ))
+}

@@ -1,0 +1,30 @@
+//! Heartbeat (key 12), versions 0-4.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+
+use super::RequestContext;
+use crate::broker::Broker;
+use gregor_coordinator::Response;
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: HeartbeatRequest,
+) -> Option<HeartbeatResponse> {
+    let p = broker.groups.partition_for(&req.group_id);
+    let v = ctx.api_version;
+    match broker
+        .groups
+        .call(p, move |s, now, id| s.heartbeat(now, id, v, req))
+        .await
+    {
+        Ok(Response::Heartbeat(r)) => Some(r),
+        other => {
+            super::group_util::log_failure("Heartbeat", other.err());
+            let mut r = HeartbeatResponse::default();
+            r.error_code = ResponseError::CoordinatorNotAvailable.code();
+            Some(r)
+        }
+    }
+}

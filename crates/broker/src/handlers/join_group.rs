@@ -1,0 +1,33 @@
+//! JoinGroup (key 11), versions 0-9: delegated to the group coordinator; the
+//! response waits until the group's join phase completes.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
+
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::group_runtime::client_info;
+use gregor_coordinator::Response;
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: JoinGroupRequest,
+) -> Option<JoinGroupResponse> {
+    let p = broker.groups.partition_for(&req.group_id);
+    let client = client_info(ctx.client_id.as_deref(), ctx.peer);
+    let v = ctx.api_version;
+    match broker
+        .groups
+        .call(p, move |s, now, id| s.join_group(now, id, v, &client, req))
+        .await
+    {
+        Ok(Response::JoinGroup(r)) => Some(r),
+        other => {
+            super::group_util::log_failure("JoinGroup", other.err());
+            let mut r = JoinGroupResponse::default();
+            r.error_code = ResponseError::CoordinatorNotAvailable.code();
+            Some(r)
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! LeaveGroup (key 13), versions 0-5 (batch leave from v3).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+
+use super::RequestContext;
+use crate::broker::Broker;
+use gregor_coordinator::Response;
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: LeaveGroupRequest,
+) -> Option<LeaveGroupResponse> {
+    let p = broker.groups.partition_for(&req.group_id);
+    let v = ctx.api_version;
+    match broker
+        .groups
+        .call(p, move |s, now, id| s.leave_group(now, id, v, req))
+        .await
+    {
+        Ok(Response::LeaveGroup(r)) => Some(r),
+        other => {
+            super::group_util::log_failure("LeaveGroup", other.err());
+            let mut r = LeaveGroupResponse::default();
+            r.error_code = ResponseError::CoordinatorNotAvailable.code();
+            Some(r)
+        }
+    }
+}

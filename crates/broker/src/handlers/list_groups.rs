@@ -1,0 +1,40 @@
+//! ListGroups (key 16), versions 0-5 (state filter v4+, type filter v5+).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{ListGroupsRequest, ListGroupsResponse};
+
+use super::RequestContext;
+use crate::broker::Broker;
+use gregor_coordinator::Response;
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ListGroupsRequest,
+) -> Option<ListGroupsResponse> {
+    let v = ctx.api_version;
+    let mut resp = ListGroupsResponse::default();
+    if let Err(e) = broker.groups.ensure_offsets_topic() {
+        super::group_util::log_failure("ListGroups", Some(e));
+        resp.error_code = ResponseError::CoordinatorNotAvailable.code();
+        return Some(resp);
+    }
+    match broker
+        .groups
+        .call_all(|s, _, id| s.list_groups(id, v, &req))
+        .await
+    {
+        Ok(all) => {
+            for r in all {
+                if let Response::ListGroups(r) = r {
+                    resp.groups.extend(r.groups);
+                }
+            }
+        }
+        Err(e) => {
+            super::group_util::log_failure("ListGroups", Some(e));
+            resp.error_code = ResponseError::CoordinatorNotAvailable.code();
+        }
+    }
+    Some(resp)
+}

@@ -1,0 +1,30 @@
+//! SyncGroup (key 14), versions 0-5: followers wait for the leader's assignment.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+
+use super::RequestContext;
+use crate::broker::Broker;
+use gregor_coordinator::Response;
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: SyncGroupRequest,
+) -> Option<SyncGroupResponse> {
+    let p = broker.groups.partition_for(&req.group_id);
+    let v = ctx.api_version;
+    match broker
+        .groups
+        .call(p, move |s, now, id| s.sync_group(now, id, v, req))
+        .await
+    {
+        Ok(Response::SyncGroup(r)) => Some(r),
+        other => {
+            super::group_util::log_failure("SyncGroup", other.err());
+            let mut r = SyncGroupResponse::default();
+            r.error_code = ResponseError::CoordinatorNotAvailable.code();
+            Some(r)
+        }
+    }
+}
