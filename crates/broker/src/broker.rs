@@ -474,6 +474,8 @@ pub fn resolve_log_config(
         } else {
             TimestampTypeConfig::CreateTime
         },
+        message_timestamp_before_max_ms: long("message.timestamp.before.max.ms", i64::MAX),
+        message_timestamp_after_max_ms: long("message.timestamp.after.max.ms", 3_600_000),
         compression: match get("compression.type").as_str() {
             "uncompressed" => CompressionConfig::Codec(Compression::None),
             "producer" | "" => CompressionConfig::Producer,

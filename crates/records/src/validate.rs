@@ -23,6 +23,11 @@ pub struct ValidatedBatch {
     pub size: usize,
     /// True if any record has a null key (compacted topics reject these).
     pub has_null_key: bool,
+    /// Smallest and largest record timestamps (CreateTime), or the base
+    /// timestamp when the batch holds no records. The broker checks them
+    /// against message.timestamp.before/after.max.ms.
+    pub min_timestamp: i64,
+    pub max_timestamp: i64,
 }
 
 /// Validates the single batch that occupies exactly the whole of `buf`:
@@ -79,20 +84,38 @@ pub fn validate_batch(buf: &[u8], max_decompressed: usize) -> Result<ValidatedBa
         )));
     }
     let data = records_section(&header, buf, max_decompressed)?;
-    let has_null_key = walk(&data, count).map_err(invalid)?;
+    let walked = walk(&data, count).map_err(invalid)?;
+    let (min_timestamp, max_timestamp) = match (walked.min_delta, walked.max_delta) {
+        (Some(lo), Some(hi)) => (
+            header.base_timestamp.saturating_add(lo),
+            header.base_timestamp.saturating_add(hi),
+        ),
+        _ => (header.base_timestamp, header.base_timestamp),
+    };
     Ok(ValidatedBatch {
         header,
         size,
-        has_null_key,
+        has_null_key: walked.has_null_key,
+        min_timestamp,
+        max_timestamp,
     })
 }
 
+/// What walking the records found.
+struct Walked {
+    has_null_key: bool,
+    min_delta: Option<i64>,
+    max_delta: Option<i64>,
+}
+
 /// Walks exactly `count` records covering all of `data`, checking that record
-/// `i` has offsetDelta `i`. Returns whether any key is null. Allocates only
-/// to describe an error.
-fn walk(data: &[u8], count: i32) -> Result<bool, String> {
+/// `i` has offsetDelta `i`. Reports null keys and the timestamp-delta range.
+/// Allocates only to describe an error.
+fn walk(data: &[u8], count: i32) -> Result<Walked, String> {
     let mut pos = 0usize;
     let mut has_null_key = false;
+    let mut min_delta: Option<i64> = None;
+    let mut max_delta: Option<i64> = None;
     for i in 0..count {
         if pos >= data.len() {
             return Err(format!("batch declares {count} records but holds only {i}"));
@@ -106,6 +129,8 @@ fn walk(data: &[u8], count: i32) -> Result<bool, String> {
             ));
         }
         has_null_key |= rec.key.is_none();
+        min_delta = Some(min_delta.map_or(rec.timestamp_delta, |m| m.min(rec.timestamp_delta)));
+        max_delta = Some(max_delta.map_or(rec.timestamp_delta, |m| m.max(rec.timestamp_delta)));
     }
     if pos != data.len() {
         return Err(format!(
@@ -113,7 +138,11 @@ fn walk(data: &[u8], count: i32) -> Result<bool, String> {
             data.len() - pos
         ));
     }
-    Ok(has_null_key)
+    Ok(Walked {
+        has_null_key,
+        min_delta,
+        max_delta,
+    })
 }
 
 #[cfg(test)]

@@ -49,6 +49,12 @@ pub struct LogConfig {
     pub cleanup_policy: CleanupPolicy,
     /// message.timestamp.type (default CreateTime)
     pub message_timestamp_type: TimestampTypeConfig,
+    /// message.timestamp.before.max.ms (default i64::MAX): how far a
+    /// CreateTime timestamp may lag the broker's clock.
+    pub message_timestamp_before_max_ms: i64,
+    /// message.timestamp.after.max.ms (default 1 hour, Kafka 4.0): how far a
+    /// CreateTime timestamp may lead the broker's clock.
+    pub message_timestamp_after_max_ms: i64,
     /// compression.type (default producer)
     pub compression: CompressionConfig,
     /// file.delete.delay.ms (default 60000)
@@ -102,6 +108,8 @@ impl Default for LogConfig {
             retention_bytes: -1,
             cleanup_policy: CleanupPolicy::Delete,
             message_timestamp_type: TimestampTypeConfig::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: 3_600_000,
             compression: CompressionConfig::Producer,
             file_delete_delay_ms: 60_000,
             preallocate: false,

@@ -85,6 +85,15 @@ pub enum StorageError {
     /// Compacted topic and a record without key: INVALID_RECORD.
     #[error("compacted topic {0} requires a key on every record")]
     MissingKeyForCompactedTopic(TopicPartition),
+    /// INVALID_TIMESTAMP: a CreateTime timestamp outside
+    /// message.timestamp.before.max.ms / after.max.ms of the broker's clock.
+    #[error("timestamp {timestamp} of a record in batch {batch} is {reason} (broker time {now})")]
+    InvalidTimestamp {
+        batch: usize,
+        timestamp: i64,
+        now: i64,
+        reason: &'static str,
+    },
     /// OUT_OF_ORDER_SEQUENCE_NUMBER
     #[error("producer {producer_id}: out of order sequence {found}, expected {expected}")]
     OutOfOrderSequence {

@@ -347,6 +347,9 @@ impl Log {
                 });
             }
             let v = validate_batch(bytes, cap).map_err(records_err)?;
+            if !log_append_time && !h.is_control() {
+                check_timestamps(&config, &v, batches, now)?;
+            }
             if compacted && v.has_null_key {
                 return Err(StorageError::MissingKeyForCompactedTopic(self.tp.clone()));
             }
@@ -1041,4 +1044,34 @@ fn roll_jitter(config: &LogConfig, tp: &TopicPartition, base: i64) -> i64 {
         h = h.wrapping_mul(0x100_0000_01b3);
     }
     (h % config.segment_jitter_ms as u64) as i64
+}
+
+/// Kafka's LogValidator timestamp rule for CreateTime topics: every record's
+/// timestamp within [now - before.max.ms, now + after.max.ms]; -1 (no
+/// timestamp) is exempt.
+fn check_timestamps(
+    config: &LogConfig,
+    v: &gregor_records::ValidatedBatch,
+    batch: usize,
+    now: i64,
+) -> Result<()> {
+    let earliest = now.saturating_sub(config.message_timestamp_before_max_ms);
+    let latest = now.saturating_add(config.message_timestamp_after_max_ms);
+    if v.min_timestamp != -1 && v.min_timestamp < earliest {
+        return Err(StorageError::InvalidTimestamp {
+            batch,
+            timestamp: v.min_timestamp,
+            now,
+            reason: "earlier than message.timestamp.before.max.ms allows",
+        });
+    }
+    if v.max_timestamp > latest {
+        return Err(StorageError::InvalidTimestamp {
+            batch,
+            timestamp: v.max_timestamp,
+            now,
+            reason: "later than message.timestamp.after.max.ms allows",
+        });
+    }
+    Ok(())
 }

@@ -797,3 +797,40 @@ fn garbage_files_never_panic() {
     eprintln!("{opened} of 20 opened");
     assert!(opened > 0);
 }
+
+#[test]
+fn create_time_outside_timestamp_bounds_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = 1_700_000_000_000;
+    let clock = Arc::new(ManualClock::new(now));
+    let config = LogConfig {
+        message_timestamp_before_max_ms: 60_000,
+        message_timestamp_after_max_ms: 1_000,
+        ..LogConfig::default()
+    };
+    let log = open(dir.path(), config, &clock, 0);
+    // Too old: one record a minute and a bit behind the broker's clock,
+    // hidden behind a first record that is fine (per-record, not per-batch).
+    let mut b = BatchBuilder::new(0, Compression::None);
+    b.push(record(now, Some("a"), 10));
+    b.push(record(now - 61_000, Some("b"), 10));
+    assert!(matches!(
+        log.append_as_leader(b.build().unwrap(), 0),
+        Err(StorageError::InvalidTimestamp { timestamp, .. }) if timestamp == now - 61_000
+    ));
+    // Too far ahead.
+    assert!(matches!(
+        log.append_as_leader(batch(1, now + 2_000), 0),
+        Err(StorageError::InvalidTimestamp { .. })
+    ));
+    assert_eq!(log.log_end_offset(), 0);
+    // Within bounds, and LogAppendTime topics are exempt.
+    log.append_as_leader(batch(2, now - 59_000), 0).unwrap();
+    log.update_config(LogConfig {
+        message_timestamp_type: TimestampTypeConfig::LogAppendTime,
+        message_timestamp_after_max_ms: 1_000,
+        ..LogConfig::default()
+    });
+    log.append_as_leader(batch(1, now + 10_000_000), 0).unwrap();
+    assert_eq!(log.log_end_offset(), 3);
+}
