@@ -40,7 +40,13 @@ start_broker() {
   done
   echo "profile: broker did not start" >&2; exit 1
 }
-stop_broker() { [[ -n $BROKER_PID ]] && { kill -TERM "$BROKER_PID" 2>/dev/null || true; wait "$BROKER_PID" 2>/dev/null || true; BROKER_PID=; }; }
+stop_broker() {
+  if [[ -n $BROKER_PID ]]; then
+    kill -TERM "$BROKER_PID" 2>/dev/null || true
+    wait "$BROKER_PID" 2>/dev/null || true
+    BROKER_PID=
+  fi
+}
 trap stop_broker EXIT
 
 profile() { # profile NAME -- bench args...
