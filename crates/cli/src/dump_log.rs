@@ -14,7 +14,7 @@ pub fn run(files: &[std::path::PathBuf], print_data: bool) -> anyhow::Result<()>
         println!("Dumping {}", f.display());
         let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
         match f.extension().and_then(|e| e.to_str()) {
-            Some("log") => dump_log(&bytes, print_data),
+            Some("log") => dump_log(f, &bytes, print_data),
             Some("index") => dump_index(f, &bytes),
             Some("timeindex") => dump_time_index(f, &bytes),
             _ => anyhow::bail!("{}: not a .log, .index or .timeindex file", f.display()),
@@ -30,8 +30,8 @@ fn base_offset_of(path: &Path) -> i64 {
         .unwrap_or(0)
 }
 
-fn dump_log(bytes: &[u8], print_data: bool) {
-    println!("Log starting offset: {}", 0);
+fn dump_log(path: &Path, bytes: &[u8], print_data: bool) {
+    println!("Log starting offset: {}", base_offset_of(path));
     for item in BatchIter::new(bytes) {
         let (h, position, batch) = match item {
             Ok(v) => v,

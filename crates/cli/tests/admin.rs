@@ -286,7 +286,6 @@ fn create_partitions_grows_and_refuses_to_shrink() {
 /// Kafka (ReplicationControlManager.createPartitions): "Topic already has N
 /// partition(s)." is INVALID_PARTITIONS (37).
 #[test]
-#[ignore = "broker bug: CreatePartitions to the current count returns INVALID_TOPIC_EXCEPTION (17), not INVALID_PARTITIONS (37)"]
 fn create_partitions_to_the_same_count_is_invalid_partitions() {
     let broker = Broker::start();
     let mut c = broker.client();

@@ -144,7 +144,6 @@ fn dump_log_prints_batches_and_index_entries() {
 /// kafka-dump-log.sh prints the segment's base offset (from its file name)
 /// as "Log starting offset".
 #[test]
-#[ignore = "broker bug: dump-log prints \"Log starting offset: 0\" for every segment, not the segment's base offset (crates/cli/src/dump_log.rs dump_log)"]
 fn dump_log_prints_the_segment_base_offset() {
     let scratch = tempfile::tempdir().unwrap();
     let seg = scratch.path().join("00000000000000000042.log");

@@ -26,6 +26,8 @@ pub enum ControllerError {
         "Topic currently has {current} partitions, which is higher than the requested {requested}."
     )]
     CannotShrinkPartitions { current: i32, requested: i32 },
+    #[error("Topic {topic} already has {count} partitions.")]
+    SamePartitionCount { topic: String, count: i32 },
     #[error("Replication factor: {requested} larger than available brokers: {available}.")]
     InvalidReplicationFactor { requested: i32, available: usize },
     #[error("{0}")]
@@ -243,7 +245,10 @@ pub fn create_partitions(
         });
     }
     if count == current {
-        return Err(ControllerError::InvalidPartitions(count).with_same_count(name, count));
+        return Err(ControllerError::SamePartitionCount {
+            topic: name.to_string(),
+            count,
+        });
     }
     let rf = topic
         .partitions
@@ -271,12 +276,6 @@ pub fn create_partitions(
         records.push(partition_record(topic.topic_id, p, replicas));
     }
     Ok(records)
-}
-
-impl ControllerError {
-    fn with_same_count(self, name: &str, count: i32) -> Self {
-        ControllerError::InvalidTopic(format!("Topic {name} already has {count} partitions."))
-    }
 }
 
 /// Config changes for one resource: `Some(value)` sets, `None` deletes.

@@ -16,9 +16,9 @@ pub fn controller_error(e: &ControllerError) -> ResponseError {
         ControllerError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
         ControllerError::UnknownTopicId(_) => ResponseError::UnknownTopicId,
         ControllerError::InvalidTopic(_) => ResponseError::InvalidTopicException,
-        ControllerError::InvalidPartitions(_) | ControllerError::CannotShrinkPartitions { .. } => {
-            ResponseError::InvalidPartitions
-        }
+        ControllerError::InvalidPartitions(_)
+        | ControllerError::CannotShrinkPartitions { .. }
+        | ControllerError::SamePartitionCount { .. } => ResponseError::InvalidPartitions,
         ControllerError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         ControllerError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
         ControllerError::InvalidConfig(_) | ControllerError::UnknownConfig(_) => {
