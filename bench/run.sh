@@ -11,6 +11,8 @@
 #                so keep it on the filesystem you care about)
 #   BENCH_OUT    results directory (default bench/results/<timestamp>)
 #   REPEAT       runs of the target cases (default 3; the median is judged)
+#   TARGETS_ONLY=1  only the runs the targets judge (1 partition, 100 B acks=1,
+#                1 KiB, 100 B consume; no latency), about 3 minutes
 #   SKIP_BUILD=1 use the existing target/release/gregor and bench binary
 #   GREGOR       broker binary to measure (default target/release/gregor)
 #
@@ -23,6 +25,7 @@ cd "$ROOT"
 
 QUICK=${QUICK:-0}
 REPEAT=${REPEAT:-3}
+TARGETS_ONLY=${TARGETS_ONLY:-0}
 OUT=${BENCH_OUT:-$ROOT/bench/results/$(date +%Y%m%d-%H%M%S)}
 WORK=${BENCH_WORK:-$ROOT/bench/results/work}
 mkdir -p "$OUT" "$WORK"
@@ -136,6 +139,7 @@ for size in 100 1024; do
   n=$N_SMALL; [[ $size == 1024 ]] && n=$N_LARGE
   for acks in 1 all; do
     for parts in 1 8; do
+      if [[ $TARGETS_ONLY == 1 ]] && [[ $parts == 8 || ( $size == 100 && $acks == all ) ]]; then continue; fi
       if [[ $parts == 1 && ( $acks == 1 || $size == 1024 ) ]]; then
         for ((r = 1; r < REPEAT; r++)); do produce_run "$size" "$acks" "$parts" "$n" drop; done
       fi
@@ -144,7 +148,7 @@ for size in 100 1024; do
     done
   done
 done
-produce_run 100 1 1 "$N_SMALL" drop lz4
+[[ $TARGETS_ONLY == 1 ]] || produce_run 100 1 1 "$N_SMALL" drop lz4
 
 # --- consume (from the page cache) ---------------------------------------------
 consume_run() { # consume_run SIZE RECORDS
@@ -161,7 +165,7 @@ consume_run() { # consume_run SIZE RECORDS
   rm -rf "$dir"
 }
 consume_run 100 "$N_SMALL"
-consume_run 1024 "$N_LARGE"
+if [[ $TARGETS_ONLY == 1 ]]; then rm -rf "$WORK/p-1024B-acks1-1p-none"; else consume_run 1024 "$N_LARGE"; fi
 
 # --- latency at a fixed rate -----------------------------------------------------
 latency_run() { # latency_run ACKS LINGER RATE
@@ -175,9 +179,11 @@ latency_run() { # latency_run ACKS LINGER RATE
   stop_broker
   rm -rf "$dir"
 }
-latency_run 1 5 50000
-latency_run all 5 50000
-latency_run 1 0 10000
+if [[ $TARGETS_ONLY != 1 ]]; then
+  latency_run 1 5 50000
+  latency_run all 5 50000
+  latency_run 1 0 10000
+fi
 
 # --- report ----------------------------------------------------------------------
 "$BENCH" report --results "$RESULTS" | tee "$OUT/report.md"
