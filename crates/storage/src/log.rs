@@ -101,6 +101,8 @@ pub struct Log {
     /// can pull it back; persisted in `cleaner-offset-checkpoint` by the
     /// [`crate::LogManager`].
     cleaner_checkpoint: AtomicI64,
+    /// Files renamed to `.deleted` and when to remove them (file.delete.delay.ms).
+    pending_deletes: Mutex<Vec<(std::path::PathBuf, i64)>>,
 }
 
 fn segment_config(config: &LogConfig) -> SegmentConfig {
@@ -269,6 +271,7 @@ impl Log {
             topic_id: Mutex::new(topic_id),
             closed: AtomicBool::new(false),
             cleaner_checkpoint: AtomicI64::new(-1),
+            pending_deletes: Mutex::new(Vec::new()),
         })
     }
 
@@ -772,9 +775,17 @@ impl Log {
             }
             out
         };
+        let due = self
+            .clock
+            .now_ms()
+            .saturating_add(self.config.read().file_delete_delay_ms.max(0));
         for s in &doomed {
-            // Readers holding the segment keep reading the unlinked file.
-            s.delete_files()?;
+            // Asynchronous deletion as Kafka: rename now, remove later, so a
+            // fetch that already found this segment still reads it.
+            let renamed = s.rename_to_deleted()?;
+            self.pending_deletes
+                .lock()
+                .extend(renamed.into_iter().map(|p| (p, due)));
         }
         st.producers.remove_below(offset);
         Ok(doomed.len())
@@ -784,6 +795,7 @@ impl Log {
     /// delete or compact,delete), never the active one, and advances the log
     /// start offset. Returns the number of segments deleted.
     pub fn enforce_retention(&self) -> Result<usize> {
+        self.remove_deleted_files(false)?;
         let config = self.config.read().clone();
         if config.cleanup_policy == CleanupPolicy::Compact {
             return Ok(0);
@@ -814,6 +826,37 @@ impl Log {
             self.log_start.store(new_start, Ordering::Release);
         }
         self.delete_segments_below(&mut st, new_start)
+    }
+
+    /// Removes `.deleted` files whose file.delete.delay.ms has passed (all of
+    /// them when `all`). Called by retention checks and at close.
+    pub fn remove_deleted_files(&self, all: bool) -> Result<usize> {
+        let now = self.clock.now_ms();
+        let due: Vec<std::path::PathBuf> = {
+            let mut pending = self.pending_deletes.lock();
+            let (due, keep): (Vec<_>, Vec<_>) =
+                pending.drain(..).partition(|(_, at)| all || *at <= now);
+            *pending = keep;
+            due.into_iter().map(|(p, _)| p).collect()
+        };
+        for p in &due {
+            match std::fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StorageError::Io {
+                        context: format!("delete {}", p.display()),
+                        source: e,
+                    })
+                }
+            }
+        }
+        Ok(due.len())
+    }
+
+    /// Files renamed to `.deleted` and not yet removed.
+    pub fn pending_deletes(&self) -> usize {
+        self.pending_deletes.lock().len()
     }
 
     /// Removes every batch at or after `offset` (a follower truncating a
@@ -919,6 +962,7 @@ impl Log {
             return Ok(());
         }
         self.flush()?;
+        self.remove_deleted_files(true)?;
         let active = self.active_segment();
         active.on_become_inactive()?;
         active.flush()?;

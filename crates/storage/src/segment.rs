@@ -481,6 +481,29 @@ impl LogSegment {
         Ok(())
     }
 
+    /// Renames the segment's files to `<name>.deleted` (Kafka's asynchronous
+    /// deletion: readers holding the segment keep reading the renamed files,
+    /// and the files are removed after file.delete.delay.ms, or at the next
+    /// start). Returns the new paths.
+    pub fn rename_to_deleted(&self) -> Result<Vec<std::path::PathBuf>> {
+        let mut out = Vec::with_capacity(3);
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let from = suffixed_file(&self.dir, self.base_offset, suffix, self.suffix);
+            let to = suffixed_file(&self.dir, self.base_offset, suffix, ".deleted");
+            match fs::rename(&from, &to) {
+                Ok(()) => out.push(to),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StorageError::Io {
+                        context: format!("rename {} to {}", from.display(), to.display()),
+                        source: e,
+                    })
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Index entry for `offset` (for tests and tools).
     pub fn index_lookup(&self, offset: i64) -> OffsetPosition {
         self.inner.read().offset_index.lookup(offset)

@@ -834,3 +834,107 @@ fn create_time_outside_timestamp_bounds_is_rejected() {
     log.append_as_leader(batch(1, now + 10_000_000), 0).unwrap();
     assert_eq!(log.log_end_offset(), 3);
 }
+
+fn files_with_suffix(dir: &std::path::Path, suffix: &str) -> usize {
+    fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(suffix)
+        })
+        .count()
+}
+
+#[test]
+fn retention_by_bytes_deletes_asynchronously_after_file_delete_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let config = LogConfig {
+        retention_bytes: 8192,
+        file_delete_delay_ms: 60_000,
+        ..small_config()
+    };
+    let log = open(dir.path(), config, &clock, 0);
+    for _ in 0..60 {
+        log.append_as_leader(batch(2, 1_000_000), 0).unwrap();
+    }
+    let before = log.segment_count();
+    assert!(before > 4, "{before} segments");
+    // A reader that found the first segment before retention ran.
+    let early = log.read(0, 1 << 20, true, log.log_end_offset()).unwrap();
+    let deleted = log.enforce_retention().unwrap();
+    assert!(deleted > 0);
+    // What remains is within retention.bytes plus at most one segment
+    // (Kafka deletes a segment only if the rest still exceeds the limit).
+    assert!(
+        log.size_bytes() <= 8192 + 4096 + 1024,
+        "{} bytes left",
+        log.size_bytes()
+    );
+    assert!(log.log_start_offset() > 0);
+    let part = dir.path().join("t-0");
+    // Renamed, not yet removed: 3 files (log, index, timeindex) per segment.
+    assert_eq!(files_with_suffix(&part, ".deleted"), deleted * 3);
+    assert_eq!(log.pending_deletes(), deleted * 3);
+    assert!(!early.records.is_empty());
+    assert!(matches!(
+        log.read(0, 1 << 20, true, log.log_end_offset()),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    // Not yet due.
+    clock.advance(59_999);
+    log.enforce_retention().unwrap();
+    assert_eq!(files_with_suffix(&part, ".deleted"), deleted * 3);
+    // Due: removed at the next check.
+    clock.advance(1);
+    log.enforce_retention().unwrap();
+    assert_eq!(files_with_suffix(&part, ".deleted"), 0);
+    assert_eq!(log.pending_deletes(), 0);
+    assert_contiguous(
+        &read_all(&log, log.log_start_offset()),
+        log.log_start_offset(),
+        120,
+    );
+}
+
+#[test]
+fn retention_never_deletes_the_active_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(10_000_000));
+    let config = LogConfig {
+        retention_ms: 1_000,
+        ..LogConfig::default()
+    };
+    let log = open(dir.path(), config, &clock, 0);
+    log.append_as_leader(batch(3, 9_990_000), 0).unwrap();
+    clock.advance(1_000_000);
+    assert_eq!(log.enforce_retention().unwrap(), 0);
+    assert_eq!(log.log_start_offset(), 0);
+    assert_eq!(log.segment_count(), 1);
+    assert_contiguous(&read_all(&log, 0), 0, 3);
+}
+
+#[test]
+fn deleted_files_left_by_a_crash_are_removed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let config = LogConfig {
+        retention_bytes: 4096,
+        ..small_config()
+    };
+    {
+        let log = open(dir.path(), config.clone(), &clock, 0);
+        for _ in 0..40 {
+            log.append_as_leader(batch(2, 1_000_000), 0).unwrap();
+        }
+        assert!(log.enforce_retention().unwrap() > 0);
+        assert!(files_with_suffix(&dir.path().join("t-0"), ".deleted") > 0);
+        // dropped without close: a crash
+    }
+    let log = open(dir.path(), config, &clock, 0);
+    assert_eq!(files_with_suffix(&dir.path().join("t-0"), ".deleted"), 0);
+    assert_eq!(log.log_end_offset(), 80);
+}
