@@ -1,0 +1,376 @@
+//! One TCP connection to one broker, shared by every request to that broker.
+//!
+//! ```text
+//!  callers ──send()──► pending map (correlation id → oneshot) ──┐
+//!        └──frame────► mpsc ──► writer task ──► socket          │
+//!                              reader task ◄── socket ──────────┘ completes the oneshot
+//! ```
+//!
+//! Requests are pipelined: a caller registers its correlation id, hands the
+//! encoded frame to the writer and awaits its own response, so many requests
+//! can be in flight on one socket. Kafka answers in request order, but we
+//! match by correlation id anyway so a bug or a timeout cannot hand one
+//! caller another's response. Any failure (EOF, a bad frame, a request
+//! timeout) closes the whole connection and fails every pending request:
+//! after a timeout the position in the response stream is no longer known,
+//! which is also why the Java client disconnects then.
+//!
+//! On connect the client sends ApiVersions and from then on uses, per API, the
+//! highest version that both it and the broker support.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::error::{codes, Error, Result};
+
+/// The largest response frame we accept. Bigger than any fetch.max.bytes a
+/// client would sensibly set; stops a corrupt length from allocating gigabytes.
+const MAX_RESPONSE_SIZE: usize = 1 << 30;
+/// Frames queued for the writer before senders wait.
+const WRITE_QUEUE: usize = 64;
+/// How long to wait for the TCP handshake (Java: socket.connection.setup.timeout.ms).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The highest version this client can speak for `key`, where that is below
+/// what the protocol crate can encode. Produce and Fetch v13+ address topics
+/// by id only; we address them by name and stop at 12.
+fn client_max_version(key: i16) -> Option<i16> {
+    match ApiKey::try_from(key).ok()? {
+        ApiKey::Produce => Some(12),
+        ApiKey::Fetch => Some(12),
+        _ => None,
+    }
+}
+
+type Waiter = oneshot::Sender<Result<Bytes>>;
+
+struct Shared {
+    pending: HashMap<i32, Waiter>,
+    /// Set once the connection is dead; later sends fail with it.
+    closed: Option<Error>,
+}
+
+pub(crate) struct Connection {
+    /// `host:port`, for error messages.
+    pub addr: String,
+    /// The broker's node id, -1 for a bootstrap connection.
+    pub node_id: i32,
+    client_id: StrBytes,
+    request_timeout: Duration,
+    next_correlation_id: AtomicI32,
+    shared: Arc<Mutex<Shared>>,
+    frames: mpsc::Sender<Bytes>,
+    /// api key → (min, max) the broker supports.
+    versions: HashMap<i16, (i16, i16)>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Connection {
+    /// Connects to `addr` and negotiates API versions.
+    pub async fn connect(
+        addr: &str,
+        node_id: i32,
+        client_id: &str,
+        request_timeout: Duration,
+    ) -> Result<Connection> {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| Error::Timeout {
+                what: format!("connecting to {addr}"),
+                after: CONNECT_TIMEOUT,
+            })?
+            .map_err(|e| Error::io(addr, e))?;
+        let _ = stream.set_nodelay(true);
+        let (rd, wr) = stream.into_split();
+        let shared = Arc::new(Mutex::new(Shared {
+            pending: HashMap::new(),
+            closed: None,
+        }));
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let writer = tokio::spawn(write_loop(addr.to_string(), wr, rx, shared.clone()));
+        let reader = tokio::spawn(read_loop(addr.to_string(), rd, shared.clone()));
+        let mut conn = Connection {
+            addr: addr.to_string(),
+            node_id,
+            client_id: StrBytes::from_string(client_id.to_string()),
+            request_timeout,
+            next_correlation_id: AtomicI32::new(0),
+            shared,
+            frames: tx,
+            versions: HashMap::new(),
+            tasks: vec![writer, reader],
+        };
+        conn.versions = conn.negotiate().await?;
+        Ok(conn)
+    }
+
+    /// ApiVersions v3, falling back to v0 for a broker that does not know v3
+    /// (it answers UNSUPPORTED_VERSION with a v0 body listing its versions).
+    async fn negotiate(&self) -> Result<HashMap<i16, (i16, i16)>> {
+        let req = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("gregor-client"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let mut resp: ApiVersionsResponse =
+            self.send_version(&req, 3, self.request_timeout).await?;
+        if resp.error_code == codes::UNSUPPORTED_VERSION {
+            resp = self.send_version(&req, 0, self.request_timeout).await?;
+        }
+        Error::check(resp.error_code, Some("ApiVersions"))?;
+        Ok(resp
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect())
+    }
+
+    /// The version to use for `R`: the highest both sides support.
+    pub fn version_for<R: Request>(&self) -> Result<i16> {
+        let ours_max =
+            client_max_version(R::KEY).map_or(R::VERSIONS.max, |m| m.min(R::VERSIONS.max));
+        let (theirs_min, theirs_max) = self.versions.get(&R::KEY).copied().ok_or_else(|| {
+            Error::Invalid(format!(
+                "broker {} does not support API key {}",
+                self.addr,
+                R::KEY
+            ))
+        })?;
+        let v = ours_max.min(theirs_max);
+        if v < R::VERSIONS.min.max(theirs_min) {
+            return Err(Error::Invalid(format!(
+                "no common version of API key {} (client {}..{ours_max}, broker {} {theirs_min}..{theirs_max})",
+                R::KEY,
+                R::VERSIONS.min,
+                self.addr
+            )));
+        }
+        Ok(v)
+    }
+
+    /// Whether the broker serves `key` at all.
+    pub fn supports(&self, key: ApiKey) -> bool {
+        self.versions.contains_key(&(key as i16))
+    }
+
+    /// Sends `req` at the negotiated version and waits for its response.
+    pub async fn send<R: Request>(&self, req: &R) -> Result<R::Response> {
+        self.send_timeout(req, self.request_timeout).await
+    }
+
+    /// [`Connection::send`] with a per-request timeout (JoinGroup may wait a
+    /// whole rebalance).
+    pub async fn send_timeout<R: Request>(
+        &self,
+        req: &R,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let version = self.version_for::<R>()?;
+        self.send_version(req, version, timeout).await
+    }
+
+    /// Sends and returns the version used with the response, for callers whose
+    /// response layout depends on it.
+    pub async fn send_versioned<R: Request>(&self, req: &R) -> Result<(i16, R::Response)> {
+        let version = self.version_for::<R>()?;
+        let resp = self
+            .send_version(req, version, self.request_timeout)
+            .await?;
+        Ok((version, resp))
+    }
+
+    async fn send_version<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(req, version, Some(tx)).await?;
+        let frame = match tokio::time::timeout(timeout, rx).await {
+            Err(_) => {
+                let err = Error::Timeout {
+                    what: format!("request (API key {}) to {}", R::KEY, self.addr),
+                    after: timeout,
+                };
+                self.fail(err.clone());
+                return Err(err);
+            }
+            Ok(Err(_)) => return Err(self.closed_error()),
+            Ok(Ok(r)) => r?,
+        };
+        let mut buf = frame;
+        let context = || format!("API key {} v{version} response from {}", R::KEY, self.addr);
+        ResponseHeader::decode(&mut buf, R::Response::header_version(version))
+            .map_err(|e| Error::protocol(context(), e))?;
+        R::Response::decode(&mut buf, version).map_err(|e| Error::protocol(context(), e))
+    }
+
+    /// Sends a request the broker will not answer (Produce with acks=0).
+    pub async fn send_no_response<R: Request>(&self, req: &R) -> Result<()> {
+        let version = self.version_for::<R>()?;
+        self.enqueue(req, version, None).await
+    }
+
+    async fn enqueue<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        waiter: Option<Waiter>,
+    ) -> Result<()> {
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(self.client_id.clone()));
+        let mut buf = BytesMut::with_capacity(64);
+        buf.put_i32(0);
+        let context = || format!("encoding API key {} v{version} for {}", R::KEY, self.addr);
+        header
+            .encode(&mut buf, R::header_version(version))
+            .map_err(|e| Error::protocol(context(), e))?;
+        req.encode(&mut buf, version)
+            .map_err(|e| Error::protocol(context(), e))?;
+        let size = i32::try_from(buf.len() - 4)
+            .map_err(|_| Error::protocol(context(), "request larger than 2 GiB"))?;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        {
+            let mut shared = lock(&self.shared);
+            if let Some(e) = &shared.closed {
+                return Err(e.clone());
+            }
+            if let Some(w) = waiter {
+                shared.pending.insert(correlation_id, w);
+            }
+        }
+        if self.frames.send(buf.freeze()).await.is_err() {
+            lock(&self.shared).pending.remove(&correlation_id);
+            return Err(self.closed_error());
+        }
+        Ok(())
+    }
+
+    /// Whether the connection has failed and should be replaced.
+    pub fn is_closed(&self) -> bool {
+        lock(&self.shared).closed.is_some()
+    }
+
+    fn closed_error(&self) -> Error {
+        lock(&self.shared).closed.clone().unwrap_or_else(|| {
+            Error::io(
+                &self.addr,
+                std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "connection closed"),
+            )
+        })
+    }
+
+    /// Marks the connection dead and fails everything pending.
+    fn fail(&self, err: Error) {
+        fail_all(&self.shared, err);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    // A panic while holding this lock cannot leave the map inconsistent
+    // (every critical section is a single insert/remove), so poisoning is ignored.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn fail_all(shared: &Mutex<Shared>, err: Error) {
+    let pending = {
+        let mut s = lock(shared);
+        if s.closed.is_none() {
+            s.closed = Some(err.clone());
+        }
+        std::mem::take(&mut s.pending)
+    };
+    for (_, w) in pending {
+        let _ = w.send(Err(err.clone()));
+    }
+}
+
+async fn write_loop(
+    addr: String,
+    wr: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Bytes>,
+    shared: Arc<Mutex<Shared>>,
+) {
+    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+    while let Some(frame) = rx.recv().await {
+        let mut result = wr.write_all(&frame).await;
+        // Coalesce whatever else is queued into the same flush.
+        while result.is_ok() {
+            match rx.try_recv() {
+                Ok(f) => result = wr.write_all(&f).await,
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = result.and(wr.flush().await) {
+            tracing::debug!(broker = %addr, error = %e, "write failed");
+            fail_all(&shared, Error::io(&addr, e));
+            return;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+async fn read_loop(addr: String, rd: tokio::net::tcp::OwnedReadHalf, shared: Arc<Mutex<Shared>>) {
+    let mut rd = BufReader::with_capacity(64 * 1024, rd);
+    let err = loop {
+        let size = match rd.read_i32().await {
+            Ok(s) => s,
+            Err(e) => break Error::io(&addr, e),
+        };
+        let size = match usize::try_from(size) {
+            Ok(s) if (4..=MAX_RESPONSE_SIZE).contains(&s) => s,
+            _ => {
+                break Error::protocol(
+                    format!("response from {addr}"),
+                    format!("invalid frame size {size}"),
+                )
+            }
+        };
+        let mut frame = BytesMut::zeroed(size);
+        if let Err(e) = rd.read_exact(&mut frame).await {
+            break Error::io(&addr, e);
+        }
+        let frame = frame.freeze();
+        let correlation_id = (&frame[..4]).get_i32();
+        let waiter = lock(&shared).pending.remove(&correlation_id);
+        match waiter {
+            Some(w) => {
+                let _ = w.send(Ok(frame));
+            }
+            None => {
+                break Error::protocol(
+                    format!("response from {addr}"),
+                    format!("unexpected correlation id {correlation_id}"),
+                )
+            }
+        }
+    };
+    tracing::debug!(broker = %addr, error = %err, "connection closed");
+    fail_all(&shared, err);
+}
