@@ -37,6 +37,29 @@ impl Slot {
     }
 }
 
+/// `n` empty slots from `alloc_zeroed` (calloc): for a large map the pages
+/// stay untouched, and so out of the resident set, until a slot is used.
+/// (`vec![Slot::default(); n]` would write every slot.)
+fn zeroed_slots(n: usize) -> Vec<Slot> {
+    let Ok(layout) = std::alloc::Layout::array::<Slot>(n) else {
+        return vec![Slot::default(); n];
+    };
+    if layout.size() == 0 {
+        return Vec::new();
+    }
+    // SAFETY: the layout is non-zero-sized and valid for `n` slots; an
+    // all-zero `Slot` is a valid value (the empty slot), so the memory is
+    // initialised for `n` elements; the Vec takes ownership of exactly this
+    // allocation with capacity `n`.
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout) as *mut Slot;
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Vec::from_raw_parts(ptr, n, n)
+    }
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub struct OffsetMap {
@@ -61,9 +84,8 @@ impl OffsetMap {
         } else {
             0.9
         };
-        // `vec![zeroed; n]` comes from calloc: pages are only touched once used.
         Self {
-            slots: vec![Slot::default(); n],
+            slots: zeroed_slots(n),
             max_entries: ((n as f64 * lf) as usize).clamp(1, n - 1),
             entries: 0,
             latest_offset: -1,
@@ -115,7 +137,10 @@ impl OffsetMap {
 
     pub fn clear(&mut self) {
         if self.dirty {
-            self.slots.fill(Slot::default());
+            // A fresh zeroed allocation instead of writing every slot: the old
+            // pages go back to the OS and the new ones cost nothing until
+            // touched, so an idle cleaner holds no resident memory.
+            self.slots = zeroed_slots(self.slots.len());
         }
         self.dirty = false;
         self.entries = 0;
