@@ -79,8 +79,11 @@ pub(crate) struct Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
+        // Only the reader is stopped: the writer still owns queued frames
+        // (acks=0 produce requests count as delivered once queued), so it
+        // drains them, then sees the channel close and shuts the socket.
+        if let Some(reader) = self.tasks.get(1) {
+            reader.abort();
         }
     }
 }
@@ -205,6 +208,30 @@ impl Connection {
     ) -> Result<R::Response> {
         let (tx, rx) = oneshot::channel();
         self.enqueue(req, version, Some(tx)).await?;
+        self.wait_response::<R>(rx, version, timeout).await
+    }
+
+    /// Writes `req` now and returns a handle to await its response later.
+    /// Lets a caller fix the order of requests on the wire (the producer's
+    /// sequence numbers depend on it) without waiting for each response.
+    pub async fn start<R: Request>(self: &Arc<Self>, req: &R) -> Result<Pending<R>> {
+        let version = self.version_for::<R>()?;
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(req, version, Some(tx)).await?;
+        Ok(Pending {
+            conn: self.clone(),
+            rx,
+            version,
+            _r: std::marker::PhantomData,
+        })
+    }
+
+    async fn wait_response<R: Request>(
+        &self,
+        rx: oneshot::Receiver<Result<Bytes>>,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response> {
         let frame = match tokio::time::timeout(timeout, rx).await {
             Err(_) => {
                 let err = Error::Timeout {
@@ -289,6 +316,22 @@ impl Connection {
         for t in &self.tasks {
             t.abort();
         }
+    }
+}
+
+/// A request on the wire whose response has not been read yet.
+pub(crate) struct Pending<R: Request> {
+    conn: Arc<Connection>,
+    rx: oneshot::Receiver<Result<Bytes>>,
+    version: i16,
+    _r: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: Request> Pending<R> {
+    pub async fn wait(self) -> Result<R::Response> {
+        self.conn
+            .wait_response::<R>(self.rx, self.version, self.conn.request_timeout)
+            .await
     }
 }
 

@@ -6,9 +6,11 @@ pub mod consumer;
 pub mod error;
 mod group_ops;
 mod offsets;
+pub mod producer;
 pub mod types;
 
 pub use admin::Admin;
 pub use config::ClientConfig;
 pub use error::{Error, Result};
+pub use producer::{DeliveryFuture, Producer};
 pub use types::*;
