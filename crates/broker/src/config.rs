@@ -164,6 +164,14 @@ impl BrokerConfig {
                 .unwrap_or(default_of(name))
                 .eq_ignore_ascii_case("true")
         };
+        let list = |name: &str| -> Vec<String> {
+            get(&props, name)
+                .unwrap_or(default_of(name))
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
         let double = |name: &str| {
             get(&props, name)
                 .unwrap_or(default_of(name))
@@ -279,6 +287,15 @@ impl BrokerConfig {
                 max_size: int("group.max.size").max(1) as usize,
                 offsets_retention_ms: int("offsets.retention.minutes").saturating_mul(60_000),
                 offset_metadata_max_bytes: int("offset.metadata.max.bytes").max(0) as usize,
+                consumer_heartbeat_interval_ms: int("group.consumer.heartbeat.interval.ms")
+                    .clamp(1, i64::from(i32::MAX))
+                    as i32,
+                consumer_session_timeout_ms: int("group.consumer.session.timeout.ms")
+                    .clamp(1, i64::from(i32::MAX))
+                    as i32,
+                consumer_assignors: list("group.consumer.assignors"),
+                consumer_max_size: int("group.consumer.max.size").max(1) as usize,
+                rebalance_protocols: list("group.coordinator.rebalance.protocols"),
             },
             offsets_topic_partitions: int("offsets.topic.num.partitions").max(1) as i32,
             cleaner: boolean("log.cleaner.enable").then(|| gregor_storage::CleanerConfig {

@@ -13,8 +13,10 @@ use std::time::Duration;
 
 use gregor_coordinator::shard::ClientInfo;
 use gregor_coordinator::{
-    partitioner, GroupConfig, GroupCoordinatorShard, Output, RequestId, Response, TimerKey, TimerOp,
+    partitioner, GroupConfig, GroupCoordinatorShard, Output, RequestId, Response, TimerKey,
+    TimerOp, TopicMeta, TopicsView,
 };
+use gregor_metadata::{MetadataImage, TopicImage};
 use gregor_records::{BatchBuilder, BatchIter, Compression, Record};
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, Notify};
@@ -356,6 +358,27 @@ impl GroupRuntime {
             map.entry(self.partition_for(group)).or_default().push(item);
         }
         map
+    }
+}
+
+/// The broker's metadata image as the coordinator's [`TopicsView`]: the
+/// consumer-protocol assignors read topic ids and partition counts from it.
+pub struct ImageTopics(pub Arc<MetadataImage>);
+
+fn topic_meta(t: &TopicImage) -> TopicMeta {
+    TopicMeta {
+        name: t.name.clone(),
+        id: t.topic_id,
+        partitions: i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
+    }
+}
+
+impl TopicsView for ImageTopics {
+    fn by_name(&self, name: &str) -> Option<TopicMeta> {
+        self.0.topic(name).map(topic_meta)
+    }
+    fn by_id(&self, id: uuid::Uuid) -> Option<TopicMeta> {
+        self.0.topic_by_id(&id).map(topic_meta)
     }
 }
 

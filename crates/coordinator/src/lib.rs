@@ -24,6 +24,11 @@
 //!   `heartbeat`, `leave`). Static membership (KIP-345), KIP-394 member ids.
 //! - [`offsets`]: committed offsets: `commit`, `fetch`, `delete`, `expiry`.
 //! - `admin`: DescribeGroups, ListGroups, DeleteGroups.
+//! - [`consumer`]: KIP-848 consumer groups (ConsumerGroupHeartbeat,
+//!   ConsumerGroupDescribe, server assignors, their records). A group id is
+//!   either classic or consumer: classic APIs on a consumer group fail
+//!   (INCONSISTENT_GROUP_PROTOCOL / UNKNOWN_MEMBER_ID) and vice versa
+//!   (GROUP_ID_NOT_FOUND); only an empty group changes type.
 //! - `replay`: records → state at load time.
 //!
 //! # Runtime contract
@@ -51,6 +56,7 @@
 
 mod admin;
 pub mod classic;
+pub mod consumer;
 mod group;
 pub mod offsets;
 pub mod partitioner;
@@ -59,14 +65,16 @@ mod replay;
 pub mod shard;
 
 pub use admin::GROUP_AUTHORIZED_OPERATIONS;
+pub use consumer::{TopicMeta, TopicsSnapshot, TopicsView};
 pub use group::GroupState;
 pub use shard::{ClientInfo, GroupCoordinatorShard};
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    DeleteGroupsResponse, DescribeGroupsResponse, HeartbeatResponse, JoinGroupResponse,
-    LeaveGroupResponse, ListGroupsResponse, OffsetCommitResponse, OffsetDeleteResponse,
-    OffsetFetchResponse, SyncGroupResponse,
+    ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatResponse, DeleteGroupsResponse,
+    DescribeGroupsResponse, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse,
+    ListGroupsResponse, OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse,
+    SyncGroupResponse,
 };
 
 /// Identifies one request inside the runtime, so a response can be completed later.
@@ -87,6 +95,16 @@ pub struct GroupConfig {
     pub offsets_retention_ms: i64,
     /// offset.metadata.max.bytes (4096)
     pub offset_metadata_max_bytes: usize,
+    /// group.consumer.heartbeat.interval.ms (5000)
+    pub consumer_heartbeat_interval_ms: i32,
+    /// group.consumer.session.timeout.ms (45000)
+    pub consumer_session_timeout_ms: i32,
+    /// group.consumer.assignors (uniform,range); the first is the default.
+    pub consumer_assignors: Vec<String>,
+    /// group.consumer.max.size (i32::MAX)
+    pub consumer_max_size: usize,
+    /// group.coordinator.rebalance.protocols (classic,consumer)
+    pub rebalance_protocols: Vec<String>,
 }
 
 impl Default for GroupConfig {
@@ -98,6 +116,11 @@ impl Default for GroupConfig {
             max_size: i32::MAX as usize,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offset_metadata_max_bytes: 4096,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_session_timeout_ms: 45_000,
+            consumer_assignors: vec!["uniform".into(), "range".into()],
+            consumer_max_size: i32::MAX as usize,
+            rebalance_protocols: vec!["classic".into(), "consumer".into()],
         }
     }
 }
@@ -115,6 +138,8 @@ pub enum Response {
     ListGroups(ListGroupsResponse),
     DeleteGroups(DeleteGroupsResponse),
     OffsetDelete(OffsetDeleteResponse),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
+    ConsumerGroupDescribe(ConsumerGroupDescribeResponse),
 }
 
 /// A timer the runtime keeps: when `deadline_ms` passes it calls
@@ -130,6 +155,10 @@ pub enum TimerKey {
     Sync { group: String, generation: i32 },
     /// Periodic offset expiry (offsets.retention.check.interval.ms).
     OffsetExpiry,
+    /// A consumer-protocol member's session expires (group.consumer.session.timeout.ms).
+    ConsumerSession { group: String, member: String },
+    /// A consumer-protocol member did not revoke partitions within its rebalance timeout.
+    ConsumerRebalance { group: String, member: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,8 +26,9 @@
 //!              | subscription:bytes | assignment:bytes ]
 //! ```
 //!
-//! A key version other than 0, 1 or 2 belongs to record types this coordinator
-//! does not model (KIP-848 consumer groups, share groups...); it decodes as
+//! Key versions 3-8 are KIP-848 consumer group records
+//! ([`crate::consumer::records`]). Any other key version belongs to record
+//! types this coordinator does not model (share groups, streams groups...); it decodes as
 //! [`RecordKey::Other`] so replay can skip it without calling it garbage.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -71,6 +72,13 @@ pub enum RecordKey {
     },
     GroupMetadata {
         group: String,
+    },
+    /// A KIP-848 consumer group record (key versions 3-8), see
+    /// [`crate::consumer::records`]. `member` is set for the per-member types.
+    Consumer {
+        kind: crate::consumer::records::Kind,
+        group: String,
+        member: Option<String>,
     },
     /// A record type this coordinator does not handle (key version).
     Other(i16),
@@ -119,7 +127,7 @@ const GROUP_METADATA_VALUE_VERSION: i16 = 3;
 
 // ---------------------------------------------------------------- encoding
 
-fn put_string(buf: &mut BytesMut, s: &str) {
+pub(crate) fn put_string(buf: &mut BytesMut, s: &str) {
     // Kafka strings are at most i16::MAX bytes; group ids, topics and
     // metadata are bounded well below that by request validation.
     let len = s.len().min(i16::MAX as usize);
@@ -203,16 +211,16 @@ pub fn encode_group_metadata_value(v: &GroupMetadataValue) -> Bytes {
 // ---------------------------------------------------------------- decoding
 
 /// A bounds-checked cursor; every read names the field for the error.
-struct Reader<'a> {
-    record: &'static str,
+pub(crate) struct Reader<'a> {
+    pub(crate) record: &'static str,
     data: &'a [u8],
     pos: usize,
     /// Flexible (compact) encoding.
-    flexible: bool,
+    pub(crate) flexible: bool,
 }
 
 impl<'a> Reader<'a> {
-    fn new(record: &'static str, data: &'a [u8]) -> Self {
+    pub(crate) fn new(record: &'static str, data: &'a [u8]) -> Self {
         Self {
             record,
             data,
@@ -221,7 +229,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], RecordError> {
+    pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], RecordError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
         match end {
             Some(end) => {
@@ -237,24 +245,27 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], RecordError> {
+    pub(crate) fn array<const N: usize>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<[u8; N], RecordError> {
         let s = self.take(N, field)?;
         let mut a = [0u8; N];
         a.copy_from_slice(s);
         Ok(a)
     }
 
-    fn i16(&mut self, field: &'static str) -> Result<i16, RecordError> {
+    pub(crate) fn i16(&mut self, field: &'static str) -> Result<i16, RecordError> {
         Ok(i16::from_be_bytes(self.array(field)?))
     }
-    fn i32(&mut self, field: &'static str) -> Result<i32, RecordError> {
+    pub(crate) fn i32(&mut self, field: &'static str) -> Result<i32, RecordError> {
         Ok(i32::from_be_bytes(self.array(field)?))
     }
-    fn i64(&mut self, field: &'static str) -> Result<i64, RecordError> {
+    pub(crate) fn i64(&mut self, field: &'static str) -> Result<i64, RecordError> {
         Ok(i64::from_be_bytes(self.array(field)?))
     }
 
-    fn varint(&mut self, field: &'static str) -> Result<u32, RecordError> {
+    pub(crate) fn varint(&mut self, field: &'static str) -> Result<u32, RecordError> {
         let mut value: u32 = 0;
         for i in 0..5 {
             let b = self.array::<1>(field)?[0];
@@ -294,7 +305,10 @@ impl<'a> Reader<'a> {
         Ok(Some(len as usize))
     }
 
-    fn nullable_string(&mut self, field: &'static str) -> Result<Option<String>, RecordError> {
+    pub(crate) fn nullable_string(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<String>, RecordError> {
         let Some(len) = self.length(field, false)? else {
             return Ok(None);
         };
@@ -308,7 +322,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn string(&mut self, field: &'static str) -> Result<String, RecordError> {
+    pub(crate) fn string(&mut self, field: &'static str) -> Result<String, RecordError> {
         self.nullable_string(field)?
             .ok_or(RecordError::UnexpectedNull {
                 record: self.record,
@@ -316,7 +330,7 @@ impl<'a> Reader<'a> {
             })
     }
 
-    fn bytes(&mut self, field: &'static str) -> Result<Bytes, RecordError> {
+    pub(crate) fn bytes(&mut self, field: &'static str) -> Result<Bytes, RecordError> {
         // Kafka's `bytes` is not nullable here; treat null as empty like its
         // readers do for ignorable fields.
         match self.length(field, true)? {
@@ -325,12 +339,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn array_len(&mut self, field: &'static str) -> Result<usize, RecordError> {
+    pub(crate) fn array_len(&mut self, field: &'static str) -> Result<usize, RecordError> {
         Ok(self.length(field, true)?.unwrap_or(0))
     }
 
     /// Skips a flexible version's tagged-field section.
-    fn skip_tagged_fields(&mut self) -> Result<(), RecordError> {
+    pub(crate) fn skip_tagged_fields(&mut self) -> Result<(), RecordError> {
         if !self.flexible {
             return Ok(());
         }
@@ -365,6 +379,7 @@ pub fn decode_key(data: &[u8]) -> Result<RecordKey, RecordError> {
                 group: r.string("group")?,
             })
         }
+        3..=8 => crate::consumer::records::decode_key(&mut r, version),
         v if v < 0 => Err(RecordError::UnsupportedVersion {
             record: "key",
             version: v,

@@ -5,12 +5,14 @@
 
 use std::collections::BTreeMap;
 
+use crate::consumer::ConsumerGroup;
 use crate::group::{ClassicGroup, GroupState, Member};
 use crate::offsets::OffsetStore;
 use crate::records::{self, GroupMetadataValue, RecordKey};
 
 pub(crate) fn replay(
     groups: &mut BTreeMap<String, ClassicGroup>,
+    consumer: &mut BTreeMap<String, ConsumerGroup>,
     offsets: &mut OffsetStore,
     key: &[u8],
     value: Option<&[u8]>,
@@ -31,6 +33,11 @@ pub(crate) fn replay(
                 "skipping record type this coordinator does not use"
             );
         }
+        RecordKey::Consumer {
+            kind,
+            group,
+            member,
+        } => crate::consumer::replay::replay(consumer, groups, kind, group, member, value, offset),
         RecordKey::OffsetCommit {
             group,
             topic,
@@ -42,12 +49,15 @@ pub(crate) fn replay(
             Some(value) => match records::decode_offset_commit_value(value) {
                 Ok(v) => {
                     // Offsets of a group without GroupMetadata belong to a
-                    // simple group (commits with generation -1).
-                    groups.entry(group.clone()).or_insert_with(|| {
-                        let mut g = ClassicGroup::new(&group, 0);
-                        g.state_timestamp = None;
-                        g
-                    });
+                    // simple group (commits with generation -1), unless the
+                    // id is a consumer group's.
+                    if !consumer.contains_key(&group) {
+                        groups.entry(group.clone()).or_insert_with(|| {
+                            let mut g = ClassicGroup::new(&group, 0);
+                            g.state_timestamp = None;
+                            g
+                        });
+                    }
                     offsets.put(&group, &topic, partition, v);
                 }
                 Err(e) => {
@@ -62,6 +72,8 @@ pub(crate) fn replay(
             }
             Some(value) => match records::decode_group_metadata_value(value) {
                 Ok(v) => {
+                    // The id changed type (an empty consumer group was converted).
+                    consumer.remove(&group);
                     groups.insert(group.clone(), from_record(&group, v));
                 }
                 Err(e) => {

@@ -1,14 +1,17 @@
 //! [`GroupCoordinatorShard`]: every group whose id hashes to one
 //! `__consumer_offsets` partition, with their members and committed offsets.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DescribeGroupsRequest, HeartbeatRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, SyncGroupRequest,
+    ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, DeleteGroupsRequest,
+    DescribeGroupsRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
+    SyncGroupRequest,
 };
 
 use std::collections::BTreeMap;
 
+use crate::consumer::{self, ConsumerGroup, TopicsView};
 use crate::group::ClassicGroup;
 use crate::offsets::{OffsetStore, OFFSETS_RETENTION_CHECK_INTERVAL_MS};
 use crate::{classic, offsets, GroupConfig, GroupState, Output, RequestId, TimerKey, TimerOp};
@@ -25,6 +28,8 @@ pub struct GroupCoordinatorShard {
     partition: i32,
     config: GroupConfig,
     groups: BTreeMap<String, ClassicGroup>,
+    /// KIP-848 groups; an id is in `groups` or here, never both.
+    consumer: BTreeMap<String, ConsumerGroup>,
     offsets: OffsetStore,
 }
 
@@ -34,6 +39,7 @@ impl GroupCoordinatorShard {
             partition,
             config,
             groups: BTreeMap::new(),
+            consumer: BTreeMap::new(),
             offsets: OffsetStore::default(),
         }
     }
@@ -52,7 +58,14 @@ impl GroupCoordinatorShard {
     /// tombstone) at `offset`, in log order, at load time. Never panics:
     /// undecodable records are skipped with a warning.
     pub fn replay(&mut self, key: &[u8], value: Option<&[u8]>, offset: i64) {
-        crate::replay::replay(&mut self.groups, &mut self.offsets, key, value, offset);
+        crate::replay::replay(
+            &mut self.groups,
+            &mut self.consumer,
+            &mut self.offsets,
+            key,
+            value,
+            offset,
+        );
     }
 
     /// After replay: returns the timers to arm (e.g. members' sessions of
@@ -72,11 +85,92 @@ impl GroupCoordinatorShard {
                 g.prepare_rebalance(delay, now_ms, &mut out);
             }
         }
+        consumer::heartbeat::loaded(&mut self.consumer, &self.config, now_ms, &mut out);
         out.timers.push(TimerOp::Schedule {
             key: TimerKey::OffsetExpiry,
             deadline_ms: now_ms + OFFSETS_RETENTION_CHECK_INTERVAL_MS,
         });
         out
+    }
+
+    /// The state of a consumer group (KIP-848), `None` if unknown here.
+    pub fn consumer_group_state(&self, group_id: &str) -> Option<consumer::ConsumerGroupState> {
+        self.consumer.get(group_id).map(|g| g.state())
+    }
+
+    /// ConsumerGroupHeartbeat (API 68, v0-1). `topics` is the broker's
+    /// current topic metadata (names, ids, partition counts).
+    pub fn consumer_group_heartbeat(
+        &mut self,
+        now_ms: i64,
+        id: RequestId,
+        version: i16,
+        client: &ClientInfo,
+        req: ConsumerGroupHeartbeatRequest,
+        topics: &dyn TopicsView,
+    ) -> Output {
+        let mut out = Output::default();
+        if !self.protocol_enabled("consumer") {
+            let mut r = kafka_protocol::messages::ConsumerGroupHeartbeatResponse::default();
+            r.error_code = ResponseError::UnsupportedVersion.code();
+            r.error_message = Some(crate::classic::join::sb(
+                "The consumer rebalance protocol is disabled (group.coordinator.rebalance.protocols).",
+            ));
+            out.responses
+                .push((id, crate::Response::ConsumerGroupHeartbeat(r)));
+            return out;
+        }
+        let ctx = consumer::heartbeat::Ctx {
+            cfg: &self.config,
+            now_ms,
+            version,
+            client,
+            view: topics,
+        };
+        consumer::heartbeat::heartbeat(
+            &mut self.consumer,
+            &mut self.groups,
+            &ctx,
+            id,
+            req,
+            &mut out,
+        );
+        out
+    }
+
+    /// ConsumerGroupDescribe (API 69, v0-1); only this shard's groups.
+    pub fn consumer_group_describe(
+        &self,
+        id: RequestId,
+        version: i16,
+        req: ConsumerGroupDescribeRequest,
+        topics: &dyn TopicsView,
+    ) -> Output {
+        let mut out = Output::default();
+        consumer::admin::describe(
+            &self.consumer,
+            &self.groups,
+            &self.config.consumer_assignors,
+            id,
+            version,
+            req,
+            topics,
+            &mut out,
+        );
+        out
+    }
+
+    fn protocol_enabled(&self, name: &str) -> bool {
+        self.config
+            .rebalance_protocols
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(name))
+    }
+
+    /// A classic API addressed a consumer group: answer `error` without
+    /// touching anything.
+    fn consumer_conflict(&self, group_id: &str) -> bool {
+        self.consumer.contains_key(group_id)
     }
 
     pub fn join_group(
@@ -88,6 +182,19 @@ impl GroupCoordinatorShard {
         req: JoinGroupRequest,
     ) -> Output {
         let mut out = Output::default();
+        let group_id = req.group_id.as_str().to_owned();
+        if let Some(cg) = self.consumer.get(&group_id) {
+            if !cg.members.is_empty() || !self.protocol_enabled("classic") {
+                let mut r = kafka_protocol::messages::JoinGroupResponse::default();
+                r.error_code = ResponseError::InconsistentGroupProtocol.code();
+                r.member_id = crate::classic::join::sb("");
+                out.responses.push((id, crate::Response::JoinGroup(r)));
+                return out;
+            }
+            // An empty consumer group becomes a classic one (its offsets stay).
+            out.records.extend(cg.group_tombstones());
+            self.consumer.remove(&group_id);
+        }
         classic::join::join_group(
             &mut self.groups,
             &self.config,
@@ -108,6 +215,12 @@ impl GroupCoordinatorShard {
         req: SyncGroupRequest,
     ) -> Output {
         let mut out = Output::default();
+        if self.consumer_conflict(req.group_id.as_str()) {
+            let mut r = kafka_protocol::messages::SyncGroupResponse::default();
+            r.error_code = ResponseError::UnknownMemberId.code();
+            out.responses.push((id, crate::Response::SyncGroup(r)));
+            return out;
+        }
         classic::sync::sync_group(&mut self.groups, now_ms, id, version, req, &mut out);
         out
     }
@@ -120,6 +233,12 @@ impl GroupCoordinatorShard {
     ) -> Output {
         let _ = version; // every version has the same fields we use
         let mut out = Output::default();
+        if self.consumer_conflict(req.group_id.as_str()) {
+            let mut r = kafka_protocol::messages::HeartbeatResponse::default();
+            r.error_code = ResponseError::UnknownMemberId.code();
+            out.responses.push((id, crate::Response::Heartbeat(r)));
+            return out;
+        }
         classic::heartbeat::heartbeat(&mut self.groups, now_ms, id, req, &mut out);
         out
     }
@@ -131,6 +250,12 @@ impl GroupCoordinatorShard {
         req: LeaveGroupRequest,
     ) -> Output {
         let mut out = Output::default();
+        if self.consumer_conflict(req.group_id.as_str()) {
+            let mut r = kafka_protocol::messages::LeaveGroupResponse::default();
+            r.error_code = ResponseError::UnknownMemberId.code();
+            out.responses.push((id, crate::Response::LeaveGroup(r)));
+            return out;
+        }
         classic::leave::leave_group(
             &mut self.groups,
             &self.config,
@@ -154,6 +279,25 @@ impl GroupCoordinatorShard {
         req: OffsetCommitRequest,
     ) -> Output {
         let mut out = Output::default();
+        if let Some(g) = self.consumer.get(req.group_id.as_str()) {
+            let result = consumer::admin::validate_commit(
+                g,
+                req.member_id.as_str(),
+                req.generation_id_or_member_epoch,
+                version,
+            );
+            offsets::commit::write_commits(
+                &mut self.offsets,
+                &self.config,
+                now_ms,
+                id,
+                version,
+                &req,
+                result,
+                &mut out,
+            );
+            return out;
+        }
         offsets::commit::commit_offsets(
             &mut self.groups,
             &mut self.offsets,
@@ -170,7 +314,20 @@ impl GroupCoordinatorShard {
     /// runtime merges the per-shard responses' `groups`.
     pub fn fetch_offsets(&self, id: RequestId, version: i16, req: OffsetFetchRequest) -> Output {
         let mut out = Output::default();
-        offsets::fetch::fetch_offsets(&self.groups, &self.offsets, id, version, req, &mut out);
+        let check = |group: &str, member: Option<&str>, epoch: i32| {
+            self.consumer
+                .get(group)
+                .map(|g| consumer::admin::validate_fetch(g, member, epoch))
+        };
+        offsets::fetch::fetch_offsets(
+            &self.groups,
+            &check,
+            &self.offsets,
+            id,
+            version,
+            req,
+            &mut out,
+        );
         out
     }
     pub fn delete_offsets(
@@ -182,6 +339,21 @@ impl GroupCoordinatorShard {
     ) -> Output {
         let _ = (now_ms, version); // v0 only; nothing time-dependent
         let mut out = Output::default();
+        if let Some(g) = self.consumer.get(req.group_id.as_str()) {
+            let subscribed = |t: &str| {
+                g.members
+                    .values()
+                    .any(|m| m.subscribed_topic_names.contains(t))
+            };
+            offsets::delete::delete_unsubscribed(
+                &mut self.offsets,
+                id,
+                &req,
+                &subscribed,
+                &mut out,
+            );
+            return out;
+        }
         offsets::delete::delete_offsets(&self.groups, &mut self.offsets, id, req, &mut out);
         out
     }
@@ -200,6 +372,12 @@ impl GroupCoordinatorShard {
     pub fn list_groups(&self, id: RequestId, version: i16, req: &ListGroupsRequest) -> Output {
         let mut out = Output::default();
         crate::admin::list_groups(&self.groups, id, version, req, &mut out);
+        let extra = consumer::admin::list(&self.consumer, version, req);
+        for (_, r) in &mut out.responses {
+            if let crate::Response::ListGroups(r) = r {
+                r.groups.extend(extra.iter().cloned());
+            }
+        }
         out
     }
     /// Only groups of this shard; runtime merges.
@@ -212,7 +390,24 @@ impl GroupCoordinatorShard {
     ) -> Output {
         let _ = (now_ms, version);
         let mut out = Output::default();
+        let consumer_ids: Vec<String> = req
+            .groups_names
+            .iter()
+            .filter(|g| self.consumer.contains_key(g.as_str()))
+            .map(|g| g.as_str().to_owned())
+            .collect();
         crate::admin::delete_groups(&mut self.groups, &mut self.offsets, id, req, &mut out);
+        for name in consumer_ids {
+            let error =
+                consumer::admin::delete(&mut self.consumer, &mut self.offsets, &name, &mut out);
+            for (_, r) in &mut out.responses {
+                if let crate::Response::DeleteGroups(r) = r {
+                    for res in r.results.iter_mut().filter(|x| x.group_id.as_str() == name) {
+                        res.error_code = error;
+                    }
+                }
+            }
+        }
         out
     }
     /// A timer armed by an earlier [`Output`] expired. Firings that no longer
@@ -235,6 +430,24 @@ impl GroupCoordinatorShard {
                 if let Some(g) = self.groups.get_mut(&group) {
                     g.on_sync_timer(generation, delay, now_ms, &mut out);
                 }
+            }
+            TimerKey::ConsumerSession { group, member } => {
+                consumer::heartbeat::on_session_timer(
+                    &mut self.consumer,
+                    &group,
+                    &member,
+                    now_ms,
+                    &mut out,
+                );
+            }
+            TimerKey::ConsumerRebalance { group, member } => {
+                consumer::heartbeat::on_rebalance_timer(
+                    &mut self.consumer,
+                    &group,
+                    &member,
+                    now_ms,
+                    &mut out,
+                );
             }
             TimerKey::OffsetExpiry => {
                 offsets::expiry::expire_offsets(

@@ -11,6 +11,8 @@ use crate::broker::Broker;
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -174,6 +176,8 @@ apis! {
     DeleteGroups => delete_groups(DeleteGroupsRequest, 0, 0, 2),
     OffsetDelete => offset_delete(OffsetDeleteRequest, 0, 0, 0),
     DescribeLogDirs => describe_log_dirs(DescribeLogDirsRequest, 1, 1, 4),
+    ConsumerGroupHeartbeat => consumer_group_heartbeat(ConsumerGroupHeartbeatRequest, 0, 0, 1),
+    ConsumerGroupDescribe => consumer_group_describe(ConsumerGroupDescribeRequest, 0, 0, 1),
 }
 
 enum Checked {

@@ -91,6 +91,23 @@ pub(crate) fn commit_offsets(
             }
         }
     }
+    write_commits(offsets, cfg, now_ms, id, version, &req, result, out);
+}
+
+/// Writes the commits of a validated request (`result` is the group
+/// check's outcome: its error goes to every partition), and answers.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_commits(
+    offsets: &mut OffsetStore,
+    cfg: &GroupConfig,
+    now_ms: i64,
+    id: RequestId,
+    version: i16,
+    req: &OffsetCommitRequest,
+    result: Result<(), ResponseError>,
+    out: &mut Output,
+) {
+    let group_id = req.group_id.as_str();
     // v2-4 carry a retention; -1 means the broker default.
     let expire_timestamp = (version <= 4 && req.retention_time_ms != -1)
         .then(|| now_ms.saturating_add(req.retention_time_ms));

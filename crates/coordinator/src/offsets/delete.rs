@@ -38,9 +38,23 @@ pub(crate) fn delete_offsets(
         out.responses.push((id, Response::OffsetDelete(resp)));
         return;
     }
+    delete_unsubscribed(offsets, id, &req, &|t| g.is_subscribed_to(t), out);
+}
+
+/// Deletes the request's offsets except those of topics the group
+/// subscribes to (GROUP_SUBSCRIBED_TO_TOPIC), and answers.
+pub(crate) fn delete_unsubscribed(
+    offsets: &mut OffsetStore,
+    id: RequestId,
+    req: &OffsetDeleteRequest,
+    subscribed_to: &dyn Fn(&str) -> bool,
+    out: &mut Output,
+) {
+    let group_id = req.group_id.as_str();
+    let mut resp = OffsetDeleteResponse::default();
     for t in &req.topics {
         let topic = t.name.as_str();
-        let subscribed = g.is_subscribed_to(topic);
+        let subscribed = subscribed_to(topic);
         let mut rt = OffsetDeleteResponseTopic::default();
         rt.name = t.name.clone();
         for p in &t.partitions {

@@ -27,10 +27,12 @@ fn fetch_group<'a>(
     offsets: &'a OffsetStore,
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
+    consumer_group: bool,
 ) -> Fetched<'a> {
-    let known = groups
-        .get(group_id)
-        .is_some_and(|g| g.state != GroupState::Dead);
+    let known = consumer_group
+        || groups
+            .get(group_id)
+            .is_some_and(|g| g.state != GroupState::Dead);
     match topics {
         Some(topics) => topics
             .into_iter()
@@ -57,8 +59,13 @@ fn fetch_group<'a>(
     }
 }
 
+/// For a consumer group id: the member check's outcome (`None` for other ids).
+pub(crate) type ConsumerCheck<'a> =
+    &'a dyn Fn(&str, Option<&str>, i32) -> Option<Result<(), kafka_protocol::error::ResponseError>>;
+
 pub(crate) fn fetch_offsets(
     groups: &BTreeMap<String, ClassicGroup>,
+    consumer: ConsumerCheck<'_>,
     offsets: &OffsetStore,
     id: RequestId,
     version: i16,
@@ -75,7 +82,16 @@ pub(crate) fn fetch_offsets(
             });
             let mut rg = OffsetFetchResponseGroup::default();
             rg.group_id = g.group_id.clone();
-            for (topic, parts) in fetch_group(groups, offsets, g.group_id.as_str(), topics) {
+            let check = consumer(g.group_id.as_str(), g.member_id.as_deref(), g.member_epoch);
+            if let Some(Err(e)) = check {
+                rg.error_code = e.code();
+                resp.groups.push(rg);
+                continue;
+            }
+            let is_consumer = check.is_some();
+            for (topic, parts) in
+                fetch_group(groups, offsets, g.group_id.as_str(), topics, is_consumer)
+            {
                 let mut rt = OffsetFetchResponseTopics::default();
                 rt.name = TopicName(sb(&topic));
                 for (p, v) in parts {
@@ -96,7 +112,10 @@ pub(crate) fn fetch_offsets(
                 .map(|t| (t.name.as_str().to_owned(), t.partition_indexes.clone()))
                 .collect()
         });
-        for (topic, parts) in fetch_group(groups, offsets, req.group_id.as_str(), topics) {
+        let is_consumer = consumer(req.group_id.as_str(), None, -1).is_some();
+        for (topic, parts) in
+            fetch_group(groups, offsets, req.group_id.as_str(), topics, is_consumer)
+        {
             let mut rt = OffsetFetchResponseTopic::default();
             rt.name = TopicName(sb(&topic));
             for (p, v) in parts {

@@ -71,6 +71,8 @@ fn encode_check(resp: &Response, version: i16) {
         Response::ListGroups(r) => r.encode(&mut buf, version),
         Response::DeleteGroups(r) => r.encode(&mut buf, version),
         Response::OffsetDelete(r) => r.encode(&mut buf, version),
+        Response::ConsumerGroupHeartbeat(r) => r.encode(&mut buf, version),
+        Response::ConsumerGroupDescribe(r) => r.encode(&mut buf, version),
     };
     if let Err(e) = r {
         panic!("response does not encode at v{version}: {e}: {resp:?}");

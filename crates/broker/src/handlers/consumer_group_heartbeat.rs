@@ -1,0 +1,37 @@
+//! ConsumerGroupHeartbeat (key 68), versions 0-1: KIP-848 consumer groups.
+//! The coordinator computes assignments, so it gets a view of the broker's
+//! topic metadata with the request.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::group_runtime::{client_info, ImageTopics};
+use gregor_coordinator::Response;
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ConsumerGroupHeartbeatRequest,
+) -> Option<ConsumerGroupHeartbeatResponse> {
+    let p = broker.groups.partition_for(&req.group_id);
+    let client = client_info(ctx.client_id.as_deref(), ctx.peer);
+    let v = ctx.api_version;
+    let topics = ImageTopics(broker.metadata.image());
+    match broker
+        .groups
+        .call(p, move |s, now, id| {
+            s.consumer_group_heartbeat(now, id, v, &client, req, &topics)
+        })
+        .await
+    {
+        Ok(Response::ConsumerGroupHeartbeat(r)) => Some(r),
+        other => {
+            super::group_util::log_failure("ConsumerGroupHeartbeat", other.err());
+            let mut r = ConsumerGroupHeartbeatResponse::default();
+            r.error_code = ResponseError::CoordinatorNotAvailable.code();
+            Some(r)
+        }
+    }
+}
