@@ -1,0 +1,385 @@
+//! What the consumer owns (assigned partitions, positions, pause state,
+//! buffered records) and the prefetching fetch task that fills it.
+//!
+//! The fetch task runs independently of `poll`: whenever an assigned,
+//! unpaused partition with a known position has nothing buffered, it is
+//! included in the next Fetch to its leader (one outstanding Fetch per
+//! broker, sessionless). `poll` only drains buffers, so records are usually
+//! already waiting when the application asks.
+//!
+//! Every seek, reset or reassignment bumps the partition's `epoch`; a fetch
+//! response carrying an older epoch, or for an offset that is no longer the
+//! position, is dropped rather than buffered.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gregor_records::record::decode_records;
+use gregor_records::{BatchIter, RecordsError};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::FetchRequest;
+use tokio::sync::Notify;
+
+use crate::cluster::Cluster;
+use crate::config::{ClientConfig, OffsetReset};
+use crate::error::{codes, is_metadata_error, Error};
+use crate::group_ops::topic_name;
+use crate::types::{ConsumerRecord, TopicPartition};
+
+#[derive(Debug, Default)]
+pub(crate) struct PartitionState {
+    /// The offset of the next record `poll` returns; `None` until known.
+    pub position: Option<i64>,
+    pub leader_epoch: Option<i32>,
+    pub paused: bool,
+    /// The position must be reset with this strategy (no committed offset, or out of range).
+    pub reset: Option<OffsetReset>,
+    pub buffer: VecDeque<ConsumerRecord>,
+    pub epoch: u64,
+    pub in_flight: bool,
+    pub high_watermark: i64,
+}
+
+#[derive(Default)]
+pub(crate) struct SubState {
+    pub assignment: BTreeMap<TopicPartition, PartitionState>,
+    /// An error to hand to the next `poll` (e.g. out of range with reset=none).
+    pub error: Option<Error>,
+    pub closed: bool,
+}
+
+impl SubState {
+    /// Replaces the assignment, keeping the state of partitions that stay.
+    pub fn assign(&mut self, tps: impl IntoIterator<Item = TopicPartition>) {
+        let new: BTreeSet<TopicPartition> = tps.into_iter().collect();
+        self.assignment.retain(|tp, _| new.contains(tp));
+        for tp in new {
+            self.assignment.entry(tp).or_default();
+        }
+    }
+
+    pub fn seek(&mut self, tp: &TopicPartition, offset: i64) -> bool {
+        match self.assignment.get_mut(tp) {
+            Some(s) => {
+                s.position = Some(offset);
+                s.reset = None;
+                s.buffer.clear();
+                s.epoch += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn request_reset(&mut self, tp: &TopicPartition, strategy: OffsetReset) {
+        if let Some(s) = self.assignment.get_mut(tp) {
+            s.position = None;
+            s.reset = Some(strategy);
+            s.buffer.clear();
+            s.epoch += 1;
+        }
+    }
+}
+
+/// State shared by the consumer, its fetch task and its heartbeat task.
+pub(crate) struct Shared {
+    pub state: Mutex<SubState>,
+    /// Records arrived, or a rebalance is needed: wakes a waiting `poll`.
+    pub data: Notify,
+    /// The set of fetchable partitions changed: wakes the fetch task.
+    pub fetch: Notify,
+}
+
+impl Shared {
+    pub fn new() -> Arc<Shared> {
+        Arc::new(Shared {
+            state: Mutex::new(SubState::default()),
+            data: Notify::new(),
+            fetch: Notify::new(),
+        })
+    }
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, SubState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The fetch task. Ends when the consumer closes.
+pub(crate) async fn run(shared: Arc<Shared>, cluster: Arc<Cluster>, cfg: Arc<ClientConfig>) {
+    let busy: Arc<Mutex<BTreeSet<i32>>> = Arc::new(Mutex::new(BTreeSet::new()));
+    loop {
+        let woken = shared.fetch.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        if shared.lock().closed {
+            return;
+        }
+        let meta = cluster
+            .ensure_fresh()
+            .await
+            .unwrap_or_else(|_| cluster.metadata());
+        // Partitions to fetch, by leader, skipping brokers with a fetch outstanding.
+        let mut by_node: HashMap<i32, Vec<(TopicPartition, i64, u64)>> = HashMap::new();
+        let mut leaderless = false;
+        {
+            let mut st = shared.lock();
+            let busy = busy.lock().unwrap_or_else(|p| p.into_inner());
+            for (tp, s) in st.assignment.iter_mut() {
+                let Some(pos) = s.position else { continue };
+                if s.paused || s.in_flight || !s.buffer.is_empty() {
+                    continue;
+                }
+                match meta.leader(tp) {
+                    Some((node, _)) if !busy.contains(&node) => {
+                        s.in_flight = true;
+                        by_node
+                            .entry(node)
+                            .or_default()
+                            .push((tp.clone(), pos, s.epoch));
+                    }
+                    Some(_) => {}
+                    None => leaderless = true,
+                }
+            }
+        }
+        if leaderless {
+            cluster.request_refresh();
+        }
+        for (node, parts) in by_node {
+            busy.lock().unwrap_or_else(|p| p.into_inner()).insert(node);
+            let (shared, cluster, cfg, busy) =
+                (shared.clone(), cluster.clone(), cfg.clone(), busy.clone());
+            tokio::spawn(async move {
+                let ok = fetch_from(&shared, &cluster, &cfg, node, &parts).await;
+                {
+                    let mut st = shared.lock();
+                    for (tp, _, _) in &parts {
+                        if let Some(s) = st.assignment.get_mut(tp) {
+                            s.in_flight = false;
+                        }
+                    }
+                }
+                if !ok {
+                    tokio::time::sleep(cfg.retry_backoff).await;
+                }
+                busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&node);
+                shared.fetch.notify_one();
+            });
+        }
+        // Wake on any change, and now and then to retry leaderless partitions.
+        let _ = tokio::time::timeout(
+            if leaderless {
+                cfg.retry_backoff
+            } else {
+                Duration::from_secs(1)
+            },
+            woken,
+        )
+        .await;
+    }
+}
+
+/// One Fetch to `node`; buffers what it returns. False if the request failed.
+async fn fetch_from(
+    shared: &Shared,
+    cluster: &Cluster,
+    cfg: &ClientConfig,
+    node: i32,
+    parts: &[(TopicPartition, i64, u64)],
+) -> bool {
+    let mut by_topic: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+    for (tp, offset, _) in parts {
+        by_topic.entry(&tp.topic).or_default().push(
+            FetchPartition::default()
+                .with_partition(tp.partition)
+                .with_fetch_offset(*offset)
+                .with_partition_max_bytes(cfg.max_partition_fetch_bytes),
+        );
+    }
+    let req = FetchRequest::default()
+        .with_max_wait_ms(i32::try_from(cfg.fetch_max_wait.as_millis()).unwrap_or(i32::MAX))
+        .with_min_bytes(cfg.fetch_min_bytes)
+        .with_max_bytes(cfg.fetch_max_bytes)
+        .with_isolation_level(cfg.isolation_level.wire())
+        .with_topics(
+            by_topic
+                .into_iter()
+                .map(|(t, ps)| {
+                    FetchTopic::default()
+                        .with_topic(topic_name(t))
+                        .with_partitions(ps)
+                })
+                .collect(),
+        );
+    let conn = match cluster.connection(node).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(node, error = %e, "fetch: cannot connect");
+            cluster.request_refresh();
+            return false;
+        }
+    };
+    // The broker may hold the request for fetch.max.wait.ms before answering.
+    let timeout = cfg.request_timeout + cfg.fetch_max_wait;
+    let resp = match conn.send_timeout(&req, timeout).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(node, error = %e, "fetch failed");
+            cluster.drop_connection(&conn).await;
+            cluster.request_refresh();
+            return false;
+        }
+    };
+    if resp.error_code != 0 {
+        tracing::debug!(node, code = resp.error_code, "fetch error");
+        return false;
+    }
+    let sent: HashMap<&TopicPartition, (i64, u64)> =
+        parts.iter().map(|(tp, o, e)| (tp, (*o, *e))).collect();
+    let mut ok = true;
+    let mut got_data = false;
+    for t in resp.responses {
+        let topic = t.topic.0.to_string();
+        for p in t.partitions {
+            let tp = TopicPartition::new(topic.clone(), p.partition_index);
+            let Some(&(offset, epoch)) = sent.get(&tp) else {
+                continue;
+            };
+            match p.error_code {
+                0 => {
+                    let parsed = parse_records(&tp, p.records.unwrap_or_default(), offset);
+                    let mut st = shared.lock();
+                    let Some(s) = st.assignment.get_mut(&tp) else {
+                        continue;
+                    };
+                    if s.epoch != epoch || s.position != Some(offset) {
+                        continue; // seeked or reassigned meanwhile
+                    }
+                    s.high_watermark = p.high_watermark;
+                    match parsed {
+                        Ok((records, next)) => {
+                            got_data |= !records.is_empty();
+                            if records.is_empty() && next > offset {
+                                // Only control batches or compacted gaps: skip them.
+                                s.position = Some(next);
+                            }
+                            s.buffer.extend(records);
+                        }
+                        Err(e) => st.error = Some(e),
+                    }
+                }
+                codes::OFFSET_OUT_OF_RANGE => {
+                    let mut st = shared.lock();
+                    let current = st.assignment.get(&tp).is_some_and(|s| s.epoch == epoch);
+                    if current {
+                        if cfg.auto_offset_reset == OffsetReset::None {
+                            st.error = Error::from_code(
+                                p.error_code,
+                                Some(&format!("{tp} at offset {offset}")),
+                            );
+                            if let Some(s) = st.assignment.get_mut(&tp) {
+                                s.position = None;
+                                s.epoch += 1;
+                            }
+                        } else {
+                            st.request_reset(&tp, cfg.auto_offset_reset);
+                        }
+                        got_data = true; // let poll resolve the reset
+                    }
+                }
+                code => {
+                    ok = false;
+                    if is_metadata_error(code) {
+                        cluster.request_refresh();
+                    }
+                    tracing::debug!(partition = %tp, code, "fetch partition error");
+                }
+            }
+        }
+    }
+    if got_data {
+        shared.data.notify_waiters();
+    }
+    ok
+}
+
+/// Decodes a partition's records from `fetch_offset` on; also returns the
+/// offset after the last complete batch. A partial batch at the end is
+/// normal (the broker cuts at max bytes) and is ignored.
+fn parse_records(
+    tp: &TopicPartition,
+    data: Bytes,
+    fetch_offset: i64,
+) -> Result<(Vec<ConsumerRecord>, i64), Error> {
+    let mut out = Vec::new();
+    let mut next = fetch_offset;
+    for item in BatchIter::new(&data) {
+        let (header, _, batch) = match item {
+            Ok(b) => b,
+            Err(RecordsError::Truncated { .. }) => break,
+            Err(e) => return Err(e.into()),
+        };
+        next = next.max(header.next_offset());
+        if header.is_control() || header.last_offset() < fetch_offset {
+            continue;
+        }
+        // Decompressed size is bounded by the batch's own record count; 64 MiB
+        // stops a zip bomb from taking the process down.
+        let (_, records) = decode_records(batch, 64 << 20)?;
+        let ts_type = header.timestamp_type();
+        let epoch = crate::types::epoch_opt(header.partition_leader_epoch);
+        out.extend(
+            records
+                .into_iter()
+                .filter(|r| r.offset >= fetch_offset)
+                .map(|r| ConsumerRecord {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    offset: r.offset,
+                    timestamp: r.timestamp,
+                    timestamp_type: ts_type,
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                    leader_epoch: epoch,
+                }),
+        );
+    }
+    Ok((out, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_records::{BatchBuilder, Compression, Record};
+
+    fn batch(base: i64, n: usize, codec: Compression) -> Vec<u8> {
+        let mut b = BatchBuilder::new(base, codec);
+        for i in 0..n {
+            b.push(Record {
+                timestamp: 1000 + i as i64,
+                value: Some(Bytes::from(format!("v{}", base + i as i64))),
+                ..Default::default()
+            });
+        }
+        b.build().unwrap().to_vec()
+    }
+
+    #[test]
+    fn parse_skips_below_fetch_offset_and_partial_tail() {
+        let tp = TopicPartition::new("t", 0);
+        let mut data = batch(0, 5, Compression::Lz4);
+        data.extend(batch(5, 5, Compression::None));
+        let third = batch(10, 5, Compression::None);
+        data.extend(&third[..third.len() - 3]); // cut by the broker's byte limit
+        let (recs, next) = parse_records(&tp, Bytes::from(data), 3).unwrap();
+        let offsets: Vec<i64> = recs.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, (3..10).collect::<Vec<_>>());
+        assert_eq!(next, 10);
+        assert_eq!(recs[0].value.as_deref(), Some(&b"v3"[..]));
+        // Garbage is an error, not a panic.
+        assert!(parse_records(&tp, Bytes::from(vec![0u8; 70]), 0).is_err());
+        assert_eq!(parse_records(&tp, Bytes::new(), 7).unwrap().1, 7);
+    }
+}
