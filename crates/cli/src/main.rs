@@ -2,6 +2,7 @@
 //!
 //! - `gregor server [--config server.properties] [--override key=value]...`
 //! - `gregor dump-log [--print-data-log] FILE...` (like kafka-dump-log.sh)
+//! - the Kafka command-line tools (`gregor topics`, ...): see `tools`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -12,6 +13,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
 mod dump_log;
+mod tools;
 
 #[derive(Parser)]
 #[command(
@@ -58,10 +60,28 @@ enum Command {
         files_flag: Vec<PathBuf>,
         files: Vec<PathBuf>,
     },
+    /// Create, list, describe, alter and delete topics (kafka-topics.sh).
+    #[command(after_help = tools::topics::EXAMPLES)]
+    Topics(tools::topics::TopicsArgs),
+    /// Describe and alter topic and broker configs (kafka-configs.sh).
+    #[command(after_help = tools::configs::EXAMPLES)]
+    Configs(tools::configs::ConfigsArgs),
+    /// Delete records before given offsets (kafka-delete-records.sh).
+    #[command(name = "delete-records", after_help = tools::delete_records::EXAMPLES)]
+    DeleteRecords(tools::delete_records::DeleteRecordsArgs),
+    /// Describe brokers' log directories as JSON (kafka-log-dirs.sh).
+    #[command(name = "log-dirs", after_help = tools::log_dirs::EXAMPLES)]
+    LogDirs(tools::log_dirs::LogDirsArgs),
+    /// Print partition offsets by time (kafka-get-offsets.sh).
+    #[command(name = "get-offsets", after_help = tools::get_offsets::EXAMPLES)]
+    GetOffsets(tools::get_offsets::GetOffsetsArgs),
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => parse_error(e),
+    };
     let result = match cli.command {
         Command::Server {
             config,
@@ -77,11 +97,52 @@ fn main() {
             all.extend(files);
             dump_log::run(&all, print_data_log)
         }
+        Command::Topics(args) => tool_exit(tools::topics::run(args)),
+        Command::Configs(args) => tool_exit(tools::configs::run(args)),
+        Command::DeleteRecords(args) => tool_exit(tools::delete_records::run(args)),
+        Command::LogDirs(args) => tool_exit(tools::log_dirs::run(args)),
+        Command::GetOffsets(args) => tool_exit(tools::get_offsets::run(args)),
     };
     if let Err(e) = result {
         eprintln!("gregor: error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// A command-line error: the tools print one line (`Error: ...`) and exit 1;
+/// `server`, `dump-log` and --help/--version behave as clap makes them.
+fn parse_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let tool = std::env::args()
+        .nth(1)
+        .is_some_and(|a| tools::TOOL_NAMES.contains(&a.as_str()));
+    if !tool || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        e.exit();
+    }
+    let rendered = e.render().to_string();
+    // The first paragraph (clap may list missing arguments on the next lines).
+    let first = rendered
+        .trim_start()
+        .split("\n\n")
+        .next()
+        .unwrap_or("invalid arguments")
+        .split('\n')
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let first = first.trim_start_matches("error: ");
+    eprintln!("Error: {first} (see --help)");
+    std::process::exit(1);
+}
+
+/// Ends a tool: exit 0, or one `Error: ...` line on stderr and exit 1.
+fn tool_exit(result: anyhow::Result<()>) -> anyhow::Result<()> {
+    if let Err(e) = result {
+        let _ = std::io::stdout().flush();
+        eprintln!("Error: {}", tools::one_line(&e));
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()> {

@@ -1,0 +1,460 @@
+//! The command-line tools (`gregor topics`, `gregor configs`, ...) run as
+//! processes against a real broker: their output is checked against Kafka's
+//! formats, and every error case must exit non-zero with one line.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use common::{batch, records, Broker, EARLIEST, LATEST};
+use gregor_records::Compression;
+
+/// Runs `gregor <tool> --bootstrap-server <broker> <args>`.
+fn tool(broker: &Broker, name: &str, args: &[&str]) -> Output {
+    tool_stdin(broker, name, args, None)
+}
+
+fn tool_stdin(broker: &Broker, name: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gregor"));
+    cmd.arg(name)
+        .arg("--bootstrap-server")
+        .arg(format!("127.0.0.1:{}", broker.port))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawning gregor");
+    if let Some(input) = stdin {
+        let mut s = child.stdin.take().expect("stdin");
+        s.write_all(input.as_bytes()).expect("writing stdin");
+    }
+    child.wait_with_output().expect("waiting for gregor")
+}
+
+/// Asserts success and returns stdout.
+fn ok(out: Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Asserts failure with exactly one stderr line starting `Error: ` and
+/// containing `needle`; returns that line.
+fn fails(out: Output, needle: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success(),
+        "expected failure, got success\nstdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one error line expected, got:\n{stderr}");
+    assert!(lines[0].starts_with("Error: "), "{stderr}");
+    assert!(lines[0].contains(needle), "{needle:?} not in {stderr:?}");
+    lines[0].to_string()
+}
+
+/// Produces `n` records to a partition through the harness client.
+fn produce(broker: &Broker, topic: &str, partition: i32, n: usize) {
+    let recs = records("t", n, 1_700_000_000_000, 10);
+    broker
+        .client()
+        .produce_ok(topic, partition, &batch(&recs, Compression::None), -1);
+}
+
+#[test]
+fn topics_create_list_describe_alter_delete() {
+    let b = Broker::start();
+    let out = ok(tool(
+        &b,
+        "topics",
+        &[
+            "--create",
+            "--topic",
+            "orders",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "1",
+            "--config",
+            "retention.ms=1000",
+        ],
+    ));
+    assert_eq!(out, "Created topic orders.\n");
+    fails(
+        tool(&b, "topics", &["--create", "--topic", "orders"]),
+        "Topic 'orders' already exists",
+    );
+    assert_eq!(
+        ok(tool(
+            &b,
+            "topics",
+            &["--create", "--topic", "orders", "--if-not-exists"]
+        )),
+        ""
+    );
+    ok(tool(&b, "topics", &["--create", "--topic", "other"]));
+    assert_eq!(ok(tool(&b, "topics", &["--list"])), "orders\nother\n");
+    assert_eq!(
+        ok(tool(&b, "topics", &["--list", "--exclude-internal"])),
+        "orders\nother\n"
+    );
+
+    let desc = ok(tool(&b, "topics", &["--describe", "--topic", "orders"]));
+    let lines: Vec<&str> = desc.lines().collect();
+    assert_eq!(lines.len(), 4, "{desc}");
+    let head: Vec<&str> = lines[0].split('\t').collect();
+    assert_eq!(head[0], "Topic: orders");
+    assert!(head[1].starts_with("TopicId: ") && head[1].len() == "TopicId: ".len() + 22);
+    assert_eq!(
+        head[2..],
+        [
+            "PartitionCount: 3",
+            "ReplicationFactor: 1",
+            "Configs: retention.ms=1000"
+        ]
+    );
+    for (i, l) in lines[1..].iter().enumerate() {
+        assert!(
+            l.starts_with(&format!(
+                "\tTopic: orders\tPartition: {i}\tLeader: 1\tReplicas: 1\tIsr: 1\t"
+            )),
+            "{l:?}"
+        );
+    }
+    // Without --topic: every topic.
+    let all = ok(tool(&b, "topics", &["--describe"]));
+    assert!(all.contains("Topic: orders\t") && all.contains("Topic: other\t"));
+
+    assert_eq!(
+        ok(tool(
+            &b,
+            "topics",
+            &["--alter", "--topic", "orders", "--partitions", "5"]
+        )),
+        ""
+    );
+    let desc = ok(tool(&b, "topics", &["--describe", "--topic", "orders"]));
+    assert!(desc.contains("\tPartitionCount: 5\t"), "{desc}");
+    assert_eq!(desc.lines().count(), 6);
+    fails(
+        tool(
+            &b,
+            "topics",
+            &["--alter", "--topic", "orders", "--partitions", "2"],
+        ),
+        "Error: ",
+    );
+
+    assert_eq!(
+        ok(tool(&b, "topics", &["--delete", "--topic", "other"])),
+        ""
+    );
+    assert!(common::wait_until(
+        std::time::Duration::from_secs(10),
+        || { ok(tool(&b, "topics", &["--list"])) == "orders\n" }
+    ));
+    fails(
+        tool(&b, "topics", &["--delete", "--topic", "other"]),
+        "Topic 'other' does not exist",
+    );
+    ok(tool(
+        &b,
+        "topics",
+        &["--delete", "--topic", "other", "--if-exists"],
+    ));
+    fails(
+        tool(&b, "topics", &["--describe", "--topic", "nope"]),
+        "Topic 'nope' does not exist",
+    );
+    // Argument errors: one line too.
+    fails(tool(&b, "topics", &["--list", "--bogus"]), "--bogus");
+    fails(tool(&b, "topics", &[]), "required");
+    fails(tool(&b, "topics", &["--create"]), "topic");
+    fails(
+        tool(
+            &b,
+            "topics",
+            &["--create", "--topic", "x", "--partitions", "0"],
+        ),
+        "partitions must be greater than 0",
+    );
+}
+
+#[test]
+fn configs_alter_and_describe() {
+    let b = Broker::start();
+    b.client().create_topic("t", 1, &[]);
+    assert_eq!(
+        ok(tool(&b, "configs", &["--describe", "--topic", "t"])),
+        "Dynamic configs for topic t are:\n"
+    );
+    assert_eq!(
+        ok(tool(
+            &b,
+            "configs",
+            &[
+                "--alter",
+                "--entity-type",
+                "topics",
+                "--entity-name",
+                "t",
+                "--add-config",
+                "retention.ms=5000,cleanup.policy=[compact,delete]",
+            ],
+        )),
+        "Completed updating config for topic t.\n"
+    );
+    let d = ok(tool(
+        &b,
+        "configs",
+        &[
+            "--describe",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            "t",
+        ],
+    ));
+    assert_eq!(
+        d,
+        "Dynamic configs for topic t are:\n  \
+         cleanup.policy=compact,delete sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:cleanup.policy=compact,delete, DEFAULT_CONFIG:log.cleanup.policy=delete}\n  \
+         retention.ms=5000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=5000, DEFAULT_CONFIG:log.retention.ms=604800000}\n"
+    );
+    // kafka-topics shows the overrides too.
+    let desc = ok(tool(&b, "topics", &["--describe", "--topic", "t"]));
+    assert!(
+        desc.contains("Configs: cleanup.policy=compact,delete,retention.ms=5000"),
+        "{desc}"
+    );
+
+    ok(tool(
+        &b,
+        "configs",
+        &["--alter", "--topic", "t", "--delete-config", "retention.ms"],
+    ));
+    let d = ok(tool(&b, "configs", &["--describe", "--topic", "t"]));
+    assert!(
+        !d.contains("retention.ms") && d.contains("cleanup.policy="),
+        "{d}"
+    );
+    fails(
+        tool(
+            &b,
+            "configs",
+            &["--alter", "--topic", "t", "--delete-config", "retention.ms"],
+        ),
+        "Invalid config(s): retention.ms",
+    );
+    fails(
+        tool(
+            &b,
+            "configs",
+            &[
+                "--alter",
+                "--topic",
+                "t",
+                "--add-config",
+                "no.such.config=1",
+            ],
+        ),
+        "Error: ",
+    );
+    fails(
+        tool(
+            &b,
+            "configs",
+            &[
+                "--alter",
+                "--topic",
+                "nope",
+                "--add-config",
+                "retention.ms=1",
+            ],
+        ),
+        "Topic 'nope' does not exist",
+    );
+
+    // --all lists every config with its source.
+    let all = ok(tool(
+        &b,
+        "configs",
+        &["--describe", "--topic", "t", "--all"],
+    ));
+    assert!(all.starts_with("All configs for topic t are:\n"), "{all}");
+    assert!(
+        all.contains("\n  retention.ms=604800000 sensitive=false synonyms={DEFAULT_CONFIG:log.retention.ms=604800000}\n"),
+        "{all}"
+    );
+
+    // Brokers and the cluster-wide default.
+    ok(tool(
+        &b,
+        "configs",
+        &[
+            "--alter",
+            "--broker-defaults",
+            "--add-config",
+            "log.retention.ms=3600000",
+        ],
+    ));
+    let d = ok(tool(
+        &b,
+        "configs",
+        &["--describe", "--entity-type", "brokers"],
+    ));
+    assert!(d.contains("Dynamic configs for broker 1 are:\n"), "{d}");
+    assert!(
+        d.contains("Default configs for brokers in the cluster are:\n  log.retention.ms=3600000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=3600000"),
+        "{d}"
+    );
+    let d = ok(tool(
+        &b,
+        "configs",
+        &["--describe", "--broker", "1", "--all"],
+    ));
+    assert!(d.starts_with("All configs for broker 1 are:\n"), "{d}");
+    fails(tool(&b, "configs", &["--describe"]), "Exactly one entity");
+    fails(
+        tool(
+            &b,
+            "configs",
+            &["--describe", "--entity-type", "users", "--entity-name", "u"],
+        ),
+        "not supported",
+    );
+}
+
+#[test]
+fn get_offsets_delete_records_log_dirs() {
+    let b = Broker::start();
+    b.client().create_topic("t", 2, &[]);
+    produce(&b, "t", 0, 10);
+    assert_eq!(
+        ok(tool(&b, "get-offsets", &["--topic", "t"])),
+        "t:0:10\nt:1:0\n"
+    );
+    assert_eq!(
+        ok(tool(
+            &b,
+            "get-offsets",
+            &["--topic", "t", "--time", "earliest"]
+        )),
+        "t:0:0\nt:1:0\n"
+    );
+    assert_eq!(
+        ok(tool(
+            &b,
+            "get-offsets",
+            &["--topic", "t", "--partitions", "0", "--time", "-3"]
+        )),
+        "t:0:9\n"
+    );
+    assert_eq!(
+        ok(tool(
+            &b,
+            "get-offsets",
+            &["--topic-partitions", "t:0", "--time", "1700000000005"]
+        )),
+        "t:0:5\n"
+    );
+    // No record at or after the timestamp: an empty offset.
+    assert_eq!(
+        ok(tool(
+            &b,
+            "get-offsets",
+            &["--topic-partitions", "t:1", "--time", "1700000000005"]
+        )),
+        "t:1:\n"
+    );
+    fails(
+        tool(&b, "get-offsets", &["--topic", "nope"]),
+        "Topic 'nope' does not exist",
+    );
+    fails(
+        tool(&b, "get-offsets", &["--topic", "t", "--time", "soon"]),
+        "Malformed time",
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("offsets.json");
+    std::fs::write(
+        &json,
+        r#"{"partitions": [{"topic": "t", "partition": 0, "offset": 4}], "version": 1}"#,
+    )
+    .unwrap();
+    let out = ok(tool(
+        &b,
+        "delete-records",
+        &["--offset-json-file", json.to_str().unwrap()],
+    ));
+    assert_eq!(
+        out,
+        "Executing records delete operation\nRecords delete operation completed:\npartition: t-0\tlow_watermark: 4\n"
+    );
+    assert_eq!(b.client().offset_for("t", 0, EARLIEST), 4);
+    assert_eq!(b.client().offset_for("t", 0, LATEST), 10);
+    assert_eq!(
+        ok(tool(
+            &b,
+            "get-offsets",
+            &["--topic", "t", "--time", "earliest"]
+        )),
+        "t:0:4\nt:1:0\n"
+    );
+    std::fs::write(
+        &json,
+        r#"{"partitions": [{"topic": "t", "partition": 9, "offset": 1}]}"#,
+    )
+    .unwrap();
+    let out = tool(
+        &b,
+        "delete-records",
+        &["--offset-json-file", json.to_str().unwrap()],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("partition: t-9\terror: "));
+    fails(out, "failed");
+    std::fs::write(&json, "not json").unwrap();
+    fails(
+        tool(
+            &b,
+            "delete-records",
+            &["--offset-json-file", json.to_str().unwrap()],
+        ),
+        "not valid JSON",
+    );
+
+    let out = ok(tool(&b, "log-dirs", &["--describe", "--topic-list", "t"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "Querying brokers for log directories information");
+    assert_eq!(
+        lines[1],
+        "Received log directory information from brokers 1"
+    );
+    let v: serde_json::Value = serde_json::from_str(lines[2]).expect("log-dirs JSON");
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["brokers"][0]["broker"], 1);
+    let dir0 = &v["brokers"][0]["logDirs"][0];
+    assert_eq!(dir0["error"], serde_json::Value::Null);
+    assert_eq!(dir0["logDir"], b.log_dir().to_str().unwrap());
+    let parts = dir0["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0]["partition"], "t-0");
+    assert!(parts[0]["size"].as_i64().unwrap() > 0);
+    assert_eq!(parts[0]["isFuture"], false);
+    fails(
+        tool(&b, "log-dirs", &["--describe", "--broker-list", "7"]),
+        "do not exist",
+    );
+}
