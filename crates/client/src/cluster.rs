@@ -154,7 +154,7 @@ impl Cluster {
         let meta = self.metadata();
         let old = meta
             .fetched_at
-            .map_or(true, |t| t.elapsed() >= self.config.metadata_max_age);
+            .is_none_or(|t| t.elapsed() >= self.config.metadata_max_age);
         if *plock(&self.stale) || old {
             let topics: Vec<String> = plock(&self.interest).iter().cloned().collect();
             self.refresh(Some(&topics), true).await

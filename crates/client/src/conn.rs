@@ -190,16 +190,6 @@ impl Connection {
         self.send_version(req, version, timeout).await
     }
 
-    /// Sends and returns the version used with the response, for callers whose
-    /// response layout depends on it.
-    pub async fn send_versioned<R: Request>(&self, req: &R) -> Result<(i16, R::Response)> {
-        let version = self.version_for::<R>()?;
-        let resp = self
-            .send_version(req, version, self.request_timeout)
-            .await?;
-        Ok((version, resp))
-    }
-
     async fn send_version<R: Request>(
         &self,
         req: &R,

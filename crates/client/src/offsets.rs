@@ -13,16 +13,19 @@ use crate::error::{codes, is_metadata_error, Error, Result};
 use crate::group_ops::topic_name;
 use crate::types::{epoch_opt, OffsetAndTimestamp, OffsetSpec, TopicPartition};
 
+/// Items grouped by leader, and the items whose partition has no leader.
+pub(crate) type ByLeader<T> = (
+    HashMap<i32, Vec<(TopicPartition, T)>>,
+    Vec<(TopicPartition, T)>,
+);
+
 /// Splits `items` by the leader of their partition. Partitions of unknown
 /// topics fail with UNKNOWN_TOPIC_OR_PARTITION; leaderless ones come back in
 /// the second map to be retried.
 pub(crate) fn group_by_leader<T>(
     meta: &Metadata,
     items: Vec<(TopicPartition, T)>,
-) -> Result<(
-    HashMap<i32, Vec<(TopicPartition, T)>>,
-    Vec<(TopicPartition, T)>,
-)> {
+) -> Result<ByLeader<T>> {
     let mut by_leader: HashMap<i32, Vec<(TopicPartition, T)>> = HashMap::new();
     let mut leaderless = Vec::new();
     for (tp, v) in items {

@@ -87,7 +87,7 @@ async fn every_codec_round_trips_exactly() {
             );
             let prev = last.insert(r.partition, r.offset);
             assert!(
-                prev.map_or(true, |p| p + 1 == r.offset),
+                prev.is_none_or(|p| p + 1 == r.offset),
                 "{codec}: gap in partition {}",
                 r.partition
             );

@@ -233,7 +233,7 @@ fn cooperative_sticky(
     for (m, tps) in assigned {
         let keep = tps
             .into_iter()
-            .filter(|tp| owner.get(tp).map_or(true, |(o, _)| *o == m));
+            .filter(|tp| owner.get(tp).is_none_or(|(o, _)| *o == m));
         if let Some(v) = out.get_mut(m) {
             v.extend(keep);
         }

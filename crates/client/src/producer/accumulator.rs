@@ -83,6 +83,7 @@ impl ProducerBatch {
         }
     }
 
+    #[cfg(test)]
     pub fn record_count(&self) -> usize {
         self.records.len()
     }
@@ -149,7 +150,6 @@ pub(crate) struct AccConfig {
     pub linger: Duration,
     pub buffer_memory: usize,
     pub max_request_size: usize,
-    pub compression: Compression,
     pub idempotent: bool,
     pub max_in_flight: usize,
     pub delivery_timeout: Duration,
@@ -249,6 +249,7 @@ impl Accumulator {
     }
 
     /// Returns reserved memory that never made it into a batch.
+    #[cfg(test)]
     pub fn unreserve(&self, size: usize) {
         self.lock().used -= size;
         self.space.notify_waiters();
@@ -520,7 +521,6 @@ mod tests {
             linger: Duration::from_millis(10),
             buffer_memory: 10_000,
             max_request_size: 3000,
-            compression: Compression::None,
             idempotent: true,
             max_in_flight: 5,
             delivery_timeout: Duration::from_secs(60),

@@ -115,7 +115,6 @@ impl ProducerBuilder {
                 linger: cfg.linger,
                 buffer_memory: cfg.buffer_memory,
                 max_request_size: cfg.max_request_size,
-                compression: cfg.compression,
                 idempotent: cfg.enable_idempotence,
                 max_in_flight: cfg.max_in_flight,
                 delivery_timeout: cfg.delivery_timeout,
