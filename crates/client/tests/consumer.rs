@@ -299,3 +299,67 @@ async fn seek_pause_times_and_out_of_range() {
     assert_eq!(err.code(), Some(1), "{err}");
     producer.close().await;
 }
+
+#[derive(Default)]
+struct LostLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl RebalanceListener for LostLog {
+    fn on_partitions_lost(&mut self, p: &[TopicPartition]) {
+        self.0.lock().unwrap().push(format!("lost {}", p.len()));
+    }
+}
+
+async fn members(admin: &Admin, group: &str) -> usize {
+    admin.describe_groups(&[group]).await.unwrap()[0]
+        .members
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_outlive_the_session_but_not_max_poll_interval() {
+    let broker = Broker::start_with(&["group.initial.rebalance.delay.ms=0"]);
+    let admin = Admin::new(broker.config()).unwrap();
+    admin.create_topic(NewTopic::new("hb", 2, 1)).await.unwrap();
+    let base = |group: &str, max_poll: &str| {
+        broker
+            .config()
+            .with("group.id", group)
+            .unwrap()
+            .with("session.timeout.ms", "6000")
+            .unwrap()
+            .with("heartbeat.interval.ms", "300")
+            .unwrap()
+            .with("max.poll.interval.ms", max_poll)
+            .unwrap()
+    };
+
+    // Not polling for longer than the session: the heartbeat task keeps it in.
+    let mut a = Consumer::new(base("hb-a", "60000")).unwrap();
+    a.subscribe(&["hb"], None).unwrap();
+    a.poll(Duration::from_millis(100)).await.unwrap();
+    assert_eq!(a.assignment().len(), 2);
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(members(&admin, "hb-a").await, 1);
+    a.close().await.unwrap();
+
+    // Not polling for longer than max.poll.interval.ms: it leaves, and the
+    // next poll reports the partitions lost and rejoins.
+    let log = LostLog::default();
+    let lost = log.0.clone();
+    let mut b = Consumer::new(base("hb-b", "1500")).unwrap();
+    b.subscribe(&["hb"], Some(Box::new(log))).unwrap();
+    b.poll(Duration::from_millis(100)).await.unwrap();
+    assert_eq!(members(&admin, "hb-b").await, 1);
+    assert!(
+        common::wait_until(Duration::from_secs(10), || async {
+            members(&admin, "hb-b").await == 0
+        })
+        .await,
+        "the consumer did not leave after max.poll.interval.ms"
+    );
+    b.poll(Duration::from_millis(100)).await.unwrap();
+    assert_eq!(lost.lock().unwrap().as_slice(), ["lost 2"]);
+    assert_eq!(members(&admin, "hb-b").await, 1);
+    assert_eq!(b.assignment().len(), 2);
+    b.close().await.unwrap();
+}
