@@ -167,8 +167,9 @@ impl GroupCoordinatorShard {
             .any(|p| p.eq_ignore_ascii_case(name))
     }
 
-    /// A classic API addressed a consumer group: answer `error` without
-    /// touching anything.
+    /// Whether a classic API (SyncGroup, Heartbeat, LeaveGroup) addresses a
+    /// consumer group: its members are not classic members, so the request
+    /// gets UNKNOWN_MEMBER_ID and changes nothing.
     fn consumer_conflict(&self, group_id: &str) -> bool {
         self.consumer.contains_key(group_id)
     }
@@ -366,6 +367,20 @@ impl GroupCoordinatorShard {
     ) -> Output {
         let mut out = Output::default();
         crate::admin::describe_groups(&self.groups, id, version, req, &mut out);
+        // Kafka answers a consumer group id as it answers a missing group
+        // (Dead; GROUP_ID_NOT_FOUND from v6), saying why.
+        for (_, r) in &mut out.responses {
+            if let crate::Response::DescribeGroups(r) = r {
+                for d in &mut r.groups {
+                    if version >= 6 && self.consumer.contains_key(d.group_id.as_str()) {
+                        d.error_message = Some(crate::classic::join::sb(&format!(
+                            "Group {} is not a classic group.",
+                            d.group_id.as_str()
+                        )));
+                    }
+                }
+            }
+        }
         out
     }
     /// This shard's groups, filtered per request (states v4+, types v5+); runtime merges.
@@ -454,6 +469,13 @@ impl GroupCoordinatorShard {
                     &mut self.groups,
                     &mut self.offsets,
                     &self.config,
+                    now_ms,
+                    &mut out,
+                );
+                consumer::admin::expire_offsets(
+                    &mut self.consumer,
+                    &mut self.offsets,
+                    self.config.offsets_retention_ms,
                     now_ms,
                     &mut out,
                 );

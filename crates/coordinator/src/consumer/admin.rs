@@ -221,3 +221,57 @@ pub(crate) fn validate_fetch(
     }
     Ok(())
 }
+
+/// Offset expiry for consumer groups (Kafka's `ConsumerGroup`
+/// expiration condition): an offset of a topic no member subscribes to
+/// expires `offsets.retention.ms` after its commit; an empty group whose
+/// offsets are all gone is deleted.
+pub(crate) fn expire_offsets(
+    groups: &mut BTreeMap<String, ConsumerGroup>,
+    offsets: &mut OffsetStore,
+    retention_ms: i64,
+    now_ms: i64,
+    out: &mut Output,
+) {
+    let ids: Vec<String> = groups.keys().cloned().collect();
+    for group_id in ids {
+        let Some(g) = groups.get(&group_id) else {
+            continue;
+        };
+        let subscribed = |t: &str| {
+            g.members
+                .values()
+                .any(|m| m.subscribed_topic_names.contains(t))
+        };
+        let mut doomed = Vec::new();
+        let mut left = false;
+        if let Some(topics) = offsets.group(&group_id) {
+            for (topic, parts) in topics {
+                if subscribed(topic) {
+                    left = true;
+                    continue;
+                }
+                for (&p, v) in parts {
+                    let expired = match v.expire_timestamp {
+                        Some(at) => now_ms >= at,
+                        None => now_ms - v.commit_timestamp >= retention_ms,
+                    };
+                    if expired {
+                        doomed.push((topic.clone(), p));
+                    } else {
+                        left = true;
+                    }
+                }
+            }
+        }
+        for (topic, p) in &doomed {
+            offsets.remove(&group_id, topic, *p);
+            out.records.push(tombstone(&group_id, topic, *p));
+        }
+        if !left && g.members.is_empty() {
+            out.records.extend(g.group_tombstones());
+            groups.remove(&group_id);
+            tracing::info!(group = %group_id, "deleted empty consumer group without offsets");
+        }
+    }
+}

@@ -491,3 +491,95 @@ fn offset_commit_checks_member_epoch() {
         ResponseError::UnknownMemberId.code()
     );
 }
+
+#[test]
+fn empty_group_offsets_expire_then_group_goes() {
+    let (mut sh, mut log, v) = (shard(), Log::default(), view(2));
+    let mut a = Client::new("a");
+    a.beat(&mut sh, &mut log, 0, &v);
+    let mut req = OffsetCommitRequest::default();
+    req.group_id = GroupId(s(G));
+    req.member_id = s("a");
+    req.generation_id_or_member_epoch = 1;
+    let mut t =
+        kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic::default();
+    t.name = TopicName(s("t"));
+    t.partitions.push(Default::default());
+    req.topics.push(t);
+    sh.commit_offsets(0, 4, 9, req);
+    let retention = GroupConfig::default().offsets_retention_ms;
+    // Subscribed: never expires while the member is there.
+    let out = sh.on_timer(retention + 1, TimerKey::OffsetExpiry);
+    assert!(out.records.is_empty());
+    let mut leave = a.request();
+    leave.member_epoch = -1;
+    a.send(&mut sh, &mut log, 10, &v, leave);
+    let out = sh.on_timer(retention + 2, TimerKey::OffsetExpiry);
+    assert!(out.records.len() > 1, "offset and group tombstones");
+    assert_eq!(sh.consumer_group_state(G), None);
+}
+
+#[test]
+fn delete_groups_and_classic_conflicts() {
+    use kafka_protocol::messages::DeleteGroupsRequest;
+    let (mut sh, mut log, v) = (shard(), Log::default(), view(2));
+    let mut a = Client::new("a");
+    a.beat(&mut sh, &mut log, 0, &v);
+    let delete = |sh: &mut GroupCoordinatorShard| {
+        let mut req = DeleteGroupsRequest::default();
+        req.groups_names = vec![GroupId(s(G))];
+        match sh.delete_groups(0, 5, 2, req).responses.pop() {
+            Some((_, Response::DeleteGroups(r))) => r.results[0].error_code,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(delete(&mut sh), ResponseError::NonEmptyGroup.code());
+    let mut leave = a.request();
+    leave.member_epoch = -1;
+    a.send(&mut sh, &mut log, 10, &v, leave);
+    assert_eq!(delete(&mut sh), 0);
+    assert_eq!(sh.consumer_group_state(G), None);
+
+    // A classic group with members keeps its id.
+    let mut join = JoinGroupRequest::default();
+    join.group_id = GroupId(s(G));
+    join.member_id = s("");
+    join.protocol_type = s("consumer");
+    join.session_timeout_ms = 10_000;
+    join.rebalance_timeout_ms = 10_000;
+    let mut p = kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol::default();
+    p.name = s("range");
+    join.protocols.push(p);
+    sh.join_group(0, 6, 3, &ClientInfo::default(), join);
+    let r = Client::new("b").beat(&mut sh, &mut log, 20, &v);
+    assert_eq!(r.error_code, ResponseError::GroupIdNotFound.code());
+}
+
+#[test]
+fn empty_classic_group_converts() {
+    let (mut sh, mut log, v) = (shard(), Log::default(), view(2));
+    // An offsets-only ("simple") group.
+    let mut req = OffsetCommitRequest::default();
+    req.group_id = GroupId(s(G));
+    req.generation_id_or_member_epoch = -1;
+    let mut t =
+        kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic::default();
+    t.name = TopicName(s("t"));
+    t.partitions.push(Default::default());
+    req.topics.push(t);
+    log.take(sh.commit_offsets(0, 1, 9, req));
+    assert!(sh.group_state(G).is_some());
+    let r = Client::new("a").beat(&mut sh, &mut log, 0, &v);
+    assert_eq!(r.error_code, 0);
+    assert_eq!(sh.group_state(G), None);
+    // Replay agrees: one consumer group, no classic entry.
+    let mut fresh = shard();
+    for (i, r) in log.0.iter().enumerate() {
+        fresh.replay(&r.key, r.value.as_deref(), i as i64);
+    }
+    assert_eq!(fresh.group_state(G), None);
+    assert_eq!(
+        fresh.consumer_group_state(G),
+        Some(ConsumerGroupState::Stable)
+    );
+}
