@@ -75,6 +75,9 @@ enum Command {
     /// Print partition offsets by time (kafka-get-offsets.sh).
     #[command(name = "get-offsets", after_help = tools::get_offsets::EXAMPLES)]
     GetOffsets(tools::get_offsets::GetOffsetsArgs),
+    /// List, describe and delete consumer groups; reset their offsets (kafka-consumer-groups.sh).
+    #[command(name = "consumer-groups", after_help = tools::consumer_groups::EXAMPLES)]
+    ConsumerGroups(tools::consumer_groups::ConsumerGroupsArgs),
 }
 
 fn main() {
@@ -102,6 +105,7 @@ fn main() {
         Command::DeleteRecords(args) => tool_exit(tools::delete_records::run(args)),
         Command::LogDirs(args) => tool_exit(tools::log_dirs::run(args)),
         Command::GetOffsets(args) => tool_exit(tools::get_offsets::run(args)),
+        Command::ConsumerGroups(args) => tool_exit(tools::consumer_groups::run(args)),
     };
     if let Err(e) = result {
         eprintln!("gregor: error: {e:#}");

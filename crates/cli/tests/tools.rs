@@ -458,3 +458,361 @@ fn get_offsets_delete_records_log_dirs() {
         "do not exist",
     );
 }
+
+/// Commits offsets for `group` from outside it (the group is created empty).
+fn commit(broker: &Broker, group: &str, offsets: &[(&str, i32, i64)]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let admin = gregor_client::Admin::new(
+            gregor_client::ClientConfig::new()
+                .with("bootstrap.servers", &format!("127.0.0.1:{}", broker.port))
+                .unwrap(),
+        )
+        .unwrap();
+        let map = offsets
+            .iter()
+            .map(|(t, p, o)| {
+                (
+                    gregor_client::TopicPartition::new(*t, *p),
+                    gregor_client::OffsetAndMetadata::new(*o),
+                )
+            })
+            .collect();
+        admin.alter_group_offsets(group, &map).await.unwrap();
+        admin.close().await;
+    });
+}
+
+/// A group member (the client's Consumer) polling in a thread until dropped.
+struct Member {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Member {
+    fn join(broker: &Broker, group: &str, topic: &str) -> Member {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (port, group, topic, flag) = (
+            broker.port,
+            group.to_string(),
+            topic.to_string(),
+            stop.clone(),
+        );
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let config = gregor_client::ClientConfig::new()
+                    .with("bootstrap.servers", &format!("127.0.0.1:{port}"))
+                    .and_then(|c| c.with("group.id", &group))
+                    .and_then(|c| c.with("client.id", "tools-test"))
+                    .unwrap();
+                let mut c = gregor_client::consumer::Consumer::new(config).unwrap();
+                c.subscribe(&[topic.as_str()], None).unwrap();
+                let mut told = false;
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = c.poll(std::time::Duration::from_millis(100)).await;
+                    if !told && !c.assignment().is_empty() {
+                        told = true;
+                        let _ = tx.send(());
+                    }
+                }
+                let _ = c.close().await;
+            });
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the member got an assignment");
+        Member {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn consumer_groups_list_describe_reset_delete() {
+    let b = Broker::start();
+    b.client().create_topic("t", 2, &[]);
+    produce(&b, "t", 0, 10);
+    produce(&b, "t", 1, 4);
+    commit(&b, "g1", &[("t", 0, 7), ("t", 1, 4)]);
+
+    assert_eq!(ok(tool(&b, "consumer-groups", &["--list"])), "g1\n");
+    let l = ok(tool(&b, "consumer-groups", &["--list", "--state"]));
+    let rows: Vec<Vec<&str>> = l.lines().map(|r| r.split_whitespace().collect()).collect();
+    assert_eq!(rows, [vec!["GROUP", "STATE"], vec!["g1", "Empty"]]);
+    assert_eq!(
+        ok(tool(
+            &b,
+            "consumer-groups",
+            &["--list", "--state", "stable"]
+        ))
+        .lines()
+        .count(),
+        1
+    );
+
+    let d = ok(tool(
+        &b,
+        "consumer-groups",
+        &["--describe", "--group", "g1"],
+    ));
+    let rows: Vec<Vec<&str>> = d
+        .lines()
+        .skip(1)
+        .map(|r| r.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec![
+                "GROUP",
+                "TOPIC",
+                "PARTITION",
+                "CURRENT-OFFSET",
+                "LOG-END-OFFSET",
+                "LAG",
+                "CONSUMER-ID",
+                "HOST",
+                "CLIENT-ID"
+            ],
+            vec!["g1", "t", "0", "7", "10", "3", "-", "-", "-"],
+            vec!["g1", "t", "1", "4", "4", "0", "-", "-", "-"],
+        ],
+        "{d}"
+    );
+    assert!(
+        d.starts_with("\nGROUP           TOPIC           PARTITION  CURRENT-OFFSET  "),
+        "{d:?}"
+    );
+
+    // Reset: a dry run by default, applied with --execute.
+    let dry = ok(tool(
+        &b,
+        "consumer-groups",
+        &[
+            "--reset-offsets",
+            "--group",
+            "g1",
+            "--topic",
+            "t",
+            "--to-earliest",
+        ],
+    ));
+    let rows: Vec<Vec<&str>> = dry
+        .lines()
+        .skip(1)
+        .map(|r| r.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"],
+            vec!["g1", "t", "0", "0"],
+            vec!["g1", "t", "1", "0"],
+        ]
+    );
+    let d = ok(tool(
+        &b,
+        "consumer-groups",
+        &["--describe", "--group", "g1"],
+    ));
+    assert!(
+        d.contains("\ng1              t               0          7 "),
+        "dry run changed offsets:\n{d}"
+    );
+    let ex = ok(tool(
+        &b,
+        "consumer-groups",
+        &[
+            "--reset-offsets",
+            "--group",
+            "g1",
+            "--topic",
+            "t:0",
+            "--shift-by",
+            "-5",
+            "--execute",
+        ],
+    ));
+    assert!(
+        ex.contains(
+            "\ng1                             t                              0          2 "
+        ),
+        "{ex:?}"
+    );
+    let d = ok(tool(
+        &b,
+        "consumer-groups",
+        &["--describe", "--group", "g1"],
+    ));
+    assert!(
+        d.contains(
+            "\ng1              t               0          2               10              8 "
+        ),
+        "{d}"
+    );
+    // --to-offset beyond the end is clamped to the end.
+    let ex = ok(tool(
+        &b,
+        "consumer-groups",
+        &[
+            "--reset-offsets",
+            "--group",
+            "g1",
+            "--all-topics",
+            "--to-offset",
+            "100",
+            "--execute",
+        ],
+    ));
+    assert_eq!(
+        ex.lines().filter(|l| l.starts_with("g1 ")).count(),
+        2,
+        "{ex}"
+    );
+    let d = ok(tool(
+        &b,
+        "consumer-groups",
+        &["--describe", "--group", "g1"],
+    ));
+    assert!(d.contains(" 10              10              0 "), "{d}");
+    // --to-datetime: the first record at or after the time.
+    let ex = ok(tool(
+        &b,
+        "consumer-groups",
+        &[
+            "--reset-offsets",
+            "--group",
+            "g1",
+            "--topic",
+            "t:0",
+            "--to-datetime",
+            "2023-11-14T22:13:20.003Z",
+            "--execute",
+        ],
+    ));
+    assert!(ex.contains(" 3 "), "{ex}");
+
+    // An active member: its assignment shows, and resets are refused.
+    {
+        let _m = Member::join(&b, "g2", "t");
+        let d = ok(tool(
+            &b,
+            "consumer-groups",
+            &["--describe", "--group", "g2", "--members", "--verbose"],
+        ));
+        let rows: Vec<Vec<&str>> = d
+            .lines()
+            .skip(1)
+            .map(|r| r.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows.len(), 2, "{d}");
+        assert_eq!(
+            rows[0][..5],
+            ["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"]
+        );
+        assert_eq!(rows[1][0], "g2");
+        assert_eq!(rows[1][3], "tools-test");
+        assert_eq!(rows[1][4], "2");
+        assert_eq!(rows[1][6], "t:0,1", "{d}");
+        let s = ok(tool(
+            &b,
+            "consumer-groups",
+            &["--describe", "--group", "g2", "--state"],
+        ));
+        let rows: Vec<Vec<&str>> = s
+            .lines()
+            .skip(1)
+            .map(|r| r.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows[1][0], "g2");
+        assert_eq!(rows[1][rows[1].len() - 2..], ["Stable", "1"], "{s}");
+        let d = ok(tool(
+            &b,
+            "consumer-groups",
+            &["--describe", "--group", "g2"],
+        ));
+        assert!(d.contains("tools-test"), "{d}");
+        fails(
+            tool(
+                &b,
+                "consumer-groups",
+                &[
+                    "--reset-offsets",
+                    "--group",
+                    "g2",
+                    "--all-topics",
+                    "--to-latest",
+                    "--execute",
+                ],
+            ),
+            "can only be reset if the group 'g2' is inactive, but the current state is Stable",
+        );
+        fails(
+            tool(&b, "consumer-groups", &["--delete", "--group", "g2"]),
+            "The group is not empty",
+        );
+    }
+
+    let out = ok(tool(
+        &b,
+        "consumer-groups",
+        &["--delete-offsets", "--group", "g1", "--topic", "t:1"],
+    ));
+    assert!(
+        out.starts_with("Request succeeded for deleting offsets from group g1.\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\nt               1          Successful"),
+        "{out}"
+    );
+    assert_eq!(
+        ok(tool(&b, "consumer-groups", &["--delete", "--group", "g1"])),
+        "Deletion of requested consumer groups ('g1') was successful.\n"
+    );
+    fails(
+        tool(&b, "consumer-groups", &["--describe", "--group", "g1"]),
+        "Consumer group 'g1' does not exist.",
+    );
+    fails(tool(&b, "consumer-groups", &["--describe"]), "--group");
+    fails(
+        tool(
+            &b,
+            "consumer-groups",
+            &["--reset-offsets", "--group", "g1", "--to-earliest"],
+        ),
+        "reset scopes",
+    );
+    fails(
+        tool(
+            &b,
+            "consumer-groups",
+            &[
+                "--reset-offsets",
+                "--group",
+                "g1",
+                "--all-topics",
+                "--to-datetime",
+                "yesterday",
+            ],
+        ),
+        "Error parsing timestamp",
+    );
+}

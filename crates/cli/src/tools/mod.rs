@@ -14,6 +14,7 @@ use clap::Args;
 use gregor_client::{Admin, ClientConfig};
 
 pub mod configs;
+pub mod consumer_groups;
 pub mod delete_records;
 pub mod get_offsets;
 pub mod log_dirs;
@@ -143,7 +144,6 @@ pub fn now_ms() -> i64 {
 /// Parses an ISO-8601 date-time as Kafka's tools take it
 /// (`YYYY-MM-DDTHH:mm:SS[.sss][Z|±HH:mm|±HHmm]`; no zone means UTC) into
 /// epoch milliseconds.
-#[allow(dead_code)] // for the tools still to come
 pub fn parse_datetime(s: &str) -> anyhow::Result<i64> {
     let bad = || {
         anyhow!("Error parsing timestamp '{s}': expected format yyyy-MM-ddTHH:mm:SS.sss[Z|±HH:mm]")
@@ -204,7 +204,6 @@ pub fn parse_datetime(s: &str) -> anyhow::Result<i64> {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-#[allow(dead_code)]
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = if y >= 0 { y } else { y - 399 } / 400;
