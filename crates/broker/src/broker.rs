@@ -242,6 +242,17 @@ impl Broker {
         })
     }
 
+    /// Called with every storage error a handler sees: an I/O error takes the
+    /// partition's log dir offline (its partitions then answer
+    /// KAFKA_STORAGE_ERROR) instead of failing the broker, as Kafka's
+    /// LogDirFailureChannel does.
+    pub fn on_storage_error(&self, tp: &TopicPartition, error: &gregor_storage::StorageError) {
+        if matches!(error, gregor_storage::StorageError::Io { .. }) {
+            tracing::error!(partition = %tp, error = %error, "I/O error on log dir");
+            self.logs.mark_dir_offline(tp);
+        }
+    }
+
     /// Wakes long-poll fetches after an append.
     pub fn notify_appended(&self) {
         self.appended.send_modify(|n| *n = n.wrapping_add(1));

@@ -54,8 +54,15 @@ pub async fn serve(
                 max,
             });
         }
-        let mut frame = BytesMut::zeroed(size as usize);
-        reader.read_exact(&mut frame).await?;
+        // Read into spare capacity: no zeroing of up to socket.request.max.bytes.
+        let size = size as usize;
+        let mut frame = BytesMut::with_capacity(size);
+        while frame.len() < size {
+            let want = (size - frame.len()) as u64;
+            if (&mut reader).take(want).read_buf(&mut frame).await? == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+            }
+        }
         if let Some(response) = handlers::dispatch(&broker, frame.freeze(), peer).await? {
             writer.write_all(&response).await?;
         }

@@ -597,6 +597,7 @@ impl Log {
         min_one_batch: bool,
         max_offset: i64,
     ) -> Result<ReadInfo> {
+        self.check_open()?;
         let log_end = self.log_end.load(Ordering::Acquire);
         let log_start = self.log_start.load(Ordering::Acquire);
         let info = |records: Bytes| ReadInfo {

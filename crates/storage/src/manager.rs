@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -54,6 +55,9 @@ pub struct LogManager {
     create_lock: Mutex<()>,
     /// Held for the manager's lifetime: the flock lives as long as the handle.
     _locks: Vec<File>,
+    /// Log dirs taken offline after an I/O error (Kafka's LogDirFailureChannel):
+    /// their logs are closed and answer `LogDirOffline`.
+    offline: Vec<AtomicBool>,
 }
 
 /// `<topic>-<partition>` → the partition, if the name is one.
@@ -87,6 +91,7 @@ impl LogManager {
     ) -> Result<Self> {
         let mut locks = Vec::new();
         let mut logs = BTreeMap::new();
+        let n_dirs = log_dirs.len();
         for (dir_index, dir) in log_dirs.iter().enumerate() {
             fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
             let lock_path = dir.join(LOCK_FILE);
@@ -164,6 +169,7 @@ impl LogManager {
             cleaner: Mutex::new(None),
             create_lock: Mutex::new(()),
             _locks: locks,
+            offline: (0..n_dirs).map(|_| AtomicBool::new(false)).collect(),
         })
     }
 
@@ -190,8 +196,9 @@ impl LogManager {
             counts[e.dir_index] += 1;
         }
         let dir_index = (0..self.dirs.len())
+            .filter(|i| !self.offline[*i].load(Ordering::Acquire))
             .min_by_key(|i| counts[*i])
-            .ok_or_else(|| StorageError::LogDirOffline("no log dirs configured".into()))?;
+            .ok_or_else(|| StorageError::LogDirOffline("every log dir is offline".into()))?;
         let path = self.dirs[dir_index].join(tp.dir_name());
         let log = Arc::new(Log::open(
             path,
@@ -221,6 +228,52 @@ impl LogManager {
     pub fn dir_of(&self, tp: &TopicPartition) -> Option<&Path> {
         let i = self.logs.read().get(tp)?.dir_index;
         Some(&self.dirs[i])
+    }
+
+    /// Takes the log dir holding `tp` offline after an I/O error on it: every
+    /// log in that dir is closed (later reads and appends get
+    /// `LogDirOffline`, which clients see as KAFKA_STORAGE_ERROR), no new
+    /// log is placed there, and its checkpoints are no longer written. Logs
+    /// in other dirs are unaffected. Returns the partitions taken offline
+    /// (empty if the dir was already offline).
+    pub fn mark_dir_offline(&self, tp: &TopicPartition) -> Vec<TopicPartition> {
+        let Some(i) = self.logs.read().get(tp).map(|e| e.dir_index) else {
+            return Vec::new();
+        };
+        if self.offline[i].swap(true, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        let logs = self.logs.read();
+        let affected: Vec<TopicPartition> = logs
+            .iter()
+            .filter(|(_, e)| e.dir_index == i)
+            .map(|(tp, e)| {
+                e.log.mark_closed();
+                tp.clone()
+            })
+            .collect();
+        tracing::error!(
+            dir = %self.dirs[i].display(),
+            partitions = affected.len(),
+            "log dir failed: its partitions are offline"
+        );
+        affected
+    }
+
+    /// Whether the log dir holding `tp` is offline.
+    pub fn is_offline(&self, tp: &TopicPartition) -> bool {
+        self.logs
+            .read()
+            .get(tp)
+            .is_some_and(|e| self.offline[e.dir_index].load(Ordering::Acquire))
+    }
+
+    /// Whether log dir `dir` is offline.
+    pub fn is_dir_offline(&self, dir: &Path) -> bool {
+        self.dirs
+            .iter()
+            .position(|d| d == dir)
+            .is_some_and(|i| self.offline[i].load(Ordering::Acquire))
     }
 
     /// Closes and deletes the partition's directory (renamed to
@@ -288,7 +341,10 @@ impl LogManager {
     /// Writes `cleaner-offset-checkpoint` of every log dir.
     pub fn write_cleaner_checkpoints(&self) -> Result<()> {
         let all = self.all();
-        for dir in &self.dirs {
+        for (i, dir) in self.dirs.iter().enumerate() {
+            if self.offline[i].load(Ordering::Acquire) {
+                continue;
+            }
             // Only dirs with compacted logs, or an existing file, need one.
             let any = all.iter().any(|l| {
                 l.cleaner_checkpoint().is_some() && l.dir().parent() == Some(dir.as_path())
@@ -309,6 +365,9 @@ impl LogManager {
     fn write_checkpoints(&self, high_watermark: Option<&dyn Fn(&Log) -> i64>) -> Result<()> {
         let logs = self.logs.read();
         for (i, dir) in self.dirs.iter().enumerate() {
+            if self.offline[i].load(Ordering::Acquire) {
+                continue;
+            }
             let mut rp = BTreeMap::new();
             let mut ls = BTreeMap::new();
             let mut hw = BTreeMap::new();

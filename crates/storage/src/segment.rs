@@ -219,7 +219,10 @@ impl LogSegment {
     pub(crate) fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> Result<()> {
         self.file
             .read_exact_at(buf, pos)
-            .map_err(io_err(format!("read {} at {pos}", self.name())))
+            .map_err(|source| StorageError::Io {
+                context: format!("read {} at {pos}", self.name()),
+                source,
+            })
     }
 
     /// Appends whole batches (already validated, offsets assigned) with one
@@ -231,7 +234,10 @@ impl LogSegment {
         let start = self.size();
         self.file
             .write_all_at(batches, start)
-            .map_err(io_err(format!("write {} at {start}", self.name())))?;
+            .map_err(|source| StorageError::Io {
+                context: format!("write {} at {start}", self.name()),
+                source,
+            })?;
         // Publish the size before indexing, so no index entry ever points
         // past what readers may read.
         self.size

@@ -34,7 +34,10 @@ pub async fn handle(
                     } else {
                         match partition.log.delete_records_before(target) {
                             Ok(low) => r.low_watermark = low,
-                            Err(e) => r.error_code = util::storage_error(&e).code(),
+                            Err(e) => {
+                                broker.on_storage_error(&partition.tp, &e);
+                                r.error_code = util::storage_error(&e).code();
+                            }
                         }
                     }
                 }

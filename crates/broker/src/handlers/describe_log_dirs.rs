@@ -28,6 +28,11 @@ pub async fn handle(
         let mut result = DescribeLogDirsResult::default();
         let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
         result.log_dir = str_bytes(abs.display().to_string());
+        if broker.logs.is_dir_offline(dir) {
+            result.error_code = kafka_protocol::error::ResponseError::KafkaStorageError.code();
+            resp.results.push(result);
+            continue;
+        }
         if ctx.api_version >= 4 {
             if let Some((total, usable)) = fs_space(dir) {
                 result.total_bytes = total;

@@ -113,7 +113,10 @@ fn read_once(
                                 pd.records = Some(read.records);
                                 None
                             }
-                            Err(e) => Some(util::storage_error(&e)),
+                            Err(e) => {
+                                broker.on_storage_error(&partition.tp, &e);
+                                Some(util::storage_error(&e))
+                            }
                         }
                     }
                 }

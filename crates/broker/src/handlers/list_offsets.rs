@@ -65,7 +65,10 @@ pub async fn handle(
                     }
                 }
                 Ok(None) => {}
-                Err(e) => r.error_code = util::storage_error(&e).code(),
+                Err(e) => {
+                    broker.on_storage_error(&partition.tp, &e);
+                    r.error_code = util::storage_error(&e).code();
+                }
             }
             t.partitions.push(r);
         }

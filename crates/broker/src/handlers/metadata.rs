@@ -49,7 +49,7 @@ pub async fn handle(
         let image = broker.metadata.image();
         resp.topics = image
             .topics()
-            .map(|t| topic_response(t, with_ops, v))
+            .map(|t| topic_response(broker, t, with_ops, v))
             .collect();
         return Some(resp);
     }
@@ -63,7 +63,7 @@ pub async fn handle(
             None => image.topic_by_id(&requested.topic_id),
         };
         if let Some(t) = found {
-            resp.topics.push(topic_response(t, with_ops, v));
+            resp.topics.push(topic_response(broker, t, with_ops, v));
             continue;
         }
         let mut t = MetadataResponseTopic::default();
@@ -86,7 +86,9 @@ pub async fn handle(
             Ok(Ok(())) | Ok(Err(gregor_metadata::ControllerError::TopicAlreadyExists(_))) => {
                 let image = broker.metadata.image();
                 match image.topic(&name) {
-                    Some(created) => resp.topics.push(topic_response(created, with_ops, v)),
+                    Some(created) => resp
+                        .topics
+                        .push(topic_response(broker, created, with_ops, v)),
                     None => {
                         t.error_code = ResponseError::LeaderNotAvailable.code();
                         resp.topics.push(t);
@@ -108,7 +110,12 @@ pub async fn handle(
 }
 
 /// Fields newer than the request's version are left at their defaults (the codec refuses them otherwise).
-fn topic_response(topic: &TopicImage, with_ops: bool, v: i16) -> MetadataResponseTopic {
+fn topic_response(
+    broker: &Broker,
+    topic: &TopicImage,
+    with_ops: bool,
+    v: i16,
+) -> MetadataResponseTopic {
     let mut t = MetadataResponseTopic::default();
     t.name = Some(TopicName(str_bytes(topic.name.clone())));
     if v >= 10 {
@@ -134,6 +141,17 @@ fn topic_response(topic: &TopicImage, with_ops: bool, v: i16) -> MetadataRespons
             }
             mp.replica_nodes = p.replicas.iter().copied().map(BrokerId).collect();
             mp.isr_nodes = p.isr.iter().copied().map(BrokerId).collect();
+            // A replica on a failed log dir is offline; with no other replica
+            // the partition has no leader (Kafka: LEADER_NOT_AVAILABLE).
+            let tp = gregor_storage::TopicPartition::new(topic.name.as_str(), index);
+            if p.replicas.contains(&broker.node_id()) && broker.logs.is_offline(&tp) {
+                mp.error_code = kafka_protocol::error::ResponseError::LeaderNotAvailable.code();
+                mp.leader_id = BrokerId(-1);
+                mp.isr_nodes.retain(|b| b.0 != broker.node_id());
+                if v >= 5 {
+                    mp.offline_replicas = vec![BrokerId(broker.node_id())];
+                }
+            }
             mp
         })
         .collect();

@@ -77,6 +77,7 @@ pub async fn handle(
                                     }
                                     Err(e) => {
                                         tracing::debug!(partition = %partition.tp, error = %e, "produce rejected");
+                                        broker.on_storage_error(&partition.tp, &e);
                                         if ctx.api_version >= 8 {
                                             r.error_message = Some(str_bytes(e.to_string()));
                                         }
