@@ -78,6 +78,15 @@ enum Command {
     /// List, describe and delete consumer groups; reset their offsets (kafka-consumer-groups.sh).
     #[command(name = "consumer-groups", after_help = tools::consumer_groups::EXAMPLES)]
     ConsumerGroups(tools::consumer_groups::ConsumerGroupsArgs),
+    /// Send lines from stdin or a file as records (kafka-console-producer.sh).
+    #[command(name = "console-producer", after_help = tools::console_producer::EXAMPLES)]
+    ConsoleProducer(tools::console_producer::ConsoleProducerArgs),
+    /// Measure producer throughput and latency (kafka-producer-perf-test.sh).
+    #[command(name = "producer-perf-test", after_help = tools::producer_perf::EXAMPLES)]
+    ProducerPerfTest(tools::producer_perf::ProducerPerfArgs),
+    /// Print the records of a topic (kafka-console-consumer.sh).
+    #[command(name = "console-consumer", after_help = tools::console_consumer::EXAMPLES)]
+    ConsoleConsumer(tools::console_consumer::ConsoleConsumerArgs),
 }
 
 fn main() {
@@ -106,6 +115,9 @@ fn main() {
         Command::LogDirs(args) => tool_exit(tools::log_dirs::run(args)),
         Command::GetOffsets(args) => tool_exit(tools::get_offsets::run(args)),
         Command::ConsumerGroups(args) => tool_exit(tools::consumer_groups::run(args)),
+        Command::ConsoleProducer(args) => tool_exit(tools::console_producer::run(args)),
+        Command::ProducerPerfTest(args) => tool_exit(tools::producer_perf::run(args)),
+        Command::ConsoleConsumer(args) => tool_exit(tools::console_consumer::run(args)),
     };
     if let Err(e) = result {
         eprintln!("gregor: error: {e:#}");

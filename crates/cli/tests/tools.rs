@@ -816,3 +816,212 @@ fn consumer_groups_list_describe_reset_delete() {
         "Error parsing timestamp",
     );
 }
+
+#[test]
+fn console_producer_then_console_consumer() {
+    let b = Broker::start();
+    b.client().create_topic("c", 1, &[]);
+    let input = "h1:v1,h2:v2\tk1\tvalue one\nh3:x\tk2\tvalue two\n\tk3\tno headers\n";
+    let out = tool_stdin(
+        &b,
+        "console-producer",
+        &[
+            "--topic",
+            "c",
+            "--property",
+            "parse.headers=true",
+            "--property",
+            "parse.key=true",
+            "--compression-codec",
+            "zstd",
+            "--producer-property",
+            "linger.ms=1",
+        ],
+        Some(input),
+    );
+    assert_eq!(ok(out), "");
+    // Records as the broker stored them.
+    let recs = b.client().fetch_records("c", 0, 0);
+    assert_eq!(recs.len(), 3);
+    assert_eq!(recs[0].key.as_deref(), Some(&b"k1"[..]));
+    assert_eq!(recs[0].value.as_deref(), Some(&b"value one"[..]));
+    assert_eq!(recs[0].headers.len(), 2);
+    assert_eq!(recs[0].headers[1].key, "h2");
+    assert_eq!(recs[0].headers[1].value.as_deref(), Some(&b"v2"[..]));
+    assert!(recs[2].headers.is_empty());
+
+    // Plain lines, from a file, with a key separator.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lines.txt");
+    std::fs::write(&file, "k4:v4\n").unwrap();
+    ok(tool(
+        &b,
+        "console-producer",
+        &[
+            "--topic",
+            "c",
+            "--file",
+            file.to_str().unwrap(),
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+            "--request-required-acks",
+            "1",
+        ],
+    ));
+
+    let out = ok(tool(
+        &b,
+        "console-consumer",
+        &[
+            "--topic",
+            "c",
+            "--from-beginning",
+            "--max-messages",
+            "4",
+            "--timeout-ms",
+            "10000",
+            "--property",
+            "print.key=true",
+            "--property",
+            "print.headers=true",
+            "--property",
+            "print.offset=true",
+            "--property",
+            "key.separator=|",
+        ],
+    ));
+    assert_eq!(
+        out,
+        "Offset:0|h1:v1,h2:v2|k1|value one\nOffset:1|h3:x|k2|value two\nOffset:2|NO_HEADERS|k3|no headers\nOffset:3|NO_HEADERS|k4|v4\n"
+    );
+    // --partition/--offset, and the timeout ends a quiet consumer.
+    let out = ok(tool(
+        &b,
+        "console-consumer",
+        &[
+            "--topic",
+            "c",
+            "--partition",
+            "0",
+            "--offset",
+            "3",
+            "--timeout-ms",
+            "1000",
+        ],
+    ));
+    assert_eq!(out, "v4\n");
+    let out = ok(tool(
+        &b,
+        "console-consumer",
+        &[
+            "--topic",
+            "c",
+            "--from-beginning",
+            "--timeout-ms",
+            "1000",
+            "--property",
+            "print.timestamp=true",
+            "--property",
+            "print.value=false",
+        ],
+    ));
+    assert_eq!(out.lines().count(), 4);
+    assert!(out.lines().all(|l| l.starts_with("CreateTime:")), "{out}");
+
+    // Errors: one line, non-zero.
+    fails(
+        tool_stdin(
+            &b,
+            "console-producer",
+            &["--topic", "c", "--property", "parse.key=true"],
+            Some("nokey\n"),
+        ),
+        "No key separator found on line number 1: 'nokey'",
+    );
+    fails(
+        tool_stdin(
+            &b,
+            "console-producer",
+            &["--topic", "c", "--producer-property", "acks=7"],
+            Some("x\n"),
+        ),
+        "acks",
+    );
+    fails(
+        tool(
+            &b,
+            "console-consumer",
+            &["--topic", "nope", "--timeout-ms", "100"],
+        ),
+        "Topic 'nope' does not exist",
+    );
+}
+
+#[test]
+fn producer_perf_test_prints_kafka_lines() {
+    let b = Broker::start();
+    b.client().create_topic("perf", 2, &[]);
+    let out = ok(tool(
+        &b,
+        "producer-perf-test",
+        &[
+            "--topic",
+            "perf",
+            "--num-records",
+            "2000",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+            "--producer-props",
+            "acks=1",
+            "linger.ms=2",
+        ],
+    ));
+    let last = out.lines().last().unwrap();
+    // "2000 records sent, X records/sec (Y MB/sec), A ms avg latency, M ms max
+    // latency, P ms 50th, P ms 95th, P ms 99th, P ms 99.9th."
+    let parts: Vec<&str> = last.split(", ").collect();
+    assert_eq!(parts.len(), 8, "{last}");
+    assert_eq!(parts[0], "2000 records sent");
+    let (rate, mb) = parts[1].split_once(" records/sec (").unwrap();
+    assert!(
+        rate.parse::<f64>().unwrap() > 0.0 && rate.split('.').nth(1).unwrap().len() == 6,
+        "{last}"
+    );
+    assert!(mb.ends_with(" MB/sec)"));
+    assert!(
+        parts[2].ends_with(" ms avg latency") && parts[3].ends_with(" ms max latency"),
+        "{last}"
+    );
+    for (p, suffix) in parts[4..]
+        .iter()
+        .zip([" ms 50th", " ms 95th", " ms 99th", " ms 99.9th."])
+    {
+        let n = p
+            .strip_suffix(suffix)
+            .unwrap_or_else(|| panic!("{p:?} in {last}"));
+        n.parse::<u64>().unwrap();
+    }
+    let end: i64 = (0..2)
+        .map(|p| b.client().offset_for("perf", p, LATEST))
+        .sum();
+    assert_eq!(end, 2000);
+    fails(
+        tool(
+            &b,
+            "producer-perf-test",
+            &[
+                "--topic",
+                "perf",
+                "--num-records",
+                "1",
+                "--record-size",
+                "1",
+            ],
+        ),
+        "--throughput",
+    );
+}

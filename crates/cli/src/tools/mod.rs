@@ -14,10 +14,13 @@ use clap::Args;
 use gregor_client::{Admin, ClientConfig};
 
 pub mod configs;
+pub mod console_consumer;
+pub mod console_producer;
 pub mod consumer_groups;
 pub mod delete_records;
 pub mod get_offsets;
 pub mod log_dirs;
+pub mod producer_perf;
 pub mod topics;
 mod wire;
 
@@ -29,6 +32,11 @@ pub const TOOL_NAMES: &[&str] = &[
     "log-dirs",
     "get-offsets",
     "consumer-groups",
+    "console-producer",
+    "producer-perf-test",
+    "console-consumer",
+    "consumer-perf-test",
+    "end-to-end-latency",
 ];
 
 /// Connection options shared by every tool.
