@@ -87,6 +87,12 @@ enum Command {
     /// Print the records of a topic (kafka-console-consumer.sh).
     #[command(name = "console-consumer", after_help = tools::console_consumer::EXAMPLES)]
     ConsoleConsumer(tools::console_consumer::ConsoleConsumerArgs),
+    /// Measure consumer throughput (kafka-consumer-perf-test.sh).
+    #[command(name = "consumer-perf-test", after_help = tools::consumer_perf::EXAMPLES)]
+    ConsumerPerfTest(tools::consumer_perf::ConsumerPerfArgs),
+    /// Measure produce-to-consume latency (kafka-e2e-latency.sh / EndToEndLatency).
+    #[command(name = "end-to-end-latency", after_help = tools::end_to_end_latency::EXAMPLES)]
+    EndToEndLatency(tools::end_to_end_latency::EndToEndArgs),
 }
 
 fn main() {
@@ -118,6 +124,8 @@ fn main() {
         Command::ConsoleProducer(args) => tool_exit(tools::console_producer::run(args)),
         Command::ProducerPerfTest(args) => tool_exit(tools::producer_perf::run(args)),
         Command::ConsoleConsumer(args) => tool_exit(tools::console_consumer::run(args)),
+        Command::ConsumerPerfTest(args) => tool_exit(tools::consumer_perf::run(args)),
+        Command::EndToEndLatency(args) => tool_exit(tools::end_to_end_latency::run(args)),
     };
     if let Err(e) = result {
         eprintln!("gregor: error: {e:#}");

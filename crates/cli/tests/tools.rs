@@ -546,7 +546,7 @@ impl Drop for Member {
 
 #[test]
 fn consumer_groups_list_describe_reset_delete() {
-    let b = Broker::start();
+    let b = Broker::start_with(&["group.initial.rebalance.delay.ms=0"]);
     b.client().create_topic("t", 2, &[]);
     produce(&b, "t", 0, 10);
     produce(&b, "t", 1, 4);
@@ -960,8 +960,8 @@ fn console_producer_then_console_consumer() {
 }
 
 #[test]
-fn producer_perf_test_prints_kafka_lines() {
-    let b = Broker::start();
+fn perf_tests_print_kafka_lines() {
+    let b = Broker::start_with(&["group.initial.rebalance.delay.ms=0"]);
     b.client().create_topic("perf", 2, &[]);
     let out = ok(tool(
         &b,
@@ -1009,6 +1009,97 @@ fn producer_perf_test_prints_kafka_lines() {
         .map(|p| b.client().offset_for("perf", p, LATEST))
         .sum();
     assert_eq!(end, 2000);
+
+    // consumer-perf-test reads them back as a group.
+    let out = ok(tool(
+        &b,
+        "consumer-perf-test",
+        &[
+            "--topic",
+            "perf",
+            "--messages",
+            "2000",
+            "--group",
+            "pg",
+            "--timeout",
+            "10000",
+        ],
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(
+        lines[0],
+        "start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec"
+    );
+    let cols: Vec<&str> = lines[1].split(", ").collect();
+    assert_eq!(cols.len(), 10, "{}", lines[1]);
+    for c in &cols[..2] {
+        // yyyy-MM-dd HH:mm:ss:SSS
+        assert_eq!(c.len(), 23, "{c}");
+        assert_eq!(&c[4..5], "-");
+        assert_eq!(&c[19..20], ":");
+    }
+    assert_eq!(cols[2], format!("{:.4}", 2000.0 * 100.0 / 1048576.0));
+    assert_eq!(cols[4], "2000");
+    for c in [cols[3], cols[5], cols[8], cols[9]] {
+        assert_eq!(c.split('.').nth(1).map(str::len), Some(4), "{c}");
+    }
+    cols[6].parse::<u64>().unwrap();
+    cols[7].parse::<u64>().unwrap();
+
+    // end-to-end-latency, Kafka's positional form; it creates the topic.
+    let out = ok(tool(
+        &b,
+        "end-to-end-latency",
+        &[&format!("127.0.0.1:{}", b.port), "lat", "50", "all", "64"],
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("0\t"), "{out}");
+    assert!(
+        lines[lines.len() - 2].starts_with("Avg latency: ")
+            && lines[lines.len() - 2].ends_with(" ms")
+    );
+    assert!(
+        lines[lines.len() - 1].starts_with("Percentiles: 50th = "),
+        "{out}"
+    );
+    assert!(
+        lines[lines.len() - 1].contains(", 99th = ")
+            && lines[lines.len() - 1].contains(", 99.9th = ")
+    );
+    assert_eq!(b.client().offset_for("lat", 0, LATEST), 50);
+    fails(
+        tool(
+            &b,
+            "end-to-end-latency",
+            &[
+                "--topic",
+                "lat",
+                "--num-records",
+                "5",
+                "--record-size",
+                "8",
+                "--producer-acks",
+                "0",
+            ],
+        ),
+        "requires synchronous acknowledgement",
+    );
+    fails(
+        tool(
+            &b,
+            "end-to-end-latency",
+            &[
+                "--topic",
+                "perf",
+                "--num-records",
+                "5",
+                "--record-size",
+                "8",
+            ],
+        ),
+        "must have exactly one partition",
+    );
     fails(
         tool(
             &b,

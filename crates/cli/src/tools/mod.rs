@@ -17,7 +17,9 @@ pub mod configs;
 pub mod console_consumer;
 pub mod console_producer;
 pub mod consumer_groups;
+pub mod consumer_perf;
 pub mod delete_records;
+pub mod end_to_end_latency;
 pub mod get_offsets;
 pub mod log_dirs;
 pub mod producer_perf;
@@ -141,7 +143,6 @@ pub fn topic_id_string(id: &gregor_client::cluster::Uuid) -> String {
 }
 
 /// Milliseconds since the epoch, now.
-#[allow(dead_code)] // for the tools still to come
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
