@@ -64,12 +64,50 @@ pub async fn serve(
             }
         }
         if let Some(response) = handlers::dispatch(&broker, frame.freeze(), peer).await? {
-            writer.write_all(&response).await?;
+            write_frame(&mut writer, response).await?;
         }
         if reader.buffer().is_empty() {
             writer.flush().await?;
         }
     }
     writer.flush().await?;
+    Ok(())
+}
+
+/// Writes a response frame. One chunk goes through the buffer; several
+/// (record sets referenced, not copied) go out with vectored writes, which
+/// the `BufWriter` passes straight to the socket when they do not fit its buffer.
+async fn write_frame<W: tokio::io::AsyncWrite + Unpin>(
+    writer: &mut W,
+    frame: crate::response_buf::ResponseFrame,
+) -> std::io::Result<()> {
+    let mut chunks = frame.chunks;
+    if chunks.len() == 1 {
+        return writer.write_all(&chunks[0]).await;
+    }
+    let mut first = 0;
+    while first < chunks.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = chunks[first..]
+            .iter()
+            .map(|c| std::io::IoSlice::new(c))
+            .collect();
+        let mut n = writer.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let len = chunks[first].len();
+            if n >= len {
+                n -= len;
+                first += 1;
+            } else {
+                bytes::Buf::advance(&mut chunks[first], n);
+                n = 0;
+            }
+        }
+        while first < chunks.len() && chunks[first].is_empty() {
+            first += 1;
+        }
+    }
     Ok(())
 }

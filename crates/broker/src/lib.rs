@@ -9,6 +9,7 @@
 //! - [`server`]: the listener, connection tasks and ordered shutdown.
 //! - [`connection`]: framing and in-order request handling on one connection.
 //! - [`handlers`]: one module per Kafka API, routed from one table.
+//! - [`response_buf`]: response frames that reference fetched record bytes instead of copying them.
 
 pub mod broker;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod connection;
 pub mod group_runtime;
 pub mod handlers;
 pub mod metadata_store;
+pub mod response_buf;
 pub mod server;
 
 pub use broker::Broker;

@@ -3,11 +3,12 @@
 //! Routing and the versions advertised in ApiVersions come from one table,
 //! [`API_TABLE`] / [`dispatch`], built by the `apis!` macro below.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::broker::Broker;
+use crate::response_buf::{ResponseBuf, ResponseFrame};
 
 pub mod alter_configs;
 pub mod api_versions;
@@ -113,11 +114,11 @@ macro_rules! apis {
         /// Decodes the request in `frame` (header included), runs its handler and
         /// returns the encoded response frame (size prefix included), or `None` when
         /// the request wants no response (produce with acks=0).
-        pub async fn dispatch(broker: &Broker, frame: Bytes, peer: Option<std::net::SocketAddr>) -> Result<Option<BytesMut>, DispatchError> {
+        pub async fn dispatch(broker: &Broker, frame: Bytes, peer: Option<std::net::SocketAddr>) -> Result<Option<ResponseFrame>, DispatchError> {
             let (key, version, mut body) = match check_frame(frame)? {
                 Checked::Request { key, version, body } => (key, version, body),
                 Checked::TooNewApiVersions { correlation_id } => {
-                    return Ok(Some(api_versions::unsupported_version_response(correlation_id)));
+                    return Ok(Some(ResponseFrame::single(api_versions::unsupported_version_response(correlation_id))));
                 }
             };
             let api_key = key as i16;
@@ -222,26 +223,34 @@ fn check_frame(frame: Bytes) -> Result<Checked, DispatchError> {
     })
 }
 
-fn encode_response<R: Encodable + HeaderVersion>(
+fn encode_response<R: Encodable + HeaderVersion + 'static>(
     key: ApiKey,
     ctx: &RequestContext,
     response: &R,
-) -> Result<BytesMut, DispatchError> {
+) -> Result<ResponseFrame, DispatchError> {
     let version = ctx.api_version;
     let err = |source| DispatchError::Encode {
         key,
         version,
         source,
     };
-    let mut buf = BytesMut::with_capacity(256);
-    buf.extend_from_slice(&[0, 0, 0, 0]);
+    // Fetch responses reference their record sets instead of copying them.
+    let shared: Vec<Bytes> = match (response as &dyn std::any::Any).downcast_ref::<FetchResponse>()
+    {
+        Some(fetch) => fetch
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter().filter_map(|p| p.records.clone()))
+            .filter(|r| !r.is_empty())
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut buf = ResponseBuf::new(shared);
     let mut header = ResponseHeader::default();
     header.correlation_id = ctx.correlation_id;
     header
         .encode(&mut buf, key.response_header_version(version))
         .map_err(err)?;
     response.encode(&mut buf, version).map_err(err)?;
-    let size = (buf.len() - 4) as u32;
-    buf[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(buf)
+    Ok(buf.into_frame())
 }
