@@ -6,21 +6,180 @@ use std::path::Path;
 use anyhow::Context;
 use gregor_records::{BatchIter, TimestampType};
 
-pub fn run(files: &[std::path::PathBuf], print_data: bool) -> anyhow::Result<()> {
+/// What `dump-log` does with each file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Print batches (and records when `data`) or index entries.
+    Print { data: bool },
+    /// Check index entries against the `.log` beside the index (Kafka's --verify-index-only).
+    VerifyIndex,
+    /// Check index files alone: size a multiple of the entry size, entries ordered.
+    SanityCheck,
+}
+
+pub fn run(files: &[std::path::PathBuf], mode: Mode) -> anyhow::Result<()> {
     if files.is_empty() {
         anyhow::bail!("no files given (gregor dump-log FILE...)");
     }
+    let mut failures = 0usize;
     for f in files {
         println!("Dumping {}", f.display());
         let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-        match f.extension().and_then(|e| e.to_str()) {
-            Some("log") => dump_log(f, &bytes, print_data),
-            Some("index") => dump_index(f, &bytes),
-            Some("timeindex") => dump_time_index(f, &bytes),
+        let ext = f.extension().and_then(|e| e.to_str());
+        match (ext, mode) {
+            (Some("log"), Mode::Print { data }) => dump_log(f, &bytes, data),
+            (Some("log"), _) => {}
+            (Some("index"), Mode::Print { .. }) => dump_index(f, &bytes),
+            (Some("timeindex"), Mode::Print { .. }) => dump_time_index(f, &bytes),
+            (Some("index" | "timeindex"), Mode::SanityCheck) => {
+                let problems = sanity_check(f, &bytes);
+                match problems.first() {
+                    None => println!("{} passed sanity check.", f.display()),
+                    Some(p) => {
+                        failures += 1;
+                        println!("{} failed sanity check: {p}", f.display());
+                    }
+                }
+            }
+            (Some(kind @ ("index" | "timeindex")), Mode::VerifyIndex) => {
+                let log_path = f.with_extension("log");
+                let log = std::fs::read(&log_path)
+                    .with_context(|| format!("reading {}", log_path.display()))?;
+                let problems = if kind == "index" {
+                    verify_index(f, &bytes, &log)
+                } else {
+                    verify_time_index(f, &bytes, &log)
+                };
+                if problems.is_empty() {
+                    println!(
+                        "{}: every entry matches {}",
+                        f.display(),
+                        log_path.display()
+                    );
+                } else {
+                    failures += 1;
+                    println!("Mismatches in :{}", f.display());
+                    for p in problems {
+                        println!("  {p}");
+                    }
+                }
+            }
             _ => anyhow::bail!("{}: not a .log, .index or .timeindex file", f.display()),
         }
     }
+    if failures > 0 {
+        anyhow::bail!("{failures} index file(s) do not match their log");
+    }
     Ok(())
+}
+
+/// Entries of an offset index: (absolute offset, position), up to the
+/// preallocated zero tail.
+fn index_entries(path: &Path, bytes: &[u8]) -> Vec<(i64, i64)> {
+    let base = base_offset_of(path);
+    let mut out = Vec::new();
+    for (i, e) in bytes.chunks_exact(8).enumerate() {
+        let rel = i32::from_be_bytes([e[0], e[1], e[2], e[3]]);
+        let pos = i32::from_be_bytes([e[4], e[5], e[6], e[7]]);
+        if i > 0 && rel == 0 && pos == 0 {
+            break;
+        }
+        out.push((base + rel as i64, pos as i64));
+    }
+    out
+}
+
+/// Entries of a time index: (timestamp, absolute offset).
+fn time_index_entries(path: &Path, bytes: &[u8]) -> Vec<(i64, i64)> {
+    let base = base_offset_of(path);
+    let mut out = Vec::new();
+    for (i, e) in bytes.chunks_exact(12).enumerate() {
+        let ts = i64::from_be_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]);
+        let rel = i32::from_be_bytes([e[8], e[9], e[10], e[11]]);
+        if i > 0 && ts == 0 && rel == 0 {
+            break;
+        }
+        out.push((ts, base + rel as i64));
+    }
+    out
+}
+
+fn sanity_check(path: &Path, bytes: &[u8]) -> Vec<String> {
+    let is_time = path.extension().and_then(|e| e.to_str()) == Some("timeindex");
+    let entry = if is_time { 12 } else { 8 };
+    let mut problems = Vec::new();
+    if !bytes.len().is_multiple_of(entry) {
+        problems.push(format!(
+            "index file size {} is not a multiple of the entry size {entry}",
+            bytes.len()
+        ));
+    }
+    let entries = if is_time {
+        time_index_entries(path, bytes)
+    } else {
+        index_entries(path, bytes)
+    };
+    for w in entries.windows(2) {
+        let ((a0, a1), (b0, b1)) = (w[0], w[1]);
+        if is_time && (b0 <= a0 || b1 < a1) {
+            problems.push(format!("entry ({b0}, {b1}) does not follow ({a0}, {a1})"));
+        }
+        if !is_time && (b0 <= a0 || b1 <= a1) {
+            problems.push(format!("entry ({b0}, {b1}) does not follow ({a0}, {a1})"));
+        }
+    }
+    problems
+}
+
+/// Each offset-index entry must name the last offset of the batch that starts
+/// at its position (Kafka indexes a batch by its last offset).
+fn verify_index(path: &Path, bytes: &[u8], log: &[u8]) -> Vec<String> {
+    let mut problems = sanity_check(path, bytes);
+    for (offset, pos) in index_entries(path, bytes) {
+        let batch = usize::try_from(pos).ok().and_then(|p| log.get(p..));
+        match batch.map(gregor_records::BatchHeader::parse) {
+            Some(Ok(h)) if h.last_offset() == offset => {}
+            Some(Ok(h)) => problems.push(format!(
+                "Index offset: {offset}, log offset: {} (batch at position {pos})",
+                h.last_offset()
+            )),
+            Some(Err(e)) => problems.push(format!(
+                "Index offset: {offset}: no batch at position {pos}: {e}"
+            )),
+            None => problems.push(format!(
+                "Index offset: {offset}: position {pos} is beyond the log ({} bytes)",
+                log.len()
+            )),
+        }
+    }
+    problems
+}
+
+/// Each time-index entry's timestamp must be the largest batch timestamp of
+/// the segment up to and including the batch holding its offset.
+fn verify_time_index(path: &Path, bytes: &[u8], log: &[u8]) -> Vec<String> {
+    let mut problems = sanity_check(path, bytes);
+    let mut batches = Vec::new();
+    let mut running_max = i64::MIN;
+    for (h, _, _) in BatchIter::new(log).map_while(Result::ok) {
+        running_max = running_max.max(h.max_timestamp);
+        batches.push((h.base_offset, h.last_offset(), running_max));
+    }
+    for (ts, offset) in time_index_entries(path, bytes) {
+        match batches
+            .iter()
+            .find(|(first, last, _)| *first <= offset && offset <= *last)
+        {
+            Some((_, _, max)) if *max == ts => {}
+            Some((_, _, max)) => problems.push(format!(
+                "Index timestamp: {ts}, log timestamp: {max} (offset {offset})"
+            )),
+            None => problems.push(format!(
+                "Index timestamp: {ts}: offset {offset} is not in the log"
+            )),
+        }
+    }
+    problems
 }
 
 fn base_offset_of(path: &Path) -> i64 {

@@ -55,6 +55,13 @@ enum Command {
         /// Also print every record (offset, timestamp, key, value, headers).
         #[arg(long = "print-data-log", alias = "deep-iteration")]
         print_data_log: bool,
+        /// For .index/.timeindex files: check every entry against the .log
+        /// beside it instead of printing the entries (exit 1 on a mismatch).
+        #[arg(long = "verify-index-only")]
+        verify_index_only: bool,
+        /// For .index/.timeindex files: check sizes and ordering only (exit 1 on failure).
+        #[arg(long = "index-sanity-check")]
+        index_sanity_check: bool,
         /// Files to dump (.log, .index, .timeindex).
         #[arg(long = "files", value_delimiter = ',', required = false)]
         files_flag: Vec<PathBuf>,
@@ -108,12 +115,23 @@ fn main() {
         } => server(config.or(properties), overrides),
         Command::DumpLog {
             print_data_log,
+            verify_index_only,
+            index_sanity_check,
             files_flag,
             files,
         } => {
             let mut all = files_flag;
             all.extend(files);
-            dump_log::run(&all, print_data_log)
+            let mode = if verify_index_only {
+                dump_log::Mode::VerifyIndex
+            } else if index_sanity_check {
+                dump_log::Mode::SanityCheck
+            } else {
+                dump_log::Mode::Print {
+                    data: print_data_log,
+                }
+            };
+            dump_log::run(&all, mode)
         }
         Command::Topics(args) => tool_exit(tools::topics::run(args)),
         Command::Configs(args) => tool_exit(tools::configs::run(args)),

@@ -156,3 +156,77 @@ fn dump_log_prints_the_segment_base_offset() {
     assert!(out.contains("Log starting offset: 42"), "{out}");
     assert!(out.contains("baseOffset: 42 "), "{out}");
 }
+
+fn run_dump(args: &[&str], files: &[&Path]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gregor"))
+        .arg("dump-log")
+        .args(args)
+        .args(files)
+        .output()
+        .expect("running gregor dump-log");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn verify_index_only_checks_indexes_against_the_log() {
+    let mut broker =
+        Broker::start_with(&["log.index.interval.bytes=100", "log.segment.bytes=1048576"]);
+    let mut c = broker.client();
+    c.create_topic("verify", 1, &[]);
+    let mut ts = now_ms() - 100_000;
+    for i in 0..300 {
+        // Timestamps go up and down, so the time index only follows the max.
+        let t = if i % 7 == 3 { ts - 50 } else { ts };
+        c.produce_ok(
+            "verify",
+            0,
+            &batch(&records("v", 3, t, 2000), Compression::None),
+            1,
+        );
+        ts += 10;
+    }
+    drop(c);
+    broker.stop_clean();
+    let dir = broker.partition_dir("verify", 0);
+    let indexes = segment_files(&dir, "index");
+    let timeindexes = segment_files(&dir, "timeindex");
+    assert!(indexes.len() >= 2, "expected several segments");
+    let all: Vec<&Path> = indexes
+        .iter()
+        .chain(&timeindexes)
+        .map(|p| p.as_path())
+        .collect();
+    let (ok, out) = run_dump(&["--verify-index-only"], &all);
+    assert!(ok, "{out}");
+    assert!(!out.contains("Mismatches"), "{out}");
+    let (ok, out) = run_dump(&["--index-sanity-check"], &all);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("passed sanity check").count(), all.len());
+
+    // Point the third offset-index entry of the first segment one batch off.
+    let first = &indexes[0];
+    let mut bytes = std::fs::read(first).unwrap();
+    let pos = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    bytes[20..24].copy_from_slice(&(pos + 1).to_be_bytes());
+    std::fs::write(first, &bytes).unwrap();
+    let (ok, out) = run_dump(&["--verify-index-only"], &[first]);
+    assert!(!ok);
+    assert!(
+        out.contains("Mismatches in :") && out.contains("Index offset:"),
+        "{out}"
+    );
+    // A torn index fails the sanity check.
+    std::fs::write(first, &bytes[..bytes.len() - 3]).unwrap();
+    let (ok, out) = run_dump(&["--index-sanity-check"], &[first]);
+    assert!(!ok);
+    assert!(out.contains("failed sanity check"), "{out}");
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
