@@ -5,7 +5,8 @@
 #   1. install test dependencies (kcat, Python venv, kafkajs, Java client jars)
 #      -- scripts/install-test-deps.sh; idempotent, skip with GREGOR_SKIP_INSTALL=1
 #   2. cargo build -p gregor-cli            (the broker binary target/debug/gregor)
-#   3. cargo test --workspace               (all Rust tests; skip with GREGOR_SKIP_RUST_TESTS=1)
+#   3. cargo test --workspace, then cargo fmt --check and cargo clippy -D warnings
+#                                           (skip with GREGOR_SKIP_RUST_TESTS=1)
 #   4. pytest -v tests/compat [args]        (third-party client compatibility tests)
 #
 # Install or build failures stop at once. A failing `cargo test` does not stop the
@@ -41,6 +42,9 @@ if [[ "${GREGOR_SKIP_RUST_TESTS:-0}" == "1" ]]; then
 else
     phase "cargo test --workspace --no-fail-fast"
     cargo test --workspace --no-fail-fast || failed+=("cargo test --workspace")
+    phase "cargo fmt --check; cargo clippy --workspace --all-targets -D warnings"
+    cargo fmt --all -- --check || failed+=("cargo fmt --check")
+    cargo clippy --workspace --all-targets -- -D warnings || failed+=("cargo clippy")
 fi
 
 phase "pytest -v tests/compat $*"
