@@ -157,3 +157,67 @@ def test_rust_and_librdkafka_consumers_share_a_group(broker, topic):
     assert rust_seen - set(ck_seen) and set(ck_seen) - rust_seen
     # Together they covered every record; a record may be read twice only around the rebalance.
     assert rust_seen | set(ck_seen) == {(p, o) for p in range(4) for o in range(100)}
+
+
+JAVA_GROUP_MEMBER = """
+import java.util.*; import org.apache.kafka.clients.consumer.*; import org.apache.kafka.common.*;
+public class GroupMember { public static void main(String[] a) throws Exception {
+  Properties p = new Properties(); p.put("bootstrap.servers", a[0]); p.put("group.id", a[2]);
+  p.put("auto.offset.reset", "earliest"); p.put("enable.auto.commit", "false");
+  p.put("max.poll.records", "10");  // poll often, so a rebalance is joined promptly
+  p.put("key.deserializer", "org.apache.kafka.common.serialization.StringDeserializer");
+  p.put("value.deserializer", "org.apache.kafka.common.serialization.StringDeserializer");
+  try (KafkaConsumer<String,String> c = new KafkaConsumer<>(p)) {
+    c.subscribe(List.of(a[1]));
+    long idleSince = System.currentTimeMillis(); long end = System.currentTimeMillis() + 60000;
+    while (System.currentTimeMillis() - idleSince < 8000 && System.currentTimeMillis() < end) {
+      ConsumerRecords<String,String> rs = c.poll(java.time.Duration.ofMillis(200));
+      for (ConsumerRecord<String,String> r : rs) {
+        System.out.println("REC " + r.partition() + " " + r.offset()); System.out.flush();
+        c.commitSync(Map.of(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1)));
+        Thread.sleep(20);
+        idleSince = System.currentTimeMillis();
+      }
+    }
+  } } }
+"""
+
+
+@pytest.mark.broker_overrides({"group.initial.rebalance.delay.ms": "0"})
+def test_rust_and_java_consumers_share_a_group(broker, topic, java_classpath, tmp_path):
+    ck_create_topic(broker.bootstrap, topic, 4)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(400):
+        p.produce(topic, value=f"v{i}", partition=i % 4)
+    assert p.flush(30) == 0
+    group = f"{topic}-java-rust"
+    (tmp_path / "GroupMember.java").write_text(JAVA_GROUP_MEMBER)
+    java = subprocess.Popen(["java", "-cp", java_classpath, str(tmp_path / "GroupMember.java"), broker.bootstrap,
+                             topic, group], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    java_seen: list[tuple[int, int]] = []
+
+    def read_java():
+        for line in java.stdout:
+            if line.startswith("REC "):
+                _, part, off = line.split()
+                java_seen.append((int(part), int(off)))
+
+    reader = threading.Thread(target=read_java)
+    reader.start()
+    try:
+        wait_until(lambda: len(java_seen) > 0, 60, "the Java member to start consuming")
+        out = gregor("console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic, "--group", group,
+                     "--from-beginning", "--timeout-ms", "8000", "--property", "print.partition=true",
+                     "--property", "print.offset=true", timeout=90)
+        assert java.wait(90) == 0, java.stderr.read()[-2000:]
+    finally:
+        if java.poll() is None:
+            java.kill()
+        reader.join(30)
+    rust_seen = set()
+    for l in out.splitlines():
+        if l.strip():
+            f = dict(x.split(":", 1) for x in l.split("\t")[:2])
+            rust_seen.add((int(f["Partition"]), int(f["Offset"])))
+    assert rust_seen - set(java_seen) and set(java_seen) - rust_seen, "the members did not share partitions"
+    assert rust_seen | set(java_seen) == {(p, o) for p in range(4) for o in range(100)}
