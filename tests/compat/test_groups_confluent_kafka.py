@@ -448,11 +448,15 @@ def run_midway_join(broker, topic, assignor: str, partitions: int = 6, per_parti
         wait_until(lambda: balanced([a.assignment, b.assignment], partitions), 30, "a balanced group")
         time.sleep(1.5)  # duplicates, if any, would arrive now
         desc = describe(ck_admin(broker.bootstrap), group)
+        # Snapshot events and assignments together: closing a member below
+        # rebalances the other, which would change its live assignment.
         events = (list(a.events), list(b.events))
+        assignments = (a.assignment, b.assignment)
         assert b.processed, "b joined but processed nothing"
     finally:
         stop_all([x for x in (a, b) if x is not None])
     a.events, b.events = events
+    a.assignment, b.assignment = assignments
     return a, b, values, group, desc
 
 
