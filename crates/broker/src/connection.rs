@@ -63,8 +63,14 @@ pub async fn serve(
                 return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
             }
         }
-        if let Some(response) = handlers::dispatch(&broker, frame.freeze(), peer).await? {
-            write_frame(&mut writer, response).await?;
+        match handlers::dispatch(&broker, frame.freeze(), peer).await {
+            Ok(Some(response)) => write_frame(&mut writer, response).await?,
+            Ok(None) => {}
+            Err(e) => {
+                // Answers to the requests before this one still go out before the close.
+                let _ = writer.flush().await;
+                return Err(e.into());
+            }
         }
         if reader.buffer().is_empty() {
             writer.flush().await?;

@@ -117,3 +117,19 @@ fn acks0_produce_in_a_pipeline_gets_no_response() {
     assert_eq!(r.error_code, 0);
     assert_eq!(c.offset_for("pipe0", 0, LATEST), 40);
 }
+
+#[test]
+fn requests_before_a_malformed_one_are_answered_before_the_close() {
+    let broker = Broker::start();
+    let mut c = broker.client();
+    let versions = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("gregor-it"))
+        .with_client_software_version(StrBytes::from_static_str("1"));
+    // Both written before anything is read: a good request, then an unknown API key.
+    let id = c.write_request(3, &versions);
+    c.write_frame(&[0x27, 0x0f, 0, 0, 0, 0, 0, 1, 0, 0]);
+    let resp: ApiVersionsResponse = c.read_response::<ApiVersionsRequest>(3, id);
+    assert_eq!(resp.error_code, 0);
+    assert!(!resp.api_keys.is_empty());
+    c.expect_closed();
+}
