@@ -2,14 +2,17 @@
 //! (ProducerPerformance): sends fixed-size records at a target rate and
 //! prints throughput and latency in Kafka's format.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use bytes::Bytes;
 use clap::Args;
-use gregor_client::{Producer, ProducerRecord};
+use gregor_client::{DeliveryFuture, Producer, ProducerRecord};
 
 use super::console_producer::producer_props;
 use super::{block_on, client_err, one_line, Conn};
@@ -206,11 +209,24 @@ async fn perf(producer: &Producer, args: &ProducerPerfArgs) -> anyhow::Result<()
     };
     let start = Instant::now();
     let mut handles = Vec::new();
+    let bytes = args.record_size as u64;
+    // Delivery futures are awaited in chunks, one task per chunk (not per
+    // record): the task polls every pending future of its chunk whenever one
+    // of them wakes it, so each latency is still taken when that record
+    // completes.
+    let mut chunk: Vec<(Instant, DeliveryFuture)> = Vec::with_capacity(CHUNK);
     for i in 0..args.num_records {
         if args.throughput > 0.0 {
             let due = start + Duration::from_secs_f64(i as f64 / args.throughput);
             let now = Instant::now();
             if due > now {
+                if !chunk.is_empty() {
+                    handles.push(tokio::spawn(await_chunk(
+                        std::mem::take(&mut chunk),
+                        stats.clone(),
+                        bytes,
+                    )));
+                }
                 tokio::time::sleep(due - now).await;
             }
         }
@@ -223,26 +239,18 @@ async fn perf(producer: &Producer, args: &ProducerPerfArgs) -> anyhow::Result<()
                 return Err(client_err(e));
             }
         };
-        let stats = stats.clone();
-        let bytes = args.record_size as u64;
-        handles.push(tokio::spawn(async move {
-            let r = fut.await;
-            let ms = sent.elapsed().as_millis() as u64;
-            let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
-            match r {
-                Ok(_) => s.record(ms, bytes),
-                Err(e) => {
-                    s.errors += 1;
-                    if s.first_error.is_none() {
-                        s.first_error = Some(one_line(&client_err(e)));
-                    }
-                }
-            }
-        }));
+        chunk.push((sent, fut));
+        if chunk.len() >= CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+            handles.push(tokio::spawn(await_chunk(full, stats.clone(), bytes)));
+        }
         // Reap finished tasks now and then to keep the list short.
         if handles.len() >= 100_000 {
             handles.retain(|h| !h.is_finished());
         }
+    }
+    if !chunk.is_empty() {
+        handles.push(tokio::spawn(await_chunk(chunk, stats.clone(), bytes)));
     }
     producer.flush().await;
     for h in handles {
@@ -255,6 +263,46 @@ async fn perf(producer: &Producer, args: &ProducerPerfArgs) -> anyhow::Result<()
         bail!("{} records failed; the first: {e}", s.errors);
     }
     Ok(())
+}
+
+/// Records handed to one completion task.
+const CHUNK: usize = 64;
+
+/// Waits for a chunk of delivery futures, timing each as it completes, and
+/// adds them to `stats` under one lock.
+async fn await_chunk(
+    mut pending: Vec<(Instant, DeliveryFuture)>,
+    stats: Arc<Mutex<Stats>>,
+    bytes: u64,
+) {
+    let mut done: Vec<(u64, Option<gregor_client::Error>)> = Vec::with_capacity(pending.len());
+    std::future::poll_fn(|cx| {
+        pending.retain_mut(|(sent, fut)| match Pin::new(fut).poll(cx) {
+            Poll::Ready(r) => {
+                done.push((sent.elapsed().as_millis() as u64, r.err()));
+                false
+            }
+            Poll::Pending => true,
+        });
+        if pending.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+    for (ms, err) in done {
+        match err {
+            None => s.record(ms, bytes),
+            Some(e) => {
+                s.errors += 1;
+                if s.first_error.is_none() {
+                    s.first_error = Some(one_line(&client_err(e)));
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

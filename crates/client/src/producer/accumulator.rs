@@ -20,19 +20,120 @@
 //! no matter how the earlier attempt failed.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gregor_records::batch::increment_sequence;
 use gregor_records::{BatchBuilder, Compression, Record};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 use crate::types::{RecordMetadata, TopicPartition};
 
-/// Resolves one record's delivery; `None` for send-and-forget.
-pub(crate) type Waiter = Option<oneshot::Sender<Result<RecordMetadata>>>;
+/// A batch's outcome, shared by the delivery futures of all its records
+/// (one allocation and one lock per batch, not a channel per record).
+#[derive(Default)]
+pub(crate) struct BatchDone {
+    state: Mutex<DoneState>,
+}
+
+#[derive(Default)]
+struct DoneState {
+    /// `(base_offset, log_append_time)` or the batch's error, once known.
+    result: Option<Result<(i64, i64)>>,
+    /// Tasks waiting for `result`; a future keeps its slot across polls.
+    wakers: Vec<Waker>,
+}
+
+impl BatchDone {
+    fn lock(&self) -> std::sync::MutexGuard<'_, DoneState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the outcome (the first one wins) and wakes the waiting futures.
+    fn resolve(&self, result: Result<(i64, i64)>) {
+        let wakers = {
+            let mut s = self.lock();
+            if s.result.is_some() {
+                return;
+            }
+            s.result = Some(result);
+            std::mem::take(&mut s.wakers)
+        };
+        let mut last: Option<Waker> = None;
+        for w in wakers {
+            if last.as_ref().is_some_and(|l| l.will_wake(&w)) {
+                continue;
+            }
+            w.wake_by_ref();
+            last = Some(w);
+        }
+    }
+}
+
+/// One record's place in its batch: what a `DeliveryFuture` polls.
+pub(crate) struct Slot {
+    done: Arc<BatchDone>,
+    partition: i32,
+    index: i64,
+    timestamp: i64,
+    /// Where this future's waker sits in `wakers`, once registered.
+    waker: Option<usize>,
+}
+
+impl Slot {
+    pub fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<RecordMetadata>> {
+        let mut s = self.done.lock();
+        match &s.result {
+            Some(Ok((base_offset, log_append_time))) => Poll::Ready(Ok(RecordMetadata {
+                partition: self.partition,
+                offset: if *base_offset >= 0 {
+                    base_offset + self.index
+                } else {
+                    -1
+                },
+                timestamp: if *log_append_time >= 0 {
+                    *log_append_time
+                } else {
+                    self.timestamp
+                },
+            })),
+            Some(Err(e)) => Poll::Ready(Err(e.clone())),
+            None => {
+                match self.waker {
+                    // Polled by the same task as before: already registered.
+                    // (A slot may be shared with other futures, so it is
+                    // never overwritten: a new task gets a new slot.)
+                    Some(i) if s.wakers.get(i).is_some_and(|w| w.will_wake(cx.waker())) => {}
+                    _ => {
+                        // Futures of one batch polled by one task share a waker.
+                        let i = match s.wakers.last() {
+                            Some(l) if l.will_wake(cx.waker()) => s.wakers.len() - 1,
+                            _ => {
+                                s.wakers.push(cx.waker().clone());
+                                s.wakers.len() - 1
+                            }
+                        };
+                        self.waker = Some(i);
+                    }
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Resolves a batch's futures with `Closed` if it is dropped unresolved
+/// (e.g. the sender task went away), as a dropped channel would.
+struct Completion(Arc<BatchDone>);
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        self.0.resolve(Err(Error::Closed("producer")));
+    }
+}
 
 /// Upper bound of a record's encoded size inside a batch (varints at their
 /// widest), which is what buffer.memory and batch.size are charged.
@@ -53,7 +154,7 @@ pub(crate) fn estimate_record_size(
 pub(crate) struct ProducerBatch {
     pub tp: TopicPartition,
     records: Vec<Record>,
-    waiters: Vec<Waiter>,
+    done: Completion,
     /// Sum of the records' estimated sizes (the buffer.memory charge).
     pub size: usize,
     pub created: Instant,
@@ -71,7 +172,7 @@ impl ProducerBatch {
         ProducerBatch {
             tp,
             records: Vec::new(),
-            waiters: Vec::new(),
+            done: Completion(Arc::default()),
             size: 0,
             created: now,
             attempts: 0,
@@ -110,30 +211,25 @@ impl ProducerBatch {
     /// -1: acks=0 or a duplicate whose offset the broker did not say), and
     /// timestamps are the broker's LogAppendTime when it gives one.
     pub fn succeed(self, base_offset: i64, log_append_time: i64) {
-        let partition = self.tp.partition;
-        for (i, (r, w)) in self.records.iter().zip(self.waiters).enumerate() {
-            if let Some(w) = w {
-                let _ = w.send(Ok(RecordMetadata {
-                    partition,
-                    offset: if base_offset >= 0 {
-                        base_offset + i as i64
-                    } else {
-                        -1
-                    },
-                    timestamp: if log_append_time >= 0 {
-                        log_append_time
-                    } else {
-                        r.timestamp
-                    },
-                }));
-            }
-        }
+        self.done.0.resolve(Ok((base_offset, log_append_time)));
     }
 
     pub fn fail(self, err: &Error) {
-        for w in self.waiters.into_iter().flatten() {
-            let _ = w.send(Err(err.clone()));
-        }
+        self.done.0.resolve(Err(err.clone()));
+    }
+
+    /// Appends a record and hands back its delivery slot.
+    fn push(&mut self, record: Record, size: usize) -> Slot {
+        let slot = Slot {
+            done: self.done.0.clone(),
+            partition: self.tp.partition,
+            index: self.records.len() as i64,
+            timestamp: record.timestamp,
+            waker: None,
+        };
+        self.records.push(record);
+        self.size += size;
+        slot
     }
 }
 
@@ -178,9 +274,9 @@ pub(crate) struct Ready {
 }
 
 pub(crate) enum Append {
-    Done,
+    Done(Slot),
     /// The partitioner's partition needs a new batch: let it switch (KIP-480).
-    NeedsNewBatch(Record, Waiter),
+    NeedsNewBatch(Record),
 }
 
 pub(crate) struct Accumulator {
@@ -223,6 +319,17 @@ impl Accumulator {
                 self.cfg.buffer_memory
             )));
         }
+        // Fast path: memory is free, no need to register for a wakeup.
+        {
+            let mut s = self.lock();
+            if s.closing {
+                return Err(Error::Closed("producer"));
+            }
+            if s.used + size <= self.cfg.buffer_memory {
+                s.used += size;
+                return Ok(());
+            }
+        }
         let deadline = tokio::time::Instant::now() + max_block;
         loop {
             let notified = self.space.notified();
@@ -261,40 +368,41 @@ impl Accumulator {
         tp: &TopicPartition,
         record: Record,
         size: usize,
-        waiter: Waiter,
         abort_on_new_batch: bool,
-        now: Instant,
+        now: impl FnOnce() -> Instant,
     ) -> Append {
         let mut s = self.lock();
-        let q = s.queues.entry(tp.clone()).or_default();
+        // Look up before inserting: `entry` would clone the topic name.
+        if !s.queues.contains_key(tp) {
+            s.queues.insert(tp.clone(), PartitionQueue::default());
+        }
+        let Some(q) = s.queues.get_mut(tp) else {
+            unreachable!("inserted above")
+        };
         if let Some(last) = q.batches.back_mut() {
             let open = last.attempts == 0 && last.encoded.is_none() && last.base_sequence < 0;
             if open && last.size + size <= self.cfg.batch_size {
-                last.records.push(record);
-                last.waiters.push(waiter);
-                last.size += size;
+                let slot = last.push(record, size);
                 let full = last.size >= self.cfg.batch_size;
                 drop(s);
                 if full || self.cfg.linger.is_zero() {
                     self.wake.notify_one();
                 }
-                return Append::Done;
+                return Append::Done(slot);
             }
         }
         if abort_on_new_batch {
-            return Append::NeedsNewBatch(record, waiter);
+            return Append::NeedsNewBatch(record);
         }
-        let mut b = ProducerBatch::new(tp.clone(), now);
-        b.records.push(record);
-        b.waiters.push(waiter);
-        b.size = size;
+        let mut b = ProducerBatch::new(tp.clone(), now());
+        let slot = b.push(record, size);
         q.batches.push_back(b);
         s.batches += 1;
         drop(s);
         // A new batch either completes the one before it or starts a linger
         // timer earlier than the sender may be sleeping for.
         self.wake.notify_one();
-        Append::Done
+        Append::Done(slot)
     }
 
     /// Finds the leaders with sendable batches; fails batches whose delivery
@@ -536,20 +644,26 @@ mod tests {
         (r, size)
     }
 
-    fn append(
-        acc: &Accumulator,
-        tp: &TopicPartition,
-        n: usize,
-        now: Instant,
-    ) -> oneshot::Receiver<Result<RecordMetadata>> {
+    fn append(acc: &Accumulator, tp: &TopicPartition, n: usize, now: Instant) -> Slot {
         let (r, size) = rec(n);
-        let (tx, rx) = oneshot::channel();
-        assert!(matches!(
-            acc.append(tp, r, size, Some(tx), false, now),
-            Append::Done
-        ));
+        let Append::Done(slot) = acc.append(tp, r, size, false, || now) else {
+            panic!("no new batch asked for");
+        };
         acc.lock().used += size;
-        rx
+        slot
+    }
+
+    /// A slot's result, which must be there already.
+    fn result(mut slot: Slot) -> Result<RecordMetadata> {
+        struct Noop;
+        impl std::task::Wake for Noop {
+            fn wake(self: Arc<Self>) {}
+        }
+        let waker = Waker::from(Arc::new(Noop));
+        match slot.poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(r) => r,
+            Poll::Pending => panic!("not resolved"),
+        }
     }
 
     #[test]
@@ -583,7 +697,7 @@ mod tests {
         // The abort-on-new-batch path hands the record back.
         let (r, size) = rec(10);
         assert!(matches!(
-            acc.append(&tp, r, size, None, true, t0),
+            acc.append(&tp, r, size, true, || t0),
             Append::NeedsNewBatch(..)
         ));
     }
@@ -659,12 +773,55 @@ mod tests {
         let rx2 = append(&acc, &tp, 1, t0);
         let mut d = acc.drain(1, t0 + Duration::from_secs(1), |_| Some(1), None);
         acc.complete(d.remove(0), |b| b.succeed(100, 555));
-        let m1 = rx1.blocking_recv().unwrap().unwrap();
-        let m2 = rx2.blocking_recv().unwrap().unwrap();
+        let m1 = result(rx1).unwrap();
+        let m2 = result(rx2).unwrap();
         assert_eq!((m1.partition, m1.offset, m1.timestamp), (3, 100, 555));
         assert_eq!(m2.offset, 101);
         assert!(acc.is_empty());
         assert_eq!(acc.lock().used, 0);
+    }
+
+    #[test]
+    fn slots_wake_once_resolved_and_fail_if_dropped() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let acc = Accumulator::new(cfg());
+        let tp = TopicPartition::new("t", 0);
+        let t0 = Instant::now();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut slots = vec![append(&acc, &tp, 1, t0), append(&acc, &tp, 1, t0)];
+        for _ in 0..3 {
+            for s in &mut slots {
+                assert!(s.poll(&mut cx).is_pending());
+            }
+        }
+        // The second record moves to another task: both tasks stay registered.
+        let count2 = Arc::new(Count(AtomicUsize::new(0)));
+        let waker2 = Waker::from(count2.clone());
+        assert!(slots[1]
+            .poll(&mut Context::from_waker(&waker2))
+            .is_pending());
+        // One wake per task.
+        let mut d = acc.drain(1, t0 + Duration::from_secs(1), |_| Some(1), None);
+        acc.complete(d.remove(0), |b| b.succeed(7, -1));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count2.0.load(Ordering::SeqCst), 1);
+        let offsets: Vec<i64> = slots
+            .into_iter()
+            .map(|s| result(s).unwrap().offset)
+            .collect();
+        assert_eq!(offsets, vec![7, 8]);
+        // A batch dropped unresolved fails its records with Closed.
+        let slot = append(&acc, &tp, 1, t0);
+        drop(acc);
+        assert!(matches!(result(slot), Err(Error::Closed(_))));
     }
 
     #[test]
@@ -674,10 +831,7 @@ mod tests {
         let t0 = Instant::now();
         let rx = append(&acc, &tp, 1, t0);
         acc.ready(t0 + Duration::from_secs(61), |_| None);
-        assert!(matches!(
-            rx.blocking_recv().unwrap(),
-            Err(Error::Timeout { .. })
-        ));
+        assert!(matches!(result(rx), Err(Error::Timeout { .. })));
         assert!(acc.is_empty());
     }
 

@@ -18,10 +18,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gregor_records::Record;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use accumulator::{estimate_record_size, AccConfig, Accumulator, Append, Waiter};
+use accumulator::{estimate_record_size, AccConfig, Accumulator, Append, Slot};
 use partitioner::Partitioner;
 use retry::RetryPolicy;
 
@@ -33,15 +32,13 @@ use crate::types::{ProducerRecord, RecordMetadata, TopicPartition};
 /// Resolves when the broker has acknowledged the record (per `acks`).
 #[must_use = "a DeliveryFuture does nothing unless awaited; use send_and_forget to ignore the result"]
 pub struct DeliveryFuture {
-    rx: oneshot::Receiver<Result<RecordMetadata>>,
+    slot: Slot,
 }
 
 impl Future for DeliveryFuture {
     type Output = Result<RecordMetadata>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(Error::Closed("producer"))))
+        self.slot.poll(cx)
     }
 }
 
@@ -202,17 +199,16 @@ impl Producer {
     /// buffer.memory (both bounded by max.block.ms); the returned future
     /// resolves once the broker acknowledges the record.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
-        let (tx, rx) = oneshot::channel();
-        self.enqueue(record, Some(tx)).await?;
-        Ok(DeliveryFuture { rx })
+        let slot = self.enqueue(record).await?;
+        Ok(DeliveryFuture { slot })
     }
 
     /// Queues a record without a way to learn its outcome.
     pub async fn send_and_forget(&self, record: ProducerRecord) -> Result<()> {
-        self.enqueue(record, None).await
+        self.enqueue(record).await.map(drop)
     }
 
-    async fn enqueue(&self, r: ProducerRecord, waiter: Waiter) -> Result<()> {
+    async fn enqueue(&self, r: ProducerRecord) -> Result<Slot> {
         let inner = &self.inner;
         if inner.acc.is_closing() {
             return Err(Error::Closed("producer"));
@@ -241,12 +237,14 @@ impl Producer {
             value: r.value,
             headers: r.headers,
         };
-        let now = Instant::now();
         let topic = r.topic;
-        match r.partition {
+        // The clock is read only if a new batch is opened.
+        let now = std::cell::OnceCell::new();
+        let now = || *now.get_or_init(Instant::now);
+        let appended = match r.partition {
             Some(p) => {
                 let tp = TopicPartition::new(topic, p);
-                inner.acc.append(&tp, record, size, waiter, false, now);
+                inner.acc.append(&tp, record, size, false, now)
             }
             None => {
                 let p = inner.partitioner.partition(
@@ -255,30 +253,29 @@ impl Producer {
                     record.value.as_deref(),
                     n,
                 );
-                let tp = TopicPartition::new(topic.clone(), p);
+                // The topic name moves into the TopicPartition: no copy per record.
+                let mut tp = TopicPartition::new(topic, p);
                 let sticky = inner.partitioner.repartition_on_new_batch();
-                if let Append::NeedsNewBatch(record, waiter) =
-                    inner.acc.append(&tp, record, size, waiter, sticky, now)
-                {
-                    inner.partitioner.on_new_batch(&topic, p, n);
-                    let p = inner.partitioner.partition(
-                        &topic,
-                        record.key.as_deref(),
-                        record.value.as_deref(),
-                        n,
-                    );
-                    inner.acc.append(
-                        &TopicPartition::new(topic, p),
-                        record,
-                        size,
-                        waiter,
-                        false,
-                        now,
-                    );
+                match inner.acc.append(&tp, record, size, sticky, now) {
+                    Append::NeedsNewBatch(record) => {
+                        inner.partitioner.on_new_batch(&tp.topic, p, n);
+                        tp.partition = inner.partitioner.partition(
+                            &tp.topic,
+                            record.key.as_deref(),
+                            record.value.as_deref(),
+                            n,
+                        );
+                        inner.acc.append(&tp, record, size, false, now)
+                    }
+                    done => done,
                 }
             }
+        };
+        match appended {
+            Append::Done(slot) => Ok(slot),
+            // Only asked for with abort_on_new_batch, never on the last try.
+            Append::NeedsNewBatch(_) => Err(Error::Closed("producer")),
         }
-        Ok(())
     }
 
     /// Sends everything queued now and waits until all of it has completed.
