@@ -6,6 +6,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup;
 use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse};
 
+use super::group_util::{in_request_order, per_shard};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::group_runtime::ImageTopics;
@@ -17,41 +18,31 @@ pub async fn handle(
     req: ConsumerGroupDescribeRequest,
 ) -> Option<ConsumerGroupDescribeResponse> {
     let v = ctx.api_version;
-    let order: Vec<String> = req.group_ids.iter().map(|g| g.to_string()).collect();
-    let by_shard = broker
-        .groups
-        .by_partition(req.group_ids.iter().map(|g| (&***g, g.clone())));
     let image = broker.metadata.image();
-    let mut groups = Vec::new();
-    for (p, shard_groups) in by_shard {
-        let mut sub = req.clone();
-        sub.group_ids = shard_groups.clone();
-        let topics = ImageTopics(image.clone());
-        match broker
-            .groups
-            .call(p, move |s, _, id| {
-                s.consumer_group_describe(id, v, sub, &topics)
-            })
-            .await
-        {
-            Ok(Response::ConsumerGroupDescribe(r)) => groups.extend(r.groups),
-            other => {
-                super::group_util::log_failure("ConsumerGroupDescribe", other.err());
-                for name in shard_groups {
-                    let mut g = DescribedGroup::default();
-                    g.group_id = name;
-                    g.error_code = ResponseError::CoordinatorNotAvailable.code();
-                    groups.push(g);
-                }
-            }
-        }
-    }
-    groups.sort_by_key(|g: &DescribedGroup| {
-        order
-            .iter()
-            .position(|o| *g.group_id == **o)
-            .unwrap_or(usize::MAX)
-    });
+    let mut groups = per_shard(
+        broker,
+        "ConsumerGroupDescribe",
+        &req.group_ids,
+        |g| g,
+        |s, _, id, group_ids| {
+            let mut sub = req.clone();
+            sub.group_ids = group_ids;
+            s.consumer_group_describe(id, v, sub, &ImageTopics(image.clone()))
+        },
+        |r| match r {
+            Response::ConsumerGroupDescribe(r) => Some(r.groups),
+            _ => None,
+        },
+        |name| {
+            let mut g = DescribedGroup::default();
+            g.group_id = name.clone();
+            g.error_code = ResponseError::CoordinatorNotAvailable.code();
+            g
+        },
+    )
+    .await;
+    let order: Vec<&str> = req.group_ids.iter().map(|g| &***g).collect();
+    in_request_order(&mut groups, &order, |g| &g.group_id);
     let mut resp = ConsumerGroupDescribeResponse::default();
     resp.groups = groups;
     Some(resp)

@@ -1,5 +1,8 @@
 //! Shared bits of the group handlers.
 
+use gregor_coordinator::{GroupCoordinatorShard, Output, RequestId, Response};
+
+use crate::broker::Broker;
 use crate::group_runtime::GroupError;
 
 pub fn log_failure(api: &str, error: Option<GroupError>) {
@@ -10,4 +13,48 @@ pub fn log_failure(api: &str, error: Option<GroupError>) {
             "group coordinator answered with the wrong response type"
         ),
     }
+}
+
+/// For requests that name several groups: splits `items` by the coordinator
+/// shard of each item's group, makes one `call` per shard with that shard's
+/// items, and concatenates what `extract` takes from each answer (shard
+/// order, not request order: see [`in_request_order`]). A shard that fails
+/// contributes `on_error(item)` for each of its items.
+pub async fn per_shard<I: Clone, O>(
+    broker: &Broker,
+    api: &str,
+    items: &[I],
+    group_of: impl Fn(&I) -> &str,
+    call: impl Fn(&mut GroupCoordinatorShard, i64, RequestId, Vec<I>) -> Output,
+    extract: impl Fn(Response) -> Option<Vec<O>>,
+    on_error: impl Fn(&I) -> O,
+) -> Vec<O> {
+    let by_shard = broker
+        .groups
+        .by_partition(items.iter().map(|i| (group_of(i), i.clone())));
+    let call = &call;
+    let mut out = Vec::with_capacity(items.len());
+    for (p, shard_items) in by_shard {
+        let batch = shard_items.clone();
+        let answer = broker
+            .groups
+            .call(p, move |s, now, id| call(s, now, id, batch))
+            .await;
+        match answer.map(&extract) {
+            Ok(Some(v)) => out.extend(v),
+            other => {
+                log_failure(api, other.err());
+                out.extend(shard_items.iter().map(&on_error));
+            }
+        }
+    }
+    out
+}
+
+/// Sorts `items` by the position of their group id in `order` (the request's).
+pub fn in_request_order<O>(items: &mut [O], order: &[&str], group_of: impl Fn(&O) -> &str) {
+    items.sort_by_key(|o| {
+        let g = group_of(o);
+        order.iter().position(|x| *x == g).unwrap_or(usize::MAX)
+    });
 }

@@ -5,6 +5,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 
+use super::group_util::{in_request_order, per_shard};
 use super::RequestContext;
 use crate::broker::Broker;
 use gregor_coordinator::Response;
@@ -33,38 +34,30 @@ pub async fn handle(
             },
         );
     }
-    let order: Vec<String> = req.groups.iter().map(|g| g.group_id.to_string()).collect();
-    let by_shard = broker
-        .groups
-        .by_partition(req.groups.iter().map(|g| (&**g.group_id, g.clone())));
-    let mut groups: Vec<OffsetFetchResponseGroup> = Vec::new();
-    for (p, shard_groups) in by_shard {
-        let names: Vec<_> = shard_groups.iter().map(|g| g.group_id.clone()).collect();
-        let mut sub = req.clone();
-        sub.groups = shard_groups;
-        match broker
-            .groups
-            .call(p, move |s, _, id| s.fetch_offsets(id, v, sub))
-            .await
-        {
-            Ok(Response::OffsetFetch(r)) => groups.extend(r.groups),
-            other => {
-                super::group_util::log_failure("OffsetFetch", other.err());
-                for name in names {
-                    let mut g = OffsetFetchResponseGroup::default();
-                    g.group_id = name;
-                    g.error_code = ResponseError::CoordinatorNotAvailable.code();
-                    groups.push(g);
-                }
-            }
-        }
-    }
-    groups.sort_by_key(|g| {
-        order
-            .iter()
-            .position(|o| *g.group_id == **o)
-            .unwrap_or(usize::MAX)
-    });
+    let mut groups = per_shard(
+        broker,
+        "OffsetFetch",
+        &req.groups,
+        |g| &g.group_id,
+        |s, _, id, groups| {
+            let mut sub = req.clone();
+            sub.groups = groups;
+            s.fetch_offsets(id, v, sub)
+        },
+        |r| match r {
+            Response::OffsetFetch(r) => Some(r.groups),
+            _ => None,
+        },
+        |g| {
+            let mut out = OffsetFetchResponseGroup::default();
+            out.group_id = g.group_id.clone();
+            out.error_code = ResponseError::CoordinatorNotAvailable.code();
+            out
+        },
+    )
+    .await;
+    let order: Vec<&str> = req.groups.iter().map(|g| &**g.group_id).collect();
+    in_request_order(&mut groups, &order, |g| &g.group_id);
     let mut resp = OffsetFetchResponse::default();
     resp.groups = groups;
     Some(resp)
