@@ -1,0 +1,102 @@
+"""Places where Gregor must answer exactly as Kafka does, found by librdkafka's
+own test suite (issue 8), checked with confluent-kafka:
+
+- OffsetCommit for a topic or partition that does not exist fails those
+  partitions with UNKNOWN_TOPIC_OR_PARTITION (librdkafka 0030
+  do_nonexist_commit, 0081 AlterConsumerGroupOffsets), while the existing
+  partitions of the same request are committed.
+- A batch with some bad records (KIP-467) is refused as a whole, but the
+  response lists the offending records, so the client fails those with
+  INVALID_RECORD and the rest with "different record" (librdkafka 0011
+  record_fail).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions
+
+from compat_util import ck_admin, ck_create_topic
+
+
+def _consumer(bootstrap: str, group: str) -> Consumer:
+    return Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                     "enable.auto.commit": False})
+
+
+def test_commit_to_a_missing_topic_is_unknown_topic_or_partition(broker, topic):
+    ck_create_topic(broker.bootstrap, topic, 2)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    c = _consumer(broker.bootstrap, group)
+    try:
+        missing = f"missing-{uuid.uuid4().hex[:8]}"
+        offsets = [TopicPartition(topic, 0, 5), TopicPartition(missing, 0, 7),
+                   TopicPartition(topic, 9, 3)]  # partition 9 does not exist either
+        try:
+            result = c.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as e:
+            # librdkafka raises with the first partition error when any failed.
+            assert e.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, e
+            result = None
+        if result is not None:
+            errors = {(tp.topic, tp.partition): tp.error for tp in result}
+            assert errors[(topic, 0)] is None
+            assert errors[(missing, 0)].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+            assert errors[(topic, 9)].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+        # The existing partition's offset was stored; nothing for the others.
+        committed = c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=10)
+        assert [tp.offset for tp in committed] == [5, -1001]
+
+        # A commit naming only missing topics fails the same way.
+        try:
+            only = c.commit(offsets=[TopicPartition(missing, 0, 1)], asynchronous=False)
+            assert only[0].error is not None and only[0].error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+        except KafkaException as e:
+            assert e.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, e
+    finally:
+        c.close()
+
+    # AdminClient.alter_consumer_group_offsets on a missing topic (0081).
+    a = ck_admin(broker.bootstrap)
+    fs = a.alter_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group, [TopicPartition(missing, 0, 1)])])
+    try:
+        res = fs[group].result(timeout=30)
+        errs = [tp.error for tp in res.topic_partitions]
+        assert errs and errs[0] is not None and errs[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, errs
+    except KafkaException as e:
+        assert e.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, e
+
+
+def test_keyless_records_in_a_compacted_batch_are_listed(broker, topic):
+    ck_create_topic(broker.bootstrap, topic, 1, {"cleanup.policy": "compact"})
+    # One batch of 100 records (linger long enough, flushed at the end);
+    # every tenth record has no key.
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5000,
+                  "batch.num.messages": 1000, "acks": "all", "enable.idempotence": False,
+                  "retries": 0})
+    results: dict[int, KafkaError | None] = {}
+
+    def on_delivery(i):
+        return lambda err, _msg: results.__setitem__(i, err)
+
+    for i in range(100):
+        key = None if i % 10 == 3 else f"k{i}".encode()
+        p.produce(topic, key=key, value=f"v{i}".encode(), partition=0, on_delivery=on_delivery(i))
+    p.flush(30)
+    assert len(results) == 100
+    keyless = {i for i in range(100) if i % 10 == 3}
+    for i, err in results.items():
+        assert err is not None, f"record {i} was accepted"
+        if i in keyless:
+            assert err.code() == KafkaError.INVALID_RECORD, (i, err)
+        else:
+            assert err.code() == KafkaError._INVALID_DIFFERENT_RECORD, (i, err)
+    # Nothing of the refused batch was written.
+    c = _consumer(broker.bootstrap, f"w-{uuid.uuid4().hex[:8]}")
+    try:
+        assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 0)
+    finally:
+        c.close()
