@@ -67,6 +67,39 @@ impl fmt::Display for TopicPartition {
     }
 }
 
+/// One record a batch was refused for (KIP-467: Produce v8+ returns them
+/// as `record_errors` so a client fails only these records with the batch's
+/// error and the others as collateral).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    /// The record's index in its batch.
+    pub batch_index: i32,
+    pub message: String,
+}
+
+impl fmt::Display for RecordError {
+    /// Java's `ProduceResponse.RecordError.toString()`, which Kafka's
+    /// messages quote.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RecordError(batchIndex={}, message='{}')",
+            self.batch_index, self.message
+        )
+    }
+}
+
+/// Kafka's LogValidator message for INVALID_RECORD record errors.
+fn summarize_record_errors(records: &[RecordError]) -> String {
+    let shown: Vec<String> = records.iter().take(3).map(|r| r.to_string()).collect();
+    format!(
+        "One or more records have been rejected due to {} record errors in total, and only \
+         showing the first three errors at most: [{}]",
+        records.len(),
+        shown.join(", ")
+    )
+}
+
 /// Storage errors. The broker maps them to Kafka error codes.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -82,17 +115,22 @@ pub enum StorageError {
     /// A batch larger than max.message.bytes: MESSAGE_TOO_LARGE.
     #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
     MessageTooLarge { size: usize, max: usize },
-    /// Compacted topic and a record without key: INVALID_RECORD.
-    #[error("compacted topic {0} requires a key on every record")]
-    MissingKeyForCompactedTopic(TopicPartition),
-    /// INVALID_TIMESTAMP: a CreateTime timestamp outside
-    /// message.timestamp.before.max.ms / after.max.ms of the broker's clock.
-    #[error("timestamp {timestamp} of a record in batch {batch} is {reason} (broker time {now})")]
+    /// Compacted topic and records without key: INVALID_RECORD, with each
+    /// keyless record listed (KIP-467). The message is Kafka's.
+    #[error("{}", summarize_record_errors(.records))]
+    MissingKeyForCompactedTopic {
+        tp: TopicPartition,
+        records: Vec<RecordError>,
+    },
+    /// INVALID_TIMESTAMP: CreateTime timestamps outside
+    /// message.timestamp.before.max.ms / after.max.ms of the broker's clock,
+    /// each listed (KIP-467); `timestamp` is the batch's first offender.
+    #[error("One or more records have been rejected due to invalid timestamp")]
     InvalidTimestamp {
         batch: usize,
         timestamp: i64,
         now: i64,
-        reason: &'static str,
+        records: Vec<RecordError>,
     },
     /// OUT_OF_ORDER_SEQUENCE_NUMBER
     #[error("producer {producer_id}: out of order sequence {found}, expected {expected}")]

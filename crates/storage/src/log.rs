@@ -41,7 +41,9 @@ use crate::producer_state::{PendingProducerUpdates, ProducerStateManager, Sequen
 use crate::segment::{
     check_crc, segment_file, LogSegment, SegmentConfig, INDEX_SUFFIX, TIME_INDEX_SUFFIX,
 };
-use crate::validator::{assign_offsets, max_decompressed, reencode};
+use crate::validator::{
+    assign_offsets, keyless_records, max_decompressed, reencode, timestamp_errors,
+};
 use crate::{io_err, Clock, LogConfig, Result, StorageError, TopicPartition};
 
 /// Outcome of an append.
@@ -351,10 +353,13 @@ impl Log {
             }
             let v = validate_batch(bytes, cap).map_err(records_err)?;
             if !log_append_time && !h.is_control() {
-                check_timestamps(&config, &v, batches, now)?;
+                check_timestamps(&config, &v, bytes, batches, now)?;
             }
             if compacted && v.has_null_key {
-                return Err(StorageError::MissingKeyForCompactedTopic(self.tp.clone()));
+                return Err(StorageError::MissingKeyForCompactedTopic {
+                    tp: self.tp.clone(),
+                    records: keyless_records(bytes, cap, &self.tp).map_err(records_err)?,
+                });
             }
             if let CompressionConfig::Codec(c) = config.compression {
                 if !h.is_control() && h.compression().map_err(records_err)? != c {
@@ -1093,30 +1098,31 @@ fn roll_jitter(config: &LogConfig, tp: &TopicPartition, base: i64) -> i64 {
 
 /// Kafka's LogValidator timestamp rule for CreateTime topics: every record's
 /// timestamp within [now - before.max.ms, now + after.max.ms]; -1 (no
-/// timestamp) is exempt.
+/// timestamp) is exempt. The batch's min/max (from the validation walk)
+/// decide; only a refused batch is decoded to list its offending records.
 fn check_timestamps(
     config: &LogConfig,
     v: &gregor_records::ValidatedBatch,
+    bytes: &[u8],
     batch: usize,
     now: i64,
 ) -> Result<()> {
     let earliest = now.saturating_sub(config.message_timestamp_before_max_ms);
     let latest = now.saturating_add(config.message_timestamp_after_max_ms);
-    if v.min_timestamp != -1 && v.min_timestamp < earliest {
-        return Err(StorageError::InvalidTimestamp {
-            batch,
-            timestamp: v.min_timestamp,
-            now,
-            reason: "earlier than message.timestamp.before.max.ms allows",
-        });
+    let early = v.min_timestamp != -1 && v.min_timestamp < earliest;
+    if !early && v.max_timestamp <= latest {
+        return Ok(());
     }
-    if v.max_timestamp > latest {
-        return Err(StorageError::InvalidTimestamp {
-            batch,
-            timestamp: v.max_timestamp,
-            now,
-            reason: "later than message.timestamp.after.max.ms allows",
-        });
-    }
-    Ok(())
+    let records =
+        timestamp_errors(bytes, max_decompressed(config), earliest, latest).map_err(records_err)?;
+    Err(StorageError::InvalidTimestamp {
+        batch,
+        timestamp: if early {
+            v.min_timestamp
+        } else {
+            v.max_timestamp
+        },
+        now,
+        records,
+    })
 }

@@ -6,10 +6,11 @@
 
 use bytes::BytesMut;
 use gregor_records::batch::{set_base_offset, set_log_append_time, set_partition_leader_epoch};
-use gregor_records::{record::decode_records, BatchBuilder, BatchHeader, BatchIter, RecordsError};
+use gregor_records::record::{decode_records, Record};
+use gregor_records::{BatchBuilder, BatchHeader, BatchIter, RecordsError};
 
 use crate::config::CompressionConfig;
-use crate::{LogConfig, Result, StorageError};
+use crate::{LogConfig, RecordError, Result, StorageError, TopicPartition};
 
 /// Bound on decompressed batch size while validating (a zip bomb must not
 /// exhaust memory): generous next to max.message.bytes, which bounds the
@@ -19,6 +20,53 @@ pub fn max_decompressed(config: &LogConfig) -> usize {
         .max_message_bytes
         .saturating_mul(16)
         .clamp(128 << 20, 1 << 30)
+}
+
+/// The records of a batch that lack a key, as Kafka's LogValidator lists
+/// them for a compacted topic (KIP-467). Decodes the batch: called only
+/// after the validation walk found a keyless record.
+pub fn keyless_records(
+    batch: &[u8],
+    max_decompressed: usize,
+    tp: &TopicPartition,
+) -> std::result::Result<Vec<RecordError>, RecordsError> {
+    let (_, records) = decode_records(batch, max_decompressed)?;
+    Ok(indexed(&records)
+        .filter(|(_, r)| r.key.is_none())
+        .map(|(batch_index, _)| RecordError {
+            batch_index,
+            message: format!(
+                "Compacted topic cannot accept message without key in topic partition {tp}"
+            ),
+        })
+        .collect())
+}
+
+/// The records of a CreateTime batch whose timestamps fall outside
+/// `[earliest, latest]` (-1, no timestamp, is exempt), with Kafka's
+/// per-record message (KIP-467). Called only for a refused batch.
+pub fn timestamp_errors(
+    batch: &[u8],
+    max_decompressed: usize,
+    earliest: i64,
+    latest: i64,
+) -> std::result::Result<Vec<RecordError>, RecordsError> {
+    let (_, records) = decode_records(batch, max_decompressed)?;
+    Ok(indexed(&records)
+        .filter(|(_, r)| r.timestamp != -1 && (r.timestamp < earliest || r.timestamp > latest))
+        .map(|(batch_index, r)| RecordError {
+            batch_index,
+            message: format!(
+                "Timestamp {} of message with offset {} is out of range. The timestamp should \
+                 be within [{earliest}, {latest}]",
+                r.timestamp, r.offset
+            ),
+        })
+        .collect())
+}
+
+fn indexed(records: &[Record]) -> impl Iterator<Item = (i32, &Record)> {
+    (0..).zip(records)
 }
 
 /// Patches every batch of `records` in place: offsets from `base_offset`,

@@ -501,12 +501,27 @@ fn validation_errors_write_nothing() {
         log.append_as_leader(batch(30, 0), 0),
         Err(StorageError::MessageTooLarge { max: 2000, .. })
     ));
+    // Keyless records are listed by their index in the batch (KIP-467).
     let mut b = BatchBuilder::new(0, Compression::None);
     b.push(record(0, None, 10));
-    assert!(matches!(
-        log.append_as_leader(b.build().unwrap(), 0),
-        Err(StorageError::MissingKeyForCompactedTopic(_))
-    ));
+    b.push(record(0, Some("k"), 10));
+    b.push(record(0, None, 10));
+    match log.append_as_leader(b.build().unwrap(), 0) {
+        Err(e @ StorageError::MissingKeyForCompactedTopic { .. }) => {
+            let StorageError::MissingKeyForCompactedTopic { records, .. } = &e else {
+                unreachable!()
+            };
+            let indexes: Vec<i32> = records.iter().map(|r| r.batch_index).collect();
+            assert_eq!(indexes, [0, 2]);
+            assert!(records[0]
+                .message
+                .starts_with("Compacted topic cannot accept message"));
+            assert!(e.to_string().starts_with(
+                "One or more records have been rejected due to 2 record errors in total"
+            ));
+        }
+        other => panic!("expected MissingKeyForCompactedTopic, got {other:?}"),
+    }
     let mut bad = batch(2, 0);
     let n = bad.len();
     bad[n - 3] ^= 1;
@@ -814,10 +829,19 @@ fn create_time_outside_timestamp_bounds_is_rejected() {
     let mut b = BatchBuilder::new(0, Compression::None);
     b.push(record(now, Some("a"), 10));
     b.push(record(now - 61_000, Some("b"), 10));
-    assert!(matches!(
-        log.append_as_leader(b.build().unwrap(), 0),
-        Err(StorageError::InvalidTimestamp { timestamp, .. }) if timestamp == now - 61_000
-    ));
+    match log.append_as_leader(b.build().unwrap(), 0) {
+        Err(StorageError::InvalidTimestamp {
+            timestamp, records, ..
+        }) => {
+            assert_eq!(timestamp, now - 61_000);
+            let indexes: Vec<i32> = records.iter().map(|r| r.batch_index).collect();
+            assert_eq!(indexes, [1], "only the second record is out of range");
+            assert!(records[0]
+                .message
+                .contains("of message with offset 1 is out of range"));
+        }
+        other => panic!("expected InvalidTimestamp, got {other:?}"),
+    }
     // Too far ahead.
     assert!(matches!(
         log.append_as_leader(batch(1, now + 2_000), 0),

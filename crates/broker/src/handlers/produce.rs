@@ -5,7 +5,9 @@
 
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 
 use super::util::{self, str_bytes};
@@ -80,6 +82,7 @@ pub async fn handle(
                                         broker.on_storage_error(&partition.tp, &e);
                                         if ctx.api_version >= 8 {
                                             r.error_message = Some(str_bytes(e.to_string()));
+                                            r.record_errors = record_errors(&e);
                                         }
                                         Some(util::storage_error(&e))
                                     }
@@ -107,4 +110,17 @@ pub async fn handle(
     } else {
         Some(resp)
     }
+}
+
+/// KIP-467's per-record errors of a refused batch.
+fn record_errors(e: &gregor_storage::StorageError) -> Vec<BatchIndexAndErrorMessage> {
+    util::record_errors(e)
+        .iter()
+        .map(|re| {
+            let mut m = BatchIndexAndErrorMessage::default();
+            m.batch_index = re.batch_index;
+            m.batch_index_error_message = Some(str_bytes(re.message.clone()));
+            m
+        })
+        .collect()
 }

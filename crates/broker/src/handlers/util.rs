@@ -32,7 +32,7 @@ pub fn storage_error(e: &StorageError) -> ResponseError {
     match e {
         StorageError::Records(_) => ResponseError::CorruptMessage,
         StorageError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
-        StorageError::MissingKeyForCompactedTopic(_) => ResponseError::InvalidRecord,
+        StorageError::MissingKeyForCompactedTopic { .. } => ResponseError::InvalidRecord,
         StorageError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
@@ -41,6 +41,15 @@ pub fn storage_error(e: &StorageError) -> ResponseError {
         StorageError::Io { .. } | StorageError::Corrupt { .. } | StorageError::LogDirOffline(_) => {
             ResponseError::KafkaStorageError
         }
+    }
+}
+
+/// The records a refused batch is refused for (KIP-467), for Produce v8+.
+pub fn record_errors(e: &StorageError) -> &[gregor_storage::RecordError] {
+    match e {
+        StorageError::MissingKeyForCompactedTopic { records, .. }
+        | StorageError::InvalidTimestamp { records, .. } => records,
+        _ => &[],
     }
 }
 
