@@ -107,6 +107,9 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => parse_error(e),
     };
+    if !matches!(cli.command, Command::Server { .. }) {
+        default_sigpipe();
+    }
     let result = match cli.command {
         Command::Server {
             config,
@@ -150,6 +153,35 @@ fn main() {
         std::process::exit(1);
     }
 }
+
+/// Gives SIGPIPE back its default action, so that a tool whose reader goes
+/// away (`gregor topics --list | head -1`) ends at its next write, quietly and
+/// with the status a shell shows as 141, as `cat` and `ls` do. Rust starts
+/// every program with SIGPIPE ignored, which turns that write into an EPIPE
+/// error on which `println!` panics; one process-wide setting covers every
+/// print of every tool (and of dump-log) instead of checking each write.
+///
+/// Not for `gregor server`: a broker must see a vanished client as an
+/// error on that connection, never be killed by it. Tools' own sockets are
+/// unaffected either way: std's socket writes pass MSG_NOSIGNAL.
+#[cfg(unix)]
+fn default_sigpipe() {
+    use std::ffi::c_int;
+    extern "C" {
+        // POSIX signal(2); the handler argument is a pointer-sized value.
+        fn signal(signum: c_int, handler: usize) -> usize;
+    }
+    const SIGPIPE: c_int = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: called once at start-up, before any thread (the async runtime)
+    // exists; SIG_DFL installs no Rust code as a handler.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn default_sigpipe() {}
 
 /// A command-line error: the tools print one line (`Error: ...`) and exit 1;
 /// `server`, `dump-log` and --help/--version behave as clap makes them.

@@ -4,11 +4,14 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::io::{Read, Write};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::Duration;
 
 use common::{batch, records, Broker, EARLIEST, LATEST};
 use gregor_records::Compression;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::CreateTopicsRequest;
 
 /// Runs `gregor <tool> --bootstrap-server <broker> <args>`.
 fn tool(broker: &Broker, name: &str, args: &[&str]) -> Output {
@@ -1114,5 +1117,304 @@ fn perf_tests_print_kafka_lines() {
             ],
         ),
         "--throughput",
+    );
+}
+
+/// How long a tool run in the tests below may take before it is killed.
+const TOOL_DEADLINE: Duration = Duration::from_secs(60);
+
+/// `gregor <args>` with nothing added (no --bootstrap-server).
+fn gregor(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gregor"));
+    cmd.args(args);
+    cmd
+}
+
+/// Runs `cmd` with `stdin`, collecting its output; kills it and fails the
+/// test if it has not exited within `deadline`.
+fn run_bounded(mut cmd: Command, stdin: Option<&str>, deadline: Duration) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawning gregor");
+    if let Some(input) = stdin {
+        let mut s = child.stdin.take().expect("stdin");
+        s.write_all(input.as_bytes()).expect("writing stdin");
+    }
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let status = wait_bounded(&mut child, deadline, &format!("{cmd:?}"));
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// Waits for `child` until `deadline`; kills it and panics past that.
+fn wait_bounded(child: &mut Child, deadline: Duration, what: &str) -> ExitStatus {
+    let mut status = None;
+    let exited = common::wait_until(deadline, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{what} still running after {deadline:?}");
+    }
+    status.expect("exit status")
+}
+
+/// A port nothing listens on.
+fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
+    l.local_addr().expect("local addr").port()
+}
+
+#[test]
+fn bootstrap_servers_from_properties_unless_the_flag_is_given() {
+    let b = Broker::start();
+    assert_ne!(b.port, 9092, "the test needs a broker off the default port");
+    let live = format!("bootstrap.servers=127.0.0.1:{}", b.port);
+    let dead = format!("bootstrap.servers=127.0.0.1:{}", dead_port());
+    let flag = format!("127.0.0.1:{}", b.port);
+    b.client().create_topic("perf", 1, &[]);
+    b.client().create_topic("lines", 1, &[]);
+
+    // Kafka's documented form: the servers only in --producer-props.
+    let perf = |extra: &[&str]| {
+        let mut args = vec![
+            "producer-perf-test",
+            "--topic",
+            "perf",
+            "--num-records",
+            "100",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+        ];
+        args.extend_from_slice(extra);
+        ok(run_bounded(gregor(&args), None, TOOL_DEADLINE))
+    };
+    let out = perf(&["--producer-props", "acks=1", &live]);
+    assert!(out.contains("100 records sent"), "{out}");
+    assert_eq!(b.client().offset_for("perf", 0, LATEST), 100);
+
+    // console-producer: --producer-property, and --producer.config.
+    let dir = tempfile::tempdir().unwrap();
+    let props_file = dir.path().join("client.properties");
+    std::fs::write(&props_file, format!("{live}\n")).unwrap();
+    let props_path = props_file.to_str().unwrap();
+    let out = run_bounded(
+        gregor(&[
+            "console-producer",
+            "--topic",
+            "lines",
+            "--producer-property",
+            &live,
+        ]),
+        Some("one\ntwo\n"),
+        TOOL_DEADLINE,
+    );
+    assert_eq!(ok(out), "");
+    let out = run_bounded(
+        gregor(&[
+            "console-producer",
+            "--topic",
+            "lines",
+            "--producer.config",
+            props_path,
+        ]),
+        Some("three\n"),
+        TOOL_DEADLINE,
+    );
+    assert_eq!(ok(out), "");
+    assert_eq!(b.client().offset_for("lines", 0, LATEST), 3);
+
+    // console-consumer: --consumer-property (its topic check included).
+    let out = run_bounded(
+        gregor(&[
+            "console-consumer",
+            "--topic",
+            "lines",
+            "--from-beginning",
+            "--max-messages",
+            "3",
+            "--timeout-ms",
+            "20000",
+            "--consumer-property",
+            &live,
+        ]),
+        None,
+        TOOL_DEADLINE,
+    );
+    assert_eq!(ok(out), "one\ntwo\nthree\n");
+
+    // --command-config FILE for the admin tools.
+    let out = run_bounded(
+        gregor(&["topics", "--list", "--command-config", props_path]),
+        None,
+        TOOL_DEADLINE,
+    );
+    assert_eq!(ok(out), "lines\nperf\n");
+
+    // An explicit --bootstrap-server wins over properties naming a dead port.
+    let dead_file = dir.path().join("dead.properties");
+    std::fs::write(&dead_file, format!("{dead}\n")).unwrap();
+    let dead_path = dead_file.to_str().unwrap();
+    let out = run_bounded(
+        gregor(&[
+            "topics",
+            "--list",
+            "--bootstrap-server",
+            &flag,
+            "--command-config",
+            dead_path,
+        ]),
+        None,
+        TOOL_DEADLINE,
+    );
+    assert_eq!(ok(out), "lines\nperf\n");
+    let out = perf(&["--bootstrap-server", &flag, "--producer-props", &dead]);
+    assert!(out.contains("100 records sent"), "{out}");
+    assert_eq!(b.client().offset_for("perf", 0, LATEST), 200);
+    let out = run_bounded(
+        gregor(&[
+            "console-producer",
+            "--topic",
+            "lines",
+            "--bootstrap-server",
+            &flag,
+            "--producer.config",
+            dead_path,
+        ]),
+        Some("four\n"),
+        TOOL_DEADLINE,
+    );
+    assert_eq!(ok(out), "");
+    let out = run_bounded(
+        gregor(&[
+            "console-consumer",
+            "--topic",
+            "lines",
+            "--partition",
+            "0",
+            "--offset",
+            "3",
+            "--timeout-ms",
+            "20000",
+            "--max-messages",
+            "1",
+            "--bootstrap-server",
+            &flag,
+            "--consumer-property",
+            &dead,
+        ]),
+        None,
+        TOOL_DEADLINE,
+    );
+    assert_eq!(ok(out), "four\n");
+}
+
+/// `gregor topics --list | head -1`: the tool ends quietly at its next write
+/// once the reader has gone, killed by SIGPIPE as `cat` would be (a shell
+/// shows status 141), without a panic.
+#[test]
+fn tools_end_quietly_when_stdout_closes() {
+    use std::io::BufRead;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::ExitStatusExt;
+
+    let b = Broker::start();
+    // 100 topics of 200-character names: 20 KB of output, far more than the
+    // 4 KB pipe below holds, so the tool is still writing when the reader goes.
+    let names: Vec<String> = (0..100)
+        .map(|i| format!("{i:03}{}", "t".repeat(197)))
+        .collect();
+    let req = CreateTopicsRequest::default()
+        .with_topics(
+            names
+                .iter()
+                .map(|n| {
+                    CreatableTopic::default()
+                        .with_name(common::topic_name(n))
+                        .with_num_partitions(1)
+                        .with_replication_factor(1)
+                })
+                .collect(),
+        )
+        .with_timeout_ms(30_000);
+    let resp = b.client().send(7, &req);
+    assert!(
+        resp.topics.iter().all(|t| t.error_code == 0),
+        "creating topics: {:?}",
+        resp.topics.iter().find(|t| t.error_code != 0)
+    );
+
+    let (reader, writer) = std::io::pipe().expect("creating a pipe");
+    // Linux: the smallest pipe (one page), so the test does not depend on the
+    // default capacity (64 KB, or 1 MB with 64 KB pages).
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: fcntl on a pipe descriptor this test owns.
+        let r = unsafe { libc::fcntl(reader.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+        assert!(r > 0 && r < 20_000, "F_SETPIPE_SZ: {r}");
+    }
+    let mut cmd = gregor(&[
+        "topics",
+        "--bootstrap-server",
+        &format!("127.0.0.1:{}", b.port),
+        "--list",
+    ]);
+    cmd.stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawning gregor");
+    // The parent's copy of the write end must close, or the pipe never breaks.
+    drop(cmd);
+    let mut stderr = child.stderr.take().expect("stderr");
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut lines = std::io::BufReader::new(reader);
+    let mut first = String::new();
+    lines.read_line(&mut first).expect("reading the first line");
+    assert_eq!(first.trim_end(), names[0]);
+    drop(lines);
+    let status = wait_bounded(&mut child, TOOL_DEADLINE, "gregor topics --list");
+    let stderr = err.join().expect("stderr reader");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr, "", "nothing on stderr");
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGPIPE),
+        "ended by SIGPIPE, got {status:?}"
     );
 }

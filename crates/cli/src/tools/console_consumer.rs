@@ -11,7 +11,7 @@ use clap::Args;
 use gregor_client::{Admin, Consumer, ConsumerRecord, OffsetAndMetadata, TopicPartition};
 use gregor_records::TimestampType;
 
-use super::{block_on, client_err, parse_kv, Conn};
+use super::{admin_for, block_on, client_err, parse_kv, Conn};
 
 pub const EXAMPLES: &str = "Examples:
   gregor console-consumer --bootstrap-server 127.0.0.1:9092 --topic orders --from-beginning
@@ -201,7 +201,7 @@ pub fn run(args: ConsoleConsumerArgs) -> anyhow::Result<()> {
         props.push(("group.id".into(), g.clone()));
     }
     let config = args.conn.client_config(&props)?;
-    let admin = args.conn.admin()?;
+    let admin = admin_for(&config)?;
     block_on(async move {
         let mut consumer = Consumer::new(config).map_err(client_err)?;
         let r = consume(&admin, &mut consumer, &formatter, &args).await;
@@ -295,7 +295,9 @@ async fn consume(
             if args.max_messages.is_some_and(|m| count >= m) {
                 break 'outer;
             }
-            // A closed pipe (e.g. `| head`) ends the consumer quietly.
+            // A write error (a full disk behind `>`) ends the consumer; a
+            // closed pipe (`| head`) ends the process by SIGPIPE (main.rs),
+            // committing nothing: records in the pipe may never be read.
             if out.write_all(formatter.format(r).as_bytes()).is_err() {
                 break 'outer;
             }

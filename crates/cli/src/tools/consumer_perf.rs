@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use gregor_client::Consumer;
 
-use super::{block_on, client_err, now_ms, parse_kv, Conn};
+use super::{admin_for, block_on, client_err, now_ms, parse_kv, Conn};
 
 pub const EXAMPLES: &str = "Examples:
   gregor consumer-perf-test --bootstrap-server 127.0.0.1:9092 --topic perf --messages 1000000
@@ -104,7 +104,7 @@ pub fn run(args: ConsumerPerfArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("perf-consumer-{}", now_ms() % 100_000));
     props.push(("group.id".into(), group));
     let config = args.conn.client_config(&props)?;
-    let admin = args.conn.admin()?;
+    let admin = admin_for(&config)?;
     block_on(async move {
         let exists = admin
             .list_topics(true)

@@ -61,7 +61,8 @@ fn plan(args: EndToEndArgs) -> anyhow::Result<Plan> {
         if p.len() < 5 {
             bail!("Expected BROKER_LIST TOPIC NUM_MESSAGES PRODUCER_ACKS MESSAGE_SIZE_BYTES [PROPERTIES_FILE], got {} arguments", p.len());
         }
-        conn.bootstrap_server = p[0].clone();
+        // Kafka's BROKER_LIST wins over the properties file, as --bootstrap-server does.
+        conn.bootstrap_server = Some(p[0].clone());
         if let Some(f) = p.get(5) {
             conn.command_config = Some(PathBuf::from(f));
         }
@@ -220,7 +221,7 @@ mod tests {
             (p.topic.as_str(), p.num, p.acks.as_str(), p.size),
             ("top", 5, "all", 10)
         );
-        assert_eq!(p.conn.bootstrap_server, "h:1");
+        assert_eq!(p.conn.bootstrap_server.as_deref(), Some("h:1"));
         let t = T::parse_from([
             "x",
             "--topic",

@@ -1,10 +1,13 @@
 //! The Kafka command-line tools (`kafka-topics.sh`, `kafka-configs.sh`, ...)
 //! as `gregor` subcommands, built on the native client (`gregor-client`).
 //!
-//! Every tool takes `--bootstrap-server` (default 127.0.0.1:9092) and
-//! `--command-config FILE` (client properties, Kafka's format), prints what
-//! Kafka's tool prints, and on failure prints one `Error: ...` line to stderr
-//! and exits non-zero.
+//! Every tool takes `--bootstrap-server` and `--command-config FILE` (client
+//! properties, Kafka's format), prints what Kafka's tool prints, and on
+//! failure prints one `Error: ...` line to stderr and exits non-zero. The
+//! servers to contact are, as in Kafka: `--bootstrap-server` when given, else
+//! `bootstrap.servers` from the tool's properties (`--command-config`,
+//! `--producer-props`, `--producer.config`, `--producer-property`,
+//! `--consumer.config`, `--consumer-property`), else 127.0.0.1:9092.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -41,16 +44,19 @@ pub const TOOL_NAMES: &[&str] = &[
     "end-to-end-latency",
 ];
 
+/// Where the tools connect when neither `--bootstrap-server` nor a
+/// `bootstrap.servers` property says otherwise.
+pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
+
 /// Connection options shared by every tool.
 #[derive(Args, Debug, Clone)]
 pub struct Conn {
-    /// The server(s) to connect to: HOST:PORT[,HOST:PORT...].
-    #[arg(
-        long = "bootstrap-server",
-        value_name = "HOST:PORT",
-        default_value = "127.0.0.1:9092"
-    )]
-    pub bootstrap_server: String,
+    /// The server(s) to connect to: HOST:PORT[,HOST:PORT...]. Overrides
+    /// bootstrap.servers from the properties; without either, 127.0.0.1:9092.
+    // An Option, not clap's default_value: the default must not override a
+    // bootstrap.servers property, and a given flag must.
+    #[arg(long = "bootstrap-server", value_name = "HOST:PORT")]
+    pub bootstrap_server: Option<String>,
     /// A file of client properties (Kafka's format: key=value lines), e.g.
     /// client.id or request.timeout.ms.
     #[arg(long = "command-config", value_name = "FILE")]
@@ -59,7 +65,8 @@ pub struct Conn {
 
 impl Conn {
     /// The client config: the --command-config file, then `extra` (in
-    /// order), then --bootstrap-server.
+    /// order), then --bootstrap-server if given; 127.0.0.1:9092 only when
+    /// none of them named the servers (Kafka's precedence).
     pub fn client_config(&self, extra: &[(String, String)]) -> anyhow::Result<ClientConfig> {
         let mut config = ClientConfig::new();
         if let Some(path) = &self.command_config {
@@ -74,9 +81,15 @@ impl Conn {
         for (k, v) in extra {
             config.set(k, v).map_err(|e| anyhow!("{e}"))?;
         }
-        config
-            .set("bootstrap.servers", &self.bootstrap_server)
-            .map_err(|e| anyhow!("--bootstrap-server: {e}"))?;
+        if let Some(servers) = &self.bootstrap_server {
+            config
+                .set("bootstrap.servers", servers)
+                .map_err(|e| anyhow!("--bootstrap-server: {e}"))?;
+        } else if config.bootstrap_servers.is_empty() {
+            config
+                .set("bootstrap.servers", DEFAULT_BOOTSTRAP)
+                .map_err(|e| anyhow!("{e}"))?;
+        }
         if config.client_id.is_empty() {
             config.client_id = "gregor-tools".to_string();
         }
@@ -87,6 +100,12 @@ impl Conn {
     pub fn admin(&self) -> anyhow::Result<Admin> {
         Admin::new(self.client_config(&[])?).map_err(client_err)
     }
+}
+
+/// An admin client beside a tool's producer or consumer, built from that
+/// client's config so it reaches the same servers however they were named.
+pub fn admin_for(config: &ClientConfig) -> anyhow::Result<Admin> {
+    Admin::new(config.clone()).map_err(client_err)
 }
 
 /// Runs a tool's async body on a small runtime.
@@ -240,6 +259,21 @@ mod tests {
             1_709_292_600_000
         );
         assert!(parse_datetime("yesterday").is_err());
+    }
+
+    #[test]
+    fn bootstrap_precedence() {
+        let props = [("bootstrap.servers".to_string(), "p:1".to_string())];
+        let conn = |flag: Option<&str>| Conn {
+            bootstrap_server: flag.map(str::to_string),
+            command_config: None,
+        };
+        let servers = |conn: Conn, extra: &[(String, String)]| {
+            conn.client_config(extra).unwrap().bootstrap_servers
+        };
+        assert_eq!(servers(conn(Some("f:1")), &props), ["f:1"]);
+        assert_eq!(servers(conn(None), &props), ["p:1"]);
+        assert_eq!(servers(conn(None), &[]), [DEFAULT_BOOTSTRAP]);
     }
 
     #[test]

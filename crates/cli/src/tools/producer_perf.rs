@@ -21,6 +21,8 @@ pub const EXAMPLES: &str = "Examples:
   gregor producer-perf-test --topic perf --num-records 1000000 --record-size 100 --throughput -1
   gregor producer-perf-test --topic perf --num-records 50000 --record-size 1024 --throughput 10000 \\
       --producer-props acks=1 linger.ms=10 compression.type=lz4
+  gregor producer-perf-test --topic perf --num-records 1000 --record-size 100 --throughput -1 \\
+      --producer-props bootstrap.servers=broker1:9092
 
 Prints a progress line every 5 seconds and, at the end:
   N records sent, X records/sec (Y MB/sec), A ms avg latency, M ms max latency,
