@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::config::BrokerConfig;
 use crate::metadata_store::{MetadataStore, MetadataStoreError, METADATA_TOPIC};
+pub use crate::partition::Partition;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -32,17 +33,8 @@ pub enum BrokerError {
     MetaProperties { path: String, reason: String },
 }
 
-/// A partition this broker hosts.
-#[derive(Debug)]
-pub struct Partition {
-    pub tp: TopicPartition,
-    pub topic_id: Uuid,
-    pub log: Arc<Log>,
-    pub leader_epoch: i32,
-    pub isr_len: usize,
-    /// min.insync.replicas of the topic (dynamic: updated by reconcile).
-    pub min_isr: std::sync::atomic::AtomicUsize,
-}
+/// Hosted partitions by topic name, then partition index.
+type HostedPartitions = HashMap<Arc<str>, BTreeMap<i32, Arc<Partition>>>;
 
 /// Producer ids this broker may hand out: `[next, end)` of the block it owns.
 #[derive(Debug, Default)]
@@ -56,11 +48,9 @@ pub struct Broker {
     pub clock: Arc<dyn Clock>,
     pub metadata: MetadataStore,
     pub logs: LogManager,
-    /// Topic name → partitions (index = partition id).
-    partitions: RwLock<HashMap<Arc<str>, Vec<Arc<Partition>>>>,
+    /// The partitions this node hosts, by topic name, then partition index.
+    partitions: RwLock<HostedPartitions>,
     producer_ids: Mutex<ProducerIdBlock>,
-    /// Bumped after every append so long-poll fetches wake up.
-    appended: tokio::sync::watch::Sender<u64>,
     /// The port actually bound (differs from the config when it asked for 0).
     bound_port: std::sync::atomic::AtomicU16,
     /// The group coordinator runtime.
@@ -196,15 +186,19 @@ impl Broker {
             logs,
             partitions: RwLock::new(HashMap::new()),
             producer_ids: Mutex::new(ProducerIdBlock::default()),
-            appended: tokio::sync::watch::channel(0).0,
         });
         broker.reconcile()?;
         if let Some(cleaner) = broker.config.cleaner.clone() {
-            // Single node: everything appended is committed, so the log end is
-            // the stable offset the cleaner may clean up to.
-            broker
-                .logs
-                .start_cleaner(cleaner, Arc::new(|log: &Log| log.log_end_offset()))?;
+            // The cleaner may clean up to the high watermark (without
+            // transactions, the last stable offset).
+            let weak = Arc::downgrade(&broker);
+            broker.logs.start_cleaner(
+                cleaner,
+                Arc::new(move |log: &Log| {
+                    weak.upgrade()
+                        .map_or(log.log_start_offset(), |b| b.high_watermark_of(log))
+                }),
+            )?;
         }
         Ok(broker)
     }
@@ -233,13 +227,21 @@ impl Broker {
         }
     }
 
+    /// The partition `topic`-`partition` if this node hosts it.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
-        let map = self.partitions.read();
-        map.get(topic).and_then(|ps| {
-            usize::try_from(partition)
-                .ok()
-                .and_then(|i| ps.get(i).cloned())
-        })
+        self.partitions
+            .read()
+            .get(topic)
+            .and_then(|ps| ps.get(&partition).cloned())
+    }
+
+    /// The high watermark of a hosted partition's log; a log that is not a
+    /// hosted partition (the metadata log) is committed to its end.
+    fn high_watermark_of(&self, log: &Log) -> i64 {
+        let tp = log.topic_partition();
+        self.partition(&tp.topic, tp.partition)
+            .filter(|p| std::ptr::eq(Arc::as_ptr(&p.log), log))
+            .map_or_else(|| log.log_end_offset(), |p| p.high_watermark())
     }
 
     /// Called with every storage error a handler sees: an I/O error takes the
@@ -253,22 +255,16 @@ impl Broker {
         }
     }
 
-    /// Wakes long-poll fetches after an append.
-    pub fn notify_appended(&self) {
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    pub fn subscribe_appends(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.appended.subscribe()
-    }
-
     /// Brings the hosted partitions in line with the metadata image: opens logs
     /// of new partitions, applies changed topic configs, deletes logs of
     /// removed topics.
     pub fn reconcile(&self) -> Result<(), BrokerError> {
         let image = self.metadata.image();
+        let now = self.clock.now_ms();
         let mut map = self.partitions.write();
-        let mut next: HashMap<Arc<str>, Vec<Arc<Partition>>> = HashMap::new();
+        let mut next = HostedPartitions::new();
+        // Read on the first new partition: the high watermarks of the last run.
+        let mut checkpointed: Option<BTreeMap<TopicPartition, i64>> = None;
         for topic in image.topics() {
             let name: Arc<str> = Arc::from(topic.name.as_str());
             let config =
@@ -284,21 +280,20 @@ impl Broker {
             .and_then(|c| c.value.as_deref().and_then(|v| v.parse::<usize>().ok()))
             .unwrap_or(1);
             let existing = map.get(&name);
-            let mut parts = Vec::with_capacity(topic.partitions.len());
+            let mut parts = BTreeMap::new();
             for (&p, image_p) in &topic.partitions {
                 if !image_p.replicas.contains(&self.config.node_id) {
                     continue;
                 }
                 let reuse = existing
-                    .and_then(|v| v.get(p as usize))
+                    .and_then(|ps| ps.get(&p))
                     .filter(|old| old.topic_id == topic.topic_id);
                 let partition = match reuse {
                     Some(old) => {
                         if old.log.config() != config {
                             old.log.update_config(config.clone());
                         }
-                        old.min_isr
-                            .store(min_isr, std::sync::atomic::Ordering::Relaxed);
+                        old.apply_image(image_p, min_isr, now);
                         old.clone()
                     }
                     None => {
@@ -308,17 +303,23 @@ impl Broker {
                         };
                         let log = self.logs.get_or_create(&tp, config.clone())?;
                         log.set_topic_id(*topic.topic_id.as_bytes())?;
-                        Arc::new(Partition {
+                        let hw = checkpointed
+                            .get_or_insert_with(|| self.logs.read_high_watermarks())
+                            .get(&tp)
+                            .copied()
+                            .unwrap_or(0);
+                        Arc::new(Partition::new(
                             tp,
-                            topic_id: topic.topic_id,
+                            topic.topic_id,
                             log,
-                            leader_epoch: image_p.leader_epoch,
-                            isr_len: image_p.isr.len(),
-                            min_isr: std::sync::atomic::AtomicUsize::new(min_isr),
-                        })
+                            self.config.node_id,
+                            image_p,
+                            min_isr,
+                            hw,
+                        ))
                     }
                 };
-                parts.push(partition);
+                parts.insert(p, partition);
             }
             next.insert(name, parts);
         }
@@ -327,7 +328,8 @@ impl Broker {
             let tp = log.topic_partition().clone();
             let keep = next
                 .get(&tp.topic)
-                .is_some_and(|ps| ps.iter().any(|p| p.tp == tp && Arc::ptr_eq(&p.log, &log)));
+                .and_then(|ps| ps.get(&tp.partition))
+                .is_some_and(|p| Arc::ptr_eq(&p.log, &log));
             if !keep && &*tp.topic != METADATA_TOPIC {
                 tracing::info!(partition = %tp, "deleting log of removed partition");
                 self.logs.delete(&tp)?;
@@ -424,7 +426,8 @@ impl Broker {
 
     /// Writes the log-dir checkpoint files (periodically and at shutdown).
     pub fn checkpoint(&self) -> Result<(), BrokerError> {
-        self.logs.checkpoint(&|log: &Log| log.log_end_offset())?;
+        self.logs
+            .checkpoint(&|log: &Log| self.high_watermark_of(log))?;
         Ok(())
     }
 }

@@ -33,6 +33,10 @@ pub enum GroupError {
     NotAvailable(String),
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// Appending the shard's records failed (not the leader any more, too
+    /// few in-sync replicas, a storage error).
+    #[error("appending to {OFFSETS_TOPIC} failed: {0}")]
+    Append(crate::partition::PartitionError),
 }
 
 struct Shard {
@@ -222,15 +226,14 @@ impl GroupRuntime {
             let batch = builder
                 .build()
                 .map_err(|e| GroupError::NotAvailable(e.to_string()))?;
-            if let Err(e) = p.log.append_as_leader(batch, p.leader_epoch) {
+            if let Err(e) = p.append_records_as_leader(batch, -1) {
                 // The state machine already moved on; the clients get an error and retry.
                 tracing::error!(partition, error = %e, "appending to {OFFSETS_TOPIC} failed");
                 for (id, _) in out.responses {
                     self.pending.lock().remove(&id);
                 }
-                return Err(GroupError::Broker(e.into()));
+                return Err(GroupError::Append(e));
             }
-            broker.notify_appended();
         }
         {
             let mut pending = self.pending.lock();

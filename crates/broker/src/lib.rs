@@ -5,6 +5,9 @@
 //! - [`config`]: static broker configuration (`server.properties`, overrides).
 //! - [`broker`]: [`Broker`], the shared state: metadata, logs, hosted partitions.
 //! - [`metadata_store`]: the metadata log runtime (append, replay, image).
+//! - [`partition`]: [`Partition`], one hosted partition: its log and replication state (role,
+//!   leader epoch, ISR, high watermark, followers' positions) behind one lock.
+//! - [`purgatory`]: requests waiting on partitions, woken by those partitions' events only.
 //! - [`group_runtime`]: runs the group coordinator's state machines over `__consumer_offsets`.
 //! - [`server`]: the listener, connection tasks and ordered shutdown.
 //! - [`connection`]: framing and in-order request handling on one connection.
@@ -17,8 +20,11 @@ pub mod connection;
 pub mod group_runtime;
 pub mod handlers;
 pub mod metadata_store;
+pub mod partition;
+pub mod purgatory;
 pub mod response_buf;
 pub mod server;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;
+pub use partition::Partition;

@@ -26,8 +26,11 @@ pub async fn handle(
             r.low_watermark = -1;
             match broker.partition(&topic.name, p.partition_index) {
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(partition) if !partition.is_leader() => {
+                    r.error_code = ResponseError::NotLeaderOrFollower.code()
+                }
                 Some(partition) => {
-                    let hw = partition.log.log_end_offset();
+                    let hw = partition.high_watermark();
                     let target = if p.offset == -1 { hw } else { p.offset };
                     if target < 0 || target > hw {
                         r.error_code = ResponseError::OffsetOutOfRange.code();

@@ -1,5 +1,7 @@
 //! Fetch (key 1), versions 4-18. Returns whole batches as stored, never
-//! decoded; waits up to `max_wait_ms` for `min_bytes`, woken by appends.
+//! decoded; reads stop at the high watermark; waits up to `max_wait_ms` for
+//! `min_bytes`, woken only by events of the fetched partitions (appends,
+//! high-watermark moves, leadership changes).
 //!
 //! Limits as Kafka applies them: `partition_max_bytes` per partition and
 //! `max_bytes` for the response, except that the first partition with data
@@ -8,6 +10,7 @@
 //! (librdkafka rejects null). Fetch sessions (KIP-227) are declined with
 //! session id 0, so every request is a full fetch.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +21,8 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use super::util::{self, str_bytes};
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::partition::Partition;
+use crate::purgatory::Waiter;
 
 pub async fn handle(
     broker: &Broker,
@@ -26,9 +31,9 @@ pub async fn handle(
 ) -> Option<FetchResponse> {
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
-    let mut appends = broker.subscribe_appends();
+    // Registered with the fetched partitions only while this fetch waits.
+    let mut waiter: Option<Arc<Waiter>> = None;
     loop {
-        appends.borrow_and_update();
         let (resp, bytes, errors) = read_once(broker, ctx, &req);
         let done = bytes >= req.min_bytes.max(0) as usize
             || errors
@@ -37,14 +42,45 @@ pub async fn handle(
         if done {
             return Some(resp);
         }
+        let w = waiter.get_or_insert_with(|| {
+            let w = Waiter::new();
+            for partition in requested_partitions(broker, ctx, &req) {
+                partition.watchers().watch(&w);
+            }
+            w
+        });
         tokio::select! {
-            changed = appends.changed() => { if changed.is_err() { return Some(resp); } }
+            _ = w.woken() => {}
             _ = tokio::time::sleep_until(deadline) => {
                 let (resp, _, _) = read_once(broker, ctx, &req);
                 return Some(resp);
             }
         }
     }
+}
+
+/// The hosted partitions a fetch names.
+fn requested_partitions(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: &FetchRequest,
+) -> Vec<Arc<Partition>> {
+    let mut out = Vec::new();
+    for topic in &req.topics {
+        let name = if ctx.api_version >= 13 {
+            super::metadata::topic_name_by_id(broker, &topic.topic_id)
+        } else {
+            Some(topic.topic.to_string())
+        };
+        let Some(name) = name else { continue };
+        out.extend(
+            topic
+                .partitions
+                .iter()
+                .filter_map(|p| broker.partition(&name, p.partition)),
+        );
+    }
+    out
 }
 
 /// One pass over the requested partitions: the response, its record bytes,
@@ -84,38 +120,36 @@ fn read_once(
                 (None, _) => Some(ResponseError::UnknownTopicId),
                 (Some(_), None) => Some(ResponseError::UnknownTopicOrPartition),
                 (Some(_), Some(partition)) => {
-                    let hw = partition.log.log_end_offset();
+                    let hw = partition.high_watermark();
                     pd.high_watermark = hw;
                     pd.last_stable_offset = hw;
                     if ctx.api_version >= 5 {
                         pd.log_start_offset = partition.log.log_start_offset();
                     }
-                    if p.current_leader_epoch >= 0
-                        && p.current_leader_epoch > partition.leader_epoch
-                    {
-                        Some(ResponseError::UnknownLeaderEpoch)
-                    } else if p.current_leader_epoch >= 0
-                        && p.current_leader_epoch < partition.leader_epoch
-                    {
-                        Some(ResponseError::FencedLeaderEpoch)
-                    } else {
-                        let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
-                        // The first partition with data may exceed the limits by one batch.
-                        let min_one = total == 0;
-                        match partition.log.read(p.fetch_offset, limit, min_one, hw) {
-                            Ok(read) => {
-                                let n = read.records.len();
-                                total += n;
-                                remaining = remaining.saturating_sub(n);
-                                if ctx.api_version >= 5 {
-                                    pd.log_start_offset = read.log_start_offset;
+                    let checked = partition
+                        .check_leader()
+                        .and_then(|()| partition.check_leader_epoch(p.current_leader_epoch));
+                    match checked {
+                        Err(e) => Some(util::partition_error(&e)),
+                        Ok(()) => {
+                            let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
+                            // The first partition with data may exceed the limits by one batch.
+                            let min_one = total == 0;
+                            match partition.log.read(p.fetch_offset, limit, min_one, hw) {
+                                Ok(read) => {
+                                    let n = read.records.len();
+                                    total += n;
+                                    remaining = remaining.saturating_sub(n);
+                                    if ctx.api_version >= 5 {
+                                        pd.log_start_offset = read.log_start_offset;
+                                    }
+                                    pd.records = Some(read.records);
+                                    None
                                 }
-                                pd.records = Some(read.records);
-                                None
-                            }
-                            Err(e) => {
-                                broker.on_storage_error(&partition.tp, &e);
-                                Some(util::storage_error(&e))
+                                Err(e) => {
+                                    broker.on_storage_error(&partition.tp, &e);
+                                    Some(util::storage_error(&e))
+                                }
                             }
                         }
                     }

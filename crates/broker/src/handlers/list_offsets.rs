@@ -38,19 +38,19 @@ pub async fn handle(
                 t.partitions.push(r);
                 continue;
             };
-            if p.current_leader_epoch >= 0 && p.current_leader_epoch != partition.leader_epoch {
-                r.error_code = if p.current_leader_epoch > partition.leader_epoch {
-                    ResponseError::UnknownLeaderEpoch
-                } else {
-                    ResponseError::FencedLeaderEpoch
-                }
-                .code();
+            if let Err(e) = partition
+                .check_leader()
+                .and_then(|()| partition.check_leader_epoch(p.current_leader_epoch))
+            {
+                r.error_code = util::partition_error(&e).code();
                 t.partitions.push(r);
                 continue;
             }
             let log = &partition.log;
             let found = match p.timestamp {
-                LATEST => Ok(Some((log.log_end_offset(), -1))),
+                // Both isolation levels: without transactions the last stable
+                // offset is the high watermark.
+                LATEST => Ok(Some((partition.high_watermark(), -1))),
                 EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
                 MAX_TIMESTAMP => log.max_timestamp_offset(),
                 LATEST_TIERED => Ok(Some((-1, -1))),
@@ -61,7 +61,7 @@ pub async fn handle(
                     r.offset = offset;
                     r.timestamp = timestamp;
                     if ctx.api_version >= 4 {
-                        r.leader_epoch = partition.leader_epoch;
+                        r.leader_epoch = partition.leader_epoch();
                     }
                 }
                 Ok(None) => {}

@@ -1,9 +1,12 @@
 //! Produce (key 0): advertised 0-13 (librdkafka enables compression only when
 //! version 0 is advertised), served 3-13 (RecordBatch v2). acks=0 gets no
-//! response. Each partition's record batches are appended as they arrived:
-//! validated in place, offsets patched, one write per partition.
+//! response. Each partition's record batches go to its [`Partition`], which
+//! checks leadership and `min.insync.replicas` and appends them as they
+//! arrived: validated in place, offsets patched, one write per partition.
+//!
+//! [`Partition`]: crate::Partition
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -13,6 +16,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use super::util::{self, str_bytes};
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::partition::PartitionError;
 
 pub async fn handle(
     broker: &Broker,
@@ -21,7 +25,6 @@ pub async fn handle(
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
     let mut resp = ProduceResponse::default();
-    let mut appended = false;
     for topic in req.topic_data {
         let name: String = if ctx.api_version >= 13 {
             super::metadata::topic_name_by_id(broker, &topic.topic_id).unwrap_or_default()
@@ -37,62 +40,16 @@ pub async fn handle(
             r.base_offset = -1;
             r.log_append_time_ms = -1;
             r.log_start_offset = -1;
-            let error = if !(-1..=1).contains(&acks) {
+            let refused = if !(-1..=1).contains(&acks) {
                 Some(ResponseError::InvalidRequiredAcks)
             } else if req.transactional_id.is_some() {
                 // Transactions arrive with the transaction coordinator; until then
                 // no transactional producer can get this far (InitProducerId refuses it).
                 Some(ResponseError::TransactionalIdAuthorizationFailed)
             } else {
-                match broker.partition(&name, p.index) {
-                    None if name.is_empty() => Some(ResponseError::UnknownTopicId),
-                    None => Some(ResponseError::UnknownTopicOrPartition),
-                    Some(_) if util::is_internal(&name) => {
-                        Some(ResponseError::InvalidTopicException)
-                    }
-                    Some(partition) => {
-                        let min_isr = partition.min_isr.load(std::sync::atomic::Ordering::Relaxed);
-                        if acks == -1 && partition.isr_len < min_isr {
-                            Some(ResponseError::NotEnoughReplicas)
-                        } else {
-                            let records = match p.records {
-                                Some(bytes) => bytes
-                                    .try_into_mut()
-                                    .unwrap_or_else(|b| BytesMut::from(&b[..])),
-                                None => BytesMut::new(),
-                            };
-                            if records.is_empty() {
-                                Some(ResponseError::CorruptMessage)
-                            } else {
-                                match partition
-                                    .log
-                                    .append_as_leader(records, partition.leader_epoch)
-                                {
-                                    Ok(info) => {
-                                        appended |= !info.duplicate;
-                                        r.base_offset = info.base_offset;
-                                        r.log_append_time_ms = info.log_append_time;
-                                        if ctx.api_version >= 5 {
-                                            r.log_start_offset = info.log_start_offset;
-                                        }
-                                        None
-                                    }
-                                    Err(e) => {
-                                        tracing::debug!(partition = %partition.tp, error = %e, "produce rejected");
-                                        broker.on_storage_error(&partition.tp, &e);
-                                        if ctx.api_version >= 8 {
-                                            r.error_message = Some(str_bytes(e.to_string()));
-                                            r.record_errors = record_errors(&e);
-                                        }
-                                        Some(util::storage_error(&e))
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+                append(broker, ctx, &name, p.index, p.records, acks, &mut r).err()
             };
-            if let Some(e) = error {
+            if let Some(e) = refused {
                 r.error_code = e.code();
             }
             t.partition_responses.push(r);
@@ -102,13 +59,57 @@ pub async fn handle(
         }
         resp.responses.push(t);
     }
-    if appended {
-        broker.notify_appended();
+    (acks != 0).then_some(resp)
+}
+
+/// One partition's append; fills `r` with the outcome.
+fn append(
+    broker: &Broker,
+    ctx: &RequestContext,
+    topic: &str,
+    index: i32,
+    records: Option<Bytes>,
+    acks: i16,
+    r: &mut PartitionProduceResponse,
+) -> Result<(), ResponseError> {
+    let Some(partition) = broker.partition(topic, index) else {
+        return Err(if topic.is_empty() {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        });
+    };
+    if util::is_internal(topic) {
+        return Err(ResponseError::InvalidTopicException);
     }
-    if acks == 0 {
-        None
-    } else {
-        Some(resp)
+    let records = match records {
+        Some(bytes) if !bytes.is_empty() => bytes
+            .try_into_mut()
+            .unwrap_or_else(|b| BytesMut::from(&b[..])),
+        _ => return Err(ResponseError::CorruptMessage),
+    };
+    match partition.append_records_as_leader(records, acks) {
+        Ok(info) => {
+            r.base_offset = info.base_offset;
+            r.log_append_time_ms = info.log_append_time;
+            if ctx.api_version >= 5 {
+                r.log_start_offset = info.log_start_offset;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            tracing::debug!(partition = %partition.tp, error = %e, "produce rejected");
+            if let PartitionError::Storage(se) = &e {
+                broker.on_storage_error(&partition.tp, se);
+                if ctx.api_version >= 8 {
+                    r.record_errors = record_errors(se);
+                }
+            }
+            if ctx.api_version >= 8 {
+                r.error_message = Some(str_bytes(e.to_string()));
+            }
+            Err(util::partition_error(&e))
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 
 use gregor_metadata::ControllerError;
 use gregor_storage::StorageError;
+
+use crate::partition::PartitionError;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::protocol::StrBytes;
 
@@ -41,6 +43,17 @@ pub fn storage_error(e: &StorageError) -> ResponseError {
         StorageError::Io { .. } | StorageError::Corrupt { .. } | StorageError::LogDirOffline(_) => {
             ResponseError::KafkaStorageError
         }
+    }
+}
+
+/// The Kafka error of a partition-level refusal.
+pub fn partition_error(e: &PartitionError) -> ResponseError {
+    match e {
+        PartitionError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
+        PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+        PartitionError::Storage(e) => storage_error(e),
     }
 }
 
