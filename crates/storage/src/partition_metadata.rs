@@ -12,6 +12,9 @@
 use std::fs;
 use std::path::Path;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
 pub const PARTITION_METADATA_FILE: &str = "partition.metadata";
 
 pub(crate) fn read_partition_metadata(path: &Path) -> Option<[u8; 16]> {
@@ -33,42 +36,19 @@ pub(crate) fn read_partition_metadata(path: &Path) -> Option<[u8; 16]> {
     id
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /// Kafka's `Uuid.toString`: URL-safe base64 without padding (22 chars).
 pub fn base64url_encode(id: &[u8; 16]) -> String {
-    let mut out = String::with_capacity(22);
-    for chunk in id.chunks(3) {
-        let n = chunk.len();
-        let v = (chunk[0] as u32) << 16
-            | (chunk.get(1).copied().unwrap_or(0) as u32) << 8
-            | chunk.get(2).copied().unwrap_or(0) as u32;
-        for i in 0..=n {
-            out.push(B64[((v >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    URL_SAFE_NO_PAD.encode(id)
 }
 
+/// The inverse of [`base64url_encode`]; `None` unless `s` is exactly 16
+/// bytes' worth (trailing `=` padding is tolerated).
 pub fn base64url_decode(s: &str) -> Option<[u8; 16]> {
     let s = s.trim_end_matches('=');
     if s.len() != 22 {
         return None;
     }
-    let mut bits: u32 = 0;
-    let mut nbits = 0;
-    let mut out = Vec::with_capacity(16);
-    for c in s.bytes() {
-        let v = B64.iter().position(|b| *b == c)? as u32;
-        bits = (bits << 6) | v;
-        nbits += 6;
-        if nbits >= 8 {
-            nbits -= 8;
-            out.push((bits >> nbits) as u8);
-            bits &= (1 << nbits) - 1;
-        }
-    }
-    out.try_into().ok()
+    URL_SAFE_NO_PAD.decode(s).ok()?.try_into().ok()
 }
 
 /// The file's contents for `id`.
