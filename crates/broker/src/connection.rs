@@ -3,7 +3,9 @@
 //! Requests on a connection are handled one at a time, in arrival order, as
 //! Kafka does, so pipelined requests are answered in order. Responses are
 //! buffered and flushed when no further request is already waiting, so a
-//! pipelining producer gets its acknowledgements in few writes.
+//! pipelining producer gets its acknowledgements in few writes, and also
+//! before a request that has to wait (a long-poll fetch, a JoinGroup parked
+//! until the rebalance completes), so no answer waits on a later request.
 
 use std::sync::Arc;
 
@@ -63,7 +65,19 @@ pub async fn serve(
                 return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
             }
         }
-        match handlers::dispatch(&broker, frame.freeze(), peer).await {
+        let handled = handlers::dispatch(&broker, frame.freeze(), peer);
+        tokio::pin!(handled);
+        let handled = tokio::select! {
+            biased;
+            done = &mut handled => done,
+            // The request waits (a long-poll fetch, a parked JoinGroup):
+            // the answers already buffered must not wait with it.
+            () = std::future::ready(()) => {
+                writer.flush().await?;
+                handled.await
+            }
+        };
+        match handled {
             Ok(Some(response)) => write_frame(&mut writer, response).await?,
             Ok(None) => {}
             Err(e) => {

@@ -133,3 +133,49 @@ fn requests_before_a_malformed_one_are_answered_before_the_close() {
     assert!(!resp.api_keys.is_empty());
     c.expect_closed();
 }
+
+/// A response is not held back behind a later request that waits: an
+/// ApiVersions answered before a pipelined long-poll Fetch reaches the
+/// client while the fetch still waits (it would otherwise arrive only when
+/// the fetch completes; clients such as librdkafka pipeline Metadata and
+/// group requests ahead of waiting ones).
+#[test]
+fn a_waiting_request_does_not_hold_back_earlier_responses() {
+    let broker = Broker::start();
+    let mut c = broker.client();
+    c.create_topic("waits", 1, &[]);
+    let versions = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("gregor-it"))
+        .with_client_software_version(StrBytes::from_static_str("1"));
+    // Waits up to 60 s for a record nobody has produced yet: far beyond the
+    // client's 10 s read timeout, so the ApiVersions answer must not wait
+    // for it.
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(60_000)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(topic_name("waits"))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_current_leader_epoch(-1)
+                .with_log_start_offset(-1)
+                .with_partition_max_bytes(1 << 20)])]);
+    let (versions_id, mut wire) = c.encode_request(3, &versions);
+    let (fetch_id, f) = c.encode_request(12, &fetch);
+    wire.extend(f);
+    use std::io::Write;
+    c.stream.write_all(&wire).unwrap();
+    let r = c.read_response::<ApiVersionsRequest>(3, versions_id);
+    assert_eq!(r.error_code, 0);
+    // A record ends the fetch's wait, and its answer follows.
+    let mut producer = broker.client();
+    let recs = records("w", 1, 1_700_000_000_000, 10);
+    producer.produce_ok("waits", 0, &batch(&recs, Compression::None), 1);
+    let r = c.read_response::<FetchRequest>(12, fetch_id);
+    let p = &r.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.high_watermark), (0, 1));
+}
