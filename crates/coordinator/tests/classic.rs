@@ -504,3 +504,59 @@ fn cooperative_two_phase_rebalance() {
         assert_eq!(h.join_response(j).generation_id, 3);
     }
 }
+
+/// librdkafka 0113 `b_subscribe_with_cb_test` (issue 8): after a
+/// cooperative rebalance the leader syncs, sees it must revoke a partition
+/// and rejoins at once, a millisecond before the follower's SyncGroup for
+/// the same generation arrives. Kafka answers that late sync
+/// REBALANCE_IN_PROGRESS, so the follower never learns its (empty)
+/// assignment of that generation and skips a rebalance round the client
+/// counts on. The generation's assignment is complete and still valid, so
+/// the follower gets it; its next heartbeat then sends it to the rebalance.
+#[test]
+fn a_late_sync_after_the_leader_rejoined_gets_the_completed_generation() {
+    let mut h = Harness::default();
+    let (leader, follower) = h.stable_pair("g");
+    // Generation 1 is Stable; the leader revokes and rejoins immediately.
+    let jl = h.rejoin("g", &leader, &["t", "owned-after-revoke"]);
+    assert_eq!(
+        h.shard.group_state("g"),
+        Some(GroupState::PreparingRebalance)
+    );
+    // The follower's SyncGroup for generation 1 arrives only now.
+    let late = h.sync(5, "g", &follower, 1, &[]);
+    let r = h.sync_response(late);
+    assert_eq!(r.error_code, 0, "the completed generation's assignment");
+    assert_eq!(r.assignment.as_ref(), b"F");
+    // Then, as always, the heartbeat sends it to the next rebalance.
+    assert_eq!(h.heartbeat("g", &follower, 1), 27);
+    let jf = h.rejoin("g", &follower, &["t"]);
+    let (rl, rf) = (h.join_response(jl), h.join_response(jf));
+    assert_eq!((rl.generation_id, rf.generation_id), (2, 2));
+}
+
+/// A sync for a generation whose leader never sent the assignment (the
+/// rebalance was interrupted in CompletingRebalance) still answers
+/// REBALANCE_IN_PROGRESS: there is nothing valid to hand out.
+#[test]
+fn a_sync_for_an_unfinished_generation_during_a_rebalance_is_refused() {
+    let mut h = Harness::default();
+    let (a, ja) = h.join_new("g", &["t"]);
+    let (b, jb) = h.join_new("g", &["t"]);
+    h.advance(10_000);
+    let (ra, _rb) = (h.join_response(ja), h.join_response(jb));
+    assert_eq!(
+        h.shard.group_state("g"),
+        Some(GroupState::CompletingRebalance)
+    );
+    let leader = ra.leader.to_string();
+    let follower = if leader == a { b } else { a };
+    // A third member arrives before the leader's SyncGroup.
+    let (_c, _jc) = h.join_new("g", &["t"]);
+    assert_eq!(
+        h.shard.group_state("g"),
+        Some(GroupState::PreparingRebalance)
+    );
+    let s = h.sync(5, "g", &follower, 1, &[]);
+    assert_eq!(h.sync_response(s).error_code, 27);
+}

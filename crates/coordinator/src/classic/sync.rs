@@ -67,6 +67,25 @@ pub(crate) fn sync_group(
     match g.state {
         GroupState::Empty => fail(out, ResponseError::UnknownMemberId),
         GroupState::Dead => fail(out, ResponseError::CoordinatorNotAvailable),
+        GroupState::PreparingRebalance if g.previous_state == GroupState::Stable => {
+            // The generation this member syncs for completed (the leader's
+            // assignment went out and the group was Stable), and a rejoin
+            // (typically the cooperative leader's, right after its own sync)
+            // started the next one before this SyncGroup arrived. Kafka
+            // answers REBALANCE_IN_PROGRESS, which makes the member skip the
+            // generation's assignment; handing it out is safe (it is the
+            // one every other member holds) and keeps the cooperative
+            // protocol's rounds as the clients count them. The member's
+            // next heartbeat sends it to the rebalance.
+            g.pending_sync.remove(member_id);
+            let assignment = g
+                .member(member_id)
+                .map(|m| m.assignment.clone())
+                .unwrap_or_default();
+            let r = g.sync_response(version, 0, assignment);
+            out.responses.push((id, Response::SyncGroup(r)));
+            g.reschedule_session(member_id, now_ms, out);
+        }
         GroupState::PreparingRebalance => fail(out, ResponseError::RebalanceInProgress),
         GroupState::CompletingRebalance => {
             g.pending_sync.remove(member_id);
