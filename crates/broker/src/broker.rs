@@ -2,7 +2,6 @@
 //! logs, and the partitions this node leads. Handlers get `&Broker`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 
 use gregor_metadata::config_defs::{self, ConfigLayers, ResolvedConfig};
@@ -29,8 +28,8 @@ pub enum BrokerError {
     Metadata(#[from] MetadataStoreError),
     #[error(transparent)]
     Storage(#[from] gregor_storage::StorageError),
-    #[error("{path}: {reason}")]
-    MetaProperties { path: String, reason: String },
+    #[error(transparent)]
+    MetaProperties(#[from] crate::meta_properties::MetaPropertiesError),
 }
 
 /// Hosted partitions by topic name, then partition index.
@@ -65,56 +64,6 @@ impl std::fmt::Debug for Broker {
     }
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BrokerError + '_ {
-    move |source| BrokerError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
-/// Reads `meta.properties` of a log dir, or writes it when the dir is new
-/// (Kafka needs `kafka-storage format`; a single node formats itself).
-fn ensure_meta_properties(
-    dir: &Path,
-    node_id: i32,
-    cluster_id: &str,
-) -> Result<String, BrokerError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let path = dir.join("meta.properties");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let props =
-                BrokerConfig::parse_properties(&text).map_err(|e| BrokerError::MetaProperties {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })?;
-            if let Some(id) = props.get("node.id") {
-                if id.parse::<i32>().ok() != Some(node_id) {
-                    return Err(BrokerError::MetaProperties {
-                        path: path.display().to_string(),
-                        reason: format!("node.id {id} in meta.properties does not match configured node.id {node_id}"),
-                    });
-                }
-            }
-            Ok(props
-                .get("cluster.id")
-                .cloned()
-                .unwrap_or_else(|| cluster_id.to_string()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let text = format!(
-                "#\n#Written by gregor\nnode.id={node_id}\ndirectory.id={}\nversion=1\ncluster.id={cluster_id}\n",
-                base64_uuid(Uuid::new_v4())
-            );
-            let tmp = dir.join("meta.properties.tmp");
-            std::fs::write(&tmp, text).map_err(io(&tmp))?;
-            std::fs::rename(&tmp, &path).map_err(io(&path))?;
-            Ok(cluster_id.to_string())
-        }
-        Err(e) => Err(io(&path)(e)),
-    }
-}
-
 /// Kafka prints UUIDs (cluster ids, topic ids) as URL-safe base64 without padding.
 pub fn base64_uuid(id: Uuid) -> String {
     gregor_storage::partition_metadata::base64url_encode(id.as_bytes())
@@ -123,12 +72,13 @@ pub fn base64_uuid(id: Uuid) -> String {
 impl Broker {
     /// Opens (formatting on first start) the metadata log and the partition logs.
     pub fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Arc<Self>, BrokerError> {
-        let fresh_cluster_id = base64_uuid(Uuid::new_v4());
-        let mut cluster_id =
-            ensure_meta_properties(&config.metadata_log_dir, config.node_id, &fresh_cluster_id)?;
-        for dir in &config.log_dirs {
-            cluster_id = ensure_meta_properties(dir, config.node_id, &cluster_id)?;
-        }
+        config.warn_keys_without_effect();
+        let dirs = crate::meta_properties::MetaPropertiesEnsemble::open_for_start(
+            &config,
+            clock.now_ms(),
+            &mut rand::thread_rng(),
+        )?;
+        let cluster_id = dirs.cluster_id().unwrap_or_default().to_string();
         let metadata = MetadataStore::open(&config.metadata_log_dir, clock.clone())?;
         let node_id = config.node_id;
         let rack = config.rack.clone();
@@ -162,7 +112,10 @@ impl Broker {
             bound_port: std::sync::atomic::AtomicU16::new(config.advertised_port),
             groups: Arc::new(crate::group_runtime::GroupRuntime::new(
                 weak.clone(),
-                config.group.clone(),
+                gregor_coordinator::GroupConfig {
+                    group_overrides: group_overrides_lookup(weak.clone()),
+                    ..config.group.clone()
+                },
                 config.offsets_topic_partitions,
             )),
             config,
@@ -393,6 +346,17 @@ impl Broker {
         ))
     }
 
+    /// Every config of group `group` (ConfigResource GROUP), resolved with
+    /// its source: the group's own settings, else the broker's `group.*` values.
+    pub fn describe_group_configs(&self, group: &str) -> Vec<config_defs::ResolvedGroupConfig> {
+        let image = self.metadata.image();
+        let props = &self.config.props;
+        config_defs::resolve_group_configs(
+            image.configs(&ConfigResource::Group(group.to_string())),
+            &|name| controller::static_broker_value(props, name),
+        )
+    }
+
     /// Flushes, snapshots and checkpoints every log; closes the metadata log.
     pub fn shutdown(&self) -> Result<(), BrokerError> {
         // LogManager::shutdown writes recovery points and log start offsets but
@@ -415,6 +379,30 @@ impl Broker {
             .checkpoint(&|log: &Log| self.high_watermark_of(log))?;
         Ok(())
     }
+}
+
+/// The coordinator's view of group configs: a group's
+/// `consumer.session.timeout.ms` / `consumer.heartbeat.interval.ms` as the
+/// current metadata image holds them (read per heartbeat; no I/O).
+fn group_overrides_lookup(
+    broker: std::sync::Weak<Broker>,
+) -> gregor_coordinator::GroupOverridesLookup {
+    gregor_coordinator::GroupOverridesLookup::new(move |group| {
+        let Some(broker) = broker.upgrade() else {
+            return gregor_coordinator::GroupOverrides::default();
+        };
+        let image = broker.metadata.image();
+        let configs = image.configs(&ConfigResource::Group(group.to_string()));
+        let int = |name: &str| {
+            configs
+                .and_then(|m| m.get(name))
+                .and_then(|v| v.trim().parse::<i32>().ok())
+        };
+        gregor_coordinator::GroupOverrides {
+            consumer_session_timeout_ms: int(config_defs::CONSUMER_SESSION_TIMEOUT_MS),
+            consumer_heartbeat_interval_ms: int(config_defs::CONSUMER_HEARTBEAT_INTERVAL_MS),
+        }
+    })
 }
 
 fn layers<'a>(

@@ -1,6 +1,8 @@
 //! The broker's static configuration: `server.properties` (Java properties
 //! format) plus `--override key=value`, with Kafka's names and defaults.
-//! Unknown keys and invalid values are refused at start.
+//! Every Kafka 4.1 broker config name is accepted (most have no effect in
+//! Gregor: [`BrokerConfig::keys_without_effect`]); names Kafka does not have
+//! and invalid values are refused at start.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,8 +11,12 @@ use gregor_metadata::config_defs;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error("unknown configuration '{0}' (Gregor accepts Kafka's broker config names; see docs/COMPATIBILITY.md)")]
-    Unknown(String),
+    /// A name Kafka has no broker config for, with the closest known name.
+    #[error("unknown configuration '{name}'{}", .suggestion.as_ref().map(|s| format!("; did you mean '{s}'?")).unwrap_or_default())]
+    Unknown {
+        name: String,
+        suggestion: Option<String>,
+    },
     #[error(transparent)]
     Invalid(#[from] config_defs::InvalidConfig),
     #[error("invalid listeners '{value}': {reason}")]
@@ -101,10 +107,7 @@ fn get<'a>(props: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
 }
 
 fn default_of(name: &str) -> &'static str {
-    config_defs::BROKER_CONFIGS
-        .iter()
-        .chain(config_defs::TOPIC_CONFIGS.iter())
-        .find(|d| d.name == name)
+    config_defs::broker_config(name)
         .and_then(|d| d.default)
         .unwrap_or("")
 }
@@ -149,9 +152,12 @@ impl BrokerConfig {
 
     pub fn from_props(props: BTreeMap<String, String>) -> Result<Self, ConfigError> {
         for (k, v) in &props {
-            let (ty, validator) = config_defs::broker_config_type(k)
-                .ok_or_else(|| ConfigError::Unknown(k.clone()))?;
-            config_defs::validate(k, ty, validator, v)?;
+            config_defs::validate_static_broker_config(k, v).map_err(|e| match e {
+                config_defs::StaticBrokerConfigError::Unknown { name, suggestion } => {
+                    ConfigError::Unknown { name, suggestion }
+                }
+                config_defs::StaticBrokerConfigError::Invalid(e) => ConfigError::Invalid(e),
+            })?;
         }
         let int = |name: &str| -> i64 {
             get(&props, name)
@@ -296,6 +302,8 @@ impl BrokerConfig {
                 consumer_assignors: list("group.consumer.assignors"),
                 consumer_max_size: int("group.consumer.max.size").max(1) as usize,
                 rebalance_protocols: list("group.coordinator.rebalance.protocols"),
+                // Supplied by the broker from its metadata image (Broker::open).
+                group_overrides: Default::default(),
             },
             offsets_topic_partitions: int("offsets.topic.num.partitions").max(1) as i32,
             cleaner: boolean("log.cleaner.enable").then(|| gregor_storage::CleanerConfig {
@@ -309,6 +317,24 @@ impl BrokerConfig {
             }),
             props,
         })
+    }
+}
+
+impl BrokerConfig {
+    /// The given keys Gregor accepts (they are Kafka's) but does not act on.
+    pub fn keys_without_effect(&self) -> Vec<&str> {
+        config_defs::keys_without_effect(self.props.keys())
+    }
+
+    /// Logs, once at start, the given keys that have no effect in Gregor.
+    pub fn warn_keys_without_effect(&self) {
+        let keys = self.keys_without_effect();
+        if !keys.is_empty() {
+            tracing::warn!(
+                "these Kafka configs are accepted but have no effect in Gregor: {}",
+                keys.join(", ")
+            );
+        }
     }
 }
 
@@ -365,7 +391,16 @@ mod tests {
     fn unknown_and_invalid_are_refused() {
         assert_eq!(
             BrokerConfig::from_props(props(&[("log.retention.dayz", "1")])).unwrap_err(),
-            ConfigError::Unknown("log.retention.dayz".into())
+            ConfigError::Unknown {
+                name: "log.retention.dayz".into(),
+                suggestion: Some("log.retention.ms".into())
+            }
+        );
+        assert_eq!(
+            BrokerConfig::from_props(props(&[("log.retention.hour", "1")]))
+                .unwrap_err()
+                .to_string(),
+            "unknown configuration 'log.retention.hour'; did you mean 'log.retention.hours'?"
         );
         assert!(matches!(
             BrokerConfig::from_props(props(&[("num.partitions", "zero")])),
@@ -379,6 +414,41 @@ mod tests {
             BrokerConfig::from_props(props(&[("process.roles", "broker")])),
             Err(ConfigError::Unsupported(_))
         ));
+    }
+
+    /// kafka-python's test broker config (servers/resources/default/kafka.properties,
+    /// KRaft variant, with its SASL/SSL/ACL fragments filled in).
+    #[test]
+    fn kafka_python_test_properties_are_accepted() {
+        let text = "process.roles=broker,controller\nnode.id=1\n\
+            controller.quorum.bootstrap.servers=127.0.0.1:9093\n\
+            listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093\n\
+            inter.broker.listener.name=PLAINTEXT\n\
+            sasl.enabled.mechanisms=PLAIN\nsasl.mechanism.inter.broker.protocol=PLAIN\n\
+            ssl.keystore.location=/tmp/ks.jks\nssl.keystore.password=foobar\nssl.key.password=foobar\n\
+            ssl.truststore.location=/tmp/ts.jks\nssl.truststore.password=foobar\n\
+            authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n\
+            allow.everyone.if.no.acl.found=true\n\
+            controller.listener.names=CONTROLLER\n\
+            listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL\n\
+            num.network.threads=3\nnum.io.threads=8\nsocket.send.buffer.bytes=102400\n\
+            socket.receive.buffer.bytes=102400\nsocket.request.max.bytes=104857600\n\
+            log.dirs=/tmp/kp/kraft-combined-logs\nnum.partitions=2\ndefault.replication.factor=1\n\
+            replica.lag.time.max.ms=1000\nreplica.socket.timeout.ms=1000\n\
+            num.recovery.threads.per.data.dir=1\noffsets.topic.replication.factor=1\n\
+            share.coordinator.state.topic.replication.factor=1\nshare.coordinator.state.topic.min.isr=1\n\
+            transaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n\
+            log.retention.hours=168\nlog.segment.bytes=1073741824\nlog.retention.check.interval.ms=300000\n\
+            log.cleaner.enable=false\noffsets.commit.timeout.ms=500\noffsets.topic.num.partitions=2\n\
+            group.min.session.timeout.ms=1000\ngroup.initial.rebalance.delay.ms=0\n\
+            listener.name.plaintext.sasl.enabled.mechanisms=PLAIN\n";
+        let c = BrokerConfig::from_props(BrokerConfig::parse_properties(text).unwrap()).unwrap();
+        assert_eq!(c.offsets_topic_partitions, 2);
+        assert_eq!(c.group.min_session_timeout_ms, 1000);
+        let no_effect = c.keys_without_effect();
+        assert!(no_effect.contains(&"offsets.commit.timeout.ms"));
+        assert!(no_effect.contains(&"listener.name.plaintext.sasl.enabled.mechanisms"));
+        assert!(!no_effect.contains(&"num.partitions"));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! - [`config`]: static broker configuration (`server.properties`, overrides).
 //! - [`broker`]: [`Broker`], the shared state: metadata, logs, hosted partitions.
 //! - [`metadata_store`]: the metadata log runtime (append, replay, image).
+//! - [`meta_properties`]: `meta.properties` of each log dir (cluster, node and dir ids), checked
+//!   at start and written by `gregor storage format`.
 //! - [`partition`]: [`Partition`], one hosted partition: its log and replication state (role,
 //!   leader epoch, ISR, high watermark, followers' positions) behind one lock.
 //! - [`purgatory`]: requests waiting on partitions, woken by those partitions' events only.
@@ -19,6 +21,7 @@ pub mod config;
 pub mod connection;
 pub mod group_runtime;
 pub mod handlers;
+pub mod meta_properties;
 pub mod metadata_store;
 pub mod partition;
 pub mod purgatory;

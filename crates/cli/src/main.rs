@@ -2,6 +2,7 @@
 //!
 //! - `gregor server [--config server.properties] [--override key=value]...`
 //! - `gregor dump-log [--print-data-log] FILE...` (like kafka-dump-log.sh)
+//! - `gregor storage random-uuid|format|info` (like kafka-storage.sh): see `storage_tool`.
 //! - the Kafka command-line tools (`gregor topics`, ...): see `tools`.
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
 mod dump_log;
+mod storage_tool;
 mod tools;
 
 #[derive(Parser)]
@@ -67,6 +69,10 @@ enum Command {
         files_flag: Vec<PathBuf>,
         files: Vec<PathBuf>,
     },
+    /// Format the log directories of a node, print their state, or make a
+    /// cluster id (kafka-storage.sh).
+    #[command(after_help = storage_tool::EXAMPLES)]
+    Storage(storage_tool::StorageArgs),
     /// Create, list, describe, alter and delete topics (kafka-topics.sh).
     #[command(after_help = tools::topics::EXAMPLES)]
     Topics(tools::topics::TopicsArgs),
@@ -136,6 +142,13 @@ fn main() {
             };
             dump_log::run(&all, mode)
         }
+        Command::Storage(args) => match storage_tool::run(args) {
+            Ok(code) => {
+                let _ = std::io::stdout().flush();
+                std::process::exit(code)
+            }
+            Err(e) => tool_exit(Err(e)),
+        },
         Command::Topics(args) => tool_exit(tools::topics::run(args)),
         Command::Configs(args) => tool_exit(tools::configs::run(args)),
         Command::DeleteRecords(args) => tool_exit(tools::delete_records::run(args)),
@@ -189,7 +202,7 @@ fn parse_error(e: clap::Error) -> ! {
     use clap::error::ErrorKind;
     let tool = std::env::args()
         .nth(1)
-        .is_some_and(|a| tools::TOOL_NAMES.contains(&a.as_str()));
+        .is_some_and(|a| tools::TOOL_NAMES.contains(&a.as_str()) || a == "storage");
     if !tool || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         e.exit();
     }

@@ -105,6 +105,68 @@ pub struct GroupConfig {
     pub consumer_max_size: usize,
     /// group.coordinator.rebalance.protocols (classic,consumer)
     pub rebalance_protocols: Vec<String>,
+    /// Per-group configs (Kafka's group configs, ConfigResource GROUP) that
+    /// override the broker-wide values above for one group.
+    pub group_overrides: GroupOverridesLookup,
+}
+
+impl GroupConfig {
+    /// The session timeout of `group`'s consumer-protocol members: the
+    /// group's `consumer.session.timeout.ms`, else the broker's.
+    pub fn consumer_session_timeout_ms_of(&self, group: &str) -> i32 {
+        self.group_overrides
+            .get(group)
+            .consumer_session_timeout_ms
+            .unwrap_or(self.consumer_session_timeout_ms)
+    }
+
+    /// The heartbeat interval given to `group`'s consumer-protocol members:
+    /// the group's `consumer.heartbeat.interval.ms`, else the broker's.
+    pub fn consumer_heartbeat_interval_ms_of(&self, group: &str) -> i32 {
+        self.group_overrides
+            .get(group)
+            .consumer_heartbeat_interval_ms
+            .unwrap_or(self.consumer_heartbeat_interval_ms)
+    }
+}
+
+/// A group's own settings; `None` uses the broker-wide value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupOverrides {
+    /// consumer.session.timeout.ms
+    pub consumer_session_timeout_ms: Option<i32>,
+    /// consumer.heartbeat.interval.ms
+    pub consumer_heartbeat_interval_ms: Option<i32>,
+}
+
+/// Where the coordinator reads a group's [`GroupOverrides`]: a function the
+/// runtime supplies (the broker reads its metadata image). It is called on
+/// every consumer heartbeat, so it must be cheap and must not block or do
+/// I/O; the coordinator stays a pure state machine given its answers.
+#[derive(Clone, Default)]
+pub struct GroupOverridesLookup(Option<std::sync::Arc<OverridesFn>>);
+
+type OverridesFn = dyn Fn(&str) -> GroupOverrides + Send + Sync;
+
+impl GroupOverridesLookup {
+    pub fn new(f: impl Fn(&str) -> GroupOverrides + Send + Sync + 'static) -> Self {
+        Self(Some(std::sync::Arc::new(f)))
+    }
+
+    /// The overrides of `group` (none when no lookup was supplied).
+    pub fn get(&self, group: &str) -> GroupOverrides {
+        self.0.as_ref().map(|f| f(group)).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for GroupOverridesLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "GroupOverridesLookup(fn)"
+        } else {
+            "GroupOverridesLookup(none)"
+        })
+    }
 }
 
 impl Default for GroupConfig {
@@ -121,6 +183,7 @@ impl Default for GroupConfig {
             consumer_assignors: vec!["uniform".into(), "range".into()],
             consumer_max_size: i32::MAX as usize,
             rebalance_protocols: vec!["classic".into(), "consumer".into()],
+            group_overrides: GroupOverridesLookup::default(),
         }
     }
 }

@@ -8,8 +8,36 @@
 //!    broker synonyms in order (`log.retention.ms` before `log.retention.minutes`
 //!    before `log.retention.hours`),
 //! 5. Kafka's default (`DEFAULT_CONFIG`).
+//!
+//! # Layout
+//!
+//! - this file: the shared types, validation, and the topic configs with
+//!   their resolution.
+//! - `broker`: the broker config vocabulary (lookup, listener prefixes,
+//!   suggestions for misspelt names, which configs Gregor acts on) and
+//!   Kafka's rules for dynamic broker configs; the tables are in
+//!   `broker_server`, `broker_security` and `broker_groups`.
+//! - `group`: per-group configs (ConfigResource GROUP).
 
 use std::collections::BTreeMap;
+
+mod broker;
+mod broker_groups;
+mod broker_security;
+mod broker_server;
+mod group;
+
+pub use broker::{
+    broker_config, broker_configs, broker_key, keys_without_effect, strip_listener_prefix,
+    suggest_broker_config, validate_dynamic_broker_configs, validate_static_broker_config,
+    BrokerConfigDef, BrokerKey, DynamicBrokerConfigError, StaticBrokerConfigError, UpdateMode,
+    GREGOR_EFFECTIVE, LISTENER_PREFIX, NO_EFFECT_NOTE,
+};
+pub use group::{
+    group_config, resolve_group_configs, validate_group_configs, GroupConfigDef, GroupConfigError,
+    GroupDefault, ResolvedGroupConfig, CONSUMER_HEARTBEAT_INTERVAL_MS, CONSUMER_SESSION_TIMEOUT_MS,
+    GROUP_CONFIGS,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
@@ -61,6 +89,8 @@ pub enum ConfigSource {
     DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
+    /// Set on a group (ConfigResource GROUP).
+    GroupConfig = 8,
 }
 
 /// A broker synonym of a topic config, with the factor converting its unit
@@ -107,8 +137,8 @@ const fn def(
 use ConfigType as T;
 use Validator as V;
 
-const I64_MAX: &str = "9223372036854775807";
-const CODECS: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+pub(crate) const I64_MAX: &str = "9223372036854775807";
+pub(crate) const CODECS: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 
 /// Topic-level configs (Kafka 4.x), in name order.
 pub static TOPIC_CONFIGS: &[ConfigDef] = &[
@@ -189,7 +219,7 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
         T::List,
         Some(""),
         V::None,
-        &[syn("follower.replication.throttled.replicas")],
+        &[],
         "Replicas throttled on the follower side.",
     ),
     def(
@@ -205,7 +235,7 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
         T::List,
         Some(""),
         V::None,
-        &[syn("leader.replication.throttled.replicas")],
+        &[],
         "Replicas throttled on the leader side.",
     ),
     def(
@@ -384,96 +414,8 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
     ),
 ];
 
-/// Broker configs that are not synonyms of a topic config (those are listed
-/// through [`TOPIC_CONFIGS`]' synonyms and accepted too).
-pub static BROKER_CONFIGS: &[ConfigDef] = &[
-    def("advertised.listeners", T::String, None, V::None, &[], "Listeners published to clients."),
-    def("auto.create.topics.enable", T::Boolean, Some("true"), V::None, &[], "Create topics on first metadata request or produce."),
-    def("broker.id", T::Int, Some("-1"), V::None, &[], "Alias of node.id."),
-    def("broker.rack", T::String, None, V::None, &[], "Rack of the broker."),
-    def("controller.listener.names", T::List, None, V::None, &[], "Listeners used by the controller."),
-    def("controller.quorum.bootstrap.servers", T::List, Some(""), V::None, &[], "Controller quorum endpoints."),
-    def("controller.quorum.voters", T::List, Some(""), V::None, &[], "Static controller quorum voters."),
-    def("default.replication.factor", T::Int, Some("1"), V::AtLeast(1), &[], "Replication factor of automatically created topics."),
-    def("delete.topic.enable", T::Boolean, Some("true"), V::None, &[], "Allow deleting topics."),
-    def("group.consumer.assignors", T::List, Some("uniform,range"), V::None, &[], "Server assignors of consumer-protocol groups (KIP-848); the first is the default."),
-    def("group.consumer.heartbeat.interval.ms", T::Int, Some("5000"), V::AtLeast(1), &[], "Heartbeat interval of consumer-protocol group members."),
-    def("group.consumer.max.size", T::Int, Some("2147483647"), V::AtLeast(1), &[], "Most members a consumer-protocol group may have."),
-    def("group.consumer.session.timeout.ms", T::Int, Some("45000"), V::AtLeast(1), &[], "Session timeout of consumer-protocol group members."),
-    def("group.coordinator.rebalance.protocols", T::List, Some("classic,consumer"), V::None, &[], "Rebalance protocols the group coordinator accepts."),
-    def("group.initial.rebalance.delay.ms", T::Int, Some("3000"), V::AtLeast(0), &[], "Delay of an empty group's first rebalance."),
-    def("group.max.session.timeout.ms", T::Int, Some("1800000"), V::AtLeast(0), &[], "Largest session timeout a member may ask for."),
-    def("group.max.size", T::Int, Some("2147483647"), V::AtLeast(1), &[], "Most members a consumer group may have."),
-    def("group.min.session.timeout.ms", T::Int, Some("6000"), V::AtLeast(0), &[], "Smallest session timeout a member may ask for."),
-    def("inter.broker.listener.name", T::String, None, V::None, &[], "Listener used between brokers."),
-    def("listener.security.protocol.map", T::String, Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"), V::None, &[], "Listener name to security protocol."),
-    def("listeners", T::String, Some("PLAINTEXT://127.0.0.1:9092"), V::None, &[], "Addresses the broker listens on."),
-    def("log.cleaner.backoff.ms", T::Long, Some("15000"), V::AtLeast(0), &[], "Pause of the cleaner when nothing is cleanable."),
-    def("log.cleaner.dedupe.buffer.size", T::Long, Some("134217728"), V::AtLeast(1024), &[], "Memory of the cleaner's offset map, over all cleaner threads."),
-    def("log.cleaner.enable", T::Boolean, Some("true"), V::None, &[], "Run the log cleaner."),
-    def("log.cleaner.io.buffer.load.factor", T::Double, Some("0.9"), V::DoubleBetween(0.1, 1.0), &[], "How full the cleaner's offset map may get."),
-    def("log.cleaner.io.buffer.size", T::Int, Some("524288"), V::AtLeast(1024), &[], "I/O buffer memory of the cleaner threads."),
-    def("log.cleaner.io.max.bytes.per.second", T::Double, Some("1.7976931348623157E308"), V::None, &[], "Cleaner I/O throttle (read plus written bytes)."),
-    def("log.cleaner.threads", T::Int, Some("1"), V::AtLeast(0), &[], "Cleaner threads."),
-    def("log.dir", T::String, Some("./gregor-data"), V::None, &[], "Log directory (used when log.dirs is not set)."),
-    def("log.dirs", T::List, None, V::None, &[], "Log directories."),
-    def("log.flush.offset.checkpoint.interval.ms", T::Int, Some("60000"), V::AtLeast(0), &[], "How often recovery points are checkpointed."),
-    def("log.flush.scheduler.interval.ms", T::Long, Some(I64_MAX), V::None, &[], "How often logs are checked for flush."),
-    def("log.flush.start.offset.checkpoint.interval.ms", T::Int, Some("60000"), V::AtLeast(0), &[], "How often log start offsets are checkpointed."),
-    def("log.retention.check.interval.ms", T::Long, Some("300000"), V::AtLeast(1), &[], "How often retention is checked."),
-    def("message.max.bytes", T::Int, Some("1048588"), V::AtLeast(0), &[], "Largest record batch the broker accepts."),
-    def("metadata.log.dir", T::String, None, V::None, &[], "Directory of the metadata log (default: the first log dir)."),
-    def("node.id", T::Int, Some("1"), V::AtLeast(0), &[], "This node's id."),
-    def("num.io.threads", T::Int, Some("8"), V::AtLeast(1), &[], "Request handler threads (Gregor: async runtime worker threads)."),
-    def("num.network.threads", T::Int, Some("3"), V::AtLeast(1), &[], "Network threads (Gregor: accepted for compatibility; the async runtime serves all connections)."),
-    def("num.partitions", T::Int, Some("1"), V::AtLeast(1), &[], "Partitions of automatically created topics."),
-    def("num.recovery.threads.per.data.dir", T::Int, Some("2"), V::AtLeast(1), &[], "Threads recovering logs at start."),
-    def("offset.metadata.max.bytes", T::Int, Some("4096"), V::AtLeast(0), &[], "Largest metadata string of a committed offset."),
-    def("offsets.retention.check.interval.ms", T::Long, Some("600000"), V::AtLeast(1), &[], "How often expired offsets are removed."),
-    def("offsets.retention.minutes", T::Int, Some("10080"), V::AtLeast(1), &[], "How long offsets of an empty group are kept."),
-    def("offsets.topic.segment.bytes", T::Int, Some("104857600"), V::AtLeast(1), &[], "Segment size of __consumer_offsets."),
-    def("offsets.topic.num.partitions", T::Int, Some("50"), V::AtLeast(1), &[], "Partitions of __consumer_offsets."),
-    def("offsets.topic.replication.factor", T::Short, Some("3"), V::AtLeast(1), &[], "Replication factor of __consumer_offsets."),
-    def("process.roles", T::List, Some("broker,controller"), V::ListOf(&["broker", "controller"]), &[], "Roles of this node."),
-    def("share.coordinator.state.topic.min.isr", T::Short, Some("2"), V::AtLeast(1), &[], "min.insync.replicas of the share-group state topic."),
-    def("share.coordinator.state.topic.replication.factor", T::Short, Some("3"), V::AtLeast(1), &[], "Replication factor of the share-group state topic."),
-    def("socket.receive.buffer.bytes", T::Int, Some("102400"), V::AtLeast(-1), &[], "SO_RCVBUF (-1: OS default)."),
-    def("socket.request.max.bytes", T::Int, Some("104857600"), V::AtLeast(1), &[], "Largest request accepted."),
-    def("socket.send.buffer.bytes", T::Int, Some("102400"), V::AtLeast(-1), &[], "SO_SNDBUF (-1: OS default)."),
-    def("transaction.state.log.min.isr", T::Int, Some("2"), V::AtLeast(1), &[], "min.insync.replicas of __transaction_state."),
-    def("transaction.state.log.replication.factor", T::Short, Some("3"), V::AtLeast(1), &[], "Replication factor of __transaction_state."),
-];
-
-/// Broker configs that synonyms of topic configs name (log.retention.hours …)
-/// plus [`BROKER_CONFIGS`]: every key `server.properties` may hold.
-pub fn is_known_broker_config(name: &str) -> bool {
-    BROKER_CONFIGS.iter().any(|d| d.name == name)
-        || TOPIC_CONFIGS
-            .iter()
-            .any(|d| d.synonyms.iter().any(|s| s.name == name))
-}
-
 pub fn topic_config(name: &str) -> Option<&'static ConfigDef> {
     TOPIC_CONFIGS.iter().find(|d| d.name == name)
-}
-
-/// The type and validator of a broker config, for validating static and dynamic broker configs.
-pub fn broker_config_type(name: &str) -> Option<(ConfigType, Validator)> {
-    if let Some(d) = BROKER_CONFIGS.iter().find(|d| d.name == name) {
-        return Some((d.ty, d.validator));
-    }
-    for d in TOPIC_CONFIGS {
-        if let Some(s) = d.synonyms.iter().find(|s| s.name == name) {
-            // A unit-converted synonym (hours) has the same type but no lower bound worth checking beyond -1.
-            let validator = if s.factor == 1 {
-                d.validator
-            } else {
-                Validator::AtLeast(-1)
-            };
-            return Some((d.ty, validator));
-        }
-    }
-    None
 }
 
 /// Why a value was rejected (INVALID_CONFIG's message).
@@ -690,7 +632,7 @@ mod tests {
         let d = topic_config("message.timestamp.type").unwrap();
         assert!(validate(d.name, d.ty, d.validator, "LogAppendTime").is_ok());
         assert!(validate(d.name, d.ty, d.validator, "Later").is_err());
-        assert!(is_known_broker_config("log.retention.hours"));
-        assert!(!is_known_broker_config("log.retention.days"));
+        assert!(broker_key("log.retention.hours").is_some());
+        assert!(broker_key("log.retention.days").is_none());
     }
 }

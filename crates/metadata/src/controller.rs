@@ -278,33 +278,80 @@ pub fn create_partitions(
     Ok(records)
 }
 
+/// Why a config change was refused. Topic failures keep their
+/// [`ControllerError`]; broker and group changes fail as Kafka's do, with the
+/// error code each variant names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlterConfigsError {
+    #[error(transparent)]
+    Controller(#[from] ControllerError),
+    /// INVALID_REQUEST (Kafka refuses broker config changes with it).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// INVALID_CONFIG (group config changes).
+    #[error("{0}")]
+    InvalidConfig(String),
+}
+
+/// A broker config's value on this node outside the dynamic layers:
+/// `server.properties` / `--override`, else Kafka's default.
+pub fn static_broker_value(static_broker: &BTreeMap<String, String>, name: &str) -> Option<String> {
+    static_broker.get(name).cloned().or_else(|| {
+        config_defs::broker_config(name)
+            .and_then(|d| d.default)
+            .map(str::to_string)
+    })
+}
+
 /// Config changes for one resource: `Some(value)` sets, `None` deletes.
+/// `static_broker` is the node's static config (group configs are bounded
+/// by its `group.*` settings).
 pub fn alter_configs(
     image: &MetadataImage,
     resource: &ConfigResource,
     changes: &BTreeMap<String, Option<String>>,
-) -> Result<Vec<MetadataRecord>, ControllerError> {
+    static_broker: &BTreeMap<String, String>,
+) -> Result<Vec<MetadataRecord>, AlterConfigsError> {
+    // The resource's configs as they would be after the change: Kafka
+    // validates broker and group configs as a whole.
+    let after = || {
+        let mut after = image.configs(resource).cloned().unwrap_or_default();
+        for (k, v) in changes {
+            match v {
+                Some(v) => after.insert(k.clone(), v.clone()),
+                None => after.remove(k),
+            };
+        }
+        after
+    };
     match resource {
         ConfigResource::Topic(name) => {
             if image.topic(name).is_none() {
-                return Err(ControllerError::UnknownTopic(name.clone()));
+                return Err(ControllerError::UnknownTopic(name.clone()).into());
             }
             for (k, v) in changes {
                 let def = config_defs::topic_config(k)
                     .ok_or_else(|| ControllerError::UnknownConfig(k.clone()))?;
                 if let Some(v) = v {
-                    config_defs::validate(k, def.ty, def.validator, v)?;
+                    config_defs::validate(k, def.ty, def.validator, v)
+                        .map_err(ControllerError::from)?;
                 }
             }
         }
-        ConfigResource::Broker(_) => {
-            for (k, v) in changes {
-                let (ty, validator) = config_defs::broker_config_type(k)
-                    .ok_or_else(|| ControllerError::UnknownConfig(k.clone()))?;
-                if let Some(v) = v {
-                    config_defs::validate(k, ty, validator, v)?;
-                }
+        ConfigResource::Broker(id) => {
+            config_defs::validate_dynamic_broker_configs(&after(), !id.is_empty())
+                .map_err(|e| AlterConfigsError::InvalidRequest(e.to_string()))?;
+        }
+        ConfigResource::Group(group) => {
+            if group.is_empty() {
+                return Err(AlterConfigsError::InvalidRequest(
+                    "Default group resources are not allowed.".into(),
+                ));
             }
+            config_defs::validate_group_configs(&after(), &|name| {
+                static_broker_value(static_broker, name)
+            })
+            .map_err(|e| AlterConfigsError::InvalidConfig(e.to_string()))?;
         }
     }
     Ok(changes
@@ -337,6 +384,7 @@ pub fn dynamic_source(resource: &ConfigResource) -> ConfigSource {
         ConfigResource::Topic(_) => ConfigSource::DynamicTopic,
         ConfigResource::Broker(id) if id.is_empty() => ConfigSource::DynamicDefaultBroker,
         ConfigResource::Broker(_) => ConfigSource::DynamicBroker,
+        ConfigResource::Group(_) => ConfigSource::GroupConfig,
     }
 }
 
@@ -412,6 +460,65 @@ mod tests {
         let recs = delete_topic(&image, "a.b").unwrap();
         apply(&mut image, &recs);
         assert!(image.topic("a.b").is_none());
+    }
+
+    #[test]
+    fn alter_configs_by_resource() {
+        let mut image = MetadataImage::default();
+        let no_static = BTreeMap::new();
+        let set = |k: &str, v: &str| BTreeMap::from([(k.to_string(), Some(v.to_string()))]);
+        // Broker: per-broker config on the broker, not as the cluster default.
+        let broker = ConfigResource::Broker("1".into());
+        let change = set("sasl.kerberos.min.time.before.relogin", "58000");
+        assert!(alter_configs(&image, &broker, &change, &no_static).is_ok());
+        let default = ConfigResource::Broker(String::new());
+        assert!(matches!(
+            alter_configs(&image, &default, &change, &no_static),
+            Err(AlterConfigsError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            alter_configs(&image, &broker, &set("node.id", "2"), &no_static),
+            Err(AlterConfigsError::InvalidRequest(m)) if m == "Cannot update these configs dynamically: Set(node.id)"
+        ));
+        // Group: bounded by the node's group.consumer.* configs.
+        let group = ConfigResource::Group("g".into());
+        let change = set("consumer.session.timeout.ms", "50000");
+        let recs = alter_configs(&image, &group, &change, &no_static).unwrap();
+        apply(&mut image, &recs);
+        assert_eq!(
+            image.configs(&group).unwrap()["consumer.session.timeout.ms"],
+            "50000"
+        );
+        assert!(matches!(
+            alter_configs(
+                &image,
+                &group,
+                &set("consumer.session.timeout.ms", "2000"),
+                &no_static
+            ),
+            Err(AlterConfigsError::InvalidConfig(_))
+        ));
+        let low_min = BTreeMap::from([(
+            "group.consumer.min.session.timeout.ms".to_string(),
+            "1000".to_string(),
+        )]);
+        assert!(alter_configs(
+            &image,
+            &group,
+            &set("consumer.session.timeout.ms", "6000"),
+            &low_min
+        )
+        .is_ok());
+        assert!(matches!(
+            alter_configs(
+                &image,
+                &ConfigResource::Group(String::new()),
+                &change,
+                &no_static
+            ),
+            Err(AlterConfigsError::InvalidRequest(_))
+        ));
+        assert_eq!(dynamic_source(&group), ConfigSource::GroupConfig);
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub enum ConfigResource {
     Topic(String),
     /// A broker by id; `""` is the cluster-wide dynamic default.
     Broker(String),
+    /// A consumer (or share / streams) group by id (Kafka 4's group configs).
+    Group(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,12 +107,20 @@ mod tests {
                 name: "retention.ms".into(),
                 value: None,
             },
+            MetadataRecord::Config {
+                resource: ConfigResource::Group("g".into()),
+                name: "consumer.session.timeout.ms".into(),
+                value: Some("50000".into()),
+            },
         ];
         for r in records {
             let bytes = r.encode();
             assert_eq!(MetadataRecord::decode(&bytes, 0).unwrap(), r);
         }
         assert!(MetadataRecord::decode(b"{\"v\":0,\"type\":\"Nope\"}", 3).is_err());
+        // Records written before the Group variant existed still decode.
+        let old = br#"{"v":0,"type":"Config","resource":{"Broker":"1"},"name":"a","value":"b"}"#;
+        assert!(MetadataRecord::decode(old, 0).is_ok());
         assert!(MetadataRecord::decode(b"\xff", 3).is_err());
     }
 }

@@ -1,14 +1,16 @@
 //! IncrementalAlterConfigs (key 44), versions 0-1: SET, DELETE, APPEND and
-//! SUBTRACT on individual configs of a topic or broker.
+//! SUBTRACT on individual configs of a topic, broker or group.
 
 use std::collections::BTreeMap;
 
 use gregor_metadata::config_defs::{self, ConfigType};
+use gregor_metadata::ConfigResource;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
-use super::alter_configs::{apply, resource};
+use super::alter_configs::{apply, check_keys, check_repeated, repeated_resources, resource};
 use super::util::str_bytes;
 use super::RequestContext;
 use crate::broker::Broker;
@@ -18,81 +20,36 @@ const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
+type Failure = (ResponseError, String);
+
 pub async fn handle(
     broker: &Broker,
     _ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> Option<IncrementalAlterConfigsResponse> {
     let mut resp = IncrementalAlterConfigsResponse::default();
-    for res in req.resources {
+    let repeated = repeated_resources(
+        req.resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    );
+    for res in &req.resources {
         let mut r = AlterConfigsResourceResponse::default();
         r.error_message = None;
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name.clone();
-        let outcome =
-            resource(broker, res.resource_type, &res.resource_name).and_then(|resource| {
-                let image = broker.metadata.image();
-                let existing = image.configs(&resource);
-                let mut changes: BTreeMap<String, Option<String>> = BTreeMap::new();
-                for c in &res.configs {
-                    let name = c.name.to_string();
-                    let value = c.value.as_ref().map(|v| v.to_string());
-                    let is_list = config_defs::topic_config(&name)
-                        .map(|d| d.ty)
-                        .or_else(|| config_defs::broker_config_type(&name).map(|t| t.0))
-                        == Some(ConfigType::List);
-                    let current = changes
-                        .get(&name)
-                        .cloned()
-                        .flatten()
-                        .or_else(|| existing.and_then(|m| m.get(&name).cloned()));
-                    let current = current.or_else(|| match &resource {
-                        gregor_metadata::ConfigResource::Topic(t) => broker
-                            .describe_topic_configs(t)
-                            .into_iter()
-                            .find(|rc| rc.name == name)
-                            .and_then(|rc| rc.value),
-                        gregor_metadata::ConfigResource::Broker(_) => None,
-                    });
-                    let new = match c.config_operation {
-                        SET => value,
-                        DELETE => None,
-                        APPEND | SUBTRACT if !is_list => {
-                            return Err((
-                                ResponseError::InvalidConfig,
-                                format!(
-                                    "Config value append is not allowed for config key: {name}"
-                                ),
-                            ));
-                        }
-                        APPEND => {
-                            let mut items: Vec<String> = split(current.as_deref());
-                            for v in split(value.as_deref()) {
-                                if !items.contains(&v) {
-                                    items.push(v);
-                                }
-                            }
-                            Some(items.join(","))
-                        }
-                        SUBTRACT => {
-                            let remove = split(value.as_deref());
-                            Some(
-                                split(current.as_deref())
-                                    .into_iter()
-                                    .filter(|v| !remove.contains(v))
-                                    .collect::<Vec<_>>()
-                                    .join(","),
-                            )
-                        }
-                        other => {
-                            return Err((
-                                ResponseError::InvalidRequest,
-                                format!("Unknown config operation {other}"),
-                            ))
-                        }
-                    };
-                    changes.insert(name, new);
-                }
+        let outcome = check_repeated(&repeated, res.resource_type, &res.resource_name)
+            .and_then(|()| {
+                check_keys(res.configs.iter().map(|c| {
+                    (
+                        c.name.as_str(),
+                        c.config_operation != DELETE && c.value.is_none(),
+                    )
+                }))
+            })
+            .and_then(|()| resource(broker, res.resource_type, &res.resource_name))
+            .and_then(|resource| {
+                let changes = changes(broker, &resource, res)?;
                 apply(broker, &resource, changes, req.validate_only)
             });
         if let Err((code, message)) = outcome {
@@ -102,6 +59,108 @@ pub async fn handle(
         resp.responses.push(r);
     }
     Some(resp)
+}
+
+/// Whether a config of this resource is a LIST (APPEND / SUBTRACT apply).
+fn is_list(resource: &ConfigResource, name: &str) -> Option<bool> {
+    let ty = match resource {
+        ConfigResource::Topic(_) => config_defs::topic_config(name).map(|d| d.ty),
+        ConfigResource::Broker(_) => config_defs::broker_key(name)
+            .and_then(|k| k.def())
+            .map(|d| d.ty),
+        ConfigResource::Group(_) => config_defs::group_config(name).map(|d| d.ty),
+    };
+    ty.map(|t| t == ConfigType::List)
+}
+
+/// The resource's new values: `Some` sets, `None` deletes.
+fn changes(
+    broker: &Broker,
+    resource: &ConfigResource,
+    res: &AlterConfigsResource,
+) -> Result<BTreeMap<String, Option<String>>, Failure> {
+    let image = broker.metadata.image();
+    let existing = image.configs(resource);
+    let mut changes: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for c in &res.configs {
+        let name = c.name.to_string();
+        let value = c.value.as_ref().map(|v| v.to_string());
+        let op = c.config_operation;
+        if op == APPEND || op == SUBTRACT {
+            not_a_list(resource, &name, op)?;
+        }
+        let new = match op {
+            SET => value,
+            DELETE => None,
+            APPEND | SUBTRACT => {
+                let current = changes
+                    .get(&name)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| existing.and_then(|m| m.get(&name).cloned()))
+                    .or_else(|| default_of(broker, resource, &name));
+                let items = split(value.as_deref());
+                let mut list = split(current.as_deref());
+                if op == APPEND {
+                    for v in items {
+                        if !list.contains(&v) {
+                            list.push(v);
+                        }
+                    }
+                } else {
+                    list.retain(|v| !items.contains(v));
+                }
+                Some(list.join(","))
+            }
+            other => {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("Unknown operations type {other}"),
+                ))
+            }
+        };
+        changes.insert(name, new);
+    }
+    Ok(changes)
+}
+
+/// APPEND / SUBTRACT need a LIST config; Kafka's messages differ between
+/// broker resources (checked on the broker) and the others (on the controller).
+fn not_a_list(resource: &ConfigResource, name: &str, op: i8) -> Result<(), Failure> {
+    let verb = if op == APPEND { "append" } else { "subtract" };
+    match (resource, is_list(resource, name)) {
+        (_, Some(true)) => Ok(()),
+        (ConfigResource::Broker(_), None) => Err((
+            ResponseError::InvalidConfig,
+            format!("Unknown config name: {name}"),
+        )),
+        (ConfigResource::Broker(_), Some(false)) => Err((
+            ResponseError::InvalidConfig,
+            format!("Config value {verb} is not allowed for config key: {name}"),
+        )),
+        _ => Err((
+            ResponseError::InvalidConfig,
+            format!(
+                "Can't {} to key {name} because its type is not LIST.",
+                verb.to_uppercase()
+            ),
+        )),
+    }
+}
+
+/// The value APPEND / SUBTRACT start from when the resource does not set it.
+fn default_of(broker: &Broker, resource: &ConfigResource, name: &str) -> Option<String> {
+    match resource {
+        ConfigResource::Topic(t) => broker
+            .describe_topic_configs(t)
+            .into_iter()
+            .find(|rc| rc.name == name)
+            .and_then(|rc| rc.value),
+        ConfigResource::Broker(_) => config_defs::broker_config(name)
+            .and_then(|d| d.default)
+            .map(str::to_string),
+        ConfigResource::Group(_) => None,
+    }
 }
 
 fn split(v: Option<&str>) -> Vec<String> {

@@ -1,5 +1,5 @@
-//! `gregor configs`: kafka-configs.sh for topics, brokers and broker
-//! defaults (describe, and alter through IncrementalAlterConfigs).
+//! `gregor configs`: kafka-configs.sh for topics, brokers, broker defaults
+//! and groups (describe, and alter through IncrementalAlterConfigs).
 
 use anyhow::{anyhow, bail};
 use clap::{ArgGroup, Args};
@@ -22,9 +22,11 @@ pub const EXAMPLES: &str = "Examples:
   gregor configs --alter --topic orders --add-config retention.ms=86400000,cleanup.policy=[compact,delete]
   gregor configs --alter --topic orders --delete-config retention.ms
   gregor configs --describe --broker 1
-  gregor configs --alter --broker-defaults --add-config log.retention.ms=3600000";
+  gregor configs --alter --broker-defaults --add-config log.retention.ms=3600000
+  gregor configs --alter --entity-type groups --entity-name my-group --add-config consumer.session.timeout.ms=50000
+  gregor configs --describe --group my-group --all";
 
-/// Describe or alter the configs of topics and brokers.
+/// Describe or alter the configs of topics, brokers and groups.
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("action").required(true).args(["describe", "alter"])))]
 pub struct ConfigsArgs {
@@ -36,10 +38,10 @@ pub struct ConfigsArgs {
     /// Alter the configuration of the entity.
     #[arg(long)]
     pub alter: bool,
-    /// Type of entity: topics, brokers or broker-loggers.
+    /// Type of entity: topics, brokers, broker-loggers or groups.
     #[arg(long = "entity-type", value_name = "TYPE")]
     pub entity_type: Option<String>,
-    /// Name of the entity (a topic name or a broker id).
+    /// Name of the entity (a topic name, a broker id or a group id).
     #[arg(long = "entity-name", value_name = "NAME")]
     pub entity_name: Option<String>,
     /// The cluster-wide default (with --entity-type brokers).
@@ -57,6 +59,9 @@ pub struct ConfigsArgs {
     /// Same as --entity-type broker-loggers --entity-name ID.
     #[arg(long = "broker-logger", value_name = "ID")]
     pub broker_logger: Option<String>,
+    /// Same as --entity-type groups --entity-name GROUP.
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
     /// Configs to set: k1=v1,k2=[v1,v2,v2],k3=v3 (square brackets group values with commas).
     #[arg(long = "add-config", value_name = "K=V,...")]
     pub add_config: Option<String>,
@@ -73,6 +78,7 @@ enum Kind {
     Topics,
     Brokers,
     BrokerLoggers,
+    Groups,
 }
 
 impl Kind {
@@ -81,6 +87,7 @@ impl Kind {
             Kind::Topics => "topics",
             Kind::Brokers => "brokers",
             Kind::BrokerLoggers => "broker-loggers",
+            Kind::Groups => "groups",
         }
     }
     fn singular(self) -> &'static str {
@@ -88,7 +95,21 @@ impl Kind {
             Kind::Topics => "topic",
             Kind::Brokers => "broker",
             Kind::BrokerLoggers => "broker-logger",
+            Kind::Groups => "group",
         }
+    }
+    /// DescribeConfigs / IncrementalAlterConfigs resource type.
+    fn wire(self) -> i8 {
+        match self {
+            Kind::Topics => 2,
+            Kind::Brokers => 4,
+            Kind::BrokerLoggers => 8,
+            Kind::Groups => 32,
+        }
+    }
+    /// Whether names are broker ids.
+    fn by_broker_id(self) -> bool {
+        matches!(self, Kind::Brokers | Kind::BrokerLoggers)
     }
 }
 
@@ -107,15 +128,19 @@ fn entity(args: &ConfigsArgs) -> anyhow::Result<(Kind, Option<String>)> {
     if let Some(b) = &args.broker_logger {
         found.push((Kind::BrokerLoggers, Some(b.clone())));
     }
+    if let Some(g) = &args.group {
+        found.push((Kind::Groups, Some(g.clone())));
+    }
     if let Some(t) = &args.entity_type {
         let kind = match t.as_str() {
             "topics" => Kind::Topics,
             "brokers" => Kind::Brokers,
             "broker-loggers" => Kind::BrokerLoggers,
-            "users" | "clients" | "ips" | "client-metrics" | "groups" => {
-                bail!("Entity type '{t}' is not supported by gregor (use topics, brokers or broker-loggers)")
+            "groups" => Kind::Groups,
+            "users" | "clients" | "ips" | "client-metrics" => {
+                bail!("Entity type '{t}' is not supported by gregor (use topics, brokers, broker-loggers or groups)")
             }
-            _ => bail!("Invalid entity type '{t}': use topics, brokers or broker-loggers"),
+            _ => bail!("Invalid entity type '{t}': use topics, brokers, broker-loggers or groups"),
         };
         let name = if args.entity_default {
             if kind != Kind::Brokers {
@@ -130,11 +155,11 @@ fn entity(args: &ConfigsArgs) -> anyhow::Result<(Kind, Option<String>)> {
         bail!("--entity-name and --entity-default need --entity-type");
     }
     if found.len() != 1 {
-        bail!("Exactly one entity must be given: --entity-type with --entity-name or --entity-default, or one of --topic, --broker, --broker-defaults, --broker-logger");
+        bail!("Exactly one entity must be given: --entity-type with --entity-name or --entity-default, or one of --topic, --broker, --broker-defaults, --broker-logger, --group");
     }
     let (kind, name) = found.remove(0);
     if let Some(n) = &name {
-        if kind != Kind::Topics && !n.is_empty() && n.parse::<i32>().is_err() {
+        if kind.by_broker_id() && !n.is_empty() && n.parse::<i32>().is_err() {
             bail!(
                 "The entity name for {} must be a valid integer broker id, found: {n}",
                 kind.plural()
@@ -142,6 +167,9 @@ fn entity(args: &ConfigsArgs) -> anyhow::Result<(Kind, Option<String>)> {
         }
         if kind == Kind::Topics && n.is_empty() {
             bail!("A topic name must not be empty");
+        }
+        if kind == Kind::Groups && n.is_empty() {
+            bail!("A group name must not be empty");
         }
     }
     Ok((kind, name))
@@ -255,7 +283,9 @@ async fn alter(
         .chain(adds.iter().map(|(k, v)| AlterConfigOp::set(k, v)))
         .collect();
     match (kind, name.is_empty()) {
-        (Kind::Brokers, true) => raw.incremental_alter(4, "", &ops).await?,
+        (Kind::Brokers, true) | (Kind::Groups, _) => {
+            raw.incremental_alter(kind.wire(), &name, &ops).await?
+        }
         _ => admin
             .incremental_alter_configs(&resource(kind, &name)?, &ops, false)
             .await
@@ -281,6 +311,7 @@ fn resource(kind: Kind, name: &str) -> anyhow::Result<ConfigResource> {
         Kind::Topics => ConfigResource::Topic(name.to_string()),
         Kind::Brokers => ConfigResource::Broker(broker()?),
         Kind::BrokerLoggers => ConfigResource::BrokerLogger(broker()?),
+        Kind::Groups => bail!("group configs are sent with raw requests"),
     })
 }
 
@@ -300,8 +331,8 @@ async fn resource_configs(
     name: &str,
     all: bool,
 ) -> anyhow::Result<Vec<ConfigEntry>> {
-    let mut entries = if kind == Kind::Brokers && name.is_empty() {
-        raw.describe(4, "").await?
+    let mut entries = if (kind == Kind::Brokers && name.is_empty()) || kind == Kind::Groups {
+        raw.describe(kind.wire(), name).await?
     } else {
         let r = resource(kind, name)?;
         admin
@@ -316,6 +347,7 @@ async fn resource_configs(
         (Kind::Brokers, true) => Some(ConfigSource::DynamicDefaultBroker),
         (Kind::Brokers, false) => Some(ConfigSource::DynamicBroker),
         (Kind::BrokerLoggers, _) => None,
+        (Kind::Groups, _) => Some(GROUP_CONFIG_SOURCE),
     };
     if !all {
         if let Some(d) = dynamic {
@@ -335,7 +367,7 @@ async fn describe(
 ) -> anyhow::Result<()> {
     let entities: Vec<String> = match name {
         Some(n) => {
-            if !all && !n.is_empty() {
+            if !all && !n.is_empty() && kind != Kind::Groups {
                 let exists = match kind {
                     Kind::Topics => admin
                         .list_topics(true)
@@ -343,7 +375,7 @@ async fn describe(
                         .map_err(client_err)?
                         .iter()
                         .any(|t| t.name == n),
-                    Kind::Brokers | Kind::BrokerLoggers => admin
+                    Kind::Brokers | Kind::BrokerLoggers | Kind::Groups => admin
                         .describe_cluster()
                         .await
                         .map_err(client_err)?
@@ -368,6 +400,13 @@ async fn describe(
                 .map_err(client_err)?
                 .into_iter()
                 .map(|t| t.name)
+                .collect(),
+            Kind::Groups => admin
+                .list_groups()
+                .await
+                .map_err(client_err)?
+                .into_iter()
+                .map(|g| g.group_id)
                 .collect(),
             Kind::Brokers | Kind::BrokerLoggers => {
                 let mut ids: Vec<String> = admin
@@ -415,7 +454,7 @@ fn format_entry(c: &ConfigEntry) -> String {
         .map(|s| {
             format!(
                 "{}:{}={}",
-                s.source.name(),
+                source_name(s.source),
                 s.name,
                 s.value.as_deref().unwrap_or("null")
             )
@@ -430,8 +469,21 @@ fn format_entry(c: &ConfigEntry) -> String {
     )
 }
 
+/// DescribeConfigs `config_source` of a group's own setting (Kafka's GROUP_CONFIG).
+const GROUP_CONFIG_SOURCE: ConfigSource = ConfigSource::Other(8);
+
+/// Kafka's name of a config source, including those the client has no variant for.
+fn source_name(s: ConfigSource) -> &'static str {
+    match s {
+        ConfigSource::Other(7) => "DYNAMIC_CLIENT_METRICS_CONFIG",
+        GROUP_CONFIG_SOURCE => "DYNAMIC_GROUP_CONFIG",
+        other => other.name(),
+    }
+}
+
 /// Direct DescribeConfigs / IncrementalAlterConfigs for the cluster-wide
-/// broker default (resource name ""), which `ConfigResource` cannot name.
+/// broker default (resource name "") and for groups, which `ConfigResource`
+/// cannot name.
 struct Raw {
     bootstrap: Vec<String>,
     timeout: std::time::Duration,

@@ -410,7 +410,7 @@ fn run(
     let mut resp = ConsumerGroupHeartbeatResponse::default();
     resp.member_id = Some(sb(&member_id));
     resp.member_epoch = next.member_epoch;
-    resp.heartbeat_interval_ms = ctx.cfg.consumer_heartbeat_interval_ms;
+    resp.heartbeat_interval_ms = ctx.cfg.consumer_heartbeat_interval_ms_of(group_id);
     let full_request = epoch == 0
         || (req.rebalance_timeout_ms != -1
             && req.subscribed_topic_names.is_some()
@@ -478,7 +478,7 @@ fn schedule_member_timers(
     now_ms: i64,
     out: &mut Output,
 ) {
-    m.session_deadline_ms = now_ms + i64::from(cfg.consumer_session_timeout_ms);
+    m.session_deadline_ms = now_ms + i64::from(cfg.consumer_session_timeout_ms_of(group_id));
     out.timers.push(TimerOp::Schedule {
         key: TimerKey::ConsumerSession {
             group: group_id.to_owned(),

@@ -263,6 +263,59 @@ fn session_timeout_redistributes() {
     assert_eq!(a.owned, (0..6).collect());
 }
 
+/// A group's own consumer.session.timeout.ms / consumer.heartbeat.interval.ms
+/// (Kafka's group configs) replace the broker's, for that group only, and a
+/// changed override applies from the member's next heartbeat.
+#[test]
+fn group_config_overrides_session_and_heartbeat() {
+    use std::sync::{Arc, Mutex};
+    let overrides = Arc::new(Mutex::new(crate::GroupOverrides {
+        consumer_session_timeout_ms: Some(8_000),
+        consumer_heartbeat_interval_ms: Some(1_000),
+    }));
+    let shared = overrides.clone();
+    let cfg = GroupConfig {
+        group_overrides: crate::GroupOverridesLookup::new(move |g| {
+            if g == G {
+                *shared.lock().unwrap()
+            } else {
+                crate::GroupOverrides::default()
+            }
+        }),
+        ..GroupConfig::default()
+    };
+    let (mut sh, mut log, v) = (GroupCoordinatorShard::new(0, cfg), Log::default(), view(2));
+    let mut a = Client::new("a");
+    let out = sh.consumer_group_heartbeat(100, 1, 1, &ClientInfo::default(), a.request(), &v);
+    let session = |out: &Output| {
+        out.timers.iter().find_map(|t| match t {
+            crate::TimerOp::Schedule {
+                key: TimerKey::ConsumerSession { .. },
+                deadline_ms,
+            } => Some(*deadline_ms),
+            _ => None,
+        })
+    };
+    assert_eq!(session(&out), Some(8_100));
+    assert_eq!(only_hb(&out).heartbeat_interval_ms, 1_000);
+    a.send(&mut sh, &mut log, 100, &v, a.request());
+    // The member expires on the group's timeout, not the broker's 45 s.
+    let key = TimerKey::ConsumerSession {
+        group: G.into(),
+        member: "a".into(),
+    };
+    assert!(!log.take(sh.on_timer(8_200, key)).records.is_empty());
+    assert_eq!(sh.consumer_group_state(G), Some(ConsumerGroupState::Empty));
+
+    // Other groups keep the broker's values; a changed override applies at once.
+    *overrides.lock().unwrap() = crate::GroupOverrides::default();
+    let mut b = Client::new("b");
+    let out = sh.consumer_group_heartbeat(10_000, 1, 1, &ClientInfo::default(), b.request(), &v);
+    assert_eq!(session(&out), Some(55_000));
+    assert_eq!(only_hb(&out).heartbeat_interval_ms, 5_000);
+    b.epoch = only_hb(&out).member_epoch;
+}
+
 #[test]
 fn unrevoked_partitions_time_out() {
     let (mut sh, mut log, v) = (shard(), Log::default(), view(4));
