@@ -23,7 +23,7 @@ pub enum ConfigError {
     Listener { value: String, reason: String },
     #[error("{0}")]
     Unsupported(String),
-    #[error("line {line}: expected key=value, got '{text}'")]
+    #[error("line {line}: {text}")]
     Syntax { line: usize, text: String },
 }
 
@@ -113,41 +113,20 @@ fn default_of(name: &str) -> &'static str {
 }
 
 impl BrokerConfig {
-    /// Parses Java properties text (comments `#`/`!`, `key=value`, `key: value`,
-    /// `key value`, backslash line continuation).
+    /// Parses Java properties text as Kafka's `Utils.loadProps` does
+    /// (comments `#`/`!`, `key=value`, `key: value`, `key value`, backslash
+    /// continuations and escapes), values trimmed.
     pub fn parse_properties(text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
-        let mut out = BTreeMap::new();
-        let mut pending = String::new();
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim_start();
-            if pending.is_empty()
-                && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
-            {
-                continue;
-            }
-            if let Some(stripped) = line.strip_suffix('\\') {
-                pending.push_str(stripped);
-                continue;
-            }
-            pending.push_str(line);
-            let full = std::mem::take(&mut pending);
-            let split = full
-                .find(['=', ':', ' ', '\t'])
-                .ok_or_else(|| ConfigError::Syntax {
-                    line: i + 1,
-                    text: full.clone(),
-                })?;
-            let key = full[..split].trim().to_string();
-            let value = full[split + 1..].trim().to_string();
-            if key.is_empty() {
-                return Err(ConfigError::Syntax {
-                    line: i + 1,
-                    text: full,
-                });
-            }
-            out.insert(key, value);
-        }
-        Ok(out)
+        let props =
+            crate::java_properties::load_properties(text).map_err(|e| ConfigError::Syntax {
+                line: e.line,
+                text: e.to_string(),
+            })?;
+        // Kafka trims values when it parses them (ConfigDef.parseType).
+        Ok(props
+            .into_iter()
+            .map(|(k, v)| (k, v.trim().to_string()))
+            .collect())
     }
 
     pub fn from_props(props: BTreeMap<String, String>) -> Result<Self, ConfigError> {

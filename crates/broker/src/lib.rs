@@ -21,6 +21,7 @@ pub mod config;
 pub mod connection;
 pub mod group_runtime;
 pub mod handlers;
+pub mod java_properties;
 pub mod meta_properties;
 pub mod metadata_store;
 pub mod partition;

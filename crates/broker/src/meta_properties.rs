@@ -54,9 +54,7 @@ use uuid::Uuid;
 
 use crate::broker::base64_uuid;
 use crate::config::BrokerConfig;
-use java_properties::{escape, java_date, load_properties};
-
-mod java_properties;
+use crate::java_properties::{escape, java_date, load_properties};
 
 /// The name of the file in every log directory.
 pub const META_PROPERTIES_NAME: &str = "meta.properties";
@@ -109,8 +107,8 @@ pub enum ParseError {
     InvalidDirectoryId(String),
     #[error("cluster.id was not found.")]
     NoClusterId,
-    #[error("Malformed \\uxxxx encoding on line {line}")]
-    MalformedEscape { line: usize },
+    #[error(transparent)]
+    Properties(#[from] crate::java_properties::ParseError),
 }
 
 /// Why a node's dirs cannot be used, or formatted (Kafka's messages where

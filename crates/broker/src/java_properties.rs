@@ -1,15 +1,20 @@
 //! Java's properties text, as `java.util.Properties` loads and stores it:
-//! what `meta.properties` is written in. (`BrokerConfig::parse_properties`
-//! reads `server.properties` leniently; this one keeps Java's escapes, so an
-//! odd cluster id survives a round trip.)
+//! what `server.properties` (Kafka's `Utils.loadProps`) and `meta.properties`
+//! are written in, escapes and continuation lines included.
 
 use std::collections::BTreeMap;
 
-use super::ParseError;
+/// A `\uXXXX` escape that is not four hex digits (Java's
+/// IllegalArgumentException from `Properties.load`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Malformed \\uxxxx encoding on line {line}")]
+pub struct ParseError {
+    pub line: usize,
+}
 
 /// Java's `Properties.load`: `key=value`, `key: value` or `key value` lines,
 /// `#`/`!` comments, backslash continuations and escapes.
-pub(super) fn load_properties(text: &str) -> Result<BTreeMap<String, String>, ParseError> {
+pub fn load_properties(text: &str) -> Result<BTreeMap<String, String>, ParseError> {
     let mut out = BTreeMap::new();
     let mut lines = text.lines().enumerate();
     while let Some((i, raw)) = lines.next() {
@@ -72,7 +77,7 @@ fn unescape(chars: &[char], line: usize) -> Result<String, ParseError> {
                 let code = u32::from_str_radix(&hex, 16)
                     .ok()
                     .filter(|_| hex.len() == 4)
-                    .ok_or(ParseError::MalformedEscape { line })?;
+                    .ok_or(ParseError { line })?;
                 out.push(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER));
             }
             Some(&other) => out.push(other),
@@ -83,7 +88,7 @@ fn unescape(chars: &[char], line: usize) -> Result<String, ParseError> {
 }
 
 /// Java's `Properties.saveConvert` for a `Writer` (no `\uXXXX` escaping).
-pub(super) fn escape(s: &str, is_key: bool) -> String {
+pub(crate) fn escape(s: &str, is_key: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for (i, c) in s.chars().enumerate() {
         match c {
@@ -104,7 +109,7 @@ pub(super) fn escape(s: &str, is_key: bool) -> String {
 }
 
 /// `java.util.Date.toString()` in UTC: `Thu Oct 24 19:33:01 UTC 2024`.
-pub(super) fn java_date(now_ms: i64) -> String {
+pub(crate) fn java_date(now_ms: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -145,10 +150,7 @@ mod tests {
         assert_eq!(p["c"], "3");
         assert_eq!(p["d"], "xy");
         assert_eq!(p["e:f"], "A\n");
-        assert_eq!(
-            load_properties("a=\\u00zz"),
-            Err(ParseError::MalformedEscape { line: 1 })
-        );
+        assert_eq!(load_properties("a=\\u00zz"), Err(ParseError { line: 1 }));
     }
 
     #[test]
