@@ -6,13 +6,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
-use common::{Client, START_DEADLINE, STOP_DEADLINE};
+use common::{Client, ConfigServer};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
 use kafka_protocol::messages::incremental_alter_configs_request::{
@@ -76,59 +73,8 @@ listener.name.plaintext.sasl.enabled.mechanisms=PLAIN
 }
 
 /// A `gregor server --config FILE` process; killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `gregor server --config <file>`: `Ok` with its port once it
-/// listens, `Err` with its exit status if it stops first.
-fn start(config: &Path, stderr: &Path) -> Result<Server, std::process::ExitStatus> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gregor"))
-        .arg("server")
-        .arg("--config")
-        .arg(config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(stderr).expect("stderr file"))
-        .spawn()
-        .expect("spawning gregor");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let _ = tx.send(lines.next());
-        for _ in lines {}
-    });
-    match rx.recv_timeout(START_DEADLINE) {
-        Ok(Some(Ok(line))) => {
-            let port = line
-                .strip_prefix("gregor: listening on PLAINTEXT://127.0.0.1:")
-                .and_then(|p| p.trim().parse().ok())
-                .unwrap_or_else(|| panic!("unexpected listening line {line:?}"));
-            Ok(Server { child, port })
-        }
-        _ => {
-            let deadline = std::time::Instant::now() + STOP_DEADLINE;
-            loop {
-                if let Some(status) = child.try_wait().expect("waiting for gregor") {
-                    return Err(status);
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "gregor neither listened nor exited"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
+fn stderr_file(path: &Path) -> Stdio {
+    Stdio::from(std::fs::File::create(path).expect("stderr file"))
 }
 
 fn sb(s: &str) -> StrBytes {
@@ -184,7 +130,7 @@ fn kafka_python_server_properties_start_gregor() {
         String::from_utf8_lossy(&format.stderr)
     );
     let stderr = dir.path().join("stderr.log");
-    let server = start(&config, &stderr).unwrap_or_else(|status| {
+    let server = ConfigServer::start(&config, stderr_file(&stderr)).unwrap_or_else(|status| {
         panic!(
             "gregor refused kafka-python's config ({status}):\n{}",
             std::fs::read_to_string(&stderr).unwrap_or_default()
@@ -292,7 +238,7 @@ fn misspelt_key_is_refused_with_a_suggestion() {
         .replace("offsets.commit.timeout.ms", "offsets.comit.timeout.ms");
     std::fs::write(&config, text).unwrap();
     let stderr = dir.path().join("stderr.log");
-    let status = match start(&config, &stderr) {
+    let status = match ConfigServer::start(&config, stderr_file(&stderr)) {
         Ok(_) => panic!("gregor started with a misspelt key"),
         Err(status) => status,
     };

@@ -5,57 +5,23 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{Client, START_DEADLINE};
+use common::{run_bounded, Client, ConfigServer};
 
 /// How long a tool run, or a server that must refuse to start, may take.
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Runs `gregor <args>` to completion, killing it (and failing) after `DEADLINE`.
 fn gregor(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gregor"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning gregor");
-    let drain = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out = drain(child.stdout.take().map(|s| Box::new(s) as _));
-    let err = drain(child.stderr.take().map(|s| Box::new(s) as _));
-    let deadline = Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for gregor") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("gregor {args:?} did not exit within {DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
-    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gregor"));
+    cmd.args(args);
+    run_bounded(cmd, None, DEADLINE)
 }
 
 fn stdout(out: &Output) -> String {
@@ -144,46 +110,12 @@ fn assert_kafka_uuid(s: &str) -> [u8; 16] {
     bytes.try_into().expect("16 bytes")
 }
 
-/// A `gregor server` started on a config file; killed when dropped.
-struct Server(Child);
-
-impl Server {
-    /// Starts it and waits for the listening line; returns the port.
-    fn start(config: &Path) -> (Server, u16) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gregor"))
-            .arg("server")
-            .arg("--config")
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawning gregor server");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(out).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let server = Server(child);
-        let line = match rx.recv_timeout(START_DEADLINE) {
-            Ok(Some(Ok(line))) => line,
-            other => panic!("server did not print its listening line: {other:?}"),
-        };
-        let port = line
-            .strip_prefix("gregor: listening on PLAINTEXT://127.0.0.1:")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
-        (server, port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Starts `gregor server --config FILE`, which must come up.
+fn start_server(config: &Path) -> (ConfigServer, u16) {
+    let server = ConfigServer::start(config, Stdio::null())
+        .unwrap_or_else(|status| panic!("gregor server exited ({status}) instead of listening"));
+    let port = server.port;
+    (server, port)
 }
 
 fn cluster_id_of(port: u16) -> String {
@@ -380,7 +312,7 @@ fn quorum_node_refuses_unformatted_dir_then_starts_once_formatted() {
 
     let id = "QuorumClusterAAAAAAAAA";
     ok(gregor(&["storage", "format", "-t", id, "-c", config]));
-    let (_server, port) = Server::start(Path::new(config));
+    let (_server, port) = start_server(Path::new(config));
     assert_eq!(cluster_id_of(port), id);
 }
 

@@ -5,10 +5,10 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{batch, records, Broker, EARLIEST, LATEST};
+use common::{batch, records, run_bounded, wait_bounded, Broker, EARLIEST, LATEST};
 use gregor_records::Compression;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::CreateTopicsRequest;
@@ -1128,65 +1128,6 @@ fn gregor(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gregor"));
     cmd.args(args);
     cmd
-}
-
-/// Runs `cmd` with `stdin`, collecting its output; kills it and fails the
-/// test if it has not exited within `deadline`.
-fn run_bounded(mut cmd: Command, stdin: Option<&str>, deadline: Duration) -> Output {
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawning gregor");
-    if let Some(input) = stdin {
-        let mut s = child.stdin.take().expect("stdin");
-        s.write_all(input.as_bytes()).expect("writing stdin");
-    }
-    let drain = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let status = wait_bounded(&mut child, deadline, &format!("{cmd:?}"));
-    Output {
-        status,
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
-    }
-}
-
-/// Waits for `child` until `deadline`; kills it and panics past that.
-fn wait_bounded(child: &mut Child, deadline: Duration, what: &str) -> ExitStatus {
-    let mut status = None;
-    let exited = common::wait_until(deadline, || {
-        status = child.try_wait().expect("try_wait");
-        status.is_some()
-    });
-    if !exited {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("{what} still running after {deadline:?}");
-    }
-    status.expect("exit status")
 }
 
 /// A port nothing listens on.

@@ -12,7 +12,7 @@
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -642,4 +642,122 @@ pub fn segment_files(dir: &Path, ext: &str) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// Runs `cmd` with `stdin`, collecting its output; kills it and fails the
+/// test if it has not exited within `deadline`.
+pub fn run_bounded(mut cmd: Command, stdin: Option<&str>, deadline: Duration) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawning gregor");
+    if let Some(input) = stdin {
+        let mut s = child.stdin.take().expect("stdin");
+        s.write_all(input.as_bytes()).expect("writing stdin");
+    }
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let status = wait_bounded(&mut child, deadline, &format!("{cmd:?}"));
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// Waits for `child` until `deadline`; kills it and panics past that.
+pub fn wait_bounded(child: &mut Child, deadline: Duration, what: &str) -> ExitStatus {
+    let mut status = None;
+    let exited = wait_until(deadline, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{what} still running after {deadline:?}");
+    }
+    status.expect("exit status")
+}
+
+/// A `gregor server --config FILE` (the real binary); killed when dropped.
+pub struct ConfigServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for ConfigServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ConfigServer {
+    /// Starts `gregor server --config <file>`: `Ok` with its port once it
+    /// listens, `Err` with its exit status if it stops first (within
+    /// `START_DEADLINE`, then `STOP_DEADLINE`).
+    pub fn start(config: &Path, stderr: Stdio) -> Result<ConfigServer, ExitStatus> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gregor"))
+            .arg("server")
+            .arg("--config")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawning gregor");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            for _ in lines {}
+        });
+        match rx.recv_timeout(START_DEADLINE) {
+            Ok(Some(Ok(line))) => {
+                let port = line
+                    .strip_prefix("gregor: listening on PLAINTEXT://127.0.0.1:")
+                    .and_then(|p| p.trim().parse().ok())
+                    .unwrap_or_else(|| panic!("unexpected listening line {line:?}"));
+                Ok(ConfigServer { child, port })
+            }
+            _ => {
+                let deadline = std::time::Instant::now() + STOP_DEADLINE;
+                loop {
+                    if let Some(status) = child.try_wait().expect("waiting for gregor") {
+                        return Err(status);
+                    }
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "gregor neither listened nor exited"
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
 }

@@ -67,24 +67,17 @@ pub(crate) fn sync_group(
     match g.state {
         GroupState::Empty => fail(out, ResponseError::UnknownMemberId),
         GroupState::Dead => fail(out, ResponseError::CoordinatorNotAvailable),
+        // The generation this member syncs for completed (the leader's
+        // assignment went out and the group was Stable), and a rejoin
+        // (typically the cooperative leader's, right after its own sync)
+        // started the next one before this SyncGroup arrived. Kafka answers
+        // REBALANCE_IN_PROGRESS, which makes the member skip the
+        // generation's assignment; handing it out is safe (it is the one
+        // every other member holds) and keeps the cooperative protocol's
+        // rounds as the clients count them. The member's next heartbeat
+        // sends it to the rebalance.
         GroupState::PreparingRebalance if g.previous_state == GroupState::Stable => {
-            // The generation this member syncs for completed (the leader's
-            // assignment went out and the group was Stable), and a rejoin
-            // (typically the cooperative leader's, right after its own sync)
-            // started the next one before this SyncGroup arrived. Kafka
-            // answers REBALANCE_IN_PROGRESS, which makes the member skip the
-            // generation's assignment; handing it out is safe (it is the
-            // one every other member holds) and keeps the cooperative
-            // protocol's rounds as the clients count them. The member's
-            // next heartbeat sends it to the rebalance.
-            g.pending_sync.remove(member_id);
-            let assignment = g
-                .member(member_id)
-                .map(|m| m.assignment.clone())
-                .unwrap_or_default();
-            let r = g.sync_response(version, 0, assignment);
-            out.responses.push((id, Response::SyncGroup(r)));
-            g.reschedule_session(member_id, now_ms, out);
+            answer_with_assignment(g, member_id, now_ms, id, version, out)
         }
         GroupState::PreparingRebalance => fail(out, ResponseError::RebalanceInProgress),
         GroupState::CompletingRebalance => {
@@ -122,15 +115,26 @@ pub(crate) fn sync_group(
                 g.transition(GroupState::Stable, now_ms);
             }
         }
-        GroupState::Stable => {
-            g.pending_sync.remove(member_id);
-            let assignment = g
-                .member(member_id)
-                .map(|m| m.assignment.clone())
-                .unwrap_or_default();
-            let r = g.sync_response(version, 0, assignment);
-            out.responses.push((id, Response::SyncGroup(r)));
-            g.reschedule_session(member_id, now_ms, out);
-        }
+        GroupState::Stable => answer_with_assignment(g, member_id, now_ms, id, version, out),
     }
+}
+
+/// Answers a member's SyncGroup with its assignment of the current
+/// (completed) generation; the sync also proves the member alive.
+fn answer_with_assignment(
+    g: &mut ClassicGroup,
+    member_id: &str,
+    now_ms: i64,
+    id: RequestId,
+    version: i16,
+    out: &mut Output,
+) {
+    g.pending_sync.remove(member_id);
+    let assignment = g
+        .member(member_id)
+        .map(|m| m.assignment.clone())
+        .unwrap_or_default();
+    let r = g.sync_response(version, 0, assignment);
+    out.responses.push((id, Response::SyncGroup(r)));
+    g.reschedule_session(member_id, now_ms, out);
 }
