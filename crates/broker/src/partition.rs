@@ -18,6 +18,12 @@
 //! beside the lock so fetches read it without blocking appends; it only
 //! moves forward while this node leads.
 //!
+//! As leader it also answers the replication reads: OffsetForLeaderEpoch
+//! ([`Partition::last_offset_for_leader_epoch`], from the log's leader epoch
+//! cache) and followers' fetches ([`Partition::read_for_follower`]: up to the
+//! log end, with KIP-595's diverging-epoch answer, recording the follower's
+//! position).
+//!
 //! Waiting requests (long-poll fetches, later `acks=all` produces) register
 //! with [`Partition::watchers`] and are woken by this partition's appends,
 //! high-watermark moves and leadership changes only.
@@ -28,7 +34,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use gregor_metadata::PartitionImage;
-use gregor_storage::{AppendInfo, Log, StorageError, TopicPartition};
+use gregor_storage::{AppendInfo, Log, ReadInfo, StorageError, TopicPartition};
 use parking_lot::RwLock;
 use uuid::Uuid;
 
@@ -107,8 +113,51 @@ pub enum PartitionError {
         requested: i32,
         current: i32,
     },
+    /// A fetch from a replica id that is not a follower of this partition
+    /// (Kafka's `followerReplicaOrThrow`): UNKNOWN_LEADER_EPOCH when the
+    /// request named the (current) leader epoch, so the follower retries
+    /// with it, NOT_LEADER_OR_FOLLOWER otherwise.
+    #[error("{tp}: replica {replica} is not a follower of this partition in leader epoch {leader_epoch}")]
+    NotAFollower {
+        tp: TopicPartition,
+        replica: i32,
+        leader_epoch: i32,
+        epoch_given: bool,
+    },
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// One partition of a follower's fetch, as the leader reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerFetch {
+    /// The follower's node id.
+    pub replica_id: i32,
+    pub fetch_offset: i64,
+    /// The leader epoch the follower believes current (-1: not given).
+    pub current_leader_epoch: i32,
+    /// The epoch of the last batch the follower has (-1: not given, Fetch
+    /// before v12).
+    pub last_fetched_epoch: i32,
+    pub max_bytes: usize,
+    /// Return a first batch larger than `max_bytes` rather than nothing.
+    pub min_one_batch: bool,
+}
+
+/// The leader's answer to one partition of a follower's fetch.
+#[derive(Debug, Clone)]
+pub enum FollowerRead {
+    /// Batches from the fetch offset, up to the log end.
+    Records(ReadInfo),
+    /// The follower's log diverges from ours (KIP-595): it must truncate to
+    /// at most `end_offset`, the end of `epoch` (the largest of our epochs
+    /// not above its last fetched one), and fetch again. Nothing is read.
+    Diverging {
+        epoch: i32,
+        end_offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
 }
 
 #[derive(Debug)]
@@ -247,7 +296,12 @@ impl Partition {
 
     /// Checks a client's `current_leader_epoch` (-1: not given) against ours.
     pub fn check_leader_epoch(&self, requested: i32) -> Result<(), PartitionError> {
-        let current = self.leader_epoch();
+        let st = self.state.read();
+        self.epoch_or_error(&st, requested)
+    }
+
+    fn epoch_or_error(&self, st: &State, requested: i32) -> Result<(), PartitionError> {
+        let current = st.leader_epoch;
         if requested < 0 || requested == current {
             Ok(())
         } else if requested < current {
@@ -280,6 +334,96 @@ impl Partition {
                 leader,
             }),
         }
+    }
+
+    /// Kafka's `lastOffsetForLeaderEpoch` (OffsetForLeaderEpoch): checks the
+    /// caller's `current_leader_epoch` first (FENCED_LEADER_EPOCH /
+    /// UNKNOWN_LEADER_EPOCH), then, when `leader_only`, that this node leads
+    /// (NOT_LEADER_OR_FOLLOWER); then answers from the log's leader epoch
+    /// cache: the largest epoch at or below `leader_epoch` and its end offset,
+    /// or `(-1, -1)` when unknown (an undefined epoch, or one above every
+    /// epoch of the log).
+    pub fn last_offset_for_leader_epoch(
+        &self,
+        current_leader_epoch: i32,
+        leader_epoch: i32,
+        leader_only: bool,
+    ) -> Result<(i32, i64), PartitionError> {
+        let st = self.state.read();
+        self.epoch_or_error(&st, current_leader_epoch)?;
+        if leader_only {
+            self.leader_or_error(&st)?;
+        }
+        Ok(self
+            .log
+            .end_offset_for_epoch(leader_epoch)
+            .unwrap_or((-1, -1)))
+    }
+
+    /// The leader side of a follower's fetch (Kafka's `fetchRecords` for a
+    /// follower): checks the follower's `current_leader_epoch`, that this
+    /// node leads, and that the fetcher is a follower of the partition
+    /// ([`PartitionError::NotAFollower`]); then, when the follower names its
+    /// last fetched epoch, whether its log diverges from ours (its epoch is
+    /// not ours, or our epoch ends before its fetch offset:
+    /// [`FollowerRead::Diverging`]); otherwise reads up to the log end (not
+    /// the high watermark) and records the follower's position, which may
+    /// advance the high watermark. OFFSET_OUT_OF_RANGE (as a storage error)
+    /// for a fetch offset outside the log, or a last fetched epoch we cannot
+    /// place.
+    pub fn read_for_follower(
+        &self,
+        fetch: &FollowerFetch,
+        now_ms: i64,
+    ) -> Result<FollowerRead, PartitionError> {
+        let read = {
+            let st = self.state.read();
+            self.epoch_or_error(&st, fetch.current_leader_epoch)?;
+            self.leader_or_error(&st)?;
+            if !st.followers.contains_key(&fetch.replica_id) {
+                return Err(PartitionError::NotAFollower {
+                    tp: self.tp.clone(),
+                    replica: fetch.replica_id,
+                    leader_epoch: st.leader_epoch,
+                    epoch_given: fetch.current_leader_epoch >= 0,
+                });
+            }
+            let log_start = self.log.log_start_offset();
+            let log_end = self.log.log_end_offset();
+            let out_of_range = || {
+                PartitionError::Storage(StorageError::OffsetOutOfRange {
+                    offset: fetch.fetch_offset,
+                    log_start,
+                    log_end,
+                })
+            };
+            if fetch.last_fetched_epoch >= 0 {
+                let Some((epoch, end_offset)) =
+                    self.log.end_offset_for_epoch(fetch.last_fetched_epoch)
+                else {
+                    return Err(out_of_range());
+                };
+                if fetch.fetch_offset < log_start {
+                    return Err(out_of_range());
+                }
+                if epoch < fetch.last_fetched_epoch || end_offset < fetch.fetch_offset {
+                    return Ok(FollowerRead::Diverging {
+                        epoch,
+                        end_offset,
+                        log_start_offset: log_start,
+                        log_end_offset: log_end,
+                    });
+                }
+            }
+            self.log.read(
+                fetch.fetch_offset,
+                fetch.max_bytes,
+                fetch.min_one_batch,
+                i64::MAX,
+            )?
+        };
+        self.update_follower_fetch(fetch.replica_id, fetch.fetch_offset, now_ms)?;
+        Ok(FollowerRead::Records(read))
     }
 
     /// Kafka's `appendRecordsToLeader`: refuses unless this node leads and,
@@ -506,5 +650,154 @@ mod tests {
         assert_eq!(p.view().role, Role::Follower { leader: 2 });
         // The same image again changes nothing.
         assert!(!p.apply_image(&image(2, 1, &[1, 2], &[1, 2]), 1, 11));
+    }
+
+    fn records_in(read: &FollowerRead) -> i64 {
+        match read {
+            FollowerRead::Records(r) => gregor_records::BatchIter::new(&r.records)
+                .map(|b| b.unwrap().0.records_count as i64)
+                .sum(),
+            FollowerRead::Diverging { .. } => panic!("diverging: {read:?}"),
+        }
+    }
+
+    fn fetch(replica: i32, offset: i64, current: i32, last_fetched: i32) -> FollowerFetch {
+        FollowerFetch {
+            replica_id: replica,
+            fetch_offset: offset,
+            current_leader_epoch: current,
+            last_fetched_epoch: last_fetched,
+            max_bytes: 1 << 20,
+            min_one_batch: true,
+        }
+    }
+
+    /// Leader 1 of replicas 1 and 2: 4 records in epoch 0, then 4 in epoch 2.
+    fn leader_with_two_epochs(dir: &std::path::Path) -> Partition {
+        let p = open(dir, 1, &image(1, 0, &[1, 2], &[1, 2]), 1);
+        p.append_records_as_leader(batch(4), 1).unwrap();
+        p.apply_image(&image(1, 2, &[1, 2], &[1, 2]), 1, 0);
+        p.append_records_as_leader(batch(4), 1).unwrap();
+        p
+    }
+
+    #[test]
+    fn offset_for_leader_epoch_answers_from_the_epoch_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = leader_with_two_epochs(dir.path());
+        assert_eq!(p.last_offset_for_leader_epoch(-1, 2, true).unwrap(), (2, 8));
+        assert_eq!(p.last_offset_for_leader_epoch(2, 0, true).unwrap(), (0, 4));
+        assert_eq!(p.last_offset_for_leader_epoch(-1, 1, true).unwrap(), (0, 4));
+        assert_eq!(
+            p.last_offset_for_leader_epoch(-1, 3, true).unwrap(),
+            (-1, -1)
+        );
+        assert_eq!(
+            p.last_offset_for_leader_epoch(-1, -1, true).unwrap(),
+            (-1, -1)
+        );
+        assert!(matches!(
+            p.last_offset_for_leader_epoch(1, 2, true),
+            Err(PartitionError::FencedLeaderEpoch { current: 2, .. })
+        ));
+        assert!(matches!(
+            p.last_offset_for_leader_epoch(3, 2, true),
+            Err(PartitionError::UnknownLeaderEpoch { current: 2, .. })
+        ));
+        // As a follower: refused to those who need the leader; the epoch
+        // check comes first, as Kafka's getLocalLog does.
+        p.apply_image(&image(2, 3, &[1, 2], &[1, 2]), 1, 0);
+        assert!(matches!(
+            p.last_offset_for_leader_epoch(-1, 2, true),
+            Err(PartitionError::NotLeader { leader: 2, .. })
+        ));
+        assert!(matches!(
+            p.last_offset_for_leader_epoch(2, 2, true),
+            Err(PartitionError::FencedLeaderEpoch { .. })
+        ));
+        assert_eq!(p.last_offset_for_leader_epoch(3, 2, false).unwrap(), (2, 8));
+    }
+
+    #[test]
+    fn a_follower_reads_past_the_high_watermark_and_moves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = leader_with_two_epochs(dir.path());
+        assert_eq!(p.high_watermark(), 0);
+        let read = p.read_for_follower(&fetch(2, 0, 2, -1), 10).unwrap();
+        assert_eq!(records_in(&read), 8, "up to the log end, not the watermark");
+        assert_eq!(p.followers()[&2].log_end_offset, 0);
+        let read = p.read_for_follower(&fetch(2, 8, 2, 2), 11).unwrap();
+        assert_eq!(records_in(&read), 0);
+        assert_eq!(p.high_watermark(), 8, "the follower has everything");
+        assert_eq!(p.followers()[&2].last_caught_up_ms, 11);
+    }
+
+    #[test]
+    fn a_diverging_follower_is_told_where_its_epoch_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = leader_with_two_epochs(dir.path());
+        let diverging = |r: FollowerRead| match r {
+            FollowerRead::Diverging {
+                epoch, end_offset, ..
+            } => (epoch, end_offset),
+            other => panic!("not diverging: {other:?}"),
+        };
+        // The follower wrote epoch 1, which this leader never had.
+        let r = p.read_for_follower(&fetch(2, 6, 2, 1), 10).unwrap();
+        assert_eq!(diverging(r), (0, 4));
+        // The follower has epoch 0 past where ours ended.
+        let r = p.read_for_follower(&fetch(2, 6, 2, 0), 10).unwrap();
+        assert_eq!(diverging(r), (0, 4));
+        // No divergence: epoch 0 up to its end, or the latest epoch.
+        let r = p.read_for_follower(&fetch(2, 4, 2, 0), 10).unwrap();
+        assert_eq!(records_in(&r), 4);
+        let r = p.read_for_follower(&fetch(2, 6, 2, 2), 10).unwrap();
+        assert_eq!(records_in(&r), 4, "the batch holding offset 6");
+        // A diverging answer does not record the follower's position.
+        assert_eq!(p.followers()[&2].log_end_offset, 6);
+        p.read_for_follower(&fetch(2, 7, 2, 1), 12).unwrap();
+        assert_eq!(p.followers()[&2].log_end_offset, 6);
+        // An epoch above all of ours cannot be placed.
+        assert!(matches!(
+            p.read_for_follower(&fetch(2, 8, 2, 3), 10),
+            Err(PartitionError::Storage(
+                StorageError::OffsetOutOfRange { .. }
+            ))
+        ));
+    }
+
+    #[test]
+    fn follower_fetches_need_the_leader_and_a_follower() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = leader_with_two_epochs(dir.path());
+        assert!(matches!(
+            p.read_for_follower(&fetch(3, 0, -1, -1), 10),
+            Err(PartitionError::NotAFollower {
+                replica: 3,
+                epoch_given: false,
+                ..
+            })
+        ));
+        assert!(matches!(
+            p.read_for_follower(&fetch(3, 0, 2, -1), 10),
+            Err(PartitionError::NotAFollower {
+                epoch_given: true,
+                ..
+            })
+        ));
+        // The leader itself is not one of its followers.
+        assert!(matches!(
+            p.read_for_follower(&fetch(1, 0, -1, -1), 10),
+            Err(PartitionError::NotAFollower { replica: 1, .. })
+        ));
+        assert!(matches!(
+            p.read_for_follower(&fetch(2, 0, 1, -1), 10),
+            Err(PartitionError::FencedLeaderEpoch { .. })
+        ));
+        p.apply_image(&image(2, 3, &[1, 2], &[1, 2]), 1, 0);
+        assert!(matches!(
+            p.read_for_follower(&fetch(2, 0, -1, -1), 10),
+            Err(PartitionError::NotLeader { leader: 2, .. })
+        ));
     }
 }

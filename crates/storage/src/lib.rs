@@ -12,6 +12,7 @@
 //! - [`producer_state`]: idempotent-producer state per partition and its snapshots.
 //! - [`validator`]: the broker's in-place rewrite of produced batches (offsets, epoch, LogAppendTime, re-compression).
 //! - [`checkpoint`]: Kafka's checkpoint file format.
+//! - [`leader_epoch`]: [`LeaderEpochFileCache`], the partition's leader epochs and their `leader-epoch-checkpoint` file.
 //! - [`cleaner`]: [`LogCleaner`], log compaction (offset map, segment rewrite, crash-safe swap).
 //! - [`offset_map`]: [`cleaner::OffsetMap`], the cleaner's bounded key-hash → offset map.
 //! - [`manager`]: [`LogManager`], every partition of every log dir, and the log-dir checkpoint files.
@@ -21,6 +22,7 @@ pub mod cleaner;
 pub mod clock;
 pub mod config;
 mod index_file;
+pub mod leader_epoch;
 pub mod loader;
 pub mod log;
 pub mod manager;
@@ -35,6 +37,7 @@ pub mod validator;
 pub use cleaner::{CleanStats, CleanerConfig, LogCleaner};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::LogConfig;
+pub use leader_epoch::{EpochEntry, LeaderEpochFileCache};
 pub use log::{AppendInfo, Log, ReadInfo};
 pub use manager::LogManager;
 pub use segment::LogSegment;
@@ -159,6 +162,26 @@ pub enum StorageError {
     /// Found when loading a log: a segment that cannot be recovered.
     #[error("{path}: corrupt: {reason}")]
     Corrupt { path: String, reason: String },
+    /// A follower append whose first batch starts below the log end (Kafka's
+    /// `UnexpectedAppendOffsetException`): the follower must truncate or
+    /// start over at the leader's offset.
+    #[error(
+        "unexpected offset in append to {tp}: first offset {first_offset} is less than the next offset {log_end}"
+    )]
+    UnexpectedAppendOffset {
+        tp: TopicPartition,
+        first_offset: i64,
+        last_offset: i64,
+        log_end: i64,
+    },
+    /// A follower append whose batches' offsets do not rise (Kafka's
+    /// `OffsetsOutOfOrderException`).
+    #[error("out of order offsets found in append to {tp}: batch at {base_offset} follows offset {previous_last}")]
+    OffsetsOutOfOrder {
+        tp: TopicPartition,
+        base_offset: i64,
+        previous_last: i64,
+    },
     /// The log dir holding this partition failed: KAFKA_STORAGE_ERROR.
     #[error("log dir {0} is offline")]
     LogDirOffline(String),

@@ -1,6 +1,6 @@
 //! The directory work of [`crate::Log::open`]: listing a partition directory,
 //! clearing leftovers as Kafka's `LogLoader` does, completing interrupted
-//! segment swaps, and replaying producer state from the log.
+//! segment swaps, and replaying producer state and leader epochs from the log.
 //!
 //! Leftovers and what happens to them:
 //!
@@ -18,6 +18,7 @@ use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::leader_epoch::LeaderEpochFileCache;
 use crate::producer_state::ProducerStateManager;
 use crate::segment::{
     scan_headers, segment_file, FileWindow, LogSegment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
@@ -144,6 +145,38 @@ pub(crate) fn replay_producers(
             }
             if h.last_offset() >= from {
                 producers.replay(h);
+            }
+            true
+        })?;
+    }
+    Ok(())
+}
+
+/// Rebuilds the leader epochs from the batch headers in `[from, to)` (the
+/// `leader-epoch-checkpoint` was missing or unreadable), as Kafka's recovery
+/// assigns them: each batch whose epoch is newer than the latest starts it.
+pub(crate) fn rebuild_epochs(
+    segments: &BTreeMap<i64, Arc<LogSegment>>,
+    epochs: &mut LeaderEpochFileCache,
+    from: i64,
+    to: i64,
+) -> Result<()> {
+    let start = segments
+        .range(..=from)
+        .next_back()
+        .map_or(i64::MIN, |(b, _)| *b);
+    for seg in segments.range(start..).map(|(_, s)| s) {
+        if seg.base_offset() >= to {
+            break;
+        }
+        let pos = seg.index_lookup(from).position;
+        let mut window = FileWindow::new(seg, 256 * 1024);
+        scan_headers(&mut window, pos, seg.size(), |_, h| {
+            if h.base_offset >= to {
+                return false;
+            }
+            if h.last_offset() >= from {
+                epochs.assign_recovered(h.partition_leader_epoch, h.base_offset.max(from));
             }
             true
         })?;

@@ -9,6 +9,7 @@
 //!
 //! ```text
 //! partition.metadata   Kafka's: "version: 0\ntopic_id: <base64url uuid>\n"
+//! leader-epoch-checkpoint  Kafka's: the leader epochs (see [`crate::leader_epoch`])
 //! .clean_shutdown      ours: present only between a clean close and the next
 //!                      open; tells open that no recovery scan is needed
 //! ```
@@ -35,7 +36,10 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::checkpoint::{sync_dir, write_atomically};
 use crate::config::{CleanupPolicy, CompressionConfig, TimestampTypeConfig};
-use crate::loader::{complete_swaps, delete_segment_files, replay_producers, scan_dir};
+use crate::leader_epoch::{read_checkpoint, EpochEntry, LeaderEpochFileCache};
+use crate::loader::{
+    complete_swaps, delete_segment_files, rebuild_epochs, replay_producers, scan_dir,
+};
 use crate::partition_metadata::{self, PARTITION_METADATA_FILE};
 use crate::producer_state::{PendingProducerUpdates, ProducerStateManager, SequenceCheck};
 use crate::segment::{
@@ -105,6 +109,9 @@ pub struct Log {
     cleaner_checkpoint: AtomicI64,
     /// Files renamed to `.deleted` and when to remove them (file.delete.delay.ms).
     pending_deletes: Mutex<Vec<(std::path::PathBuf, i64)>>,
+    /// The leader epochs of the log. Changed under `append` (lock order:
+    /// `append`, then this); read on its own.
+    epochs: Mutex<LeaderEpochFileCache>,
 }
 
 fn segment_config(config: &LogConfig) -> SegmentConfig {
@@ -142,6 +149,20 @@ impl Log {
             partition_metadata::read_partition_metadata(&dir.join(PARTITION_METADATA_FILE));
         let mut bases = files.log_bases;
         let swapped = complete_swaps(&dir, &files.swaps, &mut bases)?;
+
+        // Leader epochs: from the checkpoint, completed by the recovery scan
+        // below; rebuilt from every batch header when the file is missing or
+        // unreadable.
+        let epoch_file = read_checkpoint(&dir.join(crate::leader_epoch::LEADER_EPOCH_CHECKPOINT));
+        let (mut epochs, rebuild_epoch_cache) = match epoch_file {
+            Ok(Some(entries)) => (LeaderEpochFileCache::with_entries(&dir, &entries), false),
+            Ok(None) => (LeaderEpochFileCache::new(&dir), true),
+            Err(e) => {
+                tracing::warn!(log = %tp, error = %e, "rebuilding the leader epoch cache from the log");
+                (LeaderEpochFileCache::new(&dir), true)
+            }
+        };
+        let epochs_loaded: Vec<EpochEntry> = epochs.entries().to_vec();
 
         // Segments from the one holding the recovery point on are scanned,
         // unless the last close was clean.
@@ -182,7 +203,9 @@ impl Log {
             }
             if scan {
                 scanned.insert(base);
-                let r = seg.recover(|_| {})?;
+                let r = seg.recover(|h| {
+                    epochs.assign_recovered(h.partition_leader_epoch, h.base_offset);
+                })?;
                 next_offset = Some(r.next_offset);
                 segments.insert(base, Arc::new(seg));
                 if r.truncated_bytes > 0 {
@@ -209,7 +232,10 @@ impl Log {
                     Ok(n) => Some(n),
                     Err(e) => {
                         tracing::warn!(log = %tp, error = %e, "recovering last segment");
-                        Some(last.recover(|_| {})?.next_offset)
+                        let r = last.recover(|h| {
+                            epochs.assign_recovered(h.partition_leader_epoch, h.base_offset);
+                        })?;
+                        Some(r.next_offset)
                     }
                 },
             },
@@ -240,6 +266,19 @@ impl Log {
             } else if scanned.contains(&seg.base_offset()) {
                 seg.on_become_inactive()?; // rebuilt indexes of a closed segment: trim
             }
+        }
+
+        // Entries past what survived go (a torn tail, a lost unflushed
+        // append), as do those before the log start.
+        if rebuild_epoch_cache {
+            epochs.clear();
+            rebuild_epochs(&segments, &mut epochs, log_start, log_end)?;
+        }
+        epochs.truncate_from_end(log_end);
+        epochs.truncate_from_start(log_start);
+        if epochs.entries() != epochs_loaded.as_slice() {
+            // Written now, so a later crash cannot bring back what was removed.
+            epochs.write()?;
         }
 
         // Producer state: latest snapshot ≤ log end, then replay.
@@ -274,6 +313,7 @@ impl Log {
             closed: AtomicBool::new(false),
             cleaner_checkpoint: AtomicI64::new(-1),
             pending_deletes: Mutex::new(Vec::new()),
+            epochs: Mutex::new(epochs),
         })
     }
 
@@ -406,6 +446,7 @@ impl Log {
         )
         .map_err(records_err)?;
         let last_offset = next - 1;
+        self.assign_epoch(leader_epoch, log_end)?;
 
         let segment =
             self.maybe_roll(&mut st, &config, records.len() as u64, last_offset, max_ts)?;
@@ -423,32 +464,77 @@ impl Log {
         })
     }
 
-    /// Appends batches replicated from the leader, offsets already assigned:
-    /// checks structure, CRC and that offsets follow the log end (gaps are
-    /// allowed, as after compaction), then writes them as they are. Producer
-    /// state is updated without sequence checks, as Kafka's followers do.
-    pub fn append_as_follower(&self, records: BytesMut) -> Result<Option<AppendInfo>> {
+    /// Appends batches replicated from the leader (Kafka's
+    /// `appendAsFollower`), as they are: the bytes written are exactly the
+    /// leader's (same compression, CRC, offsets, epochs), so replicas stay
+    /// byte-identical. Refused as Kafka's follower append refuses: a batch
+    /// with a bad structure or CRC (`Records`), a first batch starting below
+    /// the log end ([`StorageError::UnexpectedAppendOffset`]), batches whose
+    /// offsets do not rise ([`StorageError::OffsetsOutOfOrder`]). Gaps are
+    /// allowed (compacted leaders), and `max.message.bytes` is not applied (the
+    /// leader accepted the batch). A batch stamped with an epoch above
+    /// `leader_epoch` (the follower's view of the current epoch), and every
+    /// batch after it, is left out: the fetch raced with a leadership change
+    /// this follower has not applied yet, and it will fetch them again once it
+    /// has (KAFKA-18723). Each batch's epoch feeds the leader epoch
+    /// cache; producer state is replayed without sequence checks.
+    /// `Ok(None)` when nothing was appended.
+    pub fn append_as_follower(
+        &self,
+        mut records: BytesMut,
+        leader_epoch: i32,
+    ) -> Result<Option<AppendInfo>> {
         let config = self.config.read().clone();
         let mut st = self.append.lock();
         self.check_open()?;
         let log_end = self.log_end.load(Ordering::Acquire);
         let mut next = log_end;
-        let mut first = None;
+        let mut first: Option<BatchHeader> = None;
+        let mut prev_last = -1i64;
         let mut max_ts = i64::MIN;
+        let mut valid_len = 0usize;
         for item in BatchIter::new(&records) {
-            let (_, _, bytes) = item.map_err(records_err)?;
+            let (_, pos, bytes) = item.map_err(records_err)?;
             let h = check_crc(bytes).map_err(records_err)?;
-            if h.base_offset < next {
-                return Err(StorageError::Records(RecordsError::InvalidRecords {
-                    base_offset: h.base_offset,
-                    reason: format!("follower batch offset is below the log end {next}"),
-                }));
+            if h.partition_leader_epoch > leader_epoch {
+                tracing::info!(
+                    log = %self.tp,
+                    base_offset = h.base_offset,
+                    batch_epoch = h.partition_leader_epoch,
+                    leader_epoch,
+                    "skipping replicated batches from a newer leader epoch than ours"
+                );
+                break;
             }
-            first.get_or_insert(h.base_offset);
+            match &first {
+                None if h.base_offset < log_end => {
+                    return Err(StorageError::UnexpectedAppendOffset {
+                        tp: self.tp.clone(),
+                        first_offset: h.base_offset,
+                        last_offset: h.last_offset(),
+                        log_end,
+                    });
+                }
+                Some(_) if h.base_offset <= prev_last => {
+                    return Err(StorageError::OffsetsOutOfOrder {
+                        tp: self.tp.clone(),
+                        base_offset: h.base_offset,
+                        previous_last: prev_last,
+                    });
+                }
+                _ => {}
+            }
+            first.get_or_insert(h);
+            prev_last = h.last_offset();
             max_ts = max_ts.max(h.max_timestamp);
             next = h.next_offset();
+            valid_len = pos + bytes.len();
         }
         let Some(first) = first else { return Ok(None) };
+        records.truncate(valid_len);
+        for (h, _, _) in BatchIter::new(&records).flatten() {
+            self.assign_epoch(h.partition_leader_epoch, h.base_offset)?;
+        }
         let segment = self.maybe_roll(&mut st, &config, records.len() as u64, next - 1, max_ts)?;
         segment.append(&records)?;
         self.log_end.store(next, Ordering::Release);
@@ -459,12 +545,49 @@ impl Log {
         let now = self.clock.now_ms();
         self.maybe_flush(&mut st, &config, now)?;
         Ok(Some(AppendInfo {
-            base_offset: first,
+            base_offset: first.base_offset,
             last_offset: next - 1,
             log_append_time: -1,
             log_start_offset: self.log_start.load(Ordering::Acquire),
             duplicate: false,
         }))
+    }
+
+    /// Records that `epoch` starts at `start_offset` (under the append lock,
+    /// before the batch is written); a new entry is written to the
+    /// checkpoint at once, as Kafka does, so the file never lacks an epoch of
+    /// data in the log.
+    fn assign_epoch(&self, epoch: i32, start_offset: i64) -> Result<()> {
+        let mut epochs = self.epochs.lock();
+        if epochs.assign(epoch, start_offset) {
+            epochs.write()?;
+        }
+        Ok(())
+    }
+
+    /// The latest leader epoch that wrote to the log, if any.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.lock().latest_epoch()
+    }
+
+    /// Kafka's `endOffsetForEpoch`: the largest epoch at or below `epoch` and
+    /// the offset where it ends (the log end for the latest epoch); `None`
+    /// when unknown (an undefined epoch, or one above every epoch of the
+    /// log). See [`LeaderEpochFileCache::end_offset_for`].
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        let epochs = self.epochs.lock();
+        let (e, offset) = epochs.end_offset_for(epoch, self.log_end_offset());
+        (offset != crate::leader_epoch::UNDEFINED_EPOCH_OFFSET).then_some((e, offset))
+    }
+
+    /// The leader epoch entries, oldest first.
+    pub fn epoch_entries(&self) -> Vec<EpochEntry> {
+        self.epochs.lock().entries().to_vec()
+    }
+
+    /// The epoch that wrote `offset`, if known.
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        self.epochs.lock().epoch_for_offset(offset)
     }
 
     fn check_open(&self) -> Result<()> {
@@ -759,6 +882,7 @@ impl Log {
             return Ok(log_start);
         }
         self.log_start.store(offset, Ordering::Release);
+        self.epochs.lock().truncate_from_start(offset);
         self.delete_segments_below(&mut st, offset)?;
         Ok(offset)
     }
@@ -830,6 +954,7 @@ impl Log {
         };
         if new_start > self.log_start_offset() {
             self.log_start.store(new_start, Ordering::Release);
+            self.epochs.lock().truncate_from_start(new_start);
         }
         self.delete_segments_below(&mut st, new_start)
     }
@@ -867,7 +992,8 @@ impl Log {
 
     /// Removes every batch at or after `offset` (a follower truncating a
     /// divergent tail). The cut is at a batch boundary: a batch straddling
-    /// `offset` goes too. Producer state is rebuilt.
+    /// `offset` goes too. Producer state is rebuilt; leader epochs starting
+    /// at or past the new end go (written at once, as a new entry would be).
     pub fn truncate_to(&self, offset: i64) -> Result<()> {
         let config = self.config.read().clone();
         let mut st = self.append.lock();
@@ -922,6 +1048,20 @@ impl Log {
         };
         self.log_end.store(new_end, Ordering::Release);
         self.recovery_point.fetch_min(new_end, Ordering::AcqRel);
+        {
+            let mut epochs = self.epochs.lock();
+            let changed = if offset <= log_start {
+                // Kafka's truncateFullyAndStartAt: no epoch survives.
+                let had = !epochs.is_empty();
+                epochs.clear();
+                had
+            } else {
+                epochs.truncate_from_end(new_end)
+            };
+            if changed {
+                epochs.write()?;
+            }
+        }
         // Offsets at and past the new end will be written again: they are dirty
         // (Kafka's `maybeTruncateCheckpoint`).
         if self.cleaner_checkpoint.load(Ordering::Acquire) > new_end {
@@ -939,9 +1079,11 @@ impl Log {
         Ok(())
     }
 
-    /// fsync everything up to the log end and advance the recovery point.
+    /// fsync everything up to the log end and advance the recovery point;
+    /// writes the leader epoch checkpoint if it changed since its last write.
     pub fn flush(&self) -> Result<()> {
         let _g = self.flush_lock.lock();
+        self.epochs.lock().write_if_dirty()?;
         let end = self.log_end_offset();
         let rp = self.recovery_point();
         if rp >= end {
@@ -973,6 +1115,7 @@ impl Log {
         active.on_become_inactive()?;
         active.flush()?;
         st.producers.write_snapshot(self.log_end_offset())?;
+        self.epochs.lock().write_if_dirty()?;
         write_atomically(&self.dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
         Ok(())
     }

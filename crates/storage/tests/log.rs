@@ -619,7 +619,7 @@ fn follower_append_and_truncation() {
     while offset < leader.log_end_offset() {
         let r = leader.read(offset, 2000, true, i64::MAX).unwrap();
         let info = follower
-            .append_as_follower(BytesMut::from(&r.records[..]))
+            .append_as_follower(BytesMut::from(&r.records[..]), 1)
             .unwrap()
             .unwrap();
         assert_eq!(info.base_offset, offset);
@@ -634,7 +634,7 @@ fn follower_append_and_truncation() {
     // offsets must not go backwards
     let r = leader.read(0, 100, true, i64::MAX).unwrap();
     assert!(follower
-        .append_as_follower(BytesMut::from(&r.records[..]))
+        .append_as_follower(BytesMut::from(&r.records[..]), 1)
         .is_err());
 
     // truncate into the middle of a batch: the batch goes

@@ -9,6 +9,14 @@
 //! A partition without data carries an empty record set, never null
 //! (librdkafka rejects null). Fetch sessions (KIP-227) are declined with
 //! session id 0, so every request is a full fetch.
+//!
+//! A fetch whose replica id (`replica_id` before v15, `replica_state` from
+//! v15) is a node id is a follower's: only the leader serves it, to the
+//! fetcher's followers only, reading up to the log end instead of the high
+//! watermark and recording the follower's position (which moves the high
+//! watermark); a follower whose log diverges from the leader's gets the
+//! `diverging_epoch` answer (v12+) at once instead of records
+//! (see [`Partition::read_for_follower`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +29,19 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use super::util::{self, str_bytes};
 use super::RequestContext;
 use crate::broker::Broker;
-use crate::partition::Partition;
+use crate::partition::{FollowerFetch, FollowerRead, Partition, PartitionError};
 use crate::purgatory::Waiter;
+
+/// The node id of the follower sending `req`, if it is a follower's fetch
+/// (consumers send -1).
+fn follower_id(ctx: &RequestContext, req: &FetchRequest) -> Option<i32> {
+    let id = if ctx.api_version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    (id >= 0).then_some(id)
+}
 
 pub async fn handle(
     broker: &Broker,
@@ -34,9 +53,9 @@ pub async fn handle(
     // Registered with the fetched partitions only while this fetch waits.
     let mut waiter: Option<Arc<Waiter>> = None;
     loop {
-        let (resp, bytes, errors) = read_once(broker, ctx, &req);
+        let (resp, bytes, answer_now) = read_once(broker, ctx, &req);
         let done = bytes >= req.min_bytes.max(0) as usize
-            || errors
+            || answer_now
             || req.max_wait_ms <= 0
             || tokio::time::Instant::now() >= deadline;
         if done {
@@ -84,7 +103,8 @@ fn requested_partitions(
 }
 
 /// One pass over the requested partitions: the response, its record bytes,
-/// and whether any partition had an error (errors are returned at once).
+/// and whether it must be sent at once (a partition had an error or a
+/// diverging epoch).
 fn read_once(
     broker: &Broker,
     ctx: &RequestContext,
@@ -93,7 +113,8 @@ fn read_once(
     let mut resp = FetchResponse::default();
     let mut remaining = req.max_bytes.max(0) as usize;
     let mut total = 0usize;
-    let mut any_error = false;
+    let mut answer_now = false;
+    let follower = follower_id(ctx, req);
     for topic in &req.topics {
         let name = if ctx.api_version >= 13 {
             super::metadata::topic_name_by_id(broker, &topic.topic_id)
@@ -116,10 +137,31 @@ fn read_once(
             let partition = name
                 .as_deref()
                 .and_then(|n| broker.partition(n, p.partition));
-            let error = match (&name, partition) {
-                (None, _) => Some(ResponseError::UnknownTopicId),
-                (Some(_), None) => Some(ResponseError::UnknownTopicOrPartition),
-                (Some(_), Some(partition)) => {
+            let error = match (&name, partition, follower) {
+                (None, _, _) => Some(ResponseError::UnknownTopicId),
+                (Some(_), None, _) => Some(ResponseError::UnknownTopicOrPartition),
+                (Some(_), Some(partition), Some(replica_id)) => {
+                    let fetch = FollowerFetch {
+                        replica_id,
+                        fetch_offset: p.fetch_offset,
+                        current_leader_epoch: p.current_leader_epoch,
+                        last_fetched_epoch: if ctx.api_version >= 12 {
+                            p.last_fetched_epoch
+                        } else {
+                            -1
+                        },
+                        max_bytes: (p.partition_max_bytes.max(0) as usize).min(remaining),
+                        min_one_batch: total == 0,
+                    };
+                    let (error, n, diverging) =
+                        follower_partition(broker, ctx, &partition, &fetch, &mut pd);
+                    total += n;
+                    remaining = remaining.saturating_sub(n);
+                    // A diverging follower is answered at once, as Kafka does.
+                    answer_now |= diverging;
+                    error
+                }
+                (Some(_), Some(partition), None) => {
                     let hw = partition.high_watermark();
                     pd.high_watermark = hw;
                     pd.last_stable_offset = hw;
@@ -156,12 +198,57 @@ fn read_once(
                 }
             };
             if let Some(e) = error {
-                any_error = true;
+                answer_now = true;
                 pd.error_code = e.code();
             }
             t.partitions.push(pd);
         }
         resp.responses.push(t);
     }
-    (resp, total, any_error)
+    (resp, total, answer_now)
+}
+
+/// One partition of a follower's fetch: fills `pd` and returns its error, the
+/// record bytes it carries and whether it is a diverging-epoch answer.
+fn follower_partition(
+    broker: &Broker,
+    ctx: &RequestContext,
+    partition: &Partition,
+    fetch: &FollowerFetch,
+    pd: &mut PartitionData,
+) -> (Option<ResponseError>, usize, bool) {
+    let read = partition.read_for_follower(fetch, broker.clock.now_ms());
+    // Read after the follower's position may have moved it.
+    let hw = partition.high_watermark();
+    pd.high_watermark = hw;
+    pd.last_stable_offset = hw;
+    match read {
+        Ok(FollowerRead::Records(read)) => {
+            if ctx.api_version >= 5 {
+                pd.log_start_offset = read.log_start_offset;
+            }
+            let n = read.records.len();
+            pd.records = Some(read.records);
+            (None, n, false)
+        }
+        Ok(FollowerRead::Diverging {
+            epoch,
+            end_offset,
+            log_start_offset,
+            ..
+        }) => {
+            pd.diverging_epoch.epoch = epoch;
+            pd.diverging_epoch.end_offset = end_offset;
+            if ctx.api_version >= 5 {
+                pd.log_start_offset = log_start_offset;
+            }
+            (None, 0, true)
+        }
+        Err(e) => {
+            if let PartitionError::Storage(se) = &e {
+                broker.on_storage_error(&partition.tp, se);
+            }
+            (Some(util::partition_error(&e)), 0, false)
+        }
+    }
 }

@@ -38,6 +38,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 mod util;
@@ -177,6 +178,7 @@ apis! {
     DeleteGroups => delete_groups(DeleteGroupsRequest, 0, 0, 2),
     OffsetDelete => offset_delete(OffsetDeleteRequest, 0, 0, 0),
     DescribeLogDirs => describe_log_dirs(DescribeLogDirsRequest, 1, 1, 4),
+    OffsetForLeaderEpoch => offset_for_leader_epoch(OffsetForLeaderEpochRequest, 2, 2, 4),
     ConsumerGroupHeartbeat => consumer_group_heartbeat(ConsumerGroupHeartbeatRequest, 0, 0, 1),
     ConsumerGroupDescribe => consumer_group_describe(ConsumerGroupDescribeRequest, 0, 0, 1),
 }

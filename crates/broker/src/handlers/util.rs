@@ -40,6 +40,10 @@ pub fn storage_error(e: &StorageError) -> ResponseError {
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         StorageError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        // Follower appends only; Kafka's exceptions for them are not API errors.
+        StorageError::UnexpectedAppendOffset { .. } | StorageError::OffsetsOutOfOrder { .. } => {
+            ResponseError::UnknownServerError
+        }
         StorageError::Io { .. } | StorageError::Corrupt { .. } | StorageError::LogDirOffline(_) => {
             ResponseError::KafkaStorageError
         }
@@ -53,6 +57,13 @@ pub fn partition_error(e: &PartitionError) -> ResponseError {
         PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
         PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
         PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+        PartitionError::NotAFollower { epoch_given, .. } => {
+            if *epoch_given {
+                ResponseError::UnknownLeaderEpoch
+            } else {
+                ResponseError::NotLeaderOrFollower
+            }
+        }
         PartitionError::Storage(e) => storage_error(e),
     }
 }
