@@ -2,7 +2,7 @@
 //! logs, and the partitions this node leads. Handlers get `&Broker`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use gregor_metadata::config_defs::{self, ConfigLayers, ResolvedConfig};
 use gregor_metadata::{controller, ConfigResource, MetadataImage, MetadataRecord};
@@ -13,7 +13,9 @@ use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
-use crate::metadata_store::{MetadataStore, MetadataStoreError, METADATA_TOPIC};
+use crate::metadata_store::{
+    MetadataStore, MetadataStoreConfig, MetadataStoreError, DEFAULT_SNAPSHOT_BYTES, METADATA_TOPIC,
+};
 pub use crate::partition::Partition;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +32,10 @@ pub enum BrokerError {
     Storage(#[from] gregor_storage::StorageError),
     #[error(transparent)]
     MetaProperties(#[from] crate::meta_properties::MetaPropertiesError),
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+    #[error("blocking task of the broker failed: {0}")]
+    Blocking(#[from] tokio::task::JoinError),
 }
 
 /// Hosted partitions by topic name, then partition index.
@@ -54,6 +60,12 @@ pub struct Broker {
     bound_port: std::sync::atomic::AtomicU16,
     /// The group coordinator runtime.
     pub groups: Arc<crate::group_runtime::GroupRuntime>,
+    /// This broker, for moving blocking work to the blocking pool from `&self`.
+    this: Weak<Broker>,
+    /// Serialises [`Broker::reconcile`] (whose file work runs without holding
+    /// `partitions`), and holds the image it last reconciled to. Taken only
+    /// off the async workers.
+    reconciled: Mutex<Option<Arc<MetadataImage>>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -79,7 +91,17 @@ impl Broker {
             &mut rand::thread_rng(),
         )?;
         let cluster_id = dirs.cluster_id().unwrap_or_default().to_string();
-        let metadata = MetadataStore::open(&config.metadata_log_dir, clock.clone())?;
+        let snapshot_bytes = config
+            .props
+            .get("metadata.log.max.record.bytes.between.snapshots")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&v| v >= 1)
+            .unwrap_or(DEFAULT_SNAPSHOT_BYTES);
+        let metadata = MetadataStore::open(
+            &config.metadata_log_dir,
+            clock.clone(),
+            MetadataStoreConfig { snapshot_bytes },
+        )?;
         let node_id = config.node_id;
         let rack = config.rack.clone();
         let (host, port) = (config.advertised_host.clone(), config.advertised_port);
@@ -124,6 +146,8 @@ impl Broker {
             logs,
             partitions: RwLock::new(HashMap::new()),
             producer_ids: Mutex::new(ProducerIdBlock::default()),
+            this: weak.clone(),
+            reconciled: Mutex::new(None),
         });
         broker.reconcile()?;
         if let Some(cleaner) = broker.config.cleaner.clone() {
@@ -193,18 +217,59 @@ impl Broker {
         }
     }
 
+    /// This broker as an `Arc`, to hand blocking work to the blocking pool.
+    fn arc(&self) -> Result<Arc<Broker>, BrokerError> {
+        self.this.upgrade().ok_or(BrokerError::ShuttingDown)
+    }
+
+    /// Runs blocking `work` (fsync, directory changes) on tokio's blocking
+    /// pool, so a slow disk stalls only the requests waiting for it, never
+    /// an async worker and the connections it serves.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Broker) -> Result<T, BrokerError> + Send + 'static,
+    ) -> Result<T, BrokerError> {
+        let this = self.arc()?;
+        tokio::task::spawn_blocking(move || work(&this)).await?
+    }
+
     /// Brings the hosted partitions in line with the metadata image: opens logs
     /// of new partitions, applies changed topic configs, deletes logs of
-    /// removed topics.
+    /// removed topics. Blocks on the disk; `partitions` is locked only to
+    /// copy it and to swap the result in, never across file work, so
+    /// requests looking partitions up do not wait for the disk.
+    ///
+    /// Only what changed since the last reconcile is applied: a topic whose
+    /// image and configs (its own, this broker's, the cluster default) are
+    /// shared with the last reconciled image keeps its partitions untouched.
     pub fn reconcile(&self) -> Result<(), BrokerError> {
+        let mut reconciled = self.reconciled.lock();
         let image = self.metadata.image();
         let now = self.clock.now_ms();
-        let mut map = self.partitions.write();
+        let current = self.partitions.read().clone();
+        let prev = reconciled.clone().filter(|prev| {
+            [
+                ConfigResource::Broker(self.config.node_id.to_string()),
+                ConfigResource::Broker(String::new()),
+            ]
+            .iter()
+            .all(|r| image.configs_shared_with(prev, r))
+        });
+        let unchanged = |name: &str| {
+            prev.as_ref().is_some_and(|prev| {
+                image.topic_shared_with(prev, name)
+                    && image.configs_shared_with(prev, &ConfigResource::Topic(name.to_string()))
+            })
+        };
         let mut next = HostedPartitions::new();
         // Read on the first new partition: the high watermarks of the last run.
         let mut checkpointed: Option<BTreeMap<TopicPartition, i64>> = None;
         for topic in image.topics() {
             let name: Arc<str> = Arc::from(topic.name.as_str());
+            if let Some(existing) = current.get(&name).filter(|_| unchanged(&topic.name)) {
+                next.insert(name, existing.clone());
+                continue;
+            }
             let config =
                 resolve_log_config(&image, &self.config.props, self.config.node_id, &topic.name);
             let min_isr = config_defs::resolve_topic_configs(layers(
@@ -217,7 +282,7 @@ impl Broker {
             .find(|c| c.name == "min.insync.replicas")
             .and_then(|c| c.value.as_deref().and_then(|v| v.parse::<usize>().ok()))
             .unwrap_or(1);
-            let existing = map.get(&name);
+            let existing = current.get(&name);
             let mut parts = BTreeMap::new();
             for (&p, image_p) in &topic.partitions {
                 if !image_p.replicas.contains(&self.config.node_id) {
@@ -262,23 +327,45 @@ impl Broker {
             next.insert(name, parts);
         }
         // Logs on disk whose topic is gone (deleted while we ran, or while we were down).
-        for log in self.logs.all() {
-            let tp = log.topic_partition().clone();
-            let keep = next
-                .get(&tp.topic)
-                .and_then(|ps| ps.get(&tp.partition))
-                .is_some_and(|p| Arc::ptr_eq(&p.log, &log));
-            if !keep && &*tp.topic != METADATA_TOPIC {
-                tracing::info!(partition = %tp, "deleting log of removed partition");
-                self.logs.delete(&tp)?;
-            }
+        let removed: Vec<TopicPartition> = self
+            .logs
+            .all()
+            .into_iter()
+            .filter(|log| {
+                let tp = log.topic_partition();
+                let keep = next
+                    .get(&tp.topic)
+                    .and_then(|ps| ps.get(&tp.partition))
+                    .is_some_and(|p| Arc::ptr_eq(&p.log, log));
+                !keep && &*tp.topic != METADATA_TOPIC
+            })
+            .map(|log| log.topic_partition().clone())
+            .collect();
+        *self.partitions.write() = next;
+        *reconciled = Some(image);
+        for tp in removed {
+            tracing::info!(partition = %tp, "deleting log of removed partition");
+            self.logs.delete(&tp)?;
         }
-        *map = next;
         Ok(())
     }
 
     /// Runs a controller decision against the metadata log, then reconciles.
-    pub fn controller_update<R, E>(
+    ///
+    /// `decide` runs here, on the current image; the append, its fsync and
+    /// the reconcile run on the blocking pool, and no lock is held across
+    /// the wait. If another change landed in between, `decide` runs again on
+    /// the new image (so it may run more than once; it has no side effects).
+    pub async fn controller_update<R, E>(
+        &self,
+        decide: impl FnMut(&MetadataImage) -> Result<(Vec<MetadataRecord>, R), E>,
+    ) -> Result<Result<R, E>, BrokerError> {
+        self.metadata_update(decide, true).await
+    }
+
+    /// [`Broker::controller_update`] for callers that are not async
+    /// (start-up, the group runtime's shard loading): blocks on the disk.
+    pub fn controller_update_blocking<R, E>(
         &self,
         decide: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, R), E>,
     ) -> Result<Result<R, E>, BrokerError> {
@@ -287,6 +374,35 @@ impl Broker {
             self.reconcile()?;
         }
         Ok(out)
+    }
+
+    async fn metadata_update<R, E>(
+        &self,
+        mut decide: impl FnMut(&MetadataImage) -> Result<(Vec<MetadataRecord>, R), E>,
+        reconcile: bool,
+    ) -> Result<Result<R, E>, BrokerError> {
+        loop {
+            let base = self.metadata.image();
+            let (records, value) = match decide(&base) {
+                Ok(v) => v,
+                Err(e) => return Ok(Err(e)),
+            };
+            if records.is_empty() {
+                return Ok(Ok(value));
+            }
+            let committed = self
+                .blocking(move |broker| {
+                    let committed = broker.metadata.try_commit(&base, &records)?;
+                    if committed && reconcile {
+                        broker.reconcile()?;
+                    }
+                    Ok(committed)
+                })
+                .await?;
+            if committed {
+                return Ok(Ok(value));
+            }
+        }
     }
 
     /// Broker ids of the cluster (for replica placement).
@@ -301,7 +417,7 @@ impl Broker {
     }
 
     /// Creates a topic with the broker's defaults (auto-creation).
-    pub fn auto_create_topic(
+    pub async fn auto_create_topic(
         &self,
         name: &str,
     ) -> Result<Result<(), controller::ControllerError>, BrokerError> {
@@ -311,28 +427,46 @@ impl Broker {
         self.controller_update(|image| {
             controller::create_topic(image, &req, &brokers, Uuid::new_v4()).map(|r| (r, ()))
         })
+        .await
     }
 
-    /// A new producer id, taking a new block from the controller when the current one is spent.
-    pub fn next_producer_id(&self) -> Result<i64, BrokerError> {
-        let mut block = self.producer_ids.lock();
-        if block.next >= block.end {
-            let node_id = self.config.node_id;
-            let start = self
-                .metadata
-                .update(|image| {
+    /// A new producer id, taking a new block from the controller when the
+    /// current one is spent. The block's allocation (a metadata append)
+    /// runs on the blocking pool with no lock held.
+    pub async fn next_producer_id(&self) -> Result<i64, BrokerError> {
+        if let Some(id) = self.take_producer_id() {
+            return Ok(id);
+        }
+        let node_id = self.config.node_id;
+        let start = self
+            .metadata_update(
+                |image| {
                     let (start, record) = controller::allocate_producer_ids(image, node_id);
                     Ok::<_, std::convert::Infallible>((vec![record], start))
-                })?
-                .unwrap_or_else(|e| match e {});
+                },
+                false,
+            )
+            .await?
+            .unwrap_or_else(|e| match e {});
+        let mut block = self.producer_ids.lock();
+        // Two requests may have found the block spent together: the first
+        // to get here installs its new block; the others keep only the one
+        // id they return (Kafka, too, leaves unused ids behind).
+        if block.next >= block.end {
             *block = ProducerIdBlock {
-                next: start,
+                next: start + 1,
                 end: start + controller::PRODUCER_ID_BLOCK,
             };
         }
-        let id = block.next;
-        block.next += 1;
-        Ok(id)
+        Ok(start)
+    }
+
+    fn take_producer_id(&self) -> Option<i64> {
+        let mut block = self.producer_ids.lock();
+        (block.next < block.end).then(|| {
+            block.next += 1;
+            block.next - 1
+        })
     }
 
     /// Every topic config of `topic`, resolved with its source.
@@ -374,10 +508,16 @@ impl Broker {
     }
 
     /// Writes the log-dir checkpoint files (periodically and at shutdown).
+    /// Blocks on the disk.
     pub fn checkpoint(&self) -> Result<(), BrokerError> {
         self.logs
             .checkpoint(&|log: &Log| self.high_watermark_of(log))?;
         Ok(())
+    }
+
+    /// [`Broker::checkpoint`] on the blocking pool, for request handlers.
+    pub async fn checkpoint_async(&self) -> Result<(), BrokerError> {
+        self.blocking(|broker| broker.checkpoint()).await
     }
 }
 
@@ -493,6 +633,117 @@ mod tests {
             base64_uuid(Uuid::from_u128(u128::MAX)),
             "_____________________w"
         );
+    }
+
+    fn open_broker(dir: &std::path::Path) -> Arc<Broker> {
+        let mut props = BTreeMap::new();
+        props.insert("log.dirs".to_string(), dir.display().to_string());
+        props.insert("node.id".to_string(), "1".to_string());
+        props.insert("num.partitions".to_string(), "2".to_string());
+        props.insert("log.cleaner.enable".to_string(), "false".to_string());
+        props.insert("log.index.size.max.bytes".to_string(), "4096".to_string());
+        let config = BrokerConfig::from_props(props).unwrap();
+        Broker::open(config, Arc::new(gregor_storage::ManualClock::new(1_000))).unwrap()
+    }
+
+    /// Changes from many tasks on a current-thread runtime (the append and
+    /// reconcile on the blocking pool, decisions retried when another change
+    /// landed first) all land, and reconciling applies each change.
+    #[test]
+    fn concurrent_controller_updates_land_and_reconcile() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let broker = open_broker(dir.path());
+        rt.block_on(async {
+            let creates: Vec<_> = (0..8)
+                .map(|i| {
+                    let b = broker.clone();
+                    tokio::spawn(async move { b.auto_create_topic(&format!("t{i}")).await })
+                })
+                .collect();
+            for c in creates {
+                c.await.unwrap().unwrap().unwrap();
+            }
+            let ids: Vec<_> = (0..6)
+                .map(|_| {
+                    let b = broker.clone();
+                    tokio::spawn(async move { b.next_producer_id().await })
+                })
+                .collect();
+            let mut seen = std::collections::BTreeSet::new();
+            for id in ids {
+                assert!(seen.insert(id.await.unwrap().unwrap()));
+            }
+            broker.checkpoint_async().await.unwrap();
+
+            let t1_before = broker.partition("t1", 0).unwrap();
+            let set = |resource: ConfigResource, name: &str, value: &str| {
+                let changes = BTreeMap::from([(name.to_string(), Some(value.to_string()))]);
+                let b = broker.clone();
+                async move {
+                    b.controller_update(|image| {
+                        controller::alter_configs(image, &resource, &changes, &b.config.props)
+                            .map(|r| (r, ()))
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap()
+                }
+            };
+            set(ConfigResource::Topic("t0".into()), "retention.ms", "1234").await;
+            assert_eq!(
+                broker.partition("t0", 1).unwrap().log.config().retention_ms,
+                1234
+            );
+            // t1 was untouched: the same partition, its config as it was.
+            let t1 = broker.partition("t1", 0).unwrap();
+            assert!(Arc::ptr_eq(&t1, &t1_before));
+            assert_eq!(
+                t1.log.config().retention_ms,
+                LogConfig::default().retention_ms
+            );
+            // A cluster-wide dynamic default reaches every topic without its own.
+            set(
+                ConfigResource::Broker(String::new()),
+                "log.retention.ms",
+                "777",
+            )
+            .await;
+            assert_eq!(
+                broker.partition("t1", 0).unwrap().log.config().retention_ms,
+                777
+            );
+            assert_eq!(
+                broker.partition("t0", 0).unwrap().log.config().retention_ms,
+                1234
+            );
+
+            let t2_dir = broker.partition("t2", 0).unwrap().log.dir().to_path_buf();
+            broker
+                .controller_update(|image| controller::delete_topic(image, "t2").map(|r| (r, ())))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(broker.partition("t2", 0).is_none());
+            assert!(!t2_dir.exists());
+            assert_eq!(broker.metadata.image().topics().count(), 7);
+        });
+        broker.shutdown().unwrap();
+        drop(broker);
+        drop(rt);
+        // The clean shutdown left a snapshot; a restart replays nothing.
+        let broker = open_broker(dir.path());
+        assert_eq!(broker.metadata.open_stats().replayed_records, 0);
+        assert!(broker.metadata.open_stats().snapshot.is_some());
+        assert_eq!(broker.metadata.image().topics().count(), 7);
+        assert_eq!(
+            broker.partition("t0", 1).unwrap().log.config().retention_ms,
+            1234
+        );
+        broker.shutdown().unwrap();
     }
 
     #[test]

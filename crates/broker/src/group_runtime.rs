@@ -98,11 +98,55 @@ impl GroupRuntime {
             .ok_or_else(|| GroupError::NotAvailable("broker is shutting down".into()))
     }
 
-    /// Creates `__consumer_offsets` if it does not exist yet (on first use, as Kafka does).
-    pub fn ensure_offsets_topic(&self) -> Result<(), GroupError> {
+    /// Creates `__consumer_offsets` if it does not exist yet (on first use, as
+    /// Kafka does), with the metadata append on the blocking pool.
+    pub async fn ensure_offsets_topic(&self) -> Result<(), GroupError> {
         let broker = self.broker()?;
-        if broker.metadata.image().topic(OFFSETS_TOPIC).is_some() {
+        let Some((req, brokers)) = self.offsets_topic_request(&broker) else {
             return Ok(());
+        };
+        let created = broker
+            .controller_update(|image| {
+                gregor_metadata::controller::create_topic(
+                    image,
+                    &req,
+                    &brokers,
+                    uuid::Uuid::new_v4(),
+                )
+                .map(|r| (r, ()))
+            })
+            .await?;
+        match created {
+            Ok(()) | Err(gregor_metadata::ControllerError::TopicAlreadyExists(_)) => Ok(()),
+            Err(e) => Err(GroupError::NotAvailable(e.to_string())),
+        }
+    }
+
+    /// [`GroupRuntime::ensure_offsets_topic`] for the shard loading path,
+    /// which is not async: blocks on the disk if the topic is missing (it
+    /// exists by then, FindCoordinator creates it, unless deleted since).
+    fn ensure_offsets_topic_blocking(&self) -> Result<(), GroupError> {
+        let broker = self.broker()?;
+        let Some((req, brokers)) = self.offsets_topic_request(&broker) else {
+            return Ok(());
+        };
+        match broker.controller_update_blocking(|image| {
+            gregor_metadata::controller::create_topic(image, &req, &brokers, uuid::Uuid::new_v4())
+                .map(|r| (r, ()))
+        })? {
+            Ok(()) | Err(gregor_metadata::ControllerError::TopicAlreadyExists(_)) => Ok(()),
+            Err(e) => Err(GroupError::NotAvailable(e.to_string())),
+        }
+    }
+
+    /// The request creating `__consumer_offsets` and the brokers to place it
+    /// on; `None` if it exists.
+    fn offsets_topic_request(
+        &self,
+        broker: &Broker,
+    ) -> Option<(gregor_metadata::controller::CreateTopic, Vec<i32>)> {
+        if broker.metadata.image().topic(OFFSETS_TOPIC).is_some() {
+            return None;
         }
         let mut req =
             gregor_metadata::controller::CreateTopic::new(OFFSETS_TOPIC, self.num_partitions);
@@ -121,14 +165,7 @@ impl GroupRuntime {
             .insert("segment.bytes".into(), "104857600".into());
         req.configs
             .insert("compression.type".into(), "producer".into());
-        let brokers = broker.broker_ids();
-        match broker.controller_update(|image| {
-            gregor_metadata::controller::create_topic(image, &req, &brokers, uuid::Uuid::new_v4())
-                .map(|r| (r, ()))
-        })? {
-            Ok(()) | Err(gregor_metadata::ControllerError::TopicAlreadyExists(_)) => Ok(()),
-            Err(e) => Err(GroupError::NotAvailable(e.to_string())),
-        }
+        Some((req, broker.broker_ids()))
     }
 
     /// Runs `f` on the shard of `partition` (loading it first), executes its output.
@@ -145,7 +182,7 @@ impl GroupRuntime {
         let mut shard = slot.lock();
         let now = broker.clock.now_ms();
         if shard.state.is_none() {
-            self.ensure_offsets_topic()?;
+            self.ensure_offsets_topic_blocking()?;
             let mut state = GroupCoordinatorShard::new(partition, self.config.clone());
             self.replay(&broker, partition, &mut state)?;
             let out = state.loaded(now);

@@ -40,7 +40,7 @@ pub async fn handle(
                 )
             })
             .and_then(|()| resource(broker, res.resource_type, &res.resource_name))
-            .and_then(|resource| {
+            .map(|resource| {
                 let mut changes: BTreeMap<String, Option<String>> = BTreeMap::new();
                 if let Some(existing) = broker.metadata.image().configs(&resource) {
                     for k in existing.keys() {
@@ -50,8 +50,12 @@ pub async fn handle(
                 for c in &res.configs {
                     changes.insert(c.name.to_string(), c.value.as_ref().map(|v| v.to_string()));
                 }
-                apply(broker, &resource, changes, req.validate_only)
+                (resource, changes)
             });
+        let outcome = match outcome {
+            Ok((resource, changes)) => apply(broker, &resource, changes, req.validate_only).await,
+            Err(e) => Err(e),
+        };
         if let Err((code, message)) = outcome {
             r.error_code = code.code();
             r.error_message = Some(str_bytes(message));
@@ -148,7 +152,7 @@ pub fn resource(
 }
 
 /// Validates and (unless `validate_only`) commits config changes.
-pub fn apply(
+pub async fn apply(
     broker: &Broker,
     resource: &ConfigResource,
     changes: BTreeMap<String, Option<String>>,
@@ -161,10 +165,12 @@ pub fn apply(
                 .map(|_| ()),
         )
     } else {
-        broker.controller_update(|image| {
-            controller::alter_configs(image, resource, &changes, static_props)
-                .map(|recs| (recs, ()))
-        })
+        broker
+            .controller_update(|image| {
+                controller::alter_configs(image, resource, &changes, static_props)
+                    .map(|recs| (recs, ()))
+            })
+            .await
     };
     match outcome {
         Ok(Ok(())) => Ok(()),

@@ -36,16 +36,18 @@ pub async fn handle(
             )
             .map(|_| ()))
         } else {
-            broker.controller_update(|image| {
-                controller::create_partitions(
-                    image,
-                    &name,
-                    topic.count,
-                    assignments.as_deref(),
-                    &brokers,
-                )
-                .map(|recs| (recs, ()))
-            })
+            broker
+                .controller_update(|image| {
+                    controller::create_partitions(
+                        image,
+                        &name,
+                        topic.count,
+                        assignments.as_deref(),
+                        &brokers,
+                    )
+                    .map(|recs| (recs, ()))
+                })
+                .await
         };
         match outcome {
             Ok(Ok(())) => {}

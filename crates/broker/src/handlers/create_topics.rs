@@ -100,9 +100,12 @@ pub async fn handle(
             let image = broker.metadata.image();
             Ok(controller::create_topic(&image, &create, &brokers, topic_id).map(|_| ()))
         } else {
-            broker.controller_update(|image| {
-                controller::create_topic(image, &create, &brokers, topic_id).map(|recs| (recs, ()))
-            })
+            broker
+                .controller_update(|image| {
+                    controller::create_topic(image, &create, &brokers, topic_id)
+                        .map(|recs| (recs, ()))
+                })
+                .await
         };
         match outcome {
             Ok(Ok(())) => {

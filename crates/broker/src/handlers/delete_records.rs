@@ -49,7 +49,7 @@ pub async fn handle(
         }
         resp.topics.push(t);
     }
-    if let Err(e) = broker.checkpoint() {
+    if let Err(e) = broker.checkpoint_async().await {
         tracing::warn!(error = %e, "checkpoint after DeleteRecords failed");
     }
     Some(resp)

@@ -62,9 +62,12 @@ pub async fn handle(
             continue;
         }
         let topic_name = topic.name.clone();
-        match broker.controller_update(|image| {
-            controller::delete_topic(image, &topic_name).map(|recs| (recs, ()))
-        }) {
+        match broker
+            .controller_update(|image| {
+                controller::delete_topic(image, &topic_name).map(|recs| (recs, ()))
+            })
+            .await
+        {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 r.error_code = util::controller_error(&e).code();

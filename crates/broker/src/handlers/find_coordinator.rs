@@ -21,7 +21,7 @@ pub async fn handle(
 ) -> Option<FindCoordinatorResponse> {
     let (host, port) = broker.advertised_endpoint();
     let error = match req.key_type {
-        KEY_TYPE_GROUP => broker.groups.ensure_offsets_topic().err().map(|e| {
+        KEY_TYPE_GROUP => broker.groups.ensure_offsets_topic().await.err().map(|e| {
             tracing::warn!(error = %e, "cannot create the offsets topic");
             ResponseError::CoordinatorNotAvailable
         }),

@@ -48,10 +48,11 @@ pub async fn handle(
                 }))
             })
             .and_then(|()| resource(broker, res.resource_type, &res.resource_name))
-            .and_then(|resource| {
-                let changes = changes(broker, &resource, res)?;
-                apply(broker, &resource, changes, req.validate_only)
-            });
+            .and_then(|resource| Ok((changes(broker, &resource, res)?, resource)));
+        let outcome = match outcome {
+            Ok((changes, resource)) => apply(broker, &resource, changes, req.validate_only).await,
+            Err(e) => Err(e),
+        };
         if let Err((code, message)) = outcome {
             r.error_code = code.code();
             r.error_message = Some(str_bytes(message));

@@ -20,7 +20,7 @@ pub async fn handle(
         resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
         return Some(resp);
     }
-    match broker.next_producer_id() {
+    match broker.next_producer_id().await {
         Ok(id) => {
             resp.producer_id = ProducerId(id);
             resp.producer_epoch = 0;

@@ -82,7 +82,7 @@ pub async fn handle(
             resp.topics.push(t);
             continue;
         }
-        match broker.auto_create_topic(&name) {
+        match broker.auto_create_topic(&name).await {
             Ok(Ok(())) | Ok(Err(gregor_metadata::ControllerError::TopicAlreadyExists(_))) => {
                 let image = broker.metadata.image();
                 match image.topic(&name) {

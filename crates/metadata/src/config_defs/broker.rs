@@ -177,6 +177,7 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "log.segment.delete.delay.ms",
     "message.max.bytes",
     "metadata.log.dir",
+    "metadata.log.max.record.bytes.between.snapshots",
     "min.insync.replicas",
     "node.id",
     "num.io.threads",
