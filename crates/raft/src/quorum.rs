@@ -1,0 +1,328 @@
+//! [`MetadataQuorum`]: one node's membership in the metadata quorum, the
+//! handle a broker or controller uses.
+//!
+//! - A voter (a controller) whose log is empty initializes openraft with the
+//!   configured voter set; every voter doing so with the same set is safe
+//!   (openraft writes the same membership entry at index 0 on each).
+//! - A broker-only node starts with an empty log and waits: the leader adds
+//!   it with [`MetadataQuorum::add_learner`], then replicates the log (or a
+//!   snapshot) to it; it applies the same entries and builds the same image.
+//! - [`MetadataQuorum::propose`] is how the controller's records get in: it
+//!   returns once the entry is committed and applied on this node (the
+//!   leader), or tells who the leader is.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gregor_metadata::{MetadataImage, MetadataRecord};
+use gregor_storage::{Clock, SystemClock};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{RaftMetrics, ServerState, SnapshotPolicy};
+use tokio::sync::watch;
+
+use crate::log_store::blocking;
+use crate::network::{NetworkFactory, PeerTracker, Transport};
+use crate::{LogStore, Node, NodeId, Proposal, Raft, RaftStoreError, StateMachine};
+
+/// Timing and snapshot settings (Kafka's names where one exists).
+#[derive(Clone)]
+pub struct QuorumConfig {
+    /// `controller.quorum.election.timeout.ms`: a follower that hears no
+    /// leader for a random time in [this, 2 × this) starts an election.
+    pub election_timeout_ms: u64,
+    /// How often the leader sends heartbeats (well below the timeout).
+    pub heartbeat_interval_ms: u64,
+    /// A snapshot is taken after this many entries since the last one
+    /// (Kafka counts bytes: `metadata.log.max.record.bytes.between.snapshots`).
+    pub snapshot_every_entries: u64,
+    /// Entries kept in the log behind the latest snapshot, so a follower a
+    /// little behind catches up from the log rather than a snapshot.
+    pub entries_kept_after_snapshot: u64,
+    /// The time source for DescribeQuorum's timestamps.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for QuorumConfig {
+    fn default() -> Self {
+        Self {
+            election_timeout_ms: 1000,
+            heartbeat_interval_ms: 200,
+            snapshot_every_entries: 20_000,
+            entries_kept_after_snapshot: 1000,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumError {
+    #[error(transparent)]
+    Store(#[from] RaftStoreError),
+    #[error("raft configuration: {0}")]
+    Config(String),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("no leader within {0:?}")]
+    NoLeader(Duration),
+}
+
+/// A write reached a node that is not the leader.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not the metadata quorum leader (leader: {leader:?})")]
+pub struct NotLeader {
+    pub leader: Option<NodeId>,
+    pub leader_node: Option<Node>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    #[error(transparent)]
+    NotLeader(#[from] NotLeader),
+    /// The node is shutting down, or storage failed (openraft's Fatal), or a
+    /// membership change was refused.
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// One replica in DescribeQuorum's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaState {
+    pub replica_id: NodeId,
+    /// Its controller endpoint, from the membership (DescribeQuorum v2's nodes).
+    pub endpoint: Option<Node>,
+    /// The replica's log end offset as the leader knows it; -1 when unknown.
+    pub log_end_offset: i64,
+    /// ms of the quorum's clock; -1 when never.
+    pub last_fetch_timestamp: i64,
+    pub last_caught_up_timestamp: i64,
+}
+
+/// What DescribeQuorum (API 55) reports. Replica offsets and times are
+/// known only on the leader (Kafka answers DescribeQuorum only there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Describe {
+    pub leader_id: Option<NodeId>,
+    /// The Raft term (Kafka's leader epoch of the metadata partition).
+    pub leader_epoch: u64,
+    /// One past the last committed index (Kafka's high watermark).
+    pub high_watermark: i64,
+    pub voters: Vec<ReplicaState>,
+    pub observers: Vec<ReplicaState>,
+}
+
+/// A running member of the metadata quorum. Stop it with
+/// [`MetadataQuorum::shutdown`].
+pub struct MetadataQuorum {
+    id: NodeId,
+    raft: Raft,
+    log: LogStore,
+    sm: StateMachine,
+    peers: Arc<PeerTracker>,
+    clock: Arc<dyn Clock>,
+}
+
+fn raft_err(e: impl std::fmt::Display) -> QuorumError {
+    QuorumError::Raft(e.to_string())
+}
+
+impl MetadataQuorum {
+    /// Opens the metadata log and state machine in `dir` and starts the Raft
+    /// node `node_id`. `voters` is `controller.quorum.voters`; a node not in
+    /// it is a learner (an observer in Kafka's terms).
+    pub async fn start(
+        node_id: NodeId,
+        dir: &Path,
+        voters: BTreeMap<NodeId, Node>,
+        transport: Arc<dyn Transport>,
+        config: QuorumConfig,
+    ) -> Result<Self, QuorumError> {
+        let clock = config.clock.clone();
+        let (d, c) = (dir.to_path_buf(), clock.clone());
+        let (log, sm) =
+            blocking(move || Ok((LogStore::open(&d, c)?, StateMachine::open(&d)?))).await?;
+        let fresh = log.log_end_offset() == 0
+            && log.quorum_state().vote.is_none()
+            && sm.last_applied().is_none();
+        let raft_config = openraft::Config {
+            cluster_name: "gregor-metadata".into(),
+            election_timeout_min: config.election_timeout_ms,
+            election_timeout_max: config.election_timeout_ms * 2,
+            heartbeat_interval: config.heartbeat_interval_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: config.entries_kept_after_snapshot,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| QuorumError::Config(e.to_string()))?;
+        let peers = Arc::new(PeerTracker::default());
+        let network = NetworkFactory {
+            from: node_id,
+            transport,
+            peers: peers.clone(),
+            clock: clock.clone(),
+        };
+        let raft = Raft::new(
+            node_id,
+            Arc::new(raft_config),
+            network,
+            log.clone(),
+            sm.clone(),
+        )
+        .await
+        .map_err(raft_err)?;
+        if fresh && voters.contains_key(&node_id) {
+            match raft.initialize(voters).await {
+                Ok(()) => {}
+                // Another voter's entries got here first: nothing to do.
+                Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(raft_err(e)),
+            }
+        }
+        Ok(Self {
+            id: node_id,
+            raft,
+            log,
+            sm,
+            peers,
+            clock,
+        })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The openraft handle (for a transport's receiving side, see
+    /// [`crate::network::serve`]).
+    pub fn raft(&self) -> Raft {
+        self.raft.clone()
+    }
+
+    /// openraft's metrics of this node.
+    pub fn metrics(&self) -> watch::Receiver<RaftMetrics<NodeId, Node>> {
+        self.raft.metrics()
+    }
+
+    /// The image after the last applied entry.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.sm.image()
+    }
+
+    /// Sees every newly applied image.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.sm.subscribe()
+    }
+
+    /// The current leader as this node knows it.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Waits until this node knows a leader.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, QuorumError> {
+        let m = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a leader")
+            .await
+            .map_err(|_| QuorumError::NoLeader(timeout))?;
+        m.current_leader.ok_or(QuorumError::NoLeader(timeout))
+    }
+
+    /// Appends `records` as one entry; returns its index once it is
+    /// committed and applied here.
+    pub async fn propose(&self, records: Vec<MetadataRecord>) -> Result<u64, ProposeError> {
+        match self.raft.client_write(Proposal { records }).await {
+            Ok(r) => Ok(r.log_id.index),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader(NotLeader {
+                    leader: f.leader_id,
+                    leader_node: f.leader_node,
+                }))
+            }
+            Err(e) => Err(ProposeError::Raft(e.to_string())),
+        }
+    }
+
+    /// Adds a broker-only node as a non-voting learner (on the leader);
+    /// returns once it has caught up with the log.
+    pub async fn add_learner(&self, id: NodeId, node: Node) -> Result<(), ProposeError> {
+        match self.raft.add_learner(id, node, true).await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader(NotLeader {
+                    leader: f.leader_id,
+                    leader_node: f.leader_node,
+                }))
+            }
+            Err(e) => Err(ProposeError::Raft(e.to_string())),
+        }
+    }
+
+    /// What DescribeQuorum reports, from this node's Raft state.
+    pub fn describe(&self) -> Describe {
+        let m = self.raft.metrics().borrow().clone();
+        let committed = self.log.quorum_state().committed;
+        let applied = m.last_applied;
+        let high_watermark = committed.max(applied).map_or(0, |l| l.index as i64 + 1);
+        let is_leader = m.state == ServerState::Leader;
+        let now = self.clock.now_ms();
+        let own_end = m.last_log_index.map_or(0, |i| i as i64 + 1);
+        let membership = m.membership_config.membership();
+        let replica = |id: NodeId| {
+            let endpoint = membership.get_node(&id).cloned();
+            if id == self.id {
+                return ReplicaState {
+                    replica_id: id,
+                    endpoint,
+                    log_end_offset: own_end,
+                    last_fetch_timestamp: if is_leader { now } else { -1 },
+                    last_caught_up_timestamp: if is_leader { now } else { -1 },
+                };
+            }
+            let matched = m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&id).copied().flatten());
+            let contact = self.peers.get(id);
+            ReplicaState {
+                replica_id: id,
+                endpoint,
+                log_end_offset: if is_leader {
+                    matched.map_or(-1, |l| l.index as i64 + 1)
+                } else {
+                    -1
+                },
+                last_fetch_timestamp: contact.last_fetch_ms.filter(|_| is_leader).unwrap_or(-1),
+                last_caught_up_timestamp: contact
+                    .last_caught_up_ms
+                    .filter(|_| is_leader)
+                    .unwrap_or(-1),
+            }
+        };
+        let voters: Vec<NodeId> = membership.voter_ids().collect();
+        let observers = membership.learner_ids().map(replica).collect();
+        Describe {
+            leader_id: m.current_leader,
+            leader_epoch: m.current_term,
+            high_watermark,
+            voters: voters.into_iter().map(replica).collect(),
+            observers,
+        }
+    }
+
+    /// Triggers a snapshot now (tests, tools); it is written in the
+    /// background.
+    pub async fn trigger_snapshot(&self) -> Result<(), QuorumError> {
+        self.raft.trigger().snapshot().await.map_err(raft_err)
+    }
+
+    /// Stops the Raft node (its tasks end) and closes the log cleanly.
+    pub async fn shutdown(self) -> Result<(), QuorumError> {
+        self.raft.shutdown().await.map_err(raft_err)?;
+        self.log.close().await?;
+        Ok(())
+    }
+}
