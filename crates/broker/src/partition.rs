@@ -124,6 +124,16 @@ pub enum PartitionError {
         leader_epoch: i32,
         epoch_given: bool,
     },
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND: an `acks=all` batch reached the
+    /// high watermark while the ISR had shrunk below `min.insync.replicas`.
+    #[error(
+        "{tp}: written, but to {isr} in-sync replicas, fewer than min.insync.replicas {min_isr}"
+    )]
+    NotEnoughReplicasAfterAppend {
+        tp: TopicPartition,
+        isr: usize,
+        min_isr: usize,
+    },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -502,19 +512,44 @@ impl Partition {
         self.high_watermark.fetch_max(hw, Ordering::AcqRel) < hw
     }
 
+    /// Kafka's `checkEnoughReplicasReachOffset`, what a delayed `acks=all`
+    /// produce asks each time the partition fires: `None` while the ISR has
+    /// not replicated up to `required_offset` (exclusive) yet; then `Ok`, or
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below
+    /// `min.insync.replicas` meanwhile; NOT_LEADER_OR_FOLLOWER once this
+    /// node no longer leads (the batch may be lost with the leadership).
+    pub fn check_replicated(&self, required_offset: i64) -> Option<Result<(), PartitionError>> {
+        let st = self.state.read();
+        if let Err(e) = self.leader_or_error(&st) {
+            return Some(Err(e));
+        }
+        if self.high_watermark() < required_offset {
+            return None;
+        }
+        if st.isr.len() < st.min_isr {
+            return Some(Err(PartitionError::NotEnoughReplicasAfterAppend {
+                tp: self.tp.clone(),
+                isr: st.isr.len(),
+                min_isr: st.min_isr,
+            }));
+        }
+        Some(Ok(()))
+    }
+
     /// Followers' states (leader only; empty otherwise).
     pub fn followers(&self) -> BTreeMap<i32, FollowerState> {
         self.state.read().followers.clone()
     }
 }
 
+/// Partitions on a temporary dir for unit tests here and in the handlers.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use gregor_records::{BatchBuilder, Compression, Record};
     use gregor_storage::{LogConfig, ManualClock};
 
-    fn image(leader: i32, epoch: i32, replicas: &[i32], isr: &[i32]) -> PartitionImage {
+    pub fn image(leader: i32, epoch: i32, replicas: &[i32], isr: &[i32]) -> PartitionImage {
         PartitionImage {
             replicas: replicas.to_vec(),
             isr: isr.to_vec(),
@@ -524,7 +559,8 @@ mod tests {
         }
     }
 
-    fn batch(n: usize) -> BytesMut {
+    /// One batch of `n` keyed records.
+    pub fn batch(n: usize) -> BytesMut {
         let mut b = BatchBuilder::new(0, Compression::None);
         for i in 0..n {
             b.push(Record {
@@ -536,7 +572,13 @@ mod tests {
         b.build().expect("batch builds")
     }
 
-    fn open(dir: &std::path::Path, local: i32, img: &PartitionImage, min_isr: usize) -> Partition {
+    /// Partition `t-0` in `dir`, as node `local` sees it.
+    pub fn open(
+        dir: &std::path::Path,
+        local: i32,
+        img: &PartitionImage,
+        min_isr: usize,
+    ) -> Partition {
         let tp = TopicPartition {
             topic: Arc::from("t"),
             partition: 0,
@@ -553,6 +595,12 @@ mod tests {
         .expect("log opens");
         Partition::new(tp, Uuid::nil(), Arc::new(log), local, img, min_isr, 0)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{batch, image, open};
+    use super::*;
 
     #[test]
     fn sole_leader_commits_every_append() {
@@ -609,6 +657,41 @@ mod tests {
         p.append_records_as_leader(batch(5), 1).unwrap();
         p.update_follower_fetch(2, 15, 9).unwrap();
         assert_eq!(p.high_watermark(), 15);
+    }
+
+    #[test]
+    fn acks_all_completes_when_the_isr_has_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), 1, &image(1, 0, &[1, 2], &[1, 2]), 2);
+        let info = p.append_records_as_leader(batch(3), -1).unwrap();
+        let required = info.last_offset + 1;
+        assert!(
+            p.check_replicated(required).is_none(),
+            "follower has nothing yet"
+        );
+        p.update_follower_fetch(2, 2, 5).unwrap();
+        assert!(
+            p.check_replicated(required).is_none(),
+            "two of three records"
+        );
+        p.update_follower_fetch(2, 3, 6).unwrap();
+        assert!(matches!(p.check_replicated(required), Some(Ok(()))));
+        // Once the ISR is below min.insync.replicas the answer says so.
+        p.apply_image(&image(1, 0, &[1, 2], &[1]), 2, 7);
+        assert!(matches!(
+            p.check_replicated(required),
+            Some(Err(PartitionError::NotEnoughReplicasAfterAppend {
+                isr: 1,
+                min_isr: 2,
+                ..
+            }))
+        ));
+        // And a node that no longer leads cannot promise anything.
+        p.apply_image(&image(2, 1, &[1, 2], &[2]), 2, 8);
+        assert!(matches!(
+            p.check_replicated(required),
+            Some(Err(PartitionError::NotLeader { leader: 2, .. }))
+        ));
     }
 
     #[test]

@@ -3,8 +3,13 @@
 //! response. Each partition's record batches go to its [`Partition`], which
 //! checks leadership and `min.insync.replicas` and appends them as they
 //! arrived: validated in place, offsets patched, one write per partition.
+//! An `acks=all` answer waits (in the purgatory, woken by those partitions)
+//! until the ISR has every batch, at most the request's `timeout_ms`.
 //!
 //! [`Partition`]: crate::Partition
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -16,7 +21,13 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use super::util::{self, str_bytes};
 use super::RequestContext;
 use crate::broker::Broker;
-use crate::partition::PartitionError;
+use crate::partition::{Partition, PartitionError};
+use crate::purgatory::Waiter;
+
+/// An `acks=all` append the ISR has not replicated yet: the topic's and the
+/// partition's positions in the response, the partition, and the offset its
+/// high watermark must reach.
+type Delayed = (usize, usize, Arc<Partition>, i64);
 
 pub async fn handle(
     broker: &Broker,
@@ -25,6 +36,7 @@ pub async fn handle(
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
     let mut resp = ProduceResponse::default();
+    let mut delayed: Vec<Delayed> = Vec::new();
     for topic in req.topic_data {
         let name: String = if ctx.api_version >= 13 {
             super::metadata::topic_name_by_id(broker, &topic.topic_id).unwrap_or_default()
@@ -47,7 +59,15 @@ pub async fn handle(
                 // no transactional producer can get this far (InitProducerId refuses it).
                 Some(ResponseError::TransactionalIdAuthorizationFailed)
             } else {
-                append(broker, ctx, &name, p.index, p.records, acks, &mut r).err()
+                match append(broker, ctx, &name, p.index, p.records, acks, &mut r) {
+                    Ok(Some((partition, required))) => {
+                        let at = (resp.responses.len(), t.partition_responses.len());
+                        delayed.push((at.0, at.1, partition, required));
+                        None
+                    }
+                    Ok(None) => None,
+                    Err(e) => Some(e),
+                }
             };
             if let Some(e) = refused {
                 r.error_code = e.code();
@@ -59,7 +79,49 @@ pub async fn handle(
         }
         resp.responses.push(t);
     }
+    if !delayed.is_empty() {
+        let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+        await_replication(&mut resp, delayed, timeout).await;
+    }
     (acks != 0).then_some(resp)
+}
+
+/// Kafka's DelayedProduce: waits, woken by the partitions' watchers, until
+/// every `acks=all` append is replicated to the ISR (or fails), at most
+/// the request's `timeout_ms`; what is still waiting then answers
+/// REQUEST_TIMED_OUT (the records stay written, as in Kafka).
+async fn await_replication(
+    resp: &mut ProduceResponse,
+    mut delayed: Vec<Delayed>,
+    timeout: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let waiter = Waiter::new();
+    for (_, _, partition, _) in &delayed {
+        partition.watchers().watch(&waiter);
+    }
+    loop {
+        delayed.retain(|(t, p, partition, required)| {
+            let Some(outcome) = partition.check_replicated(*required) else {
+                return true;
+            };
+            if let Err(e) = outcome {
+                resp.responses[*t].partition_responses[*p].error_code =
+                    util::partition_error(&e).code();
+            }
+            false
+        });
+        if delayed.is_empty() {
+            return;
+        }
+        tokio::select! {
+            _ = waiter.woken() => {}
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    for (t, p, _, _) in delayed {
+        resp.responses[t].partition_responses[p].error_code = ResponseError::RequestTimedOut.code();
+    }
 }
 
 /// One partition's append; fills `r` with the outcome.
@@ -71,7 +133,7 @@ fn append(
     records: Option<Bytes>,
     acks: i16,
     r: &mut PartitionProduceResponse,
-) -> Result<(), ResponseError> {
+) -> Result<Option<(Arc<Partition>, i64)>, ResponseError> {
     let Some(partition) = broker.partition(topic, index) else {
         return Err(if topic.is_empty() {
             ResponseError::UnknownTopicId
@@ -95,7 +157,11 @@ fn append(
             if ctx.api_version >= 5 {
                 r.log_start_offset = info.log_start_offset;
             }
-            Ok(())
+            let required = info.last_offset + 1;
+            Ok(
+                (acks == -1 && partition.check_replicated(required).is_none())
+                    .then_some((partition, required)),
+            )
         }
         Err(e) => {
             tracing::debug!(partition = %partition.tp, error = %e, "produce rejected");
@@ -124,4 +190,89 @@ fn record_errors(e: &gregor_storage::StorageError) -> Vec<BatchIndexAndErrorMess
             m
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::testing::{batch, image, open};
+
+    /// A response with one partition whose `acks=all` append waits on `p`.
+    fn waiting_on(p: &Arc<Partition>, required: i64) -> (ProduceResponse, Vec<Delayed>) {
+        let mut resp = ProduceResponse::default();
+        let mut t = TopicProduceResponse::default();
+        t.partition_responses
+            .push(PartitionProduceResponse::default());
+        resp.responses.push(t);
+        (resp, vec![(0, 0, p.clone(), required)])
+    }
+
+    #[tokio::test]
+    async fn acks_all_waits_for_the_follower() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Arc::new(open(dir.path(), 1, &image(1, 0, &[1, 2], &[1, 2]), 2));
+        let info = p.append_records_as_leader(batch(4), -1).unwrap();
+        let (mut resp, delayed) = waiting_on(&p, info.last_offset + 1);
+        let follower = {
+            let p = p.clone();
+            tokio::spawn(async move {
+                // The follower fetches in two steps; only the second completes it.
+                tokio::task::yield_now().await;
+                p.update_follower_fetch(2, 2, 10).unwrap();
+                tokio::task::yield_now().await;
+                p.update_follower_fetch(2, 4, 11).unwrap();
+            })
+        };
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_replication(&mut resp, delayed, Duration::from_secs(60)),
+        )
+        .await
+        .expect("completed by the follower's fetch, long before the request timeout");
+        // It returned only once the follower had all four records.
+        assert_eq!(p.high_watermark(), 4);
+        assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+        follower.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn acks_all_times_out_without_the_follower() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Arc::new(open(dir.path(), 1, &image(1, 0, &[1, 2], &[1, 2]), 1));
+        let info = p.append_records_as_leader(batch(1), -1).unwrap();
+        let (mut resp, delayed) = waiting_on(&p, info.last_offset + 1);
+        await_replication(&mut resp, delayed, Duration::from_millis(50)).await;
+        assert_eq!(
+            resp.responses[0].partition_responses[0].error_code,
+            ResponseError::RequestTimedOut.code()
+        );
+        // Written all the same, as in Kafka.
+        assert_eq!(p.log.log_end_offset(), 1);
+    }
+
+    #[tokio::test]
+    async fn losing_leadership_ends_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Arc::new(open(dir.path(), 1, &image(1, 0, &[1, 2], &[1, 2]), 1));
+        let info = p.append_records_as_leader(batch(1), -1).unwrap();
+        let (mut resp, delayed) = waiting_on(&p, info.last_offset + 1);
+        let demote = {
+            let p = p.clone();
+            tokio::spawn(async move {
+                tokio::task::yield_now().await;
+                p.apply_image(&image(2, 1, &[1, 2], &[2]), 1, 10);
+            })
+        };
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_replication(&mut resp, delayed, Duration::from_secs(60)),
+        )
+        .await
+        .expect("the leadership change wakes and ends the wait");
+        demote.await.unwrap();
+        assert_eq!(
+            resp.responses[0].partition_responses[0].error_code,
+            ResponseError::NotLeaderOrFollower.code()
+        );
+    }
 }
