@@ -219,6 +219,18 @@ impl MetadataStore {
         &self.dir
     }
 
+    /// The metadata log's end offset. Every change is fsynced before it is
+    /// applied, so on this one-node quorum it is also the high watermark.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log.log_end_offset()
+    }
+
+    /// The epoch the metadata log is written in (the quorum's leader epoch;
+    /// 0 until the Raft quorum is wired).
+    pub fn epoch(&self) -> i32 {
+        EPOCH
+    }
+
     /// Runs `decide` on the current image and, if it returns records, appends
     /// them as one batch, fsyncs, and applies them. Returns `decide`'s value.
     /// Blocks on the disk.

@@ -106,6 +106,15 @@ enum Command {
     /// Measure produce-to-consume latency (kafka-e2e-latency.sh / EndToEndLatency).
     #[command(name = "end-to-end-latency", after_help = tools::end_to_end_latency::EXAMPLES)]
     EndToEndLatency(tools::end_to_end_latency::EndToEndArgs),
+    /// Describe the KRaft metadata quorum (kafka-metadata-quorum.sh).
+    #[command(name = "metadata-quorum", after_help = tools::metadata_quorum::EXAMPLES)]
+    MetadataQuorum(tools::metadata_quorum::MetadataQuorumArgs),
+    /// Elect preferred or unclean leaders (kafka-leader-election.sh).
+    #[command(name = "leader-election", after_help = tools::leader_election::EXAMPLES)]
+    LeaderElection(tools::leader_election::LeaderElectionArgs),
+    /// Move partitions' replicas between brokers (kafka-reassign-partitions.sh).
+    #[command(name = "reassign-partitions", after_help = tools::reassign_partitions::EXAMPLES)]
+    ReassignPartitions(tools::reassign_partitions::ReassignArgs),
 }
 
 fn main() {
@@ -160,6 +169,9 @@ fn main() {
         Command::ConsoleConsumer(args) => tool_exit(tools::console_consumer::run(args)),
         Command::ConsumerPerfTest(args) => tool_exit(tools::consumer_perf::run(args)),
         Command::EndToEndLatency(args) => tool_exit(tools::end_to_end_latency::run(args)),
+        Command::MetadataQuorum(args) => tool_exit(tools::metadata_quorum::run(args)),
+        Command::LeaderElection(args) => tool_exit(tools::leader_election::run(args)),
+        Command::ReassignPartitions(args) => tool_exit(tools::reassign_partitions::run(args)),
     };
     if let Err(e) = result {
         eprintln!("gregor: error: {e:#}");

@@ -311,6 +311,7 @@ fn default_frame(key: i16, version: i16) -> Option<Vec<u8>> {
         DescribeUserScramCredentialsRequest,
         AlterUserScramCredentialsRequest,
         DescribeClusterRequest,
+        DescribeQuorumRequest,
         DescribeProducersRequest,
         DescribeTransactionsRequest,
         ListTransactionsRequest,

@@ -291,6 +291,11 @@ impl MetadataImage {
     pub fn configs(&self, resource: &ConfigResource) -> Option<&BTreeMap<String, String>> {
         self.configs.get(resource).map(|m| &**m)
     }
+
+    /// The resources that have dynamic configs (ListConfigResources).
+    pub fn config_resources(&self) -> impl Iterator<Item = &ConfigResource> {
+        self.configs.keys()
+    }
 }
 
 #[cfg(test)]

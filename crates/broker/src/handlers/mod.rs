@@ -11,6 +11,7 @@ use crate::broker::Broker;
 use crate::response_buf::{ResponseBuf, ResponseFrame};
 
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -23,7 +24,9 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_quorum;
 pub mod describe_topic_partitions;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 mod group_util;
@@ -32,8 +35,10 @@ pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -181,6 +186,11 @@ apis! {
     OffsetForLeaderEpoch => offset_for_leader_epoch(OffsetForLeaderEpochRequest, 2, 2, 4),
     ConsumerGroupHeartbeat => consumer_group_heartbeat(ConsumerGroupHeartbeatRequest, 0, 0, 1),
     ConsumerGroupDescribe => consumer_group_describe(ConsumerGroupDescribeRequest, 0, 0, 1),
+    DescribeQuorum => describe_quorum(DescribeQuorumRequest, 0, 0, 2),
+    ElectLeaders => elect_leaders(ElectLeadersRequest, 0, 0, 2),
+    AlterPartitionReassignments => alter_partition_reassignments(AlterPartitionReassignmentsRequest, 0, 0, 0),
+    ListPartitionReassignments => list_partition_reassignments(ListPartitionReassignmentsRequest, 0, 0, 0),
+    ListConfigResources => list_config_resources(ListConfigResourcesRequest, 0, 0, 1),
 }
 
 enum Checked {

@@ -24,8 +24,11 @@ pub mod consumer_perf;
 pub mod delete_records;
 pub mod end_to_end_latency;
 pub mod get_offsets;
+pub mod leader_election;
 pub mod log_dirs;
+pub mod metadata_quorum;
 pub mod producer_perf;
+pub mod reassign_partitions;
 pub mod topics;
 mod wire;
 
@@ -42,6 +45,9 @@ pub const TOOL_NAMES: &[&str] = &[
     "console-consumer",
     "consumer-perf-test",
     "end-to-end-latency",
+    "metadata-quorum",
+    "leader-election",
+    "reassign-partitions",
 ];
 
 /// Where the tools connect when neither `--bootstrap-server` nor a
