@@ -18,6 +18,8 @@ use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
+use gregor_records::BatchHeader;
+
 use crate::leader_epoch::LeaderEpochFileCache;
 use crate::producer_state::ProducerStateManager;
 use crate::segment::{
@@ -129,27 +131,7 @@ pub(crate) fn replay_producers(
     from: i64,
     to: i64,
 ) -> Result<()> {
-    let start = segments
-        .range(..=from)
-        .next_back()
-        .map_or(i64::MIN, |(b, _)| *b);
-    for seg in segments.range(start..).map(|(_, s)| s) {
-        if seg.base_offset() >= to {
-            break;
-        }
-        let pos = seg.index_lookup(from).position;
-        let mut window = FileWindow::new(seg, 256 * 1024);
-        scan_headers(&mut window, pos, seg.size(), |_, h| {
-            if h.base_offset >= to {
-                return false;
-            }
-            if h.last_offset() >= from {
-                producers.replay(h);
-            }
-            true
-        })?;
-    }
-    Ok(())
+    for_each_header(segments, from, to, |h| producers.replay(h))
 }
 
 /// Rebuilds the leader epochs from the batch headers in `[from, to)` (the
@@ -160,6 +142,19 @@ pub(crate) fn rebuild_epochs(
     epochs: &mut LeaderEpochFileCache,
     from: i64,
     to: i64,
+) -> Result<()> {
+    for_each_header(segments, from, to, |h| {
+        epochs.assign_recovered(h.partition_leader_epoch, h.base_offset.max(from));
+    })
+}
+
+/// Calls `f` with the header of every batch that holds offsets in
+/// `[from, to)`, in order, reading headers only.
+fn for_each_header(
+    segments: &BTreeMap<i64, Arc<LogSegment>>,
+    from: i64,
+    to: i64,
+    mut f: impl FnMut(&BatchHeader),
 ) -> Result<()> {
     let start = segments
         .range(..=from)
@@ -176,7 +171,7 @@ pub(crate) fn rebuild_epochs(
                 return false;
             }
             if h.last_offset() >= from {
-                epochs.assign_recovered(h.partition_leader_epoch, h.base_offset.max(from));
+                f(h);
             }
             true
         })?;
