@@ -45,14 +45,7 @@ pub fn run(args: LogDirsArgs) -> anyhow::Result<()> {
     }
     let admin = args.conn.admin()?;
     block_on(async move {
-        let cluster: BTreeSet<i32> = admin
-            .describe_cluster()
-            .await
-            .map_err(client_err)?
-            .brokers
-            .iter()
-            .map(|b| b.node_id)
-            .collect();
+        let cluster = super::broker_ids(&admin).await?;
         let missing: Vec<String> = asked.difference(&cluster).map(i32::to_string).collect();
         if !missing.is_empty() {
             let all: Vec<String> = cluster.iter().map(i32::to_string).collect();

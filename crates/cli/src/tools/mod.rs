@@ -125,6 +125,18 @@ pub fn block_on<F: Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<
     rt.block_on(f)
 }
 
+/// The ids of the cluster's brokers (DescribeCluster).
+pub async fn broker_ids(admin: &Admin) -> anyhow::Result<std::collections::BTreeSet<i32>> {
+    Ok(admin
+        .describe_cluster()
+        .await
+        .map_err(client_err)?
+        .brokers
+        .iter()
+        .map(|b| b.node_id)
+        .collect())
+}
+
 /// A client error as the user should read it: the broker's message when it
 /// sent one, otherwise the error's name.
 pub fn client_err(e: gregor_client::Error) -> anyhow::Error {

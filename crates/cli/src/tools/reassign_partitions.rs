@@ -299,14 +299,7 @@ async fn generate(admin: &Admin, topics_json: &str, brokers: &str) -> anyhow::Re
             current.insert(Tp(t.clone(), p), r);
         }
     }
-    let cluster: BTreeSet<i32> = admin
-        .describe_cluster()
-        .await
-        .map_err(client_err)?
-        .brokers
-        .iter()
-        .map(|b| b.node_id)
-        .collect();
+    let cluster = super::broker_ids(admin).await?;
     let available: Vec<i32> = wanted
         .iter()
         .copied()
@@ -377,14 +370,7 @@ async fn execute(
     if !additional && !raw.list(None).await?.is_empty() {
         bail!("Cannot execute because there is an existing partition assignment.  Use --additional to override this and create a new partition assignment in addition to the existing one. The --additional flag can also be used to change the throttle by resubmitting the current reassignment.");
     }
-    let cluster: BTreeSet<i32> = admin
-        .describe_cluster()
-        .await
-        .map_err(client_err)?
-        .brokers
-        .iter()
-        .map(|b| b.node_id)
-        .collect();
+    let cluster = super::broker_ids(admin).await?;
     if let Some(unknown) = plan
         .iter()
         .flat_map(|(_, r)| r.iter())
