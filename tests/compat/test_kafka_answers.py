@@ -100,3 +100,24 @@ def test_keyless_records_in_a_compacted_batch_are_listed(broker, topic):
         assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 0)
     finally:
         c.close()
+
+
+def test_kafka_python_delete_records_on_unknown_topics(broker, topic):
+    """kafka-python's test_delete_records_with_errors: its admin client asks
+    Metadata v8+ for the topics' authorized operations and decodes them, so an
+    unknown topic must carry real operations (as Kafka's do), not the
+    "omitted" value; the answer is then UNKNOWN_TOPIC_OR_PARTITION."""
+    import pytest
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KpTopicPartition
+    from kafka.errors import UnknownTopicOrPartitionError
+
+    ck_create_topic(broker.bootstrap, topic, 3)
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=30000)
+    try:
+        with pytest.raises(UnknownTopicOrPartitionError):
+            a.delete_records({KpTopicPartition("doesntexist", 0): -1})
+        with pytest.raises(UnknownTopicOrPartitionError):
+            a.delete_records({KpTopicPartition(topic, 9999): -1})
+    finally:
+        a.close()

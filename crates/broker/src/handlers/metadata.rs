@@ -77,6 +77,12 @@ pub async fn handle(
             continue;
         };
         t.name = Some(name.clone());
+        // Kafka reports the operations for every topic name the client may
+        // describe, known or not (kafka-python decodes them and fails on
+        // the "omitted" value); only unknown topic ids keep it.
+        if with_ops && v >= 8 {
+            t.topic_authorized_operations = util::TOPIC_OPERATIONS;
+        }
         if !allow_auto || util::is_internal(&name) {
             t.error_code = ResponseError::UnknownTopicOrPartition.code();
             resp.topics.push(t);
