@@ -50,53 +50,75 @@ impl OffsetCheckpointFile {
     /// Reads the file; a missing file is empty. A malformed file is an error
     /// (the caller treats its logs as needing full recovery).
     pub fn read(&self) -> Result<BTreeMap<TopicPartition, i64>> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-            Err(e) => {
-                return Err(StorageError::Io {
-                    context: format!("read {}", self.path.display()),
-                    source: e,
-                })
-            }
-        };
-        let corrupt = |reason: String| StorageError::Corrupt {
-            path: self.path.display().to_string(),
-            reason,
-        };
-        let mut lines = text.lines();
-        let version = lines.next().map(str::trim);
-        if version != Some("0") {
-            return Err(corrupt(format!("unsupported version {version:?}")));
-        }
-        let count: usize = lines
-            .next()
-            .and_then(|l| l.trim().parse().ok())
-            .ok_or_else(|| corrupt("missing entry count".into()))?;
-        let mut out = BTreeMap::new();
-        for (i, line) in lines.enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
+        let entries = read_entries(&self.path, false, |line| {
             let mut parts = line.split_whitespace();
             let (Some(topic), Some(p), Some(o), None) =
                 (parts.next(), parts.next(), parts.next(), parts.next())
             else {
-                return Err(corrupt(format!("malformed line {}: {line:?}", i + 3)));
+                return None;
             };
             let (Ok(partition), Ok(offset)) = (p.parse::<i32>(), o.parse::<i64>()) else {
-                return Err(corrupt(format!("malformed line {}: {line:?}", i + 3)));
+                return None;
             };
-            out.insert(TopicPartition::new(topic, partition), offset);
-        }
-        if out.len() != count {
-            return Err(corrupt(format!(
-                "expected {count} entries, found {}",
-                out.len()
-            )));
-        }
-        Ok(out)
+            Some((TopicPartition::new(topic, partition), offset))
+        })?;
+        Ok(entries.unwrap_or_default().into_iter().collect())
     }
+}
+
+/// Reads a file in Kafka's checkpoint layout (version line `0`, a count
+/// line, one entry per line, blank lines ignored), parsing each entry with
+/// `parse` (`None`: malformed). `Ok(None)` for a missing file, and for an
+/// empty one when `empty_means_missing` (Kafka creates a leader-epoch
+/// checkpoint empty); anything else that does not match is
+/// [`StorageError::Corrupt`].
+pub(crate) fn read_entries<T>(
+    path: &Path,
+    empty_means_missing: bool,
+    mut parse: impl FnMut(&str) -> Option<T>,
+) -> Result<Option<Vec<T>>> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(StorageError::Io {
+                context: format!("read {}", path.display()),
+                source: e,
+            })
+        }
+    };
+    if empty_means_missing && text.trim().is_empty() {
+        return Ok(None);
+    }
+    let corrupt = |reason: String| StorageError::Corrupt {
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut lines = text.lines();
+    let version = lines.next().map(str::trim);
+    if version != Some("0") {
+        return Err(corrupt(format!("unsupported version {version:?}")));
+    }
+    let count: usize = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| corrupt("missing entry count".into()))?;
+    let mut out = Vec::with_capacity(count.min(1024));
+    for (i, line) in lines.enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry =
+            parse(line).ok_or_else(|| corrupt(format!("malformed line {}: {line:?}", i + 3)))?;
+        out.push(entry);
+    }
+    if out.len() != count {
+        return Err(corrupt(format!(
+            "expected {count} entries, found {}",
+            out.len()
+        )));
+    }
+    Ok(Some(out))
 }
 
 /// Writes `bytes` to `path` via a fsynced `.tmp` file and a rename, then

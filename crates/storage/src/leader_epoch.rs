@@ -24,11 +24,10 @@
 //! DeleteRecords) only mark the cache dirty and are written with the next
 //! flush or at close, since a stale head entry is harmless (opening trims it).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::write_atomically;
-use crate::{Result, StorageError};
+use crate::Result;
 
 pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
 
@@ -68,52 +67,15 @@ pub struct LeaderEpochFileCache {
 
 /// Reads a `leader-epoch-checkpoint`. `Ok(None)` when the file is missing or
 /// empty (Kafka creates it empty); malformed contents are
-/// [`StorageError::Corrupt`].
+/// [`crate::StorageError::Corrupt`].
 pub fn read_checkpoint(path: &Path) -> Result<Option<Vec<EpochEntry>>> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(StorageError::Io {
-                context: format!("read {}", path.display()),
-                source: e,
-            })
-        }
-    };
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    let corrupt = |reason: String| StorageError::Corrupt {
-        path: path.display().to_string(),
-        reason,
-    };
-    let mut lines = text.lines();
-    let version = lines.next().map(str::trim);
-    if version != Some("0") {
-        return Err(corrupt(format!("unsupported version {version:?}")));
-    }
-    let count: usize = lines
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .ok_or_else(|| corrupt("missing entry count".into()))?;
-    let mut out = Vec::with_capacity(count.min(1024));
-    for (i, line) in lines.enumerate() {
+    crate::checkpoint::read_entries(path, true, |line| {
         let mut parts = line.split_whitespace();
         let (Some(e), Some(o), None) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(corrupt(format!("malformed line {}: {line:?}", i + 3)));
+            return None;
         };
-        let (Ok(epoch), Ok(start_offset)) = (e.parse::<i32>(), o.parse::<i64>()) else {
-            return Err(corrupt(format!("malformed line {}: {line:?}", i + 3)));
-        };
-        out.push(EpochEntry::new(epoch, start_offset));
-    }
-    if out.len() != count {
-        return Err(corrupt(format!(
-            "expected {count} entries, found {}",
-            out.len()
-        )));
-    }
-    Ok(Some(out))
+        Some(EpochEntry::new(e.parse().ok()?, o.parse().ok()?))
+    })
 }
 
 /// Writes `entries` as a `leader-epoch-checkpoint`, atomically.
@@ -334,6 +296,7 @@ impl LeaderEpochFileCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn cache(entries: &[(i32, i64)]) -> LeaderEpochFileCache {
         let mut c = LeaderEpochFileCache::new(Path::new("/nonexistent"));
