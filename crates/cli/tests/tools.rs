@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -18,25 +18,14 @@ fn tool(broker: &Broker, name: &str, args: &[&str]) -> Output {
     tool_stdin(broker, name, args, None)
 }
 
+/// [`tool`] with `stdin`; killed (and the test failed) after `TOOL_DEADLINE`.
 fn tool_stdin(broker: &Broker, name: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gregor"));
     cmd.arg(name)
         .arg("--bootstrap-server")
         .arg(format!("127.0.0.1:{}", broker.port))
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawning gregor");
-    if let Some(input) = stdin {
-        let mut s = child.stdin.take().expect("stdin");
-        s.write_all(input.as_bytes()).expect("writing stdin");
-    }
-    child.wait_with_output().expect("waiting for gregor")
+        .args(args);
+    run_bounded(cmd, stdin, TOOL_DEADLINE)
 }
 
 /// Asserts success and returns stdout.
