@@ -326,3 +326,33 @@ def consume_ck(bootstrap: str, topic: str, expected_counts: dict[int, int], *,
     finally:
         c.close()
     return got
+
+
+# ---------------------------------------------------------------- the Java client
+# Each Java test is one source file under java/, compiled once per session and
+# run as a main class that prints "RESULT ok" when its assertions pass.
+
+def compile_java(source: Path, java_classpath: str, out_dir: Path) -> str:
+    """javac `source` into `out_dir`; returns the runtime classpath."""
+    import shutil
+    import subprocess
+    assert shutil.which("javac"), "javac not found (a JDK 17+ is required)"
+    r = subprocess.run(["javac", "-cp", java_classpath, "-d", str(out_dir), str(source)],
+                       capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, f"javac failed:\n{r.stderr.decode(errors='replace')}"
+    return f"{out_dir}:{java_classpath}"
+
+
+def run_java_main(classpath: str, main_class: str, *args: str, timeout: float = 105) -> None:
+    """Runs `main_class` and asserts it exits 0 having printed "RESULT ok"."""
+    import subprocess
+    cmd = ["java", "-Xshare:auto", "-XX:TieredStopAtLevel=1", "-cp", classpath, main_class, *args]
+    try:
+        r = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"java timed out after {timeout}s: {' '.join(args)}\nstdout:\n"
+                             f"{(e.stdout or b'').decode(errors='replace')[-3000:]}\nstderr:\n"
+                             f"{(e.stderr or b'').decode(errors='replace')[-8000:]}") from None
+    out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+    assert r.returncode == 0 and "RESULT ok" in out, (
+        f"{main_class} {' '.join(args)} exited {r.returncode}\nstdout:\n{out[-3000:]}\nstderr:\n{err[-8000:]}")

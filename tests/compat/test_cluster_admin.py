@@ -8,8 +8,6 @@ kafka-python's perform_leader_election and confluent-kafka's elect_leaders.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,34 +16,20 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import errors as kp_errors
 from kafka.admin import KafkaAdminClient
 
+from compat_util import compile_java, run_java_main
+
 JAVA_SRC = Path(__file__).resolve().parent / "java" / "JavaClusterAdminTest.java"
 NODE_ID = 5
 
 
 @pytest.fixture(scope="session")
 def java_cluster_admin_classes(java_classpath, tmp_path_factory) -> str:
-    assert shutil.which("javac"), "javac not found (a JDK 17+ is required)"
-    out = tmp_path_factory.mktemp("java-cluster-admin-classes")
-    r = subprocess.run(["javac", "-cp", java_classpath, "-d", str(out), str(JAVA_SRC)],
-                       capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, f"javac failed:\n{r.stderr.decode(errors='replace')}"
-    return f"{out}:{java_classpath}"
+    return compile_java(JAVA_SRC, java_classpath, tmp_path_factory.mktemp("java-cluster-admin-classes"))
 
 
 @pytest.mark.broker_overrides({"node.id": str(NODE_ID)})
 def test_java_admin(broker, topic, java_cluster_admin_classes):
-    args = [broker.bootstrap, topic, str(NODE_ID)]
-    cmd = ["java", "-Xshare:auto", "-XX:TieredStopAtLevel=1", "-cp", java_cluster_admin_classes,
-           "JavaClusterAdminTest", *args]
-    try:
-        r = subprocess.run(cmd, capture_output=True, timeout=105, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"java timed out: {' '.join(args)}\nstdout:\n"
-                             f"{(e.stdout or b'').decode(errors='replace')[-3000:]}\nstderr:\n"
-                             f"{(e.stderr or b'').decode(errors='replace')[-8000:]}") from None
-    out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
-    assert r.returncode == 0 and "RESULT ok" in out, (
-        f"JavaClusterAdminTest {' '.join(args)} exited {r.returncode}\nstdout:\n{out[-3000:]}\nstderr:\n{err[-8000:]}")
+    run_java_main(java_cluster_admin_classes, "JavaClusterAdminTest", broker.bootstrap, topic, str(NODE_ID))
 
 
 def test_kafka_python_leader_election(broker, topic):

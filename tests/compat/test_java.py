@@ -10,13 +10,12 @@ confluent-kafka.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from compat_util import CODECS, assert_same_records, consume_ck, counts, make_records, now_ms, write_tsv
+from compat_util import (CODECS, assert_same_records, compile_java, consume_ck, counts, make_records, now_ms,
+                         run_java_main, write_tsv)
 
 JAVA_SRC = Path(__file__).resolve().parent / "java" / "JavaClientTest.java"
 PARTITIONS = 3
@@ -25,25 +24,11 @@ PARTITIONS = 3
 @pytest.fixture(scope="session")
 def java_classes(java_classpath, tmp_path_factory) -> str:
     """Compile JavaClientTest.java once; returns the full runtime classpath."""
-    assert shutil.which("javac"), "javac not found (a JDK 17+ is required)"
-    out = tmp_path_factory.mktemp("java-classes")
-    r = subprocess.run(["javac", "-cp", java_classpath, "-d", str(out), str(JAVA_SRC)],
-                       capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, f"javac failed:\n{r.stderr.decode(errors='replace')}"
-    return f"{out}:{java_classpath}"
+    return compile_java(JAVA_SRC, java_classpath, tmp_path_factory.mktemp("java-classes"))
 
 
 def run_java(classpath: str, *args: str, timeout: float = 110) -> None:
-    cmd = ["java", "-Xshare:auto", "-XX:TieredStopAtLevel=1", "-cp", classpath, "JavaClientTest", *args]
-    try:
-        r = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"java timed out after {timeout}s: {' '.join(args)}\nstdout:\n"
-                             f"{(e.stdout or b'').decode(errors='replace')[-3000:]}\nstderr:\n"
-                             f"{(e.stderr or b'').decode(errors='replace')[-8000:]}") from None
-    out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
-    assert r.returncode == 0 and "RESULT ok" in out, (
-        f"JavaClientTest {' '.join(args)} exited {r.returncode}\nstdout:\n{out[-3000:]}\nstderr:\n{err[-8000:]}")
+    run_java_main(classpath, "JavaClientTest", *args, timeout=timeout)
 
 
 def test_admin(broker, topic, java_classes):
