@@ -12,7 +12,9 @@ use gregor_storage::{Clock, Log, LogConfig, LogManager, TopicPartition};
 use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
 
+use crate::cluster::QuorumLink;
 use crate::config::BrokerConfig;
+use crate::metadata_log::MetadataLog;
 use crate::metadata_store::{
     MetadataStore, MetadataStoreConfig, MetadataStoreError, DEFAULT_SNAPSHOT_BYTES, METADATA_TOPIC,
 };
@@ -34,6 +36,10 @@ pub enum BrokerError {
     MetaProperties(#[from] crate::meta_properties::MetaPropertiesError),
     #[error("the broker is shutting down")]
     ShuttingDown,
+    /// No active controller took a metadata change in time (an election
+    /// that does not end, a quorum without a majority).
+    #[error("the metadata change did not reach an active controller: {0}")]
+    ControllerUnavailable(String),
     #[error("blocking task of the broker failed: {0}")]
     Blocking(#[from] tokio::task::JoinError),
 }
@@ -51,7 +57,9 @@ struct ProducerIdBlock {
 pub struct Broker {
     pub config: BrokerConfig,
     pub clock: Arc<dyn Clock>,
-    pub metadata: MetadataStore,
+    pub metadata: MetadataLog,
+    /// The cluster id of this node's formatted dirs (`meta.properties`).
+    pub local_cluster_id: String,
     pub logs: LogManager,
     /// The partitions this node hosts, by topic name, then partition index.
     partitions: RwLock<HostedPartitions>,
@@ -82,8 +90,27 @@ pub fn base64_uuid(id: Uuid) -> String {
 }
 
 impl Broker {
-    /// Opens (formatting on first start) the metadata log and the partition logs.
+    /// Opens (formatting on first start) the embedded metadata log and the
+    /// partition logs: a single-node cluster.
     pub fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Arc<Self>, BrokerError> {
+        Self::open_with(config, clock, None)
+    }
+
+    /// Opens the partition logs of a node whose metadata comes from the Raft
+    /// quorum `link` (it registers later, from `cluster::run_broker`).
+    pub fn open_in_quorum(
+        config: BrokerConfig,
+        clock: Arc<dyn Clock>,
+        link: Arc<QuorumLink>,
+    ) -> Result<Arc<Self>, BrokerError> {
+        Self::open_with(config, clock, Some(link))
+    }
+
+    fn open_with(
+        config: BrokerConfig,
+        clock: Arc<dyn Clock>,
+        link: Option<Arc<QuorumLink>>,
+    ) -> Result<Arc<Self>, BrokerError> {
         config.warn_keys_without_effect();
         let dirs = crate::meta_properties::MetaPropertiesEnsemble::open_for_start(
             &config,
@@ -97,34 +124,32 @@ impl Broker {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .filter(|&v| v >= 1)
             .unwrap_or(DEFAULT_SNAPSHOT_BYTES);
-        let metadata = MetadataStore::open(
-            &config.metadata_log_dir,
-            clock.clone(),
-            MetadataStoreConfig { snapshot_bytes },
-        )?;
         let node_id = config.node_id;
-        let rack = config.rack.clone();
-        let (host, port) = (config.advertised_host.clone(), config.advertised_port);
-        metadata
-            .update(|image| {
-                let mut records = Vec::new();
-                if image.cluster_id.is_none() {
-                    records.push(MetadataRecord::Cluster {
-                        cluster_id: cluster_id.clone(),
-                    });
-                }
-                let registered = image.brokers.get(&node_id);
-                if registered.is_none_or(|b| b.host != host || b.port != port || b.rack != rack) {
-                    records.push(MetadataRecord::RegisterBroker {
-                        node_id,
-                        host,
-                        port,
-                        rack,
-                    });
-                }
-                Ok::<_, std::convert::Infallible>((records, ()))
-            })?
-            .unwrap_or_else(|e| match e {});
+        let metadata = match link {
+            Some(link) => MetadataLog::Quorum(link),
+            None => {
+                let store = MetadataStore::open(
+                    &config.metadata_log_dir,
+                    clock.clone(),
+                    MetadataStoreConfig { snapshot_bytes },
+                )?;
+                let endpoint = (config.advertised_host.clone(), config.advertised_port);
+                let rack = config.rack.clone();
+                store
+                    .update(|image| {
+                        let records = crate::cluster::registration(
+                            image,
+                            &cluster_id,
+                            node_id,
+                            endpoint,
+                            rack,
+                        );
+                        Ok::<_, std::convert::Infallible>((records, ()))
+                    })?
+                    .unwrap_or_else(|e| match e {});
+                MetadataLog::Local(Box::new(store))
+            }
+        };
 
         let image = metadata.image();
         let static_props = config.props.clone();
@@ -143,6 +168,7 @@ impl Broker {
             config,
             clock,
             metadata,
+            local_cluster_id: cluster_id,
             logs,
             partitions: RwLock::new(HashMap::new()),
             producer_ids: Mutex::new(ProducerIdBlock::default()),
@@ -170,7 +196,36 @@ impl Broker {
     }
 
     pub fn cluster_id(&self) -> String {
-        self.metadata.image().cluster_id.clone().unwrap_or_default()
+        self.metadata
+            .image()
+            .cluster_id
+            .clone()
+            .unwrap_or_else(|| self.local_cluster_id.clone())
+    }
+
+    /// The active controller's node id as clients see it (this node on a
+    /// single-node cluster; -1 while a quorum has none).
+    pub fn controller_id(&self) -> i32 {
+        match self.metadata.quorum() {
+            // Clients can only reach brokers: a controller-only active
+            // controller is stood in for by this broker (Kafka answers a
+            // random live broker), which forwards what needs the controller.
+            Some(link) => match link.controller_id() {
+                Some(id) if self.metadata.image().is_live(id) => id,
+                Some(_) => self.config.node_id,
+                None => -1,
+            },
+            None => self.config.node_id,
+        }
+    }
+
+    /// Every partition this node hosts.
+    pub fn hosted_partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .values()
+            .flat_map(|ps| ps.values().cloned())
+            .collect()
     }
 
     /// The host and port clients should connect to.
@@ -319,6 +374,7 @@ impl Broker {
                             image_p,
                             min_isr,
                             hw,
+                            now,
                         ))
                     }
                 };
@@ -369,7 +425,12 @@ impl Broker {
         &self,
         decide: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, R), E>,
     ) -> Result<Result<R, E>, BrokerError> {
-        let out = self.metadata.update(decide)?;
+        let Some(store) = self.metadata.local() else {
+            return Err(BrokerError::ControllerUnavailable(
+                "a blocking metadata change needs the single-node metadata log".into(),
+            ));
+        };
+        let out = store.update(decide)?;
         if out.is_ok() {
             self.reconcile()?;
         }
@@ -381,6 +442,9 @@ impl Broker {
         mut decide: impl FnMut(&MetadataImage) -> Result<(Vec<MetadataRecord>, R), E>,
         reconcile: bool,
     ) -> Result<Result<R, E>, BrokerError> {
+        if let Some(link) = self.metadata.quorum() {
+            return self.quorum_update(link, decide, reconcile).await;
+        }
         loop {
             let base = self.metadata.image();
             let (records, value) = match decide(&base) {
@@ -392,7 +456,8 @@ impl Broker {
             }
             let committed = self
                 .blocking(move |broker| {
-                    let committed = broker.metadata.try_commit(&base, &records)?;
+                    let store = broker.metadata.local().ok_or(BrokerError::ShuttingDown)?;
+                    let committed = store.try_commit(&base, &records)?;
                     if committed && reconcile {
                         broker.reconcile()?;
                     }
@@ -405,10 +470,40 @@ impl Broker {
         }
     }
 
-    /// Broker ids of the cluster (for replica placement).
+    /// [`Broker::metadata_update`] through the Raft quorum: decide on this
+    /// node's image, have the active controller append the records if its
+    /// image is still the one decided on, else decide again on the newer one.
+    async fn quorum_update<R, E>(
+        &self,
+        link: &Arc<QuorumLink>,
+        mut decide: impl FnMut(&MetadataImage) -> Result<(Vec<MetadataRecord>, R), E>,
+        reconcile: bool,
+    ) -> Result<Result<R, E>, BrokerError> {
+        loop {
+            let base = link.applied_image();
+            let (records, value) = match decide(&base.image) {
+                Ok(v) => v,
+                Err(e) => return Ok(Err(e)),
+            };
+            if records.is_empty() {
+                return Ok(Ok(value));
+            }
+            match link.propose(base.index, records).await? {
+                gregor_raft::Conditional::Committed(_) => {
+                    if reconcile {
+                        self.blocking(|broker| broker.reconcile()).await?;
+                    }
+                    return Ok(Ok(value));
+                }
+                gregor_raft::Conditional::Stale { .. } => continue,
+            }
+        }
+    }
+
+    /// Live broker ids of the cluster (for replica placement).
     pub fn broker_ids(&self) -> Vec<i32> {
         let image = self.metadata.image();
-        let ids: Vec<i32> = image.brokers.keys().copied().collect();
+        let ids: Vec<i32> = image.live_broker_ids();
         if ids.is_empty() {
             vec![self.config.node_id]
         } else {
@@ -497,7 +592,9 @@ impl Broker {
         // knows no high watermarks: write the full set first.
         self.checkpoint()?;
         self.logs.shutdown()?;
-        self.metadata.close()?;
+        if let Some(store) = self.metadata.local() {
+            store.close()?;
+        }
         Ok(())
     }
 
@@ -736,8 +833,22 @@ mod tests {
         drop(rt);
         // The clean shutdown left a snapshot; a restart replays nothing.
         let broker = open_broker(dir.path());
-        assert_eq!(broker.metadata.open_stats().replayed_records, 0);
-        assert!(broker.metadata.open_stats().snapshot.is_some());
+        assert_eq!(
+            broker
+                .metadata
+                .local()
+                .unwrap()
+                .open_stats()
+                .replayed_records,
+            0
+        );
+        assert!(broker
+            .metadata
+            .local()
+            .unwrap()
+            .open_stats()
+            .snapshot
+            .is_some());
         assert_eq!(broker.metadata.image().topics().count(), 7);
         assert_eq!(
             broker.partition("t0", 1).unwrap().log.config().retention_ms,

@@ -64,6 +64,41 @@ impl Listener {
     }
 }
 
+/// A node of a Raft metadata quorum (`controller.quorum.voters` given):
+/// how it reaches the other controllers and how the cluster watches brokers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumSettings {
+    /// `controller.quorum.voters`: `id@host:port` of every controller.
+    pub voters: BTreeMap<i32, (String, u16)>,
+    /// `process.roles` has `broker` / `controller`.
+    pub broker: bool,
+    pub controller: bool,
+    /// `controller.listener.names`.
+    pub controller_names: Vec<String>,
+    /// A controller's listener named in `controller.listener.names` (Raft
+    /// and the controller's RPCs are served there); `None` on a broker-only
+    /// node.
+    pub controller_listener: Option<Listener>,
+    /// `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: u64,
+    /// `broker.session.timeout.ms`: a broker not heard from for this long is
+    /// fenced and its leaderships move.
+    pub session_timeout_ms: u64,
+    /// `controller.quorum.election.timeout.ms`.
+    pub election_timeout_ms: u64,
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long
+    /// leaves the ISR.
+    pub replica_lag_time_max_ms: i64,
+    /// `unclean.leader.election.enable` (the broker-wide default).
+    pub unclean_leader_election: bool,
+    /// `controlled.shutdown.enable`.
+    pub controlled_shutdown: bool,
+    /// `auto.leader.rebalance.enable` with
+    /// `leader.imbalance.check.interval.seconds` (in ms): how often the
+    /// active controller moves leaderships back to preferred replicas.
+    pub leader_rebalance_interval_ms: Option<u64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     /// Every key given (server.properties, then overrides), as written.
@@ -92,6 +127,9 @@ pub struct BrokerConfig {
     pub offsets_topic_partitions: i32,
     /// log.cleaner.enable and the log.cleaner.* settings.
     pub cleaner: Option<gregor_storage::CleanerConfig>,
+    /// Set when `controller.quorum.voters` names a Raft quorum; `None` runs
+    /// the embedded single-node metadata log.
+    pub quorum: Option<QuorumSettings>,
 }
 
 impl Default for BrokerConfig {
@@ -169,9 +207,12 @@ impl BrokerConfig {
             .split(',')
             .map(str::trim)
             .collect();
-        if !(roles.contains(&"broker") && roles.contains(&"controller")) {
+        let (is_broker, is_controller) = (roles.contains(&"broker"), roles.contains(&"controller"));
+        let voters_text = get(&props, "controller.quorum.voters").unwrap_or("");
+        if voters_text.is_empty() && !(is_broker && is_controller) {
             return Err(ConfigError::Unsupported(format!(
-                "process.roles={} is not supported yet: this version runs a single combined node (process.roles=broker,controller)",
+                "process.roles={} needs a controller quorum (controller.quorum.voters); \
+                 without one a node is a single combined broker and controller",
                 roles.join(",")
             )));
         }
@@ -191,15 +232,23 @@ impl BrokerConfig {
         let controller_names: Vec<&str> = get(&props, "controller.listener.names")
             .map(|v| v.split(',').map(str::trim).collect())
             .unwrap_or_default();
-        let listener = listeners
+        let client_listener = listeners
             .iter()
             .find(|l| !controller_names.contains(&l.name.as_str()))
-            .cloned()
-            .ok_or_else(|| ConfigError::Listener {
-                value: listener_text.clone(),
-                reason: "no client listener".into(),
-            })?;
-        if listener.name != "PLAINTEXT" {
+            .cloned();
+        let listener = match client_listener {
+            Some(l) => l,
+            // A controller-only node serves no clients: the field names its
+            // controller listener and no Kafka listener is bound.
+            None if !is_broker => listeners[0].clone(),
+            None => {
+                return Err(ConfigError::Listener {
+                    value: listener_text.clone(),
+                    reason: "no client listener".into(),
+                })
+            }
+        };
+        if is_broker && listener.name != "PLAINTEXT" {
             let protocol_map = get(&props, "listener.security.protocol.map")
                 .unwrap_or(default_of("listener.security.protocol.map"));
             let protocol = protocol_map
@@ -248,7 +297,65 @@ impl BrokerConfig {
             .map(PathBuf::from)
             .unwrap_or_else(|| log_dirs[0].clone());
         let rack = get(&props, "broker.rack").map(str::to_string);
+        let quorum = if voters_text.is_empty() {
+            None
+        } else {
+            let voters = parse_voters(voters_text)?;
+            // Kafka's KafkaConfig checks: a controller is a voter, a broker-only node is not.
+            if is_controller && !voters.contains_key(&node_id) {
+                return Err(ConfigError::Unsupported(format!(
+                    "node.id {node_id} has the controller role but is not in controller.quorum.voters ({voters_text})"
+                )));
+            }
+            if !is_controller && voters.contains_key(&node_id) {
+                return Err(ConfigError::Unsupported(format!(
+                    "node.id {node_id} is in controller.quorum.voters ({voters_text}) but process.roles has no 'controller'"
+                )));
+            }
+            if controller_names.is_empty() {
+                return Err(ConfigError::Unsupported(
+                    "controller.listener.names must be set when controller.quorum.voters is".into(),
+                ));
+            }
+            let controller_listener = listeners
+                .iter()
+                .find(|l| controller_names.contains(&l.name.as_str()))
+                .cloned();
+            if is_controller && controller_listener.is_none() {
+                return Err(ConfigError::Listener {
+                    value: listener_text.clone(),
+                    reason: format!(
+                        "no listener named in controller.listener.names ({}) for the controller quorum",
+                        controller_names.join(",")
+                    ),
+                });
+            }
+            if !is_controller && controller_listener.is_some() {
+                return Err(ConfigError::Listener {
+                    value: listener_text.clone(),
+                    reason: "a broker-only node must not list a controller listener".into(),
+                });
+            }
+            Some(QuorumSettings {
+                voters,
+                broker: is_broker,
+                controller: is_controller,
+                controller_names: controller_names.iter().map(|n| n.to_string()).collect(),
+                controller_listener,
+                heartbeat_interval_ms: int("broker.heartbeat.interval.ms").max(1) as u64,
+                session_timeout_ms: int("broker.session.timeout.ms").max(1) as u64,
+                election_timeout_ms: int("controller.quorum.election.timeout.ms").max(10) as u64,
+                replica_lag_time_max_ms: int("replica.lag.time.max.ms").max(1),
+                unclean_leader_election: boolean("unclean.leader.election.enable"),
+                controlled_shutdown: boolean("controlled.shutdown.enable"),
+                leader_rebalance_interval_ms: boolean("auto.leader.rebalance.enable").then(|| {
+                    (int("leader.imbalance.check.interval.seconds").max(1) as u64)
+                        .saturating_mul(1000)
+                }),
+            })
+        };
         Ok(Self {
+            quorum,
             node_id,
             advertised_host,
             advertised_port,
@@ -297,6 +404,36 @@ impl BrokerConfig {
             props,
         })
     }
+}
+
+/// `controller.quorum.voters`: `id@host:port,...`.
+fn parse_voters(text: &str) -> Result<BTreeMap<i32, (String, u16)>, ConfigError> {
+    let bad = |reason: String| {
+        ConfigError::Unsupported(format!(
+            "invalid controller.quorum.voters '{text}': {reason}"
+        ))
+    };
+    let mut voters = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) = item
+            .split_once('@')
+            .ok_or_else(|| bad(format!("'{item}' is not id@host:port")))?;
+        let id: i32 = id
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("'{id}' is not a node id")))?;
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| bad(format!("'{addr}' is not host:port")))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| bad(format!("'{port}' is not a port")))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if voters.insert(id, (host.to_string(), port)).is_some() {
+            return Err(bad(format!("node {id} is named twice")));
+        }
+    }
+    Ok(voters)
 }
 
 impl BrokerConfig {

@@ -26,6 +26,10 @@ use crate::broker::{Broker, BrokerError};
 /// Name of the offsets topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+/// Kafka's `offsets.commit.timeout.ms` default: how long a coordinator write
+/// may wait for the in-sync replicas.
+const COMMIT_TIMEOUT: Duration = Duration::from_millis(5_000);
+
 #[derive(Debug, thiserror::Error)]
 pub enum GroupError {
     /// The offsets topic or its partition is not available yet: COORDINATOR_NOT_AVAILABLE.
@@ -41,6 +45,9 @@ pub enum GroupError {
 
 struct Shard {
     state: Option<GroupCoordinatorShard>,
+    /// The leader epoch of the `__consumer_offsets` partition the state was
+    /// loaded in: a new epoch (leadership lost, maybe regained) unloads it.
+    epoch: i32,
 }
 
 /// Timers of all shards, on one task.
@@ -58,6 +65,11 @@ pub struct GroupRuntime {
     config: GroupConfig,
     num_partitions: i32,
     shards: Vec<Mutex<Shard>>,
+    /// Per shard, the end offset of its last append to `__consumer_offsets`:
+    /// a response is sent once the high watermark reached it (the records
+    /// it answers for are on every in-sync replica), as Kafka's coordinator
+    /// runtime completes writes only when committed.
+    appended: Vec<std::sync::atomic::AtomicI64>,
     pending: Mutex<HashMap<RequestId, oneshot::Sender<Response>>>,
     next_request: AtomicU64,
     timers: Mutex<Timers>,
@@ -79,7 +91,15 @@ impl GroupRuntime {
             config,
             num_partitions,
             shards: (0..num_partitions)
-                .map(|_| Mutex::new(Shard { state: None }))
+                .map(|_| {
+                    Mutex::new(Shard {
+                        state: None,
+                        epoch: -1,
+                    })
+                })
+                .collect(),
+            appended: (0..num_partitions)
+                .map(|_| std::sync::atomic::AtomicI64::new(0))
                 .collect(),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
@@ -150,15 +170,22 @@ impl GroupRuntime {
         }
         let mut req =
             gregor_metadata::controller::CreateTopic::new(OFFSETS_TOPIC, self.num_partitions);
-        // A combined single node is the whole cluster: the configured factor
-        // (default 3, as Kafka) is capped by the brokers that exist.
         let configured = broker
             .config
             .props
             .get("offsets.topic.replication.factor")
             .and_then(|v| v.parse::<i32>().ok())
             .unwrap_or(3);
-        req.replication_factor = configured.min(broker.broker_ids().len() as i32).max(1);
+        let live = broker.broker_ids().len() as i32;
+        // A single node is the whole cluster: the configured factor (default
+        // 3, as Kafka) is capped by the brokers that exist. A quorum waits
+        // for enough live brokers, as Kafka does (COORDINATOR_NOT_AVAILABLE
+        // meanwhile: the create fails with too few brokers).
+        req.replication_factor = if broker.metadata.quorum().is_some() {
+            configured
+        } else {
+            configured.min(live).max(1)
+        };
         req.configs
             .insert("cleanup.policy".into(), "compact".into());
         req.configs
@@ -181,12 +208,35 @@ impl GroupRuntime {
             .ok_or_else(|| GroupError::NotAvailable(format!("no offsets partition {partition}")))?;
         let mut shard = slot.lock();
         let now = broker.clock.now_ms();
+        // The coordinator of a shard is the leader of its partition: load on
+        // becoming leader, unload on losing it (Kafka's onElection /
+        // onResignation), checked on every use.
+        let leader_epoch = match broker.partition(OFFSETS_TOPIC, partition) {
+            Some(p) if p.is_leader() => Some(p.leader_epoch()),
+            _ => None,
+        };
+        if shard.state.is_some() && leader_epoch != Some(shard.epoch) {
+            tracing::info!(
+                partition,
+                "unloading a group coordinator shard: leadership changed"
+            );
+            shard.state = None;
+        }
         if shard.state.is_none() {
             self.ensure_offsets_topic_blocking()?;
+            let epoch = match broker.partition(OFFSETS_TOPIC, partition) {
+                Some(p) if p.is_leader() => p.leader_epoch(),
+                _ => {
+                    return Err(GroupError::NotAvailable(format!(
+                        "this node does not lead {OFFSETS_TOPIC}-{partition}"
+                    )))
+                }
+            };
             let mut state = GroupCoordinatorShard::new(partition, self.config.clone());
             self.replay(&broker, partition, &mut state)?;
             let out = state.loaded(now);
             shard.state = Some(state);
+            shard.epoch = epoch;
             self.execute(&broker, partition, out)?;
         }
         let Some(state) = shard.state.as_mut() else {
@@ -263,13 +313,20 @@ impl GroupRuntime {
             let batch = builder
                 .build()
                 .map_err(|e| GroupError::NotAvailable(e.to_string()))?;
-            if let Err(e) = p.append_records_as_leader(batch, -1) {
-                // The state machine already moved on; the clients get an error and retry.
-                tracing::error!(partition, error = %e, "appending to {OFFSETS_TOPIC} failed");
-                for (id, _) in out.responses {
-                    self.pending.lock().remove(&id);
+            match p.append_records_as_leader(batch, -1) {
+                Ok(info) => {
+                    if let Some(end) = self.appended.get(partition as usize) {
+                        end.fetch_max(info.last_offset + 1, Ordering::AcqRel);
+                    }
                 }
-                return Err(GroupError::Append(e));
+                Err(e) => {
+                    // The state machine already moved on; the clients get an error and retry.
+                    tracing::error!(partition, error = %e, "appending to {OFFSETS_TOPIC} failed");
+                    for (id, _) in out.responses {
+                        self.pending.lock().remove(&id);
+                    }
+                    return Err(GroupError::Append(e));
+                }
             }
         }
         {
@@ -317,8 +374,46 @@ impl GroupRuntime {
             self.pending.lock().remove(&id);
             return Err(e);
         }
-        rx.await
-            .map_err(|_| GroupError::NotAvailable("request dropped by the coordinator".into()))
+        let response = rx
+            .await
+            .map_err(|_| GroupError::NotAvailable("request dropped by the coordinator".into()))?;
+        self.committed(partition).await?;
+        Ok(response)
+    }
+
+    /// Waits until the shard's appends so far are committed (the high
+    /// watermark reached them), bounded by `offsets.commit.timeout.ms`
+    /// (Kafka's default 5 s); a lost leadership or the timeout is an error
+    /// (the client retries, against the new coordinator).
+    async fn committed(&self, partition: i32) -> Result<(), GroupError> {
+        let Some(end) = self.appended.get(partition as usize) else {
+            return Ok(());
+        };
+        let end = end.load(Ordering::Acquire);
+        let broker = self.broker()?;
+        let Some(p) = broker.partition(OFFSETS_TOPIC, partition) else {
+            return Err(GroupError::NotAvailable(format!(
+                "{OFFSETS_TOPIC}-{partition} is not hosted here"
+            )));
+        };
+        let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
+        loop {
+            let waiter = crate::purgatory::Waiter::new();
+            p.watchers().watch(&waiter);
+            match p.check_replicated(end) {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(e)) => return Err(GroupError::Append(e)),
+                None => {}
+            }
+            if tokio::time::timeout_at(deadline, waiter.woken())
+                .await
+                .is_err()
+            {
+                return Err(GroupError::NotAvailable(format!(
+                    "{OFFSETS_TOPIC}-{partition}: the write was not replicated within {COMMIT_TIMEOUT:?}"
+                )));
+            }
+        }
     }
 
     /// Runs the timer task until `stop` fires.
@@ -376,13 +471,25 @@ impl GroupRuntime {
         }
     }
 
-    /// Calls `f` on every shard (loading all), e.g. ListGroups.
+    /// Calls `f` on every shard this node coordinates (loading them), e.g.
+    /// ListGroups.
     pub async fn call_all(
         &self,
         mut f: impl FnMut(&mut GroupCoordinatorShard, i64, RequestId) -> Output,
     ) -> Result<Vec<Response>, GroupError> {
         let mut out = Vec::with_capacity(self.num_partitions as usize);
+        let broker = self.broker()?;
+        let clustered = broker.metadata.quorum().is_some();
         for p in 0..self.num_partitions {
+            // In a cluster each broker answers for the shards it leads
+            // (clients ask every broker, as ListGroups is sent).
+            if clustered
+                && !broker
+                    .partition(OFFSETS_TOPIC, p)
+                    .is_some_and(|p| p.is_leader())
+            {
+                continue;
+            }
             out.push(self.call(p, &mut f).await?);
         }
         Ok(out)

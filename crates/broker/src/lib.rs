@@ -4,12 +4,17 @@
 //!
 //! - [`config`]: static broker configuration (`server.properties`, overrides).
 //! - [`broker`]: [`Broker`], the shared state: metadata, logs, hosted partitions.
-//! - [`metadata_store`]: the metadata log runtime (append, replay, image).
+//! - [`metadata_log`]: where the metadata comes from: the embedded single-node log or the quorum.
+//! - [`metadata_store`]: the single-node metadata log runtime (append, replay, image).
+//! - [`cluster`]: a node of a multi-node cluster: its seat in the Raft metadata quorum, the
+//!   controller's RPCs (forwarded proposals, heartbeats, fencing), the broker's cluster loop.
 //! - [`meta_properties`]: `meta.properties` of each log dir (cluster, node and dir ids), checked
 //!   at start and written by `gregor storage format`.
 //! - [`partition`]: [`Partition`], one hosted partition: its log and replication state (role,
 //!   leader epoch, ISR, high watermark, followers' positions) behind one lock.
 //! - [`purgatory`]: requests waiting on partitions, woken by those partitions' events only.
+//! - [`replica_fetcher`]: the follower side of replication: one fetching task per leader,
+//!   appending the leader's batches, taking its high watermark, truncating divergent tails.
 //! - [`group_runtime`]: runs the group coordinator's state machines over `__consumer_offsets`.
 //! - [`server`]: the listener, connection tasks and ordered shutdown.
 //! - [`connection`]: framing and in-order request handling on one connection.
@@ -17,15 +22,18 @@
 //! - [`response_buf`]: response frames that reference fetched record bytes instead of copying them.
 
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod group_runtime;
 pub mod handlers;
 pub mod java_properties;
 pub mod meta_properties;
+pub mod metadata_log;
 pub mod metadata_store;
 pub mod partition;
 pub mod purgatory;
+pub mod replica_fetcher;
 pub mod response_buf;
 pub mod server;
 

@@ -816,6 +816,11 @@ mod tests {
             ("log.dirs", &dirs),
             ("process.roles", "broker,controller"),
             ("controller.quorum.voters", "1@127.0.0.1:9093"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
         ]);
         assert!(!formats_itself(&c));
         let e = MetaPropertiesEnsemble::open_for_start(&c, 0, &mut rng()).unwrap_err();

@@ -24,6 +24,18 @@
 //! log end, with KIP-595's diverging-epoch answer, recording the follower's
 //! position).
 //!
+//! As follower it is written only by the replica fetcher
+//! ([`crate::replica_fetcher`]): [`Partition::follower_fetch_state`] says
+//! where to fetch from, [`Partition::append_as_follower`] stores the
+//! leader's batches byte for byte and takes the leader's high watermark
+//! (Kafka's follower rule: `min(leader HW, log end)`, so it may also move
+//! back, e.g. under a new leader whose watermark has not caught up yet), and
+//! [`Partition::truncate_for_divergence`] cuts a tail the leader does not
+//! have (KIP-595's diverging epoch). Each checks, under the read side of the
+//! lock, that this node still follows in the leader epoch the fetch was sent
+//! in, so an answer from a deposed leader never lands after a leadership
+//! change.
+//!
 //! Waiting requests (long-poll fetches, later `acks=all` produces) register
 //! with [`Partition::watchers`] and are woken by this partition's appends,
 //! high-watermark moves and leadership changes only.
@@ -138,6 +150,31 @@ pub enum PartitionError {
     Storage(#[from] StorageError),
 }
 
+/// Where this node, as a follower, fetches from next (Kafka's
+/// `PartitionFetchState` for a partition in the fetching state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerPosition {
+    /// The leader to fetch from.
+    pub leader: i32,
+    /// The current leader epoch, sent as the fetch's `current_leader_epoch`.
+    pub leader_epoch: i32,
+    /// The log end offset: everything below it is here.
+    pub fetch_offset: i64,
+    /// The epoch of the last batch in the log (-1: the log is empty).
+    pub last_fetched_epoch: i32,
+}
+
+/// What [`Partition::append_as_follower`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerAppend {
+    /// The offsets appended; `None` when the answer carried no batches (or
+    /// only batches of an epoch newer than ours, which wait for it).
+    pub appended: Option<AppendInfo>,
+    pub log_end_offset: i64,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
 /// One partition of a follower's fetch, as the leader reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FollowerFetch {
@@ -186,7 +223,9 @@ impl Partition {
     /// A partition as the image describes it. A leader whose ISR is only
     /// itself starts with its whole log committed; otherwise the high
     /// watermark starts at `checkpointed_hw` (bounded by the log) and waits
-    /// for the followers, as Kafka's does.
+    /// for the followers, as Kafka's does. `now_ms` starts the followers'
+    /// catch-up clocks (a leader gives each a full `replica.lag.time.max.ms`).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         tp: TopicPartition,
         topic_id: Uuid,
@@ -195,6 +234,7 @@ impl Partition {
         image: &PartitionImage,
         min_isr: usize,
         checkpointed_hw: i64,
+        now_ms: i64,
     ) -> Self {
         let start = log.log_start_offset();
         let hw = checkpointed_hw
@@ -217,7 +257,7 @@ impl Partition {
             high_watermark: AtomicI64::new(hw),
             watchers: Watchers::default(),
         };
-        p.apply_image(image, min_isr, 0);
+        p.apply_image(image, min_isr, now_ms);
         p
     }
 
@@ -540,6 +580,188 @@ impl Partition {
     pub fn followers(&self) -> BTreeMap<i32, FollowerState> {
         self.state.read().followers.clone()
     }
+
+    /// Where the replica fetcher fetches this partition from next: `None`
+    /// unless this node follows an elected leader.
+    pub fn follower_fetch_state(&self) -> Option<FollowerPosition> {
+        let st = self.state.read();
+        let Role::Follower { leader } = st.role else {
+            return None;
+        };
+        if leader < 0 {
+            return None;
+        }
+        Some(FollowerPosition {
+            leader,
+            leader_epoch: st.leader_epoch,
+            fetch_offset: self.log.log_end_offset(),
+            last_fetched_epoch: self.log.latest_epoch().unwrap_or(-1),
+        })
+    }
+
+    /// That this node follows an elected leader in exactly `leader_epoch_seen`,
+    /// the epoch a fetch was sent in: FENCED_LEADER_EPOCH /
+    /// UNKNOWN_LEADER_EPOCH when the epoch moved since, [`PartitionError::NotAFollower`]
+    /// when this node leads or no leader is elected.
+    fn follower_in_epoch(&self, st: &State, leader_epoch_seen: i32) -> Result<(), PartitionError> {
+        if leader_epoch_seen != st.leader_epoch {
+            return Err(if leader_epoch_seen < st.leader_epoch {
+                PartitionError::FencedLeaderEpoch {
+                    tp: self.tp.clone(),
+                    requested: leader_epoch_seen,
+                    current: st.leader_epoch,
+                }
+            } else {
+                PartitionError::UnknownLeaderEpoch {
+                    tp: self.tp.clone(),
+                    requested: leader_epoch_seen,
+                    current: st.leader_epoch,
+                }
+            });
+        }
+        match st.role {
+            Role::Follower { leader } if leader >= 0 => Ok(()),
+            _ => Err(PartitionError::NotAFollower {
+                tp: self.tp.clone(),
+                replica: self.local,
+                leader_epoch: st.leader_epoch,
+                epoch_given: true,
+            }),
+        }
+    }
+
+    /// Kafka's `appendRecordsToFollowerOrFutureReplica` plus the rest of the
+    /// follower's `processPartitionData`: while this node still follows in
+    /// `leader_epoch_seen`, appends the leader's batches as they are
+    /// (see [`Log::append_as_follower`]), then takes the leader's high
+    /// watermark, `min(leader_high_watermark, log end)` (and not below the
+    /// log start), and the leader's log start offset when it is ahead of
+    /// ours and below that watermark (Kafka's `maybeIncrementLogStartOffset`
+    /// for `LeaderOffsetIncremented`). Waiting requests are woken when the
+    /// watermark moved. Nothing is written if the epoch check fails.
+    pub fn append_as_follower(
+        &self,
+        records: BytesMut,
+        leader_epoch_seen: i32,
+        leader_high_watermark: i64,
+        leader_log_start: i64,
+    ) -> Result<FollowerAppend, PartitionError> {
+        let st = self.state.read();
+        self.follower_in_epoch(&st, leader_epoch_seen)?;
+        let appended = if records.is_empty() {
+            None
+        } else {
+            self.log.append_as_follower(records, st.leader_epoch)?
+        };
+        let log_end = self.log.log_end_offset();
+        let mut moved = false;
+        if leader_high_watermark >= 0 {
+            let hw = leader_high_watermark
+                .min(log_end)
+                .max(self.log.log_start_offset());
+            moved = self.high_watermark.swap(hw, Ordering::AcqRel) != hw;
+        }
+        let hw = self.high_watermark();
+        if leader_log_start > self.log.log_start_offset() && leader_log_start <= hw {
+            self.log.delete_records_before(leader_log_start)?;
+        }
+        let out = FollowerAppend {
+            appended,
+            log_end_offset: log_end,
+            high_watermark: hw,
+            log_start_offset: self.log.log_start_offset(),
+        };
+        drop(st);
+        if moved {
+            self.watchers.fire();
+        }
+        Ok(out)
+    }
+
+    /// Kafka's truncation on a diverging-epoch answer (KIP-595; the rule of
+    /// `AbstractFetcherThread.getOffsetTruncationState`). The leader said our
+    /// log diverges after `end_offset`, the end of its `epoch`:
+    ///
+    /// - when we have `epoch` too, truncate to where the earlier of the two
+    ///   ends of it, `min(end_offset, our end of epoch)`;
+    /// - when we do not, truncate to the end of our largest epoch below it
+    ///   (the next fetch names that epoch, and the leader answers again for it);
+    /// - when `epoch` is below all of ours (or unknown: -1), to `end_offset`;
+    ///
+    /// never past our log end. Runs only while this node still follows in
+    /// `leader_epoch_seen` (the epoch the fetch was sent in). Returns the new
+    /// log end; the high watermark is clamped to it.
+    pub fn truncate_for_divergence(
+        &self,
+        leader_epoch_seen: i32,
+        epoch: i32,
+        end_offset: i64,
+    ) -> Result<i64, PartitionError> {
+        let st = self.state.read();
+        self.follower_in_epoch(&st, leader_epoch_seen)?;
+        let log_end = self.log.log_end_offset();
+        let target = if end_offset < 0 {
+            // Kafka truncates to the fetch offset: nothing to cut.
+            log_end
+        } else if epoch < 0 {
+            end_offset
+        } else {
+            match self.log.end_offset_for_epoch(epoch) {
+                Some((ours, our_end)) if ours != epoch => our_end,
+                Some((_, our_end)) => our_end.min(end_offset),
+                None => end_offset,
+            }
+        };
+        self.truncate_locked(st, target.min(log_end))
+    }
+
+    /// Truncates to `offset` (a batch boundary of the leader's log) while this
+    /// node still follows in `leader_epoch_seen`: the follower side of an
+    /// OFFSET_OUT_OF_RANGE answer from a leader whose log ends before ours
+    /// (Kafka's `fetchOffsetAndTruncate`, after an unclean election). Returns
+    /// the new log end; the high watermark is clamped to it.
+    pub fn truncate_as_follower(
+        &self,
+        leader_epoch_seen: i32,
+        offset: i64,
+    ) -> Result<i64, PartitionError> {
+        let st = self.state.read();
+        self.follower_in_epoch(&st, leader_epoch_seen)?;
+        let target = offset.min(self.log.log_end_offset());
+        self.truncate_locked(st, target)
+    }
+
+    /// Truncates the log to `target` (at or below its end) and clamps the
+    /// high watermark, under the read lock `st` (released before waking
+    /// waiters).
+    fn truncate_locked(
+        &self,
+        st: parking_lot::RwLockReadGuard<'_, State>,
+        target: i64,
+    ) -> Result<i64, PartitionError> {
+        let log_end = self.log.log_end_offset();
+        if target < log_end {
+            let hw = self.high_watermark();
+            if target < hw {
+                tracing::warn!(
+                    partition = %self.tp,
+                    target,
+                    high_watermark = hw,
+                    "truncating below the high watermark"
+                );
+            } else {
+                tracing::info!(partition = %self.tp, from = log_end, to = target, "truncating divergent tail");
+            }
+            self.log.truncate_to(target)?;
+        }
+        let new_end = self.log.log_end_offset();
+        let moved = self.high_watermark.fetch_min(new_end, Ordering::AcqRel) > new_end;
+        drop(st);
+        if moved {
+            self.watchers.fire();
+        }
+        Ok(new_end)
+    }
 }
 
 /// Partitions on a temporary dir for unit tests here and in the handlers.
@@ -593,7 +815,7 @@ pub(crate) mod testing {
             0,
         )
         .expect("log opens");
-        Partition::new(tp, Uuid::nil(), Arc::new(log), local, img, min_isr, 0)
+        Partition::new(tp, Uuid::nil(), Arc::new(log), local, img, min_isr, 0, 0)
     }
 }
 
@@ -882,5 +1104,194 @@ mod tests {
             p.read_for_follower(&fetch(2, 0, -1, -1), 10),
             Err(PartitionError::NotLeader { leader: 2, .. })
         ));
+    }
+
+    /// The leader's batches from `from` up to `to` (exclusive), as a fetch returns them.
+    fn leader_bytes(leader: &Partition, from: i64, to: i64) -> BytesMut {
+        BytesMut::from(&leader.log.read(from, 1 << 20, true, to).unwrap().records[..])
+    }
+
+    #[test]
+    fn only_a_follower_of_an_elected_leader_fetches() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), 2, &image(1, 3, &[1, 2], &[1, 2]), 1);
+        assert_eq!(
+            p.follower_fetch_state(),
+            Some(FollowerPosition {
+                leader: 1,
+                leader_epoch: 3,
+                fetch_offset: 0,
+                last_fetched_epoch: -1,
+            })
+        );
+        p.apply_image(&image(-1, 4, &[1, 2], &[1, 2]), 1, 0);
+        assert_eq!(p.follower_fetch_state(), None, "no leader elected");
+        p.apply_image(&image(2, 5, &[1, 2], &[1, 2]), 1, 0);
+        assert_eq!(p.follower_fetch_state(), None, "this node leads");
+    }
+
+    #[test]
+    fn a_follower_stores_the_leaders_batches_and_watermark() {
+        let (ldir, fdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let leader = leader_with_two_epochs(ldir.path());
+        let f = open(fdir.path(), 2, &image(1, 2, &[1, 2], &[1, 2]), 1);
+        let w = crate::purgatory::Waiter::new();
+        f.watchers().watch(&w);
+        let out = f
+            .append_as_follower(leader_bytes(&leader, 0, 8), 2, 5, 0)
+            .unwrap();
+        assert_eq!(
+            out.appended.map(|a| (a.base_offset, a.last_offset)),
+            Some((0, 7))
+        );
+        assert_eq!((out.log_end_offset, out.high_watermark), (8, 5));
+        assert_eq!(f.high_watermark(), 5);
+        assert_eq!(f.log.epoch_entries(), leader.log.epoch_entries());
+        assert_eq!(
+            leader_bytes(&f, 0, 8),
+            leader_bytes(&leader, 0, 8),
+            "byte for byte"
+        );
+        assert_eq!(
+            f.follower_fetch_state()
+                .map(|s| (s.fetch_offset, s.last_fetched_epoch)),
+            Some((8, 2))
+        );
+        // The watermark never passes our log end, and follows the leader's.
+        let out = f.append_as_follower(BytesMut::new(), 2, 100, 0).unwrap();
+        assert_eq!((out.appended, out.high_watermark), (None, 8));
+        let out = f.append_as_follower(BytesMut::new(), 2, 6, 0).unwrap();
+        assert_eq!(out.high_watermark, 6, "min(leader HW, log end), as Kafka");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(5), w.woken())
+                .await
+                .expect("the watermark move wakes waiters");
+        });
+    }
+
+    #[test]
+    fn a_follower_refuses_answers_from_another_epoch() {
+        let (ldir, fdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let leader = leader_with_two_epochs(ldir.path());
+        let f = open(fdir.path(), 2, &image(1, 2, &[1, 2], &[1, 2]), 1);
+        assert!(matches!(
+            f.append_as_follower(leader_bytes(&leader, 0, 8), 1, 8, 0),
+            Err(PartitionError::FencedLeaderEpoch {
+                requested: 1,
+                current: 2,
+                ..
+            })
+        ));
+        assert!(matches!(
+            f.append_as_follower(leader_bytes(&leader, 0, 8), 3, 8, 0),
+            Err(PartitionError::UnknownLeaderEpoch {
+                requested: 3,
+                current: 2,
+                ..
+            })
+        ));
+        assert!(matches!(
+            f.truncate_for_divergence(1, 0, 0),
+            Err(PartitionError::FencedLeaderEpoch { .. })
+        ));
+        // Leading now, in the epoch the fetch was sent in.
+        f.apply_image(&image(2, 2, &[1, 2], &[1, 2]), 1, 0);
+        assert!(matches!(
+            f.append_as_follower(leader_bytes(&leader, 0, 8), 2, 8, 0),
+            Err(PartitionError::NotAFollower { replica: 2, .. })
+        ));
+        assert_eq!(f.log.log_end_offset(), 0, "nothing written");
+    }
+
+    /// Follower 2: epoch 0's 4 records as the leader has them, then 3
+    /// single-record batches of its own in `own_epoch` (it led briefly), now
+    /// following 1 in `own_epoch + 1`.
+    fn follower_with_a_divergent_tail(
+        dir: &std::path::Path,
+        leader: &Partition,
+        own_epoch: i32,
+    ) -> Partition {
+        let f = open(dir, 2, &image(1, 0, &[1, 2], &[1, 2]), 1);
+        f.append_as_follower(leader_bytes(leader, 0, 4), 0, 4, 0)
+            .unwrap();
+        f.apply_image(&image(2, own_epoch, &[1, 2], &[1, 2]), 1, 0);
+        for _ in 0..3 {
+            f.append_records_as_leader(batch(1), 1).unwrap();
+        }
+        f.apply_image(&image(1, own_epoch + 1, &[1, 2], &[1, 2]), 1, 0);
+        assert_eq!((f.log.log_end_offset(), f.high_watermark()), (7, 4));
+        f
+    }
+
+    #[test]
+    fn divergence_truncates_to_the_earlier_end_of_the_epoch() {
+        let (ldir, fdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let leader = leader_with_two_epochs(ldir.path());
+        let f = follower_with_a_divergent_tail(fdir.path(), &leader, 1);
+        // What the leader answers to (offset 7, last epoch 1): epoch 0 ends at 4.
+        assert_eq!(f.truncate_for_divergence(2, 0, 4).unwrap(), 4);
+        assert_eq!(f.log.latest_epoch(), Some(0));
+        assert_eq!(f.high_watermark(), 4);
+        // Then the leader's epoch 2 follows on.
+        f.append_as_follower(leader_bytes(&leader, 4, 8), 2, 8, 0)
+            .unwrap();
+        assert_eq!(leader_bytes(&f, 0, 8), leader_bytes(&leader, 0, 8));
+        assert_eq!(f.log.epoch_entries(), leader.log.epoch_entries());
+        assert_eq!(f.high_watermark(), 8);
+    }
+
+    #[test]
+    fn divergence_rules_follow_kafka() {
+        let ldir = tempfile::tempdir().unwrap();
+        let leader = leader_with_two_epochs(ldir.path());
+        let fresh = |own_epoch: i32| {
+            let dir = tempfile::tempdir().unwrap();
+            let f = follower_with_a_divergent_tail(dir.path(), &leader, own_epoch);
+            (dir, f)
+        };
+        // Follower epochs: 0 on [0, 4), 1 on [4, 7); following in epoch 2.
+        let (_d, f) = fresh(1);
+        assert_eq!(
+            f.truncate_for_divergence(2, 1, -1).unwrap(),
+            7,
+            "no end offset: nothing to cut"
+        );
+        assert_eq!(
+            f.truncate_for_divergence(2, 1, 6).unwrap(),
+            6,
+            "the leader's end of epoch 1 is earlier"
+        );
+        assert_eq!(
+            f.truncate_for_divergence(2, 0, 5).unwrap(),
+            4,
+            "our end of epoch 0 is earlier"
+        );
+        assert_eq!(f.high_watermark(), 4);
+        let (_d, f) = fresh(1);
+        assert_eq!(
+            f.truncate_for_divergence(2, -1, 5).unwrap(),
+            5,
+            "no epoch: the leader's offset"
+        );
+        let (_d, f) = fresh(1);
+        assert_eq!(
+            f.truncate_for_divergence(2, 3, 6).unwrap(),
+            6,
+            "above all our epochs: the leader's offset"
+        );
+        // Follower epochs: 0 on [0, 4), 2 on [4, 7); following in epoch 3.
+        // An epoch we never had: to the end of our largest epoch below it;
+        // the next fetch names that one and the leader answers for it.
+        let (_d, f) = fresh(2);
+        assert_eq!(f.truncate_for_divergence(3, 1, 6).unwrap(), 4);
+        // Never past the log end, and the leader's end when it is shorter
+        // (OFFSET_OUT_OF_RANGE after an unclean election).
+        let (_d, f) = fresh(1);
+        assert_eq!(f.truncate_as_follower(2, 100).unwrap(), 7);
+        assert_eq!(f.truncate_as_follower(2, 5).unwrap(), 5);
     }
 }

@@ -57,6 +57,7 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     let checkpointer = tokio::spawn(checkpoint_loop(broker.clone(), stop_rx.clone()));
     let retention = tokio::spawn(retention_loop(broker.clone(), stop_rx.clone()));
     let group_timers = tokio::spawn(broker.groups.clone().run_timers(stop_rx.clone()));
+    let cluster = tokio::spawn(crate::cluster::run_broker(broker.clone(), stop_rx.clone()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -87,6 +88,9 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+    // Leaderships move to other brokers while this one still answers (with
+    // NOT_LEADER_OR_FOLLOWER and fresh metadata) and its followers catch up.
+    crate::cluster::controlled_shutdown(&broker).await;
     drop(listener);
     tracing::info!("shutting down: waiting for in-flight requests");
     let _ = stop_tx.send(true);
@@ -97,6 +101,7 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     let _ = checkpointer.await;
     let _ = retention.await;
     let _ = group_timers.await;
+    let _ = cluster.await;
     let b = broker.clone();
     match tokio::task::spawn_blocking(move || b.shutdown()).await {
         Ok(Ok(())) => tracing::info!("shut down cleanly"),

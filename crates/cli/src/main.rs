@@ -279,9 +279,37 @@ fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()>
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let clock: Arc<dyn gregor_storage::Clock> = Arc::new(gregor_storage::SystemClock);
-        let broker = tokio::task::spawn_blocking(move || gregor_broker::Broker::open(config, clock))
-            .await
-            .context("opening the broker")??;
+        // A quorum node serves Raft before its logs load, so elections go on meanwhile.
+        let quorum = match config.quorum.clone() {
+            Some(settings) => Some(
+                gregor_broker::cluster::QuorumRuntime::start(&config, settings, clock.clone())
+                    .await
+                    .context("starting the metadata quorum")?,
+            ),
+            None => None,
+        };
+        if let Some(q) = quorum.as_ref().filter(|q| !q.link.settings.broker) {
+            // A controller-only node: the quorum and the active controller's
+            // duties, no Kafka listener.
+            if let Some(l) = &q.link.settings.controller_listener {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "gregor: listening on {}://{}:{}", l.name, l.host, l.port)?;
+                out.flush()?;
+            }
+            tracing::info!(node_id = config.node_id, "controller started");
+            shutdown_signal().await;
+            if let Some(q) = quorum {
+                q.stop().await;
+            }
+            return Ok(());
+        }
+        let link = quorum.as_ref().map(|q| q.link.clone());
+        let broker = tokio::task::spawn_blocking(move || match link {
+            Some(link) => gregor_broker::Broker::open_in_quorum(config, clock, link),
+            None => gregor_broker::Broker::open(config, clock),
+        })
+        .await
+        .context("opening the broker")??;
         let listener = gregor_broker::server::bind(&broker).await.with_context(|| {
             let l = &broker.config.listener;
             format!("binding {}://{}:{}", l.name, l.host, l.port)
@@ -294,6 +322,9 @@ fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()>
         out.flush()?;
         drop(out);
         gregor_broker::server::run(broker, listener, shutdown_signal()).await;
+        if let Some(quorum) = quorum {
+            quorum.stop().await;
+        }
         Ok(())
     })
 }

@@ -294,6 +294,8 @@ fn quorum_node_refuses_unformatted_dir_then_starts_once_formatted() {
             "process.roles=broker,controller",
             "node.id=1",
             "controller.quorum.voters=1@127.0.0.1:1",
+            "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0",
+            "controller.listener.names=CONTROLLER",
         ],
     );
     let config = config.to_str().unwrap();
@@ -357,7 +359,12 @@ fn server_refuses_dirs_of_another_node_or_cluster() {
     let both = properties(
         root.path(),
         &[&a, &b],
-        &["node.id=1", "controller.quorum.voters=1@127.0.0.1:1"],
+        &[
+            "node.id=1",
+            "controller.quorum.voters=1@127.0.0.1:1",
+            "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0",
+            "controller.listener.names=CONTROLLER",
+        ],
     );
     fails(
         gregor(&["server", "--config", both.to_str().unwrap()]),

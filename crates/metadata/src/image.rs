@@ -54,6 +54,9 @@ pub struct BrokerImage {
     pub host: String,
     pub port: u16,
     pub rack: Option<String>,
+    /// Fenced brokers are registered but not live: they lead no partition
+    /// and join no ISR until unfenced.
+    pub fenced: bool,
 }
 
 /// The cluster's metadata at one point of the log. `Clone` is cheap (it
@@ -81,6 +84,9 @@ impl MetadataImage {
                 port,
                 rack,
             } => {
+                // Re-registering moves the endpoint but keeps the fence: only
+                // a BrokerFence record (the controller's decision) changes it.
+                let fenced = self.brokers.get(node_id).is_some_and(|b| b.fenced);
                 Arc::make_mut(&mut self.brokers).insert(
                     *node_id,
                     BrokerImage {
@@ -88,8 +94,20 @@ impl MetadataImage {
                         host: host.clone(),
                         port: *port,
                         rack: rack.clone(),
+                        fenced,
                     },
                 );
+            }
+            MetadataRecord::BrokerFence { node_id, fenced } => {
+                if self
+                    .brokers
+                    .get(node_id)
+                    .is_some_and(|b| b.fenced != *fenced)
+                {
+                    if let Some(b) = Arc::make_mut(&mut self.brokers).get_mut(node_id) {
+                        b.fenced = *fenced;
+                    }
+                }
             }
             MetadataRecord::Topic { name, topic_id } => {
                 let key: Arc<str> = Arc::from(name.as_str());
@@ -214,6 +232,12 @@ impl MetadataImage {
                 port: b.port,
                 rack: b.rack.clone(),
             });
+            if b.fenced {
+                out.push(MetadataRecord::BrokerFence {
+                    node_id: b.node_id,
+                    fenced: true,
+                });
+            }
         }
         for t in self.topics.values() {
             out.push(MetadataRecord::Topic {
@@ -273,6 +297,20 @@ impl MetadataImage {
             (None, None) => true,
             _ => false,
         }
+    }
+
+    /// The ids of the registered, unfenced brokers, ascending.
+    pub fn live_broker_ids(&self) -> Vec<i32> {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.node_id)
+            .collect()
+    }
+
+    /// Whether broker `id` is registered and not fenced.
+    pub fn is_live(&self, id: i32) -> bool {
+        self.brokers.get(&id).is_some_and(|b| !b.fenced)
     }
 
     pub fn topic(&self, name: &str) -> Option<&TopicImage> {
@@ -371,6 +409,33 @@ mod tests {
         assert!(changed.topic_shared_with(&next, "a"));
     }
 
+    #[test]
+    fn fencing_survives_reregistration_and_snapshots() {
+        let register = |node_id: i32, port: u16| MetadataRecord::RegisterBroker {
+            node_id,
+            host: "h".into(),
+            port,
+            rack: None,
+        };
+        let fence = |node_id: i32, fenced: bool| MetadataRecord::BrokerFence { node_id, fenced };
+        let mut image = MetadataImage::default();
+        image.apply(&register(2, 1));
+        image.apply(&register(1, 1));
+        image.apply(&fence(9, true)); // unknown: ignored
+        assert!(image.brokers.get(&9).is_none());
+        assert_eq!(image.live_broker_ids(), vec![1, 2]);
+        image.apply(&fence(2, true));
+        assert_eq!(image.live_broker_ids(), vec![1]);
+        assert!(!image.is_live(2) && image.is_live(1) && !image.is_live(9));
+        image.apply(&register(2, 7));
+        assert!(image.brokers[&2].fenced, "re-registering keeps the fence");
+        assert_eq!(image.brokers[&2].port, 7);
+        let restored = MetadataImage::default().with_records(&image.to_records());
+        assert_eq!(restored, image);
+        image.apply(&fence(2, false));
+        assert_eq!(image.live_broker_ids(), vec![1, 2]);
+    }
+
     fn partition(topic_id: Uuid, partition: i32, epoch: i32) -> MetadataRecord {
         MetadataRecord::Partition {
             topic_id,
@@ -408,7 +473,7 @@ mod tests {
             _ => ConfigResource::Group("g".into()),
         };
         (0..len)
-            .map(|_| match rng.below(8) {
+            .map(|_| match rng.below(9) {
                 0 => MetadataRecord::Cluster {
                     cluster_id: format!("c{}", rng.below(3)),
                 },
@@ -444,6 +509,10 @@ mod tests {
                     resource: resources(&mut rng),
                     name: ["x", "y"][rng.below(2) as usize].into(),
                     value: (rng.below(3) != 0).then(|| rng.below(10).to_string()),
+                },
+                7 => MetadataRecord::BrokerFence {
+                    node_id: rng.below(4) as i32,
+                    fenced: rng.below(2) == 0,
                 },
                 _ => MetadataRecord::ProducerIds {
                     broker_id: 1,

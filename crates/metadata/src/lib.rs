@@ -12,6 +12,8 @@
 //!   partitions, alter configs, allocate producer ids): image + request in,
 //!   records to append (or a [`ControllerError`]) out. No I/O, so a Raft
 //!   quorum can later replicate exactly these records.
+//! - [`election`]: leaders and ISRs as brokers are fenced, unfenced or shut
+//!   down, and for AlterPartition and ElectLeaders; also image in, records out.
 //!
 //! ```
 //! use gregor_metadata::{controller, MetadataImage};
@@ -25,6 +27,7 @@
 
 pub mod config_defs;
 pub mod controller;
+pub mod election;
 pub mod image;
 pub mod records;
 

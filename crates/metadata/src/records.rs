@@ -30,6 +30,13 @@ pub enum MetadataRecord {
         port: u16,
         rack: Option<String>,
     },
+    /// A broker was fenced (`true`: it lost its session, its replicas may
+    /// not lead or join an ISR) or unfenced (`false`: it is live again).
+    /// Kafka's `BrokerRegistrationChangeRecord.fenced`.
+    BrokerFence {
+        node_id: i32,
+        fenced: bool,
+    },
     Topic {
         name: String,
         topic_id: Uuid,
@@ -112,6 +119,10 @@ mod tests {
                 name: "consumer.session.timeout.ms".into(),
                 value: Some("50000".into()),
             },
+            MetadataRecord::BrokerFence {
+                node_id: 2,
+                fenced: true,
+            },
         ];
         for r in records {
             let bytes = r.encode();
@@ -120,6 +131,10 @@ mod tests {
         assert!(MetadataRecord::decode(b"{\"v\":0,\"type\":\"Nope\"}", 3).is_err());
         // Records written before the Group variant existed still decode.
         let old = br#"{"v":0,"type":"Config","resource":{"Broker":"1"},"name":"a","value":"b"}"#;
+        assert!(MetadataRecord::decode(old, 0).is_ok());
+        // Records written before BrokerFence existed still decode.
+        let old =
+            br#"{"v":0,"type":"RegisterBroker","node_id":1,"host":"h","port":9092,"rack":null}"#;
         assert!(MetadataRecord::decode(old, 0).is_ok());
         assert!(MetadataRecord::decode(b"\xff", 3).is_err());
     }

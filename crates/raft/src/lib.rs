@@ -78,10 +78,12 @@ use serde::{Deserialize, Serialize};
 
 pub use log_store::LogStore;
 pub use network::{RaftRequest, RaftResponse, Transport, TransportError};
-pub use quorum::{Describe, MetadataQuorum, NotLeader, ProposeError, QuorumConfig, ReplicaState};
+pub use quorum::{
+    Conditional, Describe, MetadataQuorum, NotLeader, ProposeError, QuorumConfig, ReplicaState,
+};
 pub use router::InProcessRouter;
-pub use state_machine::StateMachine;
-pub use tcp::TcpTransport;
+pub use state_machine::{AppliedImage, StateMachine};
+pub use tcp::{AppHandler, TcpTransport};
 
 /// Kafka's `node.id`; the Raft node id.
 pub type NodeId = u64;

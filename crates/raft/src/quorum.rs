@@ -24,13 +24,14 @@ use tokio::sync::watch;
 
 use crate::log_store::blocking;
 use crate::network::{NetworkFactory, PeerTracker, Transport};
+use crate::state_machine::AppliedImage;
 use crate::{LogStore, Node, NodeId, Proposal, Raft, RaftStoreError, StateMachine};
 
 /// Timing and snapshot settings (Kafka's names where one exists).
 #[derive(Clone)]
 pub struct QuorumConfig {
     /// `controller.quorum.election.timeout.ms`: a follower that hears no
-    /// leader for a random time in [this, 2 × this) starts an election.
+    /// leader for a random time in [¾ × this, this) starts an election.
     pub election_timeout_ms: u64,
     /// How often the leader sends heartbeats (well below the timeout).
     pub heartbeat_interval_ms: u64,
@@ -48,7 +49,7 @@ impl Default for QuorumConfig {
     fn default() -> Self {
         Self {
             election_timeout_ms: 1000,
-            heartbeat_interval_ms: 200,
+            heartbeat_interval_ms: 100,
             snapshot_every_entries: 20_000,
             entries_kept_after_snapshot: 1000,
             clock: Arc::new(SystemClock),
@@ -86,6 +87,16 @@ pub enum ProposeError {
     Raft(String),
 }
 
+/// What [`MetadataQuorum::propose_if`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conditional {
+    /// Committed and applied on this node at this index.
+    Committed(u64),
+    /// Nothing written: the image moved past the one the records were
+    /// decided on; it is now at `applied`. Decide again on a newer image.
+    Stale { applied: Option<u64> },
+}
+
 /// One replica in DescribeQuorum's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaState {
@@ -121,6 +132,9 @@ pub struct MetadataQuorum {
     sm: StateMachine,
     peers: Arc<PeerTracker>,
     clock: Arc<dyn Clock>,
+    /// Serialises conditional proposals, so each is decided on the image
+    /// the previous one left.
+    proposing: tokio::sync::Mutex<()>,
 }
 
 fn raft_err(e: impl std::fmt::Display) -> QuorumError {
@@ -145,10 +159,15 @@ impl MetadataQuorum {
         let fresh = log.log_end_offset() == 0
             && log.quorum_state().vote.is_none()
             && sm.last_applied().is_none();
+        // openraft's follower waits out a leader lease of
+        // `election_timeout_max`, then a random timeout in [min, max), before
+        // it stands for election. Kafka's `controller.quorum.election.timeout.ms`
+        // is the whole wait, so it is split here: max = ½ of it, min = ¼,
+        // and a dead leader is replaced within ¾..1× the configured time.
         let raft_config = openraft::Config {
             cluster_name: "gregor-metadata".into(),
-            election_timeout_min: config.election_timeout_ms,
-            election_timeout_max: config.election_timeout_ms * 2,
+            election_timeout_min: (config.election_timeout_ms / 4).max(2),
+            election_timeout_max: (config.election_timeout_ms / 2).max(3),
             heartbeat_interval: config.heartbeat_interval_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries),
             max_in_snapshot_log_to_keep: config.entries_kept_after_snapshot,
@@ -187,6 +206,7 @@ impl MetadataQuorum {
             sm,
             peers,
             clock,
+            proposing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -211,8 +231,13 @@ impl MetadataQuorum {
     }
 
     /// Sees every newly applied image.
-    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+    pub fn subscribe(&self) -> watch::Receiver<AppliedImage> {
         self.sm.subscribe()
+    }
+
+    /// The image with the index of the last entry applied to it.
+    pub fn applied_image(&self) -> AppliedImage {
+        self.sm.applied_image()
     }
 
     /// The current leader as this node knows it.
@@ -244,6 +269,74 @@ impl MetadataQuorum {
             }
             Err(e) => Err(ProposeError::Raft(e.to_string())),
         }
+    }
+
+    /// Appends `records`, decided on the image at index `base`, as one entry,
+    /// unless the image moved on since: the metadata quorum's compare-and-set
+    /// (only the leader writes). Images at the same index are equal on every
+    /// node, so a node may decide on its own image and have the leader
+    /// append. Before comparing, the leader applies everything in its log
+    /// (a new leader may hold committed entries of earlier terms not yet
+    /// applied), within `timeout`.
+    pub async fn propose_if(
+        &self,
+        base: Option<u64>,
+        records: Vec<MetadataRecord>,
+        timeout: Duration,
+    ) -> Result<Conditional, ProposeError> {
+        let _turn = self.proposing.lock().await;
+        if self.raft.metrics().borrow().current_leader != Some(self.id) {
+            let leader = self.leader();
+            return Err(ProposeError::NotLeader(NotLeader {
+                leader,
+                leader_node: leader.and_then(|l| self.node_of(l)),
+            }));
+        }
+        let caught_up = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(
+                |m| m.last_applied.map(|l| l.index) >= m.last_log_index,
+                "applied the whole log",
+            )
+            .await;
+        if caught_up.is_err() {
+            return Err(ProposeError::Raft(format!(
+                "the leader did not apply its log within {timeout:?}"
+            )));
+        }
+        let applied = self.sm.applied_image().index;
+        if applied != base {
+            return Ok(Conditional::Stale { applied });
+        }
+        if records.is_empty() {
+            return Ok(Conditional::Committed(applied.unwrap_or(0)));
+        }
+        self.propose(records).await.map(Conditional::Committed)
+    }
+
+    /// Waits until this node has applied the entry at `index`.
+    pub async fn wait_applied(&self, index: Option<u64>, timeout: Duration) -> bool {
+        let mut rx = self.sm.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|a| a.index >= index))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// `id`'s endpoint in the current membership.
+    pub fn node_of(&self, id: NodeId) -> Option<Node> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .cloned()
+    }
+
+    /// Whether this node is the leader (the active controller).
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
     }
 
     /// Adds a broker-only node as a non-voting learner (on the leader);
@@ -320,7 +413,7 @@ impl MetadataQuorum {
     }
 
     /// Stops the Raft node (its tasks end) and closes the log cleanly.
-    pub async fn shutdown(self) -> Result<(), QuorumError> {
+    pub async fn shutdown(&self) -> Result<(), QuorumError> {
         self.raft.shutdown().await.map_err(raft_err)?;
         self.log.close().await?;
         Ok(())

@@ -42,7 +42,17 @@ struct Shared {
     applied: Mutex<Applied>,
     /// The newest checkpoint on disk.
     current: Mutex<Option<SnapshotMeta>>,
-    image_tx: watch::Sender<Arc<MetadataImage>>,
+    image_tx: watch::Sender<AppliedImage>,
+}
+
+/// An image with the log index of the last entry applied to it: two nodes'
+/// images at the same index are equal (both replayed the same committed
+/// prefix), which is what a conditional proposal relies on.
+#[derive(Debug, Clone, Default)]
+pub struct AppliedImage {
+    /// The last applied entry's index; `None` before any entry.
+    pub index: Option<u64>,
+    pub image: Arc<MetadataImage>,
 }
 
 /// The metadata state machine of one node. Cloning shares it.
@@ -100,7 +110,10 @@ impl StateMachine {
             ),
             None => (Applied::default(), None),
         };
-        let (image_tx, _) = watch::channel(Arc::new(applied.image.clone()));
+        let (image_tx, _) = watch::channel(AppliedImage {
+            index: applied.last_applied.map(|l| l.index),
+            image: Arc::new(applied.image.clone()),
+        });
         Ok(Self {
             shared: Arc::new(Shared {
                 dir,
@@ -113,11 +126,16 @@ impl StateMachine {
 
     /// The image after the last applied entry.
     pub fn image(&self) -> Arc<MetadataImage> {
+        self.shared.image_tx.borrow().image.clone()
+    }
+
+    /// The image with the index it was applied up to.
+    pub fn applied_image(&self) -> AppliedImage {
         self.shared.image_tx.borrow().clone()
     }
 
     /// A receiver that sees every newly published image.
-    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+    pub fn subscribe(&self) -> watch::Receiver<AppliedImage> {
         self.shared.image_tx.subscribe()
     }
 
@@ -131,8 +149,11 @@ impl StateMachine {
         &self.shared.dir
     }
 
-    fn publish(&self, image: MetadataImage) {
-        self.shared.image_tx.send_replace(Arc::new(image));
+    fn publish(&self, index: Option<u64>, image: MetadataImage) {
+        self.shared.image_tx.send_replace(AppliedImage {
+            index,
+            image: Arc::new(image),
+        });
     }
 }
 
@@ -185,7 +206,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let mut replies = Vec::new();
-        let image = {
+        let (index, image) = {
             let mut a = self.shared.applied.lock();
             for e in entries {
                 a.last_applied = Some(e.log_id);
@@ -202,9 +223,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
                 replies.push(());
             }
-            a.image.clone()
+            (a.last_applied.map(|l| l.index), a.image.clone())
         };
-        self.publish(image);
+        self.publish(index, image);
         Ok(replies)
     }
 
@@ -244,7 +265,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             };
         }
         *self.shared.current.lock() = Some(meta.clone());
-        self.publish(image);
+        self.publish(meta.last_log_id.map(|l| l.index), image);
         Ok(())
     }
 

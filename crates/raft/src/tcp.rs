@@ -4,9 +4,16 @@
 //! big-endian length, then the body), only the body is JSON.
 //!
 //! ```text
-//! request:  len:u32 {"from":<node id>,"request":<RaftRequest>}
+//! request:  len:u32 {"Raft":{"from":<node id>,"request":<RaftRequest>}}
 //! response: len:u32 <RaftResponse>
+//! request:  len:u32 {"App":{"from":<node id>,"body":<JSON>}}
+//! response: len:u32 <JSON>
 //! ```
+//!
+//! `App` frames carry the controller's own RPCs (proposals forwarded to the
+//! active controller, broker heartbeats): the crate moves them, an
+//! [`AppHandler`] given to [`serve`] answers them. They use their own pooled
+//! connection per peer, so a slow proposal never delays a Raft heartbeat.
 //!
 //! The client keeps one connection per peer (reconnecting after any error);
 //! [`serve`] accepts connections and answers each frame with
@@ -29,9 +36,20 @@ use crate::{Node, NodeId, Raft};
 pub const MAX_FRAME_BYTES: usize = 64 << 20;
 
 #[derive(Serialize, Deserialize)]
-struct RequestFrame {
-    from: NodeId,
-    request: RaftRequest,
+enum RequestFrame {
+    Raft {
+        from: NodeId,
+        request: RaftRequest,
+    },
+    App {
+        from: NodeId,
+        body: serde_json::Value,
+    },
+}
+
+/// Answers the `App` frames arriving at [`serve`].
+pub trait AppHandler: Send + Sync + 'static {
+    fn handle(&self, from: NodeId, body: serde_json::Value) -> BoxFuture<serde_json::Value>;
 }
 
 async fn write_frame<T: Serialize>(s: &mut TcpStream, v: &T) -> std::io::Result<()> {
@@ -59,15 +77,76 @@ async fn read_frame<T: for<'de> Deserialize<'de>>(s: &mut TcpStream) -> std::io:
 
 type Slot = Arc<tokio::sync::Mutex<Option<TcpStream>>>;
 
-/// The client side: one pooled connection per peer.
+/// Which pooled connection a request rides on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Lane {
+    Raft,
+    App,
+}
+
+/// The client side: one pooled connection per peer and lane.
 #[derive(Default)]
 pub struct TcpTransport {
-    conns: parking_lot::Mutex<HashMap<NodeId, Slot>>,
+    conns: parking_lot::Mutex<HashMap<(NodeId, Lane), Slot>>,
 }
 
 impl TcpTransport {
-    fn slot(&self, node: NodeId) -> Slot {
-        self.conns.lock().entry(node).or_default().clone()
+    fn slot(&self, node: NodeId, lane: Lane) -> Slot {
+        self.conns.lock().entry((node, lane)).or_default().clone()
+    }
+
+    /// Sends one `App` frame to node `to` and returns its answer.
+    pub async fn call_app(
+        &self,
+        from: NodeId,
+        to: NodeId,
+        node: &Node,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, TransportError> {
+        exchange(
+            self.slot(to, Lane::App),
+            to,
+            format!("{}:{}", node.host, node.port),
+            RequestFrame::App { from, body },
+        )
+        .await
+    }
+}
+
+/// One request and its answer on the pooled connection in `slot`.
+async fn exchange<R: for<'de> Deserialize<'de>>(
+    slot: Slot,
+    to: NodeId,
+    addr: String,
+    frame: RequestFrame,
+) -> Result<R, TransportError> {
+    // The per-peer lock orders requests on its one connection; no file I/O
+    // happens under it.
+    let mut conn = slot.lock().await;
+    let mut stream = match conn.take() {
+        Some(s) => s,
+        None => TcpStream::connect(&addr)
+            .await
+            .map_err(|e| TransportError::Unreachable {
+                node: to,
+                reason: format!("connect {addr}: {e}"),
+            })?,
+    };
+    let result = async {
+        write_frame(&mut stream, &frame).await?;
+        read_frame::<R>(&mut stream).await
+    }
+    .await;
+    match result {
+        Ok(r) => {
+            *conn = Some(stream);
+            Ok(r)
+        }
+        // The connection is dropped; the next call reconnects.
+        Err(e) => Err(TransportError::Failed {
+            node: to,
+            reason: format!("{addr}: {e}"),
+        }),
     }
 }
 
@@ -79,46 +158,26 @@ impl Transport for TcpTransport {
         node: &Node,
         request: RaftRequest,
     ) -> BoxFuture<Result<RaftResponse, TransportError>> {
-        let slot = self.slot(to);
+        let slot = self.slot(to, Lane::Raft);
         let addr = format!("{}:{}", node.host, node.port);
-        Box::pin(async move {
-            // The per-peer lock orders requests on its one connection; no
-            // file I/O happens under it.
-            let mut conn = slot.lock().await;
-            let mut stream =
-                match conn.take() {
-                    Some(s) => s,
-                    None => TcpStream::connect(&addr).await.map_err(|e| {
-                        TransportError::Unreachable {
-                            node: to,
-                            reason: format!("connect {addr}: {e}"),
-                        }
-                    })?,
-                };
-            let frame = RequestFrame { from, request };
-            let result = async {
-                write_frame(&mut stream, &frame).await?;
-                read_frame::<RaftResponse>(&mut stream).await
-            }
-            .await;
-            match result {
-                Ok(r) => {
-                    *conn = Some(stream);
-                    Ok(r)
-                }
-                // The connection is dropped; the next call reconnects.
-                Err(e) => Err(TransportError::Failed {
-                    node: to,
-                    reason: format!("{addr}: {e}"),
-                }),
-            }
-        })
+        Box::pin(exchange(
+            slot,
+            to,
+            addr,
+            RequestFrame::Raft { from, request },
+        ))
     }
 }
 
-/// Answers Raft RPCs arriving on `listener` with `raft` until `shutdown`
+/// Answers Raft RPCs arriving on `listener` with `raft` (and `App` frames
+/// with `app`; without one they close the connection) until `shutdown`
 /// completes; then stops every connection task and returns.
-pub async fn serve(listener: TcpListener, raft: Raft, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    raft: Raft,
+    app: Option<Arc<dyn AppHandler>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -127,7 +186,7 @@ pub async fn serve(listener: TcpListener, raft: Raft, shutdown: impl Future<Outp
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let raft = raft.clone();
-                tasks.spawn(connection(stream, raft));
+                tasks.spawn(connection(stream, raft, app.clone()));
             }
             // Reap finished connection tasks so the set stays bounded.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -136,14 +195,24 @@ pub async fn serve(listener: TcpListener, raft: Raft, shutdown: impl Future<Outp
     tasks.shutdown().await;
 }
 
-async fn connection(mut stream: TcpStream, raft: Raft) {
+async fn connection(mut stream: TcpStream, raft: Raft, app: Option<Arc<dyn AppHandler>>) {
     loop {
         let frame: RequestFrame = match read_frame(&mut stream).await {
             Ok(f) => f,
             Err(_) => return, // closed or garbage: drop the connection
         };
-        let response = crate::network::serve(&raft, frame.request).await;
-        if write_frame(&mut stream, &response).await.is_err() {
+        let written = match frame {
+            RequestFrame::Raft { request, .. } => {
+                let response = crate::network::serve(&raft, request).await;
+                write_frame(&mut stream, &response).await
+            }
+            RequestFrame::App { from, body } => {
+                let Some(app) = &app else { return };
+                let response = app.handle(from, body).await;
+                write_frame(&mut stream, &response).await
+            }
+        };
+        if written.is_err() {
             return;
         }
     }

@@ -35,7 +35,7 @@ async fn three_voters_over_tcp_elect_and_replicate() {
         .await
         .unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(tcp::serve(listener, q.raft(), async {
+        let server = tokio::spawn(tcp::serve(listener, q.raft(), None, async {
             let _ = stopped.await;
         }));
         servers.push((stop, server));

@@ -1,8 +1,14 @@
-//! DescribeQuorum (key 55), versions 0-2: the metadata quorum of this
-//! combined node. Until the Raft quorum is wired, the quorum is this node
-//! alone: it leads `__cluster_metadata`-0 in epoch 0, it is the only voter,
-//! and there are no observers. Every metadata change is fsynced before it
-//! is applied, so the high watermark is the metadata log's end.
+//! DescribeQuorum (key 55), versions 0-2: the metadata quorum.
+//!
+//! - In a Raft quorum (`controller.quorum.voters`), from this node's Raft
+//!   state (`MetadataQuorum::describe`): leader, term as the leader epoch,
+//!   the committed index as the high watermark, voters and observers. Only
+//!   the leader knows the other replicas' offsets and contact times; other
+//!   nodes report -1 for them, as a Kafka follower would not know them.
+//! - A single node (no quorum configured) is the whole quorum: it leads
+//!   `__cluster_metadata`-0 in epoch 0 as its only voter. Every metadata
+//!   change is fsynced before it is applied, so the high watermark is the
+//!   metadata log's end.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_quorum_response::{
@@ -38,30 +44,78 @@ pub async fn handle(
         return Some(resp);
     }
     let node = broker.node_id();
-    let end = broker.metadata.log_end_offset();
-    let now = broker.clock.now_ms();
-    // The leader reports itself as fetched and caught up now (Kafka's
-    // LeaderState does the same for the local replica). The directory id is
-    // Kafka's "none" (zero) as for a static (kraft.version 0) quorum.
-    let mut me = ReplicaState::default();
-    me.replica_id = BrokerId(node);
-    me.replica_directory_id = uuid::Uuid::nil();
-    me.log_end_offset = end;
-    me.last_fetch_timestamp = now;
-    me.last_caught_up_timestamp = now;
+    let state = match (broker.metadata.local(), broker.metadata.quorum()) {
+        (Some(store), _) => {
+            let end = store.log_end_offset();
+            let now = broker.clock.now_ms();
+            // The leader reports itself as fetched and caught up now (Kafka's
+            // LeaderState does the same for the local replica).
+            gregor_raft::Describe {
+                leader_id: Some(node as u64),
+                leader_epoch: store.epoch() as u64,
+                high_watermark: end,
+                voters: vec![gregor_raft::ReplicaState {
+                    replica_id: node as u64,
+                    endpoint: None,
+                    log_end_offset: end,
+                    last_fetch_timestamp: now,
+                    last_caught_up_timestamp: now,
+                }],
+                observers: Vec::new(),
+            }
+        }
+        (None, Some(link)) => link.describe(),
+        (None, None) => return None,
+    };
+    // The directory id is Kafka's "none" (zero) as for a static
+    // (kraft.version 0) quorum.
+    let replica = |r: &gregor_raft::ReplicaState| {
+        let mut out = ReplicaState::default();
+        out.replica_id = BrokerId(r.replica_id as i32);
+        out.replica_directory_id = uuid::Uuid::nil();
+        out.log_end_offset = r.log_end_offset;
+        out.last_fetch_timestamp = r.last_fetch_timestamp;
+        out.last_caught_up_timestamp = r.last_caught_up_timestamp;
+        out
+    };
     let mut p = PartitionData::default();
     p.partition_index = 0;
-    p.leader_id = BrokerId(node);
-    p.leader_epoch = broker.metadata.epoch();
-    p.high_watermark = end;
-    p.current_voters = vec![me];
-    p.observers = Vec::new();
+    p.leader_id = BrokerId(state.leader_id.map_or(-1, |l| l as i32));
+    p.leader_epoch = i32::try_from(state.leader_epoch).unwrap_or(i32::MAX);
+    p.high_watermark = state.high_watermark;
+    p.current_voters = state.voters.iter().map(replica).collect();
+    p.observers = state.observers.iter().map(replica).collect();
     let mut t = TopicData::default();
     t.topic_name = TopicName(StrBytes::from_static_str(METADATA_TOPIC));
     t.partitions = vec![p];
     resp.topics = vec![t];
-    let listeners = controller_endpoints(&broker.config.props);
     // Nodes (with their endpoints) exist from v2 only.
+    if ctx.api_version >= 2 && broker.metadata.quorum().is_some() {
+        let listener_name = broker
+            .config
+            .quorum
+            .as_ref()
+            .and_then(|q| q.controller_names.first().cloned())
+            .unwrap_or_else(|| "CONTROLLER".to_string());
+        resp.nodes = state
+            .voters
+            .iter()
+            .chain(&state.observers)
+            .filter_map(|r| {
+                let e = r.endpoint.as_ref()?;
+                let mut l = Listener::default();
+                l.name = str_bytes(listener_name.clone());
+                l.host = str_bytes(e.host.clone());
+                l.port = e.port;
+                let mut n = Node::default();
+                n.node_id = BrokerId(r.replica_id as i32);
+                n.listeners = vec![l];
+                Some(n)
+            })
+            .collect();
+        return Some(resp);
+    }
+    let listeners = controller_endpoints(&broker.config.props);
     if ctx.api_version >= 2 && !listeners.is_empty() {
         let mut n = Node::default();
         n.node_id = BrokerId(node);

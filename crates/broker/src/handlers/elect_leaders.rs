@@ -1,11 +1,16 @@
 //! ElectLeaders (key 43), versions 0-2: preferred (0) or unclean (1) leader
-//! election, decided as Kafka's controller does (ReplicationControlManager):
-//! a partition whose leader is already its preferred replica (preferred), or
-//! that has a leader at all (unclean), answers ELECTION_NOT_NEEDED. On this
-//! one-node cluster every partition's only replica is its leader, so no
-//! election ever changes a leader. A null topic list means every partition,
-//! and then, as in Kafka, partitions needing no election are left out.
+//! election. The controller decides each partition with
+//! [`gregor_metadata::election`] (Kafka's `ReplicationControlManager`):
+//! preferred moves leadership to the first replica when it is a live ISR
+//! member; unclean gives a leaderless partition a leader, from outside the
+//! ISR if need be. A partition already led by its preferred replica
+//! (preferred), or led at all (unclean), answers ELECTION_NOT_NEEDED. A null
+//! topic list means every partition, and then, as in Kafka, partitions
+//! needing no election are left out. The elections of one request are
+//! committed together.
 
+use gregor_metadata::election::{self, ElectionError};
+use gregor_metadata::{MetadataImage, MetadataRecord};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
@@ -13,7 +18,6 @@ use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicN
 use super::util::str_bytes;
 use super::RequestContext;
 use crate::broker::Broker;
-use gregor_metadata::image::MetadataImage;
 
 const PREFERRED: i8 = 0;
 const UNCLEAN: i8 = 1;
@@ -35,69 +39,81 @@ pub async fn handle(
         resp.error_code = ResponseError::InvalidRequest.code();
         return Some(resp);
     }
-    let image = broker.metadata.image();
-    match req.topic_partitions {
+    // The decision may run again against a newer image; the last run's
+    // answers are the ones committed.
+    let mut results = Vec::new();
+    let committed = broker
+        .controller_update(|image| {
+            let (records, answers) = decide(image, &req, election);
+            results = answers;
+            Ok::<_, std::convert::Infallible>((records, ()))
+        })
+        .await;
+    if let Err(e) = committed {
+        // The elections were not recorded: none of them happened.
+        for p in results
+            .iter_mut()
+            .flat_map(|t| t.partition_result.iter_mut())
+        {
+            if p.error_code == 0 {
+                p.error_code = ResponseError::UnknownServerError.code();
+                p.error_message = Some(str_bytes(e.to_string()));
+            }
+        }
+    }
+    resp.replica_election_results = results;
+    Some(resp)
+}
+
+/// Every requested partition's answer, and the records of the elections.
+fn decide(
+    image: &MetadataImage,
+    req: &ElectLeadersRequest,
+    election: i8,
+) -> (Vec<MetadataRecord>, Vec<ReplicaElectionResult>) {
+    let mut records = Vec::new();
+    let mut results = Vec::new();
+    let mut elect = |topic: &str, partition: i32| {
+        let outcome = if election == PREFERRED {
+            election::elect_preferred(image, topic, partition)
+        } else {
+            election::elect_unclean(image, topic, partition)
+        };
+        let mut r = PartitionResult::default();
+        r.partition_id = partition;
+        match outcome {
+            Ok(record) => records.push(record),
+            Err(e) => {
+                r.error_code = e.code();
+                r.error_message = Some(str_bytes(e.to_string()));
+            }
+        }
+        r
+    };
+    match &req.topic_partitions {
         None => {
             for topic in image.topics() {
                 let mut r = ReplicaElectionResult::default();
                 r.topic = TopicName(str_bytes(topic.name.clone()));
                 for &partition in topic.partitions.keys() {
-                    let result = elect(&image, &topic.name, partition, election);
-                    if result.error_code != ResponseError::ElectionNotNeeded.code() {
+                    let result = elect(&topic.name, partition);
+                    if result.error_code != ElectionError::ElectionNotNeeded.code() {
                         r.partition_result.push(result);
                     }
                 }
-                resp.replica_election_results.push(r);
+                results.push(r);
             }
         }
         Some(topics) => {
             for t in topics {
                 let mut r = ReplicaElectionResult::default();
+                r.topic = t.topic.clone();
                 for &partition in &t.partitions {
-                    r.partition_result
-                        .push(elect(&image, t.topic.as_str(), partition, election));
+                    r.partition_result.push(elect(t.topic.as_str(), partition));
                 }
-                r.topic = t.topic;
-                resp.replica_election_results.push(r);
+                results.push(r);
             }
         }
     }
-    Some(resp)
-}
-
-/// One partition's answer (Kafka's `electLeader`, with its messages).
-fn elect(image: &MetadataImage, topic: &str, partition: i32, election: i8) -> PartitionResult {
-    let mut r = PartitionResult::default();
-    r.partition_id = partition;
-    let (error, message) = match image.topic(topic) {
-        None => (
-            ResponseError::UnknownTopicOrPartition,
-            Some(format!("No such topic as {topic}")),
-        ),
-        Some(t) => match t.partitions.get(&partition) {
-            None => (
-                ResponseError::UnknownTopicOrPartition,
-                Some(format!("No such partition as {topic}-{partition}")),
-            ),
-            Some(p) => {
-                let has_leader = p.leader >= 0;
-                let has_preferred = has_leader && p.replicas.first() == Some(&p.leader);
-                if (election == PREFERRED && has_preferred) || (election == UNCLEAN && has_leader) {
-                    let e = ResponseError::ElectionNotNeeded;
-                    (e, Some(e.to_string()))
-                } else if election == PREFERRED {
-                    // The preferred replica is this node's and it is not
-                    // leading: its log dir is offline.
-                    let e = ResponseError::PreferredLeaderNotAvailable;
-                    (e, Some(e.to_string()))
-                } else {
-                    let e = ResponseError::EligibleLeadersNotAvailable;
-                    (e, Some(e.to_string()))
-                }
-            }
-        },
-    };
-    r.error_code = error.code();
-    r.error_message = message.map(str_bytes);
-    r
+    (records, results)
 }

@@ -139,7 +139,7 @@ fn read_once(
                 .and_then(|n| broker.partition(n, p.partition));
             let error = match (&name, partition, follower) {
                 (None, _, _) => Some(ResponseError::UnknownTopicId),
-                (Some(_), None, _) => Some(ResponseError::UnknownTopicOrPartition),
+                (Some(n), None, _) => Some(util::not_hosted(broker, n, p.partition)),
                 (Some(_), Some(partition), Some(replica_id)) => {
                     let fetch = FollowerFetch {
                         replica_id,

@@ -1,6 +1,8 @@
-//! FindCoordinator (key 10), versions 0-6: this node coordinates every group
-//! (and, once transactions land, every transactional id). The first request
-//! creates `__consumer_offsets`, as Kafka does.
+//! FindCoordinator (key 10), versions 0-6: a group's coordinator is the
+//! leader of its `__consumer_offsets` partition (COORDINATOR_NOT_AVAILABLE
+//! while it has none). The first request creates `__consumer_offsets`, as
+//! Kafka does. Transactional ids are answered with this node until the
+//! transaction coordinator lands.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -10,6 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::util::str_bytes;
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::group_runtime::OFFSETS_TOPIC;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -19,7 +22,6 @@ pub async fn handle(
     ctx: &RequestContext,
     req: FindCoordinatorRequest,
 ) -> Option<FindCoordinatorResponse> {
-    let (host, port) = broker.advertised_endpoint();
     let error = match req.key_type {
         KEY_TYPE_GROUP => broker.groups.ensure_offsets_topic().await.err().map(|e| {
             tracing::warn!(error = %e, "cannot create the offsets topic");
@@ -27,6 +29,22 @@ pub async fn handle(
         }),
         KEY_TYPE_TRANSACTION => None,
         _ => Some(ResponseError::InvalidRequest),
+    };
+    // Where the coordinator of `key` is: `(node, host, port)`.
+    let locate = |key: &str| -> Result<(i32, String, u16), ResponseError> {
+        if req.key_type != KEY_TYPE_GROUP {
+            let (host, port) = broker.advertised_endpoint();
+            return Ok((broker.node_id(), host, port));
+        }
+        let partition = broker.groups.partition_for(key);
+        let image = broker.metadata.image();
+        let leader = image
+            .topic(OFFSETS_TOPIC)
+            .and_then(|t| t.partitions.get(&partition))
+            .map_or(-1, |p| p.leader);
+        let (host, port) = super::util::broker_endpoint(broker, leader)
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        Ok((leader, host, port))
     };
     let mut resp = FindCoordinatorResponse::default();
     if ctx.api_version < 4 {
@@ -36,11 +54,18 @@ pub async fn handle(
                 resp.node_id = BrokerId(-1);
                 resp.port = -1;
             }
-            None => {
-                resp.node_id = BrokerId(broker.node_id());
-                resp.host = str_bytes(host);
-                resp.port = port as i32;
-            }
+            None => match locate(req.key.as_str()) {
+                Ok((node, host, port)) => {
+                    resp.node_id = BrokerId(node);
+                    resp.host = str_bytes(host);
+                    resp.port = i32::from(port);
+                }
+                Err(e) => {
+                    resp.error_code = e.code();
+                    resp.node_id = BrokerId(-1);
+                    resp.port = -1;
+                }
+            },
         }
         if ctx.api_version >= 1 {
             resp.error_message = None;
@@ -54,16 +79,16 @@ pub async fn handle(
             let mut c = Coordinator::default();
             c.key = key.clone();
             c.error_message = None;
-            match error {
-                Some(e) => {
+            match error.map_or_else(|| locate(key.as_str()), Err) {
+                Err(e) => {
                     c.error_code = e.code();
                     c.node_id = BrokerId(-1);
                     c.port = -1;
                 }
-                None => {
-                    c.node_id = BrokerId(broker.node_id());
-                    c.host = str_bytes(host.clone());
-                    c.port = port as i32;
+                Ok((node, host, port)) => {
+                    c.node_id = BrokerId(node);
+                    c.host = str_bytes(host);
+                    c.port = i32::from(port);
                 }
             }
             c

@@ -2,7 +2,6 @@
 //! offset), max timestamp (-3), earliest local (-4), latest tiered (-5), or the
 //! first offset whose timestamp is at least the given one.
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -34,7 +33,8 @@ pub async fn handle(
             r.offset = -1;
             r.leader_epoch = -1;
             let Some(partition) = broker.partition(&topic.name, p.partition_index) else {
-                r.error_code = ResponseError::UnknownTopicOrPartition.code();
+                r.error_code =
+                    super::util::not_hosted(broker, &topic.name, p.partition_index).code();
                 t.partitions.push(r);
                 continue;
             };

@@ -20,19 +20,28 @@ pub async fn handle(
 ) -> Option<MetadataResponse> {
     let v = ctx.api_version;
     let mut resp = MetadataResponse::default();
-    let (host, port) = broker.advertised_endpoint();
-    let mut b = MetadataResponseBroker::default();
-    b.node_id = BrokerId(broker.node_id());
-    b.host = str_bytes(host);
-    b.port = port as i32;
-    if v >= 1 {
-        b.rack = broker.config.rack.clone().map(str_bytes);
-    }
-    resp.brokers = vec![b];
+    resp.brokers = util::live_brokers(broker)
+        .into_iter()
+        .map(|(node_id, host, port, rack)| {
+            let mut b = MetadataResponseBroker::default();
+            b.node_id = BrokerId(node_id);
+            b.host = str_bytes(host);
+            b.port = i32::from(port);
+            if v >= 1 {
+                b.rack = rack.map(str_bytes);
+            }
+            b
+        })
+        .collect();
     if v >= 2 {
         resp.cluster_id = Some(str_bytes(broker.cluster_id()));
     }
-    resp.controller_id = BrokerId(broker.node_id());
+    // Clients send admin requests to the controller id; any live broker
+    // forwards them, so a quorum without a known leader names this node.
+    resp.controller_id = BrokerId(match broker.controller_id() {
+        -1 => broker.node_id(),
+        id => id,
+    });
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
         util::CLUSTER_OPERATIONS
     } else {

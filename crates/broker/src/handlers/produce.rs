@@ -138,7 +138,7 @@ fn append(
         return Err(if topic.is_empty() {
             ResponseError::UnknownTopicId
         } else {
-            ResponseError::UnknownTopicOrPartition
+            util::not_hosted(broker, topic, index)
         });
     };
     if util::is_internal(topic) {

@@ -3,6 +3,7 @@
 use gregor_metadata::ControllerError;
 use gregor_storage::StorageError;
 
+use crate::broker::Broker;
 use crate::partition::PartitionError;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::protocol::StrBytes;
@@ -92,4 +93,49 @@ pub const OPERATIONS_OMITTED: i32 = i32::MIN;
 /// Kafka's internal topics.
 pub fn is_internal(topic: &str) -> bool {
     topic == "__consumer_offsets" || topic == "__transaction_state"
+}
+
+/// The brokers clients may use: `(node id, host, port, rack)` of every live
+/// (registered, unfenced) broker in the image, this one always included
+/// with the port it actually bound.
+pub fn live_brokers(broker: &Broker) -> Vec<(i32, String, u16, Option<String>)> {
+    let image = broker.metadata.image();
+    let (host, port) = broker.advertised_endpoint();
+    let mut out = vec![(broker.node_id(), host, port, broker.config.rack.clone())];
+    for b in image.brokers.values() {
+        if b.node_id != broker.node_id() && !b.fenced {
+            out.push((b.node_id, b.host.clone(), b.port, b.rack.clone()));
+        }
+    }
+    out.sort_by_key(|b| b.0);
+    out
+}
+
+/// `(host, port)` of broker `id`: this node's bound endpoint, or another
+/// live broker's registered one.
+pub fn broker_endpoint(broker: &Broker, id: i32) -> Option<(String, u16)> {
+    if id == broker.node_id() {
+        return Some(broker.advertised_endpoint());
+    }
+    let image = broker.metadata.image();
+    image
+        .brokers
+        .get(&id)
+        .filter(|b| !b.fenced)
+        .map(|b| (b.host.clone(), b.port))
+}
+
+/// The error for a partition this node does not host: NOT_LEADER_OR_FOLLOWER
+/// when the cluster has it (it lives on other brokers), else
+/// UNKNOWN_TOPIC_OR_PARTITION.
+pub fn not_hosted(broker: &Broker, topic: &str, partition: i32) -> ResponseError {
+    let image = broker.metadata.image();
+    if image
+        .topic(topic)
+        .is_some_and(|t| t.partitions.contains_key(&partition))
+    {
+        ResponseError::NotLeaderOrFollower
+    } else {
+        ResponseError::UnknownTopicOrPartition
+    }
 }

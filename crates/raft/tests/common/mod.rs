@@ -17,7 +17,7 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 
 pub fn config() -> QuorumConfig {
     QuorumConfig {
-        election_timeout_ms: 300,
+        election_timeout_ms: 800,
         heartbeat_interval_ms: 60,
         ..QuorumConfig::default()
     }

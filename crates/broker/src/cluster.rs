@@ -1,0 +1,1048 @@
+//! A node of a multi-node cluster: its seat in the Raft metadata quorum
+//! ([`QuorumLink`]) and the loops that make the broker act on the shared
+//! metadata (KRaft's BrokerLifecycleManager, the active controller's
+//! broker-liveness checks, the partition leaders' ISR changes).
+//!
+//! # The controller's RPCs
+//!
+//! Raft rides the CONTROLLER listener (see `gregor_raft::tcp`); beside it
+//! travel two RPCs of our own, JSON [`ControllerRequest`]s:
+//!
+//! - `Propose { base, records }`: records a node decided on its image at
+//!   log index `base`. The active controller appends them only if its image
+//!   is still at `base` (a compare-and-set), else answers `Stale` and the
+//!   node decides again once it has caught up. So every node keeps deciding
+//!   with the same pure functions as a single node does (`controller.rs`,
+//!   `election.rs`), and there is one writer: Kafka's "admin requests are
+//!   forwarded to the active controller", with the decision made before
+//!   the forward instead of after.
+//! - `Heartbeat { broker_id, shutting_down }` every
+//!   `broker.heartbeat.interval.ms`: the active controller notes the time;
+//!   its loop ([`QuorumLink::run_controller`]) fences a broker not heard
+//!   from for `broker.session.timeout.ms` (its leaderships move to live ISR
+//!   members, it leaves every ISR), unfences it when it heartbeats again,
+//!   and moves leaderships away from a broker that asks to shut down
+//!   (controlled shutdown), fencing it once it leads nothing.
+//!
+//! # A broker's loop ([`run_broker`])
+//!
+//! Registers (RegisterBroker), heartbeats, reconciles its partitions with
+//! every new image (roles and epochs via `Partition::apply_image`), keeps
+//! its replica fetchers pointed at the current leaders, and, for the
+//! partitions it leads, shrinks the ISR of followers that fell behind for
+//! `replica.lag.time.max.ms` and expands it with followers that caught up
+//! (AlterPartition's rules, `gregor_metadata::election::alter_partition`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gregor_metadata::{election, ConfigResource, MetadataImage, MetadataRecord};
+use gregor_raft::{
+    AppHandler, AppliedImage, Conditional, MetadataQuorum, ProposeError, TcpTransport,
+};
+use gregor_storage::Clock;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::broker::{Broker, BrokerError};
+use crate::config::{BrokerConfig, QuorumSettings};
+use crate::partition::Role;
+use crate::replica_fetcher::{FetcherConfig, Follow, ReplicaFetchers};
+
+/// How long one proposal may take, retries included, before the request
+/// that made it gets an error (Kafka's REQUEST_TIMED_OUT).
+const PROPOSE_DEADLINE: Duration = Duration::from_secs(15);
+/// One controller RPC's time limit.
+const RPC_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the active controller checks broker liveness.
+const CONTROLLER_TICK: Duration = Duration::from_millis(100);
+/// How long a controlled shutdown waits for the leaderships to move.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Serialize, Deserialize)]
+enum ControllerRequest {
+    Propose {
+        base: Option<u64>,
+        records: Vec<MetadataRecord>,
+    },
+    Heartbeat {
+        broker_id: i32,
+        shutting_down: bool,
+    },
+    /// An observer's long poll: answered (by any voter) once this voter's
+    /// committed image is past `applied`, or after `max_wait_ms`.
+    FetchMetadata {
+        applied: Option<u64>,
+        max_wait_ms: u64,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum ControllerResponse {
+    Committed {
+        index: u64,
+    },
+    Stale {
+        applied: Option<u64>,
+    },
+    NotController {
+        leader: Option<u64>,
+    },
+    Failed {
+        message: String,
+    },
+    Heartbeat {
+        fenced: bool,
+        leaderships: usize,
+    },
+    /// The voter's committed image as records (`None`: unchanged since the
+    /// observer's index) and the leader it knows.
+    Metadata {
+        index: Option<u64>,
+        leader: Option<u64>,
+        records: Option<Vec<MetadataRecord>>,
+    },
+}
+
+/// What the active controller heard from one broker.
+#[derive(Debug, Clone, Copy)]
+struct Contact {
+    last_ms: i64,
+    shutting_down: bool,
+}
+
+#[derive(Debug, Default)]
+struct Contacts {
+    /// The Raft term in which this node last became the active controller.
+    term: u64,
+    /// When it did: a broker never heard from has a session from then.
+    since_ms: i64,
+    seen: HashMap<i32, Contact>,
+}
+
+/// How this node holds the metadata log.
+enum Seat {
+    /// A controller: a Raft voter with the log on disk.
+    Voter(MetadataQuorum),
+    /// A broker-only node: it fetches the committed image from the voters
+    /// (Kafka's brokers fetch `__cluster_metadata` from the controllers) and
+    /// keeps it in memory.
+    Observer {
+        image: watch::Sender<AppliedImage>,
+        leader: Mutex<Option<u64>>,
+    },
+}
+
+/// This node's seat in the metadata quorum.
+pub struct QuorumLink {
+    seat: Seat,
+    transport: Arc<TcpTransport>,
+    node_id: i32,
+    pub settings: QuorumSettings,
+    clock: Arc<dyn Clock>,
+    contacts: Mutex<Contacts>,
+    /// Set by a controlled shutdown: every heartbeat from then on asks the
+    /// controller to move this broker's leaderships away.
+    shutting_down: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(transparent)]
+    Quorum(#[from] gregor_raft::quorum::QuorumError),
+    #[error("this node is not a controller (process.roles has no 'controller')")]
+    NotAController,
+    #[error("binding the controller listener {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl QuorumLink {
+    /// A broker-only node's link: no Raft member, no listener; its image
+    /// comes from [`QuorumLink::run_observer`].
+    pub fn observer(
+        config: &BrokerConfig,
+        settings: QuorumSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            seat: Seat::Observer {
+                image: watch::channel(AppliedImage::default()).0,
+                leader: Mutex::new(None),
+            },
+            transport: Arc::new(TcpTransport::default()),
+            node_id: config.node_id,
+            settings,
+            clock,
+            contacts: Mutex::new(Contacts::default()),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Starts this node's Raft member on the metadata log dir and binds the
+    /// CONTROLLER listener (served by [`QuorumLink::serve`]).
+    pub async fn start(
+        config: &BrokerConfig,
+        settings: QuorumSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Arc<Self>, TcpListener), ClusterError> {
+        let transport = Arc::new(TcpTransport::default());
+        let voters = settings
+            .voters
+            .iter()
+            .map(|(&id, (host, port))| (id as u64, gregor_raft::Node::new(host.clone(), *port)))
+            .collect();
+        let quorum_config = gregor_raft::QuorumConfig {
+            election_timeout_ms: settings.election_timeout_ms,
+            heartbeat_interval_ms: (settings.election_timeout_ms / 10).max(1),
+            clock: clock.clone(),
+            ..Default::default()
+        };
+        let Some(l) = &settings.controller_listener else {
+            return Err(ClusterError::NotAController);
+        };
+        let host = if l.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &l.host
+        };
+        let addr = format!("{host}:{}", l.port);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ClusterError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        let quorum = MetadataQuorum::start(
+            config.node_id as u64,
+            &config.metadata_log_dir,
+            voters,
+            transport.clone(),
+            quorum_config,
+        )
+        .await?;
+        let link = Arc::new(Self {
+            seat: Seat::Voter(quorum),
+            transport,
+            node_id: config.node_id,
+            settings,
+            clock,
+            contacts: Mutex::new(Contacts::default()),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
+        });
+        Ok((link, listener))
+    }
+
+    /// The Raft member, on a controller.
+    pub fn voter(&self) -> Option<&MetadataQuorum> {
+        match &self.seat {
+            Seat::Voter(q) => Some(q),
+            Seat::Observer { .. } => None,
+        }
+    }
+
+    /// The committed image this node has, with its log index.
+    pub fn applied_image(&self) -> AppliedImage {
+        match &self.seat {
+            Seat::Voter(q) => q.applied_image(),
+            Seat::Observer { image, .. } => image.borrow().clone(),
+        }
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.applied_image().image
+    }
+
+    /// Sees every new image.
+    pub fn subscribe(&self) -> watch::Receiver<AppliedImage> {
+        match &self.seat {
+            Seat::Voter(q) => q.subscribe(),
+            Seat::Observer { image, .. } => image.subscribe(),
+        }
+    }
+
+    /// Waits until this node's image reached log index `index`.
+    pub async fn wait_applied(&self, index: Option<u64>, timeout: Duration) -> bool {
+        match &self.seat {
+            Seat::Voter(q) => q.wait_applied(index, timeout).await,
+            Seat::Observer { image, .. } => {
+                let mut rx = image.subscribe();
+                tokio::time::timeout(timeout, rx.wait_for(|a| a.index >= index))
+                    .await
+                    .is_ok_and(|r| r.is_ok())
+            }
+        }
+    }
+
+    /// The active controller as this node knows it.
+    fn leader(&self) -> Option<u64> {
+        match &self.seat {
+            Seat::Voter(q) => q.leader(),
+            Seat::Observer { leader, .. } => *leader.lock(),
+        }
+    }
+
+    fn is_leader(&self) -> bool {
+        self.voter().is_some_and(|q| q.is_leader())
+    }
+
+    /// A voter's controller endpoint (from `controller.quorum.voters`).
+    fn voter_node(&self, id: u64) -> Option<gregor_raft::Node> {
+        let (host, port) = self.settings.voters.get(&i32::try_from(id).ok()?)?;
+        Some(gregor_raft::Node::new(host.clone(), *port))
+    }
+
+    /// DescribeQuorum's answer as this node knows it (an observer knows the
+    /// leader and the voters, no offsets).
+    pub fn describe(&self) -> gregor_raft::Describe {
+        match &self.seat {
+            Seat::Voter(q) => q.describe(),
+            Seat::Observer { .. } => gregor_raft::Describe {
+                leader_id: self.leader(),
+                leader_epoch: 0,
+                high_watermark: self.applied_image().index.map_or(0, |i| i as i64 + 1),
+                voters: self
+                    .settings
+                    .voters
+                    .keys()
+                    .map(|&id| gregor_raft::ReplicaState {
+                        replica_id: id as u64,
+                        endpoint: self.voter_node(id as u64),
+                        log_end_offset: -1,
+                        last_fetch_timestamp: -1,
+                        last_caught_up_timestamp: -1,
+                    })
+                    .collect(),
+                observers: Vec::new(),
+            },
+        }
+    }
+
+    /// Stops the Raft member (a controller's).
+    pub async fn shutdown(&self) {
+        if let Some(q) = self.voter() {
+            if let Err(e) = q.shutdown().await {
+                tracing::warn!(error = %e, "stopping the metadata quorum member");
+            }
+        }
+    }
+
+    /// Serves Raft and the controller's RPCs on `listener` until `stop`.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+        let Some(raft) = self.voter().map(|q| q.raft()) else {
+            return;
+        };
+        let handler: Arc<dyn AppHandler> = Arc::new(Handler(self));
+        gregor_raft::tcp::serve(listener, raft, Some(handler), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
+    }
+
+    /// The active controller's node id, if known.
+    pub fn controller_id(&self) -> Option<i32> {
+        self.leader().map(|l| l as i32)
+    }
+
+    /// Sends `request` to the active controller (handling it here when this
+    /// node is the one).
+    async fn call(&self, request: ControllerRequest) -> ControllerResponse {
+        if self.is_leader() {
+            return self.handle(request).await;
+        }
+        let Some(leader) = self.leader() else {
+            return ControllerResponse::NotController { leader: None };
+        };
+        let Some(node) = self.voter_node(leader) else {
+            return ControllerResponse::NotController { leader: None };
+        };
+        let body = match serde_json::to_value(&request) {
+            Ok(b) => b,
+            Err(e) => {
+                return ControllerResponse::Failed {
+                    message: e.to_string(),
+                }
+            }
+        };
+        let sent = self
+            .transport
+            .call_app(self.node_id as u64, leader, &node, body);
+        match tokio::time::timeout(RPC_TIMEOUT, sent).await {
+            Ok(Ok(v)) => serde_json::from_value(v).unwrap_or_else(|e| ControllerResponse::Failed {
+                message: format!("bad answer from the controller: {e}"),
+            }),
+            Ok(Err(e)) => ControllerResponse::Failed {
+                message: e.to_string(),
+            },
+            Err(_) => ControllerResponse::Failed {
+                message: format!("controller {leader} did not answer within {RPC_TIMEOUT:?}"),
+            },
+        }
+    }
+
+    /// The active controller's side of [`ControllerRequest`]s.
+    async fn handle(&self, request: ControllerRequest) -> ControllerResponse {
+        // Every voter notes heartbeats (brokers send them to all), so a newly
+        // elected controller already knows who is alive.
+        if let ControllerRequest::Heartbeat {
+            broker_id,
+            shutting_down,
+        } = &request
+        {
+            let now = self.clock.now_ms();
+            self.contacts.lock().seen.insert(
+                *broker_id,
+                Contact {
+                    last_ms: now,
+                    shutting_down: *shutting_down,
+                },
+            );
+        }
+        if let ControllerRequest::FetchMetadata {
+            applied,
+            max_wait_ms,
+        } = request
+        {
+            return self.serve_metadata(applied, max_wait_ms).await;
+        }
+        let Some(quorum) = self.voter().filter(|q| q.is_leader()) else {
+            return ControllerResponse::NotController {
+                leader: self.leader(),
+            };
+        };
+        match request {
+            ControllerRequest::FetchMetadata { .. } => ControllerResponse::Failed {
+                message: "unreachable".into(),
+            },
+            ControllerRequest::Propose { base, records } => {
+                match quorum.propose_if(base, records, RPC_TIMEOUT).await {
+                    Ok(Conditional::Committed(index)) => ControllerResponse::Committed { index },
+                    Ok(Conditional::Stale { applied }) => ControllerResponse::Stale { applied },
+                    Err(ProposeError::NotLeader(n)) => {
+                        ControllerResponse::NotController { leader: n.leader }
+                    }
+                    Err(e) => ControllerResponse::Failed {
+                        message: e.to_string(),
+                    },
+                }
+            }
+            ControllerRequest::Heartbeat { broker_id, .. } => {
+                let image = quorum.image();
+                ControllerResponse::Heartbeat {
+                    fenced: image.brokers.get(&broker_id).is_none_or(|b| b.fenced),
+                    leaderships: election::leaderships(&image, broker_id),
+                }
+            }
+        }
+    }
+
+    /// A voter's answer to an observer's [`ControllerRequest::FetchMetadata`].
+    async fn serve_metadata(&self, applied: Option<u64>, max_wait_ms: u64) -> ControllerResponse {
+        let Some(quorum) = self.voter() else {
+            return ControllerResponse::NotController { leader: None };
+        };
+        let wait = Duration::from_millis(max_wait_ms.min(RPC_TIMEOUT.as_millis() as u64 / 2));
+        let mut rx = quorum.subscribe();
+        let _ = tokio::time::timeout(wait, rx.wait_for(|a| a.index != applied)).await;
+        let current = quorum.applied_image();
+        ControllerResponse::Metadata {
+            index: current.index,
+            leader: quorum.leader(),
+            records: (current.index != applied).then(|| current.image.to_records()),
+        }
+    }
+
+    /// A broker-only node's metadata loop (Kafka's broker fetching
+    /// `__cluster_metadata`): long-polls a voter (the leader when known) for
+    /// the committed image and publishes each new one, until `stop`.
+    pub async fn run_observer(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let Seat::Observer { image, leader } = &self.seat else {
+            return;
+        };
+        let voters: Vec<u64> = self.settings.voters.keys().map(|&v| v as u64).collect();
+        let mut next = 0usize;
+        loop {
+            let target = (*leader.lock()).unwrap_or_else(|| voters[next % voters.len().max(1)]);
+            let Some(node) = self.voter_node(target) else {
+                return;
+            };
+            let request = ControllerRequest::FetchMetadata {
+                applied: image.borrow().index,
+                max_wait_ms: 500,
+            };
+            let Ok(body) = serde_json::to_value(&request) else {
+                return;
+            };
+            let sent = self
+                .transport
+                .call_app(self.node_id as u64, target, &node, body);
+            let answer = tokio::select! {
+                _ = stopped(&mut stop) => return,
+                a = tokio::time::timeout(RPC_TIMEOUT, sent) => a,
+            };
+            match answer
+                .ok()
+                .and_then(|r| r.ok())
+                .and_then(|v| serde_json::from_value(v).ok())
+            {
+                Some(ControllerResponse::Metadata {
+                    index,
+                    leader: known,
+                    records,
+                }) => {
+                    *leader.lock() = known;
+                    if let Some(records) = records {
+                        let mut built = MetadataImage::default();
+                        for r in &records {
+                            built.apply(r);
+                        }
+                        image.send_replace(AppliedImage {
+                            index,
+                            image: Arc::new(built),
+                        });
+                    }
+                }
+                _ => {
+                    // That voter is down or not answering: try the next one.
+                    *leader.lock() = None;
+                    next += 1;
+                    tokio::select! {
+                        _ = stopped(&mut stop) => return,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Commits `records`, decided on the image at `base`, through the active
+    /// controller, retrying while there is none (an election) until
+    /// [`PROPOSE_DEADLINE`].
+    pub async fn propose(
+        &self,
+        base: Option<u64>,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Conditional, BrokerError> {
+        let deadline = tokio::time::Instant::now() + PROPOSE_DEADLINE;
+        let mut last = String::new();
+        while tokio::time::Instant::now() < deadline {
+            let request = ControllerRequest::Propose {
+                base,
+                records: records.clone(),
+            };
+            match self.call(request).await {
+                ControllerResponse::Committed { index } => {
+                    // Applied here before the caller reads its own write.
+                    self.wait_applied(Some(index), RPC_TIMEOUT).await;
+                    return Ok(Conditional::Committed(index));
+                }
+                ControllerResponse::Stale { applied } => {
+                    self.wait_applied(applied, RPC_TIMEOUT).await;
+                    return Ok(Conditional::Stale { applied });
+                }
+                ControllerResponse::NotController { .. } => last = "no active controller".into(),
+                ControllerResponse::Failed { message } => last = message,
+                ControllerResponse::Heartbeat { .. } | ControllerResponse::Metadata { .. } => {
+                    last = "unexpected answer".into()
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(BrokerError::ControllerUnavailable(last))
+    }
+
+    /// One heartbeat, sent to every voter (each notes it; the active
+    /// controller answers): `(fenced, leaderships)` from the active one.
+    async fn heartbeat(&self) -> Option<(bool, usize)> {
+        let request = || ControllerRequest::Heartbeat {
+            broker_id: self.node_id,
+            shutting_down: self
+                .shutting_down
+                .load(std::sync::atomic::Ordering::Relaxed),
+        };
+        let calls = self.settings.voters.iter().map(|(&id, (host, port))| {
+            let request = request();
+            let node = gregor_raft::Node::new(host.clone(), *port);
+            async move {
+                if id == self.node_id {
+                    return self.handle(request).await;
+                }
+                let Ok(body) = serde_json::to_value(&request) else {
+                    return ControllerResponse::Failed {
+                        message: "unencodable heartbeat".into(),
+                    };
+                };
+                let sent = self
+                    .transport
+                    .call_app(self.node_id as u64, id as u64, &node, body);
+                // A frozen voter must not hold up the heartbeats to the others.
+                let limit = Duration::from_millis(self.settings.heartbeat_interval_ms.max(100));
+                match tokio::time::timeout(limit, sent).await {
+                    Ok(Ok(v)) => serde_json::from_value(v).unwrap_or(ControllerResponse::Failed {
+                        message: "bad heartbeat answer".into(),
+                    }),
+                    _ => ControllerResponse::Failed {
+                        message: format!("voter {id} did not answer"),
+                    },
+                }
+            }
+        });
+        let answers = futures_join_all(calls).await;
+        answers.into_iter().find_map(|a| match a {
+            ControllerResponse::Heartbeat {
+                fenced,
+                leaderships,
+            } => Some((fenced, leaderships)),
+            _ => None,
+        })
+    }
+
+    fn unclean_for(&self, image: &MetadataImage, topic: &str) -> bool {
+        let key = "unclean.leader.election.enable";
+        let value = image
+            .configs(&ConfigResource::Topic(topic.to_string()))
+            .and_then(|c| c.get(key).cloned())
+            .or_else(|| {
+                image
+                    .configs(&ConfigResource::Broker(String::new()))
+                    .and_then(|c| c.get(key).cloned())
+            });
+        match value {
+            Some(v) => v.eq_ignore_ascii_case("true"),
+            None => self.settings.unclean_leader_election,
+        }
+    }
+
+    /// The active controller's liveness loop (runs on every node, acts only
+    /// while this node leads the quorum): fences silent brokers, unfences
+    /// returning ones, drives controlled shutdowns.
+    pub async fn run_controller(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let session = self.settings.session_timeout_ms as i64;
+        let mut last_rebalance_ms = self.clock.now_ms();
+        loop {
+            tokio::select! {
+                _ = stopped(&mut stop) => return,
+                _ = tokio::time::sleep(CONTROLLER_TICK) => {}
+            }
+            let Some(quorum) = self.voter().filter(|q| q.is_leader()) else {
+                continue;
+            };
+            let now = self.clock.now_ms();
+            let term = quorum.metrics().borrow().current_term;
+            let applied = quorum.applied_image();
+            let image = &applied.image;
+            let records = {
+                let mut c = self.contacts.lock();
+                if c.term != term {
+                    // Brokers this node never heard from get a full session
+                    // from now; the others are judged by their last heartbeat.
+                    tracing::info!(term, "active controller: watching broker heartbeats");
+                    c.term = term;
+                    c.since_ms = now;
+                }
+                let mut records = Vec::new();
+                for (&id, b) in image.brokers.iter() {
+                    let contact = c.seen.get(&id).copied();
+                    let last = contact.map_or(c.since_ms, |c| c.last_ms);
+                    let alive = now - last <= session;
+                    let shutting_down = contact.is_some_and(|c| c.shutting_down);
+                    records = if !b.fenced && !alive {
+                        tracing::warn!(
+                            broker = id,
+                            silent_ms = now - last,
+                            "fencing a broker: no heartbeat within broker.session.timeout.ms"
+                        );
+                        election::fence_broker(image, id, &|t| self.unclean_for(image, t))
+                    } else if b.fenced && alive && contact.is_some() && !shutting_down {
+                        tracing::info!(broker = id, "unfencing a broker that heartbeats again");
+                        election::unfence_broker(image, id)
+                    } else if shutting_down && !b.fenced {
+                        let moves = election::controlled_shutdown(image, id);
+                        if moves.is_empty() {
+                            tracing::info!(
+                                broker = id,
+                                "controlled shutdown: fencing a broker that leads nothing"
+                            );
+                            election::fence_broker(image, id, &|t| self.unclean_for(image, t))
+                        } else {
+                            moves
+                        }
+                    } else {
+                        Vec::new()
+                    };
+                    if !records.is_empty() {
+                        break;
+                    }
+                }
+                records
+            };
+            let mut records = records;
+            if records.is_empty() {
+                // auto.leader.rebalance.enable: leaderships go back to the
+                // preferred (first) replica once it is live and in sync.
+                let due = self
+                    .settings
+                    .leader_rebalance_interval_ms
+                    .is_some_and(|every| now - last_rebalance_ms >= every as i64);
+                if !due {
+                    continue;
+                }
+                last_rebalance_ms = now;
+                let mut next = (**image).clone();
+                for (topic, partition) in election::preferred_imbalance(image) {
+                    if let Ok(r) = election::elect_preferred(&next, &topic, partition) {
+                        next.apply(&r);
+                        records.push(r);
+                    }
+                }
+                if records.is_empty() {
+                    continue;
+                }
+                tracing::info!(
+                    partitions = records.len(),
+                    "moving leaderships back to preferred replicas"
+                );
+            }
+            match quorum.propose_if(applied.index, records, RPC_TIMEOUT).await {
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "active controller: a liveness change failed"),
+            }
+        }
+    }
+}
+
+/// Resolves once `stop` is set (the guard `wait_for` returns is not held
+/// across an await).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Runs every future to completion concurrently; their outputs in order.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in pinned.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+struct Handler(Arc<QuorumLink>);
+
+impl AppHandler for Handler {
+    fn handle(
+        &self,
+        _from: u64,
+        body: serde_json::Value,
+    ) -> gregor_raft::network::BoxFuture<serde_json::Value> {
+        let link = self.0.clone();
+        Box::pin(async move {
+            let response = match serde_json::from_value::<ControllerRequest>(body) {
+                Ok(request) => link.handle(request).await,
+                Err(e) => ControllerResponse::Failed {
+                    message: format!("bad controller request: {e}"),
+                },
+            };
+            serde_json::to_value(&response).unwrap_or(serde_json::Value::Null)
+        })
+    }
+}
+
+/// The records that register this broker (and name the cluster, on a
+/// fresh quorum), or none when the image already has them.
+pub fn registration(
+    image: &MetadataImage,
+    cluster_id: &str,
+    node_id: i32,
+    endpoint: (String, u16),
+    rack: Option<String>,
+) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    if image.cluster_id.is_none() {
+        records.push(MetadataRecord::Cluster {
+            cluster_id: cluster_id.to_string(),
+        });
+    }
+    let (host, port) = endpoint;
+    let registered = image.brokers.get(&node_id);
+    if registered.is_none_or(|b| b.host != host || b.port != port || b.rack != rack) {
+        records.push(MetadataRecord::RegisterBroker {
+            node_id,
+            host,
+            port,
+            rack,
+        });
+    }
+    records
+}
+
+/// A broker's part in the cluster, until `stop`: registration, heartbeats,
+/// reconciling with each new image, replica fetchers, ISR changes.
+pub async fn run_broker(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let Some(link) = broker.metadata.quorum().cloned() else {
+        return;
+    };
+    let fetchers = ReplicaFetchers::new(
+        broker.node_id(),
+        broker.clock.clone(),
+        FetcherConfig::from_props(&broker.config.props),
+    );
+    let mut images = link.subscribe();
+    // Heartbeats run on their own task: a slow metadata change below (an
+    // ISR change waiting out an election) must not let the session lapse.
+    let heartbeats = tokio::spawn(heartbeat_loop(broker.clone(), link.clone(), stop.clone()));
+    let isr_every =
+        Duration::from_millis((link.settings.replica_lag_time_max_ms as u64 / 4).clamp(50, 1_000));
+    let mut isr = tokio::time::interval(isr_every);
+    isr.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            changed = images.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                images.borrow_and_update();
+                follow_image(&broker, &fetchers).await;
+            }
+            _ = isr.tick() => {
+                maintain_isr(&broker, link.settings.replica_lag_time_max_ms).await;
+            }
+        }
+    }
+    let _ = heartbeats.await;
+    fetchers.shutdown().await;
+}
+
+/// Registers this broker, then heartbeats every `broker.heartbeat.interval.ms`
+/// until `stop`.
+async fn heartbeat_loop(
+    broker: Arc<Broker>,
+    link: Arc<QuorumLink>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = Duration::from_millis(link.settings.heartbeat_interval_ms);
+    // Registration may wait out an election; heartbeats go on meanwhile.
+    let mut registration = std::pin::pin!(async {
+        while !register(&broker).await {
+            tokio::time::sleep(every).await;
+        }
+    });
+    let mut registered = false;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => return,
+            _ = &mut registration, if !registered => registered = true,
+            _ = tick.tick() => {
+                link.heartbeat().await;
+            }
+        }
+    }
+}
+
+async fn register(broker: &Broker) -> bool {
+    let cluster_id = broker.local_cluster_id.clone();
+    let node_id = broker.node_id();
+    let endpoint = broker.advertised_endpoint();
+    let rack = broker.config.rack.clone();
+    match broker
+        .controller_update(|image| {
+            Ok::<_, std::convert::Infallible>((
+                registration(image, &cluster_id, node_id, endpoint.clone(), rack.clone()),
+                (),
+            ))
+        })
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(node_id, "registered with the active controller");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "broker registration failed; retrying");
+            false
+        }
+    }
+}
+
+/// Reconciles the partitions with the current image and points the replica
+/// fetchers at the current leaders.
+async fn follow_image(broker: &Arc<Broker>, fetchers: &Arc<ReplicaFetchers>) {
+    let b = broker.clone();
+    match tokio::task::spawn_blocking(move || b.reconcile()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "applying the metadata image failed"),
+        Err(e) => tracing::error!(error = %e, "applying the metadata image failed"),
+    }
+    let image = broker.metadata.image();
+    let mut follows = Vec::new();
+    for p in broker.hosted_partitions() {
+        let Role::Follower { leader } = p.view().role else {
+            continue;
+        };
+        let Some(b) = image.brokers.get(&leader).filter(|b| !b.fenced) else {
+            continue;
+        };
+        follows.push(Follow {
+            partition: p,
+            leader,
+            leader_host: b.host.clone(),
+            leader_port: b.port,
+        });
+    }
+    fetchers.update(follows);
+}
+
+/// The leader side of ISR changes (Kafka's `maybeShrinkIsr` / `maybeExpandIsr`):
+/// for each partition this node leads, the ISR without followers that have
+/// not caught up for `lag_max_ms`, plus live replicas whose fetch position
+/// reached the high watermark. A change goes to the active controller as
+/// AlterPartition does (checked against the partition epoch).
+async fn maintain_isr(broker: &Broker, lag_max_ms: i64) {
+    let now = broker.clock.now_ms();
+    let image = broker.metadata.image();
+    for p in broker.hosted_partitions() {
+        let view = p.view();
+        if view.role != Role::Leader {
+            continue;
+        }
+        let followers = p.followers();
+        let hw = view.high_watermark;
+        let mut isr: Vec<i32> = view
+            .isr
+            .iter()
+            .copied()
+            .filter(|&r| {
+                r == broker.node_id()
+                    || followers
+                        .get(&r)
+                        .is_some_and(|f| now - f.last_caught_up_ms <= lag_max_ms)
+            })
+            .collect();
+        for &r in &view.replicas {
+            if isr.contains(&r) || !image.is_live(r) {
+                continue;
+            }
+            if followers
+                .get(&r)
+                .is_some_and(|f| f.log_end_offset >= hw && now - f.last_caught_up_ms <= lag_max_ms)
+            {
+                isr.push(r);
+            }
+        }
+        if isr.len() == view.isr.len() && isr.iter().all(|r| view.isr.contains(r)) {
+            continue;
+        }
+        tracing::info!(partition = %p.tp, from = ?view.isr, to = ?isr, "changing the ISR");
+        let (topic_id, index, node) = (p.topic_id, p.tp.partition, broker.node_id());
+        let outcome = broker
+            .controller_update(|image| {
+                election::alter_partition(
+                    image,
+                    topic_id,
+                    index,
+                    node,
+                    view.leader_epoch,
+                    view.partition_epoch,
+                    &isr,
+                )
+                .map(|r| (vec![r], ()))
+            })
+            .await;
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::info!(partition = %p.tp, error = ?e, "ISR change refused"),
+            Err(e) => tracing::warn!(partition = %p.tp, error = %e, "ISR change failed"),
+        }
+    }
+}
+
+/// Kafka's controlled shutdown: asks the active controller to move every
+/// leadership of this broker elsewhere, and waits (bounded) until it leads
+/// nothing, so producers switch leaders before this process stops.
+pub async fn controlled_shutdown(broker: &Broker) {
+    let Some(link) = broker.metadata.quorum() else {
+        return;
+    };
+    if !link.settings.controlled_shutdown {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + CONTROLLED_SHUTDOWN_TIMEOUT;
+    let every = Duration::from_millis(link.settings.heartbeat_interval_ms.min(100));
+    tracing::info!("controlled shutdown: moving leaderships away");
+    link.shutting_down
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    while tokio::time::Instant::now() < deadline {
+        if let Some((fenced, 0)) = link.heartbeat().await {
+            tracing::info!(fenced, "controlled shutdown: this broker leads nothing now");
+            // Give the new leaders' metadata a moment to reach this node, so
+            // requests still arriving are told where to go.
+            return;
+        }
+        tokio::time::sleep(every).await;
+    }
+    tracing::warn!("controlled shutdown did not finish in time; stopping anyway");
+}
+
+/// The quorum side of a node's process: the CONTROLLER listener and the
+/// active controller's loop, started before the broker opens its logs (so
+/// elections proceed meanwhile) and stopped after it closed them.
+pub struct QuorumRuntime {
+    pub link: Arc<QuorumLink>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl QuorumRuntime {
+    pub async fn start(
+        config: &BrokerConfig,
+        settings: QuorumSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ClusterError> {
+        let (stop, stop_rx) = watch::channel(false);
+        if !settings.controller {
+            let link = QuorumLink::observer(config, settings, clock);
+            let tasks = vec![tokio::spawn(link.clone().run_observer(stop_rx))];
+            return Ok(Self { link, stop, tasks });
+        }
+        let (link, listener) = QuorumLink::start(config, settings, clock).await?;
+        let tasks = vec![
+            tokio::spawn(link.clone().serve(listener, stop_rx.clone())),
+            tokio::spawn(link.clone().run_controller(stop_rx)),
+        ];
+        Ok(Self { link, stop, tasks })
+    }
+
+    /// Stops serving Raft and shuts the quorum member down.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.link.shutdown().await;
+    }
+}
