@@ -500,10 +500,20 @@ impl Broker {
         }
     }
 
-    /// Live broker ids of the cluster (for replica placement).
+    /// Live broker ids of the cluster in placement order: replicas of a
+    /// partition are consecutive entries, so when brokers name racks
+    /// (`broker.rack`) the list alternates racks (Kafka's rack-alternated
+    /// broker list) and a partition's replicas land on different racks
+    /// while there are racks enough.
     pub fn broker_ids(&self) -> Vec<i32> {
         let image = self.metadata.image();
-        let ids: Vec<i32> = image.live_broker_ids();
+        let ids = rack_alternated(
+            image
+                .brokers
+                .values()
+                .filter(|b| !b.fenced)
+                .map(|b| (b.node_id, b.rack.as_deref())),
+        );
         if ids.is_empty() {
             vec![self.config.node_id]
         } else {
@@ -616,6 +626,23 @@ impl Broker {
     pub async fn checkpoint_async(&self) -> Result<(), BrokerError> {
         self.blocking(|broker| broker.checkpoint()).await
     }
+}
+
+/// Broker ids ordered so that racks alternate: the first broker of each
+/// rack (racks in name order, brokers in id order), then the second of
+/// each, and so on; brokers without a rack form one rack of their own.
+fn rack_alternated<'a>(brokers: impl Iterator<Item = (i32, Option<&'a str>)>) -> Vec<i32> {
+    let mut by_rack: BTreeMap<Option<&str>, Vec<i32>> = BTreeMap::new();
+    for (id, rack) in brokers {
+        by_rack.entry(rack).or_default().push(id);
+    }
+    for ids in by_rack.values_mut() {
+        ids.sort_unstable();
+    }
+    let deepest = by_rack.values().map(Vec::len).max().unwrap_or(0);
+    (0..deepest)
+        .flat_map(|i| by_rack.values().filter_map(move |r| r.get(i).copied()))
+        .collect()
 }
 
 /// The coordinator's view of group configs: a group's
@@ -855,6 +882,29 @@ mod tests {
             1234
         );
         broker.shutdown().unwrap();
+    }
+
+    #[test]
+    fn replicas_alternate_racks() {
+        let brokers = [
+            (1, Some("a")),
+            (2, Some("a")),
+            (3, Some("b")),
+            (4, Some("b")),
+            (5, Some("c")),
+        ];
+        let order = rack_alternated(brokers.into_iter());
+        assert_eq!(order, vec![1, 3, 5, 2, 4]);
+        // Any three consecutive brokers (a partition's replicas) span three racks
+        // where the first three racks allow it.
+        let rack = |id: i32| brokers.iter().find(|b| b.0 == id).unwrap().1;
+        let racks: std::collections::BTreeSet<_> = order[..3].iter().map(|&b| rack(b)).collect();
+        assert_eq!(racks.len(), 3);
+        // No racks at all: id order.
+        assert_eq!(
+            rack_alternated([(3, None), (1, None), (2, None)].into_iter()),
+            vec![1, 2, 3]
+        );
     }
 
     #[test]

@@ -22,7 +22,10 @@
 //!   from for `broker.session.timeout.ms` (its leaderships move to live ISR
 //!   members, it leaves every ISR), unfences it when it heartbeats again,
 //!   and moves leaderships away from a broker that asks to shut down
-//!   (controlled shutdown), fencing it once it leads nothing.
+//!   (controlled shutdown), fencing it once it leads nothing. It also
+//!   completes partition reassignments whose target replicas are in sync
+//!   and, every `leader.imbalance.check.interval.seconds`, moves leaderships
+//!   back to preferred replicas.
 //!
 //! # A broker's loop ([`run_broker`])
 //!
@@ -200,7 +203,9 @@ impl QuorumLink {
             .collect();
         let quorum_config = gregor_raft::QuorumConfig {
             election_timeout_ms: settings.election_timeout_ms,
-            heartbeat_interval_ms: (settings.election_timeout_ms / 10).max(1),
+            // openraft checks election timeouts on a tick of 1.5 × this:
+            // fine ticks keep nodes' timeouts apart.
+            heartbeat_interval_ms: (settings.election_timeout_ms / 20).max(1),
             clock: clock.clone(),
             ..Default::default()
         };
@@ -386,59 +391,53 @@ impl QuorumLink {
         }
     }
 
-    /// The active controller's side of [`ControllerRequest`]s.
+    /// A voter's side of [`ControllerRequest`]s: any voter notes heartbeats
+    /// (brokers send them to all, so a newly elected controller already
+    /// knows who is alive) and serves observers' metadata fetches; only the
+    /// active controller appends proposals and answers heartbeats.
     async fn handle(&self, request: ControllerRequest) -> ControllerResponse {
-        // Every voter notes heartbeats (brokers send them to all), so a newly
-        // elected controller already knows who is alive.
-        if let ControllerRequest::Heartbeat {
-            broker_id,
-            shutting_down,
-        } = &request
-        {
-            let now = self.clock.now_ms();
-            self.contacts.lock().seen.insert(
-                *broker_id,
-                Contact {
-                    last_ms: now,
-                    shutting_down: *shutting_down,
-                },
-            );
-        }
-        if let ControllerRequest::FetchMetadata {
-            applied,
-            max_wait_ms,
-        } = request
-        {
-            return self.serve_metadata(applied, max_wait_ms).await;
-        }
+        let (base, records, heartbeat_from) = match request {
+            ControllerRequest::FetchMetadata {
+                applied,
+                max_wait_ms,
+            } => return self.serve_metadata(applied, max_wait_ms).await,
+            ControllerRequest::Heartbeat {
+                broker_id,
+                shutting_down,
+            } => {
+                let now = self.clock.now_ms();
+                self.contacts.lock().seen.insert(
+                    broker_id,
+                    Contact {
+                        last_ms: now,
+                        shutting_down,
+                    },
+                );
+                (None, Vec::new(), Some(broker_id))
+            }
+            ControllerRequest::Propose { base, records } => (base, records, None),
+        };
         let Some(quorum) = self.voter().filter(|q| q.is_leader()) else {
             return ControllerResponse::NotController {
                 leader: self.leader(),
             };
         };
-        match request {
-            ControllerRequest::FetchMetadata { .. } => ControllerResponse::Failed {
-                message: "unreachable".into(),
+        if let Some(broker_id) = heartbeat_from {
+            let image = quorum.image();
+            return ControllerResponse::Heartbeat {
+                fenced: image.brokers.get(&broker_id).is_none_or(|b| b.fenced),
+                leaderships: election::leaderships(&image, broker_id),
+            };
+        }
+        match quorum.propose_if(base, records, RPC_TIMEOUT).await {
+            Ok(Conditional::Committed(index)) => ControllerResponse::Committed { index },
+            Ok(Conditional::Stale { applied }) => ControllerResponse::Stale { applied },
+            Err(ProposeError::NotLeader(n)) => {
+                ControllerResponse::NotController { leader: n.leader }
+            }
+            Err(e) => ControllerResponse::Failed {
+                message: e.to_string(),
             },
-            ControllerRequest::Propose { base, records } => {
-                match quorum.propose_if(base, records, RPC_TIMEOUT).await {
-                    Ok(Conditional::Committed(index)) => ControllerResponse::Committed { index },
-                    Ok(Conditional::Stale { applied }) => ControllerResponse::Stale { applied },
-                    Err(ProposeError::NotLeader(n)) => {
-                        ControllerResponse::NotController { leader: n.leader }
-                    }
-                    Err(e) => ControllerResponse::Failed {
-                        message: e.to_string(),
-                    },
-                }
-            }
-            ControllerRequest::Heartbeat { broker_id, .. } => {
-                let image = quorum.image();
-                ControllerResponse::Heartbeat {
-                    fenced: image.brokers.get(&broker_id).is_none_or(|b| b.fenced),
-                    leaderships: election::leaderships(&image, broker_id),
-                }
-            }
         }
     }
 
@@ -684,6 +683,10 @@ impl QuorumLink {
             };
             let mut records = records;
             if records.is_empty() {
+                // Reassignments whose target replicas are all in sync complete.
+                records = election::complete_reassignments(image);
+            }
+            if records.is_empty() {
                 // auto.leader.rebalance.enable: leaderships go back to the
                 // preferred (first) replica once it is live and in sync.
                 let due = self
@@ -709,7 +712,13 @@ impl QuorumLink {
                     "moving leaderships back to preferred replicas"
                 );
             }
-            match quorum.propose_if(applied.index, records, RPC_TIMEOUT).await {
+            let proposed = until_stopped(
+                &mut stop,
+                quorum.propose_if(applied.index, records, RPC_TIMEOUT),
+            )
+            .await;
+            let Some(proposed) = proposed else { return };
+            match proposed {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "active controller: a liveness change failed"),
             }
@@ -747,6 +756,18 @@ async fn futures_join_all<F: std::future::Future>(
     })
     .await;
     out.into_iter().flatten().collect()
+}
+
+/// Runs `work` unless `stop` is set first (then `None`): a loop's step that
+/// may wait on the quorum must not hold up the node's shutdown.
+async fn until_stopped<F: std::future::Future>(
+    stop: &mut watch::Receiver<bool>,
+    work: F,
+) -> Option<F::Output> {
+    tokio::select! {
+        _ = stopped(stop) => None,
+        out = work => Some(out),
+    }
 }
 
 struct Handler(Arc<QuorumLink>);
@@ -825,10 +846,15 @@ pub async fn run_broker(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                     break;
                 }
                 images.borrow_and_update();
-                follow_image(&broker, &fetchers).await;
+                if until_stopped(&mut stop, follow_image(&broker, &fetchers)).await.is_none() {
+                    break;
+                }
             }
             _ = isr.tick() => {
-                maintain_isr(&broker, link.settings.replica_lag_time_max_ms).await;
+                let work = maintain_isr(&broker, link.settings.replica_lag_time_max_ms);
+                if until_stopped(&mut stop, work).await.is_none() {
+                    break;
+                }
             }
         }
     }
@@ -858,7 +884,9 @@ async fn heartbeat_loop(
             _ = stopped(&mut stop) => return,
             _ = &mut registration, if !registered => registered = true,
             _ = tick.tick() => {
-                link.heartbeat().await;
+                if until_stopped(&mut stop, link.heartbeat()).await.is_none() {
+                    return;
+                }
             }
         }
     }
@@ -996,12 +1024,24 @@ pub async fn controlled_shutdown(broker: &Broker) {
     tracing::info!("controlled shutdown: moving leaderships away");
     link.shutting_down
         .store(true, std::sync::atomic::Ordering::Relaxed);
+    // With no active controller answering for a whole session (the quorum
+    // is shutting down too, or lost its majority) nothing can move: stop.
+    let silence = Duration::from_millis(link.settings.session_timeout_ms);
+    let mut last_answer = tokio::time::Instant::now();
     while tokio::time::Instant::now() < deadline {
-        if let Some((fenced, 0)) = link.heartbeat().await {
-            tracing::info!(fenced, "controlled shutdown: this broker leads nothing now");
-            // Give the new leaders' metadata a moment to reach this node, so
-            // requests still arriving are told where to go.
-            return;
+        match link.heartbeat().await {
+            Some((fenced, 0)) => {
+                tracing::info!(fenced, "controlled shutdown: this broker leads nothing now");
+                return;
+            }
+            Some(_) => last_answer = tokio::time::Instant::now(),
+            None if last_answer.elapsed() >= silence => {
+                tracing::warn!(
+                    "controlled shutdown: no active controller answers; stopping anyway"
+                );
+                return;
+            }
+            None => {}
         }
         tokio::time::sleep(every).await;
     }

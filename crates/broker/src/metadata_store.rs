@@ -401,6 +401,8 @@ mod tests {
             leader: 1 + epoch % 2,
             leader_epoch: epoch,
             partition_epoch: epoch,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         };
         vec![
             MetadataRecord::Topic {
@@ -600,6 +602,8 @@ mod tests {
                     leader: 1,
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    adding_replicas: vec![],
+                    removing_replicas: vec![],
                 });
             }
             written += records.len();
@@ -619,6 +623,8 @@ mod tests {
                         leader: 1 + (epoch % 3),
                         leader_epoch: epoch,
                         partition_epoch: epoch,
+                        adding_replicas: vec![],
+                        removing_replicas: vec![],
                     }
                 })
                 .collect();

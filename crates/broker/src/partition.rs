@@ -369,6 +369,21 @@ impl Partition {
         }
     }
 
+    /// The check of a consumer's read from v11 on (KIP-392): the leader or a
+    /// follower of a known leader serves it, up to its own high watermark.
+    pub fn check_readable(&self) -> Result<(), PartitionError> {
+        let st = self.state.read();
+        match st.role {
+            Role::Leader => Ok(()),
+            Role::Follower { leader } if leader >= 0 => Ok(()),
+            Role::Follower { leader } => Err(PartitionError::NotLeader {
+                tp: self.tp.clone(),
+                node: self.local,
+                leader,
+            }),
+        }
+    }
+
     /// The leader check of reads and writes that only a leader serves.
     pub fn check_leader(&self) -> Result<(), PartitionError> {
         let st = self.state.read();
@@ -778,6 +793,8 @@ pub(crate) mod testing {
             leader,
             leader_epoch: epoch,
             partition_epoch: epoch,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         }
     }
 

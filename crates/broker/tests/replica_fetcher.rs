@@ -48,6 +48,8 @@ fn image(leader: i32, epoch: i32) -> PartitionImage {
         leader,
         leader_epoch: epoch,
         partition_epoch: epoch,
+        adding_replicas: vec![],
+        removing_replicas: vec![],
     }
 }
 
@@ -60,6 +62,8 @@ fn partition_record(topic_id: Uuid, leader: i32, epoch: i32) -> MetadataRecord {
         leader,
         leader_epoch: epoch,
         partition_epoch: epoch,
+        adding_replicas: vec![],
+        removing_replicas: vec![],
     }
 }
 

@@ -230,6 +230,11 @@ fn alter(
     )
 }
 
+/// On one node the only registered broker is this one, so the only valid
+/// target is the partition's present replica set: nothing changes and no
+/// reassignment is ever in progress. The multi-node cycle (start, catch up,
+/// complete, cancel) is tested in `gregor_metadata::election` and by the
+/// cluster tests in tests/compat.
 #[test]
 fn reassignments_to_this_node_complete_at_once() {
     let broker = Broker::start_with(&["node.id=2"]);

@@ -10,8 +10,11 @@ pub fn java_string_hash(s: &str) -> i32 {
 
 /// The partition of `__consumer_offsets` that coordinates `group_id`.
 pub fn partition_for(group_id: &str, num_partitions: i32) -> i32 {
-    // Kafka's Utils.abs is `n & 0x7fffffff` (so i32::MIN maps to 0, not overflow).
-    (java_string_hash(group_id) & 0x7fff_ffff) % num_partitions.max(1)
+    // Kafka's Utils.abs: `n == Integer.MIN_VALUE ? 0 : Math.abs(n)` (not a
+    // mask: a negative hash maps to its absolute value).
+    let h = java_string_hash(group_id);
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % num_partitions.max(1)
 }
 
 #[cfg(test)]
@@ -28,5 +31,9 @@ mod tests {
         assert_eq!(java_string_hash("polygenelubricants"), i32::MIN);
         assert_eq!(partition_for("polygenelubricants", 50), 0);
         assert!((0..50).contains(&partition_for("my-group", 50)));
+        // A negative hash: Kafka puts "my-group" on partition 12 of 50
+        // (Math.abs, where masking the sign bit gave 36).
+        assert!(java_string_hash("my-group") < 0);
+        assert_eq!(partition_for("my-group", 50), 12);
     }
 }

@@ -34,11 +34,27 @@ use crate::{ConfigResource, MetadataRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionImage {
+    /// Every replica, including those a reassignment in progress adds and
+    /// removes: the brokers that host the partition now.
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// The replicas a reassignment in progress adds (ascending; a subset of
+    /// `replicas`). Empty when none is in progress.
+    pub adding_replicas: Vec<i32>,
+    /// The replicas a reassignment in progress removes once the others are
+    /// in sync (ascending; a subset of `replicas`).
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionImage {
+    /// Whether a reassignment is in progress (Kafka's
+    /// `PartitionReassignmentReplicas.isReassignmentInProgress`).
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +154,8 @@ impl MetadataImage {
                 leader,
                 leader_epoch,
                 partition_epoch,
+                adding_replicas,
+                removing_replicas,
             } => {
                 let Some(name) = self.topic_names.get(topic_id) else {
                     return;
@@ -152,6 +170,8 @@ impl MetadataImage {
                             leader: *leader,
                             leader_epoch: *leader_epoch,
                             partition_epoch: *partition_epoch,
+                            adding_replicas: adding_replicas.clone(),
+                            removing_replicas: removing_replicas.clone(),
                         },
                     );
                 }
@@ -253,6 +273,8 @@ impl MetadataImage {
                     leader: p.leader,
                     leader_epoch: p.leader_epoch,
                     partition_epoch: p.partition_epoch,
+                    adding_replicas: p.adding_replicas.clone(),
+                    removing_replicas: p.removing_replicas.clone(),
                 });
             }
         }
@@ -356,6 +378,8 @@ mod tests {
             leader: 1,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         });
         image.apply(&MetadataRecord::Config {
             resource: ConfigResource::Topic("a".into()),
@@ -445,6 +469,23 @@ mod tests {
             leader: 1,
             leader_epoch: epoch,
             partition_epoch: epoch,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
+        }
+    }
+
+    /// A partition in the middle of moving from [1, 2] to [3, 2].
+    fn reassigning(topic_id: Uuid, partition: i32, epoch: i32) -> MetadataRecord {
+        MetadataRecord::Partition {
+            topic_id,
+            partition,
+            replicas: vec![3, 2, 1],
+            isr: vec![1, 2],
+            leader: 1,
+            leader_epoch: epoch,
+            partition_epoch: epoch,
+            adding_replicas: vec![3],
+            removing_replicas: vec![1],
         }
     }
 
@@ -497,7 +538,8 @@ mod tests {
                         0 => Uuid::from_u128(999),
                         n => ids[rng.below(n as u64) as usize],
                     };
-                    partition(id, rng.below(4) as i32, rng.below(5) as i32)
+                    let make = [partition, reassigning][rng.below(2) as usize];
+                    make(id, rng.below(4) as i32, rng.below(5) as i32)
                 }
                 5 => MetadataRecord::RemoveTopic {
                     topic_id: match ids.len() {

@@ -13,7 +13,8 @@
 //!   records to append (or a [`ControllerError`]) out. No I/O, so a Raft
 //!   quorum can later replicate exactly these records.
 //! - [`election`]: leaders and ISRs as brokers are fenced, unfenced or shut
-//!   down, and for AlterPartition and ElectLeaders; also image in, records out.
+//!   down, for AlterPartition and ElectLeaders, and partition reassignments
+//!   (start, cancel, complete); also image in, records out.
 //!
 //! ```
 //! use gregor_metadata::{controller, MetadataImage};

@@ -49,6 +49,15 @@ pub enum MetadataRecord {
         leader: i32,
         leader_epoch: i32,
         partition_epoch: i32,
+        /// While a reassignment is in progress: the replicas it adds and
+        /// those it will remove (Kafka's `PartitionRecord.addingReplicas` /
+        /// `removingReplicas`); both are also in `replicas`. Empty, and then
+        /// left out of the JSON, otherwise, so records written before
+        /// reassignments existed decode and are written unchanged.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        adding_replicas: Vec<i32>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removing_replicas: Vec<i32>,
     },
     RemoveTopic {
         topic_id: Uuid,
@@ -123,6 +132,17 @@ mod tests {
                 node_id: 2,
                 fenced: true,
             },
+            MetadataRecord::Partition {
+                topic_id: Uuid::from_u128(5),
+                partition: 1,
+                replicas: vec![3, 1, 2],
+                isr: vec![1, 2],
+                leader: 1,
+                leader_epoch: 4,
+                partition_epoch: 9,
+                adding_replicas: vec![3],
+                removing_replicas: vec![2],
+            },
         ];
         for r in records {
             let bytes = r.encode();
@@ -136,6 +156,25 @@ mod tests {
         let old =
             br#"{"v":0,"type":"RegisterBroker","node_id":1,"host":"h","port":9092,"rack":null}"#;
         assert!(MetadataRecord::decode(old, 0).is_ok());
+        // Partition records written before reassignments existed still
+        // decode (with none in progress), and such records encode as before.
+        let old = br#"{"v":0,"type":"Partition","topic_id":"00000000-0000-0000-0000-000000000005","partition":0,"replicas":[1],"isr":[1],"leader":1,"leader_epoch":0,"partition_epoch":0}"#;
+        let decoded = MetadataRecord::decode(old, 0).unwrap();
+        assert_eq!(
+            decoded,
+            MetadataRecord::Partition {
+                topic_id: Uuid::from_u128(5),
+                partition: 0,
+                replicas: vec![1],
+                isr: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
+            }
+        );
+        assert_eq!(decoded.encode(), old.to_vec());
         assert!(MetadataRecord::decode(b"\xff", 3).is_err());
     }
 }

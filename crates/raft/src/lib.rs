@@ -25,9 +25,9 @@
 //!   network factory on top of it.
 //! - [`router`]: [`InProcessRouter`], a transport for tests: every node in
 //!   one process, any link can be cut.
-//! - [`tcp`]: [`TcpTransport`] and [`tcp::serve`], a stand-in wire
-//!   transport (length-prefixed JSON over TCP) until the CONTROLLER
-//!   listener carries Raft RPCs.
+//! - [`tcp`]: [`TcpTransport`] and [`tcp::serve`], the wire transport
+//!   (length-prefixed JSON over TCP) served on the CONTROLLER listener,
+//!   with a lane for the controller's own RPCs ([`AppHandler`]).
 //! - [`quorum`]: [`MetadataQuorum`], the facade a broker uses (start,
 //!   propose, image, subscribe, describe, add_learner, shutdown).
 //!

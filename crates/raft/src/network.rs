@@ -5,9 +5,9 @@
 //! answer. So the seam is [`Transport`]: one object-safe method taking a
 //! [`RaftRequest`] and returning a [`RaftResponse`], both plain serde enums.
 //! The receiving side hands the request to [`serve`]. The in-process
-//! [`crate::router::InProcessRouter`] implements it for tests; the real one
-//! (a length-prefixed frame per request over the CONTROLLER listener) is a
-//! later step and only needs `Transport::send` plus a loop calling `serve`.
+//! [`crate::router::InProcessRouter`] implements it for tests;
+//! [`crate::tcp::TcpTransport`] is the wire one (a length-prefixed frame per
+//! request over the CONTROLLER listener).
 //!
 //! [`NetworkFactory`] adapts a `Transport` to openraft and records, per
 //! follower, when it last answered the leader and when it last held

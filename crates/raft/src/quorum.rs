@@ -135,6 +135,55 @@ pub struct MetadataQuorum {
     /// Serialises conditional proposals, so each is decided on the image
     /// the previous one left.
     proposing: tokio::sync::Mutex<()>,
+    /// The task of [`break_split_votes`].
+    tie_breaker: tokio::task::JoinHandle<()>,
+}
+
+/// openraft draws a node's election timeout once, at start, and checks it
+/// on a tick of 1.5 × the heartbeat interval, so two nodes whose timeouts
+/// fall on the same tick stand for election together in every round and
+/// split the vote forever (each votes for itself: with two voters left, or
+/// three starting together, nobody wins). Raft's cure is a fresh random
+/// timeout per round; here a node that has been a candidate for two whole
+/// election timeouts sits out a random part of the next one (elections off),
+/// so another candidate's next round wins its vote.
+async fn break_split_votes(raft: Raft, node_id: NodeId, election_timeout_ms: u64) {
+    // xorshift, seeded per node and start: only jitter, nothing secret.
+    let mut seed = node_id.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+        | 1;
+    let mut random = move |bound: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound.max(1)
+    };
+    let stuck_limit = Duration::from_millis(election_timeout_ms * 2);
+    let mut metrics = raft.metrics();
+    let mut candidate_since: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(20 + random(40))).await;
+        let state = metrics.borrow_and_update().state;
+        match state {
+            ServerState::Shutdown => return,
+            ServerState::Candidate => {}
+            _ => {
+                candidate_since = None;
+                continue;
+            }
+        }
+        let since = *candidate_since.get_or_insert_with(tokio::time::Instant::now);
+        if since.elapsed() < stuck_limit {
+            continue;
+        }
+        tracing::info!(node_id, "split votes: sitting out an election round");
+        raft.runtime_config().elect(false);
+        tokio::time::sleep(Duration::from_millis(random(election_timeout_ms * 2) + 1)).await;
+        raft.runtime_config().elect(true);
+        candidate_since = None;
+    }
 }
 
 fn raft_err(e: impl std::fmt::Display) -> QuorumError {
@@ -199,7 +248,13 @@ impl MetadataQuorum {
                 Err(e) => return Err(raft_err(e)),
             }
         }
+        let tie_breaker = tokio::spawn(break_split_votes(
+            raft.clone(),
+            node_id,
+            config.election_timeout_ms,
+        ));
         Ok(Self {
+            tie_breaker,
             id: node_id,
             raft,
             log,
@@ -312,7 +367,15 @@ impl MetadataQuorum {
         if records.is_empty() {
             return Ok(Conditional::Committed(applied.unwrap_or(0)));
         }
-        self.propose(records).await.map(Conditional::Committed)
+        // Without a majority an append never commits: give up after
+        // `timeout` (it may still commit later, as a timed-out Kafka request
+        // may have taken effect).
+        match tokio::time::timeout(timeout, self.propose(records)).await {
+            Ok(r) => r.map(Conditional::Committed),
+            Err(_) => Err(ProposeError::Raft(format!(
+                "not committed within {timeout:?} (no majority of voters?)"
+            ))),
+        }
     }
 
     /// Waits until this node has applied the entry at `index`.
@@ -414,6 +477,7 @@ impl MetadataQuorum {
 
     /// Stops the Raft node (its tasks end) and closes the log cleanly.
     pub async fn shutdown(&self) -> Result<(), QuorumError> {
+        self.tie_breaker.abort();
         self.raft.shutdown().await.map_err(raft_err)?;
         self.log.close().await?;
         Ok(())

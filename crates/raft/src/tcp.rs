@@ -1,7 +1,7 @@
-//! A minimal TCP [`Transport`]: length-prefixed JSON frames, one request at
-//! a time per connection. A stand-in until Raft RPCs ride the CONTROLLER
-//! listener next to Kafka's own framing; the shape is the same (a 4-byte
-//! big-endian length, then the body), only the body is JSON.
+//! The TCP [`Transport`] a node serves on its CONTROLLER listener:
+//! length-prefixed frames (a 4-byte big-endian length, then the body, as
+//! Kafka frames requests), one request at a time per connection. The body is
+//! JSON, not Kafka's KRaft RPCs: only quorum members speak it.
 //!
 //! ```text
 //! request:  len:u32 {"Raft":{"from":<node id>,"request":<RaftRequest>}}

@@ -1,12 +1,19 @@
-//! AlterPartitionReassignments (key 45), version 0: start or cancel moving a
-//! partition's replicas, decided as Kafka's controller does
-//! (ReplicationControlManager.alterPartitionReassignment). On one node the
-//! only registered broker is this one, so the only valid target is this
-//! node, which already holds every partition: the reassignment completes at
-//! once with nothing to write, and none is ever left in progress.
+//! AlterPartitionReassignments (key 45), version 0: start, replace or cancel
+//! (null replicas) moving partitions' replicas, decided by
+//! [`gregor_metadata::election`] as Kafka's controller does
+//! (`ReplicationControlManager.alterPartitionReassignment`). Starting widens
+//! the replicas to the target plus the current ones; the active controller
+//! completes the move once every target replica is in the ISR
+//! ([`election::complete_reassignments`]), and ListPartitionReassignments
+//! shows it until then. A reassignment that needs no new replica in sync
+//! (a reordering, a shrink) completes at once. The changes of one request
+//! are committed together.
 
+use std::collections::BTreeMap;
+
+use gregor_metadata::election::{self, ReassignmentError};
+use gregor_metadata::{MetadataImage, MetadataRecord};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::alter_partition_reassignments_request::ReassignablePartition;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
@@ -17,77 +24,101 @@ use kafka_protocol::messages::{
 use super::util::str_bytes;
 use super::RequestContext;
 use crate::broker::Broker;
-use gregor_metadata::MetadataImage;
 
 pub async fn handle(
     broker: &Broker,
     _ctx: &RequestContext,
     req: AlterPartitionReassignmentsRequest,
 ) -> Option<AlterPartitionReassignmentsResponse> {
-    let image = broker.metadata.image();
+    // Whether each topic allows an unclean election, which a cancel (or a
+    // replacement) needs when only the replicas being added are in sync.
+    let unclean: BTreeMap<String, bool> = req
+        .topics
+        .iter()
+        .map(|t| {
+            let name = t.name.to_string();
+            let allowed = broker
+                .describe_topic_configs(&name)
+                .iter()
+                .find(|c| c.name == "unclean.leader.election.enable")
+                .and_then(|c| c.value.as_deref())
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            (name, allowed)
+        })
+        .collect();
+    // The decision may run again against a newer image; the last run's
+    // answers are the ones committed.
+    let mut responses = Vec::new();
+    let committed = broker
+        .controller_update(|image| {
+            let (records, answers) = decide(image, &req, &unclean);
+            responses = answers;
+            Ok::<_, std::convert::Infallible>((records, ()))
+        })
+        .await;
+    if let Err(e) = committed {
+        // Nothing was recorded: none of the changes happened.
+        for p in responses.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+            if p.error_code == 0 {
+                p.error_code = ResponseError::UnknownServerError.code();
+                p.error_message = Some(str_bytes(e.to_string()));
+            }
+        }
+    }
     let mut resp = AlterPartitionReassignmentsResponse::default();
     // Kafka sends null messages when there is nothing to say.
     resp.error_message = None;
-    for topic in req.topics {
-        let mut t = ReassignableTopicResponse::default();
-        for p in &topic.partitions {
-            let mut r = ReassignablePartitionResponse::default();
-            r.partition_index = p.partition_index;
-            r.error_message = None;
-            if let Err((error, message)) = alter(&image, topic.name.as_str(), p) {
-                r.error_code = error.code();
-                r.error_message = message.map(str_bytes);
-            }
-            t.partitions.push(r);
-        }
-        t.name = topic.name;
-        resp.responses.push(t);
-    }
+    resp.responses = responses;
     Some(resp)
 }
 
-type Refusal = (ResponseError, Option<String>);
+/// Every partition's answer, and the records of the accepted changes.
+fn decide(
+    image: &MetadataImage,
+    req: &AlterPartitionReassignmentsRequest,
+    unclean: &BTreeMap<String, bool>,
+) -> (Vec<MetadataRecord>, Vec<ReassignableTopicResponse>) {
+    // A partition named twice is decided the second time on the image the
+    // first change made, so that each record builds on the one before it
+    // (full records, unlike Kafka's PartitionChangeRecord deltas).
+    let mut next = image.clone();
+    let mut records = Vec::new();
+    let mut responses = Vec::new();
+    for topic in &req.topics {
+        let name = topic.name.as_str();
+        let unclean = unclean.get(name).copied().unwrap_or(false);
+        let mut t = ReassignableTopicResponse::default();
+        t.name = topic.name.clone();
+        for p in &topic.partitions {
+            let outcome = match &p.replicas {
+                None => {
+                    election::cancel_reassignment(&next, name, p.partition_index, unclean).map(Some)
+                }
+                Some(target) => {
+                    let target: Vec<i32> = target.iter().map(|b| b.0).collect();
+                    election::start_reassignment(&next, name, p.partition_index, &target, unclean)
+                }
+            };
+            let mut r = ReassignablePartitionResponse::default();
+            r.partition_index = p.partition_index;
+            r.error_message = None;
+            match outcome {
+                Ok(record) => {
+                    if let Some(record) = record {
+                        next.apply(&record);
+                        records.push(record);
+                    }
+                }
+                Err(e) => refuse(&mut r, &e),
+            }
+            t.partitions.push(r);
+        }
+        responses.push(t);
+    }
+    (records, responses)
+}
 
-fn alter(image: &MetadataImage, topic: &str, p: &ReassignablePartition) -> Result<(), Refusal> {
-    let unknown = |m: String| (ResponseError::UnknownTopicOrPartition, Some(m));
-    let Some(t) = image.topic(topic) else {
-        return Err(unknown(format!("Unable to find a topic named {topic}.")));
-    };
-    let Some(_current) = t.partitions.get(&p.partition_index) else {
-        return Err(unknown(format!(
-            "Unable to find partition {topic}:{}.",
-            p.partition_index
-        )));
-    };
-    let Some(target) = &p.replicas else {
-        // A cancel: nothing is ever in progress here. Kafka sends no message
-        // when it would repeat the error's own.
-        return Err((ResponseError::NoReassignmentInProgress, None));
-    };
-    let invalid = |m: String| (ResponseError::InvalidReplicaAssignment, Some(m));
-    if target.is_empty() {
-        return Err(invalid(
-            "The manual partition assignment includes an empty replica list.".into(),
-        ));
-    }
-    let mut sorted: Vec<i32> = target.iter().map(|b| b.0).collect();
-    sorted.sort_unstable();
-    let mut prev = None;
-    for id in sorted {
-        if !image.brokers.contains_key(&id) {
-            return Err(invalid(format!(
-                "The manual partition assignment includes broker {id}, but no such broker is registered."
-            )));
-        }
-        if prev == Some(id) {
-            return Err(invalid(format!(
-                "The manual partition assignment includes the broker {id} more than once."
-            )));
-        }
-        prev = Some(id);
-    }
-    // Every registered broker is this node and the target has no duplicates,
-    // so the target is exactly the partition's present replica set: the
-    // reassignment is already complete.
-    Ok(())
+fn refuse(r: &mut ReassignablePartitionResponse, e: &ReassignmentError) {
+    r.error_code = e.code();
+    r.error_message = e.message().map(str_bytes);
 }

@@ -24,7 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 
 use super::util::{self, str_bytes};
 use super::RequestContext;
@@ -102,6 +102,29 @@ fn requested_partitions(
     out
 }
 
+/// The replica a consumer in `rack` should fetch from instead of this
+/// leader, when `replica.selector.class` is Kafka's
+/// `RackAwareReplicaSelector`: an in-sync, live replica in the client's rack
+/// (none when this leader is in that rack, or the client names no rack).
+fn preferred_read_replica(broker: &Broker, partition: &Partition, rack: &str) -> Option<i32> {
+    let selector = broker.config.props.get("replica.selector.class")?;
+    if rack.is_empty() || !selector.ends_with("RackAwareReplicaSelector") {
+        return None;
+    }
+    let view = partition.view();
+    if view.role != crate::partition::Role::Leader || broker.config.rack.as_deref() == Some(rack) {
+        return None;
+    }
+    let image = broker.metadata.image();
+    view.isr.iter().copied().find(|&r| {
+        r != broker.node_id()
+            && image
+                .brokers
+                .get(&r)
+                .is_some_and(|b| !b.fenced && b.rack.as_deref() == Some(rack))
+    })
+}
+
 /// One pass over the requested partitions: the response, its record bytes,
 /// and whether it must be sent at once (a partition had an error or a
 /// diverging epoch).
@@ -168,12 +191,28 @@ fn read_once(
                     if ctx.api_version >= 5 {
                         pd.log_start_offset = partition.log.log_start_offset();
                     }
-                    let checked = partition
-                        .check_leader()
-                        .and_then(|()| partition.check_leader_epoch(p.current_leader_epoch));
-                    match checked {
-                        Err(e) => Some(util::partition_error(&e)),
-                        Ok(()) => {
+                    // KIP-392: from v11 a consumer may read from a follower
+                    // (up to the follower's high watermark).
+                    let checked = if ctx.api_version >= 11 {
+                        partition.check_readable()
+                    } else {
+                        partition.check_leader()
+                    }
+                    .and_then(|()| partition.check_leader_epoch(p.current_leader_epoch));
+                    let preferred = match &checked {
+                        Ok(()) if ctx.api_version >= 11 => {
+                            preferred_read_replica(broker, &partition, req.rack_id.as_str())
+                        }
+                        _ => None,
+                    };
+                    match (checked, preferred) {
+                        (Err(e), _) => Some(util::partition_error(&e)),
+                        (Ok(()), Some(replica)) => {
+                            // Kafka answers with the replica to use and no records.
+                            pd.preferred_read_replica = BrokerId(replica);
+                            None
+                        }
+                        (Ok(()), None) => {
                             let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
                             // The first partition with data may exceed the limits by one batch.
                             let min_one = total == 0;

@@ -319,6 +319,8 @@ mod tests {
                 leader: 1,
                 leader_epoch: p,
                 partition_epoch: 0,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             });
         }
         MetadataImage::default().with_records(&records)
