@@ -69,12 +69,41 @@ pub fn fence_broker(
             fenced: true,
         });
     }
-    // The fence record is not applied yet: `broker` must not be chosen even
-    // though the image still shows it live.
+    records.extend(remove_replica(image, broker, &|_, _| true, unclean));
+    records
+}
+
+/// A broker's replicas on a failed log dir (Kafka's offline replicas, which
+/// its controller handles like a fenced broker's, per partition): for each
+/// of `partitions` (topic, partition) it leads or is in the ISR of, it
+/// leaves the ISR and loses the leadership as [`fence_broker`] decides.
+pub fn offline_replicas(
+    image: &MetadataImage,
+    broker: i32,
+    partitions: &std::collections::BTreeSet<(String, i32)>,
+    unclean: &dyn Fn(&str) -> bool,
+) -> Vec<MetadataRecord> {
+    let on_failed_dir =
+        |topic: &str, partition: i32| partitions.contains(&(topic.to_string(), partition));
+    remove_replica(image, broker, &on_failed_dir, unclean)
+}
+
+/// The partitions chosen by `which` lose `broker` from their ISR (unless it
+/// is the last member, KIP-841) and, where it led, get a new leader among
+/// the other live ISR members (or, with `unclean`, any live replica).
+fn remove_replica(
+    image: &MetadataImage,
+    broker: i32,
+    which: &dyn Fn(&str, i32) -> bool,
+    unclean: &dyn Fn(&str) -> bool,
+) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    // A fence record in the same batch is not applied yet: `broker` must not
+    // be chosen even though the image still shows it live.
     let acceptable = |r: i32| r != broker && image.is_live(r);
     for topic in image.topics() {
         for (&partition, p) in &topic.partitions {
-            if p.leader != broker && !p.isr.contains(&broker) {
+            if p.leader != broker && !p.isr.contains(&broker) || !which(&topic.name, partition) {
                 continue;
             }
             let mut isr = without(&p.isr, broker);
@@ -911,6 +940,29 @@ mod tests {
         assert_eq!(
             fence_broker(&image, 1, &never),
             [fence(1, true), part(T, 0, (&[3, 1, 2], &[2, 3], 3), 6)]
+        );
+    }
+
+    #[test]
+    fn replicas_on_a_failed_dir_leave_only_their_partitions() {
+        // Broker 1 leads t-0 and follows t-1 on a failed dir; t-2 (another
+        // dir) and topic u are untouched, and broker 1 is not fenced.
+        let image = cluster(
+            &[],
+            &[
+                (&[1, 2, 3], &[1, 2, 3], 1),
+                (&[2, 1, 3], &[2, 1, 3], 2),
+                (&[1, 2], &[1, 2], 1),
+            ],
+            &[(&[1, 2], &[1, 2], 1)],
+        );
+        let failed = std::collections::BTreeSet::from([("t".to_string(), 0), ("t".to_string(), 1)]);
+        assert_eq!(
+            offline_replicas(&image, 1, &failed, &never),
+            [
+                part(T, 0, (&[1, 2, 3], &[2, 3], 2), 6),
+                part(T, 1, (&[2, 1, 3], &[2, 3], 2), 5),
+            ]
         );
     }
 

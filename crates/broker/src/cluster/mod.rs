@@ -27,7 +27,7 @@
 //!   and, every `leader.imbalance.check.interval.seconds`, moves leaderships
 //!   back to preferred replicas.
 //!
-//! # A broker's loop ([`run_broker`])
+//! # A broker's loop ([`run_broker`], in `broker_loop.rs`)
 //!
 //! Registers (RegisterBroker), heartbeats, reconciles its partitions with
 //! every new image (roles and epochs via `Partition::apply_image`), keeps
@@ -50,10 +50,12 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::broker::{Broker, BrokerError};
+use crate::broker::BrokerError;
 use crate::config::{BrokerConfig, QuorumSettings};
-use crate::partition::Role;
-use crate::replica_fetcher::{FetcherConfig, Follow, ReplicaFetchers};
+
+mod broker_loop;
+
+pub use broker_loop::{controlled_shutdown, registration, run_broker};
 
 /// How long one proposal may take, retries included, before the request
 /// that made it gets an error (Kafka's REQUEST_TIMED_OUT).
@@ -62,8 +64,6 @@ const PROPOSE_DEADLINE: Duration = Duration::from_secs(15);
 const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the active controller checks broker liveness.
 const CONTROLLER_TICK: Duration = Duration::from_millis(100);
-/// How long a controlled shutdown waits for the leaderships to move.
-const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Serialize, Deserialize)]
 enum ControllerRequest {
@@ -149,7 +149,7 @@ pub struct QuorumLink {
     contacts: Mutex<Contacts>,
     /// Set by a controlled shutdown: every heartbeat from then on asks the
     /// controller to move this broker's leaderships away.
-    shutting_down: std::sync::atomic::AtomicBool,
+    pub(crate) shutting_down: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -203,9 +203,9 @@ impl QuorumLink {
             .collect();
         let quorum_config = gregor_raft::QuorumConfig {
             election_timeout_ms: settings.election_timeout_ms,
-            // openraft checks election timeouts on a tick of 1.5 × this:
-            // fine ticks keep nodes' timeouts apart.
-            heartbeat_interval_ms: (settings.election_timeout_ms / 20).max(1),
+            // Also openraft's AppendEntries timeout, and its election timer
+            // ticks every 1.5 × this (split votes: `break_split_votes`).
+            heartbeat_interval_ms: (settings.election_timeout_ms / 10).max(1),
             clock: clock.clone(),
             ..Default::default()
         };
@@ -558,7 +558,7 @@ impl QuorumLink {
 
     /// One heartbeat, sent to every voter (each notes it; the active
     /// controller answers): `(fenced, leaderships)` from the active one.
-    async fn heartbeat(&self) -> Option<(bool, usize)> {
+    pub(crate) async fn heartbeat(&self) -> Option<(bool, usize)> {
         let request = || ControllerRequest::Heartbeat {
             broker_id: self.node_id,
             shutting_down: self
@@ -602,7 +602,7 @@ impl QuorumLink {
         })
     }
 
-    fn unclean_for(&self, image: &MetadataImage, topic: &str) -> bool {
+    pub(crate) fn unclean_for(&self, image: &MetadataImage, topic: &str) -> bool {
         let key = "unclean.leader.election.enable";
         let value = image
             .configs(&ConfigResource::Topic(topic.to_string()))
@@ -728,7 +728,7 @@ impl QuorumLink {
 
 /// Resolves once `stop` is set (the guard `wait_for` returns is not held
 /// across an await).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
@@ -760,7 +760,7 @@ async fn futures_join_all<F: std::future::Future>(
 
 /// Runs `work` unless `stop` is set first (then `None`): a loop's step that
 /// may wait on the quorum must not hold up the node's shutdown.
-async fn until_stopped<F: std::future::Future>(
+pub(crate) async fn until_stopped<F: std::future::Future>(
     stop: &mut watch::Receiver<bool>,
     work: F,
 ) -> Option<F::Output> {
@@ -789,263 +789,6 @@ impl AppHandler for Handler {
             serde_json::to_value(&response).unwrap_or(serde_json::Value::Null)
         })
     }
-}
-
-/// The records that register this broker (and name the cluster, on a
-/// fresh quorum), or none when the image already has them.
-pub fn registration(
-    image: &MetadataImage,
-    cluster_id: &str,
-    node_id: i32,
-    endpoint: (String, u16),
-    rack: Option<String>,
-) -> Vec<MetadataRecord> {
-    let mut records = Vec::new();
-    if image.cluster_id.is_none() {
-        records.push(MetadataRecord::Cluster {
-            cluster_id: cluster_id.to_string(),
-        });
-    }
-    let (host, port) = endpoint;
-    let registered = image.brokers.get(&node_id);
-    if registered.is_none_or(|b| b.host != host || b.port != port || b.rack != rack) {
-        records.push(MetadataRecord::RegisterBroker {
-            node_id,
-            host,
-            port,
-            rack,
-        });
-    }
-    records
-}
-
-/// A broker's part in the cluster, until `stop`: registration, heartbeats,
-/// reconciling with each new image, replica fetchers, ISR changes.
-pub async fn run_broker(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
-    let Some(link) = broker.metadata.quorum().cloned() else {
-        return;
-    };
-    let fetchers = ReplicaFetchers::new(
-        broker.node_id(),
-        broker.clock.clone(),
-        FetcherConfig::from_props(&broker.config.props),
-    );
-    let mut images = link.subscribe();
-    // Heartbeats run on their own task: a slow metadata change below (an
-    // ISR change waiting out an election) must not let the session lapse.
-    let heartbeats = tokio::spawn(heartbeat_loop(broker.clone(), link.clone(), stop.clone()));
-    let isr_every =
-        Duration::from_millis((link.settings.replica_lag_time_max_ms as u64 / 4).clamp(50, 1_000));
-    let mut isr = tokio::time::interval(isr_every);
-    isr.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stopped(&mut stop) => break,
-            changed = images.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                images.borrow_and_update();
-                if until_stopped(&mut stop, follow_image(&broker, &fetchers)).await.is_none() {
-                    break;
-                }
-            }
-            _ = isr.tick() => {
-                let work = maintain_isr(&broker, link.settings.replica_lag_time_max_ms);
-                if until_stopped(&mut stop, work).await.is_none() {
-                    break;
-                }
-            }
-        }
-    }
-    let _ = heartbeats.await;
-    fetchers.shutdown().await;
-}
-
-/// Registers this broker, then heartbeats every `broker.heartbeat.interval.ms`
-/// until `stop`.
-async fn heartbeat_loop(
-    broker: Arc<Broker>,
-    link: Arc<QuorumLink>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let every = Duration::from_millis(link.settings.heartbeat_interval_ms);
-    // Registration may wait out an election; heartbeats go on meanwhile.
-    let mut registration = std::pin::pin!(async {
-        while !register(&broker).await {
-            tokio::time::sleep(every).await;
-        }
-    });
-    let mut registered = false;
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stopped(&mut stop) => return,
-            _ = &mut registration, if !registered => registered = true,
-            _ = tick.tick() => {
-                if until_stopped(&mut stop, link.heartbeat()).await.is_none() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-async fn register(broker: &Broker) -> bool {
-    let cluster_id = broker.local_cluster_id.clone();
-    let node_id = broker.node_id();
-    let endpoint = broker.advertised_endpoint();
-    let rack = broker.config.rack.clone();
-    match broker
-        .controller_update(|image| {
-            Ok::<_, std::convert::Infallible>((
-                registration(image, &cluster_id, node_id, endpoint.clone(), rack.clone()),
-                (),
-            ))
-        })
-        .await
-    {
-        Ok(_) => {
-            tracing::info!(node_id, "registered with the active controller");
-            true
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "broker registration failed; retrying");
-            false
-        }
-    }
-}
-
-/// Reconciles the partitions with the current image and points the replica
-/// fetchers at the current leaders.
-async fn follow_image(broker: &Arc<Broker>, fetchers: &Arc<ReplicaFetchers>) {
-    let b = broker.clone();
-    match tokio::task::spawn_blocking(move || b.reconcile()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "applying the metadata image failed"),
-        Err(e) => tracing::error!(error = %e, "applying the metadata image failed"),
-    }
-    let image = broker.metadata.image();
-    let mut follows = Vec::new();
-    for p in broker.hosted_partitions() {
-        let Role::Follower { leader } = p.view().role else {
-            continue;
-        };
-        let Some(b) = image.brokers.get(&leader).filter(|b| !b.fenced) else {
-            continue;
-        };
-        follows.push(Follow {
-            partition: p,
-            leader,
-            leader_host: b.host.clone(),
-            leader_port: b.port,
-        });
-    }
-    fetchers.update(follows);
-}
-
-/// The leader side of ISR changes (Kafka's `maybeShrinkIsr` / `maybeExpandIsr`):
-/// for each partition this node leads, the ISR without followers that have
-/// not caught up for `lag_max_ms`, plus live replicas whose fetch position
-/// reached the high watermark. A change goes to the active controller as
-/// AlterPartition does (checked against the partition epoch).
-async fn maintain_isr(broker: &Broker, lag_max_ms: i64) {
-    let now = broker.clock.now_ms();
-    let image = broker.metadata.image();
-    for p in broker.hosted_partitions() {
-        let view = p.view();
-        if view.role != Role::Leader {
-            continue;
-        }
-        let followers = p.followers();
-        let hw = view.high_watermark;
-        let mut isr: Vec<i32> = view
-            .isr
-            .iter()
-            .copied()
-            .filter(|&r| {
-                r == broker.node_id()
-                    || followers
-                        .get(&r)
-                        .is_some_and(|f| now - f.last_caught_up_ms <= lag_max_ms)
-            })
-            .collect();
-        for &r in &view.replicas {
-            if isr.contains(&r) || !image.is_live(r) {
-                continue;
-            }
-            if followers
-                .get(&r)
-                .is_some_and(|f| f.log_end_offset >= hw && now - f.last_caught_up_ms <= lag_max_ms)
-            {
-                isr.push(r);
-            }
-        }
-        if isr.len() == view.isr.len() && isr.iter().all(|r| view.isr.contains(r)) {
-            continue;
-        }
-        tracing::info!(partition = %p.tp, from = ?view.isr, to = ?isr, "changing the ISR");
-        let (topic_id, index, node) = (p.topic_id, p.tp.partition, broker.node_id());
-        let outcome = broker
-            .controller_update(|image| {
-                election::alter_partition(
-                    image,
-                    topic_id,
-                    index,
-                    node,
-                    view.leader_epoch,
-                    view.partition_epoch,
-                    &isr,
-                )
-                .map(|r| (vec![r], ()))
-            })
-            .await;
-        match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::info!(partition = %p.tp, error = ?e, "ISR change refused"),
-            Err(e) => tracing::warn!(partition = %p.tp, error = %e, "ISR change failed"),
-        }
-    }
-}
-
-/// Kafka's controlled shutdown: asks the active controller to move every
-/// leadership of this broker elsewhere, and waits (bounded) until it leads
-/// nothing, so producers switch leaders before this process stops.
-pub async fn controlled_shutdown(broker: &Broker) {
-    let Some(link) = broker.metadata.quorum() else {
-        return;
-    };
-    if !link.settings.controlled_shutdown {
-        return;
-    }
-    let deadline = tokio::time::Instant::now() + CONTROLLED_SHUTDOWN_TIMEOUT;
-    let every = Duration::from_millis(link.settings.heartbeat_interval_ms.min(100));
-    tracing::info!("controlled shutdown: moving leaderships away");
-    link.shutting_down
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-    // With no active controller answering for a whole session (the quorum
-    // is shutting down too, or lost its majority) nothing can move: stop.
-    let silence = Duration::from_millis(link.settings.session_timeout_ms);
-    let mut last_answer = tokio::time::Instant::now();
-    while tokio::time::Instant::now() < deadline {
-        match link.heartbeat().await {
-            Some((fenced, 0)) => {
-                tracing::info!(fenced, "controlled shutdown: this broker leads nothing now");
-                return;
-            }
-            Some(_) => last_answer = tokio::time::Instant::now(),
-            None if last_answer.elapsed() >= silence => {
-                tracing::warn!(
-                    "controlled shutdown: no active controller answers; stopping anyway"
-                );
-                return;
-            }
-            None => {}
-        }
-        tokio::time::sleep(every).await;
-    }
-    tracing::warn!("controlled shutdown did not finish in time; stopping anyway");
 }
 
 /// The quorum side of a node's process: the CONTROLLER listener and the
