@@ -57,13 +57,11 @@ pub async fn run_broker(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         FetcherConfig::from_props(&broker.config.props),
     );
     let mut images = link.subscribe();
-    // Heartbeats run on their own task: a slow metadata change below (an
-    // ISR change waiting out an election) must not let the session lapse.
+    // Heartbeats and ISR changes run on their own tasks: a slow metadata
+    // change (waiting out an election) must neither let the session lapse
+    // nor hold up following the metadata.
     let heartbeats = tokio::spawn(heartbeat_loop(broker.clone(), link.clone(), stop.clone()));
-    let isr_every =
-        Duration::from_millis((link.settings.replica_lag_time_max_ms as u64 / 4).clamp(50, 1_000));
-    let mut isr = tokio::time::interval(isr_every);
-    isr.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let isr = tokio::spawn(isr_loop(broker.clone(), link.clone(), stop.clone()));
     loop {
         tokio::select! {
             _ = stopped(&mut stop) => break,
@@ -76,16 +74,30 @@ pub async fn run_broker(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                     break;
                 }
             }
-            _ = isr.tick() => {
-                let work = maintain_isr(&broker, link.settings.replica_lag_time_max_ms);
-                if until_stopped(&mut stop, work).await.is_none() {
-                    break;
+        }
+    }
+    let _ = heartbeats.await;
+    let _ = isr.await;
+    fetchers.shutdown().await;
+}
+
+/// [`maintain_isr`] every quarter of `replica.lag.time.max.ms` (50 ms to
+/// 1 s) until `stop`.
+async fn isr_loop(broker: Arc<Broker>, link: Arc<QuorumLink>, mut stop: watch::Receiver<bool>) {
+    let lag_max_ms = link.settings.replica_lag_time_max_ms;
+    let every = Duration::from_millis((lag_max_ms as u64 / 4).clamp(50, 1_000));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => return,
+            _ = tick.tick() => {
+                if until_stopped(&mut stop, maintain_isr(&broker, lag_max_ms)).await.is_none() {
+                    return;
                 }
             }
         }
     }
-    let _ = heartbeats.await;
-    fetchers.shutdown().await;
 }
 
 /// Registers this broker, then heartbeats every `broker.heartbeat.interval.ms`
@@ -180,6 +192,7 @@ async fn maintain_isr(broker: &Broker, lag_max_ms: i64) {
     give_up_offline_replicas(broker).await;
     let now = broker.clock.now_ms();
     let image = broker.metadata.image();
+    let mut changes = Vec::new();
     for p in broker.hosted_partitions() {
         let view = p.view();
         if view.role != Role::Leader {
@@ -213,26 +226,37 @@ async fn maintain_isr(broker: &Broker, lag_max_ms: i64) {
             continue;
         }
         tracing::info!(partition = %p.tp, from = ?view.isr, to = ?isr, "changing the ISR");
-        let (topic_id, index, node) = (p.topic_id, p.tp.partition, broker.node_id());
-        let outcome = broker
-            .controller_update(|image| {
-                election::alter_partition(
+        changes.push((p.clone(), view, isr));
+    }
+    if changes.is_empty() {
+        return;
+    }
+    // One metadata change for every partition of this pass: a leader of
+    // many partitions does not queue a controller round trip per partition
+    // (and a change the controller refuses leaves the others standing).
+    let node = broker.node_id();
+    let outcome = broker
+        .controller_update(|image| {
+            let mut records = Vec::new();
+            for (p, view, isr) in &changes {
+                match election::alter_partition(
                     image,
-                    topic_id,
-                    index,
+                    p.topic_id,
+                    p.tp.partition,
                     node,
                     view.leader_epoch,
                     view.partition_epoch,
-                    &isr,
-                )
-                .map(|r| (vec![r], ()))
-            })
-            .await;
-        match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::info!(partition = %p.tp, error = ?e, "ISR change refused"),
-            Err(e) => tracing::warn!(partition = %p.tp, error = %e, "ISR change failed"),
-        }
+                    isr,
+                ) {
+                    Ok(r) => records.push(r),
+                    Err(e) => tracing::info!(partition = %p.tp, error = ?e, "ISR change refused"),
+                }
+            }
+            Ok::<_, std::convert::Infallible>((records, ()))
+        })
+        .await;
+    if let Err(e) = outcome {
+        tracing::warn!(partitions = changes.len(), error = %e, "ISR change failed");
     }
 }
 
