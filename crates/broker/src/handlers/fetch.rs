@@ -61,13 +61,17 @@ pub async fn handle(
         if done {
             return Some(resp);
         }
-        let w = waiter.get_or_insert_with(|| {
+        let Some(w) = &waiter else {
+            // Register, then read once more before sleeping: an append
+            // between the read above and the registration fired no waiter,
+            // and would otherwise sit unseen until the deadline.
             let w = Waiter::new();
             for partition in requested_partitions(broker, ctx, &req) {
                 partition.watchers().watch(&w);
             }
-            w
-        });
+            waiter = Some(w);
+            continue;
+        };
         tokio::select! {
             _ = w.woken() => {}
             _ = tokio::time::sleep_until(deadline) => {
