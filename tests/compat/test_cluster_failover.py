@@ -37,7 +37,7 @@ NODE_IDS = [1, 2, 3]
 MIN_ISR = {"min.insync.replicas": "2"}
 ACKS_BEFORE_FAULT = 300
 ACKS_AFTER_FAULT = 300  # acknowledged records produced after the fault
-FAILOVER_TIMEOUT_S = 45.0  # fencing takes broker.session.timeout.ms (2 s); the rest is slack
+FAILOVER_TIMEOUT_S = 45.0  # fencing takes broker.session.timeout.ms (1.5 s); the rest is slack
 VICTIMS = ["leader-not-controller", "leader-is-controller"]
 
 # A cluster start, a failover and a full read-back take longer than a
