@@ -83,7 +83,7 @@ pub use quorum::{
 };
 pub use router::InProcessRouter;
 pub use state_machine::{AppliedImage, StateMachine};
-pub use tcp::{AppHandler, TcpTransport};
+pub use tcp::{AppHandler, AppLane, TcpTransport};
 
 /// Kafka's `node.id`; the Raft node id.
 pub type NodeId = u64;

@@ -11,9 +11,10 @@
 //! ```
 //!
 //! `App` frames carry the controller's own RPCs (proposals forwarded to the
-//! active controller, broker heartbeats): the crate moves them, an
-//! [`AppHandler`] given to [`serve`] answers them. They use their own pooled
-//! connection per peer, so a slow proposal never delays a Raft heartbeat.
+//! active controller, broker heartbeats, observers' metadata polls): the
+//! crate moves them, an [`AppHandler`] given to [`serve`] answers them. Each
+//! [`AppLane`] has its own pooled connection per peer, apart from Raft's, so
+//! a slow proposal never delays a Raft or a broker heartbeat.
 //!
 //! The client keeps one connection per peer (reconnecting after any error);
 //! [`serve`] accepts connections and answers each frame with
@@ -77,11 +78,20 @@ async fn read_frame<T: for<'de> Deserialize<'de>>(s: &mut TcpStream) -> std::io:
 
 type Slot = Arc<tokio::sync::Mutex<Option<TcpStream>>>;
 
-/// Which pooled connection a request rides on.
+/// Which pooled connection an `App` request rides on: one request at a
+/// time per connection, so requests that may wait (a proposal, a long poll)
+/// must not hold up those that must not (heartbeats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AppLane {
+    Requests,
+    Heartbeats,
+    LongPolls,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Lane {
     Raft,
-    App,
+    App(AppLane),
 }
 
 /// The client side: one pooled connection per peer and lane.
@@ -95,16 +105,17 @@ impl TcpTransport {
         self.conns.lock().entry((node, lane)).or_default().clone()
     }
 
-    /// Sends one `App` frame to node `to` and returns its answer.
+    /// Sends one `App` frame to node `to` on `lane` and returns its answer.
     pub async fn call_app(
         &self,
+        lane: AppLane,
         from: NodeId,
         to: NodeId,
         node: &Node,
         body: serde_json::Value,
     ) -> Result<serde_json::Value, TransportError> {
         exchange(
-            self.slot(to, Lane::App),
+            self.slot(to, Lane::App(lane)),
             to,
             format!("{}:{}", node.host, node.port),
             RequestFrame::App { from, body },

@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use gregor_metadata::{election, ConfigResource, MetadataImage, MetadataRecord};
 use gregor_raft::{
-    AppHandler, AppliedImage, Conditional, MetadataQuorum, ProposeError, TcpTransport,
+    AppHandler, AppLane, AppliedImage, Conditional, MetadataQuorum, ProposeError, TcpTransport,
 };
 use gregor_storage::Clock;
 use parking_lot::Mutex;
@@ -375,9 +375,9 @@ impl QuorumLink {
                 }
             }
         };
-        let sent = self
-            .transport
-            .call_app(self.node_id as u64, leader, &node, body);
+        let sent =
+            self.transport
+                .call_app(AppLane::Requests, self.node_id as u64, leader, &node, body);
         match tokio::time::timeout(RPC_TIMEOUT, sent).await {
             Ok(Ok(v)) => serde_json::from_value(v).unwrap_or_else(|e| ControllerResponse::Failed {
                 message: format!("bad answer from the controller: {e}"),
@@ -478,9 +478,13 @@ impl QuorumLink {
             let Ok(body) = serde_json::to_value(&request) else {
                 return;
             };
-            let sent = self
-                .transport
-                .call_app(self.node_id as u64, target, &node, body);
+            let sent = self.transport.call_app(
+                AppLane::LongPolls,
+                self.node_id as u64,
+                target,
+                &node,
+                body,
+            );
             let answer = tokio::select! {
                 _ = stopped(&mut stop) => return,
                 a = tokio::time::timeout(RPC_TIMEOUT, sent) => a,
@@ -577,9 +581,13 @@ impl QuorumLink {
                         message: "unencodable heartbeat".into(),
                     };
                 };
-                let sent = self
-                    .transport
-                    .call_app(self.node_id as u64, id as u64, &node, body);
+                let sent = self.transport.call_app(
+                    AppLane::Heartbeats,
+                    self.node_id as u64,
+                    id as u64,
+                    &node,
+                    body,
+                );
                 // A frozen voter must not hold up the heartbeats to the others.
                 let limit = Duration::from_millis(self.settings.heartbeat_interval_ms.max(100));
                 match tokio::time::timeout(limit, sent).await {
