@@ -82,6 +82,10 @@ struct State {
     isr: Vec<i32>,
     min_isr: usize,
     followers: BTreeMap<i32, FollowerState>,
+    /// Leader only: the log end when this node took the current leader
+    /// epoch (Kafka's `leaderEpochStartOffset`). Every record a client was
+    /// told is committed lies below it.
+    epoch_start_offset: i64,
 }
 
 /// A consistent copy of the replication state, for responses.
@@ -145,6 +149,14 @@ pub enum PartitionError {
         tp: TopicPartition,
         isr: usize,
         min_isr: usize,
+    },
+    /// OFFSET_NOT_AVAILABLE: a new leader's high watermark has not caught
+    /// up with the start of its epoch yet.
+    #[error("{tp}: high watermark {high_watermark} is below the leader epoch's start offset {epoch_start_offset}")]
+    OffsetNotAvailable {
+        tp: TopicPartition,
+        high_watermark: i64,
+        epoch_start_offset: i64,
     },
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -253,6 +265,7 @@ impl Partition {
                 isr: Vec::new(),
                 min_isr,
                 followers: BTreeMap::new(),
+                epoch_start_offset: -1,
             }),
             high_watermark: AtomicI64::new(hw),
             watchers: Watchers::default(),
@@ -301,6 +314,15 @@ impl Partition {
                     })
                     .collect(),
                 Role::Follower { .. } => BTreeMap::new(),
+            },
+            epoch_start_offset: match role {
+                Role::Leader
+                    if st.role == Role::Leader && st.leader_epoch == image.leader_epoch =>
+                {
+                    st.epoch_start_offset
+                }
+                Role::Leader => self.log.log_end_offset(),
+                Role::Follower { .. } => -1,
             },
         };
         if *st == next {
@@ -382,6 +404,24 @@ impl Partition {
                 leader,
             }),
         }
+    }
+
+    /// Kafka's check before a leader answers a client's ListOffsets: a new
+    /// leader's high watermark (its last one as a follower) may still be
+    /// below the previous leader's, which clients have seen; until it
+    /// reaches the offset its epoch started at, OFFSET_NOT_AVAILABLE, so no
+    /// client sees the high watermark go back.
+    pub fn check_high_watermark_settled(&self) -> Result<(), PartitionError> {
+        let st = self.state.read();
+        let hw = self.high_watermark();
+        if st.role == Role::Leader && hw < st.epoch_start_offset {
+            return Err(PartitionError::OffsetNotAvailable {
+                tp: self.tp.clone(),
+                high_watermark: hw,
+                epoch_start_offset: st.epoch_start_offset,
+            });
+        }
+        Ok(())
     }
 
     /// The leader check of reads and writes that only a leader serves.
@@ -896,6 +936,36 @@ mod tests {
         p.append_records_as_leader(batch(5), 1).unwrap();
         p.update_follower_fetch(2, 15, 9).unwrap();
         assert_eq!(p.high_watermark(), 15);
+    }
+
+    #[test]
+    fn a_new_leader_answers_offsets_once_its_watermark_reaches_its_epoch_start() {
+        let dir = tempfile::tempdir().unwrap();
+        // As a follower of 2 it holds 10 records but knows only 6 committed.
+        let p = open(dir.path(), 1, &image(2, 0, &[1, 2, 3], &[1, 2, 3]), 2);
+        p.append_as_follower(batch(10), 0, 6, 0).unwrap();
+        assert_eq!(p.high_watermark(), 6);
+        assert!(
+            p.check_high_watermark_settled().is_ok(),
+            "followers are not asked"
+        );
+        // Node 2 dies; node 1 leads epoch 1 from offset 10.
+        p.apply_image(&image(1, 1, &[1, 2, 3], &[1, 3]), 2, 5);
+        assert!(matches!(
+            p.check_high_watermark_settled(),
+            Err(PartitionError::OffsetNotAvailable {
+                high_watermark: 6,
+                epoch_start_offset: 10,
+                ..
+            })
+        ));
+        p.update_follower_fetch(3, 10, 6).unwrap();
+        assert_eq!(p.high_watermark(), 10);
+        assert!(p.check_high_watermark_settled().is_ok());
+        // A new image in the same epoch keeps the start offset.
+        p.append_records_as_leader(batch(2), 1).unwrap();
+        p.apply_image(&image(1, 1, &[1, 2, 3], &[1, 2, 3]), 2, 7);
+        assert!(p.check_high_watermark_settled().is_ok());
     }
 
     #[test]

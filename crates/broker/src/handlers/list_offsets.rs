@@ -38,9 +38,19 @@ pub async fn handle(
                 t.partitions.push(r);
                 continue;
             };
+            // A replica's own lookups (its fetcher's) skip the settled check,
+            // as Kafka's do (no isolation level).
+            let client = req.replica_id.0 < 0;
             if let Err(e) = partition
                 .check_leader()
                 .and_then(|()| partition.check_leader_epoch(p.current_leader_epoch))
+                .and_then(|()| {
+                    if client {
+                        partition.check_high_watermark_settled()
+                    } else {
+                        Ok(())
+                    }
+                })
             {
                 r.error_code = util::partition_error(&e).code();
                 t.partitions.push(r);

@@ -68,6 +68,7 @@ pub fn partition_error(e: &PartitionError) -> ResponseError {
                 ResponseError::NotLeaderOrFollower
             }
         }
+        PartitionError::OffsetNotAvailable { .. } => ResponseError::OffsetNotAvailable,
         PartitionError::Storage(e) => storage_error(e),
     }
 }
