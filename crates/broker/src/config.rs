@@ -433,6 +433,9 @@ fn parse_voters(text: &str) -> Result<BTreeMap<i32, (String, u16)>, ConfigError>
             return Err(bad(format!("node {id} is named twice")));
         }
     }
+    if voters.is_empty() {
+        return Err(bad("no voter named".into()));
+    }
     Ok(voters)
 }
 
@@ -574,5 +577,82 @@ mod tests {
         assert_eq!(p["b"], "2");
         assert_eq!(p["c"], "3");
         assert_eq!(p["d"], "xy");
+    }
+
+    #[test]
+    fn quorum_roles_and_voters() {
+        let props = |pairs: &[(&str, &str)]| {
+            BrokerConfig::from_props(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let voters = (
+            "controller.quorum.voters",
+            "1@127.0.0.1:9093,2@127.0.0.1:9094",
+        );
+        let names = ("controller.listener.names", "CONTROLLER");
+        let combined = props(&[
+            ("node.id", "1"),
+            voters,
+            names,
+            ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+        ])
+        .unwrap();
+        let q = combined.quorum.unwrap();
+        assert!(q.broker && q.controller);
+        assert_eq!(q.voters.len(), 2);
+        assert_eq!(q.controller_listener.unwrap().port, 9093);
+        assert_eq!((q.heartbeat_interval_ms, q.session_timeout_ms), (250, 1500));
+        // A broker-only node is not a voter and has no controller listener.
+        let broker = props(&[
+            ("node.id", "3"),
+            ("process.roles", "broker"),
+            voters,
+            names,
+            ("listeners", "PLAINTEXT://:9095"),
+        ])
+        .unwrap();
+        assert!(broker
+            .quorum
+            .is_some_and(|q| !q.controller && q.controller_listener.is_none()));
+        // Kafka's refusals.
+        for bad in [
+            vec![
+                ("node.id", "3"),
+                voters,
+                names,
+                ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+            ],
+            vec![
+                ("node.id", "1"),
+                ("process.roles", "broker"),
+                voters,
+                names,
+                ("listeners", "PLAINTEXT://:9092"),
+            ],
+            vec![
+                ("node.id", "1"),
+                voters,
+                ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+            ],
+            vec![
+                ("node.id", "1"),
+                ("controller.quorum.voters", ","),
+                names,
+                ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+            ],
+            vec![
+                ("node.id", "1"),
+                ("controller.quorum.voters", "1@h"),
+                names,
+                ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+            ],
+            vec![("process.roles", "controller")],
+        ] {
+            assert!(props(&bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

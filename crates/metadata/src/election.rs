@@ -630,17 +630,13 @@ fn find_reassignable<'a>(
     topic: &str,
     partition: i32,
 ) -> Result<(&'a TopicImage, &'a PartitionImage), ReassignmentError> {
-    let t = image
-        .topic(topic)
-        .ok_or_else(|| ReassignmentError::UnknownTopic(topic.to_string()))?;
-    let p = t
-        .partitions
-        .get(&partition)
-        .ok_or_else(|| ReassignmentError::UnknownPartition {
+    lookup(image, topic, partition).map_err(|missing| match missing {
+        None => ReassignmentError::UnknownTopic(topic.to_string()),
+        Some(partition) => ReassignmentError::UnknownPartition {
             topic: topic.to_string(),
             partition,
-        })?;
-    Ok((t, p))
+        },
+    })
 }
 
 /// Kafka's `validateManualPartitionAssignment`: not empty, then in
@@ -770,16 +766,24 @@ fn find<'a>(
     topic: &str,
     partition: i32,
 ) -> Result<(&'a TopicImage, &'a PartitionImage), ElectionError> {
-    let t = image
-        .topic(topic)
-        .ok_or_else(|| ElectionError::UnknownTopic(topic.to_string()))?;
-    let p = t
-        .partitions
-        .get(&partition)
-        .ok_or_else(|| ElectionError::UnknownPartition {
+    lookup(image, topic, partition).map_err(|missing| match missing {
+        None => ElectionError::UnknownTopic(topic.to_string()),
+        Some(partition) => ElectionError::UnknownPartition {
             topic: topic.to_string(),
             partition,
-        })?;
+        },
+    })
+}
+
+/// The topic and partition, or what is missing: `Err(None)` the topic,
+/// `Err(Some(p))` its partition `p`.
+fn lookup<'a>(
+    image: &'a MetadataImage,
+    topic: &str,
+    partition: i32,
+) -> Result<(&'a TopicImage, &'a PartitionImage), Option<i32>> {
+    let t = image.topic(topic).ok_or(None)?;
+    let p = t.partitions.get(&partition).ok_or(Some(partition))?;
     Ok((t, p))
 }
 
