@@ -86,6 +86,12 @@ struct State {
     /// epoch (Kafka's `leaderEpochStartOffset`). Every record a client was
     /// told is committed lies below it.
     epoch_start_offset: i64,
+    /// Leader only: replicas this leader has asked to add to the ISR and the
+    /// image does not show in it yet. They hold the high watermark as ISR
+    /// members do (Kafka's "maximal ISR"): once the controller commits the
+    /// expansion it may elect them, so nothing may count as committed
+    /// without them even before this node sees that image.
+    pending_isr: Vec<i32>,
 }
 
 /// A consistent copy of the replication state, for responses.
@@ -266,6 +272,7 @@ impl Partition {
                 min_isr,
                 followers: BTreeMap::new(),
                 epoch_start_offset: -1,
+                pending_isr: Vec::new(),
             }),
             high_watermark: AtomicI64::new(hw),
             watchers: Watchers::default(),
@@ -314,6 +321,18 @@ impl Partition {
                     })
                     .collect(),
                 Role::Follower { .. } => BTreeMap::new(),
+            },
+            pending_isr: match role {
+                Role::Leader
+                    if st.role == Role::Leader && st.leader_epoch == image.leader_epoch =>
+                {
+                    st.pending_isr
+                        .iter()
+                        .copied()
+                        .filter(|r| !image.isr.contains(r) && image.replicas.contains(r))
+                        .collect()
+                }
+                _ => Vec::new(),
             },
             epoch_start_offset: match role {
                 Role::Leader
@@ -594,7 +613,7 @@ impl Partition {
             return false;
         }
         let mut hw = self.log.log_end_offset();
-        for id in &st.isr {
+        for id in st.isr.iter().chain(&st.pending_isr) {
             if *id == self.local {
                 continue;
             }
@@ -605,6 +624,31 @@ impl Partition {
             }
         }
         self.high_watermark.fetch_max(hw, Ordering::AcqRel) < hw
+    }
+
+    /// The ISR this leader is asking the controller for (`desired`): its new
+    /// members count for the high watermark from now on, before the image
+    /// shows them (see `State::pending_isr`); members it no longer asks for
+    /// stop counting.
+    pub fn expect_isr(&self, desired: &[i32]) {
+        let mut st = self.state.write();
+        if st.role != Role::Leader {
+            return;
+        }
+        let pending: Vec<i32> = desired
+            .iter()
+            .copied()
+            .filter(|r| !st.isr.contains(r) && st.replicas.contains(r) && *r != self.local)
+            .collect();
+        if pending == st.pending_isr {
+            return;
+        }
+        st.pending_isr = pending;
+        let moved = self.advance_high_watermark(&st);
+        drop(st);
+        if moved {
+            self.watchers.fire();
+        }
     }
 
     /// Kafka's `checkEnoughReplicasReachOffset`, what a delayed `acks=all`
@@ -966,6 +1010,29 @@ mod tests {
         p.append_records_as_leader(batch(2), 1).unwrap();
         p.apply_image(&image(1, 1, &[1, 2, 3], &[1, 2, 3]), 2, 7);
         assert!(p.check_high_watermark_settled().is_ok());
+    }
+
+    #[test]
+    fn a_replica_asked_into_the_isr_holds_the_watermark_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), 1, &image(1, 0, &[1, 2, 3], &[1, 2]), 2);
+        p.append_records_as_leader(batch(10), 1).unwrap();
+        p.update_follower_fetch(3, 4, 5).unwrap();
+        // The leader asks for [1, 2, 3]: from now on 3 counts, though the
+        // image (ISR [1, 2]) has not caught up.
+        p.expect_isr(&[1, 2, 3]);
+        p.update_follower_fetch(2, 10, 6).unwrap();
+        assert_eq!(p.high_watermark(), 4, "replica 3 holds it");
+        // An image of the same epoch still without 3 keeps it pending.
+        p.apply_image(&image(1, 0, &[1, 2, 3], &[1, 2]), 2, 7);
+        assert_eq!(p.high_watermark(), 4);
+        p.update_follower_fetch(3, 10, 8).unwrap();
+        assert_eq!(p.high_watermark(), 10);
+        // Asking for the ISR without 3 again lets the others move it.
+        p.append_records_as_leader(batch(2), 1).unwrap();
+        p.expect_isr(&[1, 2]);
+        p.update_follower_fetch(2, 12, 9).unwrap();
+        assert_eq!(p.high_watermark(), 12);
     }
 
     #[test]

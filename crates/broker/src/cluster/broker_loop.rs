@@ -222,6 +222,9 @@ async fn maintain_isr(broker: &Broker, lag_max_ms: i64) {
                 isr.push(r);
             }
         }
+        // Added members count for the high watermark from now on, before the
+        // controller has even seen the request (Kafka's maximal ISR).
+        p.expect_isr(&isr);
         if isr.len() == view.isr.len() && isr.iter().all(|r| view.isr.contains(r)) {
             continue;
         }
