@@ -356,12 +356,16 @@ class Node:
                 self._close_stderr()
                 self._event(f"incarnation {self.incarnation} exited before listening: rc={rc}")
                 return False
-            m = LISTEN_RE.match(line)
-            if m:
-                if int(m.group(1)) != self.kafka_port:
-                    raise self.fail(f"listens on {m.group(1)}, configured {self.kafka_port}")
+            if self._is_listening_line(line):
                 self._event(f"incarnation {self.incarnation} listening")
                 return True
+
+    def _is_listening_line(self, line: str) -> bool:
+        """Whether `line` is the listening line; raises if it names another port."""
+        m = LISTEN_RE.match(line)
+        if m and int(m.group(1)) != self.kafka_port:
+            raise self.fail(f"listens on {m.group(1)}, configured {self.kafka_port}")
+        return m is not None
 
     def address_in_use(self) -> bool:
         try:
