@@ -500,7 +500,7 @@ impl Partition {
         fetch: &FollowerFetch,
         now_ms: i64,
     ) -> Result<FollowerRead, PartitionError> {
-        let read = {
+        let (read, epoch) = {
             let st = self.state.read();
             self.epoch_or_error(&st, fetch.current_leader_epoch)?;
             self.leader_or_error(&st)?;
@@ -539,14 +539,18 @@ impl Partition {
                     });
                 }
             }
-            self.log.read(
+            let read = self.log.read(
                 fetch.fetch_offset,
                 fetch.max_bytes,
                 fetch.min_one_batch,
                 i64::MAX,
-            )?
+            )?;
+            (read, st.leader_epoch)
         };
-        self.update_follower_fetch(fetch.replica_id, fetch.fetch_offset, now_ms)?;
+        // The fetch offset was checked against our log in `epoch`; it says
+        // nothing about the follower's log in any later epoch (our log may
+        // have been truncated meanwhile), so it is recorded only in that one.
+        self.record_follower_fetch(fetch.replica_id, fetch.fetch_offset, now_ms, Some(epoch))?;
         Ok(FollowerRead::Records(read))
     }
 
@@ -586,8 +590,23 @@ impl Partition {
         fetch_offset: i64,
         now_ms: i64,
     ) -> Result<(), PartitionError> {
+        self.record_follower_fetch(follower, fetch_offset, now_ms, None)
+    }
+
+    /// [`Self::update_follower_fetch`], only while the leader epoch is still
+    /// `in_epoch` (when given).
+    fn record_follower_fetch(
+        &self,
+        follower: i32,
+        fetch_offset: i64,
+        now_ms: i64,
+        in_epoch: Option<i32>,
+    ) -> Result<(), PartitionError> {
         let mut st = self.state.write();
         self.leader_or_error(&st)?;
+        if in_epoch.is_some_and(|e| e != st.leader_epoch) {
+            return Ok(());
+        }
         let leader_end = self.log.log_end_offset();
         let Some(f) = st.followers.get_mut(&follower) else {
             // Not an assigned replica (any more): nothing to track.

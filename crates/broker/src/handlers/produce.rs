@@ -106,8 +106,11 @@ async fn await_replication(
                 return true;
             };
             if let Err(e) = outcome {
-                resp.responses[*t].partition_responses[*p].error_code =
-                    util::partition_error(&e).code();
+                let r = &mut resp.responses[*t].partition_responses[*p];
+                r.error_code = util::partition_error(&e).code();
+                r.base_offset = -1;
+                r.log_append_time_ms = -1;
+                r.log_start_offset = -1;
             }
             false
         });
@@ -157,11 +160,13 @@ fn append(
             if ctx.api_version >= 5 {
                 r.log_start_offset = info.log_start_offset;
             }
-            let required = info.last_offset + 1;
-            Ok(
-                (acks == -1 && partition.check_replicated(required).is_none())
-                    .then_some((partition, required)),
-            )
+            let outcome = after_append(&partition, info.last_offset, acks);
+            if outcome.is_err() {
+                r.base_offset = -1;
+                r.log_append_time_ms = -1;
+                r.log_start_offset = -1;
+            }
+            outcome.map(|required| required.map(|required| (partition, required)))
         }
         Err(e) => {
             tracing::debug!(partition = %partition.tp, error = %e, "produce rejected");
@@ -174,6 +179,31 @@ fn append(
             if ctx.api_version >= 8 {
                 r.error_message = Some(str_bytes(e.to_string()));
             }
+            Err(util::partition_error(&e))
+        }
+    }
+}
+
+/// What an append that ended at `last_offset` waits for: nothing unless
+/// `acks=all`; else the offset the ISR must reach (`Some`), or nothing when
+/// it already has. The leadership may have moved, or the ISR shrunk below
+/// `min.insync.replicas`, between the append and this check: that error is
+/// the answer then, never success (a record acknowledged by a leader that
+/// had just lost its leadership may be gone from the new one).
+fn after_append(
+    partition: &Partition,
+    last_offset: i64,
+    acks: i16,
+) -> Result<Option<i64>, ResponseError> {
+    if acks != -1 {
+        return Ok(None);
+    }
+    let required = last_offset + 1;
+    match partition.check_replicated(required) {
+        None => Ok(Some(required)),
+        Some(Ok(())) => Ok(None),
+        Some(Err(e)) => {
+            tracing::debug!(partition = %partition.tp, error = %e, "acks=all append not replicated");
             Err(util::partition_error(&e))
         }
     }
@@ -248,6 +278,29 @@ mod tests {
         );
         // Written all the same, as in Kafka.
         assert_eq!(p.log.log_end_offset(), 1);
+    }
+
+    #[test]
+    fn leadership_lost_right_after_the_append_is_the_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), 1, &image(1, 0, &[1, 2, 3], &[1, 2, 3]), 2);
+        let info = p.append_records_as_leader(batch(3), -1).unwrap();
+        // Both followers have it; acks=1 would not wait at all.
+        p.update_follower_fetch(2, 3, 10).unwrap();
+        p.update_follower_fetch(3, 3, 10).unwrap();
+        assert_eq!(after_append(&p, info.last_offset, -1), Ok(None));
+        assert_eq!(after_append(&p, info.last_offset, 1), Ok(None));
+        let more = p.append_records_as_leader(batch(2), -1).unwrap();
+        assert_eq!(after_append(&p, more.last_offset, -1), Ok(Some(5)));
+        // A controlled shutdown moves the leadership before any follower
+        // fetched the new records: not replicated, and never answered as
+        // written.
+        p.apply_image(&image(2, 1, &[1, 2, 3], &[2, 3]), 2, 11);
+        assert_eq!(
+            after_append(&p, more.last_offset, -1),
+            Err(ResponseError::NotLeaderOrFollower)
+        );
+        assert_eq!(after_append(&p, more.last_offset, 0), Ok(None));
     }
 
     #[tokio::test]
