@@ -2,6 +2,7 @@
 //! logs, and the partitions this node leads. Handlers get `&Broker`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::{Arc, Weak};
 
 use gregor_metadata::config_defs::{self, ConfigLayers, ResolvedConfig};
@@ -74,6 +75,9 @@ pub struct Broker {
     /// `partitions`), and holds the image it last reconciled to. Taken only
     /// off the async workers.
     reconciled: Mutex<Option<Arc<MetadataImage>>>,
+    /// Set once on a fault this node cannot go on after (Kafka halts the
+    /// process then): see [`Broker::halted`].
+    fatal: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -174,6 +178,7 @@ impl Broker {
             producer_ids: Mutex::new(ProducerIdBlock::default()),
             this: weak.clone(),
             reconciled: Mutex::new(None),
+            fatal: tokio::sync::watch::channel(None).0,
         });
         broker.reconcile()?;
         if let Some(cleaner) = broker.config.cleaner.clone() {
@@ -265,10 +270,62 @@ impl Broker {
     /// partition's log dir offline (its partitions then answer
     /// KAFKA_STORAGE_ERROR) instead of failing the broker, as Kafka's
     /// LogDirFailureChannel does.
+    ///
+    /// As Kafka's log dir failure handler, the process halts when the failed
+    /// dir holds the metadata log or no log dir is left online: see
+    /// [`Broker::halted`].
     pub fn on_storage_error(&self, tp: &TopicPartition, error: &gregor_storage::StorageError) {
-        if matches!(error, gregor_storage::StorageError::Io { .. }) {
-            tracing::error!(partition = %tp, error = %error, "I/O error on log dir");
-            self.logs.mark_dir_offline(tp);
+        if !matches!(error, gregor_storage::StorageError::Io { .. }) {
+            return;
+        }
+        tracing::error!(partition = %tp, error = %error, "I/O error on log dir");
+        let dir = self.logs.dir_of(tp).map(Path::to_path_buf);
+        if self.logs.mark_dir_offline(tp).is_empty() {
+            return;
+        }
+        if let Some(dir) = dir.filter(|d| *d == self.config.metadata_log_dir) {
+            self.fatal_fault(format!(
+                "log dir {} failed and it holds the metadata log",
+                dir.display()
+            ));
+        } else if self.logs.all_offline() {
+            self.fatal_fault(format!(
+                "all log dirs ({}) have failed",
+                self.logs
+                    .dirs()
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+
+    /// Records a fault this node cannot go on after (the first one wins).
+    pub fn fatal_fault(&self, reason: String) {
+        self.fatal.send_if_modified(|f| {
+            if f.is_some() {
+                return false;
+            }
+            tracing::error!(reason = %reason, "fatal fault");
+            *f = Some(reason);
+            true
+        });
+    }
+
+    /// Resolves with the reason once a fatal fault happened: the server
+    /// halts then (exit status 1, no controlled shutdown), as Kafka does when
+    /// the metadata log dir or every log dir fails, so a supervisor restarts
+    /// it once the disk is fixed and the cluster moves leaderships meanwhile.
+    pub async fn halted(&self) -> String {
+        let mut rx = self.fatal.subscribe();
+        loop {
+            if let Some(reason) = rx.borrow_and_update().clone() {
+                return reason;
+            }
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
         }
     }
 

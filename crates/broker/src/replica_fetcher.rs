@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use gregor_storage::{Clock, StorageError};
+use gregor_storage::{Clock, StorageError, TopicPartition};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use kafka_protocol::messages::fetch_response::PartitionData;
@@ -194,12 +194,34 @@ struct Fetchers {
     shut_down: bool,
 }
 
+/// Told of an I/O error writing a follower's log (the broker takes the log
+/// dir offline, as for a leader's write).
+#[derive(Clone)]
+pub struct StorageErrorHandler(Arc<dyn Fn(&TopicPartition, &StorageError) + Send + Sync>);
+
+impl StorageErrorHandler {
+    pub fn new(f: impl Fn(&TopicPartition, &StorageError) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    fn call(&self, tp: &TopicPartition, e: &StorageError) {
+        (self.0)(tp, e)
+    }
+}
+
+impl std::fmt::Debug for StorageErrorHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StorageErrorHandler")
+    }
+}
+
 /// The replica fetcher tasks of this node, one per leader it follows.
 #[derive(Debug)]
 pub struct ReplicaFetchers {
     local_id: i32,
     clock: Arc<dyn Clock>,
     config: FetcherConfig,
+    on_storage_error: StorageErrorHandler,
     runtime: Handle,
     state: Mutex<Fetchers>,
 }
@@ -212,10 +234,22 @@ impl ReplicaFetchers {
     ///
     /// Outside a tokio runtime.
     pub fn new(local_id: i32, clock: Arc<dyn Clock>, config: FetcherConfig) -> Arc<Self> {
+        Self::with_storage_errors(local_id, clock, config, StorageErrorHandler::new(|_, _| {}))
+    }
+
+    /// [`ReplicaFetchers::new`], telling `on_storage_error` of every I/O
+    /// error a follower write hits.
+    pub fn with_storage_errors(
+        local_id: i32,
+        clock: Arc<dyn Clock>,
+        config: FetcherConfig,
+        on_storage_error: StorageErrorHandler,
+    ) -> Arc<Self> {
         Arc::new(Self {
             local_id,
             clock,
             config,
+            on_storage_error,
             runtime: Handle::current(),
             state: Mutex::new(Fetchers::default()),
         })
@@ -281,6 +315,7 @@ impl ReplicaFetchers {
                 client_id: format!("broker-{}-fetcher-0", self.local_id),
                 clock: self.clock.clone(),
                 config: self.config.clone(),
+                on_storage_error: self.on_storage_error.clone(),
                 conn: None,
                 correlation_id: 0,
                 round: 0,
@@ -413,6 +448,7 @@ struct Task {
     client_id: String,
     clock: Arc<dyn Clock>,
     config: FetcherConfig,
+    on_storage_error: StorageErrorHandler,
     conn: Option<TcpStream>,
     correlation_id: i32,
     /// Rotates which partition goes first, so a response's byte limit does
@@ -759,10 +795,14 @@ impl Task {
             return Vec::new();
         }
         let keys: Vec<Key> = work.iter().map(|(k, ..)| *k).collect();
+        let on_storage_error = self.on_storage_error.clone();
         let done = tokio::task::spawn_blocking(move || {
             work.into_iter()
                 .map(|(key, partition, s, data)| {
-                    (key, process_partition(leader, &partition, s, data))
+                    (
+                        key,
+                        process_partition(leader, &partition, s, data, &on_storage_error),
+                    )
                 })
                 .collect::<Vec<_>>()
         })
@@ -808,7 +848,9 @@ impl Task {
             .await;
             return match done {
                 Ok(Ok(_)) => Outcome::Fetch,
-                Ok(Err(e)) => partition_error_outcome(self.leader, &partition, &e),
+                Ok(Err(e)) => {
+                    partition_error_outcome(self.leader, &partition, &e, &self.on_storage_error)
+                }
                 Err(e) => {
                     tracing::error!(partition = %partition.tp, error = %e, "truncation task failed");
                     Outcome::Backoff
@@ -912,6 +954,7 @@ fn process_partition(
     partition: &Partition,
     sent: Sent,
     data: PartitionData,
+    on_storage_error: &StorageErrorHandler,
 ) -> Outcome {
     if partition.log.log_end_offset() != sent.fetch_offset {
         return Outcome::Fetch;
@@ -960,12 +1003,17 @@ fn process_partition(
     };
     match done {
         Ok(()) => Outcome::Fetch,
-        Err(e) => partition_error_outcome(leader, partition, &e),
+        Err(e) => partition_error_outcome(leader, partition, &e, on_storage_error),
     }
 }
 
 /// What a refused follower write means for the partition.
-fn partition_error_outcome(leader: i32, partition: &Partition, e: &PartitionError) -> Outcome {
+fn partition_error_outcome(
+    leader: i32,
+    partition: &Partition,
+    e: &PartitionError,
+    on_storage_error: &StorageErrorHandler,
+) -> Outcome {
     match e {
         // Our epoch or role moved since the fetch: fetch in the new one
         // (or not at all, when this node no longer follows).
@@ -973,10 +1021,13 @@ fn partition_error_outcome(leader: i32, partition: &Partition, e: &PartitionErro
         | PartitionError::UnknownLeaderEpoch { .. }
         | PartitionError::NotAFollower { .. }
         | PartitionError::NotLeader { .. } => Outcome::Fetch,
-        // A failed disk: Kafka marks the partition failed until it is
-        // assigned again.
-        PartitionError::Storage(StorageError::Io { .. } | StorageError::LogDirOffline(_)) => {
+        // A failed disk: Kafka takes the log dir offline and marks the
+        // partition failed until it is assigned again.
+        PartitionError::Storage(
+            se @ (StorageError::Io { .. } | StorageError::LogDirOffline(_)),
+        ) => {
             tracing::error!(partition = %partition.tp, leader, error = %e, "replica write failed; waiting for new metadata");
+            on_storage_error.call(&partition.tp, se);
             Outcome::AwaitUpdate
         }
         _ => {

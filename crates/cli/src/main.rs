@@ -297,7 +297,10 @@ fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()>
                 out.flush()?;
             }
             tracing::info!(node_id = config.node_id, "controller started");
-            shutdown_signal().await;
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                reason = q.fatal() => halt(&reason),
+            }
             if let Some(q) = quorum {
                 q.stop().await;
             }
@@ -321,7 +324,27 @@ fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()>
         writeln!(out, "gregor: listening on {}://{}:{}", broker.config.listener.name, host_for_display(&host, addr), addr.port())?;
         out.flush()?;
         drop(out);
-        gregor_broker::server::run(broker, listener, shutdown_signal()).await;
+        let fatal = {
+            let broker = broker.clone();
+            let quorum = quorum.as_ref().map(|q| q.link.clone().fatal());
+            async move {
+                let reason = match quorum {
+                    Some(q) => tokio::select! {
+                        r = broker.halted() => r,
+                        r = q => r,
+                    },
+                    None => broker.halted().await,
+                };
+                halt(&reason)
+            }
+        };
+        let stop = async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = fatal => {}
+            }
+        };
+        gregor_broker::server::run(broker, listener, stop).await;
         if let Some(quorum) = quorum {
             quorum.stop().await;
         }
@@ -335,6 +358,16 @@ fn host_for_display(advertised: &str, addr: std::net::SocketAddr) -> String {
     } else {
         addr.ip().to_string()
     }
+}
+
+/// Kafka's `Exit.halt(1)` after a fatal fault (the metadata log's disk
+/// failed): no controlled shutdown, nothing more written; the cluster moves
+/// this node's leaderships once its session lapses, and a supervisor may
+/// restart it when the disk is fixed.
+fn halt(reason: &str) -> ! {
+    tracing::error!(reason, "halting the process after a fatal fault");
+    eprintln!("gregor: halting: {reason}");
+    std::process::exit(1)
 }
 
 async fn shutdown_signal() {

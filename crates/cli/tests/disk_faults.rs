@@ -1,5 +1,6 @@
 //! A full disk on one log dir takes that dir's partitions offline
-//! (KAFKA_STORAGE_ERROR) while the broker and the other dir keep working.
+//! (KAFKA_STORAGE_ERROR) while the broker and the other dir keep working;
+//! a full disk under the metadata log halts the broker, as Kafka does.
 //!
 //! The full disk is a 3 MiB tmpfs mounted as the second log dir. Mounting
 //! needs root (CI runs as root); elsewhere the test says so and passes.
@@ -8,9 +9,14 @@ mod common;
 
 use std::process::Command;
 
+use std::time::Duration;
+
 use common::*;
 use gregor_records::Compression;
-use kafka_protocol::messages::{DescribeLogDirsRequest, MetadataResponse};
+use kafka_protocol::messages::{
+    DescribeLogDirsRequest, MetadataResponse, ProduceResponse, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, HeaderVersion};
 
 struct Tmpfs(std::path::PathBuf);
 
@@ -139,6 +145,77 @@ fn full_log_dir_takes_only_its_partitions_offline() {
     c.create_topic("u", 2, &[]);
     assert!(healthy.join("u-0").exists() && healthy.join("u-1").exists());
     c.produce_ok("u", 1, &good_batch, 1);
+    broker.stop_clean();
+}
+
+/// Produces incompressible 64 KiB records to `t`-`p` until the disk is full:
+/// returns how many were acknowledged, once a produce fails with
+/// KAFKA_STORAGE_ERROR (56) or the connection drops.
+fn fill(c: &mut Client, p: i32) -> usize {
+    let mut acked = 0;
+    for i in 0..200u32 {
+        let mut recs = records(&format!("fill{i}"), 1, now_ms(), 0);
+        recs[0].value = Some(bytes::Bytes::from(
+            (0..65536u32)
+                .map(|x| (x.wrapping_mul(2654435761).wrapping_add(i) >> 13) as u8)
+                .collect::<Vec<u8>>(),
+        ));
+        let req = produce_request("t", p, &batch(&recs, Compression::None), -1);
+        let (_, frame) = c.encode_request(9, &req);
+        c.write_raw(&frame);
+        // The broker may halt before it answers: a closed connection.
+        let Ok(frame) = c.read_frame() else {
+            return acked;
+        };
+        let mut buf = bytes::Bytes::from(frame);
+        ResponseHeader::decode(&mut buf, ProduceResponse::header_version(9)).unwrap();
+        let resp = ProduceResponse::decode(&mut buf, 9).unwrap();
+        match resp.responses[0].partition_responses[0].error_code {
+            0 => acked += 1,
+            56 => return acked,
+            other => panic!("unexpected error {other} while filling the disk"),
+        }
+    }
+    panic!("the tmpfs never filled after {acked} batches");
+}
+
+#[test]
+fn full_metadata_log_dir_halts_the_broker_and_loses_nothing_acked() {
+    let root = tempfile::tempdir().unwrap();
+    let small = root.path().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let Some(_mount) = Tmpfs::mount(&small, "3m") else {
+        eprintln!("skipping: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    // One dir, holding the metadata log too (Kafka's default layout).
+    let dirs = format!("log.dirs={}", small.display());
+    let mut broker = Broker::start_with(&[&dirs, "log.index.size.max.bytes=65536"]);
+    let mut c = broker.client();
+    c.create_topic("t", 1, &[]);
+    let acked = fill(&mut c, 0);
+    assert!(acked > 0, "nothing fit on the 3 MiB tmpfs");
+    // Kafka's log dir failure handler halts when the failed dir holds the
+    // metadata log: exit status 1, the reason on stderr.
+    let status = broker.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{}", broker.logs());
+    assert!(
+        broker.logs().contains("halting") && broker.logs().contains("holds the metadata log"),
+        "{}",
+        broker.logs()
+    );
+    // With more room, it starts again with every acknowledged record.
+    let grown = Command::new("mount")
+        .args(["-o", "remount,size=8m"])
+        .arg(&small)
+        .status()
+        .expect("remount");
+    assert!(grown.success());
+    broker.restart();
+    let mut c = broker.client();
+    let got = c.fetch_all("t", 0, 0);
+    let n: usize = got.iter().map(|b| b.records.len()).sum();
+    assert!(n >= acked, "{n} records read back, {acked} acknowledged");
     broker.stop_clean();
 }
 

@@ -475,6 +475,30 @@ impl MetadataQuorum {
         self.raft.trigger().snapshot().await.map_err(raft_err)
     }
 
+    /// Resolves with the reason once the Raft node stopped on its own: a
+    /// storage error on the metadata log (a full or failed disk) or a
+    /// panic. Never resolves for a node stopped by [`Self::shutdown`]. Kafka
+    /// halts the process on such a fault; the caller should too, since the
+    /// node can no longer follow the metadata.
+    pub async fn fatal(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            let stopped = match &metrics.borrow_and_update().running_state {
+                Ok(()) => None,
+                Err(openraft::error::Fatal::Stopped) => Some(None),
+                Err(e) => Some(Some(format!("the metadata quorum stopped: {e}"))),
+            };
+            match stopped {
+                Some(Some(reason)) => return reason,
+                Some(None) => return std::future::pending().await,
+                None => {}
+            }
+            if metrics.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
     /// Stops the Raft node (its tasks end) and closes the log cleanly.
     pub async fn shutdown(&self) -> Result<(), QuorumError> {
         self.tie_breaker.abort();

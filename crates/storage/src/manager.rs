@@ -260,6 +260,11 @@ impl LogManager {
         affected
     }
 
+    /// Whether every log dir is offline.
+    pub fn all_offline(&self) -> bool {
+        self.offline.iter().all(|o| o.load(Ordering::Acquire))
+    }
+
     /// Whether the log dir holding `tp` is offline.
     pub fn is_offline(&self, tp: &TopicPartition) -> bool {
         self.logs

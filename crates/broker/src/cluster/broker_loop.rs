@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use super::{stopped, until_stopped, QuorumLink};
 use crate::broker::Broker;
 use crate::partition::Role;
-use crate::replica_fetcher::{FetcherConfig, Follow, ReplicaFetchers};
+use crate::replica_fetcher::{FetcherConfig, Follow, ReplicaFetchers, StorageErrorHandler};
 
 /// How long a controlled shutdown waits for the leaderships to move.
 const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,10 +51,16 @@ pub async fn run_broker(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let Some(link) = broker.metadata.quorum().cloned() else {
         return;
     };
-    let fetchers = ReplicaFetchers::new(
+    let weak = Arc::downgrade(&broker);
+    let fetchers = ReplicaFetchers::with_storage_errors(
         broker.node_id(),
         broker.clock.clone(),
         FetcherConfig::from_props(&broker.config.props),
+        StorageErrorHandler::new(move |tp, e| {
+            if let Some(broker) = weak.upgrade() {
+                broker.on_storage_error(tp, e);
+            }
+        }),
     );
     let mut images = link.subscribe();
     // Heartbeats and ISR changes run on their own tasks: a slow metadata
@@ -62,7 +68,14 @@ pub async fn run_broker(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     // nor hold up following the metadata.
     let heartbeats = tokio::spawn(heartbeat_loop(broker.clone(), link.clone(), stop.clone()));
     let isr = tokio::spawn(isr_loop(broker.clone(), link.clone(), stop.clone()));
-    loop {
+    // The image this node started with counts as news: a restarted node
+    // whose image is already current (nothing changes while it rejoins)
+    // must start following its leaders now, not at the next change.
+    images.borrow_and_update();
+    let mut running = until_stopped(&mut stop, follow_image(&broker, &fetchers))
+        .await
+        .is_some();
+    while running {
         tokio::select! {
             _ = stopped(&mut stop) => break,
             changed = images.changed() => {
@@ -70,9 +83,9 @@ pub async fn run_broker(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                     break;
                 }
                 images.borrow_and_update();
-                if until_stopped(&mut stop, follow_image(&broker, &fetchers)).await.is_none() {
-                    break;
-                }
+                running = until_stopped(&mut stop, follow_image(&broker, &fetchers))
+                    .await
+                    .is_some();
             }
         }
     }

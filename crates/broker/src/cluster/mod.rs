@@ -167,6 +167,14 @@ pub enum ClusterError {
 }
 
 impl QuorumLink {
+    /// See [`QuorumRuntime::fatal`].
+    pub async fn fatal(self: Arc<Self>) -> String {
+        match &self.seat {
+            Seat::Voter(q) => q.fatal().await,
+            Seat::Observer { .. } => std::future::pending().await,
+        }
+    }
+
     /// A broker-only node's link: no Raft member, no listener; its image
     /// comes from [`QuorumLink::run_observer`].
     pub fn observer(
@@ -826,6 +834,13 @@ impl QuorumRuntime {
             tokio::spawn(link.clone().run_controller(stop_rx)),
         ];
         Ok(Self { link, stop, tasks })
+    }
+
+    /// Resolves with the reason once this node's quorum member stopped on
+    /// its own (a storage error on the metadata log): see
+    /// [`MetadataQuorum::fatal`]. Never resolves on a broker-only node.
+    pub async fn fatal(&self) -> String {
+        self.link.clone().fatal().await
     }
 
     /// Stops serving Raft and shuts the quorum member down.

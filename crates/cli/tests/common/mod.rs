@@ -174,6 +174,22 @@ impl Broker {
     }
 
     /// SIGTERM, then waits (with a deadline) for the process to exit.
+    /// Waits (at most `deadline`) for the process to exit by itself.
+    pub fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
+        let end = Instant::now() + deadline;
+        loop {
+            let child = self.child.as_mut().expect("broker is not running");
+            if let Some(status) = child.try_wait().expect("waiting for the broker") {
+                self.child = None;
+                return status;
+            }
+            if Instant::now() >= end {
+                panic!("broker did not exit within {deadline:?}\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("broker is not running");
         let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
