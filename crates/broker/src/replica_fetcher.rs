@@ -197,7 +197,9 @@ struct Fetchers {
 /// Told of an I/O error writing a follower's log (the broker takes the log
 /// dir offline, as for a leader's write).
 #[derive(Clone)]
-pub struct StorageErrorHandler(Arc<dyn Fn(&TopicPartition, &StorageError) + Send + Sync>);
+pub struct StorageErrorHandler(Arc<StorageErrorFn>);
+
+type StorageErrorFn = dyn Fn(&TopicPartition, &StorageError) + Send + Sync;
 
 impl StorageErrorHandler {
     pub fn new(f: impl Fn(&TopicPartition, &StorageError) + Send + Sync + 'static) -> Self {
