@@ -92,7 +92,7 @@ PROBE_ANSWER_TIMEOUT_S = 20.0  # after healing, for the cut-off node's answer to
 WATCH_INTERVAL_S = 0.1
 STATE_DIR = Path("/tmp/gregor-fault-netns")  # one file per live topology: prefix -> owner pid
 FAULTS = ("leader-kill9", "follower-kill9", "controller-kill9", "leader-sigstop", "partition",
-          "restart-all", "rolling-restart")
+          "restart-all", "rolling-restart", "disk-full")
 # Opt-in (--faults): a majority frozen for longer than the producer's message.timeout.ms.
 EXTRA_FAULTS = ("majority-sigstop",)
 MAJORITY_FREEZE_S = 75.0
@@ -101,6 +101,10 @@ MAJORITY_FREEZE_S = 75.0
 # time requests out first, bump its epoch and re-send records the broker may already
 # hold: duplicates no broker could prevent. Here the broker's answer comes first.
 WORKLOAD_CONF = {"socket.timeout.ms": 60000}
+# A run with the disk-full fault puts each node's log dir (its metadata log too)
+# on a tmpfs of this size; the fault fills the victim's to the last byte.
+TMPFS_MB = 256
+HALT_TIMEOUT_S = 30.0  # a node whose disk is full writes (and halts) within this
 
 # ---------------------------------------------------------------- raw Kafka requests
 _CRC32C = []
@@ -521,6 +525,7 @@ class FaultNode(Node):
         self.cut = False
         self.ip = "127.0.0.1"
         self.netns: str | None = None
+        self.disk: Path | None = None  # a tmpfs mount holding log_dir, when the run has one
 
     @property
     def bootstrap(self) -> str:
@@ -562,9 +567,15 @@ class FaultCluster(Cluster):
     network namespace (`NetnsTopology`) so it can be cut off."""
 
     def __init__(self, work_dir: Path, n: int = 3, overrides: dict | None = None,
-                 binary: Path | None = None, netns: bool = False):
+                 binary: Path | None = None, netns: bool = False, tmpfs_mb: int | None = None):
         super().__init__(work_dir, n, overrides, binary)
         self.nodes = [FaultNode(self, i) for i in range(1, n + 1)]
+        self.tmpfs_mb = tmpfs_mb
+        self.mounted: list[Path] = []
+        if tmpfs_mb:
+            for node in self.nodes:
+                node.disk = node.dir / "disk"
+                node.log_dir = node.disk / "data"
         self.topology: NetnsTopology | None = None
         self.real_binary = self.binary
         if netns:
@@ -584,6 +595,14 @@ class FaultCluster(Cluster):
         controller still counts it fenced (seen when a node registers more than
         broker.session.timeout.ms after the controller became active), and then
         CreateTopics answers INVALID_REPLICA_ASSIGNMENT "Broker 3 does not exist"."""
+        for node in self.nodes:
+            if node.disk is not None and node.disk not in self.mounted:
+                node.disk.mkdir(parents=True, exist_ok=True)
+                r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.tmpfs_mb}m", "tmpfs", str(node.disk)],
+                                   capture_output=True, text=True)
+                if r.returncode != 0:
+                    raise ClusterError(f"mounting a tmpfs on {node.disk}: {r.stderr.strip()}")
+                self.mounted.append(node.disk)
         super().start(timeout)
         from confluent_kafka.admin import NewTopic
 
@@ -618,6 +637,16 @@ class FaultCluster(Cluster):
                 except Exception as e:  # noqa: BLE001 - teardown goes on
                     problems.append(f"healing node {node.id}: {e}")
         problems += self.stop()
+        for disk in self.mounted:
+            # Kept beside it for a failed run's evidence, then unmounted.
+            try:
+                shutil.copytree(disk / "data", disk.parent / "data-from-tmpfs", dirs_exist_ok=True)
+            except OSError as e:
+                problems.append(f"copying {disk}: {e}")
+            r = subprocess.run(["umount", "-l", str(disk)], capture_output=True, text=True)
+            if r.returncode != 0:
+                problems.append(f"umount {disk}: {r.stderr.strip()}")
+        self.mounted.clear()
         if self.topology is not None and self.topology.created:
             left = self.topology.teardown()
             if left:
@@ -1041,6 +1070,27 @@ class Workload(SeqProducer):
             self.fatal = self.fatal or f"producer thread died: {e}"
 
 
+def fill_disk(path: Path) -> int:
+    """Writes zeros to `path` until its filesystem is full; returns the bytes written."""
+    chunk = bytes(1 << 20)
+    written = 0
+    with open(path, "wb", buffering=0) as f:
+        while True:
+            try:
+                written += f.write(chunk)
+            except OSError:
+                break
+        # The last partial chunk: byte by byte would be slow; smaller chunks will do.
+        for size in (1 << 16, 1 << 12, 1 << 9):
+            part = bytes(size)
+            while True:
+                try:
+                    written += f.write(part)
+                except OSError:
+                    break
+    return written
+
+
 class FaultRun:
     """One workload through a schedule of faults, on a started FaultCluster.
     `inject(name)` applies one fault with its victim drawn from `rng`, heals it,
@@ -1362,6 +1412,40 @@ class FaultRun:
         except ClusterError as e:
             return str(e).splitlines()[0]
 
+    def _disk_full(self) -> str:
+        """(h) the disk under a partition leader's log dir (which holds its
+        metadata log too, Kafka's default layout) fills up: its next write fails
+        and it must halt (exit 1, as Kafka's log dir failure handler does), its
+        leaderships move, the workload goes on; healed by freeing the space and
+        starting it again (recovery of the log it was writing when it stopped)."""
+        p, lid = self._victim_leader()
+        v = self.cluster.node(lid)
+        assert v.disk is not None, "the disk-full fault needs FaultCluster(tmpfs_mb=...)"
+        label = f"disk-full p{p}@n{lid}"
+        filler = v.disk / "filler"
+        v.expect_exit = True
+        t = self.t_fault = self.event(f"{label}: filling node {lid}'s disk")
+        filled = fill_disk(filler)
+        self.event(f"node {lid}'s disk full ({filled >> 20} MiB filler)")
+        if self.liveness("disk_full_halts", wait_for, lambda: not v.running(), HALT_TIMEOUT_S,
+                         f"node {lid} to halt on its full disk", interval=0.1):
+            rc = v.proc.returncode
+            v._close_stderr()
+            text = v.stderr_text(None)
+            halt = [line for line in text.splitlines() if "halting" in line]
+            self.event(f"node {lid} exited rc={rc}: {halt[-1][-160:] if halt else 'no halting line'}")
+            self.checks.append(Check("disk_full_halts", rc == 1 and bool(halt),
+                                     f"node {lid} exited rc={rc}, {'a' if halt else 'no'} halting line"))
+        self.liveness("new_leader_elected", self.leader, p, (lid,))
+        self.wait_acks_after(t, ACKS_DURING, label)
+        filler.unlink(missing_ok=True)
+        if v.running():
+            v._kill_now()
+        v.start()
+        self.event(f"node {lid} restarted with room on its disk")
+        self.wait_isr_full(f"node {lid} restarted after its disk filled")
+        return label
+
     def _rolling_restart(self) -> str:
         """(g) each node in turn: SIGTERM (controlled shutdown, must exit 0), start,
         wait for every ISR to be full (as an operator's rolling restart does)."""
@@ -1424,7 +1508,8 @@ def run_once(seed: int, work_dir: Path, allowed: list[str], netns: bool, log=Non
     rng = random.Random(seed)
     schedule = random_schedule(rng, allowed)
     t_start = time.monotonic()
-    cluster = FaultCluster(work_dir, 3, binary=gregor_bin(), netns=netns)
+    cluster = FaultCluster(work_dir, 3, binary=gregor_bin(), netns=netns,
+                           tmpfs_mb=TMPFS_MB if "disk-full" in schedule else None)
     run = None
     checks: list[Check] = []
     evidence = ""

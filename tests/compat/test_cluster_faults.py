@@ -17,7 +17,9 @@ The faults: (a) kill -9 of a partition leader, (b) of a follower, (c) of the
 active controller; (d) SIGSTOP of a leader for several session timeouts, then
 SIGCONT; (e) a network partition of a leader (each node in its own network
 namespace, needs root); (f) every node SIGTERMed at once and started again;
-(g) a rolling restart with SIGTERM. The long mode (random schedules of these
+(g) a rolling restart with SIGTERM; (h) the disk under a leader's log dir
+(and metadata log) filling up: it halts as Kafka does, and restarts once
+there is room (each node's dir on a tmpfs, needs root). The long mode (random schedules of these
 faults, 100+ runs) is scripts/fault-suite.sh, not part of CI.
 
     GREGOR_BIN=target/debug/gregor .test-deps/venv/bin/pytest tests/compat/test_cluster_faults.py -q
@@ -36,7 +38,7 @@ from pathlib import Path
 
 import pytest
 
-from fault_util import FaultCluster, FaultRun, netns_unavailable, sparing
+from fault_util import TMPFS_MB, FaultCluster, FaultRun, netns_unavailable, sparing
 
 # A cluster start, one fault with its heal, a full read-back and the checks;
 # every wait inside is bounded well below this.
@@ -49,12 +51,14 @@ def faulty(request, tmp_path):
     processes stopped, namespaces and links deleted, even on failure)."""
     made: list[FaultCluster] = []
 
-    def make(netns: bool = False) -> FaultCluster:
+    def make(netns: bool = False, tmpfs_mb: int | None = None) -> FaultCluster:
         if netns:
             why = netns_unavailable()
             if why:
                 pytest.skip(why)
-        c = FaultCluster(tmp_path / f"cluster{len(made) + 1}", 3, netns=netns)
+        if tmpfs_mb and os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs needs root")
+        c = FaultCluster(tmp_path / f"cluster{len(made) + 1}", 3, netns=netns, tmpfs_mb=tmpfs_mb)
         made.append(c)
         request.node._gregor_brokers = getattr(request.node, "_gregor_brokers", []) + c.nodes
         return c.start()
@@ -134,3 +138,10 @@ def test_f_restart_all(faulty, topic):
 
 def test_g_rolling_restart(faulty, topic):
     _run(faulty(), topic, 707, "rolling-restart")
+
+
+def test_h_disk_full(faulty, topic):
+    """A leader's disk fills up: it halts (exit 1), its partitions get new
+    leaders with no acknowledged record lost, and with room again it recovers
+    the log it was writing and rejoins every ISR."""
+    _run(faulty(tmpfs_mb=TMPFS_MB), topic, 808, "disk-full")
