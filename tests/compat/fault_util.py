@@ -82,6 +82,13 @@ ACKS_BEFORE = 300  # acks before the first fault
 ACKS_AFTER = 300  # acks of records sent after each heal
 ACKS_DURING = 100  # acks of records sent after a fault, before it is healed
 ACK_TIMEOUT_S = 30.0
+# librdkafka's request.timeout.ms (default 30 s): an idempotent producer with
+# produce requests in flight to a leader that froze or was cut off waits this
+# long for them before it re-sends their batches to the new leader (so does
+# Kafka's Java client, for its own request.timeout.ms). When the victim led
+# every partition (after a restart-all, until the preferred leaders are back),
+# no acknowledgement can come before that, on any cluster.
+CLIENT_REQUEST_TIMEOUT_S = 30.0
 FAILOVER_TIMEOUT_S = 30.0  # a new leader / controller after a fault
 FREEZE_S = 3 * SESSION_TIMEOUT_S  # how long a SIGSTOP or a cut lasts, at least
 ISR_TIMEOUT_S = 30.0  # every ISR full again after healing (catching up takes a few seconds here)
@@ -1134,8 +1141,8 @@ class FaultRun:
             self.event(f"{name} FAILED")
             return False
 
-    def wait_acks_after(self, t: float, n: int, what: str) -> bool:
-        return self.liveness("workload_resumes", self.producer.wait_acks, n, ACK_TIMEOUT_S, sent_after=t)
+    def wait_acks_after(self, t: float, n: int, what: str, timeout: float = ACK_TIMEOUT_S) -> bool:
+        return self.liveness("workload_resumes", self.producer.wait_acks, n, timeout, sent_after=t)
 
     def wait_isr_full(self, why: str, timeout: float = ISR_TIMEOUT_S) -> bool:
         return self.liveness("isr_restored", wait_for, lambda: self.cluster.isr_full(self.topic, self.partitions),
@@ -1324,7 +1331,7 @@ class FaultRun:
             self.liveness("fenced_while_cut_off", self.leader, p, (victim.id,))
         self.liveness("fenced_while_cut_off", self.cluster.wait_for_leader, probe.topic, 0, FAILOVER_TIMEOUT_S,
                       (victim.id,))
-        self.wait_acks_after(t, ACKS_DURING, label)
+        self.wait_acks_after(t, ACKS_DURING, label, ACK_TIMEOUT_S + CLIENT_REQUEST_TIMEOUT_S)
         left = FREEZE_S - (time.monotonic() - t)
         if left > 0:
             time.sleep(left)  # the cut lasts at least FREEZE_S, several session timeouts
