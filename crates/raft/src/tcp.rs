@@ -51,6 +51,12 @@ enum RequestFrame {
 /// Answers the `App` frames arriving at [`serve`].
 pub trait AppHandler: Send + Sync + 'static {
     fn handle(&self, from: NodeId, body: serde_json::Value) -> BoxFuture<serde_json::Value>;
+
+    /// A connection that carried `App` frames from `from` was closed by the
+    /// peer (or broke). A process that dies closes all of its connections at
+    /// once, so this is the first sign of a crash; a live peer reconnects on
+    /// its next request.
+    fn closed(&self, _from: NodeId) {}
 }
 
 async fn write_frame<T: Serialize>(s: &mut TcpStream, v: &T) -> std::io::Result<()> {
@@ -207,10 +213,17 @@ pub async fn serve(
 }
 
 async fn connection(mut stream: TcpStream, raft: Raft, app: Option<Arc<dyn AppHandler>>) {
+    let mut app_peer: Option<NodeId> = None;
     loop {
         let frame: RequestFrame = match read_frame(&mut stream).await {
             Ok(f) => f,
-            Err(_) => return, // closed or garbage: drop the connection
+            Err(_) => {
+                // Closed or garbage: drop the connection.
+                if let (Some(app), Some(from)) = (&app, app_peer) {
+                    app.closed(from);
+                }
+                return;
+            }
         };
         let written = match frame {
             RequestFrame::Raft { request, .. } => {
@@ -219,6 +232,7 @@ async fn connection(mut stream: TcpStream, raft: Raft, app: Option<Arc<dyn AppHa
             }
             RequestFrame::App { from, body } => {
                 let Some(app) = &app else { return };
+                app_peer = Some(from);
                 let response = app.handle(from, body).await;
                 write_frame(&mut stream, &response).await
             }

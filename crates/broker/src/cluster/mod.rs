@@ -115,6 +115,9 @@ enum ControllerResponse {
 struct Contact {
     last_ms: i64,
     shutting_down: bool,
+    /// When a connection from the broker closed after its last heartbeat
+    /// (see [`AppHandler::closed`]).
+    closed_ms: Option<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -419,6 +422,7 @@ impl QuorumLink {
                     Contact {
                         last_ms: now,
                         shutting_down,
+                        closed_ms: None,
                     },
                 );
                 (None, Vec::new(), Some(broker_id))
@@ -639,6 +643,10 @@ impl QuorumLink {
     /// returning ones, drives controlled shutdowns.
     pub async fn run_controller(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let session = self.settings.session_timeout_ms as i64;
+        // A broker whose connection closed and that sent no heartbeat for two
+        // heartbeat intervals since has died (a live one reconnects with its
+        // next heartbeat): fenced without waiting out the session.
+        let closed_grace = 2 * self.settings.heartbeat_interval_ms as i64;
         let mut last_rebalance_ms = self.clock.now_ms();
         loop {
             tokio::select! {
@@ -665,14 +673,25 @@ impl QuorumLink {
                 for (&id, b) in image.brokers.iter() {
                     let contact = c.seen.get(&id).copied();
                     let last = contact.map_or(c.since_ms, |c| c.last_ms);
-                    let alive = now - last <= session;
+                    let closed_dead = contact
+                        .and_then(|c| c.closed_ms)
+                        .is_some_and(|t| now - t >= closed_grace);
+                    let alive = now - last <= session && !closed_dead;
                     let shutting_down = contact.is_some_and(|c| c.shutting_down);
                     records = if !b.fenced && !alive {
-                        tracing::warn!(
-                            broker = id,
-                            silent_ms = now - last,
-                            "fencing a broker: no heartbeat within broker.session.timeout.ms"
-                        );
+                        if closed_dead {
+                            tracing::warn!(
+                                broker = id,
+                                silent_ms = now - last,
+                                "fencing a broker: its connections closed and no heartbeat came since"
+                            );
+                        } else {
+                            tracing::warn!(
+                                broker = id,
+                                silent_ms = now - last,
+                                "fencing a broker: no heartbeat within broker.session.timeout.ms"
+                            );
+                        }
                         election::fence_broker(image, id, &|t| self.unclean_for(image, t))
                     } else if b.fenced && alive && contact.is_some() && !shutting_down {
                         tracing::info!(broker = id, "unfencing a broker that heartbeats again");
@@ -804,6 +823,14 @@ impl AppHandler for Handler {
             };
             serde_json::to_value(&response).unwrap_or(serde_json::Value::Null)
         })
+    }
+
+    fn closed(&self, from: u64) {
+        let Ok(id) = i32::try_from(from) else { return };
+        let now = self.0.clock.now_ms();
+        if let Some(c) = self.0.contacts.lock().seen.get_mut(&id) {
+            c.closed_ms = Some(now);
+        }
     }
 }
 
