@@ -78,6 +78,8 @@ pub struct Broker {
     /// Set once on a fault this node cannot go on after (Kafka halts the
     /// process then): see [`Broker::halted`].
     fatal: tokio::sync::watch::Sender<Option<String>>,
+    /// Replicas being moved to another log dir (AlterReplicaLogDirs).
+    pub log_moves: crate::log_dir_move::LogDirMoves,
 }
 
 impl std::fmt::Debug for Broker {
@@ -179,6 +181,7 @@ impl Broker {
             this: weak.clone(),
             reconciled: Mutex::new(None),
             fatal: tokio::sync::watch::channel(None).0,
+            log_moves: Default::default(),
         });
         broker.reconcile()?;
         if let Some(cleaner) = broker.config.cleaner.clone() {
@@ -262,7 +265,7 @@ impl Broker {
     fn high_watermark_of(&self, log: &Log) -> i64 {
         let tp = log.topic_partition();
         self.partition(&tp.topic, tp.partition)
-            .filter(|p| std::ptr::eq(Arc::as_ptr(&p.log), log))
+            .filter(|p| std::ptr::eq(Arc::as_ptr(&p.log()), log))
             .map_or_else(|| log.log_end_offset(), |p| p.high_watermark())
     }
 
@@ -329,8 +332,14 @@ impl Broker {
         }
     }
 
+    /// Holds off [`Broker::reconcile`] (which compares the partitions' logs
+    /// with the log manager's) while a replica switches log dirs.
+    pub(crate) fn reconcile_guard(&self) -> parking_lot::MutexGuard<'_, Option<Arc<MetadataImage>>> {
+        self.reconciled.lock()
+    }
+
     /// This broker as an `Arc`, to hand blocking work to the blocking pool.
-    fn arc(&self) -> Result<Arc<Broker>, BrokerError> {
+    pub(crate) fn arc(&self) -> Result<Arc<Broker>, BrokerError> {
         self.this.upgrade().ok_or(BrokerError::ShuttingDown)
     }
 
@@ -405,8 +414,8 @@ impl Broker {
                     .filter(|old| old.topic_id == topic.topic_id);
                 let partition = match reuse {
                     Some(old) => {
-                        if old.log.config() != config {
-                            old.log.update_config(config.clone());
+                        if old.log().config() != config {
+                            old.log().update_config(config.clone());
                         }
                         old.apply_image(image_p, min_isr, now);
                         old.clone()
@@ -449,7 +458,7 @@ impl Broker {
                 let keep = next
                     .get(&tp.topic)
                     .and_then(|ps| ps.get(&tp.partition))
-                    .is_some_and(|p| Arc::ptr_eq(&p.log, log));
+                    .is_some_and(|p| Arc::ptr_eq(&p.log(), log));
                 !keep && &*tp.topic != METADATA_TOPIC
             })
             .map(|log| log.topic_partition().clone())
@@ -876,14 +885,14 @@ mod tests {
             };
             set(ConfigResource::Topic("t0".into()), "retention.ms", "1234").await;
             assert_eq!(
-                broker.partition("t0", 1).unwrap().log.config().retention_ms,
+                broker.partition("t0", 1).unwrap().log().config().retention_ms,
                 1234
             );
             // t1 was untouched: the same partition, its config as it was.
             let t1 = broker.partition("t1", 0).unwrap();
             assert!(Arc::ptr_eq(&t1, &t1_before));
             assert_eq!(
-                t1.log.config().retention_ms,
+                t1.log().config().retention_ms,
                 LogConfig::default().retention_ms
             );
             // A cluster-wide dynamic default reaches every topic without its own.
@@ -894,15 +903,15 @@ mod tests {
             )
             .await;
             assert_eq!(
-                broker.partition("t1", 0).unwrap().log.config().retention_ms,
+                broker.partition("t1", 0).unwrap().log().config().retention_ms,
                 777
             );
             assert_eq!(
-                broker.partition("t0", 0).unwrap().log.config().retention_ms,
+                broker.partition("t0", 0).unwrap().log().config().retention_ms,
                 1234
             );
 
-            let t2_dir = broker.partition("t2", 0).unwrap().log.dir().to_path_buf();
+            let t2_dir = broker.partition("t2", 0).unwrap().log().dir().to_path_buf();
             broker
                 .controller_update(|image| controller::delete_topic(image, "t2").map(|r| (r, ())))
                 .await
@@ -935,7 +944,7 @@ mod tests {
             .is_some());
         assert_eq!(broker.metadata.image().topics().count(), 7);
         assert_eq!(
-            broker.partition("t0", 1).unwrap().log.config().retention_ms,
+            broker.partition("t0", 1).unwrap().log().config().retention_ms,
             1234
         );
         broker.shutdown().unwrap();

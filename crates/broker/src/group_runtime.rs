@@ -263,7 +263,7 @@ impl GroupRuntime {
                 "{OFFSETS_TOPIC}-{partition} is not hosted here"
             )));
         };
-        let log = &p.log;
+        let log = p.log();
         let end = log.log_end_offset();
         let mut offset = log.log_start_offset();
         while offset < end {

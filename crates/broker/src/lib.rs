@@ -13,6 +13,8 @@
 //! - [`partition`]: [`Partition`], one hosted partition: its log and replication state (role,
 //!   leader epoch, ISR, high watermark, followers' positions) behind one lock.
 //! - [`purgatory`]: requests waiting on partitions, woken by those partitions' events only.
+//! - [`log_dir_move`]: moving a replica to another log dir (AlterReplicaLogDirs): a copy
+//!   filled while the partition runs, switched in with appends held off.
 //! - [`replica_fetcher`]: the follower side of replication: one fetching task per leader,
 //!   appending the leader's batches, taking its high watermark, truncating divergent tails.
 //! - [`group_runtime`]: runs the group coordinator's state machines over `__consumer_offsets`.
@@ -28,6 +30,7 @@ pub mod connection;
 pub mod group_runtime;
 pub mod handlers;
 pub mod java_properties;
+pub mod log_dir_move;
 pub mod meta_properties;
 pub mod metadata_log;
 pub mod metadata_store;

@@ -229,7 +229,10 @@ pub enum FollowerRead {
 pub struct Partition {
     pub tp: TopicPartition,
     pub topic_id: Uuid,
-    pub log: Arc<Log>,
+    /// The log; replaced only when the replica moves to another log dir
+    /// (AlterReplicaLogDirs), under the state's write lock, so every append
+    /// and truncation (made under the state lock) lands in the current one.
+    log: parking_lot::RwLock<Arc<Log>>,
     /// This node's id.
     local: i32,
     state: RwLock<State>,
@@ -261,7 +264,7 @@ impl Partition {
         let p = Self {
             tp,
             topic_id,
-            log,
+            log: parking_lot::RwLock::new(log),
             local,
             state: RwLock::new(State {
                 role: Role::Follower { leader: -1 },
@@ -340,7 +343,7 @@ impl Partition {
                 {
                     st.epoch_start_offset
                 }
-                Role::Leader => self.log.log_end_offset(),
+                Role::Leader => self.log().log_end_offset(),
                 Role::Follower { .. } => -1,
             },
         };
@@ -354,6 +357,33 @@ impl Partition {
         drop(st);
         self.watchers.fire();
         true
+    }
+
+    /// The partition's log (the one in its current log dir).
+    pub fn log(&self) -> Arc<Log> {
+        self.log.read().clone()
+    }
+
+    /// Runs `swap` with appends and truncations held off (the state's write
+    /// lock), handing it the current log; the log it returns becomes the
+    /// partition's. What a replica moving to another log dir does to
+    /// finish: copy the last batches, then switch.
+    pub fn replace_log<E>(
+        &self,
+        swap: impl FnOnce(&Arc<Log>) -> Result<Arc<Log>, E>,
+    ) -> Result<(), E> {
+        let _st = self.state.write();
+        let current = self.log();
+        let next = swap(&current)?;
+        *self.log.write() = next;
+        Ok(())
+    }
+
+    /// DeleteRecords on this replica's log (under the state lock, so a move
+    /// to another log dir cannot lose it). Returns the new log start.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, StorageError> {
+        let _st = self.state.read();
+        self.log().delete_records_before(offset)
     }
 
     pub fn view(&self) -> PartitionView {
@@ -479,7 +509,7 @@ impl Partition {
             self.leader_or_error(&st)?;
         }
         Ok(self
-            .log
+            .log()
             .end_offset_for_epoch(leader_epoch)
             .unwrap_or((-1, -1)))
     }
@@ -512,8 +542,8 @@ impl Partition {
                     epoch_given: fetch.current_leader_epoch >= 0,
                 });
             }
-            let log_start = self.log.log_start_offset();
-            let log_end = self.log.log_end_offset();
+            let log_start = self.log().log_start_offset();
+            let log_end = self.log().log_end_offset();
             let out_of_range = || {
                 PartitionError::Storage(StorageError::OffsetOutOfRange {
                     offset: fetch.fetch_offset,
@@ -523,7 +553,7 @@ impl Partition {
             };
             if fetch.last_fetched_epoch >= 0 {
                 let Some((epoch, end_offset)) =
-                    self.log.end_offset_for_epoch(fetch.last_fetched_epoch)
+                    self.log().end_offset_for_epoch(fetch.last_fetched_epoch)
                 else {
                     return Err(out_of_range());
                 };
@@ -539,7 +569,7 @@ impl Partition {
                     });
                 }
             }
-            let read = self.log.read(
+            let read = self.log().read(
                 fetch.fetch_offset,
                 fetch.max_bytes,
                 fetch.min_one_batch,
@@ -572,7 +602,7 @@ impl Partition {
                 min_isr: st.min_isr,
             });
         }
-        let info = self.log.append_as_leader(records, st.leader_epoch)?;
+        let info = self.log().append_as_leader(records, st.leader_epoch)?;
         if !info.duplicate {
             self.advance_high_watermark(&st);
             drop(st);
@@ -607,7 +637,7 @@ impl Partition {
         if in_epoch.is_some_and(|e| e != st.leader_epoch) {
             return Ok(());
         }
-        let leader_end = self.log.log_end_offset();
+        let leader_end = self.log().log_end_offset();
         let Some(f) = st.followers.get_mut(&follower) else {
             // Not an assigned replica (any more): nothing to track.
             return Ok(());
@@ -631,7 +661,7 @@ impl Partition {
         if st.role != Role::Leader {
             return false;
         }
-        let mut hw = self.log.log_end_offset();
+        let mut hw = self.log().log_end_offset();
         for id in st.isr.iter().chain(&st.pending_isr) {
             if *id == self.local {
                 continue;
@@ -712,8 +742,8 @@ impl Partition {
         Some(FollowerPosition {
             leader,
             leader_epoch: st.leader_epoch,
-            fetch_offset: self.log.log_end_offset(),
-            last_fetched_epoch: self.log.latest_epoch().unwrap_or(-1),
+            fetch_offset: self.log().log_end_offset(),
+            last_fetched_epoch: self.log().latest_epoch().unwrap_or(-1),
         })
     }
 
@@ -769,25 +799,25 @@ impl Partition {
         let appended = if records.is_empty() {
             None
         } else {
-            self.log.append_as_follower(records, st.leader_epoch)?
+            self.log().append_as_follower(records, st.leader_epoch)?
         };
-        let log_end = self.log.log_end_offset();
+        let log_end = self.log().log_end_offset();
         let mut moved = false;
         if leader_high_watermark >= 0 {
             let hw = leader_high_watermark
                 .min(log_end)
-                .max(self.log.log_start_offset());
+                .max(self.log().log_start_offset());
             moved = self.high_watermark.swap(hw, Ordering::AcqRel) != hw;
         }
         let hw = self.high_watermark();
-        if leader_log_start > self.log.log_start_offset() && leader_log_start <= hw {
-            self.log.delete_records_before(leader_log_start)?;
+        if leader_log_start > self.log().log_start_offset() && leader_log_start <= hw {
+            self.log().delete_records_before(leader_log_start)?;
         }
         let out = FollowerAppend {
             appended,
             log_end_offset: log_end,
             high_watermark: hw,
-            log_start_offset: self.log.log_start_offset(),
+            log_start_offset: self.log().log_start_offset(),
         };
         drop(st);
         if moved {
@@ -817,14 +847,14 @@ impl Partition {
     ) -> Result<i64, PartitionError> {
         let st = self.state.read();
         self.follower_in_epoch(&st, leader_epoch_seen)?;
-        let log_end = self.log.log_end_offset();
+        let log_end = self.log().log_end_offset();
         let target = if end_offset < 0 {
             // Kafka truncates to the fetch offset: nothing to cut.
             log_end
         } else if epoch < 0 {
             end_offset
         } else {
-            match self.log.end_offset_for_epoch(epoch) {
+            match self.log().end_offset_for_epoch(epoch) {
                 Some((ours, our_end)) if ours != epoch => our_end,
                 Some((_, our_end)) => our_end.min(end_offset),
                 None => end_offset,
@@ -845,7 +875,7 @@ impl Partition {
     ) -> Result<i64, PartitionError> {
         let st = self.state.read();
         self.follower_in_epoch(&st, leader_epoch_seen)?;
-        let target = offset.min(self.log.log_end_offset());
+        let target = offset.min(self.log().log_end_offset());
         self.truncate_locked(st, target)
     }
 
@@ -857,7 +887,7 @@ impl Partition {
         st: parking_lot::RwLockReadGuard<'_, State>,
         target: i64,
     ) -> Result<i64, PartitionError> {
-        let log_end = self.log.log_end_offset();
+        let log_end = self.log().log_end_offset();
         if target < log_end {
             let hw = self.high_watermark();
             if target < hw {
@@ -870,9 +900,9 @@ impl Partition {
             } else {
                 tracing::info!(partition = %self.tp, from = log_end, to = target, "truncating divergent tail");
             }
-            self.log.truncate_to(target)?;
+            self.log().truncate_to(target)?;
         }
-        let new_end = self.log.log_end_offset();
+        let new_end = self.log().log_end_offset();
         let moved = self.high_watermark.fetch_min(new_end, Ordering::AcqRel) > new_end;
         drop(st);
         if moved {
@@ -960,7 +990,7 @@ mod tests {
             p.append_records_as_leader(batch(1), 1),
             Err(PartitionError::NotLeader { leader: 1, .. })
         ));
-        assert_eq!(p.log.log_end_offset(), 0);
+        assert_eq!(p.log().log_end_offset(), 0);
     }
 
     #[test]
@@ -1281,7 +1311,7 @@ mod tests {
 
     /// The leader's batches from `from` up to `to` (exclusive), as a fetch returns them.
     fn leader_bytes(leader: &Partition, from: i64, to: i64) -> BytesMut {
-        BytesMut::from(&leader.log.read(from, 1 << 20, true, to).unwrap().records[..])
+        BytesMut::from(&leader.log().read(from, 1 << 20, true, to).unwrap().records[..])
     }
 
     #[test]
@@ -1319,7 +1349,7 @@ mod tests {
         );
         assert_eq!((out.log_end_offset, out.high_watermark), (8, 5));
         assert_eq!(f.high_watermark(), 5);
-        assert_eq!(f.log.epoch_entries(), leader.log.epoch_entries());
+        assert_eq!(f.log().epoch_entries(), leader.log().epoch_entries());
         assert_eq!(
             leader_bytes(&f, 0, 8),
             leader_bytes(&leader, 0, 8),
@@ -1377,7 +1407,7 @@ mod tests {
             f.append_as_follower(leader_bytes(&leader, 0, 8), 2, 8, 0),
             Err(PartitionError::NotAFollower { replica: 2, .. })
         ));
-        assert_eq!(f.log.log_end_offset(), 0, "nothing written");
+        assert_eq!(f.log().log_end_offset(), 0, "nothing written");
     }
 
     /// Follower 2: epoch 0's 4 records as the leader has them, then 3
@@ -1396,7 +1426,7 @@ mod tests {
             f.append_records_as_leader(batch(1), 1).unwrap();
         }
         f.apply_image(&image(1, own_epoch + 1, &[1, 2], &[1, 2]), 1, 0);
-        assert_eq!((f.log.log_end_offset(), f.high_watermark()), (7, 4));
+        assert_eq!((f.log().log_end_offset(), f.high_watermark()), (7, 4));
         f
     }
 
@@ -1407,13 +1437,13 @@ mod tests {
         let f = follower_with_a_divergent_tail(fdir.path(), &leader, 1);
         // What the leader answers to (offset 7, last epoch 1): epoch 0 ends at 4.
         assert_eq!(f.truncate_for_divergence(2, 0, 4).unwrap(), 4);
-        assert_eq!(f.log.latest_epoch(), Some(0));
+        assert_eq!(f.log().latest_epoch(), Some(0));
         assert_eq!(f.high_watermark(), 4);
         // Then the leader's epoch 2 follows on.
         f.append_as_follower(leader_bytes(&leader, 4, 8), 2, 8, 0)
             .unwrap();
         assert_eq!(leader_bytes(&f, 0, 8), leader_bytes(&leader, 0, 8));
-        assert_eq!(f.log.epoch_entries(), leader.log.epoch_entries());
+        assert_eq!(f.log().epoch_entries(), leader.log().epoch_entries());
         assert_eq!(f.high_watermark(), 8);
     }
 

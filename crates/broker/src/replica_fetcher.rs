@@ -614,7 +614,7 @@ impl Task {
                 .with_current_leader_epoch(pos.leader_epoch)
                 .with_fetch_offset(pos.fetch_offset)
                 .with_last_fetched_epoch(pos.last_fetched_epoch)
-                .with_log_start_offset(partition.log.log_start_offset())
+                .with_log_start_offset(partition.log().log_start_offset())
                 .with_partition_max_bytes(self.config.fetch_max_bytes);
             // Partitions of one topic share its entry (they are adjacent
             // unless the rotation split them).
@@ -831,7 +831,7 @@ impl Task {
             Ok(offset) => offset,
             Err(outcome) => return outcome,
         };
-        let our_end = partition.log.log_end_offset();
+        let our_end = partition.log().log_end_offset();
         if our_end != sent.fetch_offset {
             return Outcome::Fetch;
         }
@@ -958,7 +958,7 @@ fn process_partition(
     data: PartitionData,
     on_storage_error: &StorageErrorHandler,
 ) -> Outcome {
-    if partition.log.log_end_offset() != sent.fetch_offset {
+    if partition.log().log_end_offset() != sent.fetch_offset {
         return Outcome::Fetch;
     }
     let done = match ResponseError::try_from_code(data.error_code) {

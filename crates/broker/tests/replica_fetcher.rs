@@ -269,13 +269,13 @@ async fn a_follower_replicates_the_leader_byte_for_byte() {
     let mut exposed_too_much = None;
     let mut watch = |fp: &Partition, lp: &Partition| {
         let (fhw, lhw) = (fp.high_watermark(), lp.high_watermark());
-        if fhw > lhw || fhw > fp.log.log_end_offset() {
+        if fhw > lhw || fhw > fp.log().log_end_offset() {
             exposed_too_much = Some((fhw, lhw));
         }
     };
     wait_until("the follower's first batches", || {
         watch(&fp, &lp);
-        fp.log.log_end_offset() == required
+        fp.log().log_end_offset() == required
     })
     .await;
 
@@ -284,12 +284,12 @@ async fn a_follower_replicates_the_leader_byte_for_byte() {
         lp.append_records_as_leader(batch(&format!("b{i}"), 50, Compression::None), -1)
             .unwrap();
     }
-    let end = lp.log.log_end_offset();
+    let end = lp.log().log_end_offset();
     wait_until(
         "the follower to catch up and the watermarks to move",
         || {
             watch(&fp, &lp);
-            fp.log.log_end_offset() == end
+            fp.log().log_end_offset() == end
                 && lp.high_watermark() == end
                 && fp.high_watermark() == end
         },
@@ -301,9 +301,9 @@ async fn a_follower_replicates_the_leader_byte_for_byte() {
         "acks=all completes"
     );
     assert_eq!(lp.followers()[&2].log_end_offset, end);
-    assert_identical(&lp.log, &fp.log);
+    assert_identical(&lp.log(), &fp.log());
     assert_eq!(
-        fp.log.epoch_entries(),
+        fp.log().epoch_entries(),
         vec![EpochEntry::new(0, 0)],
         "one epoch"
     );
@@ -330,7 +330,7 @@ async fn a_divergent_tail_is_truncated_by_leader_epoch() {
     let fetchers = ReplicaFetchers::new(2, Arc::new(SystemClock), FetcherConfig::default());
     fetchers.update(vec![leader.follow(&fp)]);
     wait_until("epoch 0 on the follower", || {
-        fp.log.log_end_offset() == 4 && fp.high_watermark() == 4
+        fp.log().log_end_offset() == 4 && fp.high_watermark() == 4
     })
     .await;
 
@@ -341,7 +341,7 @@ async fn a_divergent_tail_is_truncated_by_leader_epoch() {
         fp.append_records_as_leader(batch(&format!("e1-{i}"), 1, Compression::None), 1)
             .unwrap();
     }
-    assert_eq!((fp.log.log_end_offset(), fp.high_watermark()), (7, 4));
+    assert_eq!((fp.log().log_end_offset(), fp.high_watermark()), (7, 4));
 
     // Epoch 2: broker 1 leads again and writes 4 records at offsets 4..8.
     leader.bump_epoch(2).await;
@@ -349,7 +349,7 @@ async fn a_divergent_tail_is_truncated_by_leader_epoch() {
         lp.append_records_as_leader(batch(&format!("e2-{i}"), 2, Compression::None), 1)
             .unwrap();
     }
-    assert_eq!(lp.log.log_end_offset(), 8);
+    assert_eq!(lp.log().log_end_offset(), 8);
 
     // Node 2 follows again: its epoch-1 tail diverges and goes.
     fp.apply_image(&image(1, 2), 1, 0);
@@ -357,19 +357,19 @@ async fn a_divergent_tail_is_truncated_by_leader_epoch() {
     let mut exposed_divergent = false;
     wait_until("the follower to converge", || {
         // While the epoch-1 records are there, the watermark stays below them.
-        if fp.log.epoch_entries().iter().any(|e| e.epoch == 1) && fp.high_watermark() > 4 {
+        if fp.log().epoch_entries().iter().any(|e| e.epoch == 1) && fp.high_watermark() > 4 {
             exposed_divergent = true;
         }
-        fp.log.log_end_offset() == 8
-            && fp.log.latest_epoch() == Some(2)
+        fp.log().log_end_offset() == 8
+            && fp.log().latest_epoch() == Some(2)
             && fp.high_watermark() == 8
             && lp.high_watermark() == 8
     })
     .await;
     assert!(!exposed_divergent);
-    assert_identical(&lp.log, &fp.log);
+    assert_identical(&lp.log(), &fp.log());
     assert_eq!(
-        fp.log.epoch_entries(),
+        fp.log().epoch_entries(),
         vec![EpochEntry::new(0, 0), EpochEntry::new(2, 4)]
     );
 
@@ -389,7 +389,7 @@ async fn the_follower_reconnects_and_follows_a_moved_leader() {
     let fp = follower(dir.path(), leader.topic_id, 0);
     let fetchers = ReplicaFetchers::new(2, Arc::new(SystemClock), FetcherConfig::default());
     fetchers.update(vec![leader.follow(&fp)]);
-    wait_until("the first batch", || fp.log.log_end_offset() == 10).await;
+    wait_until("the first batch", || fp.log().log_end_offset() == 10).await;
 
     // The leader goes away: the fetcher's connection breaks and it retries.
     let (topic_id, old_port) = (leader.topic_id, leader.port);
@@ -405,13 +405,13 @@ async fn the_follower_reconnects_and_follows_a_moved_leader() {
     fp.apply_image(&image(1, 1), 1, 0);
     // Metadata names the new endpoint: the task is restarted there.
     fetchers.update(vec![leader.follow(&fp)]);
-    let end = lp.log.log_end_offset();
+    let end = lp.log().log_end_offset();
     assert_eq!(end, 20);
     wait_until("the follower to catch up with the moved leader", || {
-        fp.log.log_end_offset() == end && fp.high_watermark() == end
+        fp.log().log_end_offset() == end && fp.high_watermark() == end
     })
     .await;
-    assert_identical(&lp.log, &fp.log);
+    assert_identical(&lp.log(), &fp.log());
     assert_eq!(lp.high_watermark(), end);
 
     tokio::time::timeout(DEADLINE, fetchers.shutdown())

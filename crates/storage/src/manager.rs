@@ -35,6 +35,9 @@ use crate::cleaner::{
 use crate::{io_err, Clock, Log, LogCleaner, LogConfig, Result, StorageError, TopicPartition};
 
 pub const LOCK_FILE: &str = ".lock";
+/// The suffix of a replica being copied into another log dir (Kafka's
+/// "future" replica): `<topic>-<partition>.<uuid>-future`.
+pub const FUTURE_SUFFIX: &str = "-future";
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
 
 #[derive(Debug)]
@@ -53,6 +56,9 @@ pub struct LogManager {
     cleaner: Mutex<Option<Arc<LogCleaner>>>,
     /// Serialises creation so two callers cannot create the same log twice.
     create_lock: Mutex<()>,
+    /// Where partitions not created yet go (AlterReplicaLogDirs for a
+    /// replica this broker does not host yet): dir index by partition.
+    preferred_dirs: Mutex<std::collections::HashMap<TopicPartition, usize>>,
     /// Held for the manager's lifetime: the flock lives as long as the handle.
     _locks: Vec<File>,
     /// Log dirs taken offline after an I/O error (Kafka's LogDirFailureChannel):
@@ -119,8 +125,11 @@ impl LogManager {
                 let Some(name) = ent.file_name().to_str().map(str::to_owned) else {
                     continue;
                 };
-                if name.ends_with("-delete") {
-                    tracing::info!(dir = %path.display(), "removing partly deleted log");
+                if name.ends_with("-delete") || name.ends_with(FUTURE_SUFFIX) {
+                    // A delete, or a move to this dir (AlterReplicaLogDirs),
+                    // that a stop interrupted: the log it was copied from is
+                    // still whole where it was.
+                    tracing::info!(dir = %path.display(), "removing partly deleted or moved log");
                     fs::remove_dir_all(&path)
                         .map_err(io_err(format!("delete {}", path.display())))?;
                     continue;
@@ -168,6 +177,7 @@ impl LogManager {
             logs: Arc::new(RwLock::new(logs)),
             cleaner: Mutex::new(None),
             create_lock: Mutex::new(()),
+            preferred_dirs: Mutex::new(std::collections::HashMap::new()),
             _locks: locks,
             offline: (0..n_dirs).map(|_| AtomicBool::new(false)).collect(),
         })
@@ -195,9 +205,10 @@ impl LogManager {
         for e in self.logs.read().values() {
             counts[e.dir_index] += 1;
         }
-        let dir_index = (0..self.dirs.len())
-            .filter(|i| !self.offline[*i].load(Ordering::Acquire))
-            .min_by_key(|i| counts[*i])
+        let online = |i: &usize| !self.offline[*i].load(Ordering::Acquire);
+        let preferred = self.preferred_dirs.lock().remove(tp).filter(online);
+        let dir_index = preferred
+            .or_else(|| (0..self.dirs.len()).filter(online).min_by_key(|i| counts[*i]))
             .ok_or_else(|| StorageError::LogDirOffline("every log dir is offline".into()))?;
         let path = self.dirs[dir_index].join(tp.dir_name());
         let log = Arc::new(Log::open(
@@ -279,6 +290,137 @@ impl LogManager {
             .iter()
             .position(|d| d == dir)
             .is_some_and(|i| self.offline[i].load(Ordering::Acquire))
+    }
+
+    /// The index of log dir `dir` (compared as given and canonicalized, so
+    /// the path DescribeLogDirs reports matches).
+    pub fn dir_index(&self, dir: &Path) -> Option<usize> {
+        let canon = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let want = canon(dir);
+        self.dirs.iter().position(|d| d == dir || canon(d) == want)
+    }
+
+    /// The log dir at `index`.
+    pub fn dir_at(&self, index: usize) -> &Path {
+        &self.dirs[index]
+    }
+
+    /// Whether the log dir at `index` is offline.
+    pub fn is_index_offline(&self, index: usize) -> bool {
+        self.offline[index].load(Ordering::Acquire)
+    }
+
+    /// Remembers that `tp`, not hosted here yet, is to be created in the log
+    /// dir at `index` (Kafka's preferred log dir).
+    pub fn set_preferred_dir(&self, tp: &TopicPartition, index: usize) {
+        self.preferred_dirs.lock().insert(tp.clone(), index);
+    }
+
+    /// Opens an empty log for `tp` in the log dir at `index`, named as a
+    /// future replica, starting at `start_offset`: the copy a move to that
+    /// dir fills before [`LogManager::complete_move`] makes it the log.
+    pub fn create_future(
+        &self,
+        tp: &TopicPartition,
+        index: usize,
+        config: LogConfig,
+        start_offset: i64,
+    ) -> Result<Arc<Log>> {
+        let path = self.dirs[index].join(format!(
+            "{}.{}{FUTURE_SUFFIX}",
+            tp.dir_name(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let log = Log::open(
+            path,
+            tp.clone(),
+            config,
+            self.clock.clone(),
+            0,
+            start_offset,
+        )?;
+        sync_dir(&self.dirs[index])?;
+        Ok(Arc::new(log))
+    }
+
+    /// Deletes a future log a move gave up on.
+    pub fn discard_future(&self, future: &Log) -> Result<()> {
+        future.mark_closed();
+        let dir = future.dir();
+        if dir.exists() {
+            fs::remove_dir_all(dir).map_err(io_err(format!("delete {}", dir.display())))?;
+        }
+        Ok(())
+    }
+
+    /// Finishes moving `tp` into the dir of `future` (a complete copy of
+    /// `current`, the log the manager holds for `tp`; the caller keeps
+    /// writers off both): closes the copy, renames it to the partition's
+    /// name, reopens it as the partition's log, and deletes the old one's
+    /// directory (the old log is closed; readers holding it get
+    /// `LogDirOffline`). Returns the new log.
+    pub fn complete_move(&self, tp: &TopicPartition, current: &Arc<Log>, future: &Log) -> Result<Arc<Log>> {
+        let _g = self.create_lock.lock();
+        let old_index = match self.logs.read().get(tp) {
+            Some(e) if Arc::ptr_eq(&e.log, current) => e.dir_index,
+            _ => {
+                return Err(StorageError::Corrupt {
+                    path: current.dir().display().to_string(),
+                    reason: format!("{tp} changed while it was being moved"),
+                })
+            }
+        };
+        let parent = future
+            .dir()
+            .parent()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| StorageError::Corrupt {
+                path: future.dir().display().to_string(),
+                reason: "a future log without a parent dir".into(),
+            })?;
+        let new_index = self
+            .dirs
+            .iter()
+            .position(|d| *d == parent)
+            .ok_or_else(|| StorageError::Corrupt {
+                path: parent.display().to_string(),
+                reason: "not a log dir".into(),
+            })?;
+        future.close()?;
+        let final_path = parent.join(tp.dir_name());
+        fs::rename(future.dir(), &final_path)
+            .map_err(io_err(format!("rename {}", future.dir().display())))?;
+        sync_dir(&parent)?;
+        let log = Arc::new(Log::open(
+            final_path,
+            tp.clone(),
+            current.config(),
+            self.clock.clone(),
+            future.log_end_offset(),
+            future.log_start_offset(),
+        )?);
+        if let Some(c) = current.cleaner_checkpoint() {
+            log.set_cleaner_checkpoint(c);
+        }
+        self.logs.write().insert(
+            tp.clone(),
+            LogEntry {
+                dir_index: new_index,
+                log: log.clone(),
+            },
+        );
+        current.mark_closed();
+        let old_parent = &self.dirs[old_index];
+        let doomed = old_parent.join(format!(
+            "{}.{}-delete",
+            tp.dir_name(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let from = current.dir();
+        fs::rename(from, &doomed).map_err(io_err(format!("rename {}", from.display())))?;
+        sync_dir(old_parent)?;
+        fs::remove_dir_all(&doomed).map_err(io_err(format!("delete {}", doomed.display())))?;
+        Ok(log)
     }
 
     /// Closes and deletes the partition's directory (renamed to

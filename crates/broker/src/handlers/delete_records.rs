@@ -35,7 +35,7 @@ pub async fn handle(
                     if target < 0 || target > hw {
                         r.error_code = ResponseError::OffsetOutOfRange.code();
                     } else {
-                        match partition.log.delete_records_before(target) {
+                        match partition.delete_records_before(target) {
                             Ok(low) => r.low_watermark = low,
                             Err(e) => {
                                 broker.on_storage_error(&partition.tp, &e);

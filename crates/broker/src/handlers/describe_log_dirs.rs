@@ -56,9 +56,35 @@ pub async fn handle(
             let mut p = DescribeLogDirsPartition::default();
             p.partition_index = tp.partition;
             p.partition_size = log.size_bytes() as i64;
-            // Single node: the leader is the only replica, so no replica lags.
-            p.offset_lag = 0;
+            // Kafka's lag of a current replica: how far its log end is
+            // behind the high watermark (never, for a leader).
+            p.offset_lag = broker
+                .partition(&tp.topic, tp.partition)
+                .map_or(0, |part| (part.high_watermark() - log.log_end_offset()).max(0));
             topics.entry(tp.topic.to_string()).or_default().push(p);
+        }
+        // Replicas being copied into this dir (AlterReplicaLogDirs): Kafka's
+        // future replicas, lagging by what the copy still lacks.
+        for f in broker.log_moves.futures() {
+            if f.dir != *dir {
+                continue;
+            }
+            if let Some(w) = &wanted {
+                if !w
+                    .get(&*f.tp.topic)
+                    .is_some_and(|ps| ps.contains(&f.tp.partition))
+                {
+                    continue;
+                }
+            }
+            let mut p = DescribeLogDirsPartition::default();
+            p.partition_index = f.tp.partition;
+            p.partition_size = f.size_bytes as i64;
+            p.is_future_key = true;
+            p.offset_lag = broker
+                .partition(&f.tp.topic, f.tp.partition)
+                .map_or(0, |part| (part.log().log_end_offset() - f.log_end_offset).max(0));
+            topics.entry(f.tp.topic.to_string()).or_default().push(p);
         }
         result.topics = topics
             .into_iter()

@@ -193,7 +193,7 @@ fn read_once(
                     pd.high_watermark = hw;
                     pd.last_stable_offset = hw;
                     if ctx.api_version >= 5 {
-                        pd.log_start_offset = partition.log.log_start_offset();
+                        pd.log_start_offset = partition.log().log_start_offset();
                     }
                     // KIP-392: from v11 a consumer may read from a follower
                     // (up to the follower's high watermark).
@@ -220,7 +220,7 @@ fn read_once(
                             let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
                             // The first partition with data may exceed the limits by one batch.
                             let min_one = total == 0;
-                            match partition.log.read(p.fetch_offset, limit, min_one, hw) {
+                            match partition.log().read(p.fetch_offset, limit, min_one, hw) {
                                 Ok(read) => {
                                     let n = read.records.len();
                                     total += n;

@@ -56,7 +56,7 @@ pub async fn handle(
                 t.partitions.push(r);
                 continue;
             }
-            let log = &partition.log;
+            let log = partition.log();
             let found = match p.timestamp {
                 // Both isolation levels: without transactions the last stable
                 // offset is the high watermark.

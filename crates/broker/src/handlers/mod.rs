@@ -12,6 +12,7 @@ use crate::response_buf::{ResponseBuf, ResponseFrame};
 
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -182,6 +183,7 @@ apis! {
     ListGroups => list_groups(ListGroupsRequest, 0, 0, 5),
     DeleteGroups => delete_groups(DeleteGroupsRequest, 0, 0, 2),
     OffsetDelete => offset_delete(OffsetDeleteRequest, 0, 0, 0),
+    AlterReplicaLogDirs => alter_replica_log_dirs(AlterReplicaLogDirsRequest, 1, 1, 2),
     DescribeLogDirs => describe_log_dirs(DescribeLogDirsRequest, 1, 1, 4),
     OffsetForLeaderEpoch => offset_for_leader_epoch(OffsetForLeaderEpochRequest, 2, 2, 4),
     ConsumerGroupHeartbeat => consumer_group_heartbeat(ConsumerGroupHeartbeatRequest, 0, 0, 1),

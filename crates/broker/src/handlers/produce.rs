@@ -277,7 +277,7 @@ mod tests {
             ResponseError::RequestTimedOut.code()
         );
         // Written all the same, as in Kafka.
-        assert_eq!(p.log.log_end_offset(), 1);
+        assert_eq!(p.log().log_end_offset(), 1);
     }
 
     #[test]
