@@ -334,7 +334,9 @@ impl Broker {
 
     /// Holds off [`Broker::reconcile`] (which compares the partitions' logs
     /// with the log manager's) while a replica switches log dirs.
-    pub(crate) fn reconcile_guard(&self) -> parking_lot::MutexGuard<'_, Option<Arc<MetadataImage>>> {
+    pub(crate) fn reconcile_guard(
+        &self,
+    ) -> parking_lot::MutexGuard<'_, Option<Arc<MetadataImage>>> {
         self.reconciled.lock()
     }
 
@@ -885,7 +887,12 @@ mod tests {
             };
             set(ConfigResource::Topic("t0".into()), "retention.ms", "1234").await;
             assert_eq!(
-                broker.partition("t0", 1).unwrap().log().config().retention_ms,
+                broker
+                    .partition("t0", 1)
+                    .unwrap()
+                    .log()
+                    .config()
+                    .retention_ms,
                 1234
             );
             // t1 was untouched: the same partition, its config as it was.
@@ -903,11 +910,21 @@ mod tests {
             )
             .await;
             assert_eq!(
-                broker.partition("t1", 0).unwrap().log().config().retention_ms,
+                broker
+                    .partition("t1", 0)
+                    .unwrap()
+                    .log()
+                    .config()
+                    .retention_ms,
                 777
             );
             assert_eq!(
-                broker.partition("t0", 0).unwrap().log().config().retention_ms,
+                broker
+                    .partition("t0", 0)
+                    .unwrap()
+                    .log()
+                    .config()
+                    .retention_ms,
                 1234
             );
 
@@ -944,7 +961,12 @@ mod tests {
             .is_some());
         assert_eq!(broker.metadata.image().topics().count(), 7);
         assert_eq!(
-            broker.partition("t0", 1).unwrap().log().config().retention_ms,
+            broker
+                .partition("t0", 1)
+                .unwrap()
+                .log()
+                .config()
+                .retention_ms,
             1234
         );
         broker.shutdown().unwrap();

@@ -41,7 +41,11 @@ fn described(c: &mut Client, topic: &str, partition: i32) -> Vec<(String, bool)>
     let mut out = Vec::new();
     for d in &r.results {
         for t in d.topics.iter().filter(|t| t.name.as_str() == topic) {
-            for p in t.partitions.iter().filter(|p| p.partition_index == partition) {
+            for p in t
+                .partitions
+                .iter()
+                .filter(|p| p.partition_index == partition)
+            {
                 out.push((d.log_dir.to_string(), p.is_future_key));
             }
         }
@@ -73,7 +77,11 @@ fn a_replica_moves_to_another_log_dir_with_every_record() {
     let mut c = broker.client();
     // Small segments: the copy spans many of them.
     c.create_topic("t", 1, &[("segment.bytes", "1048576")]);
-    let (from, to) = if a.join("t-0").exists() { (&a, &b) } else { (&b, &a) };
+    let (from, to) = if a.join("t-0").exists() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
     assert!(from.join("t-0").exists());
 
     let mut written = produce_some(&mut c, "before", 40);
@@ -130,11 +138,110 @@ fn a_replica_moves_to_another_log_dir_with_every_record() {
     // (remembered in memory, as Kafka does), though the other dir holds
     // fewer partitions now.
     c.create_topic("later", 1, &[]);
-    assert!(to.join("later-0").exists(), "later-0 not created in {}", to.display());
+    assert!(
+        to.join("later-0").exists(),
+        "later-0 not created in {}",
+        to.display()
+    );
     broker.stop_clean();
     broker.restart();
     let mut c = broker.client();
     check(&mut c);
     assert!(to.join("t-0").exists() && !from.join("t-0").exists());
     broker.stop_clean();
+}
+
+/// `gregor reassign-partitions` with `log_dirs` in the plan: --execute
+/// starts the move (Kafka's line for it), --verify reports it until it is
+/// done (Kafka's lines), and a dir that is not a log dir fails the command.
+#[test]
+fn reassign_partitions_moves_replicas_between_log_dirs() {
+    let root = tempfile::tempdir().unwrap();
+    let a = root.path().join("a");
+    let b = root.path().join("b");
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let (a, b) = (a.canonicalize().unwrap(), b.canonicalize().unwrap());
+    let dirs = format!("log.dirs={},{}", a.display(), b.display());
+    let meta = format!("metadata.log.dir={}", a.display());
+    let broker = Broker::start_with(&[&dirs, &meta, "node.id=3"]);
+    let mut c = broker.client();
+    c.create_topic("t", 1, &[]);
+    let written = produce_some(&mut c, "x", 10);
+    let to = if a.join("t-0").exists() { &b } else { &a };
+    let plan_for = |dir: &Path| {
+        let path = root.path().join("plan.json");
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"version":1,"partitions":[{{"topic":"t","partition":0,"replicas":[3],"log_dirs":["{}"]}}]}}"#,
+                dir.display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let tool = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gregor"));
+        cmd.arg("reassign-partitions")
+            .arg("--bootstrap-server")
+            .arg(format!("127.0.0.1:{}", broker.port))
+            .args(args);
+        run_bounded(cmd, None, Duration::from_secs(60))
+    };
+
+    let bad = plan_for(&root.path().join("nowhere"));
+    let out = tool(&[
+        "--execute",
+        "--reassignment-json-file",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Moving replica t-0-3 to log directory")
+            && err.contains("LOG_DIR_NOT_FOUND (error code 57)"),
+        "{err}"
+    );
+
+    let plan = plan_for(to);
+    let plan = plan.to_str().unwrap();
+    let out = tool(&["--execute", "--reassignment-json-file", plan]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "Successfully started moving log directory to {} for replica t-0 with broker 3 ",
+            to.display()
+        )),
+        "{stdout}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = tool(&["--verify", "--reassignment-json-file", plan]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}");
+        assert!(
+            stdout.contains("Reassignment of partition t-0 is completed."),
+            "{stdout}"
+        );
+        if stdout.contains("Reassignment of replica t-0-3 completed successfully.") {
+            break;
+        }
+        assert!(
+            stdout.contains("Reassignment of replica t-0-3 is still in progress."),
+            "{stdout}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "move not done within 60 s: {stdout}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(to.join("t-0").exists());
+    assert_records(&c.fetch_records("t", 0, 0), &written, 0);
 }

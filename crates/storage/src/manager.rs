@@ -208,7 +208,11 @@ impl LogManager {
         let online = |i: &usize| !self.offline[*i].load(Ordering::Acquire);
         let preferred = self.preferred_dirs.lock().remove(tp).filter(online);
         let dir_index = preferred
-            .or_else(|| (0..self.dirs.len()).filter(online).min_by_key(|i| counts[*i]))
+            .or_else(|| {
+                (0..self.dirs.len())
+                    .filter(online)
+                    .min_by_key(|i| counts[*i])
+            })
             .ok_or_else(|| StorageError::LogDirOffline("every log dir is offline".into()))?;
         let path = self.dirs[dir_index].join(tp.dir_name());
         let log = Arc::new(Log::open(
@@ -359,7 +363,12 @@ impl LogManager {
     /// name, reopens it as the partition's log, and deletes the old one's
     /// directory (the old log is closed; readers holding it get
     /// `LogDirOffline`). Returns the new log.
-    pub fn complete_move(&self, tp: &TopicPartition, current: &Arc<Log>, future: &Log) -> Result<Arc<Log>> {
+    pub fn complete_move(
+        &self,
+        tp: &TopicPartition,
+        current: &Arc<Log>,
+        future: &Log,
+    ) -> Result<Arc<Log>> {
         let _g = self.create_lock.lock();
         let old_index = match self.logs.read().get(tp) {
             Some(e) if Arc::ptr_eq(&e.log, current) => e.dir_index,
@@ -378,14 +387,14 @@ impl LogManager {
                 path: future.dir().display().to_string(),
                 reason: "a future log without a parent dir".into(),
             })?;
-        let new_index = self
-            .dirs
-            .iter()
-            .position(|d| *d == parent)
-            .ok_or_else(|| StorageError::Corrupt {
-                path: parent.display().to_string(),
-                reason: "not a log dir".into(),
-            })?;
+        let new_index =
+            self.dirs
+                .iter()
+                .position(|d| *d == parent)
+                .ok_or_else(|| StorageError::Corrupt {
+                    path: parent.display().to_string(),
+                    reason: "not a log dir".into(),
+                })?;
         future.close()?;
         let final_path = parent.join(tp.dir_name());
         fs::rename(future.dir(), &final_path)

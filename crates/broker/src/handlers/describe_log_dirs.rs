@@ -58,9 +58,9 @@ pub async fn handle(
             p.partition_size = log.size_bytes() as i64;
             // Kafka's lag of a current replica: how far its log end is
             // behind the high watermark (never, for a leader).
-            p.offset_lag = broker
-                .partition(&tp.topic, tp.partition)
-                .map_or(0, |part| (part.high_watermark() - log.log_end_offset()).max(0));
+            p.offset_lag = broker.partition(&tp.topic, tp.partition).map_or(0, |part| {
+                (part.high_watermark() - log.log_end_offset()).max(0)
+            });
             topics.entry(tp.topic.to_string()).or_default().push(p);
         }
         // Replicas being copied into this dir (AlterReplicaLogDirs): Kafka's
@@ -83,7 +83,9 @@ pub async fn handle(
             p.is_future_key = true;
             p.offset_lag = broker
                 .partition(&f.tp.topic, f.tp.partition)
-                .map_or(0, |part| (part.log().log_end_offset() - f.log_end_offset).max(0));
+                .map_or(0, |part| {
+                    (part.log().log_end_offset() - f.log_end_offset).max(0)
+                });
             topics.entry(f.tp.topic.to_string()).or_default().push(p);
         }
         result.topics = topics

@@ -1,7 +1,8 @@
 //! `gregor reassign-partitions`: kafka-reassign-partitions.sh (`--generate`,
 //! `--execute`, `--verify`, `--cancel`, `--list`), with Kafka's JSON and
-//! messages (ReassignPartitionsCommand). Moving replicas between log
-//! directories (`log_dirs` other than "any") and throttles are not offered.
+//! messages (ReassignPartitionsCommand), including `log_dirs` (a replica's
+//! log directory on its broker, moved with AlterReplicaLogDirs). Throttles
+//! are not offered.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -68,6 +69,29 @@ pub struct ReassignArgs {
     /// --execute: run even if other reassignments are in progress.
     #[arg(long)]
     pub additional: bool,
+    /// --execute: how long (ms) to keep asking for the log directory moves
+    /// in `log_dirs` to start (a replica a reassignment adds exists only
+    /// once the reassignment reaches its broker).
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub timeout: u64,
+}
+
+/// A replica's target log directory (`log_dirs` other than "any"): Kafka's
+/// `TopicPartitionReplica` and its `toString` (`topic-partition-broker`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Replica(Tp, i32);
+
+impl std::fmt::Display for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.0, self.1)
+    }
+}
+
+/// A reassignment JSON: the replicas of each partition, and the log
+/// directories asked for some of them.
+struct Plan {
+    parts: Vec<(Tp, Vec<i32>)>,
+    dirs: BTreeMap<Replica, String>,
 }
 
 /// A partition as Kafka's `TopicPartition.toString` prints it, ordered as
@@ -140,11 +164,16 @@ pub fn run(args: ReassignArgs) -> anyhow::Result<()> {
     )?)?;
     block_on(async move {
         let r = if args.execute {
-            execute(&admin, &raw, &plan, args.additional).await
+            match execute(&admin, &raw, &plan.parts, args.additional).await {
+                Ok(()) if !plan.dirs.is_empty() => {
+                    execute_moves(&admin, &plan.dirs, args.timeout).await
+                }
+                r => r,
+            }
         } else if args.verify {
             verify(&admin, &raw, &plan, args.preserve_throttles).await
         } else {
-            cancel(&admin, &raw, &plan, args.preserve_throttles).await
+            cancel(&admin, &raw, &plan.parts, args.preserve_throttles).await
         };
         admin.close().await;
         r
@@ -185,11 +214,13 @@ fn version_of(js: &Value) -> anyhow::Result<()> {
     }
 }
 
-/// The target of every partition of a reassignment JSON, in file order.
-fn parse_plan(text: &str) -> anyhow::Result<Vec<(Tp, Vec<i32>)>> {
+/// The target of every partition of a reassignment JSON, in file order, and
+/// the log directories asked for.
+fn parse_plan(text: &str) -> anyhow::Result<Plan> {
     let js = json(text)?;
     version_of(&js)?;
     let mut out = Vec::new();
+    let mut dirs_out = BTreeMap::new();
     for p in js
         .get("partitions")
         .and_then(Value::as_array)
@@ -226,13 +257,150 @@ fn parse_plan(text: &str) -> anyhow::Result<Vec<(Tp, Vec<i32>)>> {
                     dirs.join(", ")
                 );
             }
-            if dirs.iter().any(|d| *d != "any") {
-                bail!("moving replicas between log directories (log_dirs other than \"any\") is not supported yet");
+            for (broker, dir) in replicas.iter().zip(dirs) {
+                if dir != "any" {
+                    dirs_out.insert(Replica(tp.clone(), *broker), dir.to_string());
+                }
             }
         }
         out.push((tp, replicas));
     }
-    Ok(out)
+    Ok(Plan {
+        parts: out,
+        dirs: dirs_out,
+    })
+}
+
+/// Kafka's `executeMoves`: asks each broker to move its replicas to the
+/// log directories of `dirs`, again every 100 ms for those it does not host
+/// yet (REPLICA_NOT_AVAILABLE), for at most `timeout_ms`.
+async fn execute_moves(
+    admin: &Admin,
+    dirs: &BTreeMap<Replica, String>,
+    timeout_ms: u64,
+) -> anyhow::Result<()> {
+    const REPLICA_NOT_AVAILABLE: i16 = 9;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+    let mut pending = dirs.clone();
+    loop {
+        let mut by_broker: BTreeMap<i32, Vec<(gregor_client::TopicPartition, String)>> =
+            BTreeMap::new();
+        for (Replica(tp, broker), dir) in &pending {
+            by_broker.entry(*broker).or_default().push((
+                gregor_client::TopicPartition::new(tp.0.clone(), tp.1),
+                dir.clone(),
+            ));
+        }
+        let mut started = Vec::new();
+        for (broker, moves) in by_broker {
+            let outcome = admin
+                .alter_replica_log_dirs(broker, &moves)
+                .await
+                .map_err(client_err)?;
+            for (tp, code) in outcome {
+                let replica = Replica(Tp(tp.topic.clone(), tp.partition), broker);
+                match code {
+                    0 => started.push(replica),
+                    REPLICA_NOT_AVAILABLE => {}
+                    code => {
+                        let why = gregor_client::Error::from_code(code, None)
+                            .map_or_else(|| format!("error code {code}"), |e| e.to_string());
+                        let dir = &dirs[&replica];
+                        bail!("Moving replica {replica} to log directory {dir} failed: {why}");
+                    }
+                }
+            }
+        }
+        started.sort();
+        for replica in started {
+            if let Some(dir) = pending.remove(&replica) {
+                println!(
+                    "Successfully started moving log directory to {dir} for replica {}-{} with broker {} ",
+                    replica.0 .0, replica.0 .1, replica.1
+                );
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!(
+                "Timed out before log directory move{} could be started for: {}",
+                if pending.len() == 1 { "" } else { "s" },
+                join(&pending.keys().collect::<Vec<_>>(), ",")
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Kafka's `findLogDirMoveStates` and `replicaMoveStatesToString`: one line
+/// per replica with a log directory in the plan.
+async fn log_dir_move_states(
+    admin: &Admin,
+    dirs: &BTreeMap<Replica, String>,
+) -> anyhow::Result<(Vec<String>, bool)> {
+    let brokers: Vec<i32> = dirs
+        .keys()
+        .map(|r| r.1)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let described = admin
+        .describe_log_dirs(&brokers)
+        .await
+        .map_err(client_err)?;
+    let mut lines = Vec::new();
+    let mut done = true;
+    for (replica, target) in dirs {
+        let Replica(tp, broker) = replica;
+        let mut current = None;
+        let mut future = None;
+        let mut listed = false;
+        for d in described.iter().filter(|d| d.broker == *broker) {
+            for r in d
+                .replicas
+                .iter()
+                .filter(|r| r.partition.topic == tp.0 && r.partition.partition == tp.1)
+            {
+                listed = true;
+                if r.is_future {
+                    future = Some(d.path.clone());
+                } else {
+                    current = Some(d.path.clone());
+                }
+            }
+        }
+        let line = match (listed, current, future) {
+            (false, _, _) => {
+                done = false;
+                format!(
+                    "Partition {tp} cannot be found in any live log directory on broker {broker}."
+                )
+            }
+            (true, None, _) => {
+                done = false;
+                format!("Partition {tp} is not found in any live log dir on broker {broker}. There is likely an offline log directory on the broker.")
+            }
+            (true, Some(cur), None) if &cur == target => {
+                format!("Reassignment of replica {replica} completed successfully.")
+            }
+            (true, Some(cur), None) => {
+                done = false;
+                format!("Partition {tp} on broker {broker} is not being moved from log dir {cur} to {target}.")
+            }
+            (true, Some(_), Some(fut)) if &fut == target => {
+                done = false;
+                format!("Reassignment of replica {replica} is still in progress.")
+            }
+            (true, Some(_), Some(fut)) => {
+                done = false;
+                format!("Partition {tp} on broker {broker} is being moved to log dir {fut} instead of {target}.")
+            }
+        };
+        lines.push(line);
+    }
+    Ok((lines, done))
 }
 
 /// The current replicas of a topic's partitions, or Kafka's "not found".
@@ -422,9 +590,10 @@ async fn execute(
 async fn verify(
     admin: &Admin,
     raw: &Raw,
-    plan: &[(Tp, Vec<i32>)],
+    full: &Plan,
     preserve_throttles: bool,
 ) -> anyhow::Result<()> {
+    let plan = &full.parts;
     let ongoing = raw.list(None).await?;
     let mut states: BTreeMap<Tp, String> = BTreeMap::new();
     for (tp, target) in plan {
@@ -451,10 +620,11 @@ async fn verify(
     for line in states.values() {
         println!("{line}");
     }
-    // No log-dir moves were asked for (parse_plan refuses them): Kafka
-    // prints their empty summary as an empty line.
-    println!();
-    if ongoing.is_empty() && !preserve_throttles {
+    // Then the log directory moves, one line each (an empty line when
+    // there are none, as Kafka prints it).
+    let (moves, moves_done) = log_dir_move_states(admin, &full.dirs).await?;
+    println!("{}", moves.join("\n"));
+    if ongoing.is_empty() && moves_done && !preserve_throttles {
         clear_throttles(admin, plan).await?;
     }
     Ok(())

@@ -24,9 +24,11 @@ use kafka_protocol::messages::delete_records_request::{
 };
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest,
-    DeleteTopicsRequest, DescribeClusterRequest, DescribeLogDirsRequest,
+    AlterReplicaLogDirsRequest, ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeLogDirsRequest,
+    TopicName,
 };
+use kafka_protocol::protocol::StrBytes;
 
 pub use configs::{
     AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym, OpType,
@@ -484,6 +486,62 @@ impl Admin {
             }
         }
         Ok(out)
+    }
+
+    /// AlterReplicaLogDirs to `broker`: moves its replica of each partition
+    /// to the log dir named with it. The outcome per partition (0 or Kafka's
+    /// error code: LOG_DIR_NOT_FOUND, KAFKA_STORAGE_ERROR,
+    /// REPLICA_NOT_AVAILABLE when the broker hosts no replica yet).
+    pub async fn alter_replica_log_dirs(
+        &self,
+        broker: i32,
+        moves: &[(TopicPartition, String)],
+    ) -> Result<BTreeMap<TopicPartition, i16>> {
+        use kafka_protocol::messages::alter_replica_log_dirs_request::{
+            AlterReplicaLogDir, AlterReplicaLogDirTopic,
+        };
+        let mut by_dir: BTreeMap<&str, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
+        for (tp, dir) in moves {
+            by_dir
+                .entry(dir)
+                .or_default()
+                .entry(tp.topic.as_str())
+                .or_default()
+                .push(tp.partition);
+        }
+        let request = AlterReplicaLogDirsRequest::default().with_dirs(
+            by_dir
+                .into_iter()
+                .map(|(dir, topics)| {
+                    AlterReplicaLogDir::default()
+                        .with_path(StrBytes::from_string(dir.to_string()))
+                        .with_topics(
+                            topics
+                                .into_iter()
+                                .map(|(t, ps)| {
+                                    AlterReplicaLogDirTopic::default()
+                                        .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                                        .with_partitions(ps)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+        let conn = self.cluster.connection(broker).await?;
+        let resp = conn.send(&request).await?;
+        Ok(resp
+            .results
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| {
+                    (
+                        TopicPartition::new(t.topic_name.0.to_string(), p.partition_index),
+                        p.error_code,
+                    )
+                })
+            })
+            .collect())
     }
 
     /// Closes every connection.
