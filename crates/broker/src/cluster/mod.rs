@@ -64,6 +64,9 @@ const PROPOSE_DEADLINE: Duration = Duration::from_secs(15);
 const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the active controller checks broker liveness.
 const CONTROLLER_TICK: Duration = Duration::from_millis(100);
+/// How long the controller tries a broker's listener after one of the
+/// broker's connections closed (see `Handler::closed`).
+const PROBE_TIMEOUT_MS: u64 = 500;
 
 #[derive(Debug, Serialize, Deserialize)]
 enum ControllerRequest {
@@ -115,9 +118,10 @@ enum ControllerResponse {
 struct Contact {
     last_ms: i64,
     shutting_down: bool,
-    /// When a connection from the broker closed after its last heartbeat
-    /// (see [`AppHandler::closed`]).
-    closed_ms: Option<i64>,
+    /// A connection from the broker closed after its last heartbeat (see
+    /// [`AppHandler::closed`]) and its Kafka listener then refused a
+    /// connection: its process is gone.
+    gone: bool,
 }
 
 #[derive(Debug, Default)]
@@ -422,7 +426,7 @@ impl QuorumLink {
                     Contact {
                         last_ms: now,
                         shutting_down,
-                        closed_ms: None,
+                        gone: false,
                     },
                 );
                 (None, Vec::new(), Some(broker_id))
@@ -643,10 +647,7 @@ impl QuorumLink {
     /// returning ones, drives controlled shutdowns.
     pub async fn run_controller(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let session = self.settings.session_timeout_ms as i64;
-        // A broker whose connection closed and that sent no heartbeat for two
-        // heartbeat intervals since has died (a live one reconnects with its
-        // next heartbeat): fenced without waiting out the session.
-        let closed_grace = 2 * self.settings.heartbeat_interval_ms as i64;
+
         let mut last_rebalance_ms = self.clock.now_ms();
         loop {
             tokio::select! {
@@ -673,9 +674,9 @@ impl QuorumLink {
                 for (&id, b) in image.brokers.iter() {
                     let contact = c.seen.get(&id).copied();
                     let last = contact.map_or(c.since_ms, |c| c.last_ms);
-                    let closed_dead = contact
-                        .and_then(|c| c.closed_ms)
-                        .is_some_and(|t| now - t >= closed_grace);
+                    // Its connections closed and its listener refuses: gone
+                    // (see `Handler::closed`), fenced without the session.
+                    let closed_dead = contact.is_some_and(|c| c.gone);
                     let alive = now - last <= session && !closed_dead;
                     let shutting_down = contact.is_some_and(|c| c.shutting_down);
                     records = if !b.fenced && !alive {
@@ -683,7 +684,7 @@ impl QuorumLink {
                             tracing::warn!(
                                 broker = id,
                                 silent_ms = now - last,
-                                "fencing a broker: its connections closed and no heartbeat came since"
+                                "fencing a broker: its connections closed and its listener refuses connections"
                             );
                         } else {
                             tracing::warn!(
@@ -825,12 +826,45 @@ impl AppHandler for Handler {
         })
     }
 
+    /// A connection from broker `from` closed. A live broker closes one
+    /// when a request of its times out, and reconnects; a dead one closed
+    /// them all, and its listener is gone with it. So the broker's Kafka
+    /// listener is tried once: refused, and no heartbeat since, means the
+    /// process died and the controller fences it at its next tick instead
+    /// of waiting out `broker.session.timeout.ms`. Anything else (accepted:
+    /// alive or frozen; no answer: cut off) leaves it to the session.
     fn closed(&self, from: u64) {
         let Ok(id) = i32::try_from(from) else { return };
-        let now = self.0.clock.now_ms();
-        if let Some(c) = self.0.contacts.lock().seen.get_mut(&id) {
-            c.closed_ms = Some(now);
-        }
+        let link = self.0.clone();
+        let Some(last_ms) = link.contacts.lock().seen.get(&id).map(|c| c.last_ms) else {
+            return;
+        };
+        let Some((host, port)) = link
+            .image()
+            .brokers
+            .get(&id)
+            .filter(|b| !b.fenced)
+            .map(|b| (b.host.clone(), b.port))
+        else {
+            return;
+        };
+        tokio::spawn(async move {
+            let probe = tokio::time::timeout(
+                Duration::from_millis(PROBE_TIMEOUT_MS),
+                tokio::net::TcpStream::connect((host.as_str(), port)),
+            )
+            .await;
+            let refused = matches!(probe, Ok(Err(ref e)) if e.kind() == std::io::ErrorKind::ConnectionRefused);
+            if !refused {
+                return;
+            }
+            if let Some(c) = link.contacts.lock().seen.get_mut(&id) {
+                // A heartbeat since the close replaced the contact: alive.
+                if c.last_ms == last_ms {
+                    c.gone = true;
+                }
+            }
+        });
     }
 }
 
