@@ -368,3 +368,27 @@ fn huge_array_count_closes_the_connection() {
     c.expect_closed();
     f.check();
 }
+
+/// Kafka's LogValidator: a client may not write commit/abort markers
+/// (control batches): INVALID_RECORD with Kafka's message, nothing written.
+#[test]
+fn control_batches_from_clients_are_refused() {
+    use gregor_records::batch::{compute_crc, ATTRIBUTES_OFFSET, CONTROL_MASK, CRC_OFFSET};
+    let broker = Broker::start();
+    let mut c = broker.client();
+    c.create_topic("ctl", 1, &[]);
+    let mut control = batch(&records("c", 1, 1_700_000_000_000, 8), Compression::None).to_vec();
+    control[ATTRIBUTES_OFFSET + 1] |= CONTROL_MASK as u8;
+    let crc = compute_crc(&control);
+    control[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    let r = c.produce("ctl", 0, &control, 1);
+    assert_eq!(r.error_code, 87, "INVALID_RECORD");
+    assert_eq!(
+        r.error_message.as_ref().map(|m| m.to_string()).as_deref(),
+        Some("Clients are not allowed to write control records")
+    );
+    assert_eq!(c.offset_for("ctl", 0, LATEST), 0, "nothing written");
+    // An ordinary batch still goes in.
+    let ok = batch(&records("d", 2, 1_700_000_000_000, 8), Compression::None);
+    assert_eq!(c.produce_ok("ctl", 0, &ok, 1), 0);
+}

@@ -153,6 +153,16 @@ fn append(
             .unwrap_or_else(|b| BytesMut::from(&b[..])),
         _ => return Err(ResponseError::CorruptMessage),
     };
+    // Kafka's LogValidator for a client's batches: commit and abort markers
+    // are written by the transaction coordinator only.
+    if gregor_records::BatchIter::new(&records).any(|b| b.is_ok_and(|(h, _, _)| h.is_control())) {
+        if ctx.api_version >= 8 {
+            r.error_message = Some(str_bytes(
+                "Clients are not allowed to write control records".to_string(),
+            ));
+        }
+        return Err(ResponseError::InvalidRecord);
+    }
     match partition.append_records_as_leader(records, acks) {
         Ok(info) => {
             r.base_offset = info.base_offset;
