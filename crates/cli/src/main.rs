@@ -109,6 +109,9 @@ enum Command {
     /// Describe the KRaft metadata quorum (kafka-metadata-quorum.sh).
     #[command(name = "metadata-quorum", after_help = tools::metadata_quorum::EXAMPLES)]
     MetadataQuorum(tools::metadata_quorum::MetadataQuorumArgs),
+    /// Describe producers (and, later, transactions) (kafka-transactions.sh).
+    #[command(name = "transactions", after_help = tools::transactions::EXAMPLES)]
+    Transactions(tools::transactions::TransactionsArgs),
     /// Elect preferred or unclean leaders (kafka-leader-election.sh).
     #[command(name = "leader-election", after_help = tools::leader_election::EXAMPLES)]
     LeaderElection(tools::leader_election::LeaderElectionArgs),
@@ -171,6 +174,7 @@ fn main() {
         Command::EndToEndLatency(args) => tool_exit(tools::end_to_end_latency::run(args)),
         Command::MetadataQuorum(args) => tool_exit(tools::metadata_quorum::run(args)),
         Command::LeaderElection(args) => tool_exit(tools::leader_election::run(args)),
+        Command::Transactions(args) => tool_exit(tools::transactions::run(args)),
         Command::ReassignPartitions(args) => tool_exit(tools::reassign_partitions::run(args)),
     };
     if let Err(e) = result {

@@ -117,3 +117,106 @@ fn duplicates_are_acknowledged_once_and_gaps_refused_across_kill9() {
         "producer id {pid3} reused after restart"
     );
 }
+
+/// DescribeProducers (KIP-664) over the wire and through `gregor
+/// transactions describe-producers`: the producer state of a partition,
+/// as it stands after appends and after a restart that rebuilt it.
+#[test]
+fn describe_producers_reports_the_producer_state() {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::DescribeProducersRequest;
+    let mut broker = Broker::start();
+    let mut c = broker.client();
+    c.create_topic("dp", 1, &[]);
+    let (pid, epoch) = init_producer_id(&mut c);
+    let recs = records("dp", 3, 1_700_000_000_000, 4);
+    c.produce_ok(
+        "dp",
+        0,
+        &idempotent_batch(pid, epoch, 0, &recs, Compression::None),
+        -1,
+    );
+    c.produce_ok(
+        "dp",
+        0,
+        &idempotent_batch(pid, epoch, 3, &recs, Compression::None),
+        -1,
+    );
+    let describe = |c: &mut Client, topic: &str, partition: i32| {
+        let req = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+            .with_name(topic_name(topic))
+            .with_partition_indexes(vec![partition])]);
+        let r = c.send(0, &req);
+        let p = r.topics[0].partitions[0].clone();
+        let producers: Vec<(i64, i32, i32, i64, i32, i64)> = p
+            .active_producers
+            .iter()
+            .map(|s| {
+                (
+                    s.producer_id.0,
+                    s.producer_epoch,
+                    s.last_sequence,
+                    s.last_timestamp,
+                    s.coordinator_epoch,
+                    s.current_txn_start_offset,
+                )
+            })
+            .collect();
+        (p.error_code, producers)
+    };
+    let want = vec![(pid, i32::from(epoch), 5, 1_700_000_000_002, -1, -1)];
+    assert_eq!(describe(&mut c, "dp", 0), (0, want.clone()));
+    assert_eq!(
+        describe(&mut c, "dp", 7),
+        (3, vec![]),
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    assert_eq!(describe(&mut c, "nope", 0), (3, vec![]));
+    broker.kill9();
+    broker.restart();
+    let mut c = broker.client();
+    assert_eq!(describe(&mut c, "dp", 0), (0, want));
+
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gregor"));
+    cmd.args(["transactions", "--bootstrap-server"])
+        .arg(format!("127.0.0.1:{}", broker.port))
+        .args(["describe-producers", "--topic", "dp", "--partition", "0"]);
+    let out = run_bounded(cmd, None, std::time::Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| {
+            l.split('\t')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            vec![
+                "ProducerId",
+                "ProducerEpoch",
+                "LatestCoordinatorEpoch",
+                "LastSequence",
+                "LastTimestamp",
+                "CurrentTransactionStartOffset"
+            ],
+            vec![
+                pid.to_string().as_str(),
+                epoch.to_string().as_str(),
+                "-1",
+                "5",
+                "1700000000002",
+                "None"
+            ],
+        ],
+        "{stdout}"
+    );
+}

@@ -566,6 +566,12 @@ impl Log {
     }
 
     /// The latest leader epoch that wrote to the log, if any.
+    /// The producers this log holds state for (Kafka's `activeProducers`,
+    /// what DescribeProducers reports), by producer id.
+    pub fn active_producers(&self) -> Vec<crate::producer_state::ProducerEntry> {
+        self.append.lock().producers.entries()
+    }
+
     pub fn latest_epoch(&self) -> Option<i32> {
         self.epochs.lock().latest_epoch()
     }

@@ -131,6 +131,13 @@ impl ProducerStateManager {
         }
     }
 
+    /// Every producer with state here, by producer id.
+    pub fn entries(&self) -> Vec<ProducerEntry> {
+        let mut v: Vec<ProducerEntry> = self.producers.values().copied().collect();
+        v.sort_by_key(|e| e.producer_id);
+        v
+    }
+
     pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
     }

@@ -8,11 +8,16 @@
 // unclean elections are not needed; an unknown partition fails. alterPartitionReassignments
 // to this node completes, to an unknown broker fails with InvalidReplicaAssignmentException,
 // a cancel fails with NoReassignmentInProgressException; listPartitionReassignments is
-// empty. listClientMetricsResources (ListConfigResources v0) is empty. Exits non-zero with a message on the first failure, prints `RESULT ok` on success.
+// empty. listClientMetricsResources (ListConfigResources v0) is empty. describeProducers
+// (DescribeProducers) lists an idempotent producer's state. Exits non-zero with a message on the first failure, prints `RESULT ok` on success.
 import java.util.*;
 import java.util.concurrent.ExecutionException;
 
 import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.serialization.StringSerializer;
 import org.apache.kafka.common.ElectionType;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.ElectionNotNeededException;
@@ -97,6 +102,31 @@ public class JavaClusterAdminTest {
             // ListClientMetricsResources (ListConfigResources v0): Gregor has no
             // client-metrics subscriptions.
             checkEq(0, admin.listClientMetricsResources().all().get().size(), "client metrics resources");
+
+            // DescribeProducers (KIP-664): an idempotent producer's 5 records in
+            // partition 1 leave one producer with last sequence 4; partition 0
+            // (no idempotent writes) has none. (For a partition missing from the
+            // metadata the Java client waits for a leader until its timeout, on any
+            // broker: not exercised here; the error code is tested over the wire.)
+            Properties pp = new Properties();
+            pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+            pp.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+            pp.put(ProducerConfig.LINGER_MS_CONFIG, "0");
+            long producerId;
+            try (KafkaProducer<String, String> prod = new KafkaProducer<>(pp, new StringSerializer(), new StringSerializer())) {
+                for (int i = 0; i < 5; i++) prod.send(new ProducerRecord<>(topic, 1, null, "p" + i)).get();
+            }
+            DescribeProducersResult.PartitionProducerState ps = admin.describeProducers(List.of(tp1)).partitionResult(tp1).get();
+            checkEq(1, ps.activeProducers().size(), "active producers of " + tp1);
+            ProducerState state = ps.activeProducers().get(0);
+            checkEq(4, state.lastSequence(), "last sequence");
+            checkEq(0, state.producerEpoch(), "producer epoch");
+            check(state.producerId() >= 0, "producer id " + state.producerId());
+            check(state.lastTimestamp() > 1_600_000_000_000L, "last timestamp " + state.lastTimestamp());
+            check(!state.coordinatorEpoch().isPresent(), "coordinator epoch " + state.coordinatorEpoch());
+            check(!state.currentTransactionStartOffset().isPresent(), "txn start " + state.currentTransactionStartOffset());
+            checkEq(0, admin.describeProducers(List.of(tp0)).partitionResult(tp0).get().activeProducers().size(),
+                "active producers of " + tp0);
         }
         System.out.println("RESULT ok");
     }

@@ -25,6 +25,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod elect_leaders;
@@ -189,6 +190,7 @@ apis! {
     ConsumerGroupHeartbeat => consumer_group_heartbeat(ConsumerGroupHeartbeatRequest, 0, 0, 1),
     ConsumerGroupDescribe => consumer_group_describe(ConsumerGroupDescribeRequest, 0, 0, 1),
     DescribeQuorum => describe_quorum(DescribeQuorumRequest, 0, 0, 2),
+    DescribeProducers => describe_producers(DescribeProducersRequest, 0, 0, 0),
     ElectLeaders => elect_leaders(ElectLeadersRequest, 0, 0, 2),
     AlterPartitionReassignments => alter_partition_reassignments(AlterPartitionReassignmentsRequest, 0, 0, 0),
     ListPartitionReassignments => list_partition_reassignments(ListPartitionReassignmentsRequest, 0, 0, 0),

@@ -30,6 +30,7 @@ pub mod metadata_quorum;
 pub mod producer_perf;
 pub mod reassign_partitions;
 pub mod topics;
+pub mod transactions;
 mod wire;
 
 /// The subcommand names of the tools, for one-line argument errors.
