@@ -2,7 +2,7 @@
 # A local multi-node Gregor cluster: N combined (broker + controller) nodes in
 # the background, each with its own log dir, for trying failover by hand.
 #
-#   scripts/cluster.sh start [N=3] [DIR=./gregor-cluster]   format (first time only), start, wait for a quorum leader
+#   scripts/cluster.sh start [N=3] [DIR=./gregor-cluster]   format (first time only), start, wait for a quorum leader and every broker
 #   scripts/cluster.sh stop [DIR]                           SIGTERM every node, wait for exit
 #   scripts/cluster.sh status [DIR]                         pids, ports, quorum leader
 #   scripts/cluster.sh kill9 ID [DIR]                       SIGKILL node ID (a crash)
@@ -178,6 +178,7 @@ cmd_start() {
     local boot=""
     for ((i = 1; i <= N; i++)); do boot+="${boot:+,}127.0.0.1:$(kafka_port "$i")"; done
     wait_quorum "$boot"
+    wait_brokers "$boot" "$N"
     echo "cluster of $N nodes up in $dir; bootstrap: $boot"
 }
 
@@ -193,6 +194,28 @@ wait_quorum() {  # BOOTSTRAP
         fi
         if ((SECONDS >= deadline)); then
             echo "cluster.sh: no quorum leader within ${START_TIMEOUT}s: $out" >&2
+            die "the nodes are still running (see $DIR_FOR_MSG/node*/gregor.log); stop them with: $0 stop $DIR_FOR_MSG"
+        fi
+        sleep 0.2
+    done
+}
+
+# Then (bounded) until every node has registered as a live broker and every
+# node knows it, so a replication-factor-N topic can be created at once
+# (log-dirs asks the brokers DescribeCluster lists).
+wait_brokers() {  # BOOTSTRAP N
+    local deadline=$((SECONDS + START_TIMEOUT)) bin out n addr fewest
+    bin="$(gregor_bin)"
+    while true; do
+        fewest="$2"
+        for addr in ${1//,/ }; do
+            out="$(timeout 15 "$bin" log-dirs --bootstrap-server "$addr" --describe 2>&1 || true)"
+            n="$(grep -o '"broker":[0-9]*' <<<"$out" | sort -u | wc -l)"
+            ((n < fewest)) && fewest="$n"
+        done
+        ((fewest >= $2)) && return 0
+        if ((SECONDS >= deadline)); then
+            echo "cluster.sh: a node lists $fewest of $2 brokers after ${START_TIMEOUT}s" >&2
             die "the nodes are still running (see $DIR_FOR_MSG/node*/gregor.log); stop them with: $0 stop $DIR_FOR_MSG"
         fi
         sleep 0.2

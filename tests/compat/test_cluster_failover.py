@@ -122,6 +122,14 @@ def test_cluster_forms_and_creates_replicated_topics(cluster, topic):
         md = wait_for(lambda: (lambda m: m if m.brokers == want_brokers else None)(node.metadata()),
                       30, f"node {node.id}'s Metadata to list brokers {want_brokers}")
         assert md.controller_id in NODE_IDS, f"node {node.id}: controller id {md.controller_id}"
+    # DescribeCluster (librdkafka's admin) lists the same brokers from any node.
+    from confluent_kafka.admin import AdminClient
+    for node in cluster.nodes:
+        admin = AdminClient({"bootstrap.servers": node.bootstrap, "logger": RDKAFKA_LOGGER})
+        desc = admin.describe_cluster(request_timeout=10).result(30)
+        got = {n.id: (n.host, n.port) for n in desc.nodes}
+        assert got == want_brokers, f"node {node.id}: DescribeCluster lists {got}"
+        assert desc.controller is not None and desc.controller.id in NODE_IDS, desc.controller
 
     cluster.create_topic(topic, 3, 3, MIN_ISR)
     for node in cluster.nodes:

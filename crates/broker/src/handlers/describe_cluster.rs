@@ -1,4 +1,5 @@
-//! DescribeCluster (key 60), versions 0-2.
+//! DescribeCluster (key 60), versions 0-2: the cluster id, the controller
+//! clients should use and every live broker.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -15,14 +16,25 @@ pub async fn handle(
     let mut resp = DescribeClusterResponse::default();
     resp.endpoint_type = req.endpoint_type;
     resp.cluster_id = str_bytes(broker.cluster_id());
-    resp.controller_id = BrokerId(broker.node_id());
-    let (host, port) = broker.advertised_endpoint();
-    let mut b = DescribeClusterBroker::default();
-    b.broker_id = BrokerId(broker.node_id());
-    b.host = str_bytes(host);
-    b.port = port as i32;
-    b.rack = broker.config.rack.clone().map(str_bytes);
-    resp.brokers = vec![b];
+    // As in Metadata: the active controller when it is a live broker, else
+    // this broker (which forwards what needs the controller).
+    resp.controller_id = BrokerId(match broker.controller_id() {
+        -1 => broker.node_id(),
+        id => id,
+    });
+    // Every live (registered, unfenced) broker, as Kafka's metadata cache
+    // lists them (this one included).
+    resp.brokers = util::live_brokers(broker)
+        .into_iter()
+        .map(|(id, host, port, rack)| {
+            let mut b = DescribeClusterBroker::default();
+            b.broker_id = BrokerId(id);
+            b.host = str_bytes(host);
+            b.port = i32::from(port);
+            b.rack = rack.map(str_bytes);
+            b
+        })
+        .collect();
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
         util::CLUSTER_OPERATIONS
     } else {
