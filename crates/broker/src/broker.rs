@@ -547,10 +547,24 @@ impl Broker {
         mut decide: impl FnMut(&MetadataImage) -> Result<(Vec<MetadataRecord>, R), E>,
         reconcile: bool,
     ) -> Result<Result<R, E>, BrokerError> {
+        let mut checked = false;
         loop {
             let base = link.applied_image();
             let (records, value) = match decide(&base.image) {
                 Ok(v) => v,
+                // A refusal decided on an image behind the controller's (a
+                // broker it has not seen unfenced yet, a topic it has not
+                // seen created) would be wrong: an empty proposal asks the
+                // controller whether the image is current (a read barrier)
+                // and the decision is made again on the newer one. Without
+                // a controller to ask, the refusal stands.
+                Err(e) if !checked => {
+                    checked = true;
+                    match link.propose(base.index, Vec::new()).await {
+                        Ok(gregor_raft::Conditional::Stale { .. }) => continue,
+                        _ => return Ok(Err(e)),
+                    }
+                }
                 Err(e) => return Ok(Err(e)),
             };
             if records.is_empty() {
@@ -574,7 +588,12 @@ impl Broker {
     /// broker list) and a partition's replicas land on different racks
     /// while there are racks enough.
     pub fn broker_ids(&self) -> Vec<i32> {
-        let image = self.metadata.image();
+        self.broker_ids_in(&self.metadata.image())
+    }
+
+    /// [`Broker::broker_ids`] as `image` has them (for decisions made on
+    /// an image, so a decision made again on a newer one sees newer brokers).
+    pub fn broker_ids_in(&self, image: &MetadataImage) -> Vec<i32> {
         let ids = rack_alternated(
             image
                 .brokers
@@ -596,8 +615,8 @@ impl Broker {
     ) -> Result<Result<(), controller::ControllerError>, BrokerError> {
         let mut req = controller::CreateTopic::new(name, self.config.num_partitions);
         req.replication_factor = self.config.default_replication_factor as i32;
-        let brokers = self.broker_ids();
         self.controller_update(|image| {
+            let brokers = self.broker_ids_in(image);
             controller::create_topic(image, &req, &brokers, Uuid::new_v4()).map(|r| (r, ()))
         })
         .await

@@ -15,7 +15,6 @@ pub async fn handle(
     req: CreatePartitionsRequest,
 ) -> Option<CreatePartitionsResponse> {
     let mut resp = CreatePartitionsResponse::default();
-    let brokers = broker.broker_ids();
     for topic in req.topics {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = topic.name.clone();
@@ -27,6 +26,7 @@ pub async fn handle(
         let name = topic.name.to_string();
         let outcome = if req.validate_only {
             let image = broker.metadata.image();
+            let brokers = broker.broker_ids_in(&image);
             Ok(controller::create_partitions(
                 &image,
                 &name,
@@ -38,6 +38,7 @@ pub async fn handle(
         } else {
             broker
                 .controller_update(|image| {
+                    let brokers = broker.broker_ids_in(image);
                     controller::create_partitions(
                         image,
                         &name,

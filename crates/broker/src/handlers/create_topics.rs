@@ -23,7 +23,6 @@ pub async fn handle(
     req: CreateTopicsRequest,
 ) -> Option<CreateTopicsResponse> {
     let mut resp = CreateTopicsResponse::default();
-    let brokers = broker.broker_ids();
     let mut seen = std::collections::HashSet::new();
     let duplicates: std::collections::HashSet<String> = req
         .topics
@@ -98,10 +97,12 @@ pub async fn handle(
         let topic_id = Uuid::new_v4();
         let outcome = if req.validate_only {
             let image = broker.metadata.image();
+            let brokers = broker.broker_ids_in(&image);
             Ok(controller::create_topic(&image, &create, &brokers, topic_id).map(|_| ()))
         } else {
             broker
                 .controller_update(|image| {
+                    let brokers = broker.broker_ids_in(image);
                     controller::create_topic(image, &create, &brokers, topic_id)
                         .map(|recs| (recs, ()))
                 })
