@@ -685,6 +685,8 @@ impl Broker {
 
     /// Flushes, snapshots and checkpoints every log; closes the metadata log.
     pub fn shutdown(&self) -> Result<(), BrokerError> {
+        // Copies to other log dirs stop (their future dirs go at the next start).
+        self.log_moves.cancel_all();
         // LogManager::shutdown writes recovery points and log start offsets but
         // knows no high watermarks: write the full set first.
         self.checkpoint()?;

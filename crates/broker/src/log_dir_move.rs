@@ -84,13 +84,6 @@ impl LogDirMoves {
             .collect()
     }
 
-    /// Stops the copy of `tp`, if any (it deletes its future log).
-    pub fn cancel(&self, tp: &TopicPartition) {
-        if let Some(m) = self.moves.lock().remove(tp) {
-            m.cancel.store(true, Ordering::Release);
-        }
-    }
-
     /// Stops every copy (at shutdown).
     pub fn cancel_all(&self) {
         for (_, m) in self.moves.lock().drain() {

@@ -400,14 +400,23 @@ impl LogManager {
         fs::rename(future.dir(), &final_path)
             .map_err(io_err(format!("rename {}", future.dir().display())))?;
         sync_dir(&parent)?;
-        let log = Arc::new(Log::open(
-            final_path,
+        let reopened = Log::open(
+            final_path.clone(),
             tp.clone(),
             current.config(),
             self.clock.clone(),
             future.log_end_offset(),
             future.log_start_offset(),
-        )?);
+        );
+        let log = match reopened {
+            Ok(log) => Arc::new(log),
+            Err(e) => {
+                // The copy goes, so the next start does not find two logs of
+                // `tp`; the old one stays the partition's.
+                let _ = fs::remove_dir_all(&final_path);
+                return Err(e);
+            }
+        };
         if let Some(c) = current.cleaner_checkpoint() {
             log.set_cleaner_checkpoint(c);
         }
