@@ -542,8 +542,9 @@ impl Partition {
                     epoch_given: fetch.current_leader_epoch >= 0,
                 });
             }
-            let log_start = self.log().log_start_offset();
-            let log_end = self.log().log_end_offset();
+            let log = self.log();
+            let log_start = log.log_start_offset();
+            let log_end = log.log_end_offset();
             let out_of_range = || {
                 PartitionError::Storage(StorageError::OffsetOutOfRange {
                     offset: fetch.fetch_offset,
@@ -552,8 +553,7 @@ impl Partition {
                 })
             };
             if fetch.last_fetched_epoch >= 0 {
-                let Some((epoch, end_offset)) =
-                    self.log().end_offset_for_epoch(fetch.last_fetched_epoch)
+                let Some((epoch, end_offset)) = log.end_offset_for_epoch(fetch.last_fetched_epoch)
                 else {
                     return Err(out_of_range());
                 };
@@ -569,7 +569,7 @@ impl Partition {
                     });
                 }
             }
-            let read = self.log().read(
+            let read = log.read(
                 fetch.fetch_offset,
                 fetch.max_bytes,
                 fetch.min_one_batch,

@@ -63,17 +63,32 @@ fn produce_some(c: &mut Client, tag: &str, n: usize) -> Vec<Record> {
     all
 }
 
-#[test]
-fn a_replica_moves_to_another_log_dir_with_every_record() {
+/// A broker with two log dirs `a` and `b` (canonical paths, as
+/// DescribeLogDirs names them) under `root`, the metadata log in `a`.
+fn two_dir_broker(
+    extra: &[&str],
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    Broker,
+) {
     let root = tempfile::tempdir().unwrap();
-    let a = root.path().join("a");
-    let b = root.path().join("b");
+    let (a, b) = (root.path().join("a"), root.path().join("b"));
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();
     let (a, b) = (a.canonicalize().unwrap(), b.canonicalize().unwrap());
     let dirs = format!("log.dirs={},{}", a.display(), b.display());
     let meta = format!("metadata.log.dir={}", a.display());
-    let mut broker = Broker::start_with(&[&dirs, &meta]);
+    let mut overrides = vec![dirs.as_str(), meta.as_str()];
+    overrides.extend_from_slice(extra);
+    let broker = Broker::start_with(&overrides);
+    (root, a, b, broker)
+}
+
+#[test]
+fn a_replica_moves_to_another_log_dir_with_every_record() {
+    let (root, a, b, mut broker) = two_dir_broker(&[]);
     let mut c = broker.client();
     // Small segments: the copy spans many of them.
     c.create_topic("t", 1, &[("segment.bytes", "1048576")]);
@@ -156,15 +171,7 @@ fn a_replica_moves_to_another_log_dir_with_every_record() {
 /// done (Kafka's lines), and a dir that is not a log dir fails the command.
 #[test]
 fn reassign_partitions_moves_replicas_between_log_dirs() {
-    let root = tempfile::tempdir().unwrap();
-    let a = root.path().join("a");
-    let b = root.path().join("b");
-    std::fs::create_dir_all(&a).unwrap();
-    std::fs::create_dir_all(&b).unwrap();
-    let (a, b) = (a.canonicalize().unwrap(), b.canonicalize().unwrap());
-    let dirs = format!("log.dirs={},{}", a.display(), b.display());
-    let meta = format!("metadata.log.dir={}", a.display());
-    let broker = Broker::start_with(&[&dirs, &meta, "node.id=3"]);
+    let (root, a, b, broker) = two_dir_broker(&["node.id=3"]);
     let mut c = broker.client();
     c.create_topic("t", 1, &[]);
     let written = produce_some(&mut c, "x", 10);
