@@ -30,6 +30,9 @@
 //!   (INCONSISTENT_GROUP_PROTOCOL / UNKNOWN_MEMBER_ID) and vice versa
 //!   (GROUP_ID_NOT_FOUND); only an empty group changes type.
 //! - `replay`: records → state at load time.
+//! - [`txn`]: the transaction coordinator ([`txn::TxnCoordinatorShard`]), a
+//!   separate state machine over `__transaction_state` with its own runtime
+//!   contract (see its module doc).
 //!
 //! # Runtime contract
 //!
@@ -63,6 +66,7 @@ pub mod partitioner;
 pub mod records;
 mod replay;
 pub mod shard;
+pub mod txn;
 
 pub use admin::GROUP_AUTHORIZED_OPERATIONS;
 pub use consumer::{TopicMeta, TopicsSnapshot, TopicsView};
