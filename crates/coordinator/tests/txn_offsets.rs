@@ -394,3 +394,27 @@ fn expiry_waits_for_open_transactions() {
     assert_eq!(h.shard.group_state("g"), None);
     assert_eq!(h.shard.group_state("h"), None);
 }
+
+proptest::proptest! {
+    /// Any record under any batch context, garbage included: replay never
+    /// panics.
+    #[test]
+    fn replay_record_of_garbage_never_panics(
+        records in proptest::collection::vec(
+            (proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24),
+             proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24)),
+             proptest::prelude::any::<(i8, bool, bool)>()),
+            0..32)
+    ) {
+        let mut shard = gregor_coordinator::GroupCoordinatorShard::new(0, GroupConfig::default());
+        for (i, (k, v, (pid, transactional, control))) in records.iter().enumerate() {
+            let batch = gregor_coordinator::BatchContext {
+                producer_id: i64::from(*pid),
+                transactional: *transactional,
+                control: *control,
+            };
+            shard.replay_record(batch, k, v.as_deref(), i as i64);
+        }
+        let _ = shard.loaded(0);
+    }
+}

@@ -53,7 +53,7 @@
 //!   partition by the runtime, which merges `results_by_transaction`.
 //! - The broker checks before calling: authorization, topic existence (it
 //!   answers failed partitions itself, the others OPERATION_NOT_ATTEMPTED,
-//!   see [`add_partitions::reject_partitions`]), non-transactional
+//!   see [`reject_partitions`]), non-transactional
 //!   InitProducerId (no transactional id), and allocates the producer id
 //!   passed as `fresh_producer_id`.
 //!
