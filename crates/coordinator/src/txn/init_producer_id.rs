@@ -141,23 +141,23 @@ impl TxnCoordinatorShard {
         fresh_producer_id: i64,
         out: &mut TxnOutput,
     ) -> Result<TxnResponse, ResponseError> {
-        let txn_id = match req.transactional_id.as_ref().map(|t| t.0.as_str()) {
-            Some(t) if !t.is_empty() => t.to_owned(),
-            _ => return Err(ResponseError::InvalidRequest),
-        };
-        if !self.owns(&txn_id) {
-            return Err(ResponseError::NotCoordinator);
-        }
-        let timeout_ms = req.transaction_timeout_ms;
-        if timeout_ms <= 0 || timeout_ms > self.config.transaction_max_timeout_ms {
-            return Err(ResponseError::InvalidTransactionTimeout);
-        }
-        // KafkaApis: both or neither of producer id and epoch.
+        // KafkaApis first: both or neither of producer id and epoch.
         let expected = match (req.producer_id.0, req.producer_epoch) {
             (-1, -1) => None,
             (-1, _) | (_, -1) => return Err(ResponseError::InvalidRequest),
             (pid, epoch) => Some((pid, epoch)),
         };
+        let txn_id = match req.transactional_id.as_ref().map(|t| t.0.as_str()) {
+            Some(t) if !t.is_empty() => t.to_owned(),
+            _ => return Err(ResponseError::InvalidRequest),
+        };
+        let timeout_ms = req.transaction_timeout_ms;
+        if timeout_ms <= 0 || timeout_ms > self.config.transaction_max_timeout_ms {
+            return Err(ResponseError::InvalidTransactionTimeout);
+        }
+        if !self.owns(&txn_id) {
+            return Err(ResponseError::NotCoordinator);
+        }
         let current = match self.txns.get(&txn_id) {
             Some(m) => m.clone(),
             None => TxnMetadata::new(&txn_id, fresh_producer_id, timeout_ms, now_ms),
