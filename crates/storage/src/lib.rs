@@ -40,8 +40,9 @@ pub use cleaner::{CleanStats, CleanerConfig, LogCleaner};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::LogConfig;
 pub use leader_epoch::{EpochEntry, LeaderEpochFileCache};
-pub use log::{AppendInfo, Log, ReadInfo};
+pub use log::{AbortedTxn, AppendInfo, Log, ReadInfo};
 pub use manager::LogManager;
+pub use producer_state::OngoingTxn;
 pub use segment::LogSegment;
 
 use std::fmt;

@@ -18,7 +18,14 @@
 //! segment map is behind an `RwLock` taken briefly (write only to roll or
 //! delete segments). The log end is published with release ordering after the
 //! bytes are written, so a reader never sees an offset whose batch is not yet
-//! readable.
+//! readable. What the last stable offset is computed from (the first
+//! undecided offset, transactions awaiting the high watermark) is published
+//! under its own small lock, so fetches never wait for an append.
+//!
+//! Transactions: markers are written by [`Log::append_marker`] (leader) or
+//! replicated; aborted transactions go to the `.txnindex` of the segment
+//! holding their marker (see [`crate::txn_index`]), which
+//! [`Log::aborted_transactions`] reads for READ_COMMITTED fetches.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -86,6 +93,11 @@ pub struct AbortedTxn {
     pub producer_id: i64,
     pub first_offset: i64,
 }
+
+/// At most this many ended transactions wait for the high watermark (see
+/// [`Log::last_stable_offset`]); more ended above it at once means the
+/// followers are far behind, and the oldest are let go.
+const MAX_UNREPLICATED_TXNS: usize = 1024;
 
 /// What the last stable offset is computed from, readable without the
 /// append lock (fetches ask for it constantly). Written under the append
@@ -717,10 +729,15 @@ impl Log {
         if done.is_aborted {
             segment.append_aborted_txn(done.index_entry())?;
         }
-        self.stable
-            .lock()
+        let mut stable = self.stable.lock();
+        stable
             .unreplicated
             .insert(done.first_offset, done.last_offset);
+        // Bounded even if no one reports the high watermark: the oldest go
+        // first (they are the likeliest to be replicated already).
+        while stable.unreplicated.len() > MAX_UNREPLICATED_TXNS {
+            stable.unreplicated.pop_first();
+        }
         Ok(())
     }
 
