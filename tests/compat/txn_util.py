@@ -31,7 +31,7 @@ def fenced_codes() -> set[int]:
     return {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 
 
-def txn_producer(bootstrap: str, txid: str, **extra):
+def txn_producer(bootstrap: str, txid: str, init_timeout: float = 30, **extra):
     """A transactional producer, init_transactions() done. Raises the client's error
     as is (today's broker without a transaction coordinator answers InitProducerId
     with TRANSACTIONAL_ID_AUTHORIZATION_FAILED: the test fails right here, naming it)."""
@@ -41,7 +41,7 @@ def txn_producer(bootstrap: str, txid: str, **extra):
     conf.update(extra)
     p = Producer(conf)
     try:
-        p.init_transactions(30)
+        p.init_transactions(init_timeout)
     except BaseException:
         p = None  # the traceback keeps this frame: let the client go (it would reconnect forever)
         raise
