@@ -394,6 +394,7 @@ def test_transactions_cli(broker, topic):
     d = _describe(broker.bootstrap, txid)
     assert (d["CoordinatorId"], d["TransactionalId"], d["ProducerId"], d["ProducerEpoch"],
             d["TransactionState"]) == (node_id, txid, pid, epoch, "Ongoing"), d
+    assert d["TransactionTimeoutMs"] == "60000", d  # librdkafka's default transaction.timeout.ms
     assert t0 - 1000 <= int(d["CurrentTransactionStartTimeMs"]) <= t1, (d, t0, t1)
     assert int(d["TransactionDurationMs"]) >= 0, d
     assert sorted(d["TopicPartitions"].split(",")) == sorted([f"{topic}-0", f"{topic}-2"]), d

@@ -143,7 +143,8 @@ def plain_producer(bootstrap: str, **extra):
 # `describe-producers`). The column names are here so they are easy to adjust.
 CLI_LIST_HEADERS = ["TransactionalId", "Coordinator", "ProducerId", "TransactionState"]
 CLI_DESCRIBE_HEADERS = ["CoordinatorId", "TransactionalId", "ProducerId", "ProducerEpoch", "TransactionState",
-                        "CurrentTransactionStartTimeMs", "TransactionDurationMs", "TopicPartitions"]
+                        "TransactionTimeoutMs", "CurrentTransactionStartTimeMs", "TransactionDurationMs",
+                        "TopicPartitions"]
 CLI_PRODUCERS_HEADERS = ["ProducerId", "ProducerEpoch", "LatestCoordinatorEpoch", "LastSequence",
                          "LastTimestamp", "CurrentTransactionStartOffset"]
 
