@@ -40,6 +40,12 @@ pub fn storage_error(e: &StorageError) -> ResponseError {
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         StorageError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
+        StorageError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        StorageError::TransactionCoordinatorFenced { .. } => {
+            ResponseError::TransactionCoordinatorFenced
+        }
+        StorageError::TransactionalBatchWithoutProducerId { .. }
+        | StorageError::ControlBatchFromClient { .. } => ResponseError::InvalidRecord,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         // Follower appends only; Kafka's exceptions for them are not API errors.
         StorageError::UnexpectedAppendOffset { .. } | StorageError::OffsetsOutOfOrder { .. } => {
