@@ -780,6 +780,17 @@ impl Log {
         }
     }
 
+    /// Whether `producer_id` has a transaction open in this log in
+    /// `producer_epoch` (KIP-890: its next transactional batches need no
+    /// verification with the coordinator).
+    pub fn has_ongoing_transaction(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        self.append
+            .lock()
+            .producers
+            .get(producer_id)
+            .is_some_and(|e| e.epoch == producer_epoch && e.current_txn_first_offset.is_some())
+    }
+
     /// The ongoing transactions, by first offset (DescribeProducers'
     /// `current_txn_start_offset`, and what `find-hanging` looks for).
     pub fn ongoing_transactions(&self) -> Vec<OngoingTxn> {

@@ -313,6 +313,10 @@ impl ProducerStateManager {
             header.base_sequence,
             header.last_sequence(),
         );
+        // A batch without a sequence (the group coordinator's transactional
+        // offset commits, as Kafka's coordinator writes them) skips the
+        // sequence checks and is not remembered for duplicate detection.
+        let sequenced = first_seq >= 0;
         let slot = pending.entries.iter().position(|e| e.producer_id == pid);
         let current = match slot {
             Some(i) => Some(pending.entries[i]),
@@ -332,7 +336,7 @@ impl ProducerStateManager {
                 })
             }
             Some(cur) if epoch > cur.epoch => {
-                if first_seq != 0 {
+                if sequenced && first_seq != 0 {
                     return Err(StorageError::OutOfOrderSequence {
                         producer_id: pid,
                         expected: 0,
@@ -343,6 +347,7 @@ impl ProducerStateManager {
                 e.set_epoch(epoch);
                 e
             }
+            Some(cur) if !sequenced => cur,
             Some(cur) => {
                 if let Some(dup) = cur.find_duplicate(first_seq, last_seq) {
                     return Ok(SequenceCheck::Duplicate(dup));
@@ -371,13 +376,15 @@ impl ProducerStateManager {
             (None, true) => entry.current_txn_first_offset = Some(first_offset),
             _ => {}
         }
-        entry.push(BatchMetadata {
-            first_seq,
-            last_seq,
-            first_offset,
-            last_offset,
-            timestamp: header.max_timestamp,
-        });
+        if sequenced {
+            entry.push(BatchMetadata {
+                first_seq,
+                last_seq,
+                first_offset,
+                last_offset,
+                timestamp: header.max_timestamp,
+            });
+        }
         match slot {
             Some(i) => pending.entries[i] = entry,
             None => pending.entries.push(entry),

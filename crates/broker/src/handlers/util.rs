@@ -146,3 +146,23 @@ pub fn not_hosted(broker: &Broker, topic: &str, partition: i32) -> ResponseError
         ResponseError::UnknownTopicOrPartition
     }
 }
+
+/// Kafka's error for a coordinator (group or transaction) that could not
+/// serve a request: NOT_COORDINATOR when this node does not lead the shard's
+/// partition (the client looks the coordinator up again), the partition's
+/// error when its write failed, else COORDINATOR_NOT_AVAILABLE.
+pub fn coordinator_error(e: &crate::coordinator_runtime::CoordinatorError) -> ResponseError {
+    use crate::coordinator_runtime::CoordinatorError;
+    match e {
+        CoordinatorError::NotCoordinator(_) => ResponseError::NotCoordinator,
+        CoordinatorError::Append { source, .. } => match partition_error(source) {
+            ResponseError::NotLeaderOrFollower | ResponseError::FencedLeaderEpoch => {
+                ResponseError::NotCoordinator
+            }
+            other => other,
+        },
+        CoordinatorError::NotAvailable(_) | CoordinatorError::Broker(_) => {
+            ResponseError::CoordinatorNotAvailable
+        }
+    }
+}
