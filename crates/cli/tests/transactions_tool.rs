@@ -281,7 +281,6 @@ fn txn_start_offset(broker: &Broker, topic: &str, pid: i64) -> String {
 /// on the partition: the last stable offset moves past it and the producer
 /// no longer has an open transaction.
 #[test]
-#[ignore = "needs the transaction coordinator (issue 10)"]
 fn list_describe_and_abort_an_open_transaction() {
     let broker = Broker::start();
     let mut c = broker.client();
@@ -391,7 +390,6 @@ fn list_describe_and_abort_an_open_transaction() {
 /// the producer id, epoch and coordinator epoch -1 (taken as 0) ends it, and
 /// then nothing hangs and the last stable offset is the log end.
 #[test]
-#[ignore = "needs the transaction coordinator (issue 10)"]
 fn find_hanging_reports_a_transaction_its_coordinator_does_not_know() {
     let broker = Broker::start_with(&["transaction.partition.verification.enable=false"]);
     let mut c = broker.client();
