@@ -545,3 +545,286 @@ fn argument_errors_come_before_any_request() {
         "Missing required argument --coordinator-epoch",
     );
 }
+
+/// Three combined (broker and controller) `gregor` processes formatted for
+/// one cluster, each on its own ports and log dir; killed when dropped.
+struct Cluster {
+    _root: tempfile::TempDir,
+    children: Vec<std::process::Child>,
+    /// node id → Kafka port.
+    ports: std::collections::BTreeMap<i32, u16>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Cluster {
+    fn start(n: i32) -> Cluster {
+        use std::io::BufRead;
+        let root = tempfile::Builder::new()
+            .prefix("gregor-txn-cluster-")
+            .tempdir()
+            .expect("a temp dir");
+        // Every port bound at once so that none is handed out twice.
+        let listeners: Vec<std::net::TcpListener> = (0..2 * n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+            .collect();
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("bound").port())
+            .collect();
+        drop(listeners);
+        let voters: Vec<String> = (0..n)
+            .map(|i| format!("{}@127.0.0.1:{}", i + 1, ports[2 * i as usize + 1]))
+            .collect();
+        let gregor = env!("CARGO_BIN_EXE_gregor");
+        let out = run_bounded(
+            {
+                let mut c = Command::new(gregor);
+                c.args(["storage", "random-uuid"]);
+                c
+            },
+            None,
+            TOOL_DEADLINE,
+        );
+        let cluster_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let mut children = Vec::new();
+        let mut lines = Vec::new();
+        for i in 0..n {
+            let (kafka, controller) = (ports[2 * i as usize], ports[2 * i as usize + 1]);
+            let dir = root.path().join(format!("node{}", i + 1));
+            std::fs::create_dir_all(&dir).expect("node dir");
+            let props = dir.join("server.properties");
+            std::fs::write(
+                &props,
+                format!(
+                    "node.id={}\nprocess.roles=broker,controller\n\
+                     listeners=PLAINTEXT://127.0.0.1:{kafka},CONTROLLER://127.0.0.1:{controller}\n\
+                     advertised.listeners=PLAINTEXT://127.0.0.1:{kafka}\n\
+                     controller.listener.names=CONTROLLER\n\
+                     listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+                     inter.broker.listener.name=PLAINTEXT\n\
+                     controller.quorum.voters={}\nlog.dirs={}\n",
+                    i + 1,
+                    voters.join(","),
+                    dir.join("data").display()
+                ),
+            )
+            .expect("writing server.properties");
+            let mut format = Command::new(gregor);
+            format
+                .args(["storage", "format", "-t", &cluster_id, "-c"])
+                .arg(&props);
+            let out = run_bounded(format, None, TOOL_DEADLINE);
+            assert!(out.status.success(), "format: {out:?}");
+            let stderr = std::fs::File::create(dir.join("stderr.log")).expect("stderr file");
+            let mut child = Command::new(gregor)
+                .arg("server")
+                .arg(&props)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(stderr)
+                .spawn()
+                .expect("spawning gregor");
+            let stdout = child.stdout.take().expect("piped stdout");
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut it = std::io::BufReader::new(stdout).lines();
+                let _ = tx.send(it.next());
+                for _ in it {}
+            });
+            lines.push(rx);
+            children.push(child);
+        }
+        let cluster = Cluster {
+            _root: root,
+            children,
+            ports: (0..n).map(|i| (i + 1, ports[2 * i as usize])).collect(),
+        };
+        for (i, rx) in lines.iter().enumerate() {
+            let line = rx.recv_timeout(Duration::from_secs(60));
+            assert!(
+                matches!(&line, Ok(Some(Ok(l))) if l.starts_with("gregor: listening on")),
+                "node {} did not start: {line:?}",
+                i + 1
+            );
+        }
+        // Formed once every node's metadata lists every node.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for &port in cluster.ports.values() {
+            let mut c = Client::connect(port);
+            while c.metadata(&[]).brokers.len() < n as usize {
+                assert!(Instant::now() < deadline, "the cluster did not form");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        cluster
+    }
+
+    fn client(&self, node: i32) -> Client {
+        Client::connect(self.ports[&node])
+    }
+}
+
+/// The coordinator of `txn_id` (FindCoordinator, key type 1), once it has one.
+fn coordinator_of(c: &mut Client, txn_id: &str) -> i32 {
+    retry("FindCoordinator", || {
+        let r = c.send(
+            3,
+            &FindCoordinatorRequest::default()
+                .with_key_type(1)
+                .with_key(sb(txn_id)),
+        );
+        (r.error_code, r.node_id.0)
+    })
+}
+
+/// On three brokers the tool must send each request where Kafka's admin
+/// does: ListTransactions to every broker (each listing names the broker
+/// that answered), DescribeTransactions to each id's own coordinator, and
+/// the ABORT marker and DescribeProducers to the partition's leader, never
+/// just to the bootstrap broker.
+#[test]
+fn requests_go_to_coordinators_and_leaders_on_a_cluster() {
+    let cluster = Cluster::start(3);
+    let mut c = cluster.client(1);
+    c.create_topic("spread", 6, &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let leaders: Vec<i32> = loop {
+        let m = c.metadata(&["spread"]);
+        let leaders: Vec<i32> = m.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.leader_id.0)
+            .collect();
+        if leaders.len() == 6 && leaders.iter().all(|l| *l > 0) {
+            break leaders;
+        }
+        assert!(Instant::now() < deadline, "no leaders: {leaders:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let bootstrap = format!("127.0.0.1:{}", cluster.ports[&1]);
+
+    // Transactional ids with distinct coordinators (one per broker if 40
+    // tries find them; at least two, so one is not the bootstrap broker).
+    let mut chosen: Vec<(String, i32)> = Vec::new();
+    for i in 0..40 {
+        let id = format!("tx-{i}");
+        let coord = coordinator_of(&mut c, &id);
+        if !chosen.iter().any(|(_, n)| *n == coord) {
+            chosen.push((id, coord));
+        }
+        if chosen.len() == 3 {
+            break;
+        }
+    }
+    assert!(chosen.len() >= 2, "every id on one coordinator: {chosen:?}");
+
+    // One open transaction per id, each on a partition led by a broker
+    // other than the bootstrap one where there is such a partition.
+    let far: Vec<i32> = (0..6).filter(|p| leaders[*p as usize] != 1).collect();
+    assert!(
+        !far.is_empty(),
+        "every partition led by node 1: {leaders:?}"
+    );
+    let mut open = Vec::new();
+    for (k, (id, coord)) in chosen.iter().enumerate() {
+        let partition = far[k % far.len()];
+        let leader = leaders[partition as usize];
+        let mut at_coord = cluster.client(*coord);
+        let p = init_transactional(&mut at_coord, id);
+        add_partition(&mut at_coord, id, p, "spread", partition);
+        let mut at_leader = cluster.client(leader);
+        let base = at_leader.produce_ok(
+            "spread",
+            partition,
+            &common::batch(&records("plain", 1, OLD_TS, 8), Compression::None),
+            -1,
+        );
+        let recs = records(id, 2, OLD_TS, 8);
+        let start = produce_txn(
+            &mut at_leader,
+            id,
+            "spread",
+            partition,
+            &txn_batch(p, &recs),
+        );
+        assert_eq!(start, base + 1);
+        open.push((id.clone(), *coord, p, partition, leader, start));
+    }
+
+    let listed = table(tool_at(&bootstrap, &["list"]));
+    for (id, coord, p, partition, _, _) in &open {
+        assert!(
+            listed.contains(&row(&[
+                id,
+                &coord.to_string(),
+                &p.id.to_string(),
+                "Ongoing"
+            ])),
+            "{id} on {coord}: {listed:?}"
+        );
+        let d = table(tool_at(&bootstrap, &["describe", "--transactional-id", id]));
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert_eq!(d[1][0], coord.to_string(), "{d:?}");
+        assert_eq!(d[1][8], format!("spread-{partition}"), "{d:?}");
+    }
+    for (_, _, _, _, leader, _) in &open {
+        assert_eq!(
+            table(tool_at(
+                &bootstrap,
+                &[
+                    "find-hanging",
+                    "--broker-id",
+                    &leader.to_string(),
+                    "--max-transaction-timeout",
+                    "0"
+                ],
+            )),
+            vec![row(&HANGING_HEADERS)]
+        );
+    }
+    for (_, _, p, partition, leader, start) in &open {
+        let part = partition.to_string();
+        let out = tool_at(
+            &bootstrap,
+            &[
+                "abort",
+                "--topic",
+                "spread",
+                "--partition",
+                &part,
+                "--start-offset",
+                &start.to_string(),
+            ],
+        );
+        assert!(table(out).is_empty());
+        let mut at_leader = cluster.client(*leader);
+        let end = at_leader.offset_for("spread", *partition, LATEST);
+        assert_eq!(
+            last_stable_offset(&mut at_leader, "spread", *partition),
+            end
+        );
+        let producers = table(tool_at(
+            &bootstrap,
+            &[
+                "describe-producers",
+                "--topic",
+                "spread",
+                "--partition",
+                &part,
+            ],
+        ));
+        let mine = producers
+            .iter()
+            .find(|r| r[0] == p.id.to_string())
+            .unwrap_or_else(|| panic!("{producers:?}"));
+        assert_eq!(mine[5], "None", "{producers:?}");
+    }
+}
