@@ -18,8 +18,9 @@ use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
 use kafka_protocol::messages::{
-    DescribeProducersRequest, DescribeTransactionsRequest, FindCoordinatorRequest,
-    ListTransactionsRequest, ProducerId, TransactionalId, WriteTxnMarkersRequest,
+    DescribeProducersRequest, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    FindCoordinatorRequest, ListTransactionsRequest, ProducerId, TransactionalId,
+    WriteTxnMarkersRequest,
 };
 
 use super::Admin;
@@ -330,7 +331,13 @@ impl Admin {
                         out.extend(listings);
                         break;
                     }
-                    Err(e) if e.is_retriable() && Instant::now() < deadline => {
+                    // Java retries only a coordinator still loading (and,
+                    // as for every call, a lost connection).
+                    Err(e)
+                        if (e.code() == Some(codes::COORDINATOR_LOAD_IN_PROGRESS)
+                            || matches!(e, Error::Io { .. }))
+                            && Instant::now() < deadline =>
+                    {
                         tracing::debug!(broker = id, error = %e, "ListTransactions; retrying");
                         tokio::time::sleep(self.cluster.config.retry_backoff).await;
                     }
@@ -382,16 +389,10 @@ impl Admin {
         match resp.error_code {
             0 => {}
             codes::COORDINATOR_NOT_AVAILABLE => {
-                // Java fails here rather than retrying: the coordinator is
-                // shutting down, and a retry would only wait for the timeout.
-                return Err(Error::Kafka {
-                    code: codes::COORDINATOR_NOT_AVAILABLE,
-                    name: "COORDINATOR_NOT_AVAILABLE".to_string(),
-                    retriable: false,
-                    message: Some(format!(
-                        "ListTransactions request sent to broker {id} failed because the coordinator is shutting down"
-                    )),
-                });
+                return Err(kafka_error(
+                    codes::COORDINATOR_NOT_AVAILABLE,
+                    format!("ListTransactions request sent to broker {id} failed because the coordinator is shutting down"),
+                ));
             }
             code => {
                 return Err(kafka_error(
@@ -572,66 +573,7 @@ impl Admin {
         let req = DescribeTransactionsRequest::default()
             .with_transactional_ids(ids.iter().map(|id| TransactionalId(sb(id))).collect());
         let resp = conn.send(&req).await?;
-        let mut out = Vec::new();
-        for s in resp.transaction_states {
-            let id = s.transactional_id.0.to_string();
-            if !ids.contains(&id.as_str()) {
-                tracing::warn!(id, "DescribeTransactions answered an id that was not asked");
-                continue;
-            }
-            let answer = match s.error_code {
-                0 => Answer::Done(Ok(TransactionDescription {
-                    coordinator_id: node,
-                    transactional_id: id.clone(),
-                    state: TransactionState::parse(&s.transaction_state),
-                    producer_id: s.producer_id.0,
-                    producer_epoch: s.producer_epoch,
-                    transaction_timeout_ms: s.transaction_timeout_ms,
-                    transaction_start_time_ms: (s.transaction_start_time_ms >= 0)
-                        .then_some(s.transaction_start_time_ms),
-                    topic_partitions: s
-                        .topics
-                        .iter()
-                        .flat_map(|t| {
-                            t.partitions
-                                .iter()
-                                .map(|p| TopicPartition::new(t.topic.0.to_string(), *p))
-                        })
-                        .collect(),
-                })),
-                code @ (codes::COORDINATOR_LOAD_IN_PROGRESS
-                | codes::NOT_COORDINATOR
-                | codes::COORDINATOR_NOT_AVAILABLE) => Answer::Retry(kafka_error(
-                    code,
-                    format!("DescribeTransactions request for transactionalId `{id}` to broker {node}"),
-                )),
-                TRANSACTIONAL_ID_AUTHORIZATION_FAILED => Answer::Done(Err(kafka_error(
-                    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                    format!("DescribeTransactions request for transactionalId `{id}` failed due to authorization failure"),
-                ))),
-                TRANSACTIONAL_ID_NOT_FOUND => Answer::Done(Err(kafka_error(
-                    TRANSACTIONAL_ID_NOT_FOUND,
-                    format!("DescribeTransactions request for transactionalId `{id}` failed because the ID could not be found"),
-                ))),
-                code => Answer::Done(Err(kafka_error(
-                    code,
-                    format!("DescribeTransactions request for transactionalId `{id}` failed due to unexpected error"),
-                ))),
-            };
-            out.push((id, answer));
-        }
-        for id in ids {
-            if !out.iter().any(|(o, _)| o == id) {
-                out.push((
-                    id.to_string(),
-                    Answer::Retry(Error::protocol(
-                        "DescribeTransactions",
-                        format!("broker {node} sent no result for {id}"),
-                    )),
-                ));
-            }
-        }
-        Ok(out)
+        Ok(describe_answers(node, ids, resp))
     }
 
     /// Aborts one partition's open transaction by writing an ABORT marker
@@ -687,6 +629,76 @@ impl Admin {
 enum Answer {
     Done(Result<TransactionDescription>),
     Retry(Error),
+}
+
+/// What a DescribeTransactions answer from `node` means for each id asked
+/// (Java's `DescribeTransactionsHandler.handleResponse`): ids not asked are
+/// ignored, ids left out are asked again.
+fn describe_answers(
+    node: i32,
+    ids: &[&str],
+    resp: DescribeTransactionsResponse,
+) -> Vec<(String, Answer)> {
+    let mut out = Vec::new();
+    for s in resp.transaction_states {
+        let id = s.transactional_id.0.to_string();
+        if !ids.contains(&id.as_str()) {
+            tracing::warn!(id, "DescribeTransactions answered an id that was not asked");
+            continue;
+        }
+        let answer = match s.error_code {
+                0 => Answer::Done(Ok(TransactionDescription {
+                    coordinator_id: node,
+                    transactional_id: id.clone(),
+                    state: TransactionState::parse(&s.transaction_state),
+                    producer_id: s.producer_id.0,
+                    producer_epoch: s.producer_epoch,
+                    transaction_timeout_ms: s.transaction_timeout_ms,
+                    transaction_start_time_ms: (s.transaction_start_time_ms >= 0)
+                        .then_some(s.transaction_start_time_ms),
+                    topic_partitions: s
+                        .topics
+                        .iter()
+                        .flat_map(|t| {
+                            t.partitions
+                                .iter()
+                                .map(|p| TopicPartition::new(t.topic.0.to_string(), *p))
+                        })
+                        .collect(),
+                })),
+                code @ (codes::COORDINATOR_LOAD_IN_PROGRESS
+                | codes::NOT_COORDINATOR
+                | codes::COORDINATOR_NOT_AVAILABLE) => Answer::Retry(kafka_error(
+                    code,
+                    format!("DescribeTransactions request for transactionalId `{id}` to broker {node}"),
+                )),
+                TRANSACTIONAL_ID_AUTHORIZATION_FAILED => Answer::Done(Err(kafka_error(
+                    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                    format!("DescribeTransactions request for transactionalId `{id}` failed due to authorization failure"),
+                ))),
+                TRANSACTIONAL_ID_NOT_FOUND => Answer::Done(Err(kafka_error(
+                    TRANSACTIONAL_ID_NOT_FOUND,
+                    format!("DescribeTransactions request for transactionalId `{id}` failed because the ID could not be found"),
+                ))),
+                code => Answer::Done(Err(kafka_error(
+                    code,
+                    format!("DescribeTransactions request for transactionalId `{id}` failed due to unexpected error"),
+                ))),
+            };
+        out.push((id, answer));
+    }
+    for id in ids {
+        if !out.iter().any(|(o, _)| o == id) {
+            out.push((
+                id.to_string(),
+                Answer::Retry(Error::protocol(
+                    "DescribeTransactions",
+                    format!("broker {node} sent no result for {id}"),
+                )),
+            ));
+        }
+    }
+    out
 }
 
 /// The outcome of a WriteTxnMarkers answer to an abort: exactly one marker,
@@ -773,6 +785,75 @@ mod tests {
                         })
                         .collect(),
                 )])])
+    }
+
+    fn state(
+        id: &str,
+        code: i16,
+    ) -> kafka_protocol::messages::describe_transactions_response::TransactionState {
+        use kafka_protocol::messages::describe_transactions_response::{
+            TopicData, TransactionState as Wire,
+        };
+        Wire::default()
+            .with_transactional_id(TransactionalId(sb(id)))
+            .with_error_code(code)
+            .with_transaction_state(sb("Ongoing"))
+            .with_transaction_timeout_ms(60_000)
+            .with_transaction_start_time_ms(if code == 0 { 1_000 } else { -1 })
+            .with_producer_id(ProducerId(4))
+            .with_producer_epoch(1)
+            .with_topics(vec![TopicData::default()
+                .with_topic(topic_name("t"))
+                .with_partitions(vec![2, 0])])
+    }
+
+    #[test]
+    fn describe_answers_follow_the_java_handler() {
+        let resp = DescribeTransactionsResponse::default().with_transaction_states(vec![
+            state("ok", 0),
+            state("loading", codes::COORDINATOR_LOAD_IN_PROGRESS),
+            state("moved", codes::NOT_COORDINATOR),
+            state("gone", TRANSACTIONAL_ID_NOT_FOUND),
+            state("denied", TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+            state("not-asked", 0),
+        ]);
+        let ids = ["ok", "loading", "moved", "gone", "denied", "missing"];
+        let got: HashMap<String, Answer> = describe_answers(3, &ids, resp).into_iter().collect();
+        assert_eq!(got.len(), 6, "every id asked, none other");
+        let Some(Answer::Done(Ok(d))) = got.get("ok") else {
+            panic!("ok: not described");
+        };
+        assert_eq!(
+            d,
+            &TransactionDescription {
+                coordinator_id: 3,
+                transactional_id: "ok".to_string(),
+                state: TransactionState::Ongoing,
+                producer_id: 4,
+                producer_epoch: 1,
+                transaction_timeout_ms: 60_000,
+                transaction_start_time_ms: Some(1_000),
+                topic_partitions: [TopicPartition::new("t", 0), TopicPartition::new("t", 2)]
+                    .into_iter()
+                    .collect(),
+            }
+        );
+        for retried in ["loading", "moved", "missing"] {
+            assert!(
+                matches!(got.get(retried), Some(Answer::Retry(_))),
+                "{retried} is asked again"
+            );
+        }
+        for (failed, code) in [
+            ("gone", TRANSACTIONAL_ID_NOT_FOUND),
+            ("denied", TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+        ] {
+            let Some(Answer::Done(Err(e))) = got.get(failed) else {
+                panic!("{failed} is not a final error");
+            };
+            assert_eq!(e.code(), Some(code));
+            assert!(e.to_string().contains(&format!("`{failed}`")), "{e}");
+        }
     }
 
     #[test]
