@@ -186,12 +186,13 @@ impl Admin {
         tp: &TopicPartition,
         broker: Option<i32>,
     ) -> Result<Vec<ProducerState>> {
-        let target = match broker {
-            Some(b) => b,
-            None => self.partition_leader(tp).await?,
-        };
+        if broker.is_none() {
+            // Fails at once for a partition that does not exist, where the
+            // batch call would wait for one with a leader.
+            self.partition_leader(tp).await?;
+        }
         let mut answers = self
-            .describe_producers_on(target, std::slice::from_ref(tp))
+            .describe_producers_batch(std::slice::from_ref(tp), broker)
             .await?;
         answers.remove(tp).unwrap_or_else(|| {
             Err(Error::protocol(
@@ -202,37 +203,70 @@ impl Admin {
     }
 
     /// DescribeProducers for many partitions: all sent to `broker` when
-    /// given, else each to its leader. One result per partition; the call
-    /// fails only when a partition has no leader or a request fails as a
-    /// whole.
+    /// given, else each to its leader. One result per partition. Without
+    /// `broker`, a partition whose leader moved (NOT_LEADER_OR_FOLLOWER) or
+    /// has none yet is looked up again until the API timeout; with it, that
+    /// is the partition's result, as in Java. The call itself fails only
+    /// when a request fails as a whole.
     pub async fn describe_producers_batch(
         &self,
         partitions: &[TopicPartition],
         broker: Option<i32>,
     ) -> Result<BTreeMap<TopicPartition, Result<Vec<ProducerState>>>> {
-        let mut by_target: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
-        match broker {
-            Some(b) => {
-                by_target.insert(b, partitions.to_vec());
-            }
-            None => {
-                let mut topics: Vec<String> = partitions.iter().map(|p| p.topic.clone()).collect();
-                topics.sort();
-                topics.dedup();
-                let meta = self.cluster.refresh(Some(&topics), false).await?;
-                for tp in partitions {
-                    let (leader, _) = meta.leader(tp).ok_or_else(|| {
-                        kafka_error(codes::LEADER_NOT_AVAILABLE, format!("no leader for {tp}"))
-                    })?;
-                    by_target.entry(leader).or_default().push(tp.clone());
+        let deadline = Instant::now() + self.api_timeout();
+        let mut out = BTreeMap::new();
+        let mut todo: Vec<TopicPartition> = partitions.to_vec();
+        loop {
+            let mut by_target: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
+            let mut again: Vec<(TopicPartition, Error)> = Vec::new();
+            match broker {
+                Some(b) => {
+                    by_target.insert(b, std::mem::take(&mut todo));
+                }
+                None => {
+                    let mut topics: Vec<String> = todo.iter().map(|p| p.topic.clone()).collect();
+                    topics.sort();
+                    topics.dedup();
+                    let meta = self.cluster.refresh(Some(&topics), false).await?;
+                    for tp in std::mem::take(&mut todo) {
+                        match meta.leader(&tp) {
+                            Some((leader, _)) => by_target.entry(leader).or_default().push(tp),
+                            None => {
+                                let e = kafka_error(
+                                    codes::LEADER_NOT_AVAILABLE,
+                                    format!("no leader for {tp}"),
+                                );
+                                again.push((tp, e));
+                            }
+                        }
+                    }
                 }
             }
+            for (target, tps) in by_target {
+                for (tp, r) in self.describe_producers_on(target, &tps).await? {
+                    match r {
+                        Err(e)
+                            if broker.is_none()
+                                && e.code() == Some(codes::NOT_LEADER_OR_FOLLOWER) =>
+                        {
+                            again.push((tp, e))
+                        }
+                        r => {
+                            out.insert(tp, r);
+                        }
+                    }
+                }
+            }
+            if again.is_empty() {
+                return Ok(out);
+            }
+            if Instant::now() >= deadline {
+                out.extend(again.into_iter().map(|(tp, e)| (tp, Err(e))));
+                return Ok(out);
+            }
+            todo = again.into_iter().map(|(tp, _)| tp).collect();
+            tokio::time::sleep(self.cluster.config.retry_backoff).await;
         }
-        let mut out = BTreeMap::new();
-        for (target, tps) in by_target {
-            out.extend(self.describe_producers_on(target, &tps).await?);
-        }
-        Ok(out)
     }
 
     async fn describe_producers_on(
