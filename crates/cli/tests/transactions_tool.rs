@@ -123,10 +123,15 @@ fn add_partition(c: &mut Client, txn_id: &str, p: Producer, topic: &str, partiti
 
 /// A transactional batch of `recs` from sequence 0.
 fn txn_batch(p: Producer, recs: &[Record]) -> Bytes {
+    txn_batch_at(p, 0, recs)
+}
+
+/// A transactional batch of `recs` from sequence `seq`.
+fn txn_batch_at(p: Producer, seq: i32, recs: &[Record]) -> Bytes {
     let mut b = BatchBuilder::new(0, Compression::None);
     b.producer_id = p.id;
     b.producer_epoch = p.epoch;
-    b.base_sequence = 0;
+    b.base_sequence = seq;
     b.transactional = true;
     for r in recs {
         b.push(r.clone());
@@ -388,7 +393,10 @@ fn list_describe_and_abort_an_open_transaction() {
 /// broker without KIP-890 verification accepts (how hanging transactions
 /// arise). `find-hanging` reports it with Kafka's columns, `abort` with
 /// the producer id, epoch and coordinator epoch -1 (taken as 0) ends it, and
-/// then nothing hangs and the last stable offset is the log end.
+/// then nothing hangs and the last stable offset is the log end. Later
+/// aborts show the coordinator epoch at work: an older one than the
+/// partition's last marker is refused with Kafka's message, and
+/// `--start-offset` uses the one DescribeProducers reports.
 #[test]
 fn find_hanging_reports_a_transaction_its_coordinator_does_not_know() {
     let broker = Broker::start_with(&["transaction.partition.verification.enable=false"]);
@@ -489,6 +497,86 @@ fn find_hanging_reports_a_transaction_its_coordinator_does_not_know() {
     assert_eq!(txn_start_offset(&broker, "ghost", p.id), "None");
     // Plain record, two aborted records, the marker.
     assert_eq!(last_stable_offset(&mut c, "ghost", 0), 4);
+
+    // The partition remembers the coordinator epoch of the last marker: an
+    // abort with an older one is refused (TRANSACTION_COORDINATOR_FENCED),
+    // and `--start-offset` takes the epoch DescribeProducers reports.
+    let abort_with = |coordinator_epoch: &str| {
+        tool(
+            &broker,
+            &[
+                "abort",
+                "--topic",
+                "ghost",
+                "--partition",
+                "0",
+                "--producer-id",
+                &pid,
+                "--producer-epoch",
+                &p.epoch.to_string(),
+                "--coordinator-epoch",
+                coordinator_epoch,
+            ],
+        )
+    };
+    let second = records("ghost2", 1, OLD_TS, 8);
+    assert_eq!(
+        produce_txn(
+            &mut c,
+            "never-initialized",
+            "ghost",
+            0,
+            &txn_batch_at(p, 2, &second)
+        ),
+        4
+    );
+    assert!(table(abort_with("3")).is_empty());
+    assert_eq!(last_stable_offset(&mut c, "ghost", 0), 6);
+    let third = records("ghost3", 1, OLD_TS, 8);
+    assert_eq!(
+        produce_txn(
+            &mut c,
+            "never-initialized",
+            "ghost",
+            0,
+            &txn_batch_at(p, 3, &third)
+        ),
+        6
+    );
+    fails(
+        abort_with("1"),
+        "failed since the provided coordinator epoch 1 has been fenced by the active coordinator",
+    );
+    assert_eq!(last_stable_offset(&mut c, "ghost", 0), 6);
+    let producers = table(tool(
+        &broker,
+        &["describe-producers", "--topic", "ghost", "--partition", "0"],
+    ));
+    assert!(
+        producers.contains(&row(&[
+            &pid,
+            &p.epoch.to_string(),
+            "3",
+            "3",
+            &OLD_TS.to_string(),
+            "6"
+        ])),
+        "{producers:?}"
+    );
+    let aborted = table(tool(
+        &broker,
+        &[
+            "abort",
+            "--topic",
+            "ghost",
+            "--partition",
+            "0",
+            "--start-offset",
+            "6",
+        ],
+    ));
+    assert!(aborted.is_empty(), "{aborted:?}");
+    assert_eq!(last_stable_offset(&mut c, "ghost", 0), 8);
 }
 
 /// Argument checks Kafka's tool makes before it contacts a broker: nothing
