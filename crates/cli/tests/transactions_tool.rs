@@ -916,3 +916,104 @@ fn requests_go_to_coordinators_and_leaders_on_a_cluster() {
         assert_eq!(mine[5], "None", "{producers:?}");
     }
 }
+
+/// The admin calls' filters and per-id results, which the tool does not
+/// all expose: ListTransactions by state, producer id, duration and id
+/// pattern (v2), and DescribeTransactions of several ids at once with an
+/// unknown one among them.
+#[test]
+fn admin_filters_and_per_id_results() {
+    use gregor_client::admin::{ListTransactionsOptions, TransactionState};
+    use gregor_client::{Admin, ClientConfig};
+
+    let broker = Broker::start();
+    let mut c = broker.client();
+    c.create_topic("filtered", 1, &[]);
+    let open = init_transactional(&mut c, "tx-open");
+    add_partition(&mut c, "tx-open", open, "filtered", 0);
+    produce_txn(
+        &mut c,
+        "tx-open",
+        "filtered",
+        0,
+        &txn_batch(open, &records("f", 1, OLD_TS, 8)),
+    );
+    let idle = init_transactional(&mut c, "other-idle");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &format!("127.0.0.1:{}", broker.port))
+            .expect("bootstrap.servers");
+        let admin = Admin::new(config).expect("an admin client");
+        let ids = |options: ListTransactionsOptions| {
+            let admin = admin.clone();
+            async move {
+                let mut v: Vec<(String, i64, TransactionState)> = admin
+                    .list_transactions(&options)
+                    .await
+                    .expect("list_transactions")
+                    .into_iter()
+                    .map(|l| (l.transactional_id, l.producer_id, l.state))
+                    .collect();
+                v.sort();
+                v
+            }
+        };
+        let both = vec![
+            ("other-idle".to_string(), idle.id, TransactionState::Empty),
+            ("tx-open".to_string(), open.id, TransactionState::Ongoing),
+        ];
+        assert_eq!(ids(ListTransactionsOptions::default()).await, both);
+        let by_state = ListTransactionsOptions {
+            states: vec![TransactionState::Ongoing],
+            ..Default::default()
+        };
+        assert_eq!(ids(by_state).await, both[1..]);
+        let by_producer = ListTransactionsOptions {
+            producer_ids: vec![idle.id],
+            ..Default::default()
+        };
+        assert_eq!(ids(by_producer).await, both[..1]);
+        let by_pattern = ListTransactionsOptions {
+            transactional_id_pattern: Some("tx-.*".to_string()),
+            ..Default::default()
+        };
+        assert_eq!(ids(by_pattern).await, both[1..]);
+        let by_duration = ListTransactionsOptions {
+            duration_filter_ms: Some(3_600_000),
+            ..Default::default()
+        };
+        // The open transaction is younger than an hour. The idle id has no
+        // start time (-1), so Kafka's `now - start > filter` keeps it.
+        assert_eq!(ids(by_duration).await, both[..1]);
+
+        let described = admin
+            .describe_transactions(&["tx-open", "nope", "other-idle", "tx-open"])
+            .await
+            .expect("describe_transactions");
+        let summary: Vec<(String, Result<(TransactionState, usize), Option<i16>>)> = described
+            .into_iter()
+            .map(|(id, r)| {
+                let r = r
+                    .map(|d| (d.state, d.topic_partitions.len()))
+                    .map_err(|e| e.code());
+                (id, r)
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("tx-open".to_string(), Ok((TransactionState::Ongoing, 1))),
+                ("nope".to_string(), Err(Some(105))),
+                ("other-idle".to_string(), Ok((TransactionState::Empty, 0))),
+            ],
+            "one result per distinct id, in order; TRANSACTIONAL_ID_NOT_FOUND for the unknown one"
+        );
+        admin.close().await;
+    });
+}

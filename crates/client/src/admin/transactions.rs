@@ -118,8 +118,9 @@ pub struct ListTransactionsOptions {
     /// Only transactions running longer than this (ListTransactions v1+);
     /// `None` or a negative value: no filter.
     pub duration_filter_ms: Option<i64>,
-    /// Only transactional ids matching this regular expression
-    /// (ListTransactions v2+).
+    /// Only transactional ids this regular expression matches as a whole
+    /// (KIP-1152, ListTransactions v2+; Kafka's `Matcher.matches()`, so
+    /// `tx-.*`, not `^tx-`).
     pub transactional_id_pattern: Option<String>,
 }
 
