@@ -996,7 +996,9 @@ fn admin_filters_and_per_id_results() {
             .describe_transactions(&["tx-open", "nope", "other-idle", "tx-open"])
             .await
             .expect("describe_transactions");
-        let summary: Vec<(String, Result<(TransactionState, usize), Option<i16>>)> = described
+        // Per id: the state and partition count, or the error code.
+        type Summary = Result<(TransactionState, usize), Option<i16>>;
+        let summary: Vec<(String, Summary)> = described
             .into_iter()
             .map(|(id, r)| {
                 let r = r
