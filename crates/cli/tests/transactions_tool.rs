@@ -5,6 +5,9 @@
 //! AddPartitionsToTxn, then a transactional Produce. What the tool prints is
 //! checked against Kafka's TransactionsCommand, and what it does (an abort)
 //! against the partition: its last stable offset and its producer state.
+//! One test runs three brokers, so that each request must reach the broker
+//! Kafka's admin sends it to; one calls the `Admin` methods directly for the
+//! filters the tool does not expose.
 
 mod common;
 
