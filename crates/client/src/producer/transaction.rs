@@ -114,14 +114,18 @@ impl Txn {
                     let deadline = Instant::now() + inner.cfg.delivery_timeout;
                     txn.add_partitions(&inner, &partitions, pid, deadline).await
                 };
+                let mut tm = txn.lock();
                 match &added {
                     Ok(()) => tracing::debug!(
                         partitions = partitions.len(),
                         "added partitions to the transaction"
                     ),
+                    // Not added in time: their batches can never be sent.
+                    Err(e @ Error::Timeout { .. }) => tm.abortable_error(e.clone(), false),
                     Err(e) => tracing::debug!(error = %e, "AddPartitionsToTxn failed"),
                 }
-                txn.lock().add_partitions_done(added.is_ok());
+                tm.add_partitions_done(added.is_ok());
+                drop(tm);
                 txn.added.notify_waiters();
                 inner.acc.wake.notify_one();
             });
@@ -623,6 +627,16 @@ impl Producer {
         txn.lock().start_init()?;
         let inner = &self.inner;
         let _one_at_a_time = txn.requests.lock().await;
+        {
+            let mut tm = txn.lock();
+            if tm.state() == TxnState::Ready {
+                // A concurrent call initialized the producer meanwhile;
+                // another InitProducerId would fence it.
+                return Ok(());
+            }
+            // Or one failed meanwhile and put the state back.
+            tm.start_init()?;
+        }
         match txn.init_producer_id(inner, None, self.deadline()).await {
             Ok((id, epoch)) => {
                 inner.acc.reset_sequences();
