@@ -1,5 +1,6 @@
 //! The group coordinator: consumer groups as a state machine over the
-//! internal compacted topic `__consumer_offsets`.
+//! internal compacted topic `__consumer_offsets`; and, in [`txn`], the
+//! transaction coordinator over `__transaction_state`.
 //!
 //! Nothing here does I/O or reads a clock. Each call takes the current time
 //! and returns an [`Output`]: records to append to the shard's
@@ -22,7 +23,9 @@
 //! - [`classic`]: the classic group state machine: `mod.rs` holds the
 //!   rebalance machinery and timers, then one file per API (`join`, `sync`,
 //!   `heartbeat`, `leave`). Static membership (KIP-345), KIP-394 member ids.
-//! - [`offsets`]: committed offsets: `commit`, `fetch`, `delete`, `expiry`.
+//! - [`offsets`]: committed offsets: `commit`, `txn_commit` (TxnOffsetCommit:
+//!   offsets pending under their producer until its marker), `fetch`,
+//!   `delete`, `expiry`.
 //! - `admin`: DescribeGroups, ListGroups, DeleteGroups.
 //! - [`consumer`]: KIP-848 consumer groups (ConsumerGroupHeartbeat,
 //!   ConsumerGroupDescribe, server assignors, their records). A group id is
@@ -30,6 +33,9 @@
 //!   (INCONSISTENT_GROUP_PROTOCOL / UNKNOWN_MEMBER_ID) and vice versa
 //!   (GROUP_ID_NOT_FOUND); only an empty group changes type.
 //! - `replay`: records → state at load time.
+//! - [`txn`]: the transaction coordinator ([`txn::TxnCoordinatorShard`]), a
+//!   separate state machine over `__transaction_state` with its own runtime
+//!   contract (see its module doc).
 //!
 //! # Runtime contract
 //!
@@ -44,7 +50,30 @@
 //! - Timers: one per [`TimerKey`]; `Schedule` replaces the deadline. Call
 //!   [`GroupCoordinatorShard::on_timer`] once the deadline passed; stale or
 //!   early firings are ignored, so at-least-once delivery is fine.
-//! - Start-up: `replay` every record of the partition, then `loaded(now)`.
+//! - Start-up: replay every record of the partition, then `loaded(now)`.
+//!   Transactional offsets need the batch a record came from: call
+//!   [`GroupCoordinatorShard::replay_record`] with the batch's
+//!   [`BatchContext`] for every record, control batches included (a COMMIT
+//!   or ABORT marker decides the producer's pending offsets);
+//!   [`GroupCoordinatorShard::replay`] is the same for a plain batch. With
+//!   `gregor_records`, the loop reads:
+//!
+//!   ```text
+//!   for item in BatchIter::new(&read.records) {
+//!       let Ok((header, _, batch)) = item else { break };
+//!       let ctx = BatchContext { producer_id: header.producer_id,
+//!           transactional: header.is_transactional(), control: header.is_control() };
+//!       for r in decode_records(batch, ..)?.1 {      // control batches too
+//!           let Some(key) = r.key else { continue };
+//!           shard.replay_record(ctx, &key, r.value.as_deref(), r.offset);
+//!       }
+//!   }
+//!   ```
+//! - TxnOffsetCommit: an [`Output`] with `producer` set is appended as a
+//!   transactional batch of that producer. When the runtime writes a
+//!   transaction marker (WriteTxnMarkers) to this shard's partition, it then
+//!   calls [`GroupCoordinatorShard::complete_txn`] (under the same shard
+//!   lock, so log order and state order agree).
 //!
 //! ```
 //! use gregor_coordinator::{GroupConfig, GroupCoordinatorShard, TimerKey};
@@ -63,6 +92,7 @@ pub mod partitioner;
 pub mod records;
 mod replay;
 pub mod shard;
+pub mod txn;
 
 pub use admin::GROUP_AUTHORIZED_OPERATIONS;
 pub use consumer::{TopicMeta, TopicsSnapshot, TopicsView};
@@ -74,7 +104,7 @@ use kafka_protocol::messages::{
     ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatResponse, DeleteGroupsResponse,
     DescribeGroupsResponse, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse,
     ListGroupsResponse, OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse,
-    SyncGroupResponse,
+    SyncGroupResponse, TxnOffsetCommitResponse,
 };
 
 /// Identifies one request inside the runtime, so a response can be completed later.
@@ -203,6 +233,7 @@ pub enum Response {
     OffsetDelete(OffsetDeleteResponse),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
     ConsumerGroupDescribe(ConsumerGroupDescribeResponse),
+    TxnOffsetCommit(TxnOffsetCommitResponse),
 }
 
 /// A timer the runtime keeps: when `deadline_ms` passes it calls
@@ -244,4 +275,31 @@ pub struct Output {
     pub records: Vec<OffsetsRecord>,
     pub responses: Vec<(RequestId, Response)>,
     pub timers: Vec<TimerOp>,
+    /// Set by TxnOffsetCommit: `records` must be appended as a
+    /// transactional batch of this producer (producer id, epoch; the
+    /// transactional attribute set), so the COMMIT/ABORT marker the
+    /// transaction coordinator sends later decides them. `None`: an ordinary
+    /// batch (producer id -1).
+    pub producer: Option<(i64, i16)>,
+}
+
+/// The batch a replayed `__consumer_offsets` record was read from, from its
+/// header: see [`GroupCoordinatorShard::replay_record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchContext {
+    /// The batch's producer id (-1 for the coordinator's own batches).
+    pub producer_id: i64,
+    /// Attributes bit 4: the batch belongs to a transaction.
+    pub transactional: bool,
+    /// Attributes bit 5: a control batch (transaction markers).
+    pub control: bool,
+}
+
+impl BatchContext {
+    /// An ordinary batch written by the coordinator.
+    pub const PLAIN: BatchContext = BatchContext {
+        producer_id: -1,
+        transactional: false,
+        control: false,
+    };
 }

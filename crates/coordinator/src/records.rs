@@ -60,6 +60,12 @@ pub enum RecordError {
         record: &'static str,
         field: &'static str,
     },
+    #[error("{record}: field {field} has no meaning for value {value}")]
+    InvalidValue {
+        record: &'static str,
+        field: &'static str,
+        value: i64,
+    },
 }
 
 /// A decoded `__consumer_offsets` key.
@@ -341,6 +347,14 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn array_len(&mut self, field: &'static str) -> Result<usize, RecordError> {
         Ok(self.length(field, true)?.unwrap_or(0))
+    }
+
+    /// Length of a nullable array; `None` for null.
+    pub(crate) fn nullable_array_len(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<usize>, RecordError> {
+        self.length(field, true)
     }
 
     /// Skips a flexible version's tagged-field section.

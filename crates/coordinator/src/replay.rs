@@ -2,6 +2,10 @@
 //! the inverse of the records the operations produce. Records are applied
 //! in log order; a tombstone deletes. Undecodable records are skipped with a
 //! warning: a corrupt record must not keep the coordinator from loading.
+//!
+//! Offset commits of a transactional batch are pending under the batch's
+//! producer id until a control batch of that producer (COMMIT or ABORT
+//! marker) is replayed, as in Kafka's `CoordinatorLoaderImpl`.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +21,7 @@ pub(crate) fn replay(
     key: &[u8],
     value: Option<&[u8]>,
     offset: i64,
+    transactional_producer: Option<i64>,
 ) {
     let key = match records::decode_key(key) {
         Ok(k) => k,
@@ -44,6 +49,7 @@ pub(crate) fn replay(
             partition,
         } => match value {
             None => {
+                offsets.observe(offset);
                 offsets.remove(&group, &topic, partition);
             }
             Some(value) => match records::decode_offset_commit_value(value) {
@@ -58,7 +64,12 @@ pub(crate) fn replay(
                             g
                         });
                     }
-                    offsets.put(&group, &topic, partition, v);
+                    match transactional_producer {
+                        Some(pid) => {
+                            offsets.put_pending_at(pid, &group, &topic, partition, v, offset)
+                        }
+                        None => offsets.put_at(&group, &topic, partition, v, offset),
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(offset, %group, %topic, partition, error = %e,
@@ -124,4 +135,18 @@ fn from_record(group_id: &str, v: GroupMetadataValue) -> ClassicGroup {
     }
     g.subscribed_topics = g.compute_subscribed_topics();
     g
+}
+
+/// A control record's key: version (int16) and type (int16, 0 ABORT,
+/// 1 COMMIT; others are not transaction markers). `None` for anything but a
+/// transaction marker, including undecodable keys.
+pub(crate) fn decode_marker(key: &[u8]) -> Option<bool> {
+    let b: [u8; 4] = key.get(..4)?.try_into().ok()?;
+    let version = i16::from_be_bytes([b[0], b[1]]);
+    let kind = i16::from_be_bytes([b[2], b[3]]);
+    match (version, kind) {
+        (v, 0) if v >= 0 => Some(false),
+        (v, 1) if v >= 0 => Some(true),
+        _ => None,
+    }
 }

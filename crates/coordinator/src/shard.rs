@@ -6,7 +6,7 @@ use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, DeleteGroupsRequest,
     DescribeGroupsRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
     ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
-    SyncGroupRequest,
+    SyncGroupRequest, TxnOffsetCommitRequest,
 };
 
 use std::collections::BTreeMap;
@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use crate::consumer::{self, ConsumerGroup, TopicsView};
 use crate::group::ClassicGroup;
 use crate::offsets::{OffsetStore, OFFSETS_RETENTION_CHECK_INTERVAL_MS};
-use crate::{classic, offsets, GroupConfig, GroupState, Output, RequestId, TimerKey, TimerOp};
+use crate::{
+    classic, offsets, BatchContext, GroupConfig, GroupState, Output, RequestId, TimerKey, TimerOp,
+};
 
 /// Who sent a request (JoinGroup/DescribeGroups report client id and host).
 #[derive(Debug, Clone, Default)]
@@ -55,9 +57,33 @@ impl GroupCoordinatorShard {
     }
 
     /// Rebuilds state from one `__consumer_offsets` record (key, value or
-    /// tombstone) at `offset`, in log order, at load time. Never panics:
-    /// undecodable records are skipped with a warning.
+    /// tombstone) at `offset` of a plain (non-transactional) batch, in log
+    /// order, at load time. Never panics: undecodable records are skipped
+    /// with a warning.
     pub fn replay(&mut self, key: &[u8], value: Option<&[u8]>, offset: i64) {
+        self.replay_record(BatchContext::PLAIN, key, value, offset);
+    }
+
+    /// [`Self::replay`] for a record of any batch; `batch` comes from the
+    /// batch header. Offset commits of a transactional batch stay pending
+    /// under its producer id; a control batch's record is a transaction
+    /// marker (key: version int16, type int16 0 ABORT / 1 COMMIT) that
+    /// commits or drops that producer's pending offsets. Other control
+    /// records are ignored.
+    pub fn replay_record(
+        &mut self,
+        batch: BatchContext,
+        key: &[u8],
+        value: Option<&[u8]>,
+        offset: i64,
+    ) {
+        if batch.control {
+            match crate::replay::decode_marker(key) {
+                Some(commit) => self.offsets.complete(batch.producer_id, commit),
+                None => tracing::debug!(offset, "skipping a control record that is no marker"),
+            }
+            return;
+        }
         crate::replay::replay(
             &mut self.groups,
             &mut self.consumer,
@@ -65,7 +91,60 @@ impl GroupCoordinatorShard {
             key,
             value,
             offset,
+            batch.transactional.then_some(batch.producer_id),
         );
+    }
+
+    /// TxnOffsetCommit (API 28, v0-5) for a group of this shard. The output's
+    /// `producer` is set when it has records: they are a transactional batch
+    /// of that producer, and its offsets stay invisible to OffsetFetch until
+    /// [`Self::complete_txn`] commits them. Topic authorization and existence
+    /// are the broker's checks (it answers those partitions itself).
+    pub fn txn_offset_commit(
+        &mut self,
+        now_ms: i64,
+        id: RequestId,
+        version: i16,
+        req: TxnOffsetCommitRequest,
+    ) -> Output {
+        let mut out = Output::default();
+        offsets::txn_commit::txn_offset_commit(
+            &mut self.groups,
+            &self.consumer,
+            &mut self.offsets,
+            &self.config,
+            now_ms,
+            id,
+            version,
+            &req,
+            &mut out,
+        );
+        out
+    }
+
+    /// The runtime appended a COMMIT (`commit`) or ABORT marker of
+    /// `producer_id` to this shard's partition: its pending offsets become
+    /// committed, except where a record written after them already
+    /// committed the same partition (log order decides, as Kafka's
+    /// `replayEndTransactionMarker`), or are dropped. Nothing to append.
+    pub fn complete_txn(&mut self, now_ms: i64, producer_id: i64, commit: bool) -> Output {
+        let _ = now_ms; // the commit timestamps are the TxnOffsetCommit's
+        self.offsets.complete(producer_id, commit);
+        Output::default()
+    }
+
+    /// A pending transactional offset of `producer_id` (for tests and tools;
+    /// OffsetFetch does not see it).
+    pub fn pending_offset(
+        &self,
+        producer_id: i64,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Option<i64> {
+        self.offsets
+            .pending(producer_id, group, topic, partition)
+            .map(|v| v.offset)
     }
 
     /// After replay: returns the timers to arm (e.g. members' sessions of
@@ -285,7 +364,7 @@ impl GroupCoordinatorShard {
                 g,
                 req.member_id.as_str(),
                 req.generation_id_or_member_epoch,
-                version,
+                Some(version),
             );
             offsets::commit::write_commits(
                 &mut self.offsets,

@@ -173,12 +173,14 @@ pub(crate) fn delete(
     0
 }
 
-/// Kafka's `ConsumerGroup.validateOffsetCommit`.
+/// Kafka's `ConsumerGroup.validateOffsetCommit`. `version` is OffsetCommit's;
+/// `None` for a transactional commit (TxnOffsetCommit), which any member may
+/// send and which answers a stale epoch with ILLEGAL_GENERATION.
 pub(crate) fn validate_commit(
     g: &ConsumerGroup,
     member_id: &str,
     epoch: i32,
-    version: i16,
+    version: Option<i16>,
 ) -> Result<(), ResponseError> {
     // The admin client or a consumer without group management.
     if epoch < 0 && g.members.is_empty() {
@@ -188,12 +190,16 @@ pub(crate) fn validate_commit(
         .members
         .get(member_id)
         .ok_or(ResponseError::UnknownMemberId)?;
-    if version < 9 {
+    if version.is_some_and(|v| v < 9) {
         // Members of the consumer protocol commit with v9+ (member epochs).
         return Err(ResponseError::UnsupportedVersion);
     }
     if epoch != m.member_epoch {
-        return Err(ResponseError::StaleMemberEpoch);
+        return Err(if version.is_some() {
+            ResponseError::StaleMemberEpoch
+        } else {
+            ResponseError::IllegalGeneration
+        });
     }
     Ok(())
 }
@@ -251,12 +257,13 @@ pub(crate) fn expire_offsets(
                     left = true;
                     continue;
                 }
-                for (&p, v) in parts {
+                for (&p, c) in parts {
+                    let v = &c.value;
                     let expired = match v.expire_timestamp {
                         Some(at) => now_ms >= at,
                         None => now_ms - v.commit_timestamp >= retention_ms,
                     };
-                    if expired {
+                    if expired && !offsets.has_pending(&group_id, topic, p) {
                         doomed.push((topic.clone(), p));
                     } else {
                         left = true;
@@ -268,7 +275,7 @@ pub(crate) fn expire_offsets(
             offsets.remove(&group_id, topic, *p);
             out.records.push(tombstone(&group_id, topic, *p));
         }
-        if !left && g.members.is_empty() {
+        if !left && g.members.is_empty() && !offsets.has_open_transactions(&group_id) {
             out.records.extend(g.group_tombstones());
             groups.remove(&group_id);
             tracing::info!(group = %group_id, "deleted empty consumer group without offsets");

@@ -546,6 +546,49 @@ fn offset_commit_checks_member_epoch() {
 }
 
 #[test]
+fn txn_offset_commit_checks_member_epoch() {
+    let (mut sh, mut log, v) = (shard(), Log::default(), view(2));
+    let mut a = Client::new("a");
+    a.beat(&mut sh, &mut log, 0, &v);
+    let commit = |sh: &mut GroupCoordinatorShard, member: &str, epoch: i32| {
+        let mut req = kafka_protocol::messages::TxnOffsetCommitRequest::default();
+        req.group_id = GroupId(s(G));
+        req.member_id = s(member);
+        req.generation_id = epoch;
+        req.producer_id = 7.into();
+        let mut t =
+            kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+        t.name = TopicName(s("t"));
+        t.partitions.push(Default::default());
+        req.topics.push(t);
+        let out = sh.txn_offset_commit(0, 4, 3, req);
+        match out.responses.as_slice() {
+            [(_, Response::TxnOffsetCommit(r))] => {
+                (r.topics[0].partitions[0].error_code, out.producer)
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    // Any version may commit transactionally for a consumer-protocol member.
+    assert_eq!(commit(&mut sh, "a", 1), (0, Some((7, 0))));
+    // A stale epoch is ILLEGAL_GENERATION here (not STALE_MEMBER_EPOCH).
+    assert_eq!(
+        commit(&mut sh, "a", 0),
+        (ResponseError::IllegalGeneration.code(), None)
+    );
+    assert_eq!(
+        commit(&mut sh, "x", 1).0,
+        ResponseError::UnknownMemberId.code()
+    );
+    // Without a member, only an empty group accepts it.
+    assert_eq!(
+        commit(&mut sh, "", -1).0,
+        ResponseError::UnknownMemberId.code()
+    );
+    assert_eq!(sh.pending_offset(7, G, "t", 0), Some(0));
+}
+
+#[test]
 fn empty_group_offsets_expire_then_group_goes() {
     let (mut sh, mut log, v) = (shard(), Log::default(), view(2));
     let mut a = Client::new("a");

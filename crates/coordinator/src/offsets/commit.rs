@@ -23,12 +23,15 @@ use crate::group::{ClassicGroup, GroupState};
 use crate::records::OffsetCommitValue;
 use crate::{GroupConfig, Output, RequestId, Response};
 
-/// Kafka's `ClassicGroup.validateOffsetCommit`.
-fn validate(
+/// Kafka's `ClassicGroup.validateOffsetCommit`. A transactional commit
+/// (TxnOffsetCommit) skips the group state rules: its v0-2 requests carry no
+/// member at all, and the group's state is not enforced for it.
+pub(crate) fn validate(
     g: &ClassicGroup,
     member_id: &str,
     instance_id: Option<&str>,
     generation: i32,
+    transactional: bool,
 ) -> Result<(), ResponseError> {
     if g.state == GroupState::Dead {
         return Err(ResponseError::CoordinatorNotAvailable);
@@ -41,11 +44,11 @@ fn validate(
         if generation != g.generation {
             return Err(ResponseError::IllegalGeneration);
         }
-    } else if g.state != GroupState::Empty {
+    } else if !transactional && g.state != GroupState::Empty {
         // No member id and no generation: only an Empty group accepts it.
         return Err(ResponseError::UnknownMemberId);
     }
-    if g.state == GroupState::CompletingRebalance {
+    if !transactional && g.state == GroupState::CompletingRebalance {
         // The member has its JoinGroup response but not its assignment yet:
         // it should not be committing; make it finish the rebalance.
         return Err(ResponseError::RebalanceInProgress);
@@ -70,7 +73,7 @@ pub(crate) fn commit_offsets(
     let generation = req.generation_id_or_member_epoch;
 
     let result = match groups.get(group_id) {
-        Some(g) => validate(g, member_id, instance_id, generation),
+        Some(g) => validate(g, member_id, instance_id, generation, false),
         None if generation < 0 => {
             // A consumer that only uses Kafka to store offsets: a "simple"
             // group (no protocol type) is created in Empty state.

@@ -4,7 +4,9 @@
 //! `offsets.retention.ms` after the group became Empty. Simple groups (no
 //! protocol type) age from each commit, and a Stable consumer group ages the
 //! offsets of topics it no longer subscribes to. An Empty group left with no
-//! offsets is deleted (GroupMetadata tombstone).
+//! offsets is deleted (GroupMetadata tombstone). Offsets a pending
+//! transactional commit may replace, and groups with an open transaction,
+//! wait for the transaction to end.
 
 use std::collections::BTreeMap;
 
@@ -70,8 +72,11 @@ pub(crate) fn expire_offsets(
                     all_expired = false;
                     continue;
                 }
-                for (&p, v) in parts {
-                    if expired(v, base, now_ms, cfg.offsets_retention_ms) {
+                for (&p, c) in parts {
+                    // Kafka keeps an offset a pending transaction may replace.
+                    if expired(&c.value, base, now_ms, cfg.offsets_retention_ms)
+                        && !offsets.has_pending(&group_id, topic, p)
+                    {
                         doomed.push((topic.clone(), p));
                     } else {
                         all_expired = false;
@@ -88,7 +93,12 @@ pub(crate) fn expire_offsets(
         }
         // Not in Kafka: a group with a KIP-394 pending member is about to be
         // joined; deleting it would turn that member's rejoin into an error.
-        if all_expired && g.state == GroupState::Empty && g.pending_members.is_empty() {
+        // A group with an open transaction stays: its commit may add offsets.
+        if all_expired
+            && g.state == GroupState::Empty
+            && g.pending_members.is_empty()
+            && !offsets.has_open_transactions(&group_id)
+        {
             let key = group_metadata_record(g).key;
             out.records.push(OffsetsRecord { key, value: None });
             groups.remove(&group_id);

@@ -1,11 +1,15 @@
 //! OffsetFetch (API 9, v1-9). Read-only. A partition without a committed
 //! offset, or a group that does not exist, answers offset -1 with no error
 //! (that is how clients learn to apply `auto.offset.reset`). v8+ batch
-//! several groups; `require_stable` only matters with pending transactional
-//! offsets, which this coordinator does not have.
+//! several groups. With `require_stable` (v7+, consumers with
+//! `isolation.level=read_committed`) a partition with a pending
+//! transactional offset answers UNSTABLE_OFFSET_COMMIT (per partition, as
+//! Kafka's group coordinator does) and the client retries; without it the
+//! committed offset is returned as if the transaction did not exist.
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
@@ -52,7 +56,7 @@ fn fetch_group<'a>(
             .map(|(topic, parts)| {
                 (
                     topic.clone(),
-                    parts.iter().map(|(&p, v)| (p, Some(v))).collect(),
+                    parts.iter().map(|(&p, c)| (p, Some(&c.value))).collect(),
                 )
             })
             .collect(),
@@ -89,14 +93,18 @@ pub(crate) fn fetch_offsets(
                 continue;
             }
             let is_consumer = check.is_some();
-            for (topic, parts) in
-                fetch_group(groups, offsets, g.group_id.as_str(), topics, is_consumer)
-            {
+            let group_id = g.group_id.as_str();
+            for (topic, parts) in fetch_group(groups, offsets, group_id, topics, is_consumer) {
                 let mut rt = OffsetFetchResponseTopics::default();
                 rt.name = TopicName(sb(&topic));
                 for (p, v) in parts {
                     let mut rp = OffsetFetchResponsePartitions::default();
                     rp.partition_index = p;
+                    let unstable = req.require_stable && offsets.has_pending(group_id, &topic, p);
+                    let v = v.filter(|_| !unstable);
+                    if unstable {
+                        rp.error_code = ResponseError::UnstableOffsetCommit.code();
+                    }
                     rp.committed_offset = v.map_or(-1, |v| v.offset);
                     rp.committed_leader_epoch = v.map_or(-1, |v| v.leader_epoch);
                     rp.metadata = Some(sb(v.map_or("", |v| v.metadata.as_str())));
@@ -121,6 +129,12 @@ pub(crate) fn fetch_offsets(
             for (p, v) in parts {
                 let mut rp = OffsetFetchResponsePartition::default();
                 rp.partition_index = p;
+                let unstable =
+                    req.require_stable && offsets.has_pending(req.group_id.as_str(), &topic, p);
+                let v = v.filter(|_| !unstable);
+                if unstable {
+                    rp.error_code = ResponseError::UnstableOffsetCommit.code();
+                }
                 rp.committed_offset = v.map_or(-1, |v| v.offset);
                 if version >= 5 {
                     rp.committed_leader_epoch = v.map_or(-1, |v| v.leader_epoch);

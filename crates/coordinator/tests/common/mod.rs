@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use gregor_coordinator::{
-    ClientInfo, GroupConfig, GroupCoordinatorShard, OffsetsRecord, Output, RequestId, Response,
-    TimerKey, TimerOp,
+    BatchContext, ClientInfo, GroupConfig, GroupCoordinatorShard, OffsetsRecord, Output, RequestId,
+    Response, TimerKey, TimerOp,
 };
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
@@ -49,6 +49,9 @@ pub struct Harness {
     versions: HashMap<RequestId, i16>,
     pub responses: HashMap<RequestId, Response>,
     pub records: Vec<OffsetsRecord>,
+    /// The log as the runtime would write it: every record with its batch,
+    /// transaction markers included (record offset = index).
+    pub log: Vec<(BatchContext, OffsetsRecord)>,
     pub timers: HashMap<TimerKey, i64>,
 }
 
@@ -73,6 +76,7 @@ fn encode_check(resp: &Response, version: i16) {
         Response::OffsetDelete(r) => r.encode(&mut buf, version),
         Response::ConsumerGroupHeartbeat(r) => r.encode(&mut buf, version),
         Response::ConsumerGroupDescribe(r) => r.encode(&mut buf, version),
+        Response::TxnOffsetCommit(r) => r.encode(&mut buf, version),
     };
     if let Err(e) = r {
         panic!("response does not encode at v{version}: {e}: {resp:?}");
@@ -90,6 +94,7 @@ impl Harness {
             versions: HashMap::new(),
             responses: HashMap::new(),
             records: Vec::new(),
+            log: Vec::new(),
             timers: HashMap::new(),
         };
         h.apply(out);
@@ -97,6 +102,16 @@ impl Harness {
     }
 
     pub fn apply(&mut self, out: Output) {
+        let batch = match out.producer {
+            Some((producer_id, _)) => BatchContext {
+                producer_id,
+                transactional: true,
+                control: false,
+            },
+            None => BatchContext::PLAIN,
+        };
+        self.log
+            .extend(out.records.iter().map(|r| (batch, r.clone())));
         self.records.extend(out.records);
         for (id, resp) in out.responses {
             let v = *self
@@ -334,6 +349,140 @@ impl Harness {
                 .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
                 .collect(),
             other => panic!("expected an OffsetCommit response, got {other:?}"),
+        }
+    }
+
+    /// TxnOffsetCommit of `(topic, partition, offset)`s by `producer`;
+    /// returns the per-partition error codes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn txn_commit(
+        &mut self,
+        version: i16,
+        group: &str,
+        member: &str,
+        generation: i32,
+        producer: (i64, i16),
+        offsets: &[(&str, i32, i64)],
+    ) -> Vec<i16> {
+        let mut req = TxnOffsetCommitRequest::default();
+        req.transactional_id = TransactionalId(s("txn"));
+        req.group_id = gid(group);
+        req.member_id = s(member);
+        req.generation_id = generation;
+        req.producer_id = producer.0.into();
+        req.producer_epoch = producer.1;
+        for (t, p, o) in offsets {
+            let mut topic =
+                kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+            topic.name = TopicName(s(t));
+            let mut part =
+                kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
+            part.partition_index = *p;
+            part.committed_offset = *o;
+            part.committed_metadata = Some(s("meta"));
+            topic.partitions.push(part);
+            req.topics.push(topic);
+        }
+        let id = self.id(version);
+        let out = self.shard.txn_offset_commit(self.now, id, version, req);
+        if out.records.is_empty() {
+            assert_eq!(out.producer, None);
+        } else {
+            assert_eq!(out.producer, Some(producer), "a transactional batch");
+        }
+        self.apply(out);
+        match self.take(id) {
+            Some(Response::TxnOffsetCommit(r)) => r
+                .topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+                .collect(),
+            other => panic!("expected a TxnOffsetCommit response, got {other:?}"),
+        }
+    }
+
+    /// The runtime wrote a COMMIT/ABORT marker of `producer_id` to the
+    /// partition: into the log (control key: version 0, type 1 / 0), then
+    /// into the shard.
+    pub fn marker(&mut self, producer_id: i64, commit: bool) {
+        let key = Bytes::from(vec![0, 0, 0, u8::from(commit)]);
+        let value = Bytes::from(vec![0, 0, 0, 0, 0, 5]); // version 0, coordinator epoch 5
+        self.log.push((
+            BatchContext {
+                producer_id,
+                transactional: true,
+                control: true,
+            },
+            OffsetsRecord {
+                key,
+                value: Some(value),
+            },
+        ));
+        let out = self.shard.complete_txn(self.now, producer_id, commit);
+        assert!(out.records.is_empty() && out.responses.is_empty());
+        self.apply(out);
+    }
+
+    /// A shard loaded from [`Harness::log`].
+    pub fn reloaded(&self) -> Harness {
+        let mut fresh = GroupCoordinatorShard::new(0, GroupConfig::default());
+        for (i, (batch, r)) in self.log.iter().enumerate() {
+            fresh.replay_record(*batch, &r.key, r.value.as_deref(), i as i64);
+        }
+        let out = fresh.loaded(self.now);
+        let mut h = Harness {
+            now: self.now,
+            shard: fresh,
+            timers: HashMap::new(),
+            log: self.log.clone(),
+            ..Harness::default()
+        };
+        h.apply(out);
+        h
+    }
+
+    /// OffsetFetch of some partitions of one topic, v7 (single group) or
+    /// v8+ (batched): (partition, offset, error code) each.
+    pub fn fetch_parts(
+        &mut self,
+        version: i16,
+        group: &str,
+        topic: &str,
+        partitions: &[i32],
+        require_stable: bool,
+    ) -> Vec<(i32, i64, i16)> {
+        let mut req = OffsetFetchRequest::default();
+        req.require_stable = require_stable;
+        if version >= 8 {
+            let mut g =
+                kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup::default();
+            g.group_id = gid(group);
+            let mut t =
+                kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopics::default();
+            t.name = TopicName(s(topic));
+            t.partition_indexes = partitions.to_vec();
+            g.topics = Some(vec![t]);
+            req.groups.push(g);
+            let r = self.fetch(version, req);
+            r.groups[0]
+                .topics
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .map(|p| (p.partition_index, p.committed_offset, p.error_code))
+                .collect()
+        } else {
+            req.group_id = gid(group);
+            let mut t =
+                kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic::default();
+            t.name = TopicName(s(topic));
+            t.partition_indexes = partitions.to_vec();
+            req.topics = Some(vec![t]);
+            let r = self.fetch(version, req);
+            r.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .map(|p| (p.partition_index, p.committed_offset, p.error_code))
+                .collect()
         }
     }
 
