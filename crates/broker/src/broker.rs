@@ -69,6 +69,11 @@ pub struct Broker {
     bound_port: std::sync::atomic::AtomicU16,
     /// The group coordinator runtime.
     pub groups: Arc<crate::group_runtime::GroupRuntime>,
+    /// The transaction coordinator runtime.
+    pub txns: Arc<crate::txn_runtime::TxnRuntime>,
+    /// Connections to the other brokers for coordinator requests
+    /// (transaction markers, KIP-890 verification).
+    pub peers: crate::inter_broker::Peers,
     /// This broker, for moving blocking work to the blocking pool from `&self`.
     this: Weak<Broker>,
     /// Serialises [`Broker::reconcile`] (whose file work runs without holding
@@ -163,7 +168,7 @@ impl Broker {
         let logs = LogManager::open(config.log_dirs.clone(), clock.clone(), &config_for)?;
         let broker = Arc::new_cyclic(|weak| Self {
             bound_port: std::sync::atomic::AtomicU16::new(config.advertised_port),
-            groups: Arc::new(crate::group_runtime::GroupRuntime::new(
+            groups: Arc::new(crate::group_runtime::group_runtime(
                 weak.clone(),
                 gregor_coordinator::GroupConfig {
                     group_overrides: group_overrides_lookup(weak.clone()),
@@ -171,6 +176,11 @@ impl Broker {
                 },
                 config.offsets_topic_partitions,
             )),
+            peers: crate::inter_broker::Peers::new(
+                format!("broker-{node_id}-coordinator"),
+                std::time::Duration::from_secs(30),
+            ),
+            txns: Arc::new(crate::txn_runtime::txn_runtime(weak.clone(), &config.props)),
             config,
             clock,
             metadata,
@@ -185,14 +195,13 @@ impl Broker {
         });
         broker.reconcile()?;
         if let Some(cleaner) = broker.config.cleaner.clone() {
-            // The cleaner may clean up to the high watermark (without
-            // transactions, the last stable offset).
+            // The cleaner may clean up to the last stable offset, as Kafka's.
             let weak = Arc::downgrade(&broker);
             broker.logs.start_cleaner(
                 cleaner,
                 Arc::new(move |log: &Log| {
                     weak.upgrade()
-                        .map_or(log.log_start_offset(), |b| b.high_watermark_of(log))
+                        .map_or(log.log_start_offset(), |b| b.last_stable_offset_of(log))
                 }),
             )?;
         }
@@ -258,6 +267,16 @@ impl Broker {
             .read()
             .get(topic)
             .and_then(|ps| ps.get(&partition).cloned())
+    }
+
+    /// The last stable offset of a hosted partition's log (see
+    /// [`Partition::last_stable_offset`]); a log that is not a hosted
+    /// partition is committed to its end.
+    fn last_stable_offset_of(&self, log: &Log) -> i64 {
+        let tp = log.topic_partition();
+        self.partition(&tp.topic, tp.partition)
+            .filter(|p| std::ptr::eq(Arc::as_ptr(&p.log()), log))
+            .map_or_else(|| log.log_end_offset(), |p| p.last_stable_offset())
     }
 
     /// The high watermark of a hosted partition's log; a log that is not a

@@ -27,8 +27,10 @@ pub mod broker;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod coordinator_runtime;
 pub mod group_runtime;
 pub mod handlers;
+pub mod inter_broker;
 pub mod java_properties;
 pub mod log_dir_move;
 pub mod meta_properties;
@@ -39,6 +41,7 @@ pub mod purgatory;
 pub mod replica_fetcher;
 pub mod response_buf;
 pub mod server;
+pub mod txn_runtime;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

@@ -611,6 +611,47 @@ impl Partition {
         Ok(info)
     }
 
+    /// Writes a transaction marker (WriteTxnMarkers; Kafka's
+    /// `appendRecordsToLeader` with the coordinator as origin): only as
+    /// leader, with the current leader epoch. The caller waits for the ISR
+    /// ([`Self::check_replicated`]), as markers are written with `acks=all`.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<AppendInfo, PartitionError> {
+        let st = self.state.read();
+        self.leader_or_error(&st)?;
+        if st.isr.len() < st.min_isr {
+            return Err(PartitionError::NotEnoughReplicas {
+                tp: self.tp.clone(),
+                isr: st.isr.len(),
+                min_isr: st.min_isr,
+            });
+        }
+        let info = self.log().append_marker(
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch,
+            st.leader_epoch,
+        )?;
+        self.advance_high_watermark(&st);
+        drop(st);
+        self.watchers.fire();
+        Ok(info)
+    }
+
+    /// The last stable offset (Kafka's LSO): the high watermark, or the
+    /// first offset of the earliest transaction below it that is still open
+    /// or whose marker the high watermark has not passed.
+    /// `read_committed` fetches and ListOffsets read up to it.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.log().last_stable_offset(self.high_watermark())
+    }
+
     /// Leader side of a follower's fetch from `fetch_offset` (Kafka's
     /// `updateFollowerFetchState`): records its position, and advances the
     /// high watermark when that completes the ISR's copy.

@@ -46,7 +46,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::BytesMut;
 use gregor_storage::{Clock, StorageError, TopicPartition};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
@@ -54,17 +54,16 @@ use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
-    RequestHeader, ResponseHeader, TopicName,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::inter_broker::{BrokerConn, RpcError};
 use crate::partition::{Partition, PartitionError};
 
 /// Fetch version sent: v12+ carries `last_fetched_epoch` and the
@@ -312,14 +311,17 @@ impl ReplicaFetchers {
             let task = Task {
                 local_id: self.local_id,
                 leader,
-                host: endpoint.0.clone(),
-                port: endpoint.1,
-                client_id: format!("broker-{}-fetcher-0", self.local_id),
                 clock: self.clock.clone(),
                 config: self.config.clone(),
                 on_storage_error: self.on_storage_error.clone(),
-                conn: None,
-                correlation_id: 0,
+                conn: BrokerConn::new(
+                    leader,
+                    endpoint.0.clone(),
+                    endpoint.1,
+                    format!("broker-{}-fetcher-0", self.local_id),
+                    self.config.request_timeout(),
+                    self.config.max_response_frame(),
+                ),
                 round: 0,
                 parts: BTreeMap::new(),
             };
@@ -370,45 +372,6 @@ impl ReplicaFetchers {
     }
 }
 
-/// Why a request to the leader failed; the connection is dropped.
-#[derive(Debug, thiserror::Error)]
-enum FetchError {
-    #[error("leader {leader} at {host}:{port}: {source}")]
-    Io {
-        leader: i32,
-        host: String,
-        port: u16,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("leader {leader}: no answer within {ms} ms")]
-    Timeout { leader: i32, ms: u128 },
-    #[error("leader {leader}: response of {size} bytes exceeds the limit of {max}")]
-    TooLarge { leader: i32, size: i64, max: usize },
-    #[error("leader {leader}: cannot encode {what} v{version}: {source}")]
-    Encode {
-        leader: i32,
-        what: &'static str,
-        version: i16,
-        #[source]
-        source: anyhow::Error,
-    },
-    #[error("leader {leader}: malformed {what} v{version}: {source}")]
-    Decode {
-        leader: i32,
-        what: &'static str,
-        version: i16,
-        #[source]
-        source: anyhow::Error,
-    },
-    #[error("leader {leader}: response to request {expected} carries correlation id {got}")]
-    Correlation {
-        leader: i32,
-        expected: i32,
-        got: i32,
-    },
-}
-
 /// What the fetch sent for one partition: the answer is applied only to the
 /// state it was asked for.
 #[derive(Debug, Clone, Copy)]
@@ -445,14 +408,10 @@ struct PartitionFetch {
 struct Task {
     local_id: i32,
     leader: i32,
-    host: String,
-    port: u16,
-    client_id: String,
     clock: Arc<dyn Clock>,
     config: FetcherConfig,
     on_storage_error: StorageErrorHandler,
-    conn: Option<TcpStream>,
-    correlation_id: i32,
+    conn: BrokerConn,
     /// Rotates which partition goes first, so a response's byte limit does
     /// not always favour the same partitions.
     round: usize,
@@ -502,7 +461,7 @@ impl Task {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(error = %e, backoff_ms = self.config.backoff_ms, "replica fetch failed; reconnecting after the backoff");
-                    self.conn = None;
+                    self.conn.reset();
                     self.apply(sent.keys().map(|k| (*k, Outcome::Backoff)));
                     continue;
                 }
@@ -647,127 +606,25 @@ impl Task {
         Some((request, sent))
     }
 
-    async fn fetch(&mut self, request: &FetchRequest) -> Result<FetchResponse, FetchError> {
+    async fn fetch(&mut self, request: &FetchRequest) -> Result<FetchResponse, RpcError> {
         self.roundtrip(ApiKey::Fetch, "FetchRequest", FETCH_VERSION, request)
             .await
     }
 
-    /// Sends one request and reads its response, connecting first if needed;
-    /// everything within `replica.socket.timeout.ms`.
+    /// Sends one request to the leader and reads its response (see
+    /// [`BrokerConn::roundtrip`]).
     async fn roundtrip<Req, Resp>(
         &mut self,
         key: ApiKey,
         what: &'static str,
         version: i16,
         request: &Req,
-    ) -> Result<Resp, FetchError>
+    ) -> Result<Resp, RpcError>
     where
         Req: Encodable + HeaderVersion,
         Resp: Decodable + HeaderVersion,
     {
-        let timeout = self.config.request_timeout();
-        let leader = self.leader;
-        match tokio::time::timeout(timeout, self.roundtrip_inner(key, what, version, request)).await
-        {
-            Ok(r) => r,
-            Err(_) => Err(FetchError::Timeout {
-                leader,
-                ms: timeout.as_millis(),
-            }),
-        }
-    }
-
-    async fn roundtrip_inner<Req, Resp>(
-        &mut self,
-        key: ApiKey,
-        what: &'static str,
-        version: i16,
-        request: &Req,
-    ) -> Result<Resp, FetchError>
-    where
-        Req: Encodable + HeaderVersion,
-        Resp: Decodable + HeaderVersion,
-    {
-        let (leader, host, port) = (self.leader, self.host.clone(), self.port);
-        let io = |source| FetchError::Io {
-            leader,
-            host: host.clone(),
-            port,
-            source,
-        };
-        self.correlation_id = self.correlation_id.wrapping_add(1);
-        let correlation_id = self.correlation_id;
-        let mut frame = BytesMut::with_capacity(256);
-        frame.put_i32(0);
-        let encoded = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())))
-            .encode(&mut frame, Req::header_version(version))
-            .and_then(|()| request.encode(&mut frame, version));
-        if let Err(source) = encoded {
-            return Err(FetchError::Encode {
-                leader,
-                what,
-                version,
-                source,
-            });
-        }
-        let size = (frame.len() - 4) as i32;
-        frame[..4].copy_from_slice(&size.to_be_bytes());
-
-        let max = self.config.max_response_frame();
-        let stream = match &mut self.conn {
-            Some(stream) => stream,
-            None => {
-                let stream = TcpStream::connect((host.as_str(), port))
-                    .await
-                    .map_err(io)?;
-                stream.set_nodelay(true).map_err(io)?;
-                self.conn.insert(stream)
-            }
-        };
-        stream.write_all(&frame).await.map_err(io)?;
-        let size = stream.read_i32().await.map_err(io)?;
-        if size < 0 || size as usize > max {
-            return Err(FetchError::TooLarge {
-                leader,
-                size: size as i64,
-                max,
-            });
-        }
-        let size = size as usize;
-        let mut buf = BytesMut::with_capacity(size);
-        while buf.len() < size {
-            let want = (size - buf.len()) as u64;
-            if (&mut *stream)
-                .take(want)
-                .read_buf(&mut buf)
-                .await
-                .map_err(io)?
-                == 0
-            {
-                return Err(io(std::io::ErrorKind::UnexpectedEof.into()));
-            }
-        }
-        let mut body: Bytes = buf.freeze();
-        let decode = |source| FetchError::Decode {
-            leader,
-            what,
-            version,
-            source,
-        };
-        let header =
-            ResponseHeader::decode(&mut body, Resp::header_version(version)).map_err(decode)?;
-        if header.correlation_id != correlation_id {
-            return Err(FetchError::Correlation {
-                leader,
-                expected: correlation_id,
-                got: header.correlation_id,
-            });
-        }
-        Resp::decode(&mut body, version).map_err(decode)
+        self.conn.roundtrip(key, what, version, request).await
     }
 
     /// Applies a fetch response, on the blocking pool (appends and
@@ -914,7 +771,7 @@ impl Task {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "listing the leader's offsets failed; reconnecting after the backoff");
-                self.conn = None;
+                self.conn.reset();
                 return Err(Outcome::Backoff);
             }
         };

@@ -57,6 +57,7 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     let checkpointer = tokio::spawn(checkpoint_loop(broker.clone(), stop_rx.clone()));
     let retention = tokio::spawn(retention_loop(broker.clone(), stop_rx.clone()));
     let group_timers = tokio::spawn(broker.groups.clone().run_timers(stop_rx.clone()));
+    let txn_timers = tokio::spawn(broker.txns.clone().run_timers(stop_rx.clone()));
     let cluster = tokio::spawn(crate::cluster::run_broker(broker.clone(), stop_rx.clone()));
     tokio::pin!(shutdown);
     loop {
@@ -101,6 +102,7 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     let _ = checkpointer.await;
     let _ = retention.await;
     let _ = group_timers.await;
+    let _ = txn_timers.await;
     let _ = cluster.await;
     let b = broker.clone();
     match tokio::task::spawn_blocking(move || b.shutdown()).await {

@@ -1,10 +1,11 @@
-//! `gregor dump-log`: what kafka-dump-log.sh prints, for .log, .index and
-//! .timeindex files. Reads files only; never modifies them.
+//! `gregor dump-log`: what kafka-dump-log.sh prints, for .log, .index,
+//! .timeindex and .txnindex files. Reads files only; never modifies them.
 
 use std::path::Path;
 
 use anyhow::Context;
-use gregor_records::{BatchIter, TimestampType};
+use gregor_records::{parse_control_record, BatchIter, TimestampType};
+use gregor_storage::txn_index::{decode_entries, TxnIndexEntry, ENTRY_VERSION};
 
 /// What `dump-log` does with each file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,39 @@ pub fn run(files: &[std::path::PathBuf], mode: Mode) -> anyhow::Result<()> {
             (Some("log"), _) => {}
             (Some("index"), Mode::Print { .. }) => dump_index(f, &bytes),
             (Some("timeindex"), Mode::Print { .. }) => dump_time_index(f, &bytes),
+            (Some("txnindex"), Mode::Print { .. }) => {
+                if !dump_txn_index(f, &bytes) {
+                    failures += 1;
+                }
+            }
+            (Some("txnindex"), Mode::SanityCheck) => {
+                match decode_entries(&bytes, base_offset_of(f)).1 {
+                    None => println!("{} passed sanity check.", f.display()),
+                    Some(p) => {
+                        failures += 1;
+                        println!("{} failed sanity check: {p}", f.display());
+                    }
+                }
+            }
+            (Some("txnindex"), Mode::VerifyIndex) => {
+                let log_path = f.with_extension("log");
+                let log = std::fs::read(&log_path)
+                    .with_context(|| format!("reading {}", log_path.display()))?;
+                let problems = verify_txn_index(f, &bytes, &log);
+                if problems.is_empty() {
+                    println!(
+                        "{}: every entry matches {}",
+                        f.display(),
+                        log_path.display()
+                    );
+                } else {
+                    failures += 1;
+                    println!("Mismatches in :{}", f.display());
+                    for p in problems {
+                        println!("  {p}");
+                    }
+                }
+            }
             (Some("index" | "timeindex"), Mode::SanityCheck) => {
                 let problems = sanity_check(f, &bytes);
                 match problems.first() {
@@ -64,11 +98,14 @@ pub fn run(files: &[std::path::PathBuf], mode: Mode) -> anyhow::Result<()> {
                     }
                 }
             }
-            _ => anyhow::bail!("{}: not a .log, .index or .timeindex file", f.display()),
+            _ => anyhow::bail!(
+                "{}: not a .log, .index, .timeindex or .txnindex file",
+                f.display()
+            ),
         }
     }
     if failures > 0 {
-        anyhow::bail!("{failures} index file(s) do not match their log");
+        anyhow::bail!("{failures} index file(s) are damaged or do not match their log");
     }
     Ok(())
 }
@@ -231,6 +268,19 @@ fn dump_log(path: &Path, bytes: &[u8], print_data: bool) {
         );
         if print_data {
             match gregor_records::record::decode_records(batch, 512 << 20) {
+                Ok((_, records)) if h.is_control() => {
+                    for r in records {
+                        println!(
+                            "| offset: {} {}: {} keySize: {} valueSize: {} headerKeys: [] {}",
+                            r.offset,
+                            ts_type,
+                            r.timestamp,
+                            r.key.as_ref().map_or(-1, |k| k.len() as i64),
+                            r.value.as_ref().map_or(-1, |v| v.len() as i64),
+                            describe_control(r.key.as_deref(), r.value.as_deref()),
+                        );
+                    }
+                }
                 Ok((_, records)) => {
                     for r in records {
                         let headers: Vec<&str> = r.headers.iter().map(|h| h.key.as_str()).collect();
@@ -251,6 +301,86 @@ fn dump_log(path: &Path, bytes: &[u8], print_data: bool) {
             }
         }
     }
+}
+
+/// What Kafka's DumpLogSegments prints for a control record: the marker
+/// of a transaction, or the control type.
+fn describe_control(key: Option<&[u8]>, value: Option<&[u8]>) -> String {
+    let key = key.unwrap_or(&[]);
+    match parse_control_record(key, value) {
+        Ok(m) => format!(
+            "endTxnMarker: {} coordinatorEpoch: {}",
+            m.kind.name(),
+            m.coordinator_epoch
+        ),
+        Err(gregor_records::RecordsError::UnknownControlRecordType { control_type }) => {
+            let name = match control_type {
+                2 => "LEADER_CHANGE",
+                3 => "SNAPSHOT_HEADER",
+                4 => "SNAPSHOT_FOOTER",
+                5 => "KRAFT_VERSION",
+                6 => "KRAFT_VOTERS",
+                _ => "UNKNOWN",
+            };
+            format!("controlType: {name}({control_type})")
+        }
+        Err(e) => format!("invalid control record: {e}"),
+    }
+}
+
+/// Kafka's line per aborted transaction. False when the file is damaged
+/// (the entries before the damage are printed).
+fn dump_txn_index(path: &Path, bytes: &[u8]) -> bool {
+    let (entries, problem) = decode_entries(bytes, base_offset_of(path));
+    for e in &entries {
+        println!(
+            "version: {ENTRY_VERSION} producerId: {} firstOffset: {} lastOffset: {} lastStableOffset: {}",
+            e.producer_id, e.first_offset, e.last_offset, e.last_stable_offset
+        );
+    }
+    match problem {
+        None => true,
+        Some(p) => {
+            println!("Found invalid transaction index data: {p}");
+            false
+        }
+    }
+}
+
+/// Each entry must name an ABORT marker of its producer at its last offset
+/// in the `.log` beside the index, and start no later than it.
+fn verify_txn_index(path: &Path, bytes: &[u8], log: &[u8]) -> Vec<String> {
+    let (entries, problem) = decode_entries(bytes, base_offset_of(path));
+    let mut problems: Vec<String> = problem.iter().map(|p| p.to_string()).collect();
+    let describe = |e: &TxnIndexEntry| {
+        format!(
+            "producerId: {} firstOffset: {} lastOffset: {}",
+            e.producer_id, e.first_offset, e.last_offset
+        )
+    };
+    for e in &entries {
+        let batch = BatchIter::new(log)
+            .map_while(Result::ok)
+            .find(|(h, _, _)| h.base_offset <= e.last_offset && e.last_offset <= h.last_offset());
+        let Some((h, _, bytes)) = batch else {
+            problems.push(format!("{}: no batch at the last offset", describe(e)));
+            continue;
+        };
+        let marker = gregor_records::read_control_batch(bytes, 1 << 20);
+        match marker {
+            Ok(Some(m)) if m.is_abort() && h.producer_id == e.producer_id => {}
+            Ok(Some(m)) if m.is_abort() => problems.push(format!(
+                "{}: the ABORT marker there is producer {}'s",
+                describe(e),
+                h.producer_id
+            )),
+            _ => problems.push(format!(
+                "{}: the batch there is not an ABORT marker",
+                describe(e)
+            )),
+        }
+    }
+    problems
 }
 
 fn dump_index(path: &Path, bytes: &[u8]) {

@@ -47,7 +47,7 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
-    /// Print the batches of .log files and the entries of .index/.timeindex files.
+    /// Print the batches of .log files and the entries of .index/.timeindex/.txnindex files.
     #[command(
         name = "dump-log",
         after_help = "Examples:\n  gregor dump-log gregor-data/orders-0/00000000000000000000.log\n  \
@@ -57,14 +57,16 @@ enum Command {
         /// Also print every record (offset, timestamp, key, value, headers).
         #[arg(long = "print-data-log", alias = "deep-iteration")]
         print_data_log: bool,
-        /// For .index/.timeindex files: check every entry against the .log
-        /// beside it instead of printing the entries (exit 1 on a mismatch).
+        /// For .index/.timeindex/.txnindex files: check every entry against
+        /// the .log beside it instead of printing the entries (exit 1 on a
+        /// mismatch).
         #[arg(long = "verify-index-only")]
         verify_index_only: bool,
-        /// For .index/.timeindex files: check sizes and ordering only (exit 1 on failure).
+        /// For .index/.timeindex/.txnindex files: check sizes and ordering
+        /// only (exit 1 on failure).
         #[arg(long = "index-sanity-check")]
         index_sanity_check: bool,
-        /// Files to dump (.log, .index, .timeindex).
+        /// Files to dump (.log, .index, .timeindex, .txnindex).
         #[arg(long = "files", value_delimiter = ',', required = false)]
         files_flag: Vec<PathBuf>,
         files: Vec<PathBuf>,
@@ -109,7 +111,7 @@ enum Command {
     /// Describe the KRaft metadata quorum (kafka-metadata-quorum.sh).
     #[command(name = "metadata-quorum", after_help = tools::metadata_quorum::EXAMPLES)]
     MetadataQuorum(tools::metadata_quorum::MetadataQuorumArgs),
-    /// Describe producers (and, later, transactions) (kafka-transactions.sh).
+    /// List, describe and abort transactions, find hanging ones, describe producers (kafka-transactions.sh).
     #[command(name = "transactions", after_help = tools::transactions::EXAMPLES)]
     Transactions(tools::transactions::TransactionsArgs),
     /// Elect preferred or unclean leaders (kafka-leader-election.sh).

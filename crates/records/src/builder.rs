@@ -9,7 +9,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use crate::batch::{compute_crc, CRC_OFFSET, TRANSACTIONAL_MASK};
+use crate::batch::{compute_crc, CONTROL_MASK, CRC_OFFSET, TRANSACTIONAL_MASK};
 use crate::varint::{write_varint, write_varlong};
 use crate::{Compression, Record, RecordsError, BATCH_HEADER_LEN, LOG_OVERHEAD};
 
@@ -23,6 +23,9 @@ pub struct BatchBuilder {
     pub producer_epoch: i16,
     pub base_sequence: i32,
     pub transactional: bool,
+    /// Sets the control attribute (bit 5). Transaction markers are built by
+    /// [`crate::control::build_control_batch`]; this is for tests and tools.
+    pub control: bool,
     pub partition_leader_epoch: i32,
     records: Vec<Record>,
 }
@@ -40,6 +43,7 @@ impl BatchBuilder {
             producer_epoch: -1,
             base_sequence: -1,
             transactional: false,
+            control: false,
             partition_leader_epoch: -1,
             records: Vec::new(),
         }
@@ -107,6 +111,9 @@ impl BatchBuilder {
         let mut attributes = self.compression.id();
         if self.transactional {
             attributes |= TRANSACTIONAL_MASK;
+        }
+        if self.control {
+            attributes |= CONTROL_MASK;
         }
         let mut out = BytesMut::with_capacity(total);
         out.put_i64(self.base_offset);

@@ -10,6 +10,7 @@
 //! - [`validate`]: full validation of a produced batch (magic, lengths,
 //!   CRC32C, record count, offset deltas, codec) as Kafka's LogValidator does.
 //! - [`record`]: individual records (varint-encoded) and their decoding.
+//! - [`control`]: control batches: transaction markers (build and parse).
 //! - [`builder`]: [`BatchBuilder`] to write batches (used by tests, tools and
 //!   the client).
 //! - [`compression`]: gzip, snappy (xerial framing), lz4 (frame), zstd.
@@ -37,6 +38,7 @@
 pub mod batch;
 pub mod builder;
 pub mod compression;
+pub mod control;
 pub mod record;
 pub mod validate;
 pub mod varint;
@@ -44,6 +46,9 @@ pub mod varint;
 pub use batch::{BatchHeader, BatchIter, TimestampType};
 pub use builder::BatchBuilder;
 pub use compression::Compression;
+pub use control::{
+    build_control_batch, parse_control_record, read_control_batch, ControlRecord, ControlRecordType,
+};
 pub use record::{Header, Record};
 pub use validate::{validate_batch, ValidatedBatch};
 
@@ -81,4 +86,12 @@ pub enum RecordsError {
     Decompression { codec: Compression, reason: String },
     #[error("{codec:?} compression failed: {reason}")]
     CompressionFailed { codec: Compression, reason: String },
+    /// A control record key or value with a negative version (corruption).
+    #[error("control record {part} has invalid version {version}")]
+    InvalidControlRecord { part: &'static str, version: i16 },
+    /// A control record whose type is not ABORT (0) or COMMIT (1).
+    #[error(
+        "control record type {control_type} is not a transaction marker (0 = ABORT, 1 = COMMIT)"
+    )]
+    UnknownControlRecordType { control_type: i16 },
 }

@@ -6,6 +6,7 @@
 //! - [`config`]: [`LogConfig`], the topic-level settings a log obeys.
 //! - [`offset_index`], [`time_index`]: the sparse `.index` and `.timeindex` files.
 //! - [`segment`]: [`LogSegment`], one `.log` plus its indexes.
+//! - [`txn_index`]: the `.txnindex` of aborted transactions of a segment.
 //! - [`log`]: [`Log`], one partition: segments, append, read, roll, recovery.
 //! - [`loader`]: the directory work of opening a log (leftovers, swaps, producer replay).
 //! - [`partition_metadata`]: the `partition.metadata` file (topic id).
@@ -32,14 +33,16 @@ pub mod partition_metadata;
 pub mod producer_state;
 pub mod segment;
 pub mod time_index;
+pub mod txn_index;
 pub mod validator;
 
 pub use cleaner::{CleanStats, CleanerConfig, LogCleaner};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::LogConfig;
 pub use leader_epoch::{EpochEntry, LeaderEpochFileCache};
-pub use log::{AppendInfo, Log, ReadInfo};
+pub use log::{AbortedTxn, AppendInfo, Log, ReadInfo};
 pub use manager::LogManager;
+pub use producer_state::OngoingTxn;
 pub use segment::LogSegment;
 
 use std::fmt;
@@ -148,6 +151,37 @@ pub enum StorageError {
         producer_id: i64,
         current: i16,
         found: i16,
+    },
+    /// INVALID_TXN_STATE: a non-transactional batch from a producer whose
+    /// transaction is ongoing (Kafka's `ProducerAppendInfo`).
+    #[error(
+        "producer {producer_id}: non-transactional batch at offset {offset} while its transaction \
+         from offset {txn_first_offset} is ongoing"
+    )]
+    InvalidTxnState {
+        producer_id: i64,
+        offset: i64,
+        txn_first_offset: i64,
+    },
+    /// INVALID_RECORD: a transactional batch without a producer id.
+    #[error(
+        "transactional batch with producer id {producer_id}: a transaction needs a producer id"
+    )]
+    TransactionalBatchWithoutProducerId { producer_id: i64 },
+    /// INVALID_RECORD: a control batch in a produce request (only the log
+    /// writes markers, through `Log::append_marker`).
+    #[error("{tp}: clients are not allowed to write control records")]
+    ControlBatchFromClient { tp: TopicPartition },
+    /// TRANSACTION_COORDINATOR_FENCED: a marker from a coordinator epoch
+    /// older than the one of the producer's last marker.
+    #[error(
+        "producer {producer_id}: marker from coordinator epoch {found} is older than the \
+         current coordinator epoch {current}"
+    )]
+    TransactionCoordinatorFenced {
+        producer_id: i64,
+        current: i32,
+        found: i32,
     },
     /// UNKNOWN_PRODUCER_ID (non-zero sequence from a producer the log has no state for)
     #[error("producer {producer_id}: unknown producer, first sequence {sequence} is not 0")]

@@ -10,20 +10,22 @@
 //! | `*.cleaned`                   | cleaner output not yet swapped   | deleted |
 //! | `*.tmp`                       | interrupted atomic write         | deleted |
 //! | `*.log.swap`                  | complete cleaner output          | renamed to `.log`, indexes rebuilt |
+//! | `*.txnindex.swap` beside one  | its aborted transactions         | renamed to `.txnindex` |
 //! | `*.index.swap` etc.           | indexes of a swap                | deleted (rebuilt) |
-//! | `.index`/`.timeindex` alone   | orphaned index                   | deleted |
+//! | an index alone                | orphaned `.index`/`.timeindex`/`.txnindex` | deleted |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
-use gregor_records::BatchHeader;
+use gregor_records::{read_control_batch, BatchHeader, BATCH_HEADER_LEN};
 
 use crate::leader_epoch::LeaderEpochFileCache;
 use crate::producer_state::ProducerStateManager;
 use crate::segment::{
-    scan_headers, segment_file, FileWindow, LogSegment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+    scan_headers, segment_file, FileWindow, LogSegment, INDEX_SUFFIX, LOG_SUFFIX, SEGMENT_SUFFIXES,
+    TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
 };
 use crate::{io_err, Result};
 
@@ -48,6 +50,7 @@ fn parse_base(name: &str, suffix: &str) -> Option<i64> {
 pub(crate) fn scan_dir(dir: &Path) -> Result<DirFiles> {
     let mut logs = BTreeSet::new();
     let mut swaps = Vec::new();
+    let mut txn_swaps = Vec::new();
     let mut indexes = Vec::new();
     let rd = fs::read_dir(dir).map_err(io_err(format!("list {}", dir.display())))?;
     for ent in rd {
@@ -62,19 +65,31 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<DirFiles> {
             .and_then(|n| parse_base(n, LOG_SUFFIX))
         {
             swaps.push(b);
+        } else if let Some(b) = name
+            .strip_suffix(".swap")
+            .and_then(|n| parse_base(n, TXN_INDEX_SUFFIX))
+        {
+            // Kept if its `.log.swap` is there (see `complete_swaps`).
+            txn_swaps.push((b, path));
         } else if name.ends_with(".swap") {
             // Index swaps are rebuilt from the swapped log.
             fs::remove_file(&path).map_err(io_err(format!("delete {}", path.display())))?;
         } else if let Some(b) = parse_base(name, LOG_SUFFIX) {
             logs.insert(b);
-        } else if let Some(b) =
-            parse_base(name, INDEX_SUFFIX).or_else(|| parse_base(name, TIME_INDEX_SUFFIX))
+        } else if let Some(b) = parse_base(name, INDEX_SUFFIX)
+            .or_else(|| parse_base(name, TIME_INDEX_SUFFIX))
+            .or_else(|| parse_base(name, TXN_INDEX_SUFFIX))
         {
             indexes.push((b, path));
         }
     }
     for (b, path) in indexes {
         if !logs.contains(&b) && !swaps.contains(&b) {
+            fs::remove_file(&path).map_err(io_err(format!("delete {}", path.display())))?;
+        }
+    }
+    for (b, path) in txn_swaps {
+        if !swaps.contains(&b) {
             fs::remove_file(&path).map_err(io_err(format!("delete {}", path.display())))?;
         }
     }
@@ -93,6 +108,9 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<DirFiles> {
 /// scanned and their bases fall below its next offset. An old segment of the
 /// group past that range may survive; it holds only records the clean dropped
 /// (superseded, or expired tombstones), so the log stays correct.
+/// The swap's `.txnindex.swap` (renamed before the `.log`, so complete when
+/// the `.log.swap` exists) replaces the old `.txnindex`; without one the old
+/// file goes, the cleaned segment holding no aborted transaction.
 /// Returns the bases of swapped-in segments.
 pub(crate) fn complete_swaps(
     dir: &Path,
@@ -102,11 +120,17 @@ pub(crate) fn complete_swaps(
     for &b in swaps {
         let swap = dir.join(format!("{b:020}{LOG_SUFFIX}.swap"));
         let log = segment_file(dir, b, LOG_SUFFIX);
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
             let p = segment_file(dir, b, suffix);
             if p.exists() {
                 fs::remove_file(&p).map_err(io_err(format!("delete {}", p.display())))?;
             }
+        }
+        let txn_swap = dir.join(format!("{b:020}{TXN_INDEX_SUFFIX}.swap"));
+        if txn_swap.exists() {
+            let txn = segment_file(dir, b, TXN_INDEX_SUFFIX);
+            fs::rename(&txn_swap, &txn)
+                .map_err(io_err(format!("rename {}", txn_swap.display())))?;
         }
         fs::rename(&swap, &log).map_err(io_err(format!("rename {}", swap.display())))?;
         bases.insert(b);
@@ -115,7 +139,7 @@ pub(crate) fn complete_swaps(
 }
 
 pub(crate) fn delete_segment_files(dir: &Path, base: i64) -> Result<()> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+    for suffix in SEGMENT_SUFFIXES {
         let p = segment_file(dir, base, suffix);
         if p.exists() {
             fs::remove_file(&p).map_err(io_err(format!("delete {}", p.display())))?;
@@ -124,14 +148,73 @@ pub(crate) fn delete_segment_files(dir: &Path, base: i64) -> Result<()> {
     Ok(())
 }
 
-/// Replays batch headers in `[from, to)` into the producer state.
+/// Replays the batches holding offsets in `[from, to)` into the producer
+/// state: headers only, plus the record of each transaction marker. With
+/// `rebuild_txn_index_from`, each aborted transaction whose marker is at or
+/// after that offset is appended to the `.txnindex` of the marker's segment
+/// (the caller removed those entries first), as Kafka's segment recovery
+/// does. A marker that cannot be read is skipped with a warning: the batch
+/// passed its CRC check, so only a foreign control type gets here.
 pub(crate) fn replay_producers(
     segments: &BTreeMap<i64, Arc<LogSegment>>,
     producers: &mut ProducerStateManager,
     from: i64,
     to: i64,
+    rebuild_txn_index_from: Option<i64>,
+    max_decompressed: usize,
 ) -> Result<()> {
-    for_each_header(segments, from, to, |h| producers.replay(h))
+    let start = segments
+        .range(..=from)
+        .next_back()
+        .map_or(i64::MIN, |(b, _)| *b);
+    for seg in segments.range(start..).map(|(_, s)| s) {
+        if seg.base_offset() >= to {
+            break;
+        }
+        let mut window = FileWindow::new(seg, 256 * 1024);
+        let mut pos = seg.index_lookup(from).position;
+        let size = seg.size();
+        while pos < size {
+            let Some(bytes) = window.get(pos, BATCH_HEADER_LEN)? else {
+                break;
+            };
+            let Ok(h) = BatchHeader::parse(bytes) else {
+                break;
+            };
+            let total = h.total_size();
+            if h.base_offset >= to || pos + total as u64 > size {
+                break;
+            }
+            if h.last_offset() >= from {
+                let marker = if h.is_control() && h.has_producer_id() {
+                    match window.get(pos, total)? {
+                        Some(batch) => match read_control_batch(batch, max_decompressed) {
+                            Ok(m) => m,
+                            Err(e) => {
+                                tracing::warn!(
+                                    segment = %seg.log_path().display(), offset = h.base_offset,
+                                    error = %e, "skipping unreadable control batch"
+                                );
+                                None
+                            }
+                        },
+                        None => break,
+                    }
+                } else {
+                    None
+                };
+                if let Some(done) = producers.replay(&h, marker) {
+                    if done.is_aborted
+                        && rebuild_txn_index_from.is_some_and(|t| done.last_offset >= t)
+                    {
+                        seg.append_aborted_txn(done.index_entry())?;
+                    }
+                }
+            }
+            pos += total as u64;
+        }
+    }
+    Ok(())
 }
 
 /// Rebuilds the leader epochs from the batch headers in `[from, to)` (the

@@ -18,7 +18,14 @@
 //! segment map is behind an `RwLock` taken briefly (write only to roll or
 //! delete segments). The log end is published with release ordering after the
 //! bytes are written, so a reader never sees an offset whose batch is not yet
-//! readable.
+//! readable. What the last stable offset is computed from (the first
+//! undecided offset, transactions awaiting the high watermark) is published
+//! under its own small lock, so fetches never wait for an append.
+//!
+//! Transactions: markers are written by [`Log::append_marker`] (leader) or
+//! replicated; aborted transactions go to the `.txnindex` of the segment
+//! holding their marker (see [`crate::txn_index`]), which
+//! [`Log::aborted_transactions`] reads for READ_COMMITTED fetches.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -29,8 +36,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use gregor_records::{
-    record::decode_records, validate_batch, BatchHeader, BatchIter, RecordsError, TimestampType,
-    BATCH_HEADER_LEN,
+    build_control_batch, read_control_batch, record::decode_records, validate_batch, BatchHeader,
+    BatchIter, ControlRecord, ControlRecordType, RecordsError, TimestampType, BATCH_HEADER_LEN,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -41,10 +48,13 @@ use crate::loader::{
     complete_swaps, delete_segment_files, rebuild_epochs, replay_producers, scan_dir,
 };
 use crate::partition_metadata::{self, PARTITION_METADATA_FILE};
-use crate::producer_state::{PendingProducerUpdates, ProducerStateManager, SequenceCheck};
+use crate::producer_state::{
+    CompletedTxn, OngoingTxn, PendingProducerUpdates, ProducerStateManager, SequenceCheck,
+};
 use crate::segment::{
     check_crc, segment_file, LogSegment, SegmentConfig, INDEX_SUFFIX, TIME_INDEX_SUFFIX,
 };
+use crate::txn_index::TxnIndexEntry;
 use crate::validator::{
     assign_offsets, keyless_records, max_decompressed, reencode, timestamp_errors,
 };
@@ -75,6 +85,31 @@ pub struct ReadInfo {
 }
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
+
+/// An aborted transaction overlapping a fetched range: what a READ_COMMITTED
+/// fetch response lists so the consumer drops the transaction's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+}
+
+/// At most this many ended transactions wait for the high watermark (see
+/// [`Log::last_stable_offset`]); more ended above it at once means the
+/// followers are far behind, and the oldest are let go.
+const MAX_UNREPLICATED_TXNS: usize = 1024;
+
+/// What the last stable offset is computed from, readable without the
+/// append lock (fetches ask for it constantly). Written under the append
+/// lock (lock order: `append`, then this).
+#[derive(Debug, Default)]
+struct StableState {
+    /// The first offset of the earliest ongoing transaction.
+    first_undecided: Option<i64>,
+    /// Transactions completed by a marker the high watermark may not have
+    /// passed yet: first offset → marker offset (Kafka's `unreplicatedTxns`).
+    unreplicated: BTreeMap<i64, i64>,
+}
 
 /// State only the append path touches.
 #[derive(Debug)]
@@ -112,6 +147,7 @@ pub struct Log {
     /// The leader epochs of the log. Changed under `append` (lock order:
     /// `append`, then this); read on its own.
     epochs: Mutex<LeaderEpochFileCache>,
+    stable: Mutex<StableState>,
 }
 
 fn segment_config(config: &LogConfig) -> SegmentConfig {
@@ -281,12 +317,51 @@ impl Log {
             epochs.write()?;
         }
 
-        // Producer state: latest snapshot ≤ log end, then replay.
+        // Producer state: the latest snapshot ≤ log end, then a replay of the
+        // log after it. The transaction indexes of the recovered segments
+        // (their tail may have lost writes either way) and of any found
+        // damaged are rebuilt by that replay: their entries go, and the
+        // replay starts at a snapshot at or below the first of them, so it
+        // sees every transaction their markers end.
+        let txn_rebuild_from = segments
+            .values()
+            .filter(|s| {
+                let damaged = s.txn_index_problem();
+                if let Some(p) = &damaged {
+                    tracing::warn!(log = %tp, base = s.base_offset(), problem = %p, "rebuilding transaction index");
+                }
+                s.base_offset() >= recover_from || damaged.is_some()
+            })
+            .map(|s| s.base_offset())
+            .min();
         let mut producers = ProducerStateManager::new(dir.clone());
-        let from = producers.load_snapshot(log_end)?.unwrap_or(log_start);
+        let snapshot = match txn_rebuild_from {
+            None => producers.load_snapshot(log_end)?,
+            Some(t) => {
+                for seg in segments.values() {
+                    seg.truncate_txn_index(t)?;
+                }
+                producers.load_snapshot_at_or_below(t, log_end)?
+            }
+        };
+        let from = snapshot.unwrap_or(log_start);
         if from < log_end {
-            replay_producers(&segments, &mut producers, from, log_end)?;
+            let cap = max_decompressed(&config);
+            replay_producers(
+                &segments,
+                &mut producers,
+                from,
+                log_end,
+                txn_rebuild_from,
+                cap,
+            )?;
         }
+        if let Some(t) = txn_rebuild_from {
+            for seg in segments.values().filter(|s| s.base_offset() >= t) {
+                seg.flush_txn_index()?;
+            }
+        }
+        let first_undecided = producers.first_undecided_offset();
 
         if clean {
             fs::remove_file(&clean_marker)
@@ -314,6 +389,10 @@ impl Log {
             cleaner_checkpoint: AtomicI64::new(-1),
             pending_deletes: Mutex::new(Vec::new()),
             epochs: Mutex::new(epochs),
+            stable: Mutex::new(StableState {
+                first_undecided,
+                unreplicated: BTreeMap::new(),
+            }),
         })
     }
 
@@ -385,6 +464,13 @@ impl Log {
         let mut max_ts = i64::MIN;
         for item in BatchIter::new(&records) {
             let (mut h, _pos, bytes) = item.map_err(records_err)?;
+            if h.is_control() {
+                // Markers come only through `append_marker` (Kafka's
+                // LogValidator refuses them from clients).
+                return Err(StorageError::ControlBatchFromClient {
+                    tp: self.tp.clone(),
+                });
+            }
             if bytes.len() > config.max_message_bytes {
                 return Err(StorageError::MessageTooLarge {
                     size: bytes.len(),
@@ -453,6 +539,7 @@ impl Log {
         segment.append(&records)?;
         self.log_end.store(next, Ordering::Release);
         st.producers.commit(pending);
+        self.publish_undecided(&st);
         st.unflushed_messages += next - log_end;
         self.maybe_flush(&mut st, &config, now)?;
         Ok(AppendInfo {
@@ -538,9 +625,23 @@ impl Log {
         let segment = self.maybe_roll(&mut st, &config, records.len() as u64, next - 1, max_ts)?;
         segment.append(&records)?;
         self.log_end.store(next, Ordering::Release);
-        for (h, _, _) in BatchIter::new(&records).flatten() {
-            st.producers.replay(&h);
+        let cap = max_decompressed(&config);
+        for (h, _, bytes) in BatchIter::new(&records).flatten() {
+            let marker = if h.is_control() && h.has_producer_id() {
+                read_control_batch(bytes, cap).unwrap_or_else(|e| {
+                    tracing::warn!(log = %self.tp, offset = h.base_offset, error = %e, "replicated control batch is not a transaction marker");
+                    None
+                })
+            } else {
+                None
+            };
+            // Each batch in turn, as the leader appended them, so the
+            // transaction index and its last stable offsets match the
+            // leader's.
+            let done = st.producers.replay(&h, marker);
+            self.on_completed_txn(&segment, done)?;
         }
+        self.publish_undecided(&st);
         st.unflushed_messages += next - log_end;
         let now = self.clock.now_ms();
         self.maybe_flush(&mut st, &config, now)?;
@@ -551,6 +652,183 @@ impl Log {
             log_start_offset: self.log_start.load(Ordering::Acquire),
             duplicate: false,
         }))
+    }
+
+    /// Writes a transaction marker (COMMIT when `commit`, else ABORT) for
+    /// `producer_id` as leader: Kafka's `appendAsLeader` of the control
+    /// batch the transaction coordinator's WriteTxnMarkers asks for. Refused
+    /// with `InvalidProducerEpoch` when `producer_epoch` is below the
+    /// producer's, and with `TransactionCoordinatorFenced` when
+    /// `coordinator_epoch` is below the one of its last marker. The marker
+    /// ends the producer's ongoing transaction (an ABORT of one that wrote
+    /// data gets a `.txnindex` entry in the segment the marker went to); with
+    /// none ongoing it is written all the same, as Kafka does. The producer
+    /// takes the marker's epoch and coordinator epoch.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        leader_epoch: i32,
+    ) -> Result<AppendInfo> {
+        let config = self.config.read().clone();
+        let mut st = self.append.lock();
+        self.check_open()?;
+        if producer_id < 0 {
+            return Err(StorageError::TransactionalBatchWithoutProducerId { producer_id });
+        }
+        st.producers
+            .check_marker(producer_id, producer_epoch, coordinator_epoch)?;
+        let now = self.clock.now_ms();
+        let log_end = self.log_end.load(Ordering::Acquire);
+        let log_append_time = config.message_timestamp_type == TimestampTypeConfig::LogAppendTime;
+        let mut batch =
+            build_control_batch(producer_id, producer_epoch, commit, coordinator_epoch, now);
+        assign_offsets(
+            &mut batch,
+            log_end,
+            leader_epoch,
+            log_append_time.then_some(now),
+        )
+        .map_err(records_err)?;
+        self.assign_epoch(leader_epoch, log_end)?;
+        let segment = self.maybe_roll(&mut st, &config, batch.len() as u64, log_end, now)?;
+        segment.append(&batch)?;
+        self.log_end.store(log_end + 1, Ordering::Release);
+        let marker = ControlRecord {
+            kind: if commit {
+                ControlRecordType::Commit
+            } else {
+                ControlRecordType::Abort
+            },
+            coordinator_epoch,
+        };
+        let done = st
+            .producers
+            .apply_marker(producer_id, producer_epoch, marker, log_end, now);
+        self.on_completed_txn(&segment, done)?;
+        self.publish_undecided(&st);
+        st.unflushed_messages += 1;
+        self.maybe_flush(&mut st, &config, now)?;
+        Ok(AppendInfo {
+            base_offset: log_end,
+            last_offset: log_end,
+            log_append_time: if log_append_time { now } else { -1 },
+            log_start_offset: self.log_start.load(Ordering::Acquire),
+            duplicate: false,
+        })
+    }
+
+    /// After a marker ended `done` (written to `segment`): an aborted
+    /// transaction goes into the segment's `.txnindex`, and every ended
+    /// transaction stays unstable until the high watermark passes its
+    /// marker (see [`Log::last_stable_offset`]).
+    fn on_completed_txn(&self, segment: &LogSegment, done: Option<CompletedTxn>) -> Result<()> {
+        let Some(done) = done else { return Ok(()) };
+        if done.is_aborted {
+            segment.append_aborted_txn(done.index_entry())?;
+        }
+        let mut stable = self.stable.lock();
+        stable
+            .unreplicated
+            .insert(done.first_offset, done.last_offset);
+        // Bounded even if no one reports the high watermark: the oldest go
+        // first (they are the likeliest to be replicated already).
+        while stable.unreplicated.len() > MAX_UNREPLICATED_TXNS {
+            stable.unreplicated.pop_first();
+        }
+        Ok(())
+    }
+
+    /// Publishes the first undecided offset for readers (under `append`).
+    fn publish_undecided(&self, st: &AppendState) {
+        self.stable.lock().first_undecided = st.producers.first_undecided_offset();
+    }
+
+    /// Kafka's first undecided offset: the first offset of the earliest
+    /// ongoing transaction (never below the log start), None when no
+    /// transaction is ongoing. A READ_COMMITTED fetch must not pass it.
+    /// Does not take the append lock.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        let first = self.stable.lock().first_undecided?;
+        Some(first.max(self.log_start_offset()))
+    }
+
+    /// Kafka's `lastStableOffset` for a leader whose high watermark is
+    /// `high_watermark`: the high watermark, or, when earlier, the first
+    /// offset of the earliest transaction that is ongoing or whose marker
+    /// the high watermark has not passed yet (Kafka's `firstUnstableOffset`,
+    /// which keeps a transaction unstable until its marker is replicated).
+    /// Transactions whose marker is below `high_watermark` are forgotten
+    /// here, so pass the partition's real high watermark (Kafka's
+    /// `onHighWatermarkUpdated`). Does not take the append lock.
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        let log_start = self.log_start_offset();
+        let mut stable = self.stable.lock();
+        stable
+            .unreplicated
+            .retain(|_, marker| *marker >= high_watermark);
+        let unreplicated = stable.unreplicated.keys().next().copied();
+        let first = match (stable.first_undecided, unreplicated) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match first {
+            Some(f) => f.max(log_start).min(high_watermark),
+            None => high_watermark,
+        }
+    }
+
+    /// Whether `producer_id` has a transaction open in this log in
+    /// `producer_epoch` (KIP-890: its next transactional batches need no
+    /// verification with the coordinator).
+    pub fn has_ongoing_transaction(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        self.append
+            .lock()
+            .producers
+            .get(producer_id)
+            .is_some_and(|e| e.epoch == producer_epoch && e.current_txn_first_offset.is_some())
+    }
+
+    /// The ongoing transactions, by first offset (DescribeProducers'
+    /// `current_txn_start_offset`, and what `find-hanging` looks for).
+    pub fn ongoing_transactions(&self) -> Vec<OngoingTxn> {
+        self.append.lock().producers.ongoing_txns()
+    }
+
+    /// Kafka's `collectAbortedTransactions(startOffset, upperBoundOffset)`:
+    /// the aborted transactions that overlap `[from, upper)` (their marker
+    /// at or after `from`, their first offset before `upper`), looking in
+    /// the segment holding `from` and the later ones until an entry's last
+    /// stable offset shows no later transaction can overlap. Reads no file.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        self.aborted_txn_entries(from, upper)
+            .into_iter()
+            .map(|e| AbortedTxn {
+                producer_id: e.producer_id,
+                first_offset: e.first_offset,
+            })
+            .collect()
+    }
+
+    /// As [`Log::aborted_transactions`], with every field of the entries.
+    pub fn aborted_txn_entries(&self, from: i64, upper: i64) -> Vec<TxnIndexEntry> {
+        // Each segment's entries are in memory behind their own lock, taken
+        // after the map's (as everywhere): a segment without aborted
+        // transactions costs a lock and a length check.
+        let segs = self.segments.read();
+        let start = segs
+            .range(..=from)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        let mut out = Vec::new();
+        for seg in segs.range(start..).map(|(_, s)| s) {
+            if seg.collect_aborted_txns(from, upper, &mut out) {
+                break;
+            }
+        }
+        out
     }
 
     /// Records that `epoch` starts at `start_offset` (under the append lock,
@@ -924,6 +1202,12 @@ impl Log {
                 .extend(renamed.into_iter().map(|p| (p, due)));
         }
         st.producers.remove_below(offset);
+        {
+            // Kafka's `onLogStartOffsetIncremented`.
+            let mut stable = self.stable.lock();
+            stable.unreplicated.retain(|_, marker| *marker >= offset);
+            stable.first_undecided = st.producers.first_undecided_offset();
+        }
         Ok(doomed.len())
     }
 
@@ -1050,6 +1334,7 @@ impl Log {
             truncate_segment(&last, cut)?;
             let r = last.recover(|_| {})?;
             last.make_active()?;
+            last.truncate_txn_index(r.next_offset)?;
             r.next_offset
         };
         self.log_end.store(new_end, Ordering::Release);
@@ -1080,7 +1365,15 @@ impl Log {
             .unwrap_or(self.log_start_offset());
         if from < new_end {
             let segs = self.segments.read().clone();
-            replay_producers(&segs, &mut st.producers, from, new_end)?;
+            let cap = max_decompressed(&config);
+            replay_producers(&segs, &mut st.producers, from, new_end, None, cap)?;
+        }
+        // As Kafka's `truncateAndReload`: the new end is at or below the high
+        // watermark, so no ended transaction awaits replication.
+        {
+            let mut stable = self.stable.lock();
+            stable.unreplicated.clear();
+            stable.first_undecided = st.producers.first_undecided_offset();
         }
         Ok(())
     }
@@ -1146,9 +1439,11 @@ impl Log {
         &self.clock
     }
 
-    /// Each producer's id and the last offset of its last batch.
-    pub(crate) fn producer_last_batch_offsets(&self) -> std::collections::HashMap<i64, i64> {
-        self.append.lock().producers.last_batch_offsets()
+    /// Each producer's id, epoch and the last offset of its last data batch.
+    pub(crate) fn producer_last_records(
+        &self,
+    ) -> std::collections::HashMap<i64, (i16, Option<i64>)> {
+        self.append.lock().producers.last_records()
     }
 
     /// The cleaner's swap. Under the append lock (so no append, roll,

@@ -4,6 +4,8 @@
 //! <dir>/00000000000000001000.log        RecordBatch v2 bytes, exactly as appended
 //! <dir>/00000000000000001000.index      see crate::offset_index
 //! <dir>/00000000000000001000.timeindex  see crate::time_index
+//! <dir>/00000000000000001000.txnindex   see crate::txn_index (only once the
+//!                                       segment holds an ABORT marker)
 //! ```
 //!
 //! The name is the segment's base offset, zero-padded to 20 digits. A segment
@@ -25,11 +27,20 @@ use parking_lot::RwLock;
 
 use crate::offset_index::{OffsetIndex, OffsetPosition};
 use crate::time_index::{TimeIndex, TimestampOffset};
+use crate::txn_index::{TransactionIndex, TxnIndexEntry, TxnIndexProblem};
 use crate::{io_err, Result, StorageError};
 
 pub const LOG_SUFFIX: &str = ".log";
 pub const INDEX_SUFFIX: &str = ".index";
 pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+pub use crate::txn_index::TXN_INDEX_SUFFIX;
+/// Every file of a segment (the `.txnindex` may not exist).
+pub const SEGMENT_SUFFIXES: [&str; 4] = [
+    LOG_SUFFIX,
+    INDEX_SUFFIX,
+    TIME_INDEX_SUFFIX,
+    TXN_INDEX_SUFFIX,
+];
 
 /// `<dir>/<20-digit offset><suffix>`
 pub fn segment_file(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
@@ -82,6 +93,9 @@ pub struct LogSegment {
     /// the cleaner's output before its swap (see [`crate::cleaner`]).
     suffix: &'static str,
     inner: RwLock<Inner>,
+    /// Written only under the log's append lock (or by the cleaner before
+    /// the segment is swapped in); read by fetches.
+    txn_index: RwLock<TransactionIndex>,
 }
 
 /// Suffix of the cleaner's output files until they are swapped in.
@@ -108,7 +122,7 @@ impl LogSegment {
         config: SegmentConfig,
         now_ms: i64,
     ) -> Result<Self> {
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in SEGMENT_SUFFIXES {
             let p = suffixed_file(dir, base_offset, suffix, CLEANED_SUFFIX);
             match fs::remove_file(&p) {
                 Ok(()) => {}
@@ -153,6 +167,10 @@ impl LogSegment {
             base_offset,
             config.index_max_bytes,
         )?;
+        let txn_index = TransactionIndex::open(
+            &suffixed_file(dir, base_offset, TXN_INDEX_SUFFIX, suffix),
+            base_offset,
+        )?;
         let max_timestamp = time_index.last_entry().unwrap_or(TimestampOffset {
             timestamp: -1,
             offset: base_offset,
@@ -172,6 +190,7 @@ impl LogSegment {
                 max_timestamp,
                 first_batch_timestamp: None,
             }),
+            txn_index: RwLock::new(txn_index),
         };
         if size >= BATCH_HEADER_LEN as u64 {
             let mut h = [0u8; BATCH_HEADER_LEN];
@@ -464,14 +483,17 @@ impl LogSegment {
         self.file
             .sync_data()
             .map_err(io_err(format!("fsync {}", self.name())))?;
-        let inner = self.inner.read();
-        inner.offset_index.flush()?;
-        inner.time_index.flush()
+        {
+            let inner = self.inner.read();
+            inner.offset_index.flush()?;
+            inner.time_index.flush()?;
+        }
+        self.txn_index.read().flush()
     }
 
     /// Deletes the segment's files (open handles stay valid for readers).
     pub fn delete_files(&self) -> Result<()> {
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in SEGMENT_SUFFIXES {
             let p = suffixed_file(&self.dir, self.base_offset, suffix, self.suffix);
             match fs::remove_file(&p) {
                 Ok(()) => {}
@@ -492,8 +514,8 @@ impl LogSegment {
     /// and the files are removed after file.delete.delay.ms, or at the next
     /// start). Returns the new paths.
     pub fn rename_to_deleted(&self) -> Result<Vec<std::path::PathBuf>> {
-        let mut out = Vec::with_capacity(3);
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        let mut out = Vec::with_capacity(SEGMENT_SUFFIXES.len());
+        for suffix in SEGMENT_SUFFIXES {
             let from = suffixed_file(&self.dir, self.base_offset, suffix, self.suffix);
             let to = suffixed_file(&self.dir, self.base_offset, suffix, ".deleted");
             match fs::rename(&from, &to) {
@@ -523,6 +545,41 @@ impl LogSegment {
     /// Time-index lookup (for tests and tools).
     pub fn time_index_lookup(&self, timestamp: i64) -> TimestampOffset {
         self.inner.read().time_index.lookup(timestamp)
+    }
+
+    /// Records an aborted transaction whose marker is in this segment.
+    pub fn append_aborted_txn(&self, entry: TxnIndexEntry) -> Result<()> {
+        self.txn_index.write().append(entry)
+    }
+    pub fn flush_txn_index(&self) -> Result<()> {
+        self.txn_index.read().flush()
+    }
+    /// Forgets the aborted transactions whose marker is at or after `offset`.
+    pub fn truncate_txn_index(&self, offset: i64) -> Result<()> {
+        self.txn_index.write().truncate_to(offset)
+    }
+    /// The aborted transactions whose marker is in this segment, ascending.
+    pub fn aborted_txns(&self) -> Vec<TxnIndexEntry> {
+        self.txn_index.read().entries().to_vec()
+    }
+    /// Kafka's `LogSegment.collectAbortedTxns`: see
+    /// [`TransactionIndex::collect`]. Reads memory only.
+    pub fn collect_aborted_txns(
+        &self,
+        fetch_offset: i64,
+        upper_bound: i64,
+        out: &mut Vec<TxnIndexEntry>,
+    ) -> bool {
+        let idx = self.txn_index.read();
+        if idx.is_empty() {
+            return false;
+        }
+        idx.collect(fetch_offset, upper_bound, out)
+    }
+    /// Why the `.txnindex` found when the segment was opened cannot be
+    /// trusted (the log rebuilds it), if it cannot.
+    pub fn txn_index_problem(&self) -> Option<TxnIndexProblem> {
+        self.txn_index.read().problem().cloned()
     }
 }
 

@@ -4,9 +4,10 @@
 //! leader or a follower: followers build the same state from the batches
 //! they copy); NOT_LEADER_OR_FOLLOWER where this broker has no replica of an
 //! existing partition, UNKNOWN_TOPIC_OR_PARTITION for one that does not
-//! exist, KAFKA_STORAGE_ERROR on an offline log dir. Without transactions
-//! yet, the coordinator epoch and the current transaction's start offset
-//! are always -1.
+//! exist, KAFKA_STORAGE_ERROR on an offline log dir. A producer with an
+//! open transaction reports its first offset as `current_txn_start_offset`
+//! (what `kafka-transactions.sh find-hanging` and `abort` look for), and the
+//! coordinator epoch of its last marker.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_producers_response::{
@@ -46,9 +47,13 @@ pub async fn handle(
                             s.producer_id = ProducerId(e.producer_id);
                             s.producer_epoch = i32::from(e.epoch);
                             s.last_sequence = last.map_or(-1, |b| b.last_seq);
-                            s.last_timestamp = last.map_or(-1, |b| b.timestamp);
-                            s.coordinator_epoch = -1;
-                            s.current_txn_start_offset = -1;
+                            s.last_timestamp = if e.last_timestamp >= 0 {
+                                e.last_timestamp
+                            } else {
+                                last.map_or(-1, |b| b.timestamp)
+                            };
+                            s.coordinator_epoch = e.coordinator_epoch;
+                            s.current_txn_start_offset = e.current_txn_first_offset.unwrap_or(-1);
                             s
                         })
                         .collect();

@@ -23,8 +23,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 
 use super::util::{self, str_bytes};
 use super::RequestContext;
@@ -190,8 +192,14 @@ fn read_once(
                 }
                 (Some(_), Some(partition), None) => {
                     let hw = partition.high_watermark();
+                    let lso = partition.last_stable_offset();
                     pd.high_watermark = hw;
-                    pd.last_stable_offset = hw;
+                    pd.last_stable_offset = lso;
+                    // read_committed (isolation level 1) reads up to the
+                    // last stable offset and gets the aborted transactions
+                    // of what it read, so the client can drop their records.
+                    let committed = req.isolation_level == 1 && ctx.api_version >= 4;
+                    let upper = if committed { lso } else { hw };
                     if ctx.api_version >= 5 {
                         pd.log_start_offset = partition.log().log_start_offset();
                     }
@@ -220,8 +228,22 @@ fn read_once(
                             let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
                             // The first partition with data may exceed the limits by one batch.
                             let min_one = total == 0;
-                            match partition.log().read(p.fetch_offset, limit, min_one, hw) {
+                            let log = partition.log();
+                            match log.read(p.fetch_offset, limit, min_one, upper) {
                                 Ok(read) => {
+                                    if committed {
+                                        pd.aborted_transactions = Some(
+                                            log.aborted_transactions(p.fetch_offset, upper)
+                                                .into_iter()
+                                                .map(|a| {
+                                                    let mut t = AbortedTransaction::default();
+                                                    t.producer_id = ProducerId(a.producer_id);
+                                                    t.first_offset = a.first_offset;
+                                                    t
+                                                })
+                                                .collect(),
+                                        );
+                                    }
                                     let n = read.records.len();
                                     total += n;
                                     remaining = remaining.saturating_sub(n);
@@ -262,9 +284,8 @@ fn follower_partition(
 ) -> (Option<ResponseError>, usize, bool) {
     let read = partition.read_for_follower(fetch, broker.clock.now_ms());
     // Read after the follower's position may have moved it.
-    let hw = partition.high_watermark();
-    pd.high_watermark = hw;
-    pd.last_stable_offset = hw;
+    pd.high_watermark = partition.high_watermark();
+    pd.last_stable_offset = partition.last_stable_offset();
     match read {
         Ok(FollowerRead::Records(read)) => {
             if ctx.api_version >= 5 {

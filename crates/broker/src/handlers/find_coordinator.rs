@@ -1,8 +1,8 @@
 //! FindCoordinator (key 10), versions 0-6: a group's coordinator is the
-//! leader of its `__consumer_offsets` partition (COORDINATOR_NOT_AVAILABLE
-//! while it has none). The first request creates `__consumer_offsets`, as
-//! Kafka does. Transactional ids are answered with this node until the
-//! transaction coordinator lands.
+//! leader of its `__consumer_offsets` partition, a transactional id's the
+//! leader of its `__transaction_state` partition (COORDINATOR_NOT_AVAILABLE
+//! while it has none). The first request of each kind creates its topic, as
+//! Kafka does.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -12,7 +12,6 @@ use kafka_protocol::protocol::StrBytes;
 use super::util::str_bytes;
 use super::RequestContext;
 use crate::broker::Broker;
-use crate::group_runtime::OFFSETS_TOPIC;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -23,25 +22,34 @@ pub async fn handle(
     req: FindCoordinatorRequest,
 ) -> Option<FindCoordinatorResponse> {
     let error = match req.key_type {
-        KEY_TYPE_GROUP => broker.groups.ensure_offsets_topic().await.err().map(|e| {
+        KEY_TYPE_GROUP => broker.groups.ensure_topic().await.err().map(|e| {
             tracing::warn!(error = %e, "cannot create the offsets topic");
             ResponseError::CoordinatorNotAvailable
         }),
-        KEY_TYPE_TRANSACTION => None,
+        KEY_TYPE_TRANSACTION => broker.txns.ensure_topic().await.err().map(|e| {
+            tracing::warn!(error = %e, "cannot create the transaction state topic");
+            ResponseError::CoordinatorNotAvailable
+        }),
         _ => Some(ResponseError::InvalidRequest),
     };
     // Where the coordinator of `key` is: `(node, host, port)`.
     let locate = |key: &str| -> Result<(i32, String, u16), ResponseError> {
-        if req.key_type != KEY_TYPE_GROUP {
-            let (host, port) = broker.advertised_endpoint();
-            return Ok((broker.node_id(), host, port));
+        let (leader, topic, partition) = if req.key_type == KEY_TYPE_GROUP {
+            let p = broker.groups.partition_for(key);
+            (broker.groups.leader_of(broker, p), broker.groups.topic(), p)
+        } else {
+            let p = broker.txns.partition_for(key);
+            (broker.txns.leader_of(broker, p), broker.txns.topic(), p)
+        };
+        // The image may name this node before its partition is set up (a
+        // topic another request just created): not yet, the client retries.
+        if leader == broker.node_id()
+            && !broker
+                .partition(topic, partition)
+                .is_some_and(|p| p.is_leader())
+        {
+            return Err(ResponseError::CoordinatorNotAvailable);
         }
-        let partition = broker.groups.partition_for(key);
-        let image = broker.metadata.image();
-        let leader = image
-            .topic(OFFSETS_TOPIC)
-            .and_then(|t| t.partitions.get(&partition))
-            .map_or(-1, |p| p.leader);
         let (host, port) = super::util::broker_endpoint(broker, leader)
             .ok_or(ResponseError::CoordinatorNotAvailable)?;
         Ok((leader, host, port))

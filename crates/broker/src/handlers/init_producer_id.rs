@@ -1,34 +1,56 @@
-//! InitProducerId (key 22), versions 0-5, for idempotent producers: a fresh
-//! producer id with epoch 0 from the block this broker owns. Transactional
-//! ids need the transaction coordinator, which is not built yet.
+//! InitProducerId (key 22), versions 0-5. Without a transactional id: a
+//! fresh producer id with epoch 0 from the block this broker owns
+//! (idempotent producers). With one: the transaction coordinator of the id
+//! (epoch bump, fencing of the previous producer, abort of its open
+//! transaction); a producer id is allocated up front for it to use when the
+//! id is new or its epoch is exhausted.
 
+use gregor_coordinator::txn::TxnResponse;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use super::RequestContext;
+use super::{txn_util, RequestContext};
 use crate::broker::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: InitProducerIdRequest,
 ) -> Option<InitProducerIdResponse> {
     let mut resp = InitProducerIdResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
-    if req.transactional_id.is_some() {
-        resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
-        return Some(resp);
-    }
-    match broker.next_producer_id().await {
-        Ok(id) => {
-            resp.producer_id = ProducerId(id);
-            resp.producer_epoch = 0;
-        }
+    let fresh = match broker.next_producer_id().await {
+        Ok(id) => id,
         Err(e) => {
             tracing::error!(error = %e, "allocating a producer id failed");
             resp.error_code = ResponseError::CoordinatorNotAvailable.code();
+            return Some(resp);
+        }
+    };
+    let Some(txn_id) = req.transactional_id.as_ref().map(|s| s.to_string()) else {
+        resp.producer_id = ProducerId(fresh);
+        resp.producer_epoch = 0;
+        return Some(resp);
+    };
+    if txn_id.is_empty() {
+        resp.error_code = ResponseError::InvalidRequest.code();
+        return Some(resp);
+    }
+    let v = ctx.api_version;
+    match txn_util::call(broker, "InitProducerId", &txn_id, move |s, now, id| {
+        s.init_producer_id(now, id, v, &req, fresh)
+    })
+    .await
+    {
+        Ok(TxnResponse::InitProducerId(r)) => Some(r),
+        Ok(_) => {
+            resp.error_code = txn_util::mismatch("InitProducerId").code();
+            Some(resp)
+        }
+        Err(e) => {
+            resp.error_code = e.code();
+            Some(resp)
         }
     }
-    Some(resp)
 }

@@ -14,7 +14,7 @@ pub async fn handle(
 ) -> Option<ListGroupsResponse> {
     let v = ctx.api_version;
     let mut resp = ListGroupsResponse::default();
-    if let Err(e) = broker.groups.ensure_offsets_topic().await {
+    if let Err(e) = broker.groups.ensure_topic().await {
         super::group_util::log_failure("ListGroups", Some(e));
         resp.error_code = ResponseError::CoordinatorNotAvailable.code();
         return Some(resp);

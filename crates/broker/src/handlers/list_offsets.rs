@@ -1,6 +1,8 @@
 //! ListOffsets (key 2), versions 1-10: earliest (-2), latest (-1, the log end
 //! offset), max timestamp (-3), earliest local (-4), latest tiered (-5), or the
-//! first offset whose timestamp is at least the given one.
+//! first offset whose timestamp is at least the given one. Offsets stop at
+//! the high watermark, or for `read_committed` (isolation level 1) at the
+//! last stable offset.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -57,14 +59,22 @@ pub async fn handle(
                 continue;
             }
             let log = partition.log();
+            // Kafka's last fetchable offset: read_committed (v2+ isolation
+            // level 1) stops at the last stable offset, read_uncommitted
+            // (and our replica fetchers' lookups) at the high watermark.
+            let fetchable = if client && ctx.api_version >= 2 && req.isolation_level == 1 {
+                partition.last_stable_offset()
+            } else {
+                partition.high_watermark()
+            };
             let found = match p.timestamp {
-                // Both isolation levels: without transactions the last stable
-                // offset is the high watermark.
-                LATEST => Ok(Some((partition.high_watermark(), -1))),
+                LATEST => Ok(Some((fetchable, -1))),
                 EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
                 MAX_TIMESTAMP => log.max_timestamp_offset(),
                 LATEST_TIERED => Ok(Some((-1, -1))),
-                ts => log.offset_for_timestamp(ts),
+                ts => log
+                    .offset_for_timestamp(ts)
+                    .map(|found| found.filter(|(offset, _)| *offset < fetchable)),
             };
             match found {
                 Ok(Some((offset, timestamp))) => {

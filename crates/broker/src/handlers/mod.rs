@@ -10,6 +10,8 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use crate::broker::Broker;
 use crate::response_buf::{ResponseBuf, ResponseFrame};
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod alter_replica_log_dirs;
@@ -28,7 +30,9 @@ pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 mod group_util;
@@ -41,6 +45,7 @@ pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -48,7 +53,12 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
+mod txn_util;
 mod util;
+pub mod write_txn_markers;
+
+pub use util::{broker_endpoint, coordinator_error, not_hosted, partition_error};
 
 /// What a handler knows about the request besides its body.
 #[derive(Debug, Clone)]
@@ -195,6 +205,13 @@ apis! {
     AlterPartitionReassignments => alter_partition_reassignments(AlterPartitionReassignmentsRequest, 0, 0, 0),
     ListPartitionReassignments => list_partition_reassignments(ListPartitionReassignmentsRequest, 0, 0, 0),
     ListConfigResources => list_config_resources(ListConfigResourcesRequest, 0, 0, 1),
+    AddPartitionsToTxn => add_partitions_to_txn(AddPartitionsToTxnRequest, 0, 0, 4),
+    AddOffsetsToTxn => add_offsets_to_txn(AddOffsetsToTxnRequest, 0, 0, 4),
+    EndTxn => end_txn(EndTxnRequest, 0, 0, 4),
+    WriteTxnMarkers => write_txn_markers(WriteTxnMarkersRequest, 1, 1, 1),
+    TxnOffsetCommit => txn_offset_commit(TxnOffsetCommitRequest, 0, 0, 5),
+    DescribeTransactions => describe_transactions(DescribeTransactionsRequest, 0, 0, 0),
+    ListTransactions => list_transactions(ListTransactionsRequest, 0, 0, 2),
 }
 
 enum Checked {

@@ -54,10 +54,13 @@ pub async fn handle(
             r.log_start_offset = -1;
             let refused = if !(-1..=1).contains(&acks) {
                 Some(ResponseError::InvalidRequiredAcks)
-            } else if req.transactional_id.is_some() {
-                // Transactions arrive with the transaction coordinator; until then
-                // no transactional producer can get this far (InitProducerId refuses it).
-                Some(ResponseError::TransactionalIdAuthorizationFailed)
+            } else if let Some(e) = match &req.transactional_id {
+                Some(id) => {
+                    verify_transaction(broker, id, &name, p.index, p.records.as_ref()).await
+                }
+                None => None,
+            } {
+                Some(e)
             } else {
                 match append(broker, ctx, &name, p.index, p.records, acks, &mut r) {
                     Ok(Some((partition, required))) => {
@@ -84,6 +87,66 @@ pub async fn handle(
         await_replication(&mut resp, delayed, timeout).await;
     }
     (acks != 0).then_some(resp)
+}
+
+/// KIP-890 part 1 (`transaction.partition.verification.enable`, on by
+/// default in Kafka): the first transactional batch of a producer's
+/// transaction in a partition is appended only if the transaction
+/// coordinator confirms the partition was added to that transaction
+/// (AddPartitionsToTxn v4 `verify_only`, to the coordinator's broker or this
+/// one's shard). Otherwise a late or stray produce would open a transaction
+/// no coordinator knows, and hold the partition's last stable offset for
+/// ever. Errors as Kafka translates them: INVALID_TXN_STATE when the
+/// partition is not in the transaction, NOT_ENOUGH_REPLICAS (retried by
+/// every client) when the coordinator could not answer.
+async fn verify_transaction(
+    broker: &Broker,
+    transactional_id: &str,
+    topic: &str,
+    index: i32,
+    records: Option<&Bytes>,
+) -> Option<ResponseError> {
+    let first = records.and_then(|r| gregor_records::BatchIter::new(r).next()?.ok())?;
+    let header = first.0;
+    if !header.is_transactional() || header.producer_id < 0 {
+        return None;
+    }
+    if !broker
+        .config
+        .props
+        .get("transaction.partition.verification.enable")
+        .is_none_or(|v| v.trim().eq_ignore_ascii_case("true"))
+    {
+        return None;
+    }
+    let partition = broker.partition(topic, index)?;
+    if partition
+        .log()
+        .has_ongoing_transaction(header.producer_id, header.producer_epoch)
+    {
+        return None;
+    }
+    let verdict = crate::txn_runtime::verify_partition(
+        broker,
+        transactional_id,
+        header.producer_id,
+        header.producer_epoch,
+        topic,
+        index,
+    )
+    .await;
+    match verdict {
+        None => None,
+        Some(
+            ResponseError::ConcurrentTransactions
+            | ResponseError::NetworkException
+            | ResponseError::CoordinatorLoadInProgress
+            | ResponseError::CoordinatorNotAvailable
+            | ResponseError::NotCoordinator,
+        ) => Some(ResponseError::NotEnoughReplicas),
+        Some(ResponseError::ProducerFenced) => Some(ResponseError::InvalidProducerEpoch),
+        Some(e) => Some(e),
+    }
 }
 
 /// Kafka's DelayedProduce: waits, woken by the partitions' watchers, until

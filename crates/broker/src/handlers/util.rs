@@ -40,6 +40,12 @@ pub fn storage_error(e: &StorageError) -> ResponseError {
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         StorageError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
+        StorageError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        StorageError::TransactionCoordinatorFenced { .. } => {
+            ResponseError::TransactionCoordinatorFenced
+        }
+        StorageError::TransactionalBatchWithoutProducerId { .. }
+        | StorageError::ControlBatchFromClient { .. } => ResponseError::InvalidRecord,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         // Follower appends only; Kafka's exceptions for them are not API errors.
         StorageError::UnexpectedAppendOffset { .. } | StorageError::OffsetsOutOfOrder { .. } => {
@@ -138,5 +144,25 @@ pub fn not_hosted(broker: &Broker, topic: &str, partition: i32) -> ResponseError
         ResponseError::NotLeaderOrFollower
     } else {
         ResponseError::UnknownTopicOrPartition
+    }
+}
+
+/// Kafka's error for a coordinator (group or transaction) that could not
+/// serve a request: NOT_COORDINATOR when this node does not lead the shard's
+/// partition (the client looks the coordinator up again), the partition's
+/// error when its write failed, else COORDINATOR_NOT_AVAILABLE.
+pub fn coordinator_error(e: &crate::coordinator_runtime::CoordinatorError) -> ResponseError {
+    use crate::coordinator_runtime::CoordinatorError;
+    match e {
+        CoordinatorError::NotCoordinator(_) => ResponseError::NotCoordinator,
+        CoordinatorError::Append { source, .. } => match partition_error(source) {
+            ResponseError::NotLeaderOrFollower | ResponseError::FencedLeaderEpoch => {
+                ResponseError::NotCoordinator
+            }
+            other => other,
+        },
+        CoordinatorError::NotAvailable(_) | CoordinatorError::Broker(_) => {
+            ResponseError::CoordinatorNotAvailable
+        }
     }
 }

@@ -188,6 +188,14 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "offsets.topic.replication.factor",
     "process.roles",
     "socket.request.max.bytes",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transaction.max.timeout.ms",
+    "transaction.remove.expired.transaction.cleanup.interval.ms",
+    "transaction.state.log.min.isr",
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.segment.bytes",
+    "transactional.id.expiration.ms",
 ];
 
 /// Every broker config table, by area.

@@ -17,19 +17,21 @@
 //!     recordsCount 0
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use gregor_records::batch::{compute_crc, CRC_OFFSET};
 use gregor_records::record::decode_records;
 use gregor_records::varint::{write_varint, write_varlong};
+use gregor_records::{read_control_batch, ControlRecordType};
 use gregor_records::{BatchHeader, Compression, Record, TimestampType, BATCH_HEADER_LEN};
 
 use super::swap::{remove_cleaned, swap_in};
 use super::{CleanStats, LogToClean, Shared, SwapStep};
 use crate::offset_map::OffsetMap;
 use crate::segment::{check_crc, FileWindow, LogSegment};
+use crate::txn_index::TxnIndexEntry;
 use crate::validator::max_decompressed;
 use crate::{Log, LogConfig, StorageError};
 
@@ -77,8 +79,8 @@ pub(crate) struct SourceSegment {
 struct GroupContext<'a> {
     shared: &'a Shared,
     log: &'a Log,
-    /// Producer id → last offset of its last batch.
-    producers: &'a HashMap<i64, i64>,
+    /// Producer id → its epoch and the last offset of its last data batch.
+    producers: &'a HashMap<i64, (i16, Option<i64>)>,
     config: &'a LogConfig,
 }
 
@@ -186,15 +188,23 @@ impl Cleaner {
             config.segment_index_bytes,
             ltc.first_uncleanable_offset,
         );
-        let producers = log.producer_last_batch_offsets();
+        let producers = log.producer_last_records();
         let ctx = GroupContext {
             shared,
             log,
             producers: &producers,
             config: &config,
         };
+        // Every aborted transaction overlapping the rewritten range, known
+        // before the rewrite starts (the cleaner never passes the first
+        // unstable offset, so every transaction in it is decided). The state
+        // carries over from group to group: a transaction may span several.
+        let mut txns = CleanedTxns::default();
+        if let (Some(first), Some(last)) = (sources.first(), sources.last()) {
+            txns.add_aborted(log.aborted_txn_entries(first.seg.base_offset(), last.next_offset));
+        }
         for group in groups {
-            self.clean_group(&ctx, &group, &mut stats)?;
+            self.clean_group(&ctx, &group, &mut txns, &mut stats)?;
         }
         log.set_cleaner_checkpoint(end);
         stats.end_offset = end;
@@ -215,6 +225,10 @@ impl Cleaner {
     ) -> CleanResult<()> {
         let segs = log.segments();
         let cap = max_decompressed(config);
+        // Records of aborted transactions never enter the map: they are
+        // removed whatever their keys, so they must not shadow older records.
+        let mut txns = CleanedTxns::default();
+        txns.add_aborted(log.aborted_txn_entries(start, end));
         for (i, seg) in segs.iter().enumerate() {
             let next = segs.get(i + 1).map_or(end, |s| s.base_offset()).min(end);
             if next <= start || seg.base_offset() >= end {
@@ -230,7 +244,15 @@ impl Cleaner {
                     break;
                 }
                 let total = h.total_size() as u64;
-                if h.last_offset() >= start && !h.is_control() && !h.is_transactional() {
+                // Control records never enter the map either: their keys are
+                // not user keys (and could equal one byte for byte).
+                let aborted = if h.is_control() {
+                    txns.on_control_batch(&h, control_type(bytes, cap));
+                    true
+                } else {
+                    txns.on_data_batch(&h)
+                };
+                if h.last_offset() >= start && !aborted {
                     let (_, records) = decode_records(bytes, cap)?;
                     for r in &records {
                         stats.map_records_read += 1;
@@ -264,6 +286,7 @@ impl Cleaner {
         &mut self,
         ctx: &GroupContext<'_>,
         group: &[SourceSegment],
+        txns: &mut CleanedTxns,
         stats: &mut CleanStats,
     ) -> CleanResult<()> {
         let (shared, log) = (ctx.shared, ctx.log);
@@ -274,7 +297,7 @@ impl Cleaner {
         let seg_config = log.segment_config();
         let now = log.clock().now_ms();
         let cleaned = LogSegment::create_cleaned(log.dir(), base, seg_config, now)?;
-        let written = self.write_group(ctx, group, &cleaned, stats);
+        let written = self.write_group(ctx, group, &cleaned, txns, stats);
         let written = written.and_then(|()| {
             cleaned.on_become_inactive()?;
             cleaned.flush()?;
@@ -324,6 +347,7 @@ impl Cleaner {
         ctx: &GroupContext<'_>,
         group: &[SourceSegment],
         cleaned: &LogSegment,
+        txns: &mut CleanedTxns,
         stats: &mut CleanStats,
     ) -> CleanResult<()> {
         let (shared, log) = (ctx.shared, ctx.log);
@@ -347,7 +371,11 @@ impl Cleaner {
                     bytes,
                     retain_deletes: src.retain_deletes,
                 };
-                self.filter_batch(&batch, ctx.producers, cap, &mut out, stats)?;
+                if let Some(entry) =
+                    self.filter_batch(&batch, ctx.producers, txns, cap, &mut out, stats)?
+                {
+                    cleaned.append_aborted_txn(entry)?;
+                }
                 let total = h.total_size() as u64;
                 stats.bytes_read += total;
                 throttle(shared, total);
@@ -366,19 +394,48 @@ impl Cleaner {
         Ok(())
     }
 
-    /// Appends to `out` what survives of the batch.
+    /// Appends to `out` what survives of the batch (Kafka's
+    /// `cleanInto` filter). Returns the `.txnindex` entry the output gets
+    /// when the batch is an ABORT marker kept for its transaction's data.
     fn filter_batch(
         &mut self,
         batch: &SourceBatch<'_>,
-        producers: &HashMap<i64, i64>,
+        producers: &HashMap<i64, (i16, Option<i64>)>,
+        txns: &mut CleanedTxns,
         cap: usize,
         out: &mut Vec<u8>,
         stats: &mut CleanStats,
-    ) -> CleanResult<()> {
+    ) -> CleanResult<Option<TxnIndexEntry>> {
         let (h, bytes, retain_deletes) = (batch.header, batch.bytes, batch.retain_deletes);
+        // The producer's last batch (or, with no batch left, its marker of
+        // the current epoch) stays, if only as a header, so its state
+        // survives compaction (Kafka's `isBatchLastRecordOfProducer`).
+        let last_of_producer = h.has_producer_id()
+            && producers
+                .get(&h.producer_id)
+                .is_some_and(|(epoch, last_data)| match last_data {
+                    Some(last) => *last == h.last_offset(),
+                    None => h.is_control() && *epoch == h.producer_epoch,
+                });
         if h.is_control() {
-            out.extend_from_slice(bytes);
-            return Ok(());
+            let (discardable, entry) = txns.on_control_batch(h, control_type(bytes, cap));
+            // A marker goes once its transaction's data is gone and the
+            // segment is past the delete horizon (the rule of tombstones).
+            if retain_deletes || !discardable {
+                out.extend_from_slice(bytes);
+            } else if last_of_producer {
+                encode_empty(h, out);
+            }
+            return Ok(entry);
+        }
+        if txns.on_data_batch(h) {
+            // Aborted: every record goes, whatever its key.
+            let (_, records) = decode_records(bytes, cap)?;
+            stats.records_read += records.len() as u64;
+            if last_of_producer {
+                encode_empty(h, out);
+            }
+            return Ok(None);
         }
         let (_, records) = decode_records(bytes, cap)?;
         self.keep.clear();
@@ -397,12 +454,12 @@ impl Cleaner {
             let r = self.encode_retained(h, kept, keep.len(), out);
             self.keep = keep;
             r?;
-        } else if h.has_producer_id() && producers.get(&h.producer_id) == Some(&h.last_offset()) {
+        } else if last_of_producer {
             // The producer's last batch: kept as a header so its sequence
             // state is rebuilt from the log after compaction.
             encode_empty(h, out);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Kafka's `shouldRetainRecord`.
@@ -485,6 +542,90 @@ impl Cleaner {
             }
         }
         Ok(())
+    }
+}
+
+/// What a control batch is: a marker's type, or None for an emptied batch
+/// or a control record that is not a transaction marker.
+fn control_type(batch: &[u8], cap: usize) -> Option<ControlRecordType> {
+    read_control_batch(batch, cap)
+        .ok()
+        .flatten()
+        .map(|m| m.kind)
+}
+
+/// The transactions the cleaner walks through (Kafka's
+/// `CleanedTransactionMetadata`): which data batches belong to aborted
+/// transactions, which markers may go, and the `.txnindex` entries of the
+/// output.
+#[derive(Debug, Default)]
+struct CleanedTxns {
+    /// Aborted transactions not reached yet, by first offset.
+    pending: VecDeque<TxnIndexEntry>,
+    /// Producer id → its aborted transaction being walked, and whether a
+    /// batch of it was seen.
+    aborted: HashMap<i64, (TxnIndexEntry, bool)>,
+    /// Producers whose committed transaction had a batch seen.
+    committed: HashSet<i64>,
+}
+
+impl CleanedTxns {
+    fn add_aborted(&mut self, mut entries: Vec<TxnIndexEntry>) {
+        entries.sort_by_key(|e| e.first_offset);
+        entries.dedup();
+        self.pending.extend(entries);
+    }
+
+    fn reach(&mut self, offset: i64) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|e| e.first_offset <= offset)
+        {
+            if let Some(e) = self.pending.pop_front() {
+                self.aborted.entry(e.producer_id).or_insert((e, false));
+            }
+        }
+    }
+
+    /// A data batch: true when it belongs to an aborted transaction.
+    fn on_data_batch(&mut self, h: &gregor_records::BatchHeader) -> bool {
+        self.reach(h.last_offset());
+        if !h.is_transactional() {
+            return false;
+        }
+        match self.aborted.get_mut(&h.producer_id) {
+            Some((_, seen)) => {
+                *seen = true;
+                true
+            }
+            None => {
+                self.committed.insert(h.producer_id);
+                false
+            }
+        }
+    }
+
+    /// A control batch: whether it may go (its transaction's data is gone
+    /// from what was walked; an emptied batch always may), and the index
+    /// entry to keep for an ABORT whose data is still there.
+    fn on_control_batch(
+        &mut self,
+        h: &gregor_records::BatchHeader,
+        kind: Option<ControlRecordType>,
+    ) -> (bool, Option<TxnIndexEntry>) {
+        self.reach(h.last_offset());
+        if h.records_count == 0 {
+            return (true, None);
+        }
+        match kind {
+            Some(ControlRecordType::Abort) => match self.aborted.remove(&h.producer_id) {
+                Some((entry, true)) => (false, Some(entry)),
+                _ => (true, None),
+            },
+            Some(ControlRecordType::Commit) => (!self.committed.remove(&h.producer_id), None),
+            None => (false, None),
+        }
     }
 }
 

@@ -10,7 +10,8 @@
 //!    one with the largest dirty ratio = dirty bytes / total bytes, where the
 //!    dirty section runs from the cleaner checkpoint to the *first uncleanable
 //!    offset* -- the smallest of the active segment's base, the stable offset
-//!    the broker gives (high watermark / LSO), and the base of the first dirty
+//!    the broker gives (high watermark / LSO), the log's first unstable
+//!    offset (its earliest ongoing transaction), and the base of the first dirty
 //!    segment whose largest timestamp is newer than now − min.compaction.lag.ms,
 //!    rounded down to a segment boundary. The ratio must exceed
 //!    min.cleanable.dirty.ratio, unless the dirty section holds a batch older
@@ -32,12 +33,22 @@
 //! epoch, attributes and codec, the records keeping their original offsets
 //! (gaps are fine). A batch left empty is dropped, except the last batch of
 //! each producer, which stays as a header-only batch so producer state
-//! (sequence numbers) survives compaction and a reload -- Kafka does the same.
-//! Control batches are copied as they are, and transactional data batches
-//! are not put into the map (without a transaction index the cleaner cannot
-//! tell committed from aborted, so such a record never shadows another) but
-//! their records are dropped when a later non-transactional record for the
-//! key exists.
+//! (sequence numbers) survives compaction and a reload -- Kafka does the same
+//! (with no batch left, the producer's marker of its current epoch is kept
+//! instead, as a header if it would otherwise go).
+//!
+//! Transactions (Kafka's rules): the cleaner never passes the log's first
+//! unstable offset, so every transaction it sees is decided, and it learns
+//! the aborted ones from the `.txnindex` files (see [`crate::txn_index`])
+//! before it starts. Records of aborted transactions never enter the offset
+//! map and are removed whatever their keys; committed transactional records
+//! are compacted like any other. Control records never enter the map (their
+//! keys are not user keys). A marker stays while any batch of its
+//! transaction was seen in this clean; once its transaction's data is gone
+//! it goes when its segment is past the delete horizon, like a tombstone.
+//! The output's `.txnindex` holds the aborted transactions whose marker it
+//! keeps and whose data it still saw (those whose data is all gone need no
+//! entry: nothing is left to filter).
 //!
 //! Tombstones (null value): Kafka's legacy rule. The *delete horizon* is the
 //! largest timestamp of the last segment of the already-cleaned section
@@ -51,10 +62,10 @@
 //! cleaned after it -- so a consumer that reads from the start to the head
 //! within delete.retention.ms sees it.
 //!
-//! Not implemented: transaction-aware cleaning (aborted data removal,
-//! marker removal), KIP-534's per-batch delete horizon, and
-//! `file.delete.delay.ms` for replaced segments -- they are unlinked at once,
-//! which is safe because readers in flight hold open handles.
+//! Not implemented: KIP-534's per-batch delete horizon (tombstones and
+//! markers use the legacy segment rule above), and `file.delete.delay.ms`
+//! for replaced segments -- they are unlinked at once, which is safe because
+//! readers in flight hold open handles.
 //!
 //! # Files
 //!
@@ -62,7 +73,7 @@
 //! <log dir>/cleaner-offset-checkpoint   Kafka's checkpoint format (see crate::checkpoint):
 //!                                       per partition, the first dirty offset
 //! <partition>/<base>.log.cleaned        output of a group being written
-//!            /<base>.index.cleaned, .timeindex.cleaned
+//!            /<base>.index.cleaned, .timeindex.cleaned, .txnindex.cleaned
 //! <partition>/<base>.log.swap           complete output being swapped in
 //! <partition>/<base>.log.deleted        replaced segment being removed
 //! ```

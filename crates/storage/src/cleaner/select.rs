@@ -23,7 +23,8 @@ pub struct LogToClean {
 }
 
 impl LogToClean {
-    /// Sizes the dirty section of `log` at time `now`, never past `stable_offset`.
+    /// Sizes the dirty section of `log` at time `now`, never past
+    /// `stable_offset` nor the log's first unstable offset.
     pub fn new(log: Arc<Log>, stable_offset: i64, now: i64) -> Result<Self> {
         let config = log.config();
         let segs = log.segments();
@@ -53,11 +54,19 @@ impl LogToClean {
         } else {
             None
         };
-        let bound = [Some(stable_offset), Some(active_base), lagged]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(active_base);
+        // Never past an undecided transaction: the cleaner must know every
+        // transaction's outcome to remove aborted records (Kafka bounds the
+        // clean by the last stable offset).
+        let bound = [
+            Some(stable_offset),
+            Some(active_base),
+            lagged,
+            log.first_unstable_offset(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(active_base);
         // Round down to the base of the segment holding the bound: only whole
         // segments are cleaned.
         let first_uncleanable = segs

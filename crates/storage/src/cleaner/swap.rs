@@ -2,9 +2,9 @@
 //! (Kafka's `LocalLog.replaceSegments`), file by file:
 //!
 //! ```text
-//! 1. <base>.{index,timeindex,log}.cleaned -> .swap       fsync dir
-//! 2. each old segment's .log/.index/.timeindex -> .deleted (ascending)   fsync dir
-//! 3. <base>.{index,timeindex,log}.swap -> final names    fsync dir
+//! 1. <base>.{index,timeindex,txnindex,log}.cleaned -> .swap       fsync dir
+//! 2. each old segment's .index/.timeindex/.txnindex/.log -> .deleted (ascending)   fsync dir
+//! 3. <base>.{index,timeindex,txnindex,log}.swap -> final names    fsync dir
 //! 4. open the new segment; unlink the .deleted files
 //! ```
 //!
@@ -24,13 +24,19 @@ use super::SwapStep;
 use crate::checkpoint::sync_dir;
 use crate::segment::{
     suffixed_file, LogSegment, SegmentConfig, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX,
-    LOG_SUFFIX, SWAP_SUFFIX, TIME_INDEX_SUFFIX,
+    LOG_SUFFIX, SWAP_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
 };
 use crate::{io_err, Result, StorageError};
 
 /// Indexes first, the `.log` last: a `.log.<suffix>` means its indexes were
-/// already moved (and the loader rebuilds indexes of a swapped segment anyway).
-const ORDER: [&str; 3] = [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX];
+/// already moved (the loader rebuilds the offset and time indexes of a
+/// swapped segment anyway, and keeps its `.txnindex.swap`).
+const ORDER: [&str; 4] = [
+    INDEX_SUFFIX,
+    TIME_INDEX_SUFFIX,
+    TXN_INDEX_SUFFIX,
+    LOG_SUFFIX,
+];
 
 fn rename(dir: &Path, base: i64, file: &str, from: &str, to: &str) -> Result<()> {
     let src = suffixed_file(dir, base, file, from);
