@@ -129,7 +129,6 @@ async fn end_offset(admin: &Admin, tp: &TopicPartition, isolation: IsolationLeve
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the transaction coordinator (issue 10)"]
 async fn committed_and_aborted_transactions_by_isolation_level() {
     let broker = Broker::start();
     let admin = Admin::new(broker.config()).unwrap();
@@ -209,7 +208,6 @@ async fn committed_and_aborted_transactions_by_isolation_level() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the transaction coordinator (issue 10)"]
 async fn consume_transform_produce_commits_offsets_with_the_transaction() {
     let broker = Broker::start();
     let admin = Admin::new(broker.config()).unwrap();
@@ -291,6 +289,8 @@ async fn consume_transform_produce_commits_offsets_with_the_transaction() {
     // The next batch is aborted: neither its output nor its offsets count.
     send_all(&plain, "in", 1, &values("more", 5)).await;
     assert_eq!(transform(&mut c, &p, 5).await, 15);
+    // Written before the abort (an abort drops what is not sent yet).
+    p.flush().await;
     p.abort_transaction().await.unwrap();
     let committed = admin.list_group_offsets("ctp", None).await.unwrap();
     assert_eq!(committed[&tp_in].offset, 10);
@@ -307,7 +307,6 @@ async fn consume_transform_produce_commits_offsets_with_the_transaction() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the transaction coordinator (issue 10)"]
 async fn a_newer_producer_fences_the_zombie() {
     let broker = Broker::start();
     let admin = Admin::new(broker.config()).unwrap();
@@ -347,19 +346,54 @@ async fn a_newer_producer_fences_the_zombie() {
     send_all(&fresh, "f", 1, &values("fresh", 2)).await;
     fresh.commit_transaction().await.unwrap();
     eventually_reads(&broker, "f", 1, "read_committed", &values("fresh", 2)).await;
+
+    // Fenced in the middle of a transaction, found out by a produce: the
+    // partition is already in the transaction, so the record goes straight
+    // to the leader, which refuses the old epoch.
+    fresh.begin_transaction().unwrap();
+    send_all(&fresh, "f", 1, &values("half", 1)).await;
+    let newest = txn_producer(&broker, "fenced");
+    newest.init_transactions().await.unwrap();
+    let late = fresh
+        .send(ProducerRecord::new("f", "late").with_partition(0))
+        .await
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert!(late.code().is_some(), "refused by the leader: {late}");
+    let e = fresh.commit_transaction().await.unwrap_err();
+    assert!(matches!(e, Error::Fenced { .. }), "{e}");
+    fresh.close().await;
+
+    newest.begin_transaction().unwrap();
+    send_all(&newest, "f", 1, &values("newest", 1)).await;
+    newest.commit_transaction().await.unwrap();
+    eventually_reads(
+        &broker,
+        "f",
+        1,
+        "read_committed",
+        &[values("fresh", 2), values("newest", 1)].concat(),
+    )
+    .await;
     eventually_reads(
         &broker,
         "f",
         1,
         "read_uncommitted",
-        &[values("zombie", 3), values("fresh", 2)].concat(),
+        &[
+            values("zombie", 3),
+            values("fresh", 2),
+            values("half", 1),
+            values("newest", 1),
+        ]
+        .concat(),
     )
     .await;
-    fresh.close().await;
+    newest.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the transaction coordinator (issue 10)"]
 async fn a_refused_record_makes_the_transaction_abortable() {
     let broker = Broker::start();
     let admin = Admin::new(broker.config()).unwrap();
