@@ -15,6 +15,10 @@
 #                1 KiB, 100 B consume; no latency), about 3 minutes
 #   SKIP_BUILD=1 use the existing target/release/gregor and bench binary
 #   GREGOR       broker binary to measure (default target/release/gregor)
+#   TXN_ONLY=1   only the transaction runs (idempotent vs transactional
+#                produce of the same batches, 100 B and 1 KiB, transactions of
+#                10, 100 and 1,000 batches; read_committed vs read_uncommitted
+#                consume), about 4 minutes
 #
 # Output: $BENCH_OUT/results.jsonl (one JSON object per run),
 # $BENCH_OUT/report.md (the tables for docs/PERFORMANCE.md), broker logs.
@@ -101,6 +105,69 @@ trap stop_broker EXIT
   echo "broker binary: $GREGOR"
   echo "gregor commit (work tree): $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- crates 2>/dev/null || echo ' (crates/ modified)')"
 } | tee "$OUT/machine.txt"
+
+# --- transactions --------------------------------------------------------------
+# The same batches (batch.num.messages=$TXN_BATCH records, acks=all) sent by an
+# idempotent producer and by a transactional one committing every K batches;
+# broker CPU per record is the comparison. Then both isolation levels consume
+# the transactional topic.
+TXN_BATCH=100
+txn_run() { # txn_run SIZE MODE(idempotent|K) RECORDS
+  local size=$1 mode=$2 n=$3 name dir
+  name="t-${size}B-${mode}"
+  dir=$WORK/$name
+  rm -rf "$dir"
+  log "produce ${size} B, ${mode} (batches of $TXN_BATCH records, $n records)"
+  start_broker "$dir" 1 "$name"
+  local extra=(--idempotent true)
+  [[ $mode == idempotent ]] || extra=(--txn-batches "$mode")
+  "$BENCH" produce --bootstrap "127.0.0.1:$PORT" --topic bench --records "$n" --size "$size" \
+    --acks all --partitions 1 --linger-ms 5 --batch-size 4194304 --batch-records "$TXN_BATCH" \
+    "${extra[@]}" --max-seconds 120 --broker-pid "$BROKER_PID" --label "$name" --out "$RESULTS"
+  if [[ $mode != idempotent ]]; then
+    for iso in read_uncommitted read_committed; do
+      "$BENCH" consume --bootstrap "127.0.0.1:$PORT" --topic bench --records "$n" --size "$size" \
+        --partitions 1 --max-seconds 60 --rdkafka "isolation.level=$iso" --broker-pid "$BROKER_PID" \
+        --label "c-$name-$iso" --out "$RESULTS"
+    done
+  fi
+  stop_broker
+  rm -rf "$dir"
+}
+if [[ ${TXN_ONLY:-0} == 1 ]]; then
+  for size in 100 1024; do
+    n=1000000; [[ $size == 1024 ]] && n=300000
+    [[ $QUICK == 1 ]] && n=$((n / 10))
+    txn_run "$size" idempotent "$n"
+    for k in 10 100 1000; do txn_run "$size" "$k" "$n"; done
+  done
+  python3 - "$RESULTS" <<'PY' | tee "$OUT/report.md"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+base = {}
+print("| run | records/s | MB/s | broker CPU µs/record | vs idempotent | commit p50 / p99 ms |")
+print("|---|---:|---:|---:|---:|---:|")
+for r in rows:
+    if r.get("kind") != "produce":
+        continue
+    cpu = r.get("broker_cpu_s", 0) / max(r["records"], 1) * 1e6
+    key = r["size"]
+    if r.get("mode") == "idempotent":
+        base[key] = cpu
+    rel = f"{cpu / base[key]:.2f}x" if key in base and r.get("mode") != "idempotent" else "-"
+    commit = f"{r['commit_p50_ms']:.1f} / {r['commit_p99_ms']:.1f}" if "commit_p50_ms" in r else "-"
+    print(f"| {r['label']} | {r['rec_s']:,.0f} | {r['mb_s']:.1f} | {cpu:.2f} | {rel} | {commit} |")
+print()
+print("| consume | records/s | MB/s | broker CPU µs/record |")
+print("|---|---:|---:|---:|")
+for r in rows:
+    if r.get("kind") == "consume":
+        cpu = r.get("broker_cpu_s", 0) / max(r["records"], 1) * 1e6
+        print(f"| {r['label']} | {r['rec_s']:,.0f} | {r['mb_s']:.1f} | {cpu:.2f} |")
+PY
+  echo "results: $OUT"
+  exit 0
+fi
 
 # --- limits --------------------------------------------------------------------
 dd_limit() { # dd_limit NAME METHOD DD-FLAGS...

@@ -7,7 +7,10 @@
 //!   thread over 127.0.0.1, no broker involved).
 //! * `disk`      — records a disk limit measured by `dd` in run.sh.
 //! * `idle`      — a freshly started broker's RSS.
-//! * `produce`   — librdkafka producer throughput (records/s, MB/s).
+//! * `produce`   — librdkafka producer throughput (records/s, MB/s);
+//!   `--idempotent true` for an idempotent producer, `--txn-batches K` for a
+//!   transactional one committing every K batches of `--batch-records R`
+//!   records (commit latency p50/p99 recorded).
 //! * `consume`   — librdkafka consumer throughput (assign, no group, from
 //!   the beginning until N records).
 //! * `latency`   — produce latency p50/p99/p99.9 at a fixed rate, measured
@@ -306,6 +309,20 @@ fn wait_topic(p: &BaseProducer<CountingContext>, topic: &str, partitions: i32) {
     }
 }
 
+/// Waits until every record sent is acknowledged, polling every millisecond:
+/// rust-rdkafka's `flush` (and librdkafka's flush inside
+/// `commit_transaction`) poll in 100 ms steps here, which would make every
+/// transaction last 100 ms. The commit latency measured is then EndTxn's.
+fn drain(producer: &BaseProducer<CountingContext>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while producer.in_flight_count() > 0 {
+        producer.poll(Duration::from_millis(1));
+        if Instant::now() > deadline {
+            die("records not acknowledged within 60 s");
+        }
+    }
+}
+
 fn produce(args: &Args) {
     let topic = args.str("topic", "bench");
     let records = args.num("records", 2_000_000);
@@ -327,10 +344,31 @@ fn produce(args: &Args) {
     if !dr_all {
         cfg.set("delivery.report.only.error", "true");
     }
+    // Transactions of `txn-batches` batches of `batch-records` records
+    // (batch.num.messages, with a linger long enough to fill them), or the
+    // same batches idempotently (`--idempotent true`) to compare against.
+    let txn_batches = args.num("txn-batches", 0);
+    let batch_records = args.num("batch-records", 0);
+    if batch_records > 0 {
+        cfg.set("batch.num.messages", batch_records.to_string());
+    }
+    if txn_batches > 0 {
+        cfg.set("transactional.id", format!("gregor-bench-{}", std::process::id()));
+    }
+    if txn_batches > 0 || args.str("idempotent", "false") == "true" {
+        cfg.set("enable.idempotence", "true").set("acks", "all");
+    }
+    let txn_records = txn_batches * batch_records.max(1);
     let producer: BaseProducer<CountingContext> = cfg
         .create_with_context(ctx)
         .unwrap_or_else(|e| die(&format!("producer: {e}")));
     wait_topic(&producer, &topic, partitions);
+    if txn_records > 0 {
+        producer
+            .init_transactions(Duration::from_secs(30))
+            .unwrap_or_else(|e| die(&format!("init_transactions: {e}")));
+    }
+    let mut commits = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
 
     // 64 distinct payloads so consecutive records differ.
     let payloads: Vec<Vec<u8>> = (0..64).map(|i| payload(size, 0x9e3779b97f4a7c15 ^ i)).collect();
@@ -340,6 +378,19 @@ fn produce(args: &Args) {
     let mut sent = 0u64;
     let mut timed_out = false;
     'outer: while sent < records {
+        if txn_records > 0 && sent % txn_records == 0 {
+            if sent > 0 {
+                drain(&producer);
+                let t = Instant::now();
+                producer
+                    .commit_transaction(Duration::from_secs(60))
+                    .unwrap_or_else(|e| die(&format!("commit_transaction: {e}")));
+                let _ = commits.record(t.elapsed().as_micros().max(1) as u64);
+            }
+            producer
+                .begin_transaction()
+                .unwrap_or_else(|e| die(&format!("begin_transaction: {e}")));
+        }
         let part = (sent % partitions as u64) as i32;
         let mut rec = BaseRecord::<(), [u8], ()>::to(&topic)
             .payload(&payloads[(sent % 64) as usize][..])
@@ -367,6 +418,14 @@ fn produce(args: &Args) {
             }
         }
     }
+    if txn_records > 0 {
+        drain(&producer);
+        let t = Instant::now();
+        producer
+            .commit_transaction(Duration::from_secs(60))
+            .unwrap_or_else(|e| die(&format!("commit_transaction: {e}")));
+        let _ = commits.record(t.elapsed().as_micros().max(1) as u64);
+    }
     let flushed = producer.flush(Duration::from_secs(60));
     let secs = start.elapsed().as_secs_f64();
     let ctx = producer.context();
@@ -393,6 +452,23 @@ fn produce(args: &Args) {
     out.insert("mb_s".into(), json!(acked as f64 * size as f64 / secs / 1e6));
     out.insert("stopped_by_time_limit".into(), json!(timed_out));
     out.insert("delivery_reports".into(), json!(if dr_all { "all" } else { "errors" }));
+    if txn_records > 0 {
+        out.insert("txn_batches".into(), json!(txn_batches));
+        out.insert("batch_records".into(), json!(batch_records));
+        out.insert("transactions".into(), json!(commits.len()));
+        out.insert("commit_p50_ms".into(), json!(commits.value_at_quantile(0.5) as f64 / 1000.0));
+        out.insert("commit_p99_ms".into(), json!(commits.value_at_quantile(0.99) as f64 / 1000.0));
+    }
+    out.insert(
+        "mode".into(),
+        json!(if txn_records > 0 {
+            "transactional"
+        } else if args.str("idempotent", "false") == "true" {
+            "idempotent"
+        } else {
+            "plain"
+        }),
+    );
     if let Some(e) = ctx.first_error.lock().unwrap().clone() {
         out.insert("first_error".into(), json!(e));
     }
