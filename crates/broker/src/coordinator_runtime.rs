@@ -38,6 +38,9 @@ use crate::partition::{Partition, PartitionError};
 /// may wait for the in-sync replicas.
 const COMMIT_TIMEOUT: Duration = Duration::from_millis(5_000);
 
+/// How often an eager runtime looks for shards it now leads.
+const EAGER_LOAD_INTERVAL: Duration = Duration::from_millis(500);
+
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
     /// The internal topic or its partition is not available here:
@@ -158,6 +161,9 @@ type NoticeHandler<N> = Arc<dyn Fn(&Arc<Broker>, i32, Vec<N>) + Send + Sync>;
 pub struct CoordinatorRuntime<S: CoordinatorShard> {
     broker: Weak<Broker>,
     topic: InternalTopic,
+    /// Load shards as soon as this node leads their partition (see
+    /// [`Self::load_led_shards`]), not on first use.
+    eager: bool,
     make: MakeShard<S>,
     on_notices: NoticeHandler<S::Notice>,
     shards: Vec<Mutex<Slot<S>>>,
@@ -191,6 +197,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         let n = topic.partitions.max(1);
         Self {
             broker,
+            eager: false,
             make: Box::new(make),
             on_notices: Arc::new(on_notices),
             shards: (0..n)
@@ -208,6 +215,15 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
             timers: Mutex::new(Timers::default()),
             timer_wake: Notify::new(),
         }
+    }
+
+    /// Loads shards as soon as this node leads their partition (Kafka's
+    /// onElection) instead of on first use: the transaction coordinator must
+    /// resume the markers of prepared transactions and abort timed-out ones
+    /// after a restart or failover even if no client asks it anything.
+    pub fn eager(mut self) -> Self {
+        self.eager = true;
+        self
     }
 
     pub fn topic(&self) -> &'static str {
@@ -687,9 +703,40 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         })
     }
 
+    /// Loads every shard whose partition this node leads and that is not
+    /// loaded in the partition's current leader epoch (eager runtimes, from
+    /// the timer task).
+    fn load_led_shards(&self) {
+        let Some(broker) = self.broker.upgrade() else {
+            return;
+        };
+        if broker.metadata.image().topic(self.topic.name).is_none() {
+            return;
+        }
+        for (i, slot) in self.shards.iter().enumerate() {
+            let partition = i as i32;
+            let epoch = match broker.partition(self.topic.name, partition) {
+                Some(p) if p.is_leader() => p.leader_epoch(),
+                _ => continue,
+            };
+            {
+                let s = slot.lock();
+                if s.state.is_some() && s.epoch == epoch {
+                    continue;
+                }
+            }
+            if let Err(e) = self.with_shard(partition, |_, _| Effects::default()) {
+                tracing::debug!(topic = self.topic.name, partition, error = %e, "loading a coordinator shard failed; retrying");
+            }
+        }
+    }
+
     /// Runs the timer task until `stop` fires.
     pub async fn run_timers(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
+            if self.eager {
+                self.load_led_shards();
+            }
             let next = {
                 let t = self.timers.lock();
                 t.heap.peek().map(|Reverse((d, _, _))| *d)
@@ -698,9 +745,12 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
                 Some(b) => b.clock.now_ms(),
                 None => return,
             };
-            let wait = next
+            let mut wait = next
                 .map(|d| Duration::from_millis((d - now).max(0) as u64))
                 .unwrap_or(Duration::from_secs(3600));
+            if self.eager {
+                wait = wait.min(EAGER_LOAD_INTERVAL);
+            }
             tokio::select! {
                 _ = stop.changed() => return,
                 _ = self.timer_wake.notified() => continue,

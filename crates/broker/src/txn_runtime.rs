@@ -101,6 +101,7 @@ pub fn txn_runtime(broker: Weak<Broker>, props: &BTreeMap<String, String>) -> Tx
             }
         },
     )
+    .eager()
 }
 
 impl From<TxnOutput> for Effects<TxnResponse, TxnTimerKey, MarkerSend> {
