@@ -220,7 +220,8 @@ def check_output(bootstrap, src, dst, parts, per, group, inputs, *, want_aborted
     assert not (dups or missing or wrong or extra), (
         f"read_committed output is not each input exactly once: duplicates {dups[:10]}, missing {missing[:10]}, "
         f"wrong {wrong[:3]}, unexpected {extra[:10]}")
-    committed = ck_admin(bootstrap).list_consumer_group_offsets(
+    admin = ck_admin(bootstrap)  # kept referenced: a destroyed AdminClient never resolves its futures
+    committed = admin.list_consumer_group_offsets(
         [ConsumerGroupTopicPartitions(group, [TopicPartition(src, p) for p in range(parts)])])[group].result(30)
     assert {tp.partition: tp.offset for tp in committed.topic_partitions} == {p: per for p in range(parts)}, (
         f"group {group} committed offsets {committed.topic_partitions}, expected the input end {per}")
