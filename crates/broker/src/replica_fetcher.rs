@@ -372,8 +372,6 @@ impl ReplicaFetchers {
     }
 }
 
-/// Why a request to the leader failed; the connection is dropped.
-
 /// What the fetch sent for one partition: the answer is applied only to the
 /// state it was asked for.
 #[derive(Debug, Clone, Copy)]

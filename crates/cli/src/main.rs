@@ -111,7 +111,7 @@ enum Command {
     /// Describe the KRaft metadata quorum (kafka-metadata-quorum.sh).
     #[command(name = "metadata-quorum", after_help = tools::metadata_quorum::EXAMPLES)]
     MetadataQuorum(tools::metadata_quorum::MetadataQuorumArgs),
-    /// Describe producers (and, later, transactions) (kafka-transactions.sh).
+    /// List, describe and abort transactions, find hanging ones, describe producers (kafka-transactions.sh).
     #[command(name = "transactions", after_help = tools::transactions::EXAMPLES)]
     Transactions(tools::transactions::TransactionsArgs),
     /// Elect preferred or unclean leaders (kafka-leader-election.sh).

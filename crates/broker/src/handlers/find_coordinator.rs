@@ -34,15 +34,22 @@ pub async fn handle(
     };
     // Where the coordinator of `key` is: `(node, host, port)`.
     let locate = |key: &str| -> Result<(i32, String, u16), ResponseError> {
-        let leader = if req.key_type == KEY_TYPE_GROUP {
-            broker
-                .groups
-                .leader_of(broker, broker.groups.partition_for(key))
+        let (leader, topic, partition) = if req.key_type == KEY_TYPE_GROUP {
+            let p = broker.groups.partition_for(key);
+            (broker.groups.leader_of(broker, p), broker.groups.topic(), p)
         } else {
-            broker
-                .txns
-                .leader_of(broker, broker.txns.partition_for(key))
+            let p = broker.txns.partition_for(key);
+            (broker.txns.leader_of(broker, p), broker.txns.topic(), p)
         };
+        // The image may name this node before its partition is set up (a
+        // topic another request just created): not yet, the client retries.
+        if leader == broker.node_id()
+            && !broker
+                .partition(topic, partition)
+                .is_some_and(|p| p.is_leader())
+        {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
         let (host, port) = super::util::broker_endpoint(broker, leader)
             .ok_or(ResponseError::CoordinatorNotAvailable)?;
         Ok((leader, host, port))

@@ -49,6 +49,7 @@ pub const TOOL_NAMES: &[&str] = &[
     "metadata-quorum",
     "leader-election",
     "reassign-partitions",
+    "transactions",
 ];
 
 /// Where the tools connect when neither `--bootstrap-server` nor a

@@ -1,15 +1,19 @@
-//! The admin client: topics, partitions, configs, records, offsets, log dirs
-//! and groups. Each call sends the request to the broker that must answer it
-//! (the controller for topic changes, the partition leader for records and
-//! offsets, the group coordinator for groups) and turns per-item error codes
+//! The admin client: topics, partitions, configs, records, offsets, log dirs,
+//! groups and transactions. Each call sends the request to the broker that
+//! must answer it (the controller for topic changes, the partition leader for
+//! records, offsets and transaction markers, the group or transaction
+//! coordinator for groups and transactions) and turns per-item error codes
 //! into per-item results.
 //!
 //! - `mod.rs`: topics, cluster, records, offsets, log dirs
 //! - `configs.rs`: DescribeConfigs, AlterConfigs, IncrementalAlterConfigs
 //! - `groups.rs`: list/describe/delete groups and their offsets
+//! - `transactions.rs`: DescribeProducers, ListTransactions,
+//!   DescribeTransactions, and aborting a transaction (WriteTxnMarkers)
 
 mod configs;
 mod groups;
+mod transactions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -34,18 +38,10 @@ pub use configs::{
     AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym, OpType,
 };
 pub use groups::{GroupDescription, GroupListing, MemberDescription};
-
-/// One producer a partition replica holds state for (Kafka's
-/// `ProducerState`, from DescribeProducers).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProducerState {
-    pub producer_id: i64,
-    pub producer_epoch: i32,
-    pub last_sequence: i32,
-    pub last_timestamp: i64,
-    pub coordinator_epoch: Option<i32>,
-    pub current_txn_start_offset: Option<i64>,
-}
+pub use transactions::{
+    AbortTransactionSpec, ListTransactionsOptions, ProducerState, TransactionDescription,
+    TransactionListing, TransactionState,
+};
 
 use crate::cluster::{BrokerMetadata, Cluster, TopicMetadata, Uuid};
 use crate::config::{ClientConfig, IsolationLevel};
@@ -552,70 +548,6 @@ impl Admin {
                         p.error_code,
                     )
                 })
-            })
-            .collect())
-    }
-
-    /// DescribeProducers (KIP-664) for one partition, on `broker` or (when
-    /// `None`) the partition's leader: the producers its replica holds
-    /// idempotence state for.
-    pub async fn describe_producers(
-        &self,
-        tp: &TopicPartition,
-        broker: Option<i32>,
-    ) -> Result<Vec<ProducerState>> {
-        use kafka_protocol::messages::describe_producers_request::TopicRequest;
-        use kafka_protocol::messages::DescribeProducersRequest;
-        let target = match broker {
-            Some(b) => b,
-            None => {
-                let topic = self
-                    .describe_topics(&[tp.topic.as_str()])
-                    .await?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| Error::protocol("Metadata", "no topic in the answer"))?;
-                let p = topic
-                    .partitions
-                    .iter()
-                    .find(|p| p.partition == tp.partition)
-                    .ok_or_else(|| {
-                        Error::from_code(codes::UNKNOWN_TOPIC_OR_PARTITION, Some(&tp.to_string()))
-                            .unwrap_or_else(|| Error::protocol("Metadata", "unknown partition"))
-                    })?;
-                if p.leader < 0 {
-                    return Err(Error::from_code(
-                        codes::LEADER_NOT_AVAILABLE,
-                        Some(&tp.to_string()),
-                    )
-                    .unwrap_or_else(|| Error::protocol("Metadata", "no leader")));
-                }
-                p.leader
-            }
-        };
-        let request = DescribeProducersRequest::default()
-            .with_topics(vec![TopicRequest::default()
-                .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
-                .with_partition_indexes(vec![tp.partition])]);
-        let conn = self.cluster.connection(target).await?;
-        let resp = conn.send(&request).await?;
-        let p = resp
-            .topics
-            .iter()
-            .flat_map(|t| t.partitions.iter())
-            .find(|p| p.partition_index == tp.partition)
-            .ok_or_else(|| Error::protocol("DescribeProducers", "no result for the partition"))?;
-        Error::check(p.error_code, p.error_message.as_ref().map(|m| m.as_str()))?;
-        Ok(p.active_producers
-            .iter()
-            .map(|s| ProducerState {
-                producer_id: s.producer_id.0,
-                producer_epoch: s.producer_epoch,
-                last_sequence: s.last_sequence,
-                last_timestamp: s.last_timestamp,
-                coordinator_epoch: (s.coordinator_epoch >= 0).then_some(s.coordinator_epoch),
-                current_txn_start_offset: (s.current_txn_start_offset >= 0)
-                    .then_some(s.current_txn_start_offset),
             })
             .collect())
     }
