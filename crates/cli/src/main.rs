@@ -297,6 +297,7 @@ fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()>
         if let Some(q) = quorum.as_ref().filter(|q| !q.link.settings.broker) {
             // A controller-only node: the quorum and the active controller's
             // duties, no Kafka listener.
+            let signals = shutdown_signal();
             if let Some(l) = &q.link.settings.controller_listener {
                 let mut out = std::io::stdout().lock();
                 writeln!(out, "gregor: listening on {}://{}:{}", l.name, l.host, l.port)?;
@@ -304,7 +305,7 @@ fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()>
             }
             tracing::info!(node_id = config.node_id, "controller started");
             tokio::select! {
-                _ = shutdown_signal() => {}
+                _ = signals => {}
                 reason = q.fatal() => halt(&reason),
             }
             if let Some(q) = quorum {
@@ -324,6 +325,7 @@ fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()>
             format!("binding {}://{}:{}", l.name, l.host, l.port)
         })?;
         let addr = listener.local_addr()?;
+        let signals = shutdown_signal();
         let (host, _) = broker.advertised_endpoint();
         tracing::info!(%addr, cluster_id = %broker.cluster_id(), node_id = broker.node_id(), "broker started");
         let mut out = std::io::stdout().lock();
@@ -346,7 +348,7 @@ fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()>
         };
         let stop = async move {
             tokio::select! {
-                _ = shutdown_signal() => {}
+                _ = signals => {}
                 _ = fatal => {}
             }
         };
@@ -376,18 +378,25 @@ fn halt(reason: &str) -> ! {
     std::process::exit(1)
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when it is first polled: call it before announcing the
+/// listener, so a supervisor's SIGTERM right after the announcement stops
+/// the broker cleanly instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install SIGTERM handler");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            },
+            (term, int) => {
+                let e = term.err().or(int.err());
+                tracing::error!(error = ?e, "cannot install the signal handlers");
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
     }
 }

@@ -123,6 +123,9 @@ pub struct ClientConfig {
     pub enable_idempotence: bool,
     pub partitioner: PartitionerKind,
     pub partitioner_ignore_keys: bool,
+    /// `transactional.id`: makes the producer transactional (and idempotent).
+    pub transactional_id: Option<String>,
+    pub transaction_timeout: Duration,
     // -- consumer
     pub group_id: Option<String>,
     pub group_instance_id: Option<String>,
@@ -167,6 +170,8 @@ impl Default for ClientConfig {
             enable_idempotence: true,
             partitioner: PartitionerKind::Default,
             partitioner_ignore_keys: false,
+            transactional_id: None,
+            transaction_timeout: Duration::from_millis(60_000),
             group_id: None,
             group_instance_id: None,
             session_timeout: Duration::from_millis(45_000),
@@ -314,6 +319,20 @@ impl ClientConfig {
                 }
             }
             "partitioner.ignore.keys" => self.partitioner_ignore_keys = parse_bool(key, v)?,
+            "transactional.id" => {
+                self.transactional_id = Some(v.to_string()).filter(|s| !s.is_empty())
+            }
+            "transaction.timeout.ms" => {
+                self.transaction_timeout = parse_ms(key, v)?;
+                if self.transaction_timeout.is_zero()
+                    || self.transaction_timeout.as_millis() > i32::MAX as u128
+                {
+                    return Err(Error::config(
+                        key,
+                        format!("{v} is not in 1..={}", i32::MAX),
+                    ));
+                }
+            }
             "group.id" => self.group_id = Some(v.to_string()).filter(|s| !s.is_empty()),
             "group.instance.id" => {
                 self.group_instance_id = Some(v.to_string()).filter(|s| !s.is_empty())
@@ -398,8 +417,18 @@ impl ClientConfig {
     /// client does: idempotence needs acks=all, retries > 0 and at most five
     /// requests in flight. If idempotence was asked for explicitly, a conflict
     /// is an error; if it is only the default, it is turned off instead.
+    /// A `transactional.id` needs idempotence, so with one every conflict is
+    /// an error, and so is `enable.idempotence=false`.
     pub(crate) fn resolve_producer(&mut self) -> Result<()> {
         self.validate_common()?;
+        let transactional = self.transactional_id.is_some();
+        if transactional && !self.enable_idempotence {
+            return Err(Error::config(
+                "enable.idempotence",
+                "cannot be false when transactional.id is set \
+                 (a transactional producer is idempotent)",
+            ));
+        }
         if self.enable_idempotence {
             let conflict = if self.acks != Acks::All {
                 Some(("acks", "must be all when enable.idempotence=true"))
@@ -417,6 +446,12 @@ impl ClientConfig {
                 None
             };
             if let Some((key, reason)) = conflict {
+                if transactional {
+                    return Err(Error::config(
+                        key,
+                        format!("{reason} (implied by transactional.id)"),
+                    ));
+                }
                 if self.is_set("enable.idempotence") {
                     return Err(Error::config(key, reason));
                 }
@@ -599,5 +634,41 @@ mod tests {
         .unwrap();
         c.resolve_producer().unwrap();
         assert!(!c.enable_idempotence);
+    }
+
+    #[test]
+    fn transactional_id_requires_idempotence() {
+        let base = [("bootstrap.servers", "x:1"), ("transactional.id", "tx-1")];
+        let mut c = ClientConfig::from_map(base).unwrap();
+        assert_eq!(c.transaction_timeout, Duration::from_secs(60));
+        c.resolve_producer().unwrap();
+        assert!(c.enable_idempotence);
+        assert_eq!(c.transactional_id.as_deref(), Some("tx-1"));
+        // Explicitly off: an error, not a silent downgrade.
+        let mut c = ClientConfig::from_map(base)
+            .unwrap()
+            .with("enable.idempotence", "false")
+            .unwrap();
+        let e = c.resolve_producer().unwrap_err();
+        assert!(e.to_string().contains("enable.idempotence"), "{e}");
+        // A conflict that would quietly turn default idempotence off is an
+        // error once a transactional.id needs it.
+        let mut c = ClientConfig::from_map(base)
+            .unwrap()
+            .with("acks", "1")
+            .unwrap();
+        let e = c.resolve_producer().unwrap_err();
+        assert!(e.to_string().contains("acks"), "{e}");
+        // An empty id is no id; the timeout is validated.
+        let c = ClientConfig::from_map([("transactional.id", "")]).unwrap();
+        assert!(c.transactional_id.is_none());
+        let c = ClientConfig::from_map([("transaction.timeout.ms", "900000")]).unwrap();
+        assert_eq!(c.transaction_timeout, Duration::from_secs(900));
+        assert!(ClientConfig::from_map([("transaction.timeout.ms", "0")]).is_err());
+        assert!(ClientConfig::from_map([("isolation.level", "read_committed")]).is_ok());
+        assert_eq!(
+            ClientConfig::default().isolation_level,
+            IsolationLevel::ReadUncommitted
+        );
     }
 }

@@ -45,11 +45,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The highest version this client can speak for `key`, where that is below
 /// what the protocol crate can encode. Produce and Fetch v13+ address topics
-/// by id only; we address them by name and stop at 12.
+/// by id only; we address them by name and stop at 12. Transactions follow
+/// the classic protocol (no KIP-890 part 2): AddPartitionsToTxn v4+ is the
+/// brokers' batched form and EndTxn v5 belongs to transaction version 2, so
+/// the client stops at 3 and 4, as the Java client does without TV2.
 fn client_max_version(key: i16) -> Option<i16> {
     match ApiKey::try_from(key).ok()? {
         ApiKey::Produce => Some(12),
         ApiKey::Fetch => Some(12),
+        ApiKey::AddPartitionsToTxn => Some(3),
+        ApiKey::EndTxn => Some(4),
         _ => None,
     }
 }
@@ -148,8 +153,14 @@ impl Connection {
 
     /// The version to use for `R`: the highest both sides support.
     pub fn version_for<R: Request>(&self) -> Result<i16> {
-        let ours_max =
-            client_max_version(R::KEY).map_or(R::VERSIONS.max, |m| m.min(R::VERSIONS.max));
+        self.version_at_most::<R>(i16::MAX)
+    }
+
+    /// [`Connection::version_for`], but at most `cap`.
+    pub fn version_at_most<R: Request>(&self, cap: i16) -> Result<i16> {
+        let ours_max = client_max_version(R::KEY)
+            .map_or(R::VERSIONS.max, |m| m.min(R::VERSIONS.max))
+            .min(cap);
         let (theirs_min, theirs_max) = self.versions.get(&R::KEY).copied().ok_or_else(|| {
             Error::Invalid(format!(
                 "broker {} does not support API key {}",
@@ -204,8 +215,15 @@ impl Connection {
     /// Writes `req` now and returns a handle to await its response later.
     /// Lets a caller fix the order of requests on the wire (the producer's
     /// sequence numbers depend on it) without waiting for each response.
-    pub async fn start<R: Request>(self: &Arc<Self>, req: &R) -> Result<Pending<R>> {
-        let version = self.version_for::<R>()?;
+    /// The version is the highest both sides support, and at most `cap` (a
+    /// transactional Produce stays below v12, which would announce
+    /// transaction version 2).
+    pub async fn start_at_most<R: Request>(
+        self: &Arc<Self>,
+        req: &R,
+        cap: i16,
+    ) -> Result<Pending<R>> {
+        let version = self.version_at_most::<R>(cap)?;
         let (tx, rx) = oneshot::channel();
         self.enqueue(req, version, Some(tx)).await?;
         Ok(Pending {

@@ -48,6 +48,46 @@ pub enum Error {
     /// than `max.request.size`) or an API the broker does not support.
     #[error("{0}")]
     Invalid(String),
+    /// Another producer with the same `transactional.id` initialized since
+    /// (the coordinator answered PRODUCER_FENCED or INVALID_PRODUCER_EPOCH).
+    /// Fatal: this producer refuses every further send and transactional
+    /// call; close it (Java: `ProducerFencedException`).
+    #[error("transactional id {transactional_id:?}: producer id {producer_id} epoch {producer_epoch} was fenced by a newer producer with the same transactional.id ({name}, error code {code}); close this producer")]
+    Fenced {
+        transactional_id: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        code: i16,
+        name: String,
+    },
+    /// Any other error after which the transactional producer cannot go on
+    /// (an authorization failure, INVALID_TXN_STATE, an error the
+    /// coordinator should never send). Fatal, as [`Error::Fenced`].
+    #[error(
+        "transactional id {transactional_id:?} can no longer be used: {cause}; close this producer"
+    )]
+    TransactionFatal {
+        transactional_id: String,
+        cause: Box<Error>,
+    },
+    /// The current transaction hit an error (a record that could not be
+    /// written, a partition that could not be added) and can only be
+    /// aborted: `commit_transaction` and new sends fail with this,
+    /// `abort_transaction` works.
+    #[error("the transaction must be aborted: {0}")]
+    TransactionAbortable(Box<Error>),
+    /// A record that was never sent because its transaction was aborted.
+    #[error("the record's transaction was aborted before it was sent")]
+    TransactionAborted,
+    /// A transactional call in the wrong state (begin twice, commit without
+    /// begin, send outside a transaction, a transactional call on a
+    /// producer without `transactional.id`). Nothing was changed.
+    #[error("{operation}: {reason} (transaction state {state})")]
+    TransactionState {
+        operation: &'static str,
+        state: &'static str,
+        reason: &'static str,
+    },
 }
 
 impl Error {
@@ -57,7 +97,10 @@ impl Error {
         Some(Error::Kafka {
             code,
             name: upper_snake(&e),
-            retriable: e.is_retriable(),
+            // Kafka's ConcurrentTransactionsException is a RetriableException
+            // (the previous transaction is still completing); the protocol
+            // crate's table says otherwise.
+            retriable: e.is_retriable() || code == codes::CONCURRENT_TRANSACTIONS,
             message: message.map(str::to_string),
         })
     }
@@ -76,6 +119,12 @@ impl Error {
             Error::Kafka { code, .. } => Some(*code),
             _ => None,
         }
+    }
+
+    /// Whether a transactional producer is unusable after this error
+    /// ([`Error::Fenced`], [`Error::TransactionFatal`]).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Error::Fenced { .. } | Error::TransactionFatal { .. })
     }
 
     /// Whether trying again may succeed: retriable Kafka codes, lost
@@ -119,18 +168,29 @@ pub(crate) mod codes {
     pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
     pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     pub const NOT_COORDINATOR: i16 = 16;
+    pub const REQUEST_TIMED_OUT: i16 = 7;
     pub const ILLEGAL_GENERATION: i16 = 22;
     pub const UNKNOWN_MEMBER_ID: i16 = 25;
     pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
     pub const UNSUPPORTED_VERSION: i16 = 35;
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub const INVALID_TXN_STATE: i16 = 48;
+    pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+    pub const CONCURRENT_TRANSACTIONS: i16 = 51;
+    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+    pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
+    pub const UNKNOWN_PRODUCER_ID: i16 = 59;
     pub const MEMBER_ID_REQUIRED: i16 = 79;
     pub const FENCED_INSTANCE_ID: i16 = 82;
+    pub const PRODUCER_FENCED: i16 = 90;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    pub const TRANSACTION_ABORTABLE: i16 = 120;
 }
 
 /// Whether `code` means our metadata (leaders, partitions) is stale.
@@ -191,6 +251,10 @@ mod tests {
         assert_eq!(e.code(), Some(36));
         assert!(Error::from_code(0, None).is_none());
         assert!(Error::check(0, None).is_ok());
+        assert!(Error::from_code(51, None).unwrap().is_retriable());
+        let e = Error::from_code(90, None).unwrap();
+        assert_eq!(e.to_string(), "PRODUCER_FENCED (error code 90)");
+        assert!(!e.is_retriable());
         assert!(matches!(
             Error::from_code(9999, None),
             Some(Error::Kafka { ref name, .. }) if name == "UNKNOWN"

@@ -31,17 +31,39 @@ pub(crate) fn topic_name(s: &str) -> TopicName {
     TopicName(sb(s))
 }
 
+/// FindCoordinator's key types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CoordinatorType {
+    Group = 0,
+    Transaction = 1,
+}
+
 /// FindCoordinator for a group (key type 0): the coordinator's node id.
 pub(crate) async fn find_coordinator(cluster: &Cluster, group: &str) -> Result<i32> {
+    find_coordinator_of(cluster, CoordinatorType::Group, group).await
+}
+
+/// FindCoordinator for a group or a transactional id: the coordinator's node id.
+pub(crate) async fn find_coordinator_of(
+    cluster: &Cluster,
+    key_type: CoordinatorType,
+    key: &str,
+) -> Result<i32> {
     let conn = cluster.any_connection().await?;
     let version = conn.version_for::<FindCoordinatorRequest>()?;
-    let mut req = FindCoordinatorRequest::default().with_key_type(0);
+    let mut req = FindCoordinatorRequest::default().with_key_type(key_type as i8);
     if version >= 4 {
-        req.coordinator_keys = vec![sb(group)];
+        req.coordinator_keys = vec![sb(key)];
     } else {
-        req.key = sb(group);
+        req.key = sb(key);
     }
-    let resp = conn.send(&req).await?;
+    let resp = match conn.send(&req).await {
+        Ok(r) => r,
+        Err(e) => {
+            cluster.drop_connection(&conn).await;
+            return Err(e);
+        }
+    };
     let (code, message, node) = if version >= 4 {
         let c =
             resp.coordinators.into_iter().next().ok_or_else(|| {

@@ -12,8 +12,10 @@
 //! - `conn`: one pipelined connection per broker, ApiVersions negotiation
 //! - [`cluster`]: the metadata cache and connection pool
 //! - [`admin`]: topics, configs, records, offsets, log dirs, groups
-//! - [`producer`]: accumulator, sender, partitioners, retries, idempotence
-//! - [`consumer`]: fetcher, classic group membership, assignors, commits
+//! - [`producer`]: accumulator, sender, partitioners, retries, idempotence,
+//!   transactions (`transactional.id`)
+//! - [`consumer`]: fetcher, classic group membership, assignors, commits,
+//!   `isolation.level=read_committed`
 //! - `group_ops`, `offsets`: coordinator and leader requests shared by admin and consumer
 //! - [`types`]: `TopicPartition`, `ProducerRecord`, `ConsumerRecord`, ...
 //!

@@ -112,6 +112,36 @@ impl OffsetAndMetadata {
     }
 }
 
+/// Who consumed the offsets a transactional producer commits with
+/// [`crate::Producer::send_offsets_to_transaction`]: the group coordinator
+/// refuses them from a member that is no longer in the group's generation
+/// (a zombie consumer), which is what makes consume-transform-produce
+/// exactly once across rebalances. Get it from
+/// [`crate::Consumer::group_metadata`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupMetadata {
+    pub group_id: String,
+    /// -1 outside a generation (manual assignment).
+    pub generation_id: i32,
+    /// Empty outside a generation.
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+}
+
+impl ConsumerGroupMetadata {
+    /// Metadata naming only the group (generation -1, no member): the
+    /// coordinator then skips the generation check, as for Java's
+    /// `sendOffsetsToTransaction(offsets, groupId)`.
+    pub fn new(group_id: impl Into<String>) -> Self {
+        ConsumerGroupMetadata {
+            group_id: group_id.into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+        }
+    }
+}
+
 /// Which offset ListOffsets should look up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffsetSpec {

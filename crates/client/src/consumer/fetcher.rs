@@ -22,8 +22,9 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::FetchRequest;
 use tokio::sync::Notify;
 
+use super::read_committed::AbortedTransactions;
 use crate::cluster::Cluster;
-use crate::config::{ClientConfig, OffsetReset};
+use crate::config::{ClientConfig, IsolationLevel, OffsetReset};
 use crate::error::{codes, is_metadata_error, Error};
 use crate::group_ops::topic_name;
 use crate::types::{ConsumerRecord, TopicPartition};
@@ -37,6 +38,10 @@ pub(crate) struct PartitionState {
     /// The position must be reset with this strategy (no committed offset, or out of range).
     pub reset: Option<OffsetReset>,
     pub buffer: VecDeque<ConsumerRecord>,
+    /// The offset after the last batch the buffered records came from: the
+    /// position once they are all returned, past trailing control batches
+    /// and aborted transactions (Java's `nextFetchOffset`).
+    pub buffer_end: Option<i64>,
     pub epoch: u64,
     pub in_flight: bool,
     pub high_watermark: i64,
@@ -66,6 +71,7 @@ impl SubState {
                 s.position = Some(offset);
                 s.reset = None;
                 s.buffer.clear();
+                s.buffer_end = None;
                 s.epoch += 1;
                 true
             }
@@ -78,6 +84,7 @@ impl SubState {
             s.position = None;
             s.reset = Some(strategy);
             s.buffer.clear();
+            s.buffer_end = None;
             s.epoch += 1;
         }
     }
@@ -248,7 +255,18 @@ async fn fetch_from(
             };
             match p.error_code {
                 0 => {
-                    let parsed = parse_records(&tp, p.records.unwrap_or_default(), offset);
+                    // Aborted transactions are filtered under read_committed
+                    // only (a read_uncommitted fetch gets no list anyway).
+                    let aborted =
+                        (cfg.isolation_level == IsolationLevel::ReadCommitted).then(|| {
+                            AbortedTransactions::new(
+                                p.aborted_transactions
+                                    .iter()
+                                    .flatten()
+                                    .map(|a| (a.producer_id.0, a.first_offset)),
+                            )
+                        });
+                    let parsed = parse_records(&tp, p.records.unwrap_or_default(), offset, aborted);
                     let mut st = shared.lock();
                     let Some(s) = st.assignment.get_mut(&tp) else {
                         continue;
@@ -261,8 +279,11 @@ async fn fetch_from(
                         Ok((records, next)) => {
                             got_data |= !records.is_empty();
                             if records.is_empty() && next > offset {
-                                // Only control batches or compacted gaps: skip them.
+                                // Only control batches, aborted transactions
+                                // or compacted gaps: skip them.
                                 s.position = Some(next);
+                            } else if !records.is_empty() {
+                                s.buffer_end = Some(next);
                             }
                             s.buffer.extend(records);
                         }
@@ -306,11 +327,14 @@ async fn fetch_from(
 
 /// Decodes a partition's records from `fetch_offset` on; also returns the
 /// offset after the last complete batch. A partial batch at the end is
-/// normal (the broker cuts at max bytes) and is ignored.
+/// normal (the broker cuts at max bytes) and is ignored. Control batches
+/// are never returned; with `aborted` (read_committed), neither are the
+/// batches of aborted transactions.
 fn parse_records(
     tp: &TopicPartition,
     data: Bytes,
     fetch_offset: i64,
+    mut aborted: Option<AbortedTransactions>,
 ) -> Result<(Vec<ConsumerRecord>, i64), Error> {
     let mut out = Vec::new();
     let mut next = fetch_offset;
@@ -321,6 +345,13 @@ fn parse_records(
             Err(e) => return Err(e.into()),
         };
         next = next.max(header.next_offset());
+        // Every batch goes through the filter, even one before the fetch
+        // offset: its markers open and close aborted transactions.
+        if let Some(a) = aborted.as_mut() {
+            if a.skip(&header, batch)? {
+                continue;
+            }
+        }
         if header.is_control() || header.last_offset() < fetch_offset {
             continue;
         }
@@ -373,13 +404,72 @@ mod tests {
         data.extend(batch(5, 5, Compression::None));
         let third = batch(10, 5, Compression::None);
         data.extend(&third[..third.len() - 3]); // cut by the broker's byte limit
-        let (recs, next) = parse_records(&tp, Bytes::from(data), 3).unwrap();
+        let (recs, next) = parse_records(&tp, Bytes::from(data), 3, None).unwrap();
         let offsets: Vec<i64> = recs.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, (3..10).collect::<Vec<_>>());
         assert_eq!(next, 10);
         assert_eq!(recs[0].value.as_deref(), Some(&b"v3"[..]));
         // Garbage is an error, not a panic.
-        assert!(parse_records(&tp, Bytes::from(vec![0u8; 70]), 0).is_err());
-        assert_eq!(parse_records(&tp, Bytes::new(), 7).unwrap().1, 7);
+        assert!(parse_records(&tp, Bytes::from(vec![0u8; 70]), 0, None).is_err());
+        assert_eq!(parse_records(&tp, Bytes::new(), 7, None).unwrap().1, 7);
+    }
+
+    /// A partition with an aborted and a committed transaction, markers,
+    /// and plain records:
+    ///
+    /// ```text
+    /// 0-2 p1 txn (aborted)   3-4 p2 txn (committed)   5 p1 ABORT   6 p2 COMMIT
+    /// 7-8 non-transactional  9 p1 txn (committed)     10 p1 COMMIT
+    /// ```
+    fn log_with_transactions() -> Bytes {
+        use super::super::read_committed::tests::{data_batch, marker};
+        let mut data = data_batch(1, 0, 3, true);
+        data.extend(data_batch(2, 3, 2, true));
+        data.extend(marker(1, 5, false));
+        data.extend(marker(2, 6, true));
+        data.extend(batch(7, 2, Compression::None));
+        data.extend(data_batch(1, 9, 1, true));
+        data.extend(marker(1, 10, true));
+        Bytes::from(data)
+    }
+
+    fn offsets(records: &[ConsumerRecord]) -> Vec<i64> {
+        records.iter().map(|r| r.offset).collect()
+    }
+
+    #[test]
+    fn read_committed_skips_aborted_transactions_and_markers() {
+        let tp = TopicPartition::new("t", 0);
+        let aborted = || Some(AbortedTransactions::new([(1, 0)]));
+        let (recs, next) = parse_records(&tp, log_with_transactions(), 0, aborted()).unwrap();
+        assert_eq!(offsets(&recs), vec![3, 4, 7, 8, 9]);
+        assert_eq!(recs[0].value.as_deref(), Some(&b"p2-3"[..]));
+        // Past the trailing commit marker.
+        assert_eq!(next, 11);
+        // From the middle of the aborted transaction: the broker lists the
+        // transaction again, and the batch before the fetch offset still
+        // opens it.
+        let (recs, _) = parse_records(&tp, log_with_transactions(), 1, aborted()).unwrap();
+        assert_eq!(offsets(&recs), vec![3, 4, 7, 8, 9]);
+        // Without the list (nothing aborted in range) everything but the
+        // markers is returned.
+        let none = Some(AbortedTransactions::new([]));
+        let (recs, _) = parse_records(&tp, log_with_transactions(), 0, none).unwrap();
+        assert_eq!(offsets(&recs), vec![0, 1, 2, 3, 4, 7, 8, 9]);
+    }
+
+    #[test]
+    fn read_uncommitted_returns_aborted_records_but_never_markers() {
+        let tp = TopicPartition::new("t", 0);
+        let (recs, next) = parse_records(&tp, log_with_transactions(), 0, None).unwrap();
+        assert_eq!(offsets(&recs), vec![0, 1, 2, 3, 4, 7, 8, 9]);
+        assert_eq!(next, 11);
+        // A fetch holding only markers returns nothing and moves on.
+        use super::super::read_committed::tests::marker;
+        let mut data = marker(1, 20, false);
+        data.extend(marker(2, 21, true));
+        let (recs, next) = parse_records(&tp, Bytes::from(data), 20, None).unwrap();
+        assert!(recs.is_empty());
+        assert_eq!(next, 22);
     }
 }

@@ -5,6 +5,7 @@
 //! - `group.rs`: JoinGroup / SyncGroup / Heartbeat / LeaveGroup and the heartbeat task
 //! - `assignor.rs`: range, roundrobin, cooperative-sticky
 //! - `protocol.rs`: the consumer protocol's Subscription / Assignment bytes
+//! - `read_committed.rs`: skipping aborted transactions and control batches
 //!
 //! Like the Java consumer, a `Consumer` is driven by one task: `poll` runs
 //! rebalances and their callbacks, resolves positions and returns buffered
@@ -14,6 +15,7 @@ pub mod assignor;
 mod fetcher;
 mod group;
 pub mod protocol;
+mod read_committed;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -35,7 +37,8 @@ use crate::config::{AssignorKind, ClientConfig, OffsetReset};
 use crate::error::{codes, Error, Result};
 use crate::group_ops::{offset_commit, offset_fetch, with_coordinator, CommitIdentity};
 use crate::types::{
-    ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, OffsetSpec, TopicPartition,
+    ConsumerGroupMetadata, ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, OffsetSpec,
+    TopicPartition,
 };
 
 /// Callbacks around rebalances, run inside `poll` (or `close`).
@@ -196,6 +199,24 @@ impl Consumer {
         self.mode = Mode::None;
     }
 
+    /// The group membership a transactional producer passes to
+    /// [`crate::Producer::send_offsets_to_transaction`] along with this
+    /// consumer's offsets: group id, generation, member id and instance id
+    /// (generation -1 and no member outside a generation, e.g. with
+    /// `assign`). Needs a `group.id`.
+    pub fn group_metadata(&self) -> Result<ConsumerGroupMetadata> {
+        let Some(group) = &self.group else {
+            return Err(Error::config("group.id", "group metadata needs a group.id"));
+        };
+        let who = self.commit_identity();
+        Ok(ConsumerGroupMetadata {
+            group_id: group.group_id.clone(),
+            generation_id: who.generation,
+            member_id: who.member_id,
+            group_instance_id: self.cfg.group_instance_id.clone(),
+        })
+    }
+
     /// The partitions currently assigned.
     pub fn assignment(&self) -> Vec<TopicPartition> {
         self.shared.lock().assignment.keys().cloned().collect()
@@ -291,7 +312,16 @@ impl Consumer {
                     s.leader_epoch = r.leader_epoch;
                     out.push(r);
                 }
-                emptied |= s.buffer.is_empty();
+                if s.buffer.is_empty() {
+                    // All returned: move past what followed the last record
+                    // in that fetch (markers, aborted batches).
+                    if let Some(end) = s.buffer_end.take() {
+                        if s.position.is_some_and(|p| p < end) {
+                            s.position = Some(end);
+                        }
+                    }
+                    emptied = true;
+                }
             }
         }
         self.drain_start = self.drain_start.wrapping_add(1);

@@ -191,11 +191,13 @@ impl ProducerBatch {
 
     /// The batch's wire bytes, built once: a retry must send exactly the
     /// same bytes (same sequence, same CRC) for the broker to spot a duplicate.
-    pub fn encoded(&mut self, compression: Compression) -> Result<Bytes> {
+    /// A transactional producer's batches carry the transactional bit.
+    pub fn encoded(&mut self, compression: Compression, transactional: bool) -> Result<Bytes> {
         if let Some(b) = &self.encoded {
             return Ok(b.clone());
         }
         let mut builder = BatchBuilder::new(0, compression);
+        builder.transactional = transactional;
         builder.producer_id = self.producer_id;
         builder.producer_epoch = self.producer_epoch;
         builder.base_sequence = self.base_sequence;
@@ -271,6 +273,10 @@ pub(crate) struct Ready {
     pub next_wake: Option<Instant>,
     /// Some partition with queued batches has no known leader.
     pub unknown_leader: bool,
+    /// Batches that just failed with delivery.timeout.ms while queued.
+    pub expired: usize,
+    /// Whether one of them had a sequence number (a gap the broker will see).
+    pub expired_sequenced: bool,
 }
 
 pub(crate) enum Append {
@@ -356,7 +362,6 @@ impl Accumulator {
     }
 
     /// Returns reserved memory that never made it into a batch.
-    #[cfg(test)]
     pub fn unreserve(&self, size: usize) {
         self.lock().used -= size;
         self.space.notify_waiters();
@@ -406,8 +411,14 @@ impl Accumulator {
     }
 
     /// Finds the leaders with sendable batches; fails batches whose delivery
-    /// timeout passed while queued.
-    pub fn ready(&self, now: Instant, leader: impl Fn(&TopicPartition) -> Option<i32>) -> Ready {
+    /// timeout passed while queued. Partitions not `allowed` (a transactional
+    /// producer's partitions not yet in the transaction) wait.
+    pub fn ready(
+        &self,
+        now: Instant,
+        leader: impl Fn(&TopicPartition) -> Option<i32>,
+        allowed: impl Fn(&TopicPartition) -> bool,
+    ) -> Ready {
         let mut out = Ready::default();
         let mut expired = Vec::new();
         {
@@ -424,6 +435,10 @@ impl Accumulator {
                     }
                 }
                 let Some(b) = q.batches.front() else { continue };
+                out.next_wake = min_instant(out.next_wake, b.created + self.cfg.delivery_timeout);
+                if !allowed(tp) {
+                    continue;
+                }
                 match self.sendable(q, b, now, force) {
                     Ok(()) => match leader(tp) {
                         Some(node) => {
@@ -434,9 +449,10 @@ impl Accumulator {
                     Err(Some(at)) => out.next_wake = min_instant(out.next_wake, at),
                     Err(None) => {}
                 }
-                out.next_wake = min_instant(out.next_wake, b.created + self.cfg.delivery_timeout);
             }
         }
+        out.expired = expired.len();
+        out.expired_sequenced = expired.iter().any(|b| b.base_sequence >= 0);
         if !expired.is_empty() {
             let err = Error::Timeout {
                 what: "record delivery (delivery.timeout.ms)".into(),
@@ -485,6 +501,7 @@ impl Accumulator {
         node: i32,
         now: Instant,
         leader: impl Fn(&TopicPartition) -> Option<i32>,
+        allowed: impl Fn(&TopicPartition) -> bool,
         pid: Option<(i64, i16)>,
     ) -> Vec<ProducerBatch> {
         let mut out = Vec::new();
@@ -493,7 +510,8 @@ impl Accumulator {
         let force = s.flushes > 0 || s.closing;
         for (tp, q) in s.queues.iter_mut() {
             let Some(b) = q.batches.front() else { continue };
-            if leader(tp) != Some(node) || self.sendable(q, b, now, force).is_err() {
+            if leader(tp) != Some(node) || !allowed(tp) || self.sendable(q, b, now, force).is_err()
+            {
                 continue;
             }
             // Records plus the 61-byte header bound the batch's size on the wire.
@@ -604,6 +622,29 @@ impl Accumulator {
         self.lock().closing
     }
 
+    /// Fails queued batches that were never given a sequence number: a
+    /// transaction that can no longer commit drops what it has not sent.
+    /// Batches with a sequence (retries) stay, so the partition's sequence
+    /// numbers have no gap; they finish before EndTxn goes out.
+    pub fn abort_unsequenced(&self, err: &Error) -> usize {
+        let dropped: Vec<ProducerBatch> = {
+            let mut s = self.lock();
+            let mut out = Vec::new();
+            for q in s.queues.values_mut() {
+                let (keep, drop): (VecDeque<_>, VecDeque<_>) =
+                    q.batches.drain(..).partition(|b| b.base_sequence >= 0);
+                q.batches = keep;
+                out.extend(drop);
+            }
+            out
+        };
+        let n = dropped.len();
+        for b in dropped {
+            self.finish(b, |b| b.fail(err));
+        }
+        n
+    }
+
     /// Fails everything still queued (not in flight), e.g. on a forced close.
     pub fn abort_queued(&self, err: &Error) {
         let drained: Vec<ProducerBatch> = {
@@ -674,11 +715,11 @@ mod tests {
         let leader = |_: &TopicPartition| Some(1);
         append(&acc, &tp, 100, t0);
         // Not full, linger not over: not ready, wake at t0 + linger.
-        let r = acc.ready(t0, leader);
+        let r = acc.ready(t0, leader, |_| true);
         assert!(r.nodes.is_empty());
         assert_eq!(r.next_wake, Some(t0 + Duration::from_millis(10)));
         assert!(!acc
-            .ready(t0 + Duration::from_millis(10), leader)
+            .ready(t0 + Duration::from_millis(10), leader, |_| true)
             .nodes
             .is_empty());
         // Records past batch.size open a second batch; the first is then full.
@@ -686,13 +727,19 @@ mod tests {
             append(&acc, &tp, 100, t0);
         }
         assert_eq!(acc.lock().queues[&tp].batches.len(), 2);
-        assert!(acc.ready(t0, leader).nodes.contains(&1));
+        assert!(acc.ready(t0, leader, |_| true).nodes.contains(&1));
         // One batch per partition per drain; sequences start at 0.
-        let d = acc.drain(1, t0, leader, Some((7, 0)));
+        let d = acc.drain(1, t0, leader, |_| true, Some((7, 0)));
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].base_sequence, 0);
         let first_count = d[0].record_count() as i32;
-        let d2 = acc.drain(1, t0 + Duration::from_millis(10), leader, Some((7, 0)));
+        let d2 = acc.drain(
+            1,
+            t0 + Duration::from_millis(10),
+            leader,
+            |_| true,
+            Some((7, 0)),
+        );
         assert_eq!(d2[0].base_sequence, first_count);
         // The abort-on-new-batch path hands the record back.
         let (r, size) = rec(10);
@@ -711,18 +758,18 @@ mod tests {
         }
         let leader = |tp: &TopicPartition| Some(if tp.partition < 4 { 1 } else { 2 });
         let later = t0 + Duration::from_secs(1);
-        let r = acc.ready(later, leader);
+        let r = acc.ready(later, leader, |_| true);
         assert_eq!(r.nodes.iter().copied().collect::<Vec<_>>(), vec![1, 2]);
         // ~960 bytes each: three fit in 3000.
-        let d = acc.drain(1, later, leader, None);
+        let d = acc.drain(1, later, leader, |_| true, None);
         assert_eq!(d.len(), 3);
         assert!(d.iter().all(|b| b.base_sequence == -1));
-        assert_eq!(acc.drain(1, later, leader, None).len(), 1);
-        assert_eq!(acc.drain(2, later, leader, None).len(), 2);
+        assert_eq!(acc.drain(1, later, leader, |_| true, None).len(), 1);
+        assert_eq!(acc.drain(2, later, leader, |_| true, None).len(), 2);
         // Unknown leaders are reported, not drained.
         append(&acc, &TopicPartition::new("u", 0), 10, t0);
         assert!(
-            acc.ready(later, |tp| (tp.topic == "t").then_some(1))
+            acc.ready(later, |tp| (tp.topic == "t").then_some(1), |_| true)
                 .unknown_leader
         );
     }
@@ -737,7 +784,7 @@ mod tests {
         let mut drained = Vec::new();
         for _ in 0..3 {
             append(&acc, &tp, 900, t0);
-            drained.extend(acc.drain(1, t0 + Duration::from_secs(1), leader, pid));
+            drained.extend(acc.drain(1, t0 + Duration::from_secs(1), leader, |_| true, pid));
         }
         append(&acc, &tp, 10, t0); // a new batch behind the retries
         assert_eq!(
@@ -756,12 +803,12 @@ mod tests {
             .collect();
         assert_eq!(seqs, vec![0, 1, 2, -1]);
         // Retried batches go one at a time.
-        let d = acc.drain(1, now, leader, pid);
+        let d = acc.drain(1, now, leader, |_| true, pid);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].base_sequence, 0);
-        assert!(acc.drain(1, now, leader, pid).is_empty());
+        assert!(acc.drain(1, now, leader, |_| true, pid).is_empty());
         acc.complete(d.into_iter().next().unwrap(), |b| b.succeed(0, -1));
-        assert_eq!(acc.drain(1, now, leader, pid)[0].base_sequence, 1);
+        assert_eq!(acc.drain(1, now, leader, |_| true, pid)[0].base_sequence, 1);
     }
 
     #[test]
@@ -771,7 +818,7 @@ mod tests {
         let t0 = Instant::now();
         let rx1 = append(&acc, &tp, 1, t0);
         let rx2 = append(&acc, &tp, 1, t0);
-        let mut d = acc.drain(1, t0 + Duration::from_secs(1), |_| Some(1), None);
+        let mut d = acc.drain(1, t0 + Duration::from_secs(1), |_| Some(1), |_| true, None);
         acc.complete(d.remove(0), |b| b.succeed(100, 555));
         let m1 = result(rx1).unwrap();
         let m2 = result(rx2).unwrap();
@@ -809,7 +856,7 @@ mod tests {
             .poll(&mut Context::from_waker(&waker2))
             .is_pending());
         // One wake per task.
-        let mut d = acc.drain(1, t0 + Duration::from_secs(1), |_| Some(1), None);
+        let mut d = acc.drain(1, t0 + Duration::from_secs(1), |_| Some(1), |_| true, None);
         acc.complete(d.remove(0), |b| b.succeed(7, -1));
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert_eq!(count2.0.load(Ordering::SeqCst), 1);
@@ -830,8 +877,72 @@ mod tests {
         let tp = TopicPartition::new("t", 0);
         let t0 = Instant::now();
         let rx = append(&acc, &tp, 1, t0);
-        acc.ready(t0 + Duration::from_secs(61), |_| None);
+        acc.ready(t0 + Duration::from_secs(61), |_| None, |_| true);
         assert!(matches!(result(rx), Err(Error::Timeout { .. })));
+        assert!(acc.is_empty());
+    }
+
+    #[test]
+    fn partitions_not_allowed_wait_and_unsequenced_batches_can_be_dropped() {
+        let acc = Accumulator::new(cfg());
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(1);
+        let leader = |_: &TopicPartition| Some(1);
+        let pid = Some((9, 2));
+        let (a, b) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+        let ra = append(&acc, &a, 10, t0);
+        let rb = append(&acc, &b, 10, t0);
+        // Only `a` is in the transaction: `b` neither counts as ready nor
+        // as leaderless, and is not drained.
+        let only_a = |tp: &TopicPartition| tp.partition == 0;
+        let r = acc.ready(later, |tp| (tp.partition == 0).then_some(1), only_a);
+        assert!(!r.unknown_leader);
+        assert_eq!(r.nodes.into_iter().collect::<Vec<_>>(), vec![1]);
+        let mut d = acc.drain(1, later, leader, only_a, pid);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].tp, a);
+        // A transactional batch carries the attribute bit, with its producer.
+        let bytes = d[0].encoded(Compression::None, true).unwrap();
+        let h = gregor_records::BatchHeader::parse(&bytes).unwrap();
+        assert!(h.is_transactional() && !h.is_control());
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (9, 2, 0)
+        );
+        // It fails and waits for a retry with its sequence; a new batch of
+        // `a` and the unsent one of `b` have none.
+        acc.reenqueue(d.remove(0), later);
+        let ra2 = append(&acc, &a, 10, t0);
+        assert_eq!(acc.abort_unsequenced(&Error::TransactionAborted), 2);
+        assert!(matches!(result(rb), Err(Error::TransactionAborted)));
+        assert!(matches!(result(ra2), Err(Error::TransactionAborted)));
+        // The retry is still there and goes out with its sequence.
+        let d = acc.drain(1, later, leader, |_| true, pid);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].base_sequence, 0);
+        acc.complete(d.into_iter().next().unwrap(), |b| b.succeed(0, -1));
+        assert_eq!(result(ra).unwrap().offset, 0);
+        assert!(acc.is_empty());
+    }
+
+    #[test]
+    fn expired_batches_are_reported() {
+        let acc = Accumulator::new(cfg());
+        let t0 = Instant::now();
+        let tp = TopicPartition::new("t", 0);
+        append(&acc, &tp, 1, t0);
+        let mut d = acc.drain(
+            1,
+            t0 + Duration::from_secs(1),
+            |_| Some(1),
+            |_| true,
+            Some((1, 0)),
+        );
+        acc.reenqueue(d.remove(0), t0 + Duration::from_secs(2));
+        append(&acc, &tp, 1, t0);
+        let r = acc.ready(t0 + Duration::from_secs(61), |_| Some(1), |_| true);
+        assert_eq!(r.expired, 2);
+        assert!(r.expired_sequenced);
         assert!(acc.is_empty());
     }
 

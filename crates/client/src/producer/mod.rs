@@ -5,11 +5,34 @@
 //! - `sender.rs`: Produce requests, responses, retries, InitProducerId
 //! - `partitioner.rs`: murmur2 (Java-identical), sticky, round-robin
 //! - `retry.rs`: the backoff / delivery-timeout decision
+//! - `txn_manager.rs`: the transactional state machine (no I/O)
+//! - `transaction.rs`: `init_transactions` .. `abort_transaction` and their
+//!   coordinator requests
+//!
+//! With `transactional.id` set, every send belongs to a transaction:
+//!
+//! ```no_run
+//! # use gregor_client::{ClientConfig, Producer, ProducerRecord};
+//! # async fn run(config: ClientConfig) -> gregor_client::Result<()> {
+//! let producer = Producer::new(config.with("transactional.id", "orders-1")?)?;
+//! producer.init_transactions().await?;
+//! producer.begin_transaction()?;
+//! producer.send(ProducerRecord::new("orders", "o-1")).await?;
+//! match producer.commit_transaction().await {
+//!     Ok(()) => {}
+//!     Err(e) if e.is_fatal() => return Err(e), // fenced: close the producer
+//!     Err(_) => producer.abort_transaction().await?,
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod accumulator;
 pub mod partitioner;
 mod retry;
 mod sender;
+mod transaction;
+mod txn_manager;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -48,8 +71,11 @@ pub(crate) struct Inner {
     acc: Accumulator,
     partitioner: Box<dyn Partitioner>,
     retry: RetryPolicy,
-    /// The idempotent producer id and epoch, once InitProducerId answered.
+    /// The idempotent producer id and epoch, once InitProducerId answered
+    /// (not used with a transactional.id: `txn` has them).
     pid: tokio::sync::Mutex<Option<(i64, i16)>>,
+    /// With `transactional.id`: the transaction state and coordinator.
+    txn: Option<transaction::Txn>,
 }
 
 impl Inner {
@@ -123,6 +149,7 @@ impl ProducerBuilder {
                 delivery_timeout: cfg.delivery_timeout,
             },
             pid: tokio::sync::Mutex::new(None),
+            txn: cfg.transactional_id.clone().map(transaction::Txn::new),
             partitioner,
             cluster,
             cfg,
@@ -229,6 +256,10 @@ impl Producer {
                 inner.cfg.max_request_size
             )));
         }
+        if let Some(txn) = &inner.txn {
+            // Fail before waiting for buffer memory.
+            txn.lock().check_send()?;
+        }
         inner.acc.reserve(size, inner.cfg.max_block).await?;
         let record = Record {
             offset: 0,
@@ -237,14 +268,29 @@ impl Producer {
             value: r.value,
             headers: r.headers,
         };
+        // A transactional record is appended under the transaction's lock:
+        // a commit or abort starting meanwhile cannot miss it, and its
+        // partition joins the transaction together with it.
+        let mut txn = match &inner.txn {
+            Some(t) => {
+                let tm = t.lock();
+                if let Err(e) = tm.check_send() {
+                    inner.acc.unreserve(size);
+                    return Err(e);
+                }
+                Some(tm)
+            }
+            None => None,
+        };
         let topic = r.topic;
         // The clock is read only if a new batch is opened.
         let now = std::cell::OnceCell::new();
         let now = || *now.get_or_init(Instant::now);
-        let appended = match r.partition {
+        let (tp, appended) = match r.partition {
             Some(p) => {
                 let tp = TopicPartition::new(topic, p);
-                inner.acc.append(&tp, record, size, false, now)
+                let appended = inner.acc.append(&tp, record, size, false, now);
+                (tp, appended)
             }
             None => {
                 let p = inner.partitioner.partition(
@@ -256,7 +302,7 @@ impl Producer {
                 // The topic name moves into the TopicPartition: no copy per record.
                 let mut tp = TopicPartition::new(topic, p);
                 let sticky = inner.partitioner.repartition_on_new_batch();
-                match inner.acc.append(&tp, record, size, sticky, now) {
+                let appended = match inner.acc.append(&tp, record, size, sticky, now) {
                     Append::NeedsNewBatch(record) => {
                         inner.partitioner.on_new_batch(&tp.topic, p, n);
                         tp.partition = inner.partitioner.partition(
@@ -268,11 +314,17 @@ impl Producer {
                         inner.acc.append(&tp, record, size, false, now)
                     }
                     done => done,
-                }
+                };
+                (tp, appended)
             }
         };
         match appended {
-            Append::Done(slot) => Ok(slot),
+            Append::Done(slot) => {
+                if let Some(tm) = txn.as_mut() {
+                    tm.add_partition(&tp);
+                }
+                Ok(slot)
+            }
             // Only asked for with abort_on_new_batch, never on the last try.
             Append::NeedsNewBatch(_) => Err(Error::Closed("producer")),
         }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId,
+    InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId, TransactionalId,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -22,7 +22,7 @@ use super::Inner;
 use crate::config::Acks;
 use crate::conn::Connection;
 use crate::error::{codes, is_metadata_error, Error, Result};
-use crate::group_ops::topic_name;
+use crate::group_ops::{sb, topic_name};
 use crate::types::TopicPartition;
 
 pub(crate) async fn run(inner: Arc<Inner>) {
@@ -33,7 +33,18 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         }
         let now = Instant::now();
         let backoff_at = now + inner.cfg.retry_backoff;
-        let pid = if inner.cfg.enable_idempotence {
+        let pid = if let Some(txn) = &inner.txn {
+            txn.before_send(&inner);
+            let pid = txn.lock().producer_id();
+            match pid {
+                Some(p) => Some(p),
+                // Nothing is appended before init_transactions succeeds.
+                None => {
+                    wait(&inner, None).await;
+                    continue;
+                }
+            }
+        } else if inner.cfg.enable_idempotence {
             match inner.producer_id().await {
                 Ok(p) => Some(p),
                 Err(e) => {
@@ -53,7 +64,27 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             }
         };
         let leader = |tp: &TopicPartition| meta.leader(tp).map(|(l, _)| l);
-        let ready = inner.acc.ready(now, leader);
+        // A transactional producer sends to a partition only once it is in
+        // the transaction (AddPartitionsToTxn answered).
+        let in_txn = inner.txn.as_ref().map(|t| t.lock().sendable_partitions());
+        let allowed = |tp: &TopicPartition| in_txn.as_ref().is_none_or(|s| s.contains(tp));
+        let ready = inner.acc.ready(now, leader, allowed);
+        if ready.expired > 0 {
+            let e = Error::Timeout {
+                what: format!(
+                    "{} batches waiting to be sent (delivery.timeout.ms)",
+                    ready.expired
+                ),
+                after: inner.cfg.delivery_timeout,
+            };
+            match &inner.txn {
+                Some(txn) => txn.batch_failed(&e),
+                // The broker will see a gap where the expired batch's
+                // sequence numbers were: start over with a new producer id.
+                None if ready.expired_sequenced => inner.reset_producer_id(),
+                None => {}
+            }
+        }
         let mut next = ready.next_wake;
         if ready.unknown_leader {
             inner.cluster.request_refresh();
@@ -75,7 +106,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
                     continue;
                 }
             };
-            let batches = inner.acc.drain(node, now, leader, pid);
+            let batches = inner.acc.drain(node, now, leader, allowed, pid);
             if !batches.is_empty() {
                 send_batches(&inner, conn, batches, permit).await;
             }
@@ -107,8 +138,9 @@ async fn send_batches(
 ) {
     let mut sendable = Vec::with_capacity(batches.len());
     let mut by_topic: BTreeMap<String, Vec<PartitionProduceData>> = BTreeMap::new();
+    let transactional = inner.txn.is_some();
     for mut b in batches {
-        match b.encoded(inner.cfg.compression) {
+        match b.encoded(inner.cfg.compression, transactional) {
             Ok(bytes) => {
                 by_topic.entry(b.tp.topic.clone()).or_default().push(
                     PartitionProduceData::default()
@@ -125,6 +157,13 @@ async fn send_batches(
         return;
     }
     let req = ProduceRequest::default()
+        .with_transactional_id(
+            inner
+                .cfg
+                .transactional_id
+                .as_deref()
+                .map(|t| TransactionalId(sb(t))),
+        )
         .with_acks(inner.cfg.acks.wire())
         .with_timeout_ms(i32::try_from(inner.cfg.request_timeout.as_millis()).unwrap_or(i32::MAX))
         .with_topic_data(
@@ -151,7 +190,11 @@ async fn send_batches(
         }
         return;
     }
-    match conn.start(&req).await {
+    // Produce v12 announces transaction version 2 (KIP-890: partitions join
+    // a transaction implicitly); this client adds them itself, so a
+    // transactional producer stays at v11 as the Java client without TV2.
+    let max_version = if transactional { 11 } else { i16::MAX };
+    match conn.start_at_most(&req, max_version).await {
         Ok(pending) => {
             let inner = inner.clone();
             tokio::spawn(async move {
@@ -219,10 +262,19 @@ fn handle_response(inner: &Inner, batches: Vec<ProducerBatch>, resp: ProduceResp
 
 fn fail_or_retry(inner: &Inner, b: ProducerBatch, e: Error) {
     // Out-of-order sequence after a failure of an earlier batch of the same
-    // partition is expected: that batch is resent first, then this one.
+    // partition is expected: that batch is resent first, then this one. In
+    // a transaction that can no longer commit it is a consequence of the
+    // failure that doomed it, and retrying would only hold up the abort.
+    let doomed = inner.txn.as_ref().is_some_and(|t| t.doomed());
     let retriable = e.is_retriable()
-        || (inner.cfg.enable_idempotence && e.code() == Some(codes::OUT_OF_ORDER_SEQUENCE_NUMBER));
-    let decision = if retriable {
+        || (inner.cfg.enable_idempotence
+            && !doomed
+            && e.code() == Some(codes::OUT_OF_ORDER_SEQUENCE_NUMBER));
+    let fatal = inner
+        .txn
+        .as_ref()
+        .is_some_and(|t| t.lock().fatal().is_some());
+    let decision = if retriable && !fatal {
         inner
             .retry
             .decide(b.attempts + 1, b.created, Instant::now())
@@ -243,10 +295,14 @@ fn fail_or_retry(inner: &Inner, b: ProducerBatch, e: Error) {
             } else {
                 e
             };
-            if b.base_sequence >= 0 {
+            match &inner.txn {
+                // The transaction can only be aborted now (or the producer
+                // was fenced); the abort bumps the epoch if sequences broke.
+                Some(txn) => txn.batch_failed(&e),
                 // Later batches of this partition carry sequences that now
                 // have a gap: start over with a fresh producer id.
-                inner.reset_producer_id();
+                None if b.base_sequence >= 0 => inner.reset_producer_id(),
+                None => {}
             }
             inner.acc.complete(b, |b| b.fail(&e));
         }
