@@ -199,3 +199,42 @@ def test_transaction_completes_when_data_leader_dies_before_markers(cluster, top
     run.check(cluster.live_bootstrap())
     print(f"\nleader {leader} of {topic}[0] frozen before the commit and killed after it; new leader "
           f"{new_leader}; coordinator {coordinator}; committed {run.committed}; client errors {run.errors[:10]}")
+
+
+def test_dead_producers_transaction_aborted_after_coordinator_kill9(cluster, topic):
+    """A producer dies (SIGKILL) with a transaction open, then its coordinator is
+    SIGKILLed too: the new coordinator (the new leader of the __transaction_state
+    partition) must take the transaction over without any client asking about it and
+    abort it once transaction.timeout.ms has passed, so the data partition's LSO moves
+    on and read_committed gets the records written after it (the dead producer's never)."""
+    from txn_util import Helper, plain_producer
+    controller = cluster.active_controller()
+    _warm_up(cluster)
+    txid, coordinator = _txid_coordinated_by(cluster, topic, lambda n: n != controller)
+    data_nodes = [i for i in NODE_IDS if i != coordinator]
+    cluster.create_topic(topic, config=MIN_ISR, assignment=[[data_nodes[0], data_nodes[1], coordinator]])
+    stuck, later = 4, 3
+    h = Helper("hang", cluster.bootstrap, topic, "0", txid, str(stuck), "6000")
+    try:
+        h.wait_event(lambda e: e["event"] == "in_txn", 60, "the open transaction")
+        h.kill9()
+    finally:
+        h.stop()
+    cluster.node(coordinator).kill9()
+    plain = plain_producer(cluster.live_bootstrap(), logger=RDKAFKA_LOGGER)
+    produce_all(plain, topic, [(0, f"later-{i}".encode(), f"later-{i}".encode()) for i in range(later)])
+    assert plain.flush(30) == 0
+    last = []
+
+    def through():
+        last[:] = [read_to_end(cluster.live_bootstrap(), topic, 1, "read_committed", timeout=10)]
+        return last[0] if last[0].values(0) else None
+    try:
+        got = wait_for(through, FAILOVER_TIMEOUT_S, "read_committed to see the records written after the dead "
+                       "producer's transaction (aborted by the new coordinator on its timeout)", interval=0.5)
+    except AssertionError as e:
+        new = [find_txn_coordinator("127.0.0.1", n.kafka_port, txid) for n in cluster.live_nodes()]
+        raise AssertionError(f"{e}\nlast read_committed end {last and last[0].ends}; FindCoordinator now "
+                             f"{new} (killed {coordinator})") from None
+    assert got.values(0) == [f"later-{i}".encode() for i in range(later)], got.records
+    assert got.offsets(0) == list(range(stuck, stuck + later))

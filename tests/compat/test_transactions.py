@@ -274,6 +274,56 @@ def test_consume_transform_produce_survives_kill9(broker, topic):
     check_output(broker.bootstrap, src, dst, parts, per, group, inputs, want_aborted_duplicates=True)
 
 
+@pytest.mark.broker_overrides({"transaction.abort.timed.out.transaction.cleanup.interval.ms": "500"})
+def test_transactions_survive_broker_kill9(broker, topic):
+    """kill -9 of the broker with a committed, an aborted and an open transaction (its
+    producer SIGKILLed too) in the log, then a restart: the aborted records stay
+    invisible to read_committed (the aborted-transaction index and producer state are
+    recovered), the coordinator reloads __transaction_state and aborts the open one
+    once it times out, and the first transactional.id inits again (fencing its old
+    epoch) and commits more."""
+    ck_create_topic(broker.bootstrap, topic, 2)
+    n, stuck = 5, 4
+    committed, aborted = recs("c", 2, n), recs("a", 2, n)
+    txid = f"txid-{topic}"
+    producer = txn_producer(broker.bootstrap, txid)
+    run_txn(producer, {topic: committed}, commit=True)
+    run_txn(producer, {topic: aborted}, commit=False)
+    h = Helper("hang", broker.bootstrap, topic, "0", f"hang-{txid}", str(stuck), "6000")
+    try:
+        h.wait_event(lambda e: e["event"] == "in_txn", 60, "the open transaction")
+        h.kill9()
+    finally:
+        h.stop()
+    producer = None  # noqa: F841 - the client would only reconnect to the dead broker
+    broker.kill9()
+    broker.restart()
+    # p0: c 0..4, commit 5, a 6..10, abort 11, stuck 12..15, abort 16 -> end 17; p1: 12.
+    ends = {0: 2 * (n + 1) + stuck + 1, 1: 2 * (n + 1)}
+    last = []
+
+    def settled():
+        last[:] = [read_to_end(broker.bootstrap, topic, 2, "read_committed", timeout=10)]
+        return last[0] if last[0].ends == ends else None
+    try:
+        got = wait_until(settled, 45, f"read_committed end offsets {ends} after the restart "
+                         "(the open transaction aborted on its timeout)")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; last read: ends {last and last[0].ends}, "
+                             f"records {last and last[0].records}") from None
+    for p in range(2):
+        assert got.values(p) == vals(committed, p), f"partition {p} read_committed after kill -9 + restart"
+        assert got.offsets(p) == list(range(n)), f"partition {p}"
+    raw = read_to_end(broker.bootstrap, topic, 2, "read_uncommitted")
+    assert raw.values(0) == vals(committed, 0) + vals(aborted, 0) + [f"stuck-{i}".encode() for i in range(stuck)]
+    p2 = txn_producer(broker.bootstrap, txid)
+    more = recs("m", 2, 2)
+    run_txn(p2, {topic: more}, commit=True)
+    after = read_to_end(broker.bootstrap, topic, 2, "read_committed")
+    for p in range(2):
+        assert after.values(p) == vals(committed, p) + vals(more, p), f"partition {p} after the restart's transaction"
+
+
 def test_fencing(broker, topic):
     """Two producers with one transactional.id: the second's init_transactions bumps
     the epoch and aborts the first's open transaction; the first's next produce or

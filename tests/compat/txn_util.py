@@ -85,29 +85,40 @@ def read_to_end(bootstrap: str, topic: str, partitions: int, isolation: str, *, 
                   "isolation.level": isolation, "enable.partition.eof": True,
                   "fetch.wait.max.ms": 100, "socket.timeout.ms": 10000})
     try:
-        low, ends = {}, {}
-        for p in range(partitions):
-            low[p], ends[p] = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+        def watermarks():
+            return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+                    for p in range(partitions)}
+        marks = watermarks()
+        ends = {p: hi for p, (_, hi) in marks.items()}
         got: dict[int, list[TRec]] = {p: [] for p in range(partitions)}
         eof: dict[int, int] = {}
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
         deadline = time.monotonic() + timeout
-        while any(eof.get(p, -1) < ends[p] for p in range(partitions)):
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out after {timeout:.0f}s reading {topic} ({isolation}): EOF at {eof}, ends {ends}, "
-                    f"records {{p: len(v) for p, v in got.items()}} = { {p: len(v) for p, v in got.items()} }")
-            for m in c.consume(num_messages=1000, timeout=0.5):
-                err = m.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        eof[m.partition()] = m.offset()
-                        continue
-                    if m.topic() != topic or (err.code() == KafkaError._TRANSPORT and not err.fatal()):
-                        continue  # the background group coordinator lookup, or a reconnect
-                    raise AssertionError(f"consume error on {m.topic()}[{m.partition()}] ({isolation}): {err}")
-                got[m.partition()].append(TRec(m.partition(), m.offset(), m.key(), m.value(),
-                                               tuple(m.headers() or ())))
+        while True:
+            while any(eof.get(p, -1) < ends[p] for p in range(partitions)):
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"timed out after {timeout:.0f}s reading {topic} ({isolation}): EOF at {eof}, ends {ends}, "
+                        f"records { {p: len(v) for p, v in got.items()} }")
+                for m in c.consume(num_messages=1000, timeout=0.5):
+                    err = m.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            eof[m.partition()] = m.offset()
+                            continue
+                        if m.topic() != topic or (err.code() == KafkaError._TRANSPORT and not err.fatal()):
+                            continue  # the background group coordinator lookup, or a reconnect
+                        raise AssertionError(f"consume error on {m.topic()}[{m.partition()}] ({isolation}): {err}")
+                    got[m.partition()].append(TRec(m.partition(), m.offset(), m.key(), m.value(),
+                                                   tuple(m.headers() or ())))
+            # The end may have moved while reading (e.g. a transaction ended): read on to the
+            # new end, so `ends` always describes what was read.
+            marks = watermarks()
+            now = {p: hi for p, (_, hi) in marks.items()}
+            if now == ends and all(eof.get(p, -1) == ends[p] for p in range(partitions)):
+                break
+            ends = {p: max(now[p], eof.get(p, -1)) for p in range(partitions)}
+        low = {p: lo for p, (lo, _) in marks.items()}
         positions = {tp.partition: tp.offset for tp in
                      c.position([TopicPartition(topic, p) for p in range(partitions)])}
         return ReadResult(got, ends, low, positions)
