@@ -255,31 +255,25 @@ impl Peers {
         Req: Encodable + HeaderVersion,
         Resp: Decodable + HeaderVersion,
     {
-        let conn = self
-            .conns
-            .lock()
-            .entry(node)
-            .or_insert_with(|| {
-                std::sync::Arc::new(tokio::sync::Mutex::new(BrokerConn::new(
-                    node,
-                    endpoint.0.clone(),
-                    endpoint.1,
-                    self.client_id.clone(),
-                    self.timeout,
-                    PEER_MAX_RESPONSE,
-                )))
-            })
-            .clone();
-        let mut conn = conn.lock().await;
-        if conn.endpoint() != (endpoint.0.as_str(), endpoint.1) {
-            *conn = BrokerConn::new(
+        let connect = || {
+            BrokerConn::new(
                 node,
-                endpoint.0,
+                endpoint.0.clone(),
                 endpoint.1,
                 self.client_id.clone(),
                 self.timeout,
                 PEER_MAX_RESPONSE,
-            );
+            )
+        };
+        let conn = self
+            .conns
+            .lock()
+            .entry(node)
+            .or_insert_with(|| std::sync::Arc::new(tokio::sync::Mutex::new(connect())))
+            .clone();
+        let mut conn = conn.lock().await;
+        if conn.endpoint() != (endpoint.0.as_str(), endpoint.1) {
+            *conn = connect();
         }
         conn.roundtrip(key, what, version, request).await
     }

@@ -56,7 +56,7 @@ use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
     TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
@@ -607,24 +607,9 @@ impl Task {
     }
 
     async fn fetch(&mut self, request: &FetchRequest) -> Result<FetchResponse, RpcError> {
-        self.roundtrip(ApiKey::Fetch, "FetchRequest", FETCH_VERSION, request)
+        self.conn
+            .roundtrip(ApiKey::Fetch, "FetchRequest", FETCH_VERSION, request)
             .await
-    }
-
-    /// Sends one request to the leader and reads its response (see
-    /// [`BrokerConn::roundtrip`]).
-    async fn roundtrip<Req, Resp>(
-        &mut self,
-        key: ApiKey,
-        what: &'static str,
-        version: i16,
-        request: &Req,
-    ) -> Result<Resp, RpcError>
-    where
-        Req: Encodable + HeaderVersion,
-        Resp: Decodable + HeaderVersion,
-    {
-        self.conn.roundtrip(key, what, version, request).await
     }
 
     /// Applies a fetch response, on the blocking pool (appends and
@@ -760,6 +745,7 @@ impl Task {
                     .with_current_leader_epoch(sent.leader_epoch)
                     .with_timestamp(timestamp)])]);
         let response: ListOffsetsResponse = match self
+            .conn
             .roundtrip(
                 ApiKey::ListOffsets,
                 "ListOffsetsRequest",
