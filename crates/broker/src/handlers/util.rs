@@ -149,17 +149,24 @@ pub fn not_hosted(broker: &Broker, topic: &str, partition: i32) -> ResponseError
 
 /// Kafka's error for a coordinator (group or transaction) that could not
 /// serve a request: NOT_COORDINATOR when this node does not lead the shard's
-/// partition (the client looks the coordinator up again), the partition's
-/// error when its write failed, else COORDINATOR_NOT_AVAILABLE.
+/// partition (the client looks the coordinator up again), else
+/// COORDINATOR_NOT_AVAILABLE (retriable: too few in-sync replicas, a write
+/// not replicated in time), UNKNOWN_SERVER_ERROR for an oversized write.
 pub fn coordinator_error(e: &crate::coordinator_runtime::CoordinatorError) -> ResponseError {
     use crate::coordinator_runtime::CoordinatorError;
     match e {
         CoordinatorError::NotCoordinator(_) => ResponseError::NotCoordinator,
+        // As Kafka's coordinators translate a failed append of their own
+        // records: the client retries, against a new coordinator when this
+        // one lost its partition.
         CoordinatorError::Append { source, .. } => match partition_error(source) {
-            ResponseError::NotLeaderOrFollower | ResponseError::FencedLeaderEpoch => {
-                ResponseError::NotCoordinator
-            }
-            other => other,
+            ResponseError::NotLeaderOrFollower
+            | ResponseError::FencedLeaderEpoch
+            | ResponseError::KafkaStorageError => ResponseError::NotCoordinator,
+            ResponseError::MessageTooLarge
+            | ResponseError::RecordListTooLarge
+            | ResponseError::InvalidFetchSize => ResponseError::UnknownServerError,
+            _ => ResponseError::CoordinatorNotAvailable,
         },
         CoordinatorError::NotAvailable(_) | CoordinatorError::Broker(_) => {
             ResponseError::CoordinatorNotAvailable
