@@ -71,7 +71,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cluster_util import (  # noqa: E402
-    Ack, Cluster, ClusterError, Node, SeqProducer, gregor_bin, kafka_metadata, read_all, wait_for)
+    RDKAFKA_LOGGER, Ack, Cluster, ClusterError, Node, SeqProducer, gregor_bin, kafka_metadata, read_all, wait_for)
+from txn_util import read_to_end  # noqa: E402
 
 # ---------------------------------------------------------------- knobs
 SESSION_TIMEOUT_S = 2.0  # broker.session.timeout.ms (gregor's default 2000)
@@ -277,10 +278,11 @@ class RawConn:
                 terr, out = err, parts
         return terr, out
 
-    def latest_offsets(self, topic: str, epochs: dict[int, int]) -> list[OffsetAnswer]:
-        """ListOffsets v4 LATEST (the high watermark) for each partition in `epochs`,
-        with that current_leader_epoch (-1: unchecked), as a KIP-320 client asks."""
-        body = struct.pack(">ib", -1, 0) + struct.pack(">i", 1) + _str(topic) + struct.pack(">i", len(epochs))
+    def latest_offsets(self, topic: str, epochs: dict[int, int], isolation: int = 0) -> list[OffsetAnswer]:
+        """ListOffsets v4 LATEST (the high watermark; with `isolation` 1, read_committed:
+        the last stable offset) for each partition in `epochs`, with that
+        current_leader_epoch (-1: unchecked), as a KIP-320 client asks."""
+        body = struct.pack(">ib", -1, isolation) + struct.pack(">i", 1) + _str(topic) + struct.pack(">i", len(epochs))
         for p, e in epochs.items():
             body += struct.pack(">iiq", p, e, -1)
         r = self.request(2, 4, body)
@@ -1098,6 +1100,363 @@ def fill_disk(path: Path) -> int:
     return written
 
 
+# ---------------------------------------------------------------- the transactional workload
+TXN_TIMEOUT_MS = 15000  # transaction.timeout.ms: an abandoned transaction is aborted within the run
+TXN_OP_TIMEOUT_S = 10.0  # one commit/abort/flush/begin call
+TXN_COMMIT_DEADLINE_S = 45.0  # retriable commit (or abort) errors are retried this long, then: unknown
+TXN_INTERVAL_S = 0.05  # pause between transactions (about 10-20 transactions/s on a debug build)
+TXN_INIT_TIMEOUT_S = 60.0  # the first init_transactions creates __transaction_state
+TXN_FIRST_COMMIT_TIMEOUT_S = 60.0
+TXN_RESUME_TIMEOUT_S = 60.0  # a commit after the last heal (a frozen coordinator: request timeout + retries)
+# The last stable offset reaches the high watermark within: the transaction
+# timeout + the coordinator's abort check interval (10 s) + markers, with margin.
+LSO_TIMEOUT_S = TXN_TIMEOUT_MS / 1000 + 10 + 20
+
+
+@dataclass
+class Txn:
+    """One transaction as the client saw it. `outcome`: committed (commit_transaction
+    returned), aborted (abort_transaction returned) or unknown (the client cannot
+    know: the commit failed with a fatal or non-retriable error, or kept failing,
+    and the producer was re-created). `commit_called`: whether commit_transaction
+    was ever called (if not, the transaction can never have committed)."""
+    n: int
+    k: int
+    partitions: list[int]
+    outcome: str = "open"
+    commit_called: bool = False
+    history: list[str] = field(default_factory=list)
+    t_begin: float = 0.0
+    t_end: float = 0.0
+
+    def values(self) -> list[bytes]:
+        return [f"txn-{self.n}-{i}-of-{self.k}".encode() for i in range(self.k)]
+
+
+TXN_VALUE_RE = re.compile(rb"^txn-(\d+)-(\d+)-of-(\d+)$")
+
+
+class TxnWorkload:
+    """Transactions of 2-4 records each (spread over the partitions) with one
+    confluent-kafka transactional producer (its own transactional.id; acks=all
+    and idempotence implied), from a background thread beside the SeqProducer.
+    Each transaction has a new number n; its records are `txn-<n>-<i>-of-<k>`.
+    An abortable error: abort, next transaction. A retriable commit/abort error:
+    the same call again (bounded). A fatal error (fenced, ...) or a commit whose
+    outcome stays unknown: the producer is re-created with the same
+    transactional.id (init_transactions fences the old one and aborts its open
+    transaction) and the workload goes on."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, txid: str):
+        self.bootstrap, self.topic, self.partitions, self.txid = bootstrap, topic, partitions, txid
+        self.txns: list[Txn] = []
+        self.producers = 0  # producers created (1 + re-creations)
+        self.errors: list[str] = []
+        self.fatal: str | None = None  # the thread died (a bug here, or init_transactions never succeeded)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._p = None
+        self._thread: threading.Thread | None = None
+
+    def conf(self) -> dict:
+        return {"bootstrap.servers": self.bootstrap, "transactional.id": self.txid,
+                "transaction.timeout.ms": TXN_TIMEOUT_MS, "message.timeout.ms": TXN_TIMEOUT_MS,
+                "socket.timeout.ms": 10000, "linger.ms": 5, "logger": RDKAFKA_LOGGER}
+
+    def start(self) -> "TxnWorkload":
+        self._thread = threading.Thread(target=self._main, name="txn-producer", daemon=True)
+        self._thread.start()
+        return self
+
+    def _note(self, what: str) -> None:
+        with self._lock:
+            self.errors.append(what)
+
+    def _new_producer(self, deadline: float) -> bool:
+        """A producer with init_transactions done (retried until `deadline` or stop)."""
+        from confluent_kafka import KafkaException, Producer
+        self._p = None
+        while time.monotonic() < deadline:
+            p = Producer(self.conf())
+            self.producers += 1
+            while time.monotonic() < deadline:
+                try:
+                    p.init_transactions(TXN_OP_TIMEOUT_S)
+                    self._p = p
+                    return True
+                except KafkaException as e:
+                    err = e.args[0]
+                    self._note(f"init_transactions: {err}")
+                    if err.fatal() or not err.retriable():
+                        break  # a new producer
+                    if self._stop.is_set() and time.monotonic() > deadline - 1:
+                        return False
+                    time.sleep(0.2)
+            time.sleep(0.2)
+        return False
+
+    def _main(self) -> None:
+        try:
+            if not self._new_producer(time.monotonic() + TXN_INIT_TIMEOUT_S):
+                self.fatal = f"init_transactions did not succeed in {TXN_INIT_TIMEOUT_S:.0f}s: {self.errors[-5:]}"
+                return
+            n = 0
+            while not self._stop.is_set():
+                k = 2 + n % 3
+                t = Txn(n, k, [(n + i) % self.partitions for i in range(k)], t_begin=time.monotonic())
+                with self._lock:
+                    self.txns.append(t)
+                self._one(t)
+                n += 1
+                if self._p is None:
+                    # Re-created after a fatal error or an unknown outcome (after stop
+                    # too, once, so a dangling transaction is aborted now, not at its timeout).
+                    while not self._new_producer(time.monotonic() + 30):
+                        if self._stop.is_set():
+                            self._note("stopped before the producer could be re-created")
+                            return
+                self._stop.wait(TXN_INTERVAL_S)
+        except Exception as e:  # noqa: BLE001 - recorded, and checked by finish()
+            self.fatal = f"transactional producer thread died: {type(e).__name__}: {e}"
+
+    def _retry(self, t: Txn, what: str, op) -> tuple[str, object]:
+        """op() until it returns or raises a non-retriable error, bounded.
+        ("ok" | "abortable" | "fatal" | "other" | "gave-up", error)."""
+        from confluent_kafka import KafkaException
+        deadline = time.monotonic() + TXN_COMMIT_DEADLINE_S
+        while True:
+            try:
+                op()
+                return "ok", None
+            except KafkaException as e:
+                err = e.args[0]
+                t.history.append(f"{what}: {err}")
+                if err.fatal():
+                    return "fatal", err
+                if err.txn_requires_abort():
+                    return "abortable", err
+                if not err.retriable():
+                    return "other", err
+                if time.monotonic() > deadline:
+                    return "gave-up", err
+                time.sleep(0.2)
+
+    def _end(self, t: Txn, outcome: str) -> None:
+        with self._lock:
+            t.outcome = outcome
+            t.t_end = time.monotonic()
+
+    def _one(self, t: Txn) -> None:
+        from confluent_kafka import KafkaException
+        p = self._p
+        kind, err = self._retry(t, "begin", p.begin_transaction)
+        if kind != "ok":
+            # Nothing produced in it: whatever happens, it holds no record.
+            self._end(t, "aborted" if kind == "abortable" and self._abort(t) else "unknown")
+            if t.outcome == "unknown":
+                self._p = None
+            return
+        try:
+            for part, v in zip(t.partitions, t.values()):
+                while True:
+                    try:
+                        p.produce(self.topic, value=v, partition=part)
+                        break
+                    except BufferError:
+                        p.poll(0.05)
+        except KafkaException as e:
+            err = e.args[0]
+            t.history.append(f"produce: {err}")
+            if err.txn_requires_abort() and not err.fatal():
+                self._end(t, "aborted" if self._abort(t) else "unknown")
+            else:
+                self._end(t, "unknown")
+            if t.outcome == "unknown":
+                self._p = None
+            return
+        t.commit_called = True
+        kind, err = self._retry(t, "commit", lambda: p.commit_transaction(TXN_OP_TIMEOUT_S))
+        if kind == "ok":
+            self._end(t, "committed")
+        elif kind == "abortable":
+            self._end(t, "aborted" if self._abort(t) else "unknown")
+        else:
+            self._end(t, "unknown")
+        if t.outcome == "unknown":
+            self._note(f"txn {t.n}: outcome unknown: {t.history[-3:]}")
+            self._p = None
+
+    def _abort(self, t: Txn) -> bool:
+        kind, _err = self._retry(t, "abort", lambda: self._p.abort_transaction(TXN_OP_TIMEOUT_S))
+        return kind == "ok"
+
+    def stop(self, timeout: float = 2 * TXN_COMMIT_DEADLINE_S + 40) -> None:
+        """Stops after the transaction under way ends (bounded by its retries)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                self.fatal = self.fatal or f"the transactional producer thread did not stop within {timeout:.0f}s"
+
+    def counts(self, since: float | None = None) -> dict[str, int]:
+        with self._lock:
+            out: dict[str, int] = {}
+            for t in self.txns:
+                if since is None or t.t_begin > since:
+                    out[t.outcome] = out.get(t.outcome, 0) + 1
+            return out
+
+    def wait_commits(self, n: int, timeout: float, since: float | None = None) -> None:
+        def enough():
+            if self.fatal:
+                raise AssertionError(f"transactional producer: {self.fatal}")
+            return self.counts(since).get("committed", 0) >= n
+        try:
+            wait_for(enough, timeout, f"{n} committed transaction(s)"
+                     + (" begun after the last heal" if since else ""), interval=0.05)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.summary()}") from None
+
+    def summary(self) -> str:
+        with self._lock:
+            return (f"transactional producer {self.txid}: {len(self.txns)} transactions {self.counts_unlocked()}, "
+                    f"{self.producers} producer(s), errors {sorted(set(self.errors))[-8:]}, fatal {self.fatal}")
+
+    def counts_unlocked(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.txns:
+            out[t.outcome] = out.get(t.outcome, 0) + 1
+        return out
+
+
+def _txn_index(got: dict[int, list[tuple[int, bytes | None]]]):
+    """{n: [(i, k, partition, offset)]} of the records read back, and the values
+    that name no transaction."""
+    seen: dict[int, list[tuple[int, int, int, int]]] = {}
+    strays = []
+    for p, recs in got.items():
+        for off, v in recs:
+            m = TXN_VALUE_RE.match(v or b"")
+            if m is None:
+                strays.append((p, off, v))
+                continue
+            seen.setdefault(int(m.group(1)), []).append((int(m.group(2)), int(m.group(3)), p, off))
+    return seen, strays
+
+
+def committed_transactions_visible(txns: list[Txn], got: dict[int, list[tuple[int, bytes | None]]]) -> Check:
+    """Every transaction whose commit_transaction returned is read back whole
+    (all k records) under read_committed."""
+    seen, _ = _txn_index(got)
+    committed = [t for t in txns if t.outcome == "committed"]
+    bad = []
+    for t in committed:
+        have = {i for i, _k, _p, _o in seen.get(t.n, [])}
+        if have != set(range(t.k)):
+            bad.append(f"txn {t.n} (k={t.k}, partitions {t.partitions}): read back "
+                       f"records {sorted(have)} {sorted(seen.get(t.n, []))}; client history {t.history[-4:]}")
+    if not committed:
+        return Check("committed_transactions_visible", False, "no transaction was committed: nothing checked")
+    if bad:
+        return Check("committed_transactions_visible", False,
+                     f"{len(bad)} of {len(committed)} committed transactions not read back whole:\n    "
+                     + "\n    ".join(bad[:8]))
+    return Check("committed_transactions_visible", True,
+                 f"{len(committed)} committed transactions, {sum(t.k for t in committed)} records, all read back")
+
+
+def aborted_transactions_invisible(txns: list[Txn], got: dict[int, list[tuple[int, bytes | None]]]) -> Check:
+    """No record of a transaction the client aborted (abort_transaction returned),
+    nor of one it never asked to commit (abandoned when its producer was
+    re-created: init_transactions aborts it), is visible under read_committed."""
+    seen, _ = _txn_index(got)
+    never = [t for t in txns if t.outcome == "aborted" or (t.outcome != "committed" and not t.commit_called)]
+    bad = [f"txn {t.n} ({t.outcome}{'' if t.commit_called else ', commit never called'}): visible records "
+           f"(i, k, partition, offset) {sorted(seen[t.n])}; client history {t.history[-4:]}"
+           for t in never if seen.get(t.n)]
+    if bad:
+        return Check("aborted_transactions_invisible", False,
+                     f"{len(bad)} of {len(never)} aborted transactions visible under read_committed:\n    "
+                     + "\n    ".join(bad[:8]))
+    n_ab = sum(1 for t in never if t.outcome == "aborted")
+    return Check("aborted_transactions_invisible", True,
+                 f"{n_ab} aborted and {len(never) - n_ab} abandoned (never committed) transactions, none visible")
+
+
+def transactions_atomic(txns: list[Txn], got: dict[int, list[tuple[int, bytes | None]]]) -> Check:
+    """Under read_committed every transaction (unknown outcomes included) shows all
+    of its k records or none, each in the partition it was sent to; no record
+    appears twice; no record names a transaction that was never begun."""
+    seen, strays = _txn_index(got)
+    by_n = {t.n: t for t in txns}
+    problems = []
+    for n, recs in sorted(seen.items()):
+        t = by_n.get(n)
+        if t is None:
+            problems.append(f"records of a transaction never begun, n={n}: {recs[:4]}")
+            continue
+        idx = [i for i, _k, _p, _o in recs]
+        dup = sorted({i for i in idx if idx.count(i) > 1})
+        if dup:
+            problems.append(f"txn {n} ({t.outcome}): records {dup} appear more than once: {sorted(recs)}")
+        if set(idx) != set(range(t.k)):
+            problems.append(f"txn {n} ({t.outcome}, k={t.k}): only records {sorted(set(idx))} visible "
+                            f"(i, k, partition, offset) {sorted(recs)}; client history {t.history[-4:]}")
+        wrong = [r for r in recs if r[1] != t.k or not 0 <= r[0] < t.k or r[2] != t.partitions[r[0]]]
+        if wrong:
+            problems.append(f"txn {n}: records in the wrong partition or malformed: {wrong[:4]} "
+                            f"(sent to {t.partitions})")
+    if strays:
+        problems.append(f"{len(strays)} records that name no transaction, e.g. {strays[:4]}")
+    unknown = [t for t in txns if t.outcome not in ("committed", "aborted")]
+    unk_vis = sum(1 for t in unknown if seen.get(t.n))
+    if problems:
+        return Check("transactions_atomic", False, "\n    ".join(problems[:10]))
+    return Check("transactions_atomic", True,
+                 f"{len(txns)} transactions all-or-nothing ({len(unknown)} of unknown outcome: "
+                 f"{unk_vis} visible, {len(unknown) - unk_vis} not), no duplicates")
+
+
+def stable_and_high(cluster: "FaultCluster", topic: str, p: int) -> tuple[int, int, int]:
+    """(leader, last stable offset, high watermark) of one partition, both from its
+    leader (ListOffsets v4 LATEST under isolation level 1, then 0)."""
+    leader = cluster.leader_of(topic, p)
+    assert leader is not None, f"{topic}[{p}] has no agreed leader"
+    with cluster.node(leader).raw() as c:
+        (s,) = c.latest_offsets(topic, {p: -1}, isolation=1)
+        (h,) = c.latest_offsets(topic, {p: -1}, isolation=0)
+    assert s.error == 0 and h.error == 0, \
+        f"ListOffsets {topic}[{p}] to leader {leader}: {error_name(s.error)} / {error_name(h.error)}"
+    return leader, s.offset, h.offset
+
+
+def last_stable_offset_advances(cluster: "FaultCluster", topic: str, partitions: int,
+                                timeout: float = LSO_TIMEOUT_S) -> Check:
+    """(liveness) After healing, with the transactional producer stopped, every
+    transactional partition's last stable offset reaches its high watermark within
+    `timeout` (transaction.timeout.ms + the coordinator's abort check interval +
+    margin): no transaction keeps the LSO back for ever."""
+    t0 = time.monotonic()
+    last: dict[int, object] = {}
+    took = {}
+    for p in range(partitions):
+        while True:
+            try:
+                leader, lso, hw = stable_and_high(cluster, topic, p)
+                last[p] = (leader, lso, hw)
+                if lso == hw:
+                    took[p] = time.monotonic() - t0
+                    break
+            except (AssertionError, OSError, ConnectionError, struct.error) as e:
+                last[p] = str(e)[:200]
+            if time.monotonic() - t0 > timeout:
+                return Check("last_stable_offset_advances", False,
+                             f"after {timeout:.0f}s: {topic} (leader, LSO, high watermark) per partition {last}")
+            time.sleep(0.2)
+    return Check("last_stable_offset_advances", True,
+                 f"LSO = high watermark {{p: (leader, lso, hw)}} {last} after {max(took.values()):.1f}s")
+
+
 class FaultRun:
     """One workload through a schedule of faults, on a started FaultCluster.
     `inject(name)` applies one fault with its victim drawn from `rng`, heals it,
@@ -1117,6 +1476,8 @@ class FaultRun:
         self.stalls: list[float] = []
         self.faults_done: list[str] = []
         self.producer: SeqProducer | None = None
+        self.txn_topic = f"{topic}-txn"
+        self.txn: TxnWorkload | None = None
         self.t_fault = 0.0
         self.watcher: Watcher | None = None
 
@@ -1154,13 +1515,18 @@ class FaultRun:
         """Creates the topic (RF 3, or `assignment`), starts the watcher and the
         workload, and waits for its first acknowledgements."""
         self.cluster.create_topic(self.topic, self.partitions, 3, config=MIN_ISR, assignment=assignment)
+        # The transactional workload's topic: the same layout (so a test's victim
+        # leads there what it leads in the main topic), RF 3, min ISR 2.
+        self.cluster.create_topic(self.txn_topic, self.partitions, 3, config=MIN_ISR, assignment=assignment)
         if assignment is not None:
             self.partitions = len(assignment)
         self.watcher = Watcher(self.cluster, self.topic, self.partitions).start()
+        self.txn = TxnWorkload(self.cluster.bootstrap, self.txn_topic, self.partitions, f"{self.topic}-txid").start()
         self.producer = Workload(self.cluster.bootstrap, self.topic, self.partitions, rate=RATE,
                                  extra_conf=dict(WORKLOAD_CONF)).start()
         self.producer.wait_acks(ACKS_BEFORE, ACK_TIMEOUT_S)
-        self.event(f"workload running ({self.producer.acked_count()} acks)")
+        self.txn.wait_commits(1, TXN_FIRST_COMMIT_TIMEOUT_S)
+        self.event(f"workload running ({self.producer.acked_count()} acks, {self.txn.counts()} transactions)")
         return self
 
     def inject(self, name: str, **kw) -> str:
@@ -1173,6 +1539,8 @@ class FaultRun:
         t_heal = self.event(f"healed: {label}")
         self.wait_acks_after(t_heal, ACKS_AFTER, label)
         self.stalls.append(self.stall_between(t, time.monotonic()))
+        # The transactional workload too: a transaction begun after the heal commits.
+        self.liveness("transactions_resume", self.txn.wait_commits, 1, TXN_RESUME_TIMEOUT_S, since=t_heal)
         return label
 
     def stall_between(self, t0: float, t1: float) -> float:
@@ -1190,6 +1558,9 @@ class FaultRun:
         self.event(f"workload stopped: sent {self.producer.sent}, acked {self.producer.acked_count()}, "
                    f"failed deliveries {len(self.producer.failures)}")
         self.notes.append(self.producer.summary())
+        self.txn.stop()
+        self.event(f"transactional workload stopped: {self.txn.counts()}")
+        self.notes.append(self.txn.summary())
         isr_ok = self.wait_isr_full("end of run")
         self.watcher.stop()
         acks = list(self.producer.acks)
@@ -1225,10 +1596,37 @@ class FaultRun:
         checks.append(one_leader_per_epoch(self.watcher.leaders, self.cluster, self.topic, self.partitions,
                                            self.t0))
         checks.append(cut_off_leader_acks_nothing(self.probes))
+        checks += self.transaction_checks(isr_ok)
         crashed = [f"node {n.id} (rc {n.proc.returncode})" for n in self.cluster.nodes
                    if n.proc is not None and not n.running() and not n.expect_exit]
         checks.append(Check("no_node_crashed", not crashed, ", ".join(crashed)))
         return checks
+
+    def transaction_checks(self, isr_ok: bool) -> list[Check]:
+        """The transactional workload's invariants (after the ISR wait: every node
+        back, so every fault has been healed, a disk-full node restarted with room).
+        The LSO first (the read_committed read stops at it), then one read_committed
+        read of the whole topic judged three ways."""
+        out = []
+        if self.txn.fatal:
+            out.append(Check("txn_producer_no_fatal_error", False, self.txn.summary()))
+        lso = last_stable_offset_advances(self.cluster, self.txn_topic, self.partitions)
+        out.append(lso)
+        txns = list(self.txn.txns)
+        open_ = [t.n for t in txns if t.outcome == "open"]
+        if open_:
+            self.notes.append(f"transactions still open when the workload stopped (judged as unknown): {open_}")
+        try:
+            r = read_to_end(self.cluster.live_bootstrap(), self.txn_topic, self.partitions, "read_committed",
+                            timeout=READ_TIMEOUT_S, group="gregor-fault-txn-read")
+        except Exception as e:  # noqa: BLE001 - a read that fails is a failed check, the rest still run
+            out.append(Check("txn_read_back", False, f"read_committed read of {self.txn_topic}: "
+                             f"{type(e).__name__}: {str(e)[:600]}"))
+            return out
+        got = {p: [(rec.offset, rec.value) for rec in recs] for p, recs in r.records.items()}
+        out += [committed_transactions_visible(txns, got), aborted_transactions_invisible(txns, got),
+                transactions_atomic(txns, got)]
+        return out
 
     def read_from_disk(self) -> tuple[dict[int, list[tuple[int, int]]] | None, str]:
         """Every partition's (offset, value) from its leader's `.log` files (the
@@ -1249,6 +1647,8 @@ class FaultRun:
     def stop(self) -> None:
         if self.producer is not None:
             self.producer.stop(flush_timeout=5)
+        if self.txn is not None:
+            self.txn.stop(timeout=TXN_COMMIT_DEADLINE_S + 40)
         if self.watcher is not None:
             self.watcher.stop()
         for p in self.probes:
@@ -1259,7 +1659,7 @@ class FaultRun:
         """What a failure report needs beyond the checks: the schedule, the watcher's
         error counts, and the nodes' stderr lines about this topic, fencing, ISR
         changes, truncation, elections and errors."""
-        words = [self.topic, "fenc", "truncat", "ISR", "elect", "vote", "panick", "ERROR", "SIGTERM",
+        words = [self.topic, "fenc", "transaction", "marker", "truncat", "ISR", "elect", "vote", "panick", "ERROR", "SIGTERM",
                  "controlled shutdown", "registered", "active controller"]
         return "\n".join([
             f"seed {self.seed}; faults {self.faults_done}",
@@ -1267,6 +1667,9 @@ class FaultRun:
             f"watcher: {self.watcher.polls if self.watcher else 0} polls, refused answers "
             f"{self.watcher.answer_errors if self.watcher else {}}",
             f"notes: {self.notes}",
+            "transactions (n, k, partitions, outcome, commit called, last errors): " + "; ".join(
+                f"{t.n} {t.k} {t.partitions} {t.outcome} {t.commit_called} {t.history[-3:]}"
+                for t in (self.txn.txns if self.txn else []) if t.outcome != "committed" or t.history),
             "relevant node stderr lines:", self.cluster.relevant_stderr(words)])
 
     # ------------------------------------------------------------------ the faults
