@@ -22,10 +22,19 @@ imports and subclasses; nothing here edits that harness.
   recording high watermarks and (partition, leader epoch, leader) triples;
 - the invariants, one function each, each returning a `Check` with a message
   that names what broke and shows the evidence;
-- the faults (a)-(g), plus an opt-in majority freeze, and `FaultRun`, which
-  drives a workload (cluster_util's idempotent acks=all `SeqProducer`, with
-  librdkafka's own socket timeout, see WORKLOAD_CONF) through a schedule of
-  faults and checks every invariant at the end;
+- `TxnWorkload`: a confluent-kafka transactional producer (its own
+  transactional.id, transaction.timeout.ms 15 s) writing transactions of 2-4
+  records (`txn-<n>-<i>-of-<k>`, spread over the partitions) to a second RF 3,
+  min ISR 2 topic (`<topic>-txn`), recording each transaction's outcome as the
+  client saw it: committed (commit_transaction returned), aborted
+  (abort_transaction returned) or unknown (a fatal or non-retriable error, or
+  retriable errors past a deadline, during the commit; the producer is then
+  re-created with the same transactional.id, whose init_transactions fences the
+  old one and aborts what it left open);
+- the faults (a)-(h), plus an opt-in majority freeze, and `FaultRun`, which
+  drives two workloads (cluster_util's idempotent acks=all `SeqProducer`, with
+  librdkafka's own socket timeout, see WORKLOAD_CONF, and the `TxnWorkload`)
+  through a schedule of faults and checks every invariant at the end;
 - `main()`: the long mode behind scripts/fault-suite.sh (random schedules).
 
 # The invariants (docs/RELIABILITY.md)
@@ -39,12 +48,22 @@ imports and subclasses; nothing here edits that harness.
 | `high_watermark_never_moves_back` | no ListOffsets LATEST answer is below one received before it was sent, nor below an acknowledged offset |
 | `one_leader_per_epoch` | no (partition, leader epoch) is claimed by two nodes; batch epochs never decrease in a replica's log |
 | `cut_off_leader_acks_nothing` | an acks=all write sent to a leader while it is frozen or cut off is never acknowledged |
+| `committed_transactions_visible` | every transaction whose commit_transaction returned is read back whole (all k records) under read_committed |
+| `aborted_transactions_invisible` | no record of a transaction whose abort_transaction returned, nor of one never asked to commit (abandoned with its producer), is visible under read_committed |
+| `transactions_atomic` | under read_committed every transaction (unknown outcomes included) shows all its k records or none, each in the partition it was sent to, none twice |
+| `last_stable_offset_advances` | (liveness) with the transactional producer stopped after healing, every transactional partition's LSO (ListOffsets, isolation level 1) reaches its high watermark within transaction.timeout.ms + 30 s |
 
 and the liveness checks that make the run meaningful: the workload resumes
 after every fault (`workload_resumes`), a frozen or cut-off leader is replaced
 (`fenced_while_cut_off`), every ISR is full again after healing
 (`isr_restored`), a SIGTERM ends in exit 0 (`controlled_shutdown_clean`), no
-node exits on its own (`no_node_crashed`).
+node exits on its own (`no_node_crashed`), a transaction begun after each heal
+commits (`transactions_resume`).
+
+The transactional checks apply to every fault, disk-full included: they run
+after the final ISR wait, when every node is back (the full-disk node restarted
+with room), and they judge what a read_committed consumer reads then, not any
+one replica's files.
 """
 
 from __future__ import annotations
@@ -1104,6 +1123,7 @@ def fill_disk(path: Path) -> int:
 TXN_TIMEOUT_MS = 15000  # transaction.timeout.ms: an abandoned transaction is aborted within the run
 TXN_OP_TIMEOUT_S = 10.0  # one commit/abort/flush/begin call
 TXN_COMMIT_DEADLINE_S = 45.0  # retriable commit (or abort) errors are retried this long, then: unknown
+TXN_ABORT_EVERY = 5  # every 5th transaction is aborted by the client on purpose
 TXN_INTERVAL_S = 0.05  # pause between transactions (about 10-20 transactions/s on a debug build)
 TXN_INIT_TIMEOUT_S = 60.0  # the first init_transactions creates __transaction_state
 TXN_FIRST_COMMIT_TIMEOUT_S = 60.0
@@ -1141,7 +1161,8 @@ class TxnWorkload:
     confluent-kafka transactional producer (its own transactional.id; acks=all
     and idempotence implied), from a background thread beside the SeqProducer.
     Each transaction has a new number n; its records are `txn-<n>-<i>-of-<k>`.
-    An abortable error: abort, next transaction. A retriable commit/abort error:
+    Every TXN_ABORT_EVERY-th transaction is aborted on purpose once its records
+    are delivered; the others are committed. An abortable error: abort, next transaction. A retriable commit/abort error:
     the same call again (bounded). A fatal error (fenced, ...) or a commit whose
     outcome stays unknown: the producer is re-created with the same
     transactional.id (init_transactions fences the old one and aborts its open
@@ -1271,6 +1292,15 @@ class TxnWorkload:
                 self._end(t, "aborted" if self._abort(t) else "unknown")
             else:
                 self._end(t, "unknown")
+            if t.outcome == "unknown":
+                self._p = None
+            return
+        if t.n % TXN_ABORT_EVERY == TXN_ABORT_EVERY - 1:
+            # Aborted on purpose, its records written first (flushed), so that
+            # aborted_transactions_invisible judges records that are in the log.
+            left = p.flush(TXN_OP_TIMEOUT_S)
+            t.history.append(f"aborted on purpose ({left} records undelivered after flush)")
+            self._end(t, "aborted" if self._abort(t) else "unknown")
             if t.outcome == "unknown":
                 self._p = None
             return
@@ -1897,6 +1927,7 @@ class RunResult:
     seconds: float
     evidence: str = ""
     work_dir: str = ""
+    txns: str = ""  # the transactional workload's outcomes, e.g. {'committed': 40, 'aborted': 2}
 
     @property
     def ok(self) -> bool:
@@ -1906,7 +1937,7 @@ class RunResult:
         res = " ".join(f"{c.name}={'ok' if c.ok else 'FAIL'}" for c in self.checks)
         stall = f"{self.stall:.2f}s" if self.stall is not None else "-"
         return (f"seed={self.seed} {'PASS' if self.ok else 'FAIL'} faults=[{', '.join(self.faults)}] "
-                f"acked={self.acked} stall={stall} took={self.seconds:.0f}s {res}")
+                f"acked={self.acked} txns={self.txns} stall={stall} took={self.seconds:.0f}s {res}")
 
 
 def random_schedule(rng: random.Random, allowed: list[str]) -> list[str]:
@@ -1944,7 +1975,8 @@ def run_once(seed: int, work_dir: Path, allowed: list[str], netns: bool, log=Non
             checks.append(Check("no_node_crashed", False, "; ".join(crashed)))
     stall = max(run.stalls) if run and run.stalls else None
     return RunResult(seed, run.faults_done if run else schedule, len(run.producer.acks) if run and run.producer else 0,
-                     checks, stall, time.monotonic() - t_start, evidence, str(work_dir))
+                     checks, stall, time.monotonic() - t_start, evidence, str(work_dir),
+                     str(run.txn.counts()).replace(" ", "") if run and run.txn else "")
 
 
 def main(argv: list[str] | None = None) -> int:
