@@ -30,7 +30,8 @@ imports and subclasses; nothing here edits that harness.
   (abort_transaction returned) or unknown (a fatal or non-retriable error, or
   retriable errors past a deadline, during the commit; the producer is then
   re-created with the same transactional.id, whose init_transactions fences the
-  old one and aborts what it left open);
+  old one and aborts what it left open); every 5th transaction is aborted on
+  purpose once its records are delivered;
 - the faults (a)-(h), plus an opt-in majority freeze, and `FaultRun`, which
   drives two workloads (cluster_util's idempotent acks=all `SeqProducer`, with
   librdkafka's own socket timeout, see WORKLOAD_CONF, and the `TxnWorkload`)
