@@ -1128,7 +1128,7 @@ TXN_ABORT_EVERY = 5  # every 5th transaction is aborted by the client on purpose
 TXN_INTERVAL_S = 0.05  # pause between transactions (about 10-20 transactions/s on a debug build)
 TXN_INIT_TIMEOUT_S = 60.0  # the first init_transactions creates __transaction_state
 TXN_FIRST_COMMIT_TIMEOUT_S = 60.0
-TXN_RESUME_TIMEOUT_S = 60.0  # a commit after the last heal (a frozen coordinator: request timeout + retries)
+TXN_RESUME_TIMEOUT_S = 90.0  # a commit after a heal (a commit retried for up to 45 s, then a re-created producer)
 # The last stable offset reaches the high watermark within: the transaction
 # timeout + the coordinator's abort check interval (10 s) + markers, with margin.
 LSO_TIMEOUT_S = TXN_TIMEOUT_MS / 1000 + 10 + 20
