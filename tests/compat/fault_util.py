@@ -138,8 +138,9 @@ TMPFS_MB = 256
 # indexes, and on tmpfs each page of a mapped file that is read gets allocated:
 # with the transactional workload's 50 __transaction_state partitions that is
 # 50 x 2 x 10 MiB, more than the tmpfs, and the node died with SIGBUS at start
-# (seed 9108: disk-full, controller-kill9, rolling-restart). On a disk,
-# reading a hole allocates nothing. See the report on branch txn-faults.
+# (seed 9108: disk-full, controller-kill9, rolling-restart; before
+# TXN_STATE_PARTITIONS, and __consumer_offsets still has 50). On a disk,
+# reading a hole allocates nothing (docs/RELIABILITY.md, findings).
 TMPFS_INDEX_BYTES = 1 << 20
 TXN_STATE_PARTITIONS = 5
 HALT_TIMEOUT_S = 30.0  # a node whose disk is full writes (and halts) within this
