@@ -144,6 +144,12 @@ TMPFS_MB = 256
 TMPFS_INDEX_BYTES = 1 << 20
 TXN_STATE_PARTITIONS = 5
 HALT_TIMEOUT_S = 30.0  # a node whose disk is full writes (and halts) within this
+# Known broker bug (docs/RELIABILITY.md, findings): a node whose disk fills can
+# die with SIGBUS, writing an index entry to a page of a sparse, mmapped index
+# file that the full filesystem cannot allocate, instead of halting with exit 1.
+# Intermittent (which write comes first); seen more often with the
+# transactional workload. Reported as a KNOWN FAILURE of disk_full_halts only.
+DISK_FULL_SIGBUS = "broker bug: SIGBUS writing a mapped index page on the full disk, see RELIABILITY.md"
 
 # ---------------------------------------------------------------- raw Kafka requests
 _CRC32C = []
@@ -856,9 +862,17 @@ class Check:
     name: str
     ok: bool
     detail: str = ""
+    # A failure explained by a known, reported broker bug (not a flaky harness):
+    # shown as KNOWN FAILURE, counted apart, and an xfail (not a pass) in the short set.
+    known: str = ""
+
+    @property
+    def passed_or_known(self) -> bool:
+        return self.ok or bool(self.known)
 
     def line(self) -> str:
-        return f"{self.name}: {'ok' if self.ok else 'VIOLATED'}" + (f" - {self.detail}" if self.detail else "")
+        state = 'ok' if self.ok else (f'KNOWN FAILURE ({self.known})' if self.known else 'VIOLATED')
+        return f"{self.name}: {state}" + (f" - {self.detail}" if self.detail else "")
 
 
 def _where(got: dict[int, list[tuple[int, int]]]) -> dict[int, list[tuple[int, int]]]:
@@ -1894,7 +1908,8 @@ class FaultRun:
             halt = [line for line in text.splitlines() if "halting" in line]
             self.event(f"node {lid} exited rc={rc}: {halt[-1][-160:] if halt else 'no halting line'}")
             self.checks.append(Check("disk_full_halts", rc == 1 and bool(halt),
-                                     f"node {lid} exited rc={rc}, {'a' if halt else 'no'} halting line"))
+                                     f"node {lid} exited rc={rc}, {'a' if halt else 'no'} halting line",
+                                     known=DISK_FULL_SIGBUS if rc == -signal.SIGBUS else ""))
         self.liveness("new_leader_elected", self.leader, p, (lid,))
         self.wait_acks_after(t, ACKS_DURING, label)
         filler.unlink(missing_ok=True)
@@ -1950,10 +1965,10 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
+        return all(c.passed_or_known for c in self.checks)
 
     def line(self) -> str:
-        res = " ".join(f"{c.name}={'ok' if c.ok else 'FAIL'}" for c in self.checks)
+        res = " ".join(f"{c.name}={'ok' if c.ok else ('KNOWN-FAIL' if c.known else 'FAIL')}" for c in self.checks)
         stall = f"{self.stall:.2f}s" if self.stall is not None else "-"
         return (f"seed={self.seed} {'PASS' if self.ok else 'FAIL'} faults=[{', '.join(self.faults)}] "
                 f"acked={self.acked} txns={self.txns} stall={stall} took={self.seconds:.0f}s {res}")
@@ -2033,6 +2048,9 @@ def main(argv: list[str] | None = None) -> int:
         r = run_once(seed, tmp, allowed, netns, log)
         results.append(r)
         print(r.line(), flush=True)
+        for c in r.checks:
+            if not c.ok and c.known:
+                print(f"    {c.line()}", flush=True)
         if r.ok:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
@@ -2045,10 +2063,13 @@ def main(argv: list[str] | None = None) -> int:
             (dest / "evidence.txt").write_text("\n".join(c.line() for c in r.checks) + "\n\n" + r.evidence)
             print(f"    evidence and node dirs kept in {dest}", flush=True)
     failed = [r for r in results if not r.ok]
+    known = [f"seed {r.seed}: {c.name}" for r in results for c in r.checks if not c.ok and c.known]
+    if known:
+        print(f"known failures (reported broker bugs, not counted as failed): {known}", flush=True)
     by_check: dict[str, int] = {}
     for r in failed:
         for c in r.checks:
-            if not c.ok:
+            if not c.passed_or_known:
                 by_check[c.name] = by_check.get(c.name, 0) + 1
     stalls = sorted(r.stall for r in results if r.stall is not None)
     stall = f"; stall median {stalls[len(stalls) // 2]:.2f}s max {stalls[-1]:.2f}s" if stalls else ""

@@ -91,9 +91,10 @@ def _run(cluster: FaultCluster, topic: str, seed: int, *faults: str | tuple[str,
         print(f"  {c.line()}")
     for n in run.notes:
         print(f"  note: {n}")
-    failed = [c for c in checks if not c.ok]
+    failed = [c for c in checks if not c.passed_or_known]
+    known = [c for c in checks if not c.ok and c.known]
     keep = os.environ.get("GREGOR_FAULT_KEEP")
-    if failed and keep:  # pytest keeps only its last 3 base temp dirs
+    if (failed or known) and keep:  # pytest keeps only its last 3 base temp dirs
         dest = Path(keep) / f"{topic}-seed{seed}"
         try:  # the nodes still run; indexes are preallocated (sparse) and rebuilt anyway
             shutil.copytree(cluster.work_dir, dest, dirs_exist_ok=True,
@@ -104,6 +105,8 @@ def _run(cluster: FaultCluster, topic: str, seed: int, *faults: str | tuple[str,
         print(f"  node dirs and evidence copied to {dest}")
     assert not failed, ("invariants violated:\n" + "\n".join(c.line() for c in failed)
                         + "\n\n" + run.evidence(checks))
+    if known:  # every other check held; this one failed as a reported broker bug does
+        pytest.xfail("; ".join(c.line() for c in known))
 
 
 def test_a_leader_kill9(faulty, topic):
