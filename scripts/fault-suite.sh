@@ -13,7 +13,10 @@
 # on victims drawn from the seed. Opt-in with --faults: majority-sigstop (every
 # node but one leader frozen for 75 s, longer than the producer's
 # message.timeout.ms: no quorum, a stuck high watermark, producer epoch bumps). The workload is an idempotent acks=all
-# producer on an RF 3, min.insync.replicas=2, 3-partition topic. One line per
+# producer on an RF 3, min.insync.replicas=2, 3-partition topic, beside a
+# transactional producer on a second such topic (txns= on each run's line:
+# transactions committed / aborted / of unknown outcome, as the client saw
+# them; judged under read_committed after the run). One line per
 # run (seed, faults, acked count, stall = the longest any partition went without
 # an acknowledgement during a fault and its heal, each check's result), then a
 # summary; exits 1 if any run violated an invariant (or a liveness check: the

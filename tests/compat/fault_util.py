@@ -22,10 +22,20 @@ imports and subclasses; nothing here edits that harness.
   recording high watermarks and (partition, leader epoch, leader) triples;
 - the invariants, one function each, each returning a `Check` with a message
   that names what broke and shows the evidence;
-- the faults (a)-(g), plus an opt-in majority freeze, and `FaultRun`, which
-  drives a workload (cluster_util's idempotent acks=all `SeqProducer`, with
-  librdkafka's own socket timeout, see WORKLOAD_CONF) through a schedule of
-  faults and checks every invariant at the end;
+- `TxnWorkload`: a confluent-kafka transactional producer (its own
+  transactional.id, transaction.timeout.ms 15 s) writing transactions of 2-4
+  records (`txn-<n>-<i>-of-<k>`, spread over the partitions) to a second RF 3,
+  min ISR 2 topic (`<topic>-txn`), recording each transaction's outcome as the
+  client saw it: committed (commit_transaction returned), aborted
+  (abort_transaction returned) or unknown (a fatal or non-retriable error, or
+  retriable errors past a deadline, during the commit; the producer is then
+  re-created with the same transactional.id, whose init_transactions fences the
+  old one and aborts what it left open); every 5th transaction is aborted on
+  purpose once its records are delivered;
+- the faults (a)-(h), plus an opt-in majority freeze, and `FaultRun`, which
+  drives two workloads (cluster_util's idempotent acks=all `SeqProducer`, with
+  librdkafka's own socket timeout, see WORKLOAD_CONF, and the `TxnWorkload`)
+  through a schedule of faults and checks every invariant at the end;
 - `main()`: the long mode behind scripts/fault-suite.sh (random schedules).
 
 # The invariants (docs/RELIABILITY.md)
@@ -39,12 +49,22 @@ imports and subclasses; nothing here edits that harness.
 | `high_watermark_never_moves_back` | no ListOffsets LATEST answer is below one received before it was sent, nor below an acknowledged offset |
 | `one_leader_per_epoch` | no (partition, leader epoch) is claimed by two nodes; batch epochs never decrease in a replica's log |
 | `cut_off_leader_acks_nothing` | an acks=all write sent to a leader while it is frozen or cut off is never acknowledged |
+| `committed_transactions_visible` | every transaction whose commit_transaction returned is read back whole (all k records) under read_committed |
+| `aborted_transactions_invisible` | no record of a transaction whose abort_transaction returned, nor of one never asked to commit (abandoned with its producer), is visible under read_committed |
+| `transactions_atomic` | under read_committed every transaction (unknown outcomes included) shows all its k records or none, each in the partition it was sent to, none twice |
+| `last_stable_offset_advances` | (liveness) with the transactional producer stopped after healing, every transactional partition's LSO (ListOffsets, isolation level 1) reaches its high watermark within transaction.timeout.ms + 30 s |
 
 and the liveness checks that make the run meaningful: the workload resumes
 after every fault (`workload_resumes`), a frozen or cut-off leader is replaced
 (`fenced_while_cut_off`), every ISR is full again after healing
 (`isr_restored`), a SIGTERM ends in exit 0 (`controlled_shutdown_clean`), no
-node exits on its own (`no_node_crashed`).
+node exits on its own (`no_node_crashed`), a transaction begun after each heal
+commits (`transactions_resume`).
+
+The transactional checks apply to every fault, disk-full included: they run
+after the final ISR wait, when every node is back (the full-disk node restarted
+with room), and they judge what a read_committed consumer reads then, not any
+one replica's files.
 """
 
 from __future__ import annotations
@@ -71,7 +91,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cluster_util import (  # noqa: E402
-    Ack, Cluster, ClusterError, Node, SeqProducer, gregor_bin, kafka_metadata, read_all, wait_for)
+    RDKAFKA_LOGGER, Ack, Cluster, ClusterError, Node, SeqProducer, gregor_bin, kafka_metadata, read_all, wait_for)
+from txn_util import read_to_end  # noqa: E402
 
 # ---------------------------------------------------------------- knobs
 SESSION_TIMEOUT_S = 2.0  # broker.session.timeout.ms (gregor's default 2000)
@@ -111,7 +132,24 @@ WORKLOAD_CONF = {"socket.timeout.ms": 60000}
 # A run with the disk-full fault puts each node's log dir (its metadata log too)
 # on a tmpfs of this size; the fault fills the victim's to the last byte.
 TMPFS_MB = 256
+# ... and caps each index file's preallocation (log.index.size.max.bytes, the
+# default segment.index.bytes; Kafka's and gregor's default is 10 MiB). A
+# restarting node reads every preallocated index entry while validating its
+# indexes, and on tmpfs each page of a mapped file that is read gets allocated:
+# with the transactional workload's 50 __transaction_state partitions that is
+# 50 x 2 x 10 MiB, more than the tmpfs, and the node died with SIGBUS at start
+# (seed 9108: disk-full, controller-kill9, rolling-restart; before
+# TXN_STATE_PARTITIONS, and __consumer_offsets still has 50). On a disk,
+# reading a hole allocates nothing (docs/RELIABILITY.md, findings).
+TMPFS_INDEX_BYTES = 1 << 20
+TXN_STATE_PARTITIONS = 5
 HALT_TIMEOUT_S = 30.0  # a node whose disk is full writes (and halts) within this
+# Known broker bug (docs/RELIABILITY.md, findings): a node whose disk fills can
+# die with SIGBUS, writing an index entry to a page of a sparse, mmapped index
+# file that the full filesystem cannot allocate, instead of halting with exit 1.
+# Intermittent (which write comes first); seen more often with the
+# transactional workload. Reported as a KNOWN FAILURE of disk_full_halts only.
+DISK_FULL_SIGBUS = "broker bug: SIGBUS writing a mapped index page on the full disk, see RELIABILITY.md"
 
 # ---------------------------------------------------------------- raw Kafka requests
 _CRC32C = []
@@ -277,10 +315,11 @@ class RawConn:
                 terr, out = err, parts
         return terr, out
 
-    def latest_offsets(self, topic: str, epochs: dict[int, int]) -> list[OffsetAnswer]:
-        """ListOffsets v4 LATEST (the high watermark) for each partition in `epochs`,
-        with that current_leader_epoch (-1: unchecked), as a KIP-320 client asks."""
-        body = struct.pack(">ib", -1, 0) + struct.pack(">i", 1) + _str(topic) + struct.pack(">i", len(epochs))
+    def latest_offsets(self, topic: str, epochs: dict[int, int], isolation: int = 0) -> list[OffsetAnswer]:
+        """ListOffsets v4 LATEST (the high watermark; with `isolation` 1, read_committed:
+        the last stable offset) for each partition in `epochs`, with that
+        current_leader_epoch (-1: unchecked), as a KIP-320 client asks."""
+        body = struct.pack(">ib", -1, isolation) + struct.pack(">i", 1) + _str(topic) + struct.pack(">i", len(epochs))
         for p, e in epochs.items():
             body += struct.pack(">iiq", p, e, -1)
         r = self.request(2, 4, body)
@@ -575,6 +614,13 @@ class FaultCluster(Cluster):
 
     def __init__(self, work_dir: Path, n: int = 3, overrides: dict | None = None,
                  binary: Path | None = None, netns: bool = False, tmpfs_mb: int | None = None):
+        # __transaction_state with 5 partitions, not 50: the transactional workload
+        # uses one transactional.id (one partition), and 50 more partitions per node
+        # made each restart (controlled shutdown, recovery, ISR refill) slower: the
+        # short set's restart-all and rolling-restart tests took 20-35 s longer.
+        overrides = {"transaction.state.log.num.partitions": str(TXN_STATE_PARTITIONS), **(overrides or {})}
+        if tmpfs_mb:
+            overrides = {"log.index.size.max.bytes": str(TMPFS_INDEX_BYTES), **overrides}
         super().__init__(work_dir, n, overrides, binary)
         self.nodes = [FaultNode(self, i) for i in range(1, n + 1)]
         self.tmpfs_mb = tmpfs_mb
@@ -816,9 +862,17 @@ class Check:
     name: str
     ok: bool
     detail: str = ""
+    # A failure explained by a known, reported broker bug (not a flaky harness):
+    # shown as KNOWN FAILURE, counted apart, and an xfail (not a pass) in the short set.
+    known: str = ""
+
+    @property
+    def passed_or_known(self) -> bool:
+        return self.ok or bool(self.known)
 
     def line(self) -> str:
-        return f"{self.name}: {'ok' if self.ok else 'VIOLATED'}" + (f" - {self.detail}" if self.detail else "")
+        state = 'ok' if self.ok else (f'KNOWN FAILURE ({self.known})' if self.known else 'VIOLATED')
+        return f"{self.name}: {state}" + (f" - {self.detail}" if self.detail else "")
 
 
 def _where(got: dict[int, list[tuple[int, int]]]) -> dict[int, list[tuple[int, int]]]:
@@ -1098,6 +1152,374 @@ def fill_disk(path: Path) -> int:
     return written
 
 
+# ---------------------------------------------------------------- the transactional workload
+TXN_TIMEOUT_MS = 15000  # transaction.timeout.ms: an abandoned transaction is aborted within the run
+TXN_OP_TIMEOUT_S = 10.0  # one commit/abort/flush/begin call
+TXN_COMMIT_DEADLINE_S = 45.0  # retriable commit (or abort) errors are retried this long, then: unknown
+TXN_ABORT_EVERY = 5  # every 5th transaction is aborted by the client on purpose
+TXN_INTERVAL_S = 0.05  # pause between transactions (about 10-20 transactions/s on a debug build)
+TXN_INIT_TIMEOUT_S = 60.0  # the first init_transactions creates __transaction_state
+TXN_FIRST_COMMIT_TIMEOUT_S = 60.0
+TXN_RESUME_TIMEOUT_S = 90.0  # a commit after a heal (a commit retried for up to 45 s, then a re-created producer)
+# The last stable offset reaches the high watermark within: the transaction
+# timeout + the coordinator's abort check interval (10 s) + markers, with margin.
+LSO_TIMEOUT_S = TXN_TIMEOUT_MS / 1000 + 10 + 20
+
+
+@dataclass
+class Txn:
+    """One transaction as the client saw it. `outcome`: committed (commit_transaction
+    returned), aborted (abort_transaction returned) or unknown (the client cannot
+    know: the commit failed with a fatal or non-retriable error, or kept failing,
+    and the producer was re-created). `commit_called`: whether commit_transaction
+    was ever called (if not, the transaction can never have committed)."""
+    n: int
+    k: int
+    partitions: list[int]
+    outcome: str = "open"
+    commit_called: bool = False
+    history: list[str] = field(default_factory=list)
+    t_begin: float = 0.0
+    t_end: float = 0.0
+
+    def values(self) -> list[bytes]:
+        return [f"txn-{self.n}-{i}-of-{self.k}".encode() for i in range(self.k)]
+
+
+TXN_VALUE_RE = re.compile(rb"^txn-(\d+)-(\d+)-of-(\d+)$")
+
+
+class TxnWorkload:
+    """Transactions of 2-4 records each (spread over the partitions) with one
+    confluent-kafka transactional producer (its own transactional.id; acks=all
+    and idempotence implied), from a background thread beside the SeqProducer.
+    Each transaction has a new number n; its records are `txn-<n>-<i>-of-<k>`.
+    Every TXN_ABORT_EVERY-th transaction is aborted on purpose once its records
+    are delivered; the others are committed. An abortable error: abort, next transaction. A retriable commit/abort error:
+    the same call again (bounded). A fatal error (fenced, ...) or a commit whose
+    outcome stays unknown: the producer is re-created with the same
+    transactional.id (init_transactions fences the old one and aborts its open
+    transaction) and the workload goes on."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, txid: str):
+        self.bootstrap, self.topic, self.partitions, self.txid = bootstrap, topic, partitions, txid
+        self.txns: list[Txn] = []
+        self.producers = 0  # producers created (1 + re-creations)
+        self.errors: list[str] = []
+        self.fatal: str | None = None  # the thread died (a bug here, or init_transactions never succeeded)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._p = None
+        self._thread: threading.Thread | None = None
+
+    def conf(self) -> dict:
+        return {"bootstrap.servers": self.bootstrap, "transactional.id": self.txid,
+                "transaction.timeout.ms": TXN_TIMEOUT_MS, "message.timeout.ms": TXN_TIMEOUT_MS,
+                "socket.timeout.ms": 10000, "linger.ms": 5, "logger": RDKAFKA_LOGGER}
+
+    def start(self) -> "TxnWorkload":
+        self._thread = threading.Thread(target=self._main, name="txn-producer", daemon=True)
+        self._thread.start()
+        return self
+
+    def _note(self, what: str) -> None:
+        with self._lock:
+            self.errors.append(what)
+
+    def _new_producer(self, deadline: float) -> bool:
+        """A producer with init_transactions done (retried until `deadline` or stop)."""
+        from confluent_kafka import KafkaException, Producer
+        self._p = None
+        while time.monotonic() < deadline:
+            p = Producer(self.conf())
+            self.producers += 1
+            while time.monotonic() < deadline:
+                try:
+                    p.init_transactions(TXN_OP_TIMEOUT_S)
+                    self._p = p
+                    return True
+                except KafkaException as e:
+                    err = e.args[0]
+                    self._note(f"init_transactions: {err}")
+                    if err.fatal() or not err.retriable():
+                        break  # a new producer
+                    if self._stop.is_set() and time.monotonic() > deadline - 1:
+                        return False
+                    time.sleep(0.2)
+            time.sleep(0.2)
+        return False
+
+    def _main(self) -> None:
+        try:
+            if not self._new_producer(time.monotonic() + TXN_INIT_TIMEOUT_S):
+                self.fatal = f"init_transactions did not succeed in {TXN_INIT_TIMEOUT_S:.0f}s: {self.errors[-5:]}"
+                return
+            n = 0
+            while not self._stop.is_set():
+                k = 2 + n % 3
+                t = Txn(n, k, [(n + i) % self.partitions for i in range(k)], t_begin=time.monotonic())
+                with self._lock:
+                    self.txns.append(t)
+                self._one(t)
+                n += 1
+                if self._p is None:
+                    # Re-created after a fatal error or an unknown outcome (after stop
+                    # too, once, so a dangling transaction is aborted now, not at its timeout).
+                    while not self._new_producer(time.monotonic() + 30):
+                        if self._stop.is_set():
+                            self._note("stopped before the producer could be re-created")
+                            return
+                self._stop.wait(TXN_INTERVAL_S)
+        except Exception as e:  # noqa: BLE001 - recorded, and checked by finish()
+            self.fatal = f"transactional producer thread died: {type(e).__name__}: {e}"
+
+    def _retry(self, t: Txn, what: str, op) -> tuple[str, object]:
+        """op() until it returns or raises a non-retriable error, bounded.
+        ("ok" | "abortable" | "fatal" | "other" | "gave-up", error)."""
+        from confluent_kafka import KafkaException
+        deadline = time.monotonic() + TXN_COMMIT_DEADLINE_S
+        while True:
+            try:
+                op()
+                return "ok", None
+            except KafkaException as e:
+                err = e.args[0]
+                t.history.append(f"{what}: {err}")
+                if err.fatal():
+                    return "fatal", err
+                if err.txn_requires_abort():
+                    return "abortable", err
+                if not err.retriable():
+                    return "other", err
+                if time.monotonic() > deadline:
+                    return "gave-up", err
+                time.sleep(0.2)
+
+    def _end(self, t: Txn, outcome: str) -> None:
+        with self._lock:
+            t.outcome = outcome
+            t.t_end = time.monotonic()
+
+    def _one(self, t: Txn) -> None:
+        from confluent_kafka import KafkaException
+        p = self._p
+        kind, err = self._retry(t, "begin", p.begin_transaction)
+        if kind != "ok":
+            # Nothing produced in it: whatever happens, it holds no record.
+            self._end(t, "aborted" if kind == "abortable" and self._abort(t) else "unknown")
+            if t.outcome == "unknown":
+                self._p = None
+            return
+        try:
+            for part, v in zip(t.partitions, t.values()):
+                while True:
+                    try:
+                        p.produce(self.topic, value=v, partition=part)
+                        break
+                    except BufferError:
+                        p.poll(0.05)
+        except KafkaException as e:
+            err = e.args[0]
+            t.history.append(f"produce: {err}")
+            if err.txn_requires_abort() and not err.fatal():
+                self._end(t, "aborted" if self._abort(t) else "unknown")
+            else:
+                self._end(t, "unknown")
+            if t.outcome == "unknown":
+                self._p = None
+            return
+        if t.n % TXN_ABORT_EVERY == TXN_ABORT_EVERY - 1:
+            # Aborted on purpose, its records written first (flushed), so that
+            # aborted_transactions_invisible judges records that are in the log.
+            left = p.flush(TXN_OP_TIMEOUT_S)
+            t.history.append(f"aborted on purpose ({left} records undelivered after flush)")
+            self._end(t, "aborted" if self._abort(t) else "unknown")
+            if t.outcome == "unknown":
+                self._p = None
+            return
+        t.commit_called = True
+        kind, err = self._retry(t, "commit", lambda: p.commit_transaction(TXN_OP_TIMEOUT_S))
+        if kind == "ok":
+            self._end(t, "committed")
+        elif kind == "abortable":
+            self._end(t, "aborted" if self._abort(t) else "unknown")
+        else:
+            self._end(t, "unknown")
+        if t.outcome == "unknown":
+            self._note(f"txn {t.n}: outcome unknown: {t.history[-3:]}")
+            self._p = None
+
+    def _abort(self, t: Txn) -> bool:
+        kind, _err = self._retry(t, "abort", lambda: self._p.abort_transaction(TXN_OP_TIMEOUT_S))
+        return kind == "ok"
+
+    def stop(self, timeout: float = 2 * TXN_COMMIT_DEADLINE_S + 40) -> None:
+        """Stops after the transaction under way ends (bounded by its retries)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                self.fatal = self.fatal or f"the transactional producer thread did not stop within {timeout:.0f}s"
+
+    def counts(self, since: float | None = None) -> dict[str, int]:
+        with self._lock:
+            out: dict[str, int] = {}
+            for t in self.txns:
+                if since is None or t.t_begin > since:
+                    out[t.outcome] = out.get(t.outcome, 0) + 1
+            return out
+
+    def wait_commits(self, n: int, timeout: float, since: float | None = None) -> None:
+        def enough():
+            if self.fatal:
+                raise AssertionError(f"transactional producer: {self.fatal}")
+            return self.counts(since).get("committed", 0) >= n
+        try:
+            wait_for(enough, timeout, f"{n} committed transaction(s)"
+                     + (" begun after the last heal" if since else ""), interval=0.05)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.summary()}") from None
+
+    def summary(self) -> str:
+        with self._lock:
+            return (f"transactional producer {self.txid}: {len(self.txns)} transactions {self.counts_unlocked()}, "
+                    f"{self.producers} producer(s), errors {sorted(set(self.errors))[-8:]}, fatal {self.fatal}")
+
+    def counts_unlocked(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.txns:
+            out[t.outcome] = out.get(t.outcome, 0) + 1
+        return out
+
+
+def _txn_index(got: dict[int, list[tuple[int, bytes | None]]]):
+    """{n: [(i, k, partition, offset)]} of the records read back, and the values
+    that name no transaction."""
+    seen: dict[int, list[tuple[int, int, int, int]]] = {}
+    strays = []
+    for p, recs in got.items():
+        for off, v in recs:
+            m = TXN_VALUE_RE.match(v or b"")
+            if m is None:
+                strays.append((p, off, v))
+                continue
+            seen.setdefault(int(m.group(1)), []).append((int(m.group(2)), int(m.group(3)), p, off))
+    return seen, strays
+
+
+def committed_transactions_visible(txns: list[Txn], got: dict[int, list[tuple[int, bytes | None]]]) -> Check:
+    """Every transaction whose commit_transaction returned is read back whole
+    (all k records) under read_committed."""
+    seen, _ = _txn_index(got)
+    committed = [t for t in txns if t.outcome == "committed"]
+    bad = []
+    for t in committed:
+        have = {i for i, _k, _p, _o in seen.get(t.n, [])}
+        if have != set(range(t.k)):
+            bad.append(f"txn {t.n} (k={t.k}, partitions {t.partitions}): read back "
+                       f"records {sorted(have)} {sorted(seen.get(t.n, []))}; client history {t.history[-4:]}")
+    if not committed:
+        return Check("committed_transactions_visible", False, "no transaction was committed: nothing checked")
+    if bad:
+        return Check("committed_transactions_visible", False,
+                     f"{len(bad)} of {len(committed)} committed transactions not read back whole:\n    "
+                     + "\n    ".join(bad[:8]))
+    return Check("committed_transactions_visible", True,
+                 f"{len(committed)} committed transactions, {sum(t.k for t in committed)} records, all read back")
+
+
+def aborted_transactions_invisible(txns: list[Txn], got: dict[int, list[tuple[int, bytes | None]]]) -> Check:
+    """No record of a transaction the client aborted (abort_transaction returned),
+    nor of one it never asked to commit (abandoned when its producer was
+    re-created: init_transactions aborts it), is visible under read_committed."""
+    seen, _ = _txn_index(got)
+    never = [t for t in txns if t.outcome == "aborted" or (t.outcome != "committed" and not t.commit_called)]
+    bad = [f"txn {t.n} ({t.outcome}{'' if t.commit_called else ', commit never called'}): visible records "
+           f"(i, k, partition, offset) {sorted(seen[t.n])}; client history {t.history[-4:]}"
+           for t in never if seen.get(t.n)]
+    if bad:
+        return Check("aborted_transactions_invisible", False,
+                     f"{len(bad)} of {len(never)} aborted transactions visible under read_committed:\n    "
+                     + "\n    ".join(bad[:8]))
+    n_ab = sum(1 for t in never if t.outcome == "aborted")
+    return Check("aborted_transactions_invisible", True,
+                 f"{n_ab} aborted and {len(never) - n_ab} abandoned (never committed) transactions, none visible")
+
+
+def transactions_atomic(txns: list[Txn], got: dict[int, list[tuple[int, bytes | None]]]) -> Check:
+    """Under read_committed every transaction (unknown outcomes included) shows all
+    of its k records or none, each in the partition it was sent to; no record
+    appears twice; no record names a transaction that was never begun."""
+    seen, strays = _txn_index(got)
+    by_n = {t.n: t for t in txns}
+    problems = []
+    for n, recs in sorted(seen.items()):
+        t = by_n.get(n)
+        if t is None:
+            problems.append(f"records of a transaction never begun, n={n}: {recs[:4]}")
+            continue
+        idx = [i for i, _k, _p, _o in recs]
+        dup = sorted({i for i in idx if idx.count(i) > 1})
+        if dup:
+            problems.append(f"txn {n} ({t.outcome}): records {dup} appear more than once: {sorted(recs)}")
+        if set(idx) != set(range(t.k)):
+            problems.append(f"txn {n} ({t.outcome}, k={t.k}): only records {sorted(set(idx))} visible "
+                            f"(i, k, partition, offset) {sorted(recs)}; client history {t.history[-4:]}")
+        wrong = [r for r in recs if r[1] != t.k or not 0 <= r[0] < t.k or r[2] != t.partitions[r[0]]]
+        if wrong:
+            problems.append(f"txn {n}: records in the wrong partition or malformed: {wrong[:4]} "
+                            f"(sent to {t.partitions})")
+    if strays:
+        problems.append(f"{len(strays)} records that name no transaction, e.g. {strays[:4]}")
+    unknown = [t for t in txns if t.outcome not in ("committed", "aborted")]
+    unk_vis = sum(1 for t in unknown if seen.get(t.n))
+    if problems:
+        return Check("transactions_atomic", False, "\n    ".join(problems[:10]))
+    return Check("transactions_atomic", True,
+                 f"{len(txns)} transactions all-or-nothing ({len(unknown)} of unknown outcome: "
+                 f"{unk_vis} visible, {len(unknown) - unk_vis} not), no duplicates")
+
+
+def stable_and_high(cluster: "FaultCluster", topic: str, p: int) -> tuple[int, int, int]:
+    """(leader, last stable offset, high watermark) of one partition, both from its
+    leader (ListOffsets v4 LATEST under isolation level 1, then 0)."""
+    leader = cluster.leader_of(topic, p)
+    assert leader is not None, f"{topic}[{p}] has no agreed leader"
+    with cluster.node(leader).raw() as c:
+        (s,) = c.latest_offsets(topic, {p: -1}, isolation=1)
+        (h,) = c.latest_offsets(topic, {p: -1}, isolation=0)
+    assert s.error == 0 and h.error == 0, \
+        f"ListOffsets {topic}[{p}] to leader {leader}: {error_name(s.error)} / {error_name(h.error)}"
+    return leader, s.offset, h.offset
+
+
+def last_stable_offset_advances(cluster: "FaultCluster", topic: str, partitions: int,
+                                timeout: float = LSO_TIMEOUT_S) -> Check:
+    """(liveness) After healing, with the transactional producer stopped, every
+    transactional partition's last stable offset reaches its high watermark within
+    `timeout` (transaction.timeout.ms + the coordinator's abort check interval +
+    margin): no transaction keeps the LSO back for ever."""
+    t0 = time.monotonic()
+    last: dict[int, object] = {}
+    took = {}
+    for p in range(partitions):
+        while True:
+            try:
+                leader, lso, hw = stable_and_high(cluster, topic, p)
+                last[p] = (leader, lso, hw)
+                if lso == hw:
+                    took[p] = time.monotonic() - t0
+                    break
+            except (AssertionError, OSError, ConnectionError, struct.error) as e:
+                last[p] = str(e)[:200]
+            if time.monotonic() - t0 > timeout:
+                return Check("last_stable_offset_advances", False,
+                             f"after {timeout:.0f}s: {topic} (leader, LSO, high watermark) per partition {last}")
+            time.sleep(0.2)
+    return Check("last_stable_offset_advances", True,
+                 f"LSO = high watermark {{p: (leader, lso, hw)}} {last} after {max(took.values()):.1f}s")
+
+
 class FaultRun:
     """One workload through a schedule of faults, on a started FaultCluster.
     `inject(name)` applies one fault with its victim drawn from `rng`, heals it,
@@ -1117,6 +1539,8 @@ class FaultRun:
         self.stalls: list[float] = []
         self.faults_done: list[str] = []
         self.producer: SeqProducer | None = None
+        self.txn_topic = f"{topic}-txn"
+        self.txn: TxnWorkload | None = None
         self.t_fault = 0.0
         self.watcher: Watcher | None = None
 
@@ -1154,13 +1578,18 @@ class FaultRun:
         """Creates the topic (RF 3, or `assignment`), starts the watcher and the
         workload, and waits for its first acknowledgements."""
         self.cluster.create_topic(self.topic, self.partitions, 3, config=MIN_ISR, assignment=assignment)
+        # The transactional workload's topic: the same layout (so a test's victim
+        # leads there what it leads in the main topic), RF 3, min ISR 2.
+        self.cluster.create_topic(self.txn_topic, self.partitions, 3, config=MIN_ISR, assignment=assignment)
         if assignment is not None:
             self.partitions = len(assignment)
         self.watcher = Watcher(self.cluster, self.topic, self.partitions).start()
+        self.txn = TxnWorkload(self.cluster.bootstrap, self.txn_topic, self.partitions, f"{self.topic}-txid").start()
         self.producer = Workload(self.cluster.bootstrap, self.topic, self.partitions, rate=RATE,
                                  extra_conf=dict(WORKLOAD_CONF)).start()
         self.producer.wait_acks(ACKS_BEFORE, ACK_TIMEOUT_S)
-        self.event(f"workload running ({self.producer.acked_count()} acks)")
+        self.txn.wait_commits(1, TXN_FIRST_COMMIT_TIMEOUT_S)
+        self.event(f"workload running ({self.producer.acked_count()} acks, {self.txn.counts()} transactions)")
         return self
 
     def inject(self, name: str, **kw) -> str:
@@ -1173,6 +1602,8 @@ class FaultRun:
         t_heal = self.event(f"healed: {label}")
         self.wait_acks_after(t_heal, ACKS_AFTER, label)
         self.stalls.append(self.stall_between(t, time.monotonic()))
+        # The transactional workload too: a transaction begun after the heal commits.
+        self.liveness("transactions_resume", self.txn.wait_commits, 1, TXN_RESUME_TIMEOUT_S, since=t_heal)
         return label
 
     def stall_between(self, t0: float, t1: float) -> float:
@@ -1190,6 +1621,9 @@ class FaultRun:
         self.event(f"workload stopped: sent {self.producer.sent}, acked {self.producer.acked_count()}, "
                    f"failed deliveries {len(self.producer.failures)}")
         self.notes.append(self.producer.summary())
+        self.txn.stop()
+        self.event(f"transactional workload stopped: {self.txn.counts()}")
+        self.notes.append(self.txn.summary())
         isr_ok = self.wait_isr_full("end of run")
         self.watcher.stop()
         acks = list(self.producer.acks)
@@ -1225,10 +1659,37 @@ class FaultRun:
         checks.append(one_leader_per_epoch(self.watcher.leaders, self.cluster, self.topic, self.partitions,
                                            self.t0))
         checks.append(cut_off_leader_acks_nothing(self.probes))
+        checks += self.transaction_checks(isr_ok)
         crashed = [f"node {n.id} (rc {n.proc.returncode})" for n in self.cluster.nodes
                    if n.proc is not None and not n.running() and not n.expect_exit]
         checks.append(Check("no_node_crashed", not crashed, ", ".join(crashed)))
         return checks
+
+    def transaction_checks(self, isr_ok: bool) -> list[Check]:
+        """The transactional workload's invariants (after the ISR wait: every node
+        back, so every fault has been healed, a disk-full node restarted with room).
+        The LSO first (the read_committed read stops at it), then one read_committed
+        read of the whole topic judged three ways."""
+        out = []
+        if self.txn.fatal:
+            out.append(Check("txn_producer_no_fatal_error", False, self.txn.summary()))
+        lso = last_stable_offset_advances(self.cluster, self.txn_topic, self.partitions)
+        out.append(lso)
+        txns = list(self.txn.txns)
+        open_ = [t.n for t in txns if t.outcome == "open"]
+        if open_:
+            self.notes.append(f"transactions still open when the workload stopped (judged as unknown): {open_}")
+        try:
+            r = read_to_end(self.cluster.live_bootstrap(), self.txn_topic, self.partitions, "read_committed",
+                            timeout=READ_TIMEOUT_S, group="gregor-fault-txn-read")
+        except Exception as e:  # noqa: BLE001 - a read that fails is a failed check, the rest still run
+            out.append(Check("txn_read_back", False, f"read_committed read of {self.txn_topic}: "
+                             f"{type(e).__name__}: {str(e)[:600]}"))
+            return out
+        got = {p: [(rec.offset, rec.value) for rec in recs] for p, recs in r.records.items()}
+        out += [committed_transactions_visible(txns, got), aborted_transactions_invisible(txns, got),
+                transactions_atomic(txns, got)]
+        return out
 
     def read_from_disk(self) -> tuple[dict[int, list[tuple[int, int]]] | None, str]:
         """Every partition's (offset, value) from its leader's `.log` files (the
@@ -1249,6 +1710,8 @@ class FaultRun:
     def stop(self) -> None:
         if self.producer is not None:
             self.producer.stop(flush_timeout=5)
+        if self.txn is not None:
+            self.txn.stop(timeout=TXN_COMMIT_DEADLINE_S + 40)
         if self.watcher is not None:
             self.watcher.stop()
         for p in self.probes:
@@ -1259,7 +1722,7 @@ class FaultRun:
         """What a failure report needs beyond the checks: the schedule, the watcher's
         error counts, and the nodes' stderr lines about this topic, fencing, ISR
         changes, truncation, elections and errors."""
-        words = [self.topic, "fenc", "truncat", "ISR", "elect", "vote", "panick", "ERROR", "SIGTERM",
+        words = [self.topic, "fenc", "transaction", "marker", "truncat", "ISR", "elect", "vote", "panick", "ERROR", "SIGTERM",
                  "controlled shutdown", "registered", "active controller"]
         return "\n".join([
             f"seed {self.seed}; faults {self.faults_done}",
@@ -1267,6 +1730,9 @@ class FaultRun:
             f"watcher: {self.watcher.polls if self.watcher else 0} polls, refused answers "
             f"{self.watcher.answer_errors if self.watcher else {}}",
             f"notes: {self.notes}",
+            "transactions (n, k, partitions, outcome, commit called, last errors): " + "; ".join(
+                f"{t.n} {t.k} {t.partitions} {t.outcome} {t.commit_called} {t.history[-3:]}"
+                for t in (self.txn.txns if self.txn else []) if t.outcome != "committed" or t.history),
             "relevant node stderr lines:", self.cluster.relevant_stderr(words)])
 
     # ------------------------------------------------------------------ the faults
@@ -1442,7 +1908,8 @@ class FaultRun:
             halt = [line for line in text.splitlines() if "halting" in line]
             self.event(f"node {lid} exited rc={rc}: {halt[-1][-160:] if halt else 'no halting line'}")
             self.checks.append(Check("disk_full_halts", rc == 1 and bool(halt),
-                                     f"node {lid} exited rc={rc}, {'a' if halt else 'no'} halting line"))
+                                     f"node {lid} exited rc={rc}, {'a' if halt else 'no'} halting line",
+                                     known=DISK_FULL_SIGBUS if rc == -signal.SIGBUS else ""))
         self.liveness("new_leader_elected", self.leader, p, (lid,))
         self.wait_acks_after(t, ACKS_DURING, label)
         filler.unlink(missing_ok=True)
@@ -1494,16 +1961,17 @@ class RunResult:
     seconds: float
     evidence: str = ""
     work_dir: str = ""
+    txns: str = ""  # the transactional workload's outcomes, e.g. {'committed': 40, 'aborted': 2}
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
+        return all(c.passed_or_known for c in self.checks)
 
     def line(self) -> str:
-        res = " ".join(f"{c.name}={'ok' if c.ok else 'FAIL'}" for c in self.checks)
+        res = " ".join(f"{c.name}={'ok' if c.ok else ('KNOWN-FAIL' if c.known else 'FAIL')}" for c in self.checks)
         stall = f"{self.stall:.2f}s" if self.stall is not None else "-"
         return (f"seed={self.seed} {'PASS' if self.ok else 'FAIL'} faults=[{', '.join(self.faults)}] "
-                f"acked={self.acked} stall={stall} took={self.seconds:.0f}s {res}")
+                f"acked={self.acked} txns={self.txns} stall={stall} took={self.seconds:.0f}s {res}")
 
 
 def random_schedule(rng: random.Random, allowed: list[str]) -> list[str]:
@@ -1541,7 +2009,8 @@ def run_once(seed: int, work_dir: Path, allowed: list[str], netns: bool, log=Non
             checks.append(Check("no_node_crashed", False, "; ".join(crashed)))
     stall = max(run.stalls) if run and run.stalls else None
     return RunResult(seed, run.faults_done if run else schedule, len(run.producer.acks) if run and run.producer else 0,
-                     checks, stall, time.monotonic() - t_start, evidence, str(work_dir))
+                     checks, stall, time.monotonic() - t_start, evidence, str(work_dir),
+                     str(run.txn.counts()).replace(" ", "") if run and run.txn else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1579,6 +2048,9 @@ def main(argv: list[str] | None = None) -> int:
         r = run_once(seed, tmp, allowed, netns, log)
         results.append(r)
         print(r.line(), flush=True)
+        for c in r.checks:
+            if not c.ok and c.known:
+                print(f"    {c.line()}", flush=True)
         if r.ok:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
@@ -1591,10 +2063,13 @@ def main(argv: list[str] | None = None) -> int:
             (dest / "evidence.txt").write_text("\n".join(c.line() for c in r.checks) + "\n\n" + r.evidence)
             print(f"    evidence and node dirs kept in {dest}", flush=True)
     failed = [r for r in results if not r.ok]
+    known = [f"seed {r.seed}: {c.name}" for r in results for c in r.checks if not c.ok and c.known]
+    if known:
+        print(f"known failures (reported broker bugs, not counted as failed): {known}", flush=True)
     by_check: dict[str, int] = {}
     for r in failed:
         for c in r.checks:
-            if not c.ok:
+            if not c.passed_or_known:
                 by_check[c.name] = by_check.get(c.name, 0) + 1
     stalls = sorted(r.stall for r in results if r.stall is not None)
     stall = f"; stall median {stalls[len(stalls) // 2]:.2f}s max {stalls[-1]:.2f}s" if stalls else ""

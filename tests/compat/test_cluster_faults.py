@@ -3,10 +3,14 @@ fixed seed from which the victims are drawn, on a 3-node cluster (combined
 broker + controller nodes, cluster_util's harness through fault_util's
 FaultCluster).
 
-Every test runs the same workload: cluster_util's idempotent acks=all
+Every test runs the same two workloads: cluster_util's idempotent acks=all
 SeqProducer on an RF 3 topic with 3 partitions and min.insync.replicas=2,
 watched from a side thread (high watermarks and leader epochs from every
-node). It injects its fault, heals it, waits for more acknowledgements, stops
+node), and fault_util's TxnWorkload, a transactional producer committing (and,
+every fifth, aborting) transactions of 2-4 records on a second such topic,
+judged after the run under read_committed (committed ones whole, aborted ones
+invisible, every one all-or-nothing, the last stable offset reaching the high
+watermark). It injects its fault, heals it, waits for more acknowledgements, stops
 the workload, waits for every ISR to be full again and checks every invariant
 of docs/RELIABILITY.md that applies to a cluster (see fault_util's table):
 a test fails on any violated invariant, with the failing checks' messages, the
@@ -87,9 +91,10 @@ def _run(cluster: FaultCluster, topic: str, seed: int, *faults: str | tuple[str,
         print(f"  {c.line()}")
     for n in run.notes:
         print(f"  note: {n}")
-    failed = [c for c in checks if not c.ok]
+    failed = [c for c in checks if not c.passed_or_known]
+    known = [c for c in checks if not c.ok and c.known]
     keep = os.environ.get("GREGOR_FAULT_KEEP")
-    if failed and keep:  # pytest keeps only its last 3 base temp dirs
+    if (failed or known) and keep:  # pytest keeps only its last 3 base temp dirs
         dest = Path(keep) / f"{topic}-seed{seed}"
         try:  # the nodes still run; indexes are preallocated (sparse) and rebuilt anyway
             shutil.copytree(cluster.work_dir, dest, dirs_exist_ok=True,
@@ -100,6 +105,8 @@ def _run(cluster: FaultCluster, topic: str, seed: int, *faults: str | tuple[str,
         print(f"  node dirs and evidence copied to {dest}")
     assert not failed, ("invariants violated:\n" + "\n".join(c.line() for c in failed)
                         + "\n\n" + run.evidence(checks))
+    if known:  # every other check held; this one failed as a reported broker bug does
+        pytest.xfail("; ".join(c.line() for c in known))
 
 
 def test_a_leader_kill9(faulty, topic):
