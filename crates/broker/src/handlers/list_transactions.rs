@@ -17,13 +17,6 @@ pub async fn handle(
     if resp.error_code != 0 {
         return Some(resp);
     }
-    let parts = match broker.txns.local_partitions() {
-        Ok(p) => p,
-        Err(e) => {
-            resp.error_code = super::coordinator_error(&e).code();
-            return Some(resp);
-        }
-    };
     if broker
         .metadata
         .image()
@@ -33,16 +26,22 @@ pub async fn handle(
         // No transaction ever began here: nothing to list (and nothing to create).
         return Some(resp);
     }
+    let parts = match broker.txns.local_partitions() {
+        Ok(p) => p,
+        Err(e) => {
+            resp.error_code = super::coordinator_error(&e).code();
+            return Some(resp);
+        }
+    };
     for p in parts {
         match broker.txns.read(p, |s, now| s.list_transactions(now, &req)) {
             Ok(states) => resp.transaction_states.extend(states),
             Err(e) => {
+                // A shard that moved away meanwhile is the new leader's to list.
+                let code = super::coordinator_error(&e);
                 tracing::debug!(partition = p, error = %e, "ListTransactions skipped a shard");
-                if resp.error_code == 0 {
-                    resp.error_code = match super::coordinator_error(&e) {
-                        ResponseError::NotCoordinator => continue,
-                        other => other.code(),
-                    };
+                if code != ResponseError::NotCoordinator && resp.error_code == 0 {
+                    resp.error_code = code.code();
                 }
             }
         }

@@ -23,6 +23,7 @@ use super::RequestContext;
 use crate::broker::Broker;
 use crate::partition::{Partition, PartitionError};
 use crate::purgatory::Waiter;
+use gregor_storage::StorageError;
 
 /// An `acks=all` append the ISR has not replicated yet: the topic's and the
 /// partition's positions in the response, the partition, and the offset its
@@ -216,16 +217,6 @@ fn append(
             .unwrap_or_else(|b| BytesMut::from(&b[..])),
         _ => return Err(ResponseError::CorruptMessage),
     };
-    // Kafka's LogValidator for a client's batches: commit and abort markers
-    // are written by the transaction coordinator only.
-    if gregor_records::BatchIter::new(&records).any(|b| b.is_ok_and(|(h, _, _)| h.is_control())) {
-        if ctx.api_version >= 8 {
-            r.error_message = Some(str_bytes(
-                "Clients are not allowed to write control records".to_string(),
-            ));
-        }
-        return Err(ResponseError::InvalidRecord);
-    }
     match partition.append_records_as_leader(records, acks) {
         Ok(info) => {
             r.base_offset = info.base_offset;
@@ -250,7 +241,15 @@ fn append(
                 }
             }
             if ctx.api_version >= 8 {
-                r.error_message = Some(str_bytes(e.to_string()));
+                r.error_message = Some(str_bytes(match &e {
+                    // Kafka's LogValidator text: commit and abort markers are
+                    // the transaction coordinator's (the log refuses them
+                    // from a Produce request while validating its batches).
+                    PartitionError::Storage(StorageError::ControlBatchFromClient { .. }) => {
+                        "Clients are not allowed to write control records".to_string()
+                    }
+                    _ => e.to_string(),
+                }));
             }
             Err(util::partition_error(&e))
         }
