@@ -65,8 +65,9 @@ pub struct Broker {
     /// The partitions this node hosts, by topic name, then partition index.
     partitions: RwLock<HostedPartitions>,
     producer_ids: Mutex<ProducerIdBlock>,
-    /// The port actually bound (differs from the config when it asked for 0).
-    bound_port: std::sync::atomic::AtomicU16,
+    /// The port each client listener advertises (`config.listeners` order):
+    /// the port actually bound when it asked for 0.
+    bound_ports: Vec<std::sync::atomic::AtomicU16>,
     /// The group coordinator runtime.
     pub groups: Arc<crate::group_runtime::GroupRuntime>,
     /// The transaction coordinator runtime.
@@ -145,6 +146,16 @@ impl Broker {
                     MetadataStoreConfig { snapshot_bytes },
                 )?;
                 let endpoint = (config.advertised_host.clone(), config.advertised_port);
+                let endpoints: Vec<gregor_metadata::BrokerEndpoint> = config
+                    .listeners
+                    .iter()
+                    .map(|l| gregor_metadata::BrokerEndpoint {
+                        name: l.listener.name.clone(),
+                        host: l.advertised_host.clone(),
+                        port: l.advertised_port,
+                        security_protocol: l.protocol.name().to_string(),
+                    })
+                    .collect();
                 let rack = config.rack.clone();
                 store
                     .update(|image| {
@@ -153,6 +164,7 @@ impl Broker {
                             &cluster_id,
                             node_id,
                             endpoint,
+                            endpoints,
                             rack,
                         );
                         Ok::<_, std::convert::Infallible>((records, ()))
@@ -167,7 +179,11 @@ impl Broker {
         let config_for = |topic: &str| resolve_log_config(&image, &static_props, node_id, topic);
         let logs = LogManager::open(config.log_dirs.clone(), clock.clone(), &config_for)?;
         let broker = Arc::new_cyclic(|weak| Self {
-            bound_port: std::sync::atomic::AtomicU16::new(config.advertised_port),
+            bound_ports: config
+                .listeners
+                .iter()
+                .map(|l| std::sync::atomic::AtomicU16::new(l.advertised_port))
+                .collect(),
             groups: Arc::new(crate::group_runtime::group_runtime(
                 weak.clone(),
                 gregor_coordinator::GroupConfig {
@@ -245,19 +261,56 @@ impl Broker {
             .collect()
     }
 
-    /// The host and port clients should connect to.
+    /// The host and port other brokers reach this one at: the inter-broker
+    /// listener's advertised endpoint.
     pub fn advertised_endpoint(&self) -> (String, u16) {
-        (
-            self.config.advertised_host.clone(),
-            self.bound_port.load(std::sync::atomic::Ordering::Relaxed),
-        )
+        let port = self
+            .bound_ports
+            .get(self.config.inter_broker_listener)
+            .map_or(self.config.advertised_port, |p| {
+                p.load(std::sync::atomic::Ordering::Relaxed)
+            });
+        (self.config.advertised_host.clone(), port)
     }
 
-    /// Records the port actually bound when the listener asked for port 0.
-    pub fn set_bound_port(&self, port: u16) {
-        if self.config.advertised_port == 0 {
-            self.bound_port
-                .store(port, std::sync::atomic::Ordering::Relaxed);
+    /// Every client listener's advertised endpoint, as registered with the
+    /// controller (ports as bound).
+    pub fn advertised_endpoints(&self) -> Vec<gregor_metadata::BrokerEndpoint> {
+        self.config
+            .listeners
+            .iter()
+            .zip(&self.bound_ports)
+            .map(|(l, port)| gregor_metadata::BrokerEndpoint {
+                name: l.listener.name.clone(),
+                host: l.advertised_host.clone(),
+                port: port.load(std::sync::atomic::Ordering::Relaxed),
+                security_protocol: l.protocol.name().to_string(),
+            })
+            .collect()
+    }
+
+    /// This broker's advertised `(host, port)` on listener `name`.
+    pub fn advertised_endpoint_on(&self, name: &str) -> Option<(String, u16)> {
+        let i = self
+            .config
+            .listeners
+            .iter()
+            .position(|l| l.listener.name == name)?;
+        Some((
+            self.config.listeners[i].advertised_host.clone(),
+            self.bound_ports[i].load(std::sync::atomic::Ordering::Relaxed),
+        ))
+    }
+
+    /// Records the port client listener `index` bound, when it asked for port 0.
+    pub fn set_bound_port(&self, index: usize, port: u16) {
+        if let (Some(l), Some(p)) = (
+            self.config.listeners.get(index),
+            self.bound_ports.get(index),
+        ) {
+            if l.advertised_port == 0 {
+                p.store(port, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
 

@@ -9,6 +9,9 @@ use std::path::PathBuf;
 
 use gregor_metadata::config_defs;
 
+use crate::transport::tls::{TlsConfigError, TlsSettings};
+use crate::transport::SecurityProtocol;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     /// A name Kafka has no broker config for, with the closest known name.
@@ -23,6 +26,8 @@ pub enum ConfigError {
     Listener { value: String, reason: String },
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
     #[error("line {line}: {text}")]
     Syntax { line: usize, text: String },
 }
@@ -62,6 +67,22 @@ impl Listener {
         }
         Ok(out)
     }
+}
+
+/// A listener clients (and other brokers) connect to: where it binds, what
+/// it advertises, how its connections are secured.
+#[derive(Debug, Clone)]
+pub struct ClientListener {
+    pub listener: Listener,
+    /// From `listener.security.protocol.map`.
+    pub protocol: SecurityProtocol,
+    /// From `advertised.listeners` (else the bind address; an empty or
+    /// wildcard host advertises 127.0.0.1).
+    pub advertised_host: String,
+    /// 0: the port actually bound.
+    pub advertised_port: u16,
+    /// The `ssl.*` settings of an SSL listener.
+    pub tls: Option<TlsSettings>,
 }
 
 /// A node of a Raft metadata quorum (`controller.quorum.voters` given):
@@ -104,8 +125,16 @@ pub struct BrokerConfig {
     /// Every key given (server.properties, then overrides), as written.
     pub props: BTreeMap<String, String>,
     pub node_id: i32,
+    /// The first client listener (on a controller-only node, its controller listener).
     pub listener: Listener,
-    /// Host and port published in Metadata (advertised.listeners, else the listener).
+    /// Every client listener (`listeners` less the controller's), in the
+    /// order given; empty on a controller-only node.
+    pub listeners: Vec<ClientListener>,
+    /// Index in `listeners` of the listener other brokers use
+    /// (`inter.broker.listener.name`, else `security.inter.broker.protocol`).
+    pub inter_broker_listener: usize,
+    /// The inter-broker listener's advertised host and port: the endpoint
+    /// registered for replication and coordinator traffic.
     pub advertised_host: String,
     pub advertised_port: u16,
     pub log_dirs: Vec<PathBuf>,
@@ -248,38 +277,78 @@ impl BrokerConfig {
                 })
             }
         };
-        if is_broker && listener.name != "PLAINTEXT" {
-            let protocol_map = get(&props, "listener.security.protocol.map")
-                .unwrap_or(default_of("listener.security.protocol.map"));
-            let protocol = protocol_map
-                .split(',')
-                .filter_map(|e| e.split_once(':'))
-                .find(|(n, _)| n.trim() == listener.name)
-                .map(|(_, p)| p.trim().to_string())
-                .unwrap_or_default();
-            if protocol != "PLAINTEXT" {
+        let protocols = parse_protocol_map(
+            get(&props, "listener.security.protocol.map")
+                .unwrap_or(default_of("listener.security.protocol.map")),
+        )?;
+        let advertised = match get(&props, "advertised.listeners") {
+            Some(v) if !v.is_empty() => Listener::parse(v)?,
+            _ => Vec::new(),
+        };
+        let mut client_listeners = Vec::new();
+        for l in listeners
+            .iter()
+            .filter(|l| is_broker && !controller_names.contains(&l.name.as_str()))
+        {
+            if client_listeners
+                .iter()
+                .any(|c: &ClientListener| c.listener.name == l.name)
+            {
+                return Err(ConfigError::Listener {
+                    value: listener_text.clone(),
+                    reason: format!("listener name {} is used twice", l.name),
+                });
+            }
+            let protocol = *protocols
+                .get(&l.name)
+                .ok_or_else(|| ConfigError::Listener {
+                    value: listener_text.clone(),
+                    reason: format!(
+                        "no security protocol for listener {} in listener.security.protocol.map",
+                        l.name
+                    ),
+                })?;
+            if matches!(
+                protocol,
+                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+            ) {
                 return Err(ConfigError::Unsupported(format!(
-                    "listener {} uses security protocol '{protocol}'; only PLAINTEXT is supported yet",
-                    listener.name
+                    "listener {} uses security protocol {protocol}: SASL is not supported yet \
+                     (it is being built); use a PLAINTEXT or SSL listener",
+                    l.name
                 )));
             }
+            let tls = if protocol.uses_tls() {
+                Some(TlsSettings::from_props(&props, &l.name)?)
+            } else {
+                None
+            };
+            let adv = advertised.iter().find(|a| a.name == l.name).unwrap_or(l);
+            let advertised_host = if adv.host.is_empty() || adv.host == "0.0.0.0" {
+                "127.0.0.1".to_string()
+            } else {
+                adv.host.clone()
+            };
+            client_listeners.push(ClientListener {
+                listener: l.clone(),
+                protocol,
+                advertised_host,
+                advertised_port: adv.port,
+                tls,
+            });
         }
-        let (advertised_host, advertised_port) = match get(&props, "advertised.listeners") {
-            Some(v) if !v.is_empty() => {
-                let adv = Listener::parse(v)?;
-                let a = adv
-                    .iter()
-                    .find(|a| a.name == listener.name)
-                    .cloned()
-                    .unwrap_or_else(|| adv[0].clone());
-                (a.host, a.port)
+        let inter_broker_listener =
+            inter_broker_listener(&props, &client_listeners, !voters_text.is_empty())?;
+        let (advertised_host, advertised_port) = match client_listeners.get(inter_broker_listener) {
+            Some(c) => (c.advertised_host.clone(), c.advertised_port),
+            None => {
+                let host = if listener.host.is_empty() || listener.host == "0.0.0.0" {
+                    "127.0.0.1".to_string()
+                } else {
+                    listener.host.clone()
+                };
+                (host, listener.port)
             }
-            _ => (listener.host.clone(), listener.port),
-        };
-        let advertised_host = if advertised_host.is_empty() || advertised_host == "0.0.0.0" {
-            "127.0.0.1".to_string()
-        } else {
-            advertised_host
         };
         let dirs_text = get(&props, "log.dirs")
             .or_else(|| get(&props, "log.dir"))
@@ -360,6 +429,8 @@ impl BrokerConfig {
             advertised_host,
             advertised_port,
             listener,
+            listeners: client_listeners,
+            inter_broker_listener,
             log_dirs,
             metadata_log_dir,
             num_partitions: int("num.partitions") as i32,
@@ -404,6 +475,79 @@ impl BrokerConfig {
             props,
         })
     }
+}
+
+/// `listener.security.protocol.map`: `NAME:PROTOCOL,...`.
+fn parse_protocol_map(text: &str) -> Result<BTreeMap<String, SecurityProtocol>, ConfigError> {
+    let mut map = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = || {
+            ConfigError::Unsupported(format!(
+                "invalid listener.security.protocol.map '{text}': '{item}' is not NAME:PROTOCOL \
+                 (PROTOCOL one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)"
+            ))
+        };
+        let (name, protocol) = item.split_once(':').ok_or_else(bad)?;
+        let protocol = SecurityProtocol::parse(protocol).ok_or_else(bad)?;
+        map.insert(name.trim().to_string(), protocol);
+    }
+    Ok(map)
+}
+
+/// The index of the inter-broker listener among `listeners`: the one named by
+/// `inter.broker.listener.name`, else the listener named after
+/// `security.inter.broker.protocol` (Kafka's default PLAINTEXT). A
+/// single-node broker without such a listener uses its first one (nothing
+/// connects to it as a broker); in a quorum the inter-broker listener must
+/// exist and, for now, be PLAINTEXT (brokers connect to each other in
+/// plain TCP).
+fn inter_broker_listener(
+    props: &BTreeMap<String, String>,
+    listeners: &[ClientListener],
+    in_quorum: bool,
+) -> Result<usize, ConfigError> {
+    if listeners.is_empty() {
+        return Ok(0);
+    }
+    let by_name = get(props, "inter.broker.listener.name");
+    let by_protocol = get(props, "security.inter.broker.protocol");
+    if by_name.is_some() && by_protocol.is_some() {
+        return Err(ConfigError::Unsupported(
+            "only one of inter.broker.listener.name and security.inter.broker.protocol should be set"
+                .into(),
+        ));
+    }
+    let name = by_name
+        .or(by_protocol)
+        .unwrap_or(default_of("security.inter.broker.protocol"));
+    let found = listeners.iter().position(|l| l.listener.name == name);
+    let index = match found {
+        Some(i) => i,
+        None if by_name.is_some() || in_quorum => {
+            return Err(ConfigError::Unsupported(format!(
+                "the inter-broker listener {name} ({}) is not one of the broker's listeners ({})",
+                if by_name.is_some() {
+                    "inter.broker.listener.name"
+                } else {
+                    "security.inter.broker.protocol"
+                },
+                listeners
+                    .iter()
+                    .map(|l| l.listener.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )))
+        }
+        None => 0,
+    };
+    if in_quorum && listeners[index].protocol != SecurityProtocol::Plaintext {
+        return Err(ConfigError::Unsupported(format!(
+            "the inter-broker listener {} uses {}: brokers connect to each other over PLAINTEXT only for now; \
+             set inter.broker.listener.name to a PLAINTEXT listener",
+            listeners[index].listener.name, listeners[index].protocol
+        )));
+    }
+    Ok(index)
 }
 
 /// `controller.quorum.voters`: `id@host:port,...`.
@@ -533,6 +677,83 @@ mod tests {
             BrokerConfig::from_props(props(&[("process.roles", "broker")])),
             Err(ConfigError::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn named_listeners_protocols_and_inter_broker() {
+        let c = BrokerConfig::from_props(props(&[
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0,INTERNAL://:9094",
+            ),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,SSL:SSL,INTERNAL:PLAINTEXT",
+            ),
+            (
+                "advertised.listeners",
+                "PLAINTEXT://a.example:9092,SSL://b.example:9093",
+            ),
+            ("inter.broker.listener.name", "INTERNAL"),
+            ("ssl.keystore.type", "PEM"),
+            ("listener.name.ssl.ssl.keystore.location", "/k.pem"),
+        ]))
+        .unwrap();
+        assert_eq!(c.listener.name, "PLAINTEXT");
+        let names: Vec<_> = c
+            .listeners
+            .iter()
+            .map(|l| l.listener.name.as_str())
+            .collect();
+        assert_eq!(names, ["PLAINTEXT", "SSL", "INTERNAL"]);
+        assert_eq!(c.listeners[1].protocol, SecurityProtocol::Ssl);
+        assert!(c.listeners[1].tls.is_some() && c.listeners[0].tls.is_none());
+        assert_eq!(
+            (
+                c.listeners[1].advertised_host.as_str(),
+                c.listeners[1].advertised_port
+            ),
+            ("b.example", 9093)
+        );
+        // Not advertised: the bind address, a wildcard host as 127.0.0.1.
+        assert_eq!(c.inter_broker_listener, 2);
+        assert_eq!(
+            (c.advertised_host.as_str(), c.advertised_port),
+            ("127.0.0.1", 9094)
+        );
+        // A single SSL listener on a single node serves as the inter-broker one.
+        let ssl_only = BrokerConfig::from_props(props(&[
+            ("listeners", "SSL://127.0.0.1:0"),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", "/k.pem"),
+        ]))
+        .unwrap();
+        assert_eq!(ssl_only.listener.name, "SSL");
+        assert_eq!(ssl_only.inter_broker_listener, 0);
+
+        let refused = |pairs: &[(&str, &str)]| {
+            BrokerConfig::from_props(props(pairs))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = refused(&[("listeners", "SASL_SSL://:9093")]);
+        assert!(e.contains("SASL is not supported yet"), "{e}");
+        let e = refused(&[("listeners", "SSL://:9093")]);
+        assert!(e.contains("ssl.keystore.location"), "{e}");
+        let e = refused(&[("listeners", "CLIENT://:9093")]);
+        assert!(
+            e.contains("no security protocol for listener CLIENT"),
+            "{e}"
+        );
+        let e = refused(&[
+            ("inter.broker.listener.name", "PLAINTEXT"),
+            ("security.inter.broker.protocol", "PLAINTEXT"),
+        ]);
+        assert!(e.contains("only one of"), "{e}");
+        let e = refused(&[("inter.broker.listener.name", "NOPE")]);
+        assert!(e.contains("is not one of the broker's listeners"), "{e}");
+        let e = refused(&[("listener.security.protocol.map", "PLAINTEXT:TLS")]);
+        assert!(e.contains("listener.security.protocol.map"), "{e}");
     }
 
     /// kafka-python's test broker config (servers/resources/default/kafka.properties,

@@ -6,15 +6,20 @@
 //! pipelining producer gets its acknowledgements in few writes, and also
 //! before a request that has to wait (a long-poll fetch, a JoinGroup parked
 //! until the rebalance completes), so no answer waits on a later request.
+//!
+//! The byte stream is whatever the listener accepted: [`serve_tcp`] for a
+//! plain socket (its owned halves, as fast as a socket gets here), [`serve`]
+//! for any `AsyncRead + AsyncWrite` stream (TLS).
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 
 use crate::broker::Broker;
 use crate::handlers::{self, DispatchError};
+use crate::transport::ConnectionContext;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
@@ -26,16 +31,45 @@ pub enum ConnectionError {
     Dispatch(#[from] DispatchError),
 }
 
-/// Serves one connection until the peer closes it, a protocol error occurs,
-/// or `shutdown` fires (between requests: an in-flight request completes).
-pub async fn serve(
+/// Serves a plain TCP connection (see [`serve_halves`]).
+pub async fn serve_tcp(
     broker: Arc<Broker>,
     socket: TcpStream,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    connection: Arc<ConnectionContext>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
     socket.set_nodelay(true)?;
-    let peer = socket.peer_addr().ok();
     let (rd, wr) = socket.into_split();
+    serve_halves(broker, rd, wr, connection, shutdown).await
+}
+
+/// Serves a connection over any byte stream (a TLS stream; see [`serve_halves`]).
+pub async fn serve<S>(
+    broker: Arc<Broker>,
+    stream: S,
+    connection: Arc<ConnectionContext>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (rd, wr) = tokio::io::split(stream);
+    serve_halves(broker, rd, wr, connection, shutdown).await
+}
+
+/// Serves one connection until the peer closes it, a protocol error occurs,
+/// or `shutdown` fires (between requests: an in-flight request completes).
+pub async fn serve_halves<R, W>(
+    broker: Arc<Broker>,
+    rd: R,
+    wr: W,
+    connection: Arc<ConnectionContext>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ConnectionError>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
     let mut reader = BufReader::with_capacity(64 * 1024, rd);
     let mut writer = BufWriter::with_capacity(64 * 1024, wr);
     let max = broker.config.socket_request_max_bytes;
@@ -65,7 +99,7 @@ pub async fn serve(
                 return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
             }
         }
-        let handled = handlers::dispatch(&broker, frame.freeze(), peer);
+        let handled = handlers::dispatch(&broker, frame.freeze(), &connection);
         tokio::pin!(handled);
         let handled = tokio::select! {
             biased;
@@ -97,7 +131,7 @@ pub async fn serve(
 /// Writes a response frame. One chunk goes through the buffer; several
 /// (record sets referenced, not copied) go out with vectored writes, which
 /// the `BufWriter` passes straight to the socket when they do not fit its buffer.
-async fn write_frame<W: tokio::io::AsyncWrite + Unpin>(
+async fn write_frame<W: AsyncWrite + Unpin>(
     writer: &mut W,
     frame: crate::response_buf::ResponseFrame,
 ) -> std::io::Result<()> {

@@ -18,8 +18,11 @@
 //! - [`replica_fetcher`]: the follower side of replication: one fetching task per leader,
 //!   appending the leader's batches, taking its high watermark, truncating divergent tails.
 //! - [`group_runtime`]: runs the group coordinator's state machines over `__consumer_offsets`.
-//! - [`server`]: the listener, connection tasks and ordered shutdown.
-//! - [`connection`]: framing and in-order request handling on one connection.
+//! - [`server`]: the listeners (PLAINTEXT and SSL), connection tasks and ordered shutdown.
+//! - [`connection`]: framing and in-order request handling on one connection, over any byte
+//!   stream (TCP or TLS).
+//! - [`transport`]: what a connection knows about itself ([`transport::ConnectionContext`]:
+//!   listener, security protocol, peer, principal), TLS settings and principal mapping.
 //! - [`handlers`]: one module per Kafka API, routed from one table.
 //! - [`response_buf`]: response frames that reference fetched record bytes instead of copying them.
 
@@ -41,6 +44,7 @@ pub mod purgatory;
 pub mod replica_fetcher;
 pub mod response_buf;
 pub mod server;
+pub mod transport;
 pub mod txn_runtime;
 
 pub use broker::Broker;

@@ -1,32 +1,140 @@
-//! The listener: accepts connections, spawns one task per connection, and
-//! shuts down in order: stop accepting, let in-flight requests finish, stop
-//! background tasks, flush and checkpoint the logs.
+//! The listeners: bind every client listener (PLAINTEXT or SSL), accept
+//! connections on all of them, spawn one task per connection (after the TLS
+//! handshake on an SSL listener), and shut down in order: stop accepting,
+//! let in-flight requests finish, stop background tasks, flush and
+//! checkpoint the logs.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::broker::Broker;
+use crate::config::ClientListener;
+use crate::transport::principal::PrincipalMapper;
+use crate::transport::tls::TlsError;
+use crate::transport::{ConnectionContext, KafkaPrincipal, SecurityProtocol};
 
 /// Upper bound on open client connections (Kafka: max.connections, default unlimited).
 pub const MAX_CONNECTIONS: usize = 10_000;
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long a client may take to complete the TLS handshake: a connection
+/// that never does (a plaintext client on an SSL port that waits for an
+/// answer) is closed instead of holding a connection slot forever.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Binds the configured listener. Port 0 binds an ephemeral port, which is then advertised.
-pub async fn bind(broker: &Broker) -> std::io::Result<TcpListener> {
-    let l = &broker.config.listener;
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("binding {name}://{host}:{port}: {source}")]
+    Io {
+        name: String,
+        host: String,
+        port: u16,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// What an SSL listener needs per connection.
+struct TlsListener {
+    acceptor: tokio_rustls::TlsAcceptor,
+    mapper: PrincipalMapper,
+}
+
+/// One bound client listener.
+pub struct BoundListener {
+    pub name: Arc<str>,
+    pub protocol: SecurityProtocol,
+    pub local_addr: SocketAddr,
+    socket: TcpListener,
+    tls: Option<Arc<TlsListener>>,
+}
+
+/// Every bound client listener, in the order of `listeners`.
+pub struct Listeners {
+    bound: Vec<BoundListener>,
+}
+
+impl Listeners {
+    /// The first listener's address (the one printed first at start).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.bound
+            .first()
+            .map(|l| l.local_addr)
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no listener"))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &BoundListener> {
+        self.bound.iter()
+    }
+
+    /// Accepts the next connection on any listener, starting the scan at
+    /// `start` so one busy listener cannot starve the others.
+    async fn accept(&self, start: usize) -> (usize, std::io::Result<(TcpStream, SocketAddr)>) {
+        std::future::poll_fn(|cx| {
+            let n = self.bound.len();
+            for k in 0..n {
+                let i = (start + k) % n;
+                if let Poll::Ready(r) = self.bound[i].socket.poll_accept(cx) {
+                    return Poll::Ready((i, r));
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// Binds every client listener (port 0 binds an ephemeral port, which is
+/// then advertised) and loads the TLS material of the SSL ones.
+pub async fn bind(broker: &Broker) -> Result<Listeners, BindError> {
+    let mut bound = Vec::new();
+    for (index, l) in broker.config.listeners.iter().enumerate() {
+        let tls = match &l.tls {
+            Some(settings) => Some(Arc::new(TlsListener {
+                acceptor: tokio_rustls::TlsAcceptor::from(settings.server_config()?),
+                mapper: settings.principal_mapper.clone(),
+            })),
+            None => None,
+        };
+        let socket = bind_one(l).await.map_err(|source| BindError::Io {
+            name: l.listener.name.clone(),
+            host: l.listener.host.clone(),
+            port: l.listener.port,
+            source,
+        })?;
+        let local_addr = socket.local_addr().map_err(|source| BindError::Io {
+            name: l.listener.name.clone(),
+            host: l.listener.host.clone(),
+            port: l.listener.port,
+            source,
+        })?;
+        broker.set_bound_port(index, local_addr.port());
+        bound.push(BoundListener {
+            name: Arc::from(l.listener.name.as_str()),
+            protocol: l.protocol,
+            local_addr,
+            socket,
+            tls,
+        });
+    }
+    Ok(Listeners { bound })
+}
+
+async fn bind_one(l: &ClientListener) -> std::io::Result<TcpListener> {
+    let l = &l.listener;
     let host = if l.host.is_empty() {
         "0.0.0.0"
     } else {
         l.host.as_str()
     };
-    let socket = tokio::net::TcpSocket::new_v4().or_else(|_| tokio::net::TcpSocket::new_v6())?;
-    socket.set_reuseaddr(true)?;
     let addr = tokio::net::lookup_host((host, l.port))
         .await?
         .next()
@@ -37,20 +145,17 @@ pub async fn bind(broker: &Broker) -> std::io::Result<TcpListener> {
             )
         })?;
     let socket = if addr.is_ipv6() {
-        let s = tokio::net::TcpSocket::new_v6()?;
-        s.set_reuseaddr(true)?;
-        s
+        tokio::net::TcpSocket::new_v6()?
     } else {
-        socket
+        tokio::net::TcpSocket::new_v4()?
     };
+    socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    let listener = socket.listen(1024)?;
-    broker.set_bound_port(listener.local_addr()?.port());
-    Ok(listener)
+    socket.listen(1024)
 }
 
 /// Serves until `shutdown` resolves, then shuts down cleanly.
-pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Future<Output = ()>) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
@@ -60,10 +165,12 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     let txn_timers = tokio::spawn(broker.txns.clone().run_timers(stop_rx.clone()));
     let cluster = tokio::spawn(crate::cluster::run_broker(broker.clone(), stop_rx.clone()));
     tokio::pin!(shutdown);
+    let mut next = 0;
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => {
+            (index, accepted) = listeners.accept(next) => {
+                next = index + 1;
                 let (socket, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
@@ -77,11 +184,25 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
                     tracing::warn!(%peer, "too many connections, closing");
                     continue;
                 };
+                let l = &listeners.bound[index];
+                let (name, protocol, tls) = (l.name.clone(), l.protocol, l.tls.clone());
                 let broker = broker.clone();
                 let stop = stop_rx.clone();
                 connections.spawn(async move {
-                    if let Err(e) = crate::connection::serve(broker, socket, stop).await {
-                        tracing::debug!(%peer, error = %e, "connection closed");
+                    let result = match tls {
+                        None => {
+                            let context = Arc::new(ConnectionContext::new(
+                                name.clone(),
+                                protocol,
+                                Some(peer),
+                                KafkaPrincipal::anonymous(),
+                            ));
+                            crate::connection::serve_tcp(broker, socket, context, stop).await
+                        }
+                        Some(tls) => serve_tls(broker, socket, peer, name.clone(), protocol, &tls, stop).await,
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, listener = %name, error = %e, "connection closed");
                     }
                     drop(permit);
                 });
@@ -92,7 +213,7 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
     // Leaderships move to other brokers while this one still answers (with
     // NOT_LEADER_OR_FOLLOWER and fresh metadata) and its followers catch up.
     crate::cluster::controlled_shutdown(&broker).await;
-    drop(listener);
+    drop(listeners);
     tracing::info!("shutting down: waiting for in-flight requests");
     let _ = stop_tx.send(true);
     let drain = async { while connections.join_next().await.is_some() {} };
@@ -110,6 +231,63 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Futu
         Ok(Err(e)) => tracing::error!(error = %e, "shutdown: flushing logs failed"),
         Err(e) => tracing::error!(error = %e, "shutdown task failed"),
     }
+}
+
+/// The TLS handshake, the client's principal, then the connection. A failed
+/// handshake (a plaintext client, a missing or untrusted client
+/// certificate, no common protocol or suite) closes this connection only.
+async fn serve_tls(
+    broker: Arc<Broker>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    protocol: SecurityProtocol,
+    tls: &TlsListener,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), crate::connection::ConnectionError> {
+    socket.set_nodelay(true)?;
+    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor.accept(socket));
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::info!(%peer, %listener, error = %e, "TLS handshake failed; connection closed");
+                return Ok(());
+            }
+            Err(_) => {
+                tracing::info!(%peer, %listener, "TLS handshake not completed in {TLS_HANDSHAKE_TIMEOUT:?}; connection closed");
+                return Ok(());
+            }
+        },
+        _ = stop.changed() => return Ok(()),
+    };
+    let principal = match stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+    {
+        None => KafkaPrincipal::anonymous(),
+        Some(cert) => {
+            let name = crate::transport::tls::subject_dn(cert.as_ref())
+                .and_then(|dn| tls.mapper.name_for(&dn).map_err(|e| e.to_string()));
+            match name {
+                Ok(name) => KafkaPrincipal::user(name),
+                Err(e) => {
+                    tracing::warn!(%peer, %listener, error = %e, "client certificate refused; connection closed");
+                    return Ok(());
+                }
+            }
+        }
+    };
+    tracing::debug!(%peer, %listener, %principal, "TLS connection authenticated");
+    let context = Arc::new(ConnectionContext::new(
+        listener,
+        protocol,
+        Some(peer),
+        principal,
+    ));
+    crate::connection::serve(broker, stream, context, stop).await
 }
 
 /// Writes the log-dir checkpoints every `log.flush.offset.checkpoint.interval.ms`.

@@ -320,16 +320,22 @@ fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()>
         })
         .await
         .context("opening the broker")??;
-        let listener = gregor_broker::server::bind(&broker).await.with_context(|| {
-            let l = &broker.config.listener;
-            format!("binding {}://{}:{}", l.name, l.host, l.port)
-        })?;
-        let addr = listener.local_addr()?;
+        let listeners = gregor_broker::server::bind(&broker)
+            .await
+            .context("starting the listeners")?;
+        let addr = listeners.local_addr()?;
         let signals = shutdown_signal();
-        let (host, _) = broker.advertised_endpoint();
         tracing::info!(%addr, cluster_id = %broker.cluster_id(), node_id = broker.node_id(), "broker started");
+        // One line per listener, the first listener's first (tests and
+        // supervisors read that one: keep its format).
         let mut out = std::io::stdout().lock();
-        writeln!(out, "gregor: listening on {}://{}:{}", broker.config.listener.name, host_for_display(&host, addr), addr.port())?;
+        for l in listeners.iter() {
+            let host = broker
+                .advertised_endpoint_on(&l.name)
+                .map(|(host, _)| host)
+                .unwrap_or_default();
+            writeln!(out, "gregor: listening on {}://{}:{}", l.name, host_for_display(&host, l.local_addr), l.local_addr.port())?;
+        }
         out.flush()?;
         drop(out);
         let fatal = {
@@ -352,7 +358,7 @@ fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()>
                 _ = fatal => {}
             }
         };
-        gregor_broker::server::run(broker, listener, stop).await;
+        gregor_broker::server::run(broker, listeners, stop).await;
         if let Some(quorum) = quorum {
             quorum.stop().await;
         }

@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::records::BrokerEndpoint;
 use crate::{ConfigResource, MetadataRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +74,22 @@ pub struct BrokerImage {
     /// Fenced brokers are registered but not live: they lead no partition
     /// and join no ISR until unfenced.
     pub fenced: bool,
+    /// Its client listeners; empty when it registered only `host:port`.
+    pub endpoints: Vec<BrokerEndpoint>,
+}
+
+impl BrokerImage {
+    /// `(host, port)` of the broker's listener `name`: `None` if it has no
+    /// such listener; its registered `host:port` if it named no listeners.
+    pub fn endpoint(&self, name: &str) -> Option<(&str, u16)> {
+        if self.endpoints.is_empty() {
+            return Some((self.host.as_str(), self.port));
+        }
+        self.endpoints
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| (e.host.as_str(), e.port))
+    }
 }
 
 /// The cluster's metadata at one point of the log. `Clone` is cheap (it
@@ -111,8 +128,14 @@ impl MetadataImage {
                         port: *port,
                         rack: rack.clone(),
                         fenced,
+                        endpoints: Vec::new(),
                     },
                 );
+            }
+            MetadataRecord::BrokerEndpoints { node_id, endpoints } => {
+                if let Some(b) = Arc::make_mut(&mut self.brokers).get_mut(node_id) {
+                    b.endpoints = endpoints.clone();
+                }
             }
             MetadataRecord::BrokerFence { node_id, fenced } => {
                 if self
@@ -252,6 +275,12 @@ impl MetadataImage {
                 port: b.port,
                 rack: b.rack.clone(),
             });
+            if !b.endpoints.is_empty() {
+                out.push(MetadataRecord::BrokerEndpoints {
+                    node_id: b.node_id,
+                    endpoints: b.endpoints.clone(),
+                });
+            }
             if b.fenced {
                 out.push(MetadataRecord::BrokerFence {
                     node_id: b.node_id,

@@ -34,4 +34,4 @@ pub mod records;
 
 pub use controller::ControllerError;
 pub use image::{MetadataImage, PartitionImage, TopicImage};
-pub use records::{ConfigResource, MetadataRecord};
+pub use records::{BrokerEndpoint, ConfigResource, MetadataRecord};

@@ -16,6 +16,17 @@ pub enum ConfigResource {
     Group(String),
 }
 
+/// One advertised listener of a broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    /// The listener name (`PLAINTEXT`, `SSL`, `CLIENT`, ...).
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
+    pub security_protocol: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum MetadataRecord {
@@ -29,6 +40,15 @@ pub enum MetadataRecord {
         host: String,
         port: u16,
         rack: Option<String>,
+    },
+    /// The client listeners of a registered broker (Kafka's
+    /// `BrokerRegistrationRecord.endPoints`): a Metadata request is answered
+    /// with the endpoints of the listener it arrived on. Written right after
+    /// [`MetadataRecord::RegisterBroker`], which clears them; a broker
+    /// without this record is reached at its registered `host:port`.
+    BrokerEndpoints {
+        node_id: i32,
+        endpoints: Vec<BrokerEndpoint>,
     },
     /// A broker was fenced (`true`: it lost its session, its replicas may
     /// not lead or join an ISR) or unfenced (`false`: it is live again).

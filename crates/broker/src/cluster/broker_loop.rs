@@ -24,6 +24,7 @@ pub fn registration(
     cluster_id: &str,
     node_id: i32,
     endpoint: (String, u16),
+    endpoints: Vec<gregor_metadata::BrokerEndpoint>,
     rack: Option<String>,
 ) -> Vec<MetadataRecord> {
     let mut records = Vec::new();
@@ -34,13 +35,17 @@ pub fn registration(
     }
     let (host, port) = endpoint;
     let registered = image.brokers.get(&node_id);
-    if registered.is_none_or(|b| b.host != host || b.port != port || b.rack != rack) {
+    if registered.is_none_or(|b| {
+        b.host != host || b.port != port || b.rack != rack || b.endpoints != endpoints
+    }) {
         records.push(MetadataRecord::RegisterBroker {
             node_id,
             host,
             port,
             rack,
         });
+        // Every client listener, so each is answered with its own endpoints.
+        records.push(MetadataRecord::BrokerEndpoints { node_id, endpoints });
     }
     records
 }
@@ -147,11 +152,19 @@ async fn register(broker: &Broker) -> bool {
     let cluster_id = broker.local_cluster_id.clone();
     let node_id = broker.node_id();
     let endpoint = broker.advertised_endpoint();
+    let endpoints = broker.advertised_endpoints();
     let rack = broker.config.rack.clone();
     match broker
         .controller_update(|image| {
             Ok::<_, std::convert::Infallible>((
-                registration(image, &cluster_id, node_id, endpoint.clone(), rack.clone()),
+                registration(
+                    image,
+                    &cluster_id,
+                    node_id,
+                    endpoint.clone(),
+                    endpoints.clone(),
+                    rack.clone(),
+                ),
                 (),
             ))
         })

@@ -16,7 +16,7 @@ pub async fn handle(
     req: ConsumerGroupHeartbeatRequest,
 ) -> Option<ConsumerGroupHeartbeatResponse> {
     let p = broker.groups.partition_for(&req.group_id);
-    let client = client_info(ctx.client_id.as_deref(), ctx.peer);
+    let client = client_info(ctx.client_id.as_deref(), ctx.connection.peer);
     let v = ctx.api_version;
     let topics = ImageTopics(broker.metadata.image());
     match broker

@@ -10,7 +10,7 @@ use crate::broker::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeClusterRequest,
 ) -> Option<DescribeClusterResponse> {
     let mut resp = DescribeClusterResponse::default();
@@ -24,7 +24,7 @@ pub async fn handle(
     });
     // Every live (registered, unfenced) broker, as Kafka's metadata cache
     // lists them (this one included).
-    resp.brokers = util::live_brokers(broker)
+    resp.brokers = util::live_brokers(broker, &ctx.connection.listener)
         .into_iter()
         .map(|(id, host, port, rack)| {
             let mut b = DescribeClusterBroker::default();

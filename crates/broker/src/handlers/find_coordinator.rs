@@ -50,8 +50,9 @@ pub async fn handle(
         {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
-        let (host, port) = super::util::broker_endpoint(broker, leader)
-            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        let (host, port) =
+            super::util::broker_endpoint_on(broker, leader, &ctx.connection.listener)
+                .ok_or(ResponseError::CoordinatorNotAvailable)?;
         Ok((leader, host, port))
     };
     let mut resp = FindCoordinatorResponse::default();

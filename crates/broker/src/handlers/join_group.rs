@@ -15,7 +15,7 @@ pub async fn handle(
     req: JoinGroupRequest,
 ) -> Option<JoinGroupResponse> {
     let p = broker.groups.partition_for(&req.group_id);
-    let client = client_info(ctx.client_id.as_deref(), ctx.peer);
+    let client = client_info(ctx.client_id.as_deref(), ctx.connection.peer);
     let v = ctx.api_version;
     match broker
         .groups

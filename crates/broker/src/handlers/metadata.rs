@@ -20,7 +20,7 @@ pub async fn handle(
 ) -> Option<MetadataResponse> {
     let v = ctx.api_version;
     let mut resp = MetadataResponse::default();
-    resp.brokers = util::live_brokers(broker)
+    resp.brokers = util::live_brokers(broker, &ctx.connection.listener)
         .into_iter()
         .map(|(node_id, host, port, rack)| {
             let mut b = MetadataResponseBroker::default();

@@ -7,8 +7,11 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
+use std::sync::Arc;
+
 use crate::broker::Broker;
 use crate::response_buf::{ResponseBuf, ResponseFrame};
+use crate::transport::ConnectionContext;
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
@@ -64,8 +67,9 @@ pub use util::{broker_endpoint, coordinator_error, not_hosted, partition_error};
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub api_version: i16,
-    /// The client's address (DescribeGroups reports it as the member's host).
-    pub peer: Option<std::net::SocketAddr>,
+    /// The connection it came on: listener, security protocol, peer
+    /// address (DescribeGroups reports it as the member's host), principal.
+    pub connection: Arc<ConnectionContext>,
     pub correlation_id: i32,
     pub client_id: Option<String>,
 }
@@ -132,7 +136,7 @@ macro_rules! apis {
         /// Decodes the request in `frame` (header included), runs its handler and
         /// returns the encoded response frame (size prefix included), or `None` when
         /// the request wants no response (produce with acks=0).
-        pub async fn dispatch(broker: &Broker, frame: Bytes, peer: Option<std::net::SocketAddr>) -> Result<Option<ResponseFrame>, DispatchError> {
+        pub async fn dispatch(broker: &Broker, frame: Bytes, connection: &Arc<ConnectionContext>) -> Result<Option<ResponseFrame>, DispatchError> {
             let (key, version, mut body) = match check_frame(frame)? {
                 Checked::Request { key, version, body } => (key, version, body),
                 Checked::TooNewApiVersions { correlation_id } => {
@@ -144,7 +148,7 @@ macro_rules! apis {
                 .map_err(|source| DispatchError::Malformed { what: "request header", source })?;
             let ctx = RequestContext {
                 api_version: version,
-                peer,
+                connection: connection.clone(),
                 correlation_id: header.correlation_id,
                 client_id: header.client_id.as_ref().map(|s| s.to_string()),
             };

@@ -102,20 +102,43 @@ pub fn is_internal(topic: &str) -> bool {
     topic == "__consumer_offsets" || topic == "__transaction_state"
 }
 
-/// The brokers clients may use: `(node id, host, port, rack)` of every live
-/// (registered, unfenced) broker in the image, this one always included
-/// with the port it actually bound.
-pub fn live_brokers(broker: &Broker) -> Vec<(i32, String, u16, Option<String>)> {
+/// The brokers clients on `listener` may use: `(node id, host, port, rack)`
+/// of every live (registered, unfenced) broker in the image with an
+/// endpoint on that listener, as Kafka answers with the endpoints of the
+/// listener a request arrived on; this one always included with the port
+/// it actually bound.
+pub fn live_brokers(broker: &Broker, listener: &str) -> Vec<(i32, String, u16, Option<String>)> {
     let image = broker.metadata.image();
-    let (host, port) = broker.advertised_endpoint();
+    let (host, port) = broker
+        .advertised_endpoint_on(listener)
+        .unwrap_or_else(|| broker.advertised_endpoint());
     let mut out = vec![(broker.node_id(), host, port, broker.config.rack.clone())];
     for b in image.brokers.values() {
         if b.node_id != broker.node_id() && !b.fenced {
-            out.push((b.node_id, b.host.clone(), b.port, b.rack.clone()));
+            if let Some((host, port)) = b.endpoint(listener) {
+                out.push((b.node_id, host.to_string(), port, b.rack.clone()));
+            }
         }
     }
     out.sort_by_key(|b| b.0);
     out
+}
+
+/// `(host, port)` of broker `id` on listener `listener`, for a client
+/// connected there (FindCoordinator).
+pub fn broker_endpoint_on(broker: &Broker, id: i32, listener: &str) -> Option<(String, u16)> {
+    if id == broker.node_id() {
+        return broker
+            .advertised_endpoint_on(listener)
+            .or_else(|| Some(broker.advertised_endpoint()));
+    }
+    let image = broker.metadata.image();
+    image
+        .brokers
+        .get(&id)
+        .filter(|b| !b.fenced)
+        .and_then(|b| b.endpoint(listener))
+        .map(|(host, port)| (host.to_string(), port))
 }
 
 /// `(host, port)` of broker `id`: this node's bound endpoint, or another

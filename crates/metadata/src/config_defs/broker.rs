@@ -139,6 +139,7 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "group.max.session.timeout.ms",
     "group.max.size",
     "group.min.session.timeout.ms",
+    "inter.broker.listener.name",
     "listener.security.protocol.map",
     "listeners",
     "log.cleaner.backoff.ms",
@@ -187,7 +188,20 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "offsets.topic.num.partitions",
     "offsets.topic.replication.factor",
     "process.roles",
+    "security.inter.broker.protocol",
     "socket.request.max.bytes",
+    "ssl.cipher.suites",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.key.password",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.keystore.location",
+    "ssl.keystore.type",
+    "ssl.principal.mapping.rules",
+    "ssl.truststore.certificates",
+    "ssl.truststore.location",
+    "ssl.truststore.type",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.max.timeout.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms",
@@ -452,6 +466,8 @@ pub fn keys_without_effect<'a>(names: impl IntoIterator<Item = &'a String>) -> V
     for n in names {
         match broker_key(n) {
             Some(BrokerKey::Plain(d)) if d.effective() => {}
+            // A listener's own TLS settings (`listener.name.ssl.ssl.keystore.location`).
+            Some(BrokerKey::Listener(d)) if d.effective() && d.name.starts_with("ssl.") => {}
             Some(_) => {
                 out.insert(n.as_str());
             }

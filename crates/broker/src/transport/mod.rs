@@ -1,0 +1,156 @@
+//! The transport seam: what a connection knows about itself besides its bytes.
+//!
+//! A connection is served over any byte stream (`connection::serve` is
+//! generic over `AsyncRead + AsyncWrite`): a plain TCP socket on a
+//! PLAINTEXT listener, a TLS stream (`tls.rs`, rustls) on an SSL listener.
+//! Whatever the stream, the connection carries one [`ConnectionContext`]:
+//! the listener it arrived on, that listener's security protocol, the peer
+//! address and the authenticated [`KafkaPrincipal`]. Handlers see it through
+//! their `RequestContext`; Metadata answers with the endpoints of the
+//! context's listener, and SASL (later) replaces the principal once the
+//! client has authenticated.
+//!
+//! - `tls.rs`: Kafka's `ssl.*` settings of one listener, turned into a
+//!   rustls server config; the client certificate's subject DN in RFC 2253.
+//! - `principal.rs`: `ssl.principal.mapping.rules` (Kafka's SslPrincipalMapper).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+pub mod principal;
+pub mod tls;
+
+/// A listener's security protocol (Kafka's `SecurityProtocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Kafka's name of the protocol, upper case as in configs.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Some(Self::Plaintext),
+            "SSL" => Some(Self::Ssl),
+            "SASL_PLAINTEXT" => Some(Self::SaslPlaintext),
+            "SASL_SSL" => Some(Self::SaslSsl),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plaintext => "PLAINTEXT",
+            Self::Ssl => "SSL",
+            Self::SaslPlaintext => "SASL_PLAINTEXT",
+            Self::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// Whether connections on such a listener are TLS.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, Self::Ssl | Self::SaslSsl)
+    }
+}
+
+impl std::fmt::Display for SecurityProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Who a connection acts as (Kafka's `KafkaPrincipal`): `User:ANONYMOUS`
+/// on a PLAINTEXT listener, `User:<mapped DN>` for a TLS client that
+/// presented a certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KafkaPrincipal {
+    pub principal_type: String,
+    pub name: String,
+}
+
+impl KafkaPrincipal {
+    pub const USER_TYPE: &'static str = "User";
+
+    pub fn user(name: impl Into<String>) -> Self {
+        Self {
+            principal_type: Self::USER_TYPE.to_string(),
+            name: name.into(),
+        }
+    }
+
+    /// Kafka's `KafkaPrincipal.ANONYMOUS`.
+    pub fn anonymous() -> Self {
+        Self::user("ANONYMOUS")
+    }
+}
+
+impl std::fmt::Display for KafkaPrincipal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.principal_type, self.name)
+    }
+}
+
+/// One connection's identity, shared by every request it carries.
+#[derive(Debug)]
+pub struct ConnectionContext {
+    /// The listener name the connection arrived on (`PLAINTEXT`, `SSL`, ...).
+    pub listener: Arc<str>,
+    pub security_protocol: SecurityProtocol,
+    /// The client's address (DescribeGroups reports it as the member's host).
+    pub peer: Option<SocketAddr>,
+    /// Set at accept (TLS: from the client certificate) and replaced when
+    /// SASL authentication completes; requests read it as they arrive.
+    principal: RwLock<Arc<KafkaPrincipal>>,
+}
+
+impl ConnectionContext {
+    pub fn new(
+        listener: Arc<str>,
+        security_protocol: SecurityProtocol,
+        peer: Option<SocketAddr>,
+        principal: KafkaPrincipal,
+    ) -> Self {
+        Self {
+            listener,
+            security_protocol,
+            peer,
+            principal: RwLock::new(Arc::new(principal)),
+        }
+    }
+
+    /// The principal the connection is authenticated as now.
+    pub fn principal(&self) -> Arc<KafkaPrincipal> {
+        self.principal.read().clone()
+    }
+
+    /// Replaces the principal (after a successful SASL exchange).
+    pub fn set_principal(&self, principal: KafkaPrincipal) {
+        *self.principal.write() = Arc::new(principal);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocols_and_principals() {
+        assert_eq!(SecurityProtocol::parse("ssl"), Some(SecurityProtocol::Ssl));
+        assert_eq!(SecurityProtocol::parse("TLS"), None);
+        assert!(SecurityProtocol::SaslSsl.uses_tls());
+        let ctx = ConnectionContext::new(
+            "SSL".into(),
+            SecurityProtocol::Ssl,
+            None,
+            KafkaPrincipal::anonymous(),
+        );
+        assert_eq!(ctx.principal().to_string(), "User:ANONYMOUS");
+        ctx.set_principal(KafkaPrincipal::user("alice"));
+        assert_eq!(ctx.principal().to_string(), "User:alice");
+    }
+}

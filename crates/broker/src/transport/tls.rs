@@ -1,0 +1,626 @@
+//! TLS for SSL listeners: Kafka's `ssl.*` settings of one listener, read
+//! with Kafka's precedence (`listener.name.<listener lower case>.ssl.X`
+//! over `ssl.X` over Kafka's default), turned into a rustls server config,
+//! and the principal of a client that presented a certificate.
+//!
+//! | Kafka config | here |
+//! | --- | --- |
+//! | `ssl.keystore.type` | `PEM` only (JKS / PKCS12 are refused at start) |
+//! | `ssl.keystore.location` | a PEM file with the private key and the certificate chain |
+//! | `ssl.keystore.certificate.chain`, `ssl.keystore.key` | the same, inline |
+//! | `ssl.key.password` | encrypted PKCS#8 keys are refused at start (decrypt with `openssl pkcs8`) |
+//! | `ssl.truststore.type` | `PEM` only |
+//! | `ssl.truststore.location`, `ssl.truststore.certificates` | CA certificates for client certificates |
+//! | `ssl.client.auth` | `none`, `requested`, `required` |
+//! | `ssl.enabled.protocols` | `TLSv1.2`, `TLSv1.3` (older ones are refused) |
+//! | `ssl.cipher.suites` | IANA / JSSE names of the suites rustls implements |
+//! | `ssl.principal.mapping.rules` | see `principal.rs` |
+//!
+//! Files are read when the listener is bound, so a missing or unreadable
+//! file stops the start with its path named.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::principal::{MappingError, PrincipalMapper};
+
+/// A listener's `ssl.*` settings are invalid (found at start, before any file is read).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsConfigError {
+    #[error("listener {listener}: {key}={value} is not supported: {reason}")]
+    Unsupported {
+        listener: String,
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("listener {listener}: {reason}")]
+    Missing { listener: String, reason: String },
+    #[error("listener {listener}: {source}")]
+    Mapping {
+        listener: String,
+        source: MappingError,
+    },
+}
+
+/// A listener's key, certificates or CAs cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("listener {listener}: reading {what} {path}: {source}")]
+    Read {
+        listener: String,
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("listener {listener}: {what}: {reason}")]
+    Pem {
+        listener: String,
+        what: String,
+        reason: String,
+    },
+    #[error("listener {listener}: {source}")]
+    Rustls {
+        listener: String,
+        source: rustls::Error,
+    },
+    #[error("listener {listener}: client certificate verifier: {reason}")]
+    Verifier { listener: String, reason: String },
+}
+
+/// `ssl.client.auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    Requested,
+    Required,
+}
+
+/// Where PEM text comes from: a file, or the config value itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PemSource {
+    File(PathBuf),
+    Inline(String),
+}
+
+/// One listener's TLS settings, validated (files are read by [`TlsSettings::server_config`]).
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub listener: String,
+    /// The key and certificate chain: one file holding both
+    /// (`ssl.keystore.location`), or the two inline values.
+    pub keystore: Keystore,
+    pub key_password: bool,
+    pub truststore: Option<PemSource>,
+    pub client_auth: ClientAuth,
+    pub tls12: bool,
+    pub tls13: bool,
+    /// Empty: rustls's default suites.
+    pub cipher_suites: Vec<SupportedCipherSuite>,
+    pub principal_mapper: PrincipalMapper,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keystore {
+    File(PathBuf),
+    Inline { chain: String, key: String },
+}
+
+/// The value of `key` for `listener`: its `listener.name.<listener>.` override,
+/// else the plain key, else Kafka's default.
+fn lookup<'a>(props: &'a BTreeMap<String, String>, listener: &str, key: &str) -> Option<&'a str> {
+    let prefixed = format!(
+        "{}{}.{key}",
+        gregor_metadata::config_defs::LISTENER_PREFIX,
+        listener.to_ascii_lowercase()
+    );
+    props
+        .get(&prefixed)
+        .or_else(|| props.get(key))
+        .map(|v| v.trim())
+        .or_else(|| gregor_metadata::config_defs::broker_config(key).and_then(|d| d.default))
+        .filter(|v| !v.is_empty())
+}
+
+/// rustls with *ring*: builds with a C compiler only (aws-lc-rs wants
+/// cmake and takes minutes). rustls 0.23.48 deprecates it for lacking the
+/// post-quantum key exchange (X25519MLKEM768), which no Kafka client
+/// offers yet; moving to aws-lc-rs changes this function only.
+#[allow(deprecated)]
+fn provider() -> CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+/// The IANA (JSSE) name of a suite: rustls spells TLS 1.3 suites `TLS13_*`
+/// where IANA and Java say `TLS_*`.
+fn iana_name(suite: &SupportedCipherSuite) -> String {
+    let name = suite
+        .suite()
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:?}", suite.suite()));
+    match name.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => name,
+    }
+}
+
+impl TlsSettings {
+    /// Reads and validates the `ssl.*` settings of `listener`.
+    pub fn from_props(
+        props: &BTreeMap<String, String>,
+        listener: &str,
+    ) -> Result<Self, TlsConfigError> {
+        let get = |key: &str| lookup(props, listener, key);
+        let unsupported = |key: &str, value: &str, reason: String| TlsConfigError::Unsupported {
+            listener: listener.to_string(),
+            key: key.to_string(),
+            value: value.to_string(),
+            reason,
+        };
+        let missing = |reason: &str| TlsConfigError::Missing {
+            listener: listener.to_string(),
+            reason: reason.to_string(),
+        };
+
+        let chain = get("ssl.keystore.certificate.chain");
+        let key = get("ssl.keystore.key");
+        let location = get("ssl.keystore.location");
+        let keystore = match (location, chain, key) {
+            (Some(path), None, None) => Keystore::File(PathBuf::from(path)),
+            (None, Some(chain), Some(key)) => Keystore::Inline {
+                chain: chain.to_string(),
+                key: key.to_string(),
+            },
+            (None, None, None) => {
+                return Err(missing(
+                    "an SSL listener needs ssl.keystore.location (a PEM file with key and certificate chain) \
+                     or ssl.keystore.certificate.chain with ssl.keystore.key",
+                ))
+            }
+            (Some(_), _, _) => {
+                return Err(missing(
+                    "give either ssl.keystore.location or ssl.keystore.certificate.chain with ssl.keystore.key, not both",
+                ))
+            }
+            _ => {
+                return Err(missing(
+                    "ssl.keystore.certificate.chain and ssl.keystore.key go together",
+                ))
+            }
+        };
+
+        // Kafka's default keystore type is JKS; inline PEM values say PEM by themselves.
+        let keystore_type = match (props_has(props, listener, "ssl.keystore.type"), chain, key) {
+            (false, Some(_), Some(_)) => "PEM",
+            _ => get("ssl.keystore.type").unwrap_or("JKS"),
+        };
+        if !keystore_type.eq_ignore_ascii_case("PEM") {
+            return Err(unsupported(
+                "ssl.keystore.type",
+                keystore_type,
+                "Gregor reads PEM keystores only; set ssl.keystore.type=PEM (convert with `openssl pkcs12 -nodes`)".into(),
+            ));
+        }
+        let trust_location = get("ssl.truststore.location");
+        let trust_inline = get("ssl.truststore.certificates");
+        let truststore =
+            match (trust_location, trust_inline) {
+                (None, None) => None,
+                (Some(_), Some(_)) => return Err(missing(
+                    "give either ssl.truststore.location or ssl.truststore.certificates, not both",
+                )),
+                (location, inline) => {
+                    let trust_type = match props_has(props, listener, "ssl.truststore.type") {
+                        false if inline.is_some() => "PEM",
+                        _ => get("ssl.truststore.type").unwrap_or("JKS"),
+                    };
+                    if !trust_type.eq_ignore_ascii_case("PEM") {
+                        return Err(unsupported(
+                            "ssl.truststore.type",
+                            trust_type,
+                            "Gregor reads PEM truststores only; set ssl.truststore.type=PEM".into(),
+                        ));
+                    }
+                    Some(match (location, inline) {
+                        (Some(path), _) => PemSource::File(PathBuf::from(path)),
+                        (_, Some(text)) => PemSource::Inline(text.to_string()),
+                        _ => unreachable!("matched above"),
+                    })
+                }
+            };
+
+        let auth_text = get("ssl.client.auth").unwrap_or("none");
+        let client_auth = match auth_text.to_ascii_lowercase().as_str() {
+            "none" => ClientAuth::None,
+            "requested" => ClientAuth::Requested,
+            "required" => ClientAuth::Required,
+            _ => {
+                return Err(unsupported(
+                    "ssl.client.auth",
+                    auth_text,
+                    "expected none, requested or required".into(),
+                ))
+            }
+        };
+        if client_auth != ClientAuth::None && truststore.is_none() {
+            return Err(missing(&format!(
+                "ssl.client.auth={auth_text} needs a truststore (ssl.truststore.location or ssl.truststore.certificates) \
+                 to verify client certificates"
+            )));
+        }
+
+        let protocols_text = get("ssl.enabled.protocols").unwrap_or("TLSv1.2,TLSv1.3");
+        let (mut tls12, mut tls13) = (false, false);
+        for p in protocols_text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            match p {
+                "TLSv1.2" => tls12 = true,
+                "TLSv1.3" => tls13 = true,
+                other => {
+                    return Err(unsupported(
+                        "ssl.enabled.protocols",
+                        protocols_text,
+                        format!("'{other}' is not offered (TLSv1.2 and TLSv1.3 are)"),
+                    ))
+                }
+            }
+        }
+        if !(tls12 || tls13) {
+            return Err(unsupported(
+                "ssl.enabled.protocols",
+                protocols_text,
+                "no protocol left".into(),
+            ));
+        }
+
+        let all = provider().cipher_suites;
+        let mut cipher_suites = Vec::new();
+        if let Some(text) = get("ssl.cipher.suites") {
+            for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let found = all.iter().find(|s| {
+                    let iana = iana_name(s);
+                    iana == name || format!("{:?}", s.suite()) == name
+                });
+                match found {
+                    Some(s) => cipher_suites.push(*s),
+                    None => {
+                        let known: Vec<String> = all.iter().map(iana_name).collect();
+                        return Err(unsupported(
+                            "ssl.cipher.suites",
+                            text,
+                            format!("unknown cipher suite '{name}'; known: {}", known.join(",")),
+                        ));
+                    }
+                }
+            }
+            let usable = cipher_suites.iter().any(|s| match s {
+                SupportedCipherSuite::Tls12(_) => tls12,
+                SupportedCipherSuite::Tls13(_) => tls13,
+            });
+            if !usable {
+                return Err(unsupported(
+                    "ssl.cipher.suites",
+                    text,
+                    format!("no suite for the enabled protocols ({protocols_text})"),
+                ));
+            }
+        }
+
+        let rules = get("ssl.principal.mapping.rules").unwrap_or("DEFAULT");
+        let principal_mapper =
+            PrincipalMapper::parse(rules).map_err(|source| TlsConfigError::Mapping {
+                listener: listener.to_string(),
+                source,
+            })?;
+
+        Ok(Self {
+            listener: listener.to_string(),
+            keystore,
+            key_password: get("ssl.key.password").is_some(),
+            truststore,
+            client_auth,
+            tls12,
+            tls13,
+            cipher_suites,
+            principal_mapper,
+        })
+    }
+
+    /// Reads the key, certificates and CAs and builds the rustls config.
+    pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+        let listener = self.listener.clone();
+        let pem_err = |what: &str, reason: String| TlsError::Pem {
+            listener: listener.clone(),
+            what: what.to_string(),
+            reason,
+        };
+        let (chain_text, key_text, what) = match &self.keystore {
+            Keystore::File(path) => {
+                let text = self.read(path, "ssl.keystore.location")?;
+                (
+                    text.clone(),
+                    text,
+                    format!("ssl.keystore.location {}", path.display()),
+                )
+            }
+            Keystore::Inline { chain, key } => (
+                chain.clone(),
+                key.clone(),
+                "ssl.keystore.certificate.chain / ssl.keystore.key".to_string(),
+            ),
+        };
+        if key_text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+            return Err(pem_err(
+                &what,
+                "the private key is encrypted (ssl.key.password); Gregor reads unencrypted keys only \
+                 for now: decrypt it with `openssl pkcs8 -in key.pem -out plain.pem` and keep the file private"
+                    .into(),
+            ));
+        }
+        if self.key_password {
+            tracing::info!(listener = %self.listener, "ssl.key.password is set but the key is not encrypted; it is not used");
+        }
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(chain_text.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| pem_err(&what, format!("certificate chain: {e}")))?;
+        if chain.is_empty() {
+            return Err(pem_err(&what, "no CERTIFICATE in it".into()));
+        }
+        let key = PrivateKeyDer::from_pem_slice(key_text.as_bytes())
+            .map_err(|e| pem_err(&what, format!("private key: {e}")))?;
+
+        let mut provider = provider();
+        if !self.cipher_suites.is_empty() {
+            provider.cipher_suites = self.cipher_suites.clone();
+        }
+        let provider = Arc::new(provider);
+        let mut versions: Vec<&'static SupportedProtocolVersion> = Vec::new();
+        if self.tls13 {
+            versions.push(&rustls::version::TLS13);
+        }
+        if self.tls12 {
+            versions.push(&rustls::version::TLS12);
+        }
+        let rustls_err = |source| TlsError::Rustls {
+            listener: listener.clone(),
+            source,
+        };
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions)
+            .map_err(rustls_err)?;
+        let builder = match (self.client_auth, &self.truststore) {
+            (ClientAuth::None, _) | (_, None) => builder.with_no_client_auth(),
+            (auth, Some(source)) => {
+                let (text, what) = match source {
+                    PemSource::File(path) => (
+                        self.read(path, "ssl.truststore.location")?,
+                        format!("ssl.truststore.location {}", path.display()),
+                    ),
+                    PemSource::Inline(text) => (text.clone(), "ssl.truststore.certificates".into()),
+                };
+                let mut roots = RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(text.as_bytes()) {
+                    let cert = cert.map_err(|e| pem_err(&what, e.to_string()))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| pem_err(&what, format!("CA certificate: {e}")))?;
+                }
+                if roots.is_empty() {
+                    return Err(pem_err(&what, "no CERTIFICATE in it".into()));
+                }
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let verifier = match auth {
+                    ClientAuth::Requested => verifier.allow_unauthenticated(),
+                    _ => verifier,
+                };
+                let verifier = verifier.build().map_err(|e| TlsError::Verifier {
+                    listener: listener.clone(),
+                    reason: e.to_string(),
+                })?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder.with_single_cert(chain, key).map_err(rustls_err)?;
+        Ok(Arc::new(config))
+    }
+
+    fn read(&self, path: &std::path::Path, what: &'static str) -> Result<String, TlsError> {
+        std::fs::read_to_string(path).map_err(|source| TlsError::Read {
+            listener: self.listener.clone(),
+            what,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// Whether `key` is given for `listener` (prefixed or plain), as opposed to defaulted.
+fn props_has(props: &BTreeMap<String, String>, listener: &str, key: &str) -> bool {
+    let prefixed = format!(
+        "{}{}.{key}",
+        gregor_metadata::config_defs::LISTENER_PREFIX,
+        listener.to_ascii_lowercase()
+    );
+    props.contains_key(&prefixed) || props.contains_key(key)
+}
+
+/// The subject DN of a DER certificate in RFC 2253 form, as Java's
+/// `X500Principal.getName()` prints it (and Kafka maps it): RDNs from the
+/// last to the first, `CN=alice,OU=eng,O=acme`; the attribute types Java
+/// names by keyword (CN, C, L, ST, O, OU, STREET, DC, UID), others as the
+/// dotted OID with the value's DER in hex (`1.2.840.113549.1.9.1=#16...`).
+pub fn subject_dn(der: &[u8]) -> Result<String, String> {
+    use x509_parser::prelude::FromDer;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
+        .map_err(|e| format!("unreadable certificate: {e}"))?;
+    let mut rdns = Vec::new();
+    for rdn in cert.subject().iter() {
+        let mut parts = Vec::new();
+        for atv in rdn.iter() {
+            let oid = atv.attr_type().to_id_string();
+            let keyword = match oid.as_str() {
+                "2.5.4.3" => Some("CN"),
+                "2.5.4.6" => Some("C"),
+                "2.5.4.7" => Some("L"),
+                "2.5.4.8" => Some("ST"),
+                "2.5.4.10" => Some("O"),
+                "2.5.4.11" => Some("OU"),
+                "2.5.4.9" => Some("STREET"),
+                "0.9.2342.19200300.100.1.25" => Some("DC"),
+                "0.9.2342.19200300.100.1.1" => Some("UID"),
+                _ => None,
+            };
+            let value = atv.attr_value();
+            let text = match (keyword, atv.as_str()) {
+                (Some(k), Ok(s)) => format!("{k}={}", escape_rfc2253(s)),
+                (k, _) => {
+                    let mut encoded = Vec::with_capacity(value.data.len() + 4);
+                    let h = &value.header;
+                    let class = h.class() as u8;
+                    let tag = h.tag().0;
+                    if tag >= 31 {
+                        return Err(format!("attribute {oid} has a high tag number"));
+                    }
+                    encoded.push((class << 6) | (u8::from(h.is_constructed()) << 5) | tag as u8);
+                    let len = value.data.len();
+                    if len < 128 {
+                        encoded.push(len as u8);
+                    } else {
+                        let bytes = (len as u64).to_be_bytes();
+                        let skip = bytes.iter().take_while(|b| **b == 0).count();
+                        encoded.push(0x80 | (8 - skip) as u8);
+                        encoded.extend_from_slice(&bytes[skip..]);
+                    }
+                    encoded.extend_from_slice(value.data);
+                    let hex: String = encoded.iter().map(|b| format!("{b:02x}")).collect();
+                    format!("{}=#{hex}", k.map(str::to_string).unwrap_or(oid))
+                }
+            };
+            parts.push(text);
+        }
+        rdns.push(parts.join("+"));
+    }
+    rdns.reverse();
+    Ok(rdns.join(","))
+}
+
+/// RFC 2253 section 2.4 escaping, as Java prints it.
+fn escape_rfc2253(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn listener_prefix_takes_precedence() {
+        let p = props(&[
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", "/plain.pem"),
+            ("listener.name.ssl.ssl.keystore.location", "/ssl.pem"),
+            ("listener.name.ssl.ssl.client.auth", "requested"),
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.location", "/ca.pem"),
+        ]);
+        let s = TlsSettings::from_props(&p, "SSL").unwrap();
+        assert_eq!(s.keystore, Keystore::File("/ssl.pem".into()));
+        assert_eq!(s.client_auth, ClientAuth::Requested);
+        let other = TlsSettings::from_props(&p, "EXTERNAL").unwrap();
+        assert_eq!(other.keystore, Keystore::File("/plain.pem".into()));
+        assert_eq!(other.client_auth, ClientAuth::None);
+        assert!(other.tls12 && other.tls13);
+        assert!(other.cipher_suites.is_empty());
+    }
+
+    #[test]
+    fn kafka_names_are_checked() {
+        let base = [
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", "/k.pem"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut p = props(&base);
+            p.extend(props(extra));
+            TlsSettings::from_props(&p, "SSL")
+        };
+        let s = with(&[
+            (
+                "ssl.cipher.suites",
+                "TLS_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            ),
+            ("ssl.enabled.protocols", "TLSv1.3"),
+        ])
+        .unwrap();
+        assert_eq!(s.cipher_suites.len(), 2);
+        assert!(s.tls13 && !s.tls12);
+        let err = with(&[("ssl.cipher.suites", "TLS_RSA_WITH_RC4_128_MD5")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown cipher suite 'TLS_RSA_WITH_RC4_128_MD5'"),
+            "{err}"
+        );
+        assert!(with(&[("ssl.enabled.protocols", "TLSv1.1")]).is_err());
+        assert!(
+            with(&[("ssl.client.auth", "required")]).is_err(),
+            "no truststore"
+        );
+        assert!(with(&[("ssl.principal.mapping.rules", "RULE:x")]).is_err());
+        // Kafka's default keystore type is JKS.
+        let mut jks = props(&base);
+        jks.remove("ssl.keystore.type");
+        let err = TlsSettings::from_props(&jks, "SSL")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ssl.keystore.type=JKS"), "{err}");
+        // Inline PEM needs no type.
+        let inline = props(&[
+            (
+                "ssl.keystore.certificate.chain",
+                "-----BEGIN CERTIFICATE-----",
+            ),
+            ("ssl.keystore.key", "-----BEGIN PRIVATE KEY-----"),
+        ]);
+        assert!(TlsSettings::from_props(&inline, "SSL").is_ok());
+        assert!(TlsSettings::from_props(&props(&[]), "SSL").is_err());
+    }
+
+    #[test]
+    fn rfc2253_escaping() {
+        assert_eq!(escape_rfc2253("a,b"), "a\\,b");
+        assert_eq!(escape_rfc2253(" #x "), "\\ #x\\ ");
+        assert_eq!(escape_rfc2253("#x"), "\\#x");
+    }
+}
