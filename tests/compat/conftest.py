@@ -31,6 +31,8 @@ COMPAT_DIR = REPO / "tests" / "compat"
 DEPS = REPO / ".test-deps"
 
 LISTEN_RE = re.compile(r"^gregor: listening on PLAINTEXT://127\.0\.0\.1:(\d+)$")
+# One more line per extra listener (`listeners=PLAINTEXT://...,SSL://...`), after the first.
+ANY_LISTEN_RE = re.compile(r"^gregor: listening on ([A-Za-z0-9_]+)://(.+):(\d+)$")
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0  # "SIGTERM shuts it down cleanly within a few seconds"
 SAME_PORT_RETRY_S = 15.0  # how long restart() keeps retrying the previous port
@@ -69,6 +71,18 @@ class Broker:
     def bootstrap(self) -> str:
         assert self.port is not None, "broker not started"
         return f"127.0.0.1:{self.port}"
+
+    def listener_port(self, name: str, timeout: float = 10.0) -> int:
+        """The port of listener `name` as printed by the running incarnation."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in reversed(self.stdout_lines):
+                m = ANY_LISTEN_RE.match(line)
+                if m and m.group(1) == name:
+                    return int(m.group(3))
+            if time.monotonic() > deadline:
+                raise self._fail(f"gregor printed no listening line for listener {name}")
+            time.sleep(0.05)
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
