@@ -489,6 +489,56 @@ mod tests {
         assert_eq!(image.live_broker_ids(), vec![1, 2]);
     }
 
+    #[test]
+    fn broker_endpoints_per_listener() {
+        let endpoint = |name: &str, port: u16| BrokerEndpoint {
+            name: name.into(),
+            host: "h".into(),
+            port,
+            security_protocol: name.into(),
+        };
+        let mut image = MetadataImage::default();
+        image.apply(&MetadataRecord::RegisterBroker {
+            node_id: 1,
+            host: "h".into(),
+            port: 9092,
+            rack: None,
+        });
+        // Registered before listeners were recorded: its one endpoint on every listener.
+        assert_eq!(image.brokers[&1].endpoint("SSL"), Some(("h", 9092)));
+        image.apply(&MetadataRecord::BrokerEndpoints {
+            node_id: 1,
+            endpoints: vec![endpoint("PLAINTEXT", 9092), endpoint("SSL", 9093)],
+        });
+        assert_eq!(image.brokers[&1].endpoint("SSL"), Some(("h", 9093)));
+        assert_eq!(image.brokers[&1].endpoint("EXTERNAL"), None);
+        let restored = MetadataImage::default().with_records(&image.to_records());
+        assert_eq!(restored, image);
+        // Endpoints of an unknown broker are ignored; a re-registration clears them.
+        image.apply(&MetadataRecord::BrokerEndpoints {
+            node_id: 5,
+            endpoints: vec![endpoint("SSL", 1)],
+        });
+        assert!(!image.brokers.contains_key(&5));
+        image.apply(&MetadataRecord::RegisterBroker {
+            node_id: 1,
+            host: "h".into(),
+            port: 9092,
+            rack: None,
+        });
+        assert!(image.brokers[&1].endpoints.is_empty());
+        // The record's JSON form, as the metadata log stores it.
+        let json = serde_json::to_string(&MetadataRecord::BrokerEndpoints {
+            node_id: 1,
+            endpoints: vec![endpoint("SSL", 9093)],
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"BrokerEndpoints","node_id":1,"endpoints":[{"name":"SSL","host":"h","port":9093,"security_protocol":"SSL"}]}"#
+        );
+    }
+
     fn partition(topic_id: Uuid, partition: i32, epoch: i32) -> MetadataRecord {
         MetadataRecord::Partition {
             topic_id,

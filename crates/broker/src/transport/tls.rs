@@ -617,6 +617,22 @@ mod tests {
         assert!(TlsSettings::from_props(&props(&[]), "SSL").is_err());
     }
 
+    /// `openssl req -x509 -subj "/DC=org/DC=example/O=acme, inc/OU=eng+UID=a1/CN=alice #1/emailAddress=a@example.org"`.
+    const DN_CERT: &str = "-----BEGIN CERTIFICATE-----\nMIICgDCCAiWgAwIBAgIUG4YP4H+MtqLNiQIKbwJSi2iFHOAwCgYIKoZIzj0EAwIw\ngZMxEzARBgoJkiaJk/IsZAEZFgNvcmcxFzAVBgoJkiaJk/IsZAEZFgdleGFtcGxl\nMRIwEAYDVQQKDAlhY21lLCBpbmMxHjAKBgNVBAsMA2VuZzAQBgoJkiaJk/IsZAEB\nDAJhMTERMA8GA1UEAwwIYWxpY2UgIzExHDAaBgkqhkiG9w0BCQEWDWFAZXhhbXBs\nZS5vcmcwIBcNMjYxMjA1MDA0NTA0WhgPMjEyNjExMTEwMDQ1MDRaMIGTMRMwEQYK\nCZImiZPyLGQBGRYDb3JnMRcwFQYKCZImiZPyLGQBGRYHZXhhbXBsZTESMBAGA1UE\nCgwJYWNtZSwgaW5jMR4wCgYDVQQLDANlbmcwEAYKCZImiZPyLGQBAQwCYTExETAP\nBgNVBAMMCGFsaWNlICMxMRwwGgYJKoZIhvcNAQkBFg1hQGV4YW1wbGUub3JnMFkw\nEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEE4fDMFQU8eacg+K2KxKjh1BkCw26BAPV\nLzIYvpLBb+h8LNbhN9UjjYlNEdNU4AUHjrKZ2z62mAQFI8uyj7q/9qNTMFEwHQYD\nVR0OBBYEFDz67PfcAuHgOui/B6wGQ++rkvAjMB8GA1UdIwQYMBaAFDz67PfcAuHg\nOui/B6wGQ++rkvAjMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSQAwRgIh\nALouR/aKwDQxSjTAsIx+02YPGKpp41SUOusPezBHs8OpAiEA1QnrZzm6yLjsv8aE\nqcZooheqZ0tU9lxsw3SOEheh35o=\n-----END CERTIFICATE-----";
+
+    #[test]
+    fn subject_dn_is_rfc2253_as_java_prints_it() {
+        let der = CertificateDer::from_pem_slice(DN_CERT.as_bytes()).unwrap();
+        // Last RDN first; emailAddress has no RFC 2253 keyword (Java prints
+        // its OID and DER); a multi-valued RDN in DER order (Java does not
+        // sort it, openssl does); the comma in a value is escaped.
+        assert_eq!(
+            subject_dn(der.as_ref()).unwrap(),
+            "1.2.840.113549.1.9.1=#160d61406578616d706c652e6f7267,CN=alice #1,OU=eng+UID=a1,O=acme\\, inc,DC=example,DC=org"
+        );
+        assert!(subject_dn(b"not a certificate").is_err());
+    }
+
     #[test]
     fn rfc2253_escaping() {
         assert_eq!(escape_rfc2253("a,b"), "a\\,b");
