@@ -55,7 +55,8 @@ def cpu_s(pid: int) -> float:
 
 
 def produce(conf: dict, topic: str, n: int, size: int, broker_pid: int) -> dict:
-    AdminClient(conf).create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    admin = AdminClient(conf)  # kept alive until the topic exists
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
     p = Producer({**conf, "acks": "1", "linger.ms": 5, "batch.size": 1048576,
                   "queue.buffering.max.messages": 1000000, "queue.buffering.max.kbytes": 1048576})
     p.list_topics(topic, timeout=10)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster_util import Cluster, Node, wait_for
 from compat_util import compile_java, run_java_main, wait_until
 from conftest import Broker, gregor_bin
 
@@ -366,3 +367,60 @@ def test_cipher_suites_and_protocols_restrict_the_handshake(start_broker, certs)
     assert "Cipher is (NONE)" in out, out
     out = handshake("-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256")
     assert "Cipher is (NONE)" in out, out
+
+
+# ---------------------------------------------------------------- a cluster
+
+class _TlsNode(Node):
+    """A cluster node with an SSL listener (port 0) beside PLAINTEXT and CONTROLLER."""
+
+    def write_config(self, overrides: dict[str, str]) -> None:
+        super().write_config({
+            **overrides,
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.kafka_port},"
+                         f"CONTROLLER://127.0.0.1:{self.controller_port},SSL://127.0.0.1:0",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.kafka_port},SSL://127.0.0.1:0",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL",
+        })
+
+    def ssl_port(self) -> int:
+        def port():
+            for line in reversed(self.stdout_lines):
+                if line.startswith("gregor: listening on SSL://"):
+                    return int(line.rsplit(":", 1)[1])
+            return None
+        wait_for(port, 10, f"node {self.id}'s SSL listening line")
+        return port()
+
+
+class _TlsCluster(Cluster):
+    def __init__(self, work_dir: Path, n: int, overrides: dict[str, str]):
+        super().__init__(work_dir, n, overrides)
+        self.nodes = [_TlsNode(self, i) for i in range(1, n + 1)]
+
+
+def test_cluster_registers_every_listener(request, tmp_path, certs, topic):
+    """Each broker registers its PLAINTEXT and SSL endpoints with the controller; a
+    client on any node's SSL listener sees every broker at its SSL port, and
+    replication (inter-broker, PLAINTEXT) carries what SSL clients write."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    c = _TlsCluster(tmp_path / "cluster", 3, {"ssl.keystore.type": "PEM",
+                                              "ssl.keystore.location": str(certs / "server-keystore.pem")})
+    request.node._gregor_brokers = getattr(request.node, "_gregor_brokers", []) + c.nodes
+    try:
+        c.start()
+        ssl_ports = {n.id: n.ssl_port() for n in c.nodes}
+        plain_ports = {n.id: n.kafka_port for n in c.nodes}
+        for n in c.nodes:
+            conf = ck_ssl(f"127.0.0.1:{ssl_ports[n.id]}", certs)
+            wait_for(lambda: metadata_ports(conf) == ssl_ports, 30,
+                     f"node {n.id}'s SSL Metadata to list every broker's SSL port {ssl_ports}")
+            assert metadata_ports({"bootstrap.servers": n.bootstrap}) == plain_ports
+        conf = ck_ssl(",".join(f"127.0.0.1:{p}" for p in ssl_ports.values()), certs)
+        admin = AdminClient(conf)  # kept alive until the topic exists
+        admin.create_topics([NewTopic(topic, 1, 3)])[topic].result(30)
+        ck_produce_consume(conf, topic)
+    finally:
+        problems = c.stop()
+        crashed = [p for p in problems if "on its own" in p]
+        assert not crashed, "\n".join(crashed)
