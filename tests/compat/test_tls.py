@@ -63,6 +63,11 @@ def certs(tmp_path_factory) -> Path:
     # DER order O, OU, CN: RFC 2253 prints it CN=alice,OU=eng,O=acme.
     _signed(d, "alice", "/O=acme/OU=eng/CN=alice", "ca", client_ext)
     _signed(d, "mallory", "/O=acme/OU=eng/CN=mallory", "other-ca", client_ext)
+    # The server key encrypted as Kafka's PEM keystores allow (PKCS#8, PBES2, AES-256-CBC).
+    _openssl("pkcs8", "-topk8", "-v2", "aes256", "-in", "server.key", "-out", "server-encrypted.key",
+             "-passout", "pass:s3cret", cwd=d)
+    (d / "server-encrypted-keystore.pem").write_text(
+        (d / "server-encrypted.key").read_text() + (d / "server.pem").read_text())
     return d
 
 
@@ -347,6 +352,18 @@ def _start_fails(tmp_path: Path, overrides: dict[str, str]) -> str:
 def test_start_refuses_bad_security_configs(tmp_path, overrides, message):
     err = _start_fails(tmp_path, overrides)
     assert message in err, err
+
+
+def test_encrypted_key_with_ssl_key_password(start_broker, certs, tmp_path):
+    keystore = str(certs / "server-encrypted-keystore.pem")
+    err = _start_fails(tmp_path, {"listeners": "SSL://127.0.0.1:0", "ssl.keystore.type": "PEM",
+                                  "ssl.keystore.location": keystore})
+    assert "the private key is encrypted: set ssl.key.password" in err, err
+    err = _start_fails(tmp_path, {"listeners": "SSL://127.0.0.1:0", "ssl.keystore.type": "PEM",
+                                  "ssl.keystore.location": keystore, "ssl.key.password": "wrong"})
+    assert "wrong password" in err and "s3cret" not in err, err
+    b = start_broker(ssl_overrides(certs, **{"ssl.keystore.location": keystore, "ssl.key.password": "s3cret"}))
+    kcat("-b", ssl_bootstrap(b), *kcat_ssl(certs), "-L", "-m", "10")
 
 
 def test_cipher_suites_and_protocols_restrict_the_handshake(start_broker, certs):

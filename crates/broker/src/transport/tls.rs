@@ -8,7 +8,7 @@
 //! | `ssl.keystore.type` | `PEM` only (JKS / PKCS12 are refused at start) |
 //! | `ssl.keystore.location` | a PEM file with the private key and the certificate chain |
 //! | `ssl.keystore.certificate.chain`, `ssl.keystore.key` | the same, inline |
-//! | `ssl.key.password` | encrypted PKCS#8 keys are refused at start (decrypt with `openssl pkcs8`) |
+//! | `ssl.key.password` | the password of an encrypted PKCS#8 key (`ENCRYPTED PRIVATE KEY`, PBES2) |
 //! | `ssl.truststore.type` | `PEM` only |
 //! | `ssl.truststore.location`, `ssl.truststore.certificates` | CA certificates for client certificates |
 //! | `ssl.client.auth` | `none`, `requested`, `required` |
@@ -97,7 +97,8 @@ pub struct TlsSettings {
     /// The key and certificate chain: one file holding both
     /// (`ssl.keystore.location`), or the two inline values.
     pub keystore: Keystore,
-    pub key_password: bool,
+    /// `ssl.key.password`, for an encrypted PKCS#8 key.
+    pub key_password: Option<Password>,
     pub truststore: Option<PemSource>,
     pub client_auth: ClientAuth,
     pub tls12: bool,
@@ -327,7 +328,7 @@ impl TlsSettings {
         Ok(Self {
             listener: listener.to_string(),
             keystore,
-            key_password: get("ssl.key.password").is_some(),
+            key_password: get("ssl.key.password").map(|p| Password(p.to_string())),
             truststore,
             client_auth,
             tls12,
@@ -360,15 +361,8 @@ impl TlsSettings {
                 "ssl.keystore.certificate.chain / ssl.keystore.key".to_string(),
             ),
         };
-        if key_text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-            return Err(pem_err(
-                &what,
-                "the private key is encrypted (ssl.key.password); Gregor reads unencrypted keys only \
-                 for now: decrypt it with `openssl pkcs8 -in key.pem -out plain.pem` and keep the file private"
-                    .into(),
-            ));
-        }
-        if self.key_password {
+        let encrypted = encrypted_key_block(&key_text);
+        if encrypted.is_none() && self.key_password.is_some() {
             tracing::info!(listener = %self.listener, "ssl.key.password is set but the key is not encrypted; it is not used");
         }
         let chain: Vec<CertificateDer<'static>> =
@@ -378,8 +372,18 @@ impl TlsSettings {
         if chain.is_empty() {
             return Err(pem_err(&what, "no CERTIFICATE in it".into()));
         }
-        let key = PrivateKeyDer::from_pem_slice(key_text.as_bytes())
-            .map_err(|e| pem_err(&what, format!("private key: {e}")))?;
+        let key = match (encrypted, &self.key_password) {
+            (None, _) => PrivateKeyDer::from_pem_slice(key_text.as_bytes())
+                .map_err(|e| pem_err(&what, format!("private key: {e}")))?,
+            (Some(_), None) => {
+                return Err(pem_err(
+                    &what,
+                    "the private key is encrypted: set ssl.key.password".into(),
+                ))
+            }
+            (Some(block), Some(password)) => decrypt_pkcs8(block, &password.0)
+                .map_err(|reason| pem_err(&what, format!("encrypted private key: {reason}")))?,
+        };
 
         let mut provider = provider();
         if !self.cipher_suites.is_empty() {
@@ -445,6 +449,43 @@ impl TlsSettings {
             source,
         })
     }
+}
+
+/// A secret config value: never printed (Kafka's `Password` prints `[hidden]`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[hidden]")
+    }
+}
+
+/// The `ENCRYPTED PRIVATE KEY` PEM block in `text`, if any.
+fn encrypted_key_block(text: &str) -> Option<&str> {
+    const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+    let start = text.find(BEGIN)?;
+    let end = text[start..].find(END)? + start + END.len();
+    Some(&text[start..end])
+}
+
+/// Decrypts a PKCS#8 `EncryptedPrivateKeyInfo` (PBES2: PBKDF2 or scrypt with
+/// AES-CBC, what `openssl pkcs8 -topk8 -v2 aes256` writes), as Java's
+/// `EncryptedPrivateKeyInfo` does for Kafka's PEM keystores.
+fn decrypt_pkcs8(pem_block: &str, password: &str) -> Result<PrivateKeyDer<'static>, String> {
+    let (_, der) = pkcs8::der::pem::decode_vec(pem_block.as_bytes()).map_err(|e| e.to_string())?;
+    let info =
+        pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice()).map_err(|e| e.to_string())?;
+    let plain = info.decrypt(password.as_bytes()).map_err(|e| match e {
+        // A wrong password shows as bad padding, which pkcs5 0.7 reports as
+        // EncryptFailed from its decrypt path.
+        pkcs8::Error::EncryptedPrivateKey(
+            pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed,
+        ) => "cannot decrypt it with ssl.key.password (wrong password?)".to_string(),
+        other => format!("{other} (PBES2 with AES-CBC is supported)"),
+    })?;
+    Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
 }
 
 /// Whether `key` is given for `listener` (prefixed or plain), as opposed to defaulted.
