@@ -124,7 +124,8 @@ where
             writer.flush().await?;
         }
     }
-    writer.flush().await?;
+    // Flushes, then ends the stream: a FIN on TCP, close_notify then FIN on TLS.
+    writer.shutdown().await?;
     Ok(())
 }
 
