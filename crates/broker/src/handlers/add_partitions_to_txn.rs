@@ -1,9 +1,10 @@
-//! AddPartitionsToTxn (key 24), versions 0-4: adds partitions to a
+//! AddPartitionsToTxn (key 24), versions 0-5: adds partitions to a
 //! producer's open transaction at its transaction coordinator. Versions 0-3
-//! are the client's form (one transaction); version 4 is the brokers' batched
-//! form (KIP-890: several transactions, possibly on different coordinator
-//! shards, and `verify_only` checks that partition leaders ask before
-//! appending a transactional batch). Partitions of topics that do not exist
+//! are the client's form (one transaction); versions 4-5 are the brokers'
+//! batched form (KIP-890: several transactions, possibly on different
+//! coordinator shards, and `verify_only` checks that partition leaders ask
+//! before appending a transactional batch; a v5 add that is not
+//! `verify_only` registers the partition of a transactions v2 producer). Partitions of topics that do not exist
 //! fail with UNKNOWN_TOPIC_OR_PARTITION and the others of the transaction
 //! with OPERATION_NOT_ATTEMPTED, as Kafka answers.
 

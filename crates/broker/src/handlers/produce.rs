@@ -57,7 +57,8 @@ pub async fn handle(
                 Some(ResponseError::InvalidRequiredAcks)
             } else if let Some(e) = match &req.transactional_id {
                 Some(id) => {
-                    verify_transaction(broker, id, &name, p.index, p.records.as_ref()).await
+                    let add = ctx.api_version >= PRODUCE_TXN_V2_SINCE;
+                    verify_transaction(broker, id, &name, p.index, p.records.as_ref(), add).await
                 }
                 None => None,
             } {
@@ -90,6 +91,10 @@ pub async fn handle(
     (acks != 0).then_some(resp)
 }
 
+/// The first Produce version a transactions v2 producer sends: its
+/// partitions are added to the transaction by the leader.
+const PRODUCE_TXN_V2_SINCE: i16 = 12;
+
 /// KIP-890 part 1 (`transaction.partition.verification.enable`, on by
 /// default in Kafka): the first transactional batch of a producer's
 /// transaction in a partition is appended only if the transaction
@@ -100,23 +105,30 @@ pub async fn handle(
 /// ever. Errors as Kafka translates them: INVALID_TXN_STATE when the
 /// partition is not in the transaction, NOT_ENOUGH_REPLICAS (retried by
 /// every client) when the coordinator could not answer.
+///
+/// Produce v12+ comes from a transactions v2 producer (KIP-890 part 2),
+/// which never sends AddPartitionsToTxn: `add` asks the coordinator to add
+/// the partition instead of only checking it, whatever
+/// `transaction.partition.verification.enable` says.
 async fn verify_transaction(
     broker: &Broker,
     transactional_id: &str,
     topic: &str,
     index: i32,
     records: Option<&Bytes>,
+    add: bool,
 ) -> Option<ResponseError> {
     let first = records.and_then(|r| gregor_records::BatchIter::new(r).next()?.ok())?;
     let header = first.0;
     if !header.is_transactional() || header.producer_id < 0 {
         return None;
     }
-    if !broker
-        .config
-        .props
-        .get("transaction.partition.verification.enable")
-        .is_none_or(|v| v.trim().eq_ignore_ascii_case("true"))
+    if !add
+        && !broker
+            .config
+            .props
+            .get("transaction.partition.verification.enable")
+            .is_none_or(|v| v.trim().eq_ignore_ascii_case("true"))
     {
         return None;
     }
@@ -134,6 +146,7 @@ async fn verify_transaction(
         header.producer_epoch,
         topic,
         index,
+        add,
     )
     .await;
     match verdict {

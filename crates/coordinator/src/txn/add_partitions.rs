@@ -208,6 +208,7 @@ impl TxnCoordinatorShard {
     /// Kafka's `handleAddPartitionsToTransaction` for one transaction;
     /// `client_tv` is the client's `transaction.version` (2 when a partition
     /// leader adds for a transactions v2 producer).
+    #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
         now_ms: i64,
@@ -233,11 +234,12 @@ impl TxnCoordinatorShard {
         }
         let mut next = m.clone();
         if next.state != TxnState::Ongoing {
-            // The transaction starts with its first partition.
+            // The transaction starts with its first partition, and runs on
+            // the protocol of the request that started it.
             next.start_timestamp_ms = now_ms;
+            next.client_transaction_version = client_tv;
         }
         next.state = TxnState::Ongoing;
-        next.client_transaction_version = client_tv;
         for (t, p) in partitions {
             next.partitions.entry(t.clone()).or_default().insert(*p);
         }

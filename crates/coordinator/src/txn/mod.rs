@@ -75,8 +75,9 @@ pub mod records;
 #[cfg(test)]
 mod tests;
 
-pub use add_partitions::reject_partitions;
+pub use add_partitions::{reject_partitions, ADD_PARTITIONS_V2_SINCE};
 pub use admin::list_transactions_header;
+pub use end_txn::END_TXN_V2_SINCE;
 pub use metadata::{TxnMetadata, TxnState};
 
 use std::collections::BTreeMap;
