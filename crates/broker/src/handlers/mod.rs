@@ -55,6 +55,7 @@ pub mod produce;
 pub mod sync_group;
 pub mod txn_offset_commit;
 mod txn_util;
+pub mod update_features;
 mod util;
 pub mod write_txn_markers;
 
@@ -212,6 +213,7 @@ apis! {
     TxnOffsetCommit => txn_offset_commit(TxnOffsetCommitRequest, 0, 0, 5),
     DescribeTransactions => describe_transactions(DescribeTransactionsRequest, 0, 0, 0),
     ListTransactions => list_transactions(ListTransactionsRequest, 0, 0, 2),
+    UpdateFeatures => update_features(UpdateFeaturesRequest, 0, 0, 1),
 }
 
 enum Checked {
