@@ -415,6 +415,17 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         };
         let mut state = (self.make)(partition, epoch);
         self.replay(broker, partition, &mut state)?;
+        // The load reads to the log end, which may run past the high
+        // watermark (the previous leader's last writes, which this leader
+        // will commit): answers built on that state wait for them. Set, not
+        // raised: what this node appended in an earlier leadership may have
+        // been truncated since, and must not be waited for.
+        if let (Some(a), Ok(p)) = (
+            self.appended.get(partition as usize),
+            self.hosted(broker, partition),
+        ) {
+            a.store(p.log().log_end_offset(), Ordering::Release);
+        }
         let out = state.loaded(now);
         shard.state = Some(state);
         shard.epoch = epoch;
