@@ -4,7 +4,6 @@
 //! transaction's partitions (see `txn_runtime`), and requests for the id get
 //! CONCURRENT_TRANSACTIONS until they are all written.
 
-use gregor_coordinator::txn::TxnResponse;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 
 use super::{txn_util, RequestContext};
@@ -23,11 +22,7 @@ pub async fn handle(
     })
     .await
     {
-        Ok(TxnResponse::EndTxn(r)) => Some(r),
-        Ok(_) => {
-            resp.error_code = txn_util::mismatch("EndTxn").code();
-            Some(resp)
-        }
+        Ok(r) => Some(r),
         Err(e) => {
             resp.error_code = e.code();
             Some(resp)
