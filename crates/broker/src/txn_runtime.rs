@@ -405,8 +405,7 @@ pub async fn verify_partition(
             })
             .await
         {
-            Ok(TxnResponse::AddPartitionsToTxn(r)) => r,
-            Ok(_) => return Some(ResponseError::UnknownServerError),
+            Ok(r) => r,
             Err(e) => return Some(crate::handlers::coordinator_error(&e)),
         }
     } else {

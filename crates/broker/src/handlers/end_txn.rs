@@ -1,11 +1,12 @@
 //! EndTxn (key 26), versions 0-5: commits or aborts a producer's open
 //! transaction (v5: transactions v2, the epoch is bumped and the response
-//! names the producer id and epoch to continue with). Answered once PrepareCommit / PrepareAbort is written to
-//! `__transaction_state` and replicated; the markers then go to the
+//! names the producer id and epoch to continue with). Answered once
+//! PrepareCommit / PrepareAbort is written to `__transaction_state` and
+//! replicated; the markers then go to the
 //! transaction's partitions (see `txn_runtime`), and requests for the id get
 //! CONCURRENT_TRANSACTIONS until they are all written.
 
-use gregor_coordinator::txn::{TxnResponse, END_TXN_V2_SINCE};
+use gregor_coordinator::txn::END_TXN_V2_SINCE;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 
 use super::{txn_util, RequestContext};
@@ -37,11 +38,7 @@ pub async fn handle(
     })
     .await
     {
-        Ok(TxnResponse::EndTxn(r)) => Some(r),
-        Ok(_) => {
-            resp.error_code = txn_util::mismatch("EndTxn").code();
-            Some(resp)
-        }
+        Ok(r) => Some(r),
         Err(e) => {
             resp.error_code = e.code();
             Some(resp)

@@ -7,7 +7,6 @@
 //! first adds that partition to the transaction, which v4 and older clients
 //! did with AddOffsetsToTxn.
 
-use gregor_coordinator::Response;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -83,14 +82,10 @@ pub async fn handle(
         .call(p, move |s, now, id| s.txn_offset_commit(now, id, v, req))
         .await
     {
-        Ok(Response::TxnOffsetCommit(r)) => Some(r),
-        Ok(_) => {
-            super::group_util::log_failure("TxnOffsetCommit", None);
-            Some(all_failed(&shape, ResponseError::UnknownServerError))
-        }
+        Ok(r) => Some(r),
         Err(e) => {
             let code = super::coordinator_error(&e);
-            super::group_util::log_failure("TxnOffsetCommit", Some(e));
+            super::group_util::log_failure("TxnOffsetCommit", &e);
             Some(all_failed(&shape, code))
         }
     }

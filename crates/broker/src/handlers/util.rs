@@ -171,5 +171,7 @@ pub fn coordinator_error(e: &crate::coordinator_runtime::CoordinatorError) -> Re
         CoordinatorError::NotAvailable(_) | CoordinatorError::Broker(_) => {
             ResponseError::CoordinatorNotAvailable
         }
+        // A coordinator bug (logged by the runtime).
+        CoordinatorError::WrongResponse { .. } => ResponseError::UnknownServerError,
     }
 }

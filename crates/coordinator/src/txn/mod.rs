@@ -119,13 +119,16 @@ impl Default for TxnConfig {
     }
 }
 
-/// A response the runtime sends to the connection of `RequestId`.
-#[derive(Debug, Clone)]
-pub enum TxnResponse {
-    InitProducerId(InitProducerIdResponse),
-    AddPartitionsToTxn(AddPartitionsToTxnResponse),
-    AddOffsetsToTxn(AddOffsetsToTxnResponse),
-    EndTxn(EndTxnResponse),
+response_enum! {
+    /// A response the runtime sends to the connection of `RequestId`; the
+    /// caller gets its API's own type (`TryFrom<TxnResponse>`).
+    #[derive(Debug, Clone)]
+    pub enum TxnResponse {
+        InitProducerId(InitProducerIdResponse),
+        AddPartitionsToTxn(AddPartitionsToTxnResponse),
+        AddOffsetsToTxn(AddOffsetsToTxnResponse),
+        EndTxn(EndTxnResponse),
+    }
 }
 
 /// Transaction markers to write once the PrepareCommit/PrepareAbort record
