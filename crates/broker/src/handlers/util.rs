@@ -40,7 +40,9 @@ pub fn storage_error(e: &StorageError) -> ResponseError {
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         StorageError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
-        StorageError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        StorageError::InvalidTxnState { .. } | StorageError::TransactionNotVerified { .. } => {
+            ResponseError::InvalidTxnState
+        }
         StorageError::TransactionCoordinatorFenced { .. } => {
             ResponseError::TransactionCoordinatorFenced
         }
