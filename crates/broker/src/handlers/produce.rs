@@ -228,6 +228,7 @@ async fn await_replication(
 }
 
 /// One partition's append; fills `r` with the outcome.
+#[allow(clippy::too_many_arguments)]
 fn append(
     broker: &Broker,
     ctx: &RequestContext,
