@@ -12,6 +12,8 @@
 //!   and arms timers on one timer task. The caller's response is sent once
 //!   the high watermark passed the shard's appends (the records it answers
 //!   for are on every in-sync replica).
+//! - The caller gets its API's own response type ([`CoordinatorRuntime::call`]
+//!   converts from the shard's response enum), not the enum.
 //! - A shard's *notices* (the transaction coordinator's marker requests) are
 //!   handed to the runtime's notice handler once the records written with
 //!   them are committed, never before.
@@ -26,7 +28,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use gregor_coordinator::{OffsetsRecord, RequestId};
+use gregor_coordinator::{OffsetsRecord, RequestId, ResponseEnum};
 use gregor_records::{BatchBuilder, BatchHeader, BatchIter, Compression, Record};
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, Notify};
@@ -60,6 +62,14 @@ pub enum CoordinatorError {
         topic: &'static str,
         #[source]
         source: PartitionError,
+    },
+    /// The shard answered a request with another API's response: a
+    /// coordinator bug, logged where it is found.
+    #[error("{topic}: a {expected} request was answered with a {got} response")]
+    WrongResponse {
+        topic: &'static str,
+        expected: &'static str,
+        got: &'static str,
     },
 }
 
@@ -104,7 +114,9 @@ pub type EffectsOf<S> = Effects<
 
 /// A coordinator state machine the runtime can drive.
 pub trait CoordinatorShard: Send + 'static {
-    type Response: Send + 'static;
+    /// The transport of the shard's responses: one variant per API (see
+    /// [`CoordinatorRuntime::call`] for how a caller gets its own type).
+    type Response: ResponseEnum + Send + 'static;
     type Timer: Clone + Eq + Hash + Debug + Send + 'static;
     type Notice: Send + 'static;
     /// Rebuilds state from one batch of the partition at load time (control
@@ -415,6 +427,17 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         };
         let mut state = (self.make)(partition, epoch);
         self.replay(broker, partition, &mut state)?;
+        // The load reads to the log end, which may run past the high
+        // watermark (the previous leader's last writes, which this leader
+        // will commit): answers built on that state wait for them. Set, not
+        // raised: what this node appended in an earlier leadership may have
+        // been truncated since, and must not be waited for.
+        if let (Some(a), Ok(p)) = (
+            self.appended.get(partition as usize),
+            self.hosted(broker, partition),
+        ) {
+            a.store(p.log().log_end_offset(), Ordering::Release);
+        }
         let out = state.loaded(now);
         shard.state = Some(state);
         shard.epoch = epoch;
@@ -583,13 +606,23 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
     /// Sends a request to a shard and waits for its response (which may come
     /// from a later call, e.g. a JoinGroup completed by another member's
     /// join), then until the shard's writes so far are committed.
-    pub async fn call<O>(
+    ///
+    /// The answer is the API's own response type `R`, usually inferred:
+    /// `let r: JoinGroupResponse = groups.call(p, |s, now, id| ..).await?`.
+    /// Shards complete requests by [`RequestId`] with their response enum
+    /// (`S::Response`) as transport, since one call may complete requests of
+    /// other APIs parked earlier; the runtime converts the request's own
+    /// answer with `R: TryFrom<S::Response>`. A shard that answers with
+    /// another API's response is a bug: logged, and
+    /// [`CoordinatorError::WrongResponse`] for the caller.
+    pub async fn call<R, O>(
         &self,
         partition: i32,
         f: impl FnOnce(&mut S, i64, RequestId) -> O,
-    ) -> Result<S::Response, CoordinatorError>
+    ) -> Result<R, CoordinatorError>
     where
         O: Into<EffectsOf<S>>,
+        R: TryFrom<S::Response, Error = S::Response>,
     {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -603,7 +636,30 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
             CoordinatorError::NotAvailable("request dropped by the coordinator".into())
         })?;
         self.committed(partition).await?;
-        Ok(response)
+        self.typed(response)
+    }
+
+    /// The caller's view of its answer: see [`Self::call`].
+    fn typed<R>(&self, response: S::Response) -> Result<R, CoordinatorError>
+    where
+        R: TryFrom<S::Response, Error = S::Response>,
+    {
+        R::try_from(response).map_err(|other| {
+            let full = std::any::type_name::<R>();
+            let expected = full.rsplit("::").next().unwrap_or(full);
+            let got = other.api();
+            tracing::error!(
+                topic = self.topic.name,
+                expected,
+                got,
+                "coordinator bug: a request was answered with another API's response"
+            );
+            CoordinatorError::WrongResponse {
+                topic: self.topic.name,
+                expected,
+                got,
+            }
+        })
     }
 
     /// Runs `f` on a loaded shard without a request of its own (e.g. the
@@ -809,13 +865,15 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
     }
 
     /// Calls `f` on every shard this node coordinates (see
-    /// [`Self::local_partitions`]).
-    pub async fn call_all<O>(
+    /// [`Self::local_partitions`]); one typed answer per shard, as
+    /// [`Self::call`].
+    pub async fn call_all<R, O>(
         &self,
         mut f: impl FnMut(&mut S, i64, RequestId) -> O,
-    ) -> Result<Vec<S::Response>, CoordinatorError>
+    ) -> Result<Vec<R>, CoordinatorError>
     where
         O: Into<EffectsOf<S>>,
+        R: TryFrom<S::Response, Error = S::Response>,
     {
         let parts = self.local_partitions()?;
         let mut out = Vec::with_capacity(parts.len());
@@ -865,6 +923,43 @@ pub(crate) async fn wait_replicated(p: &Partition, end: i64) -> Result<(), Optio
             .is_err()
         {
             return Err(None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_coordinator::{GroupConfig, GroupCoordinatorShard, Response};
+    use kafka_protocol::messages::{HeartbeatResponse, JoinGroupResponse};
+
+    fn runtime() -> CoordinatorRuntime<GroupCoordinatorShard> {
+        crate::group_runtime::group_runtime(Weak::new(), GroupConfig::default(), 1)
+    }
+
+    #[test]
+    fn a_caller_gets_its_own_response_type() {
+        let mut hb = HeartbeatResponse::default();
+        hb.error_code = 27;
+        let r: HeartbeatResponse = runtime().typed(Response::Heartbeat(hb.clone())).unwrap();
+        assert_eq!(r, hb);
+    }
+
+    #[test]
+    fn another_apis_response_is_an_error_not_a_panic() {
+        let answer: Result<JoinGroupResponse, _> =
+            runtime().typed(Response::Heartbeat(HeartbeatResponse::default()));
+        match answer {
+            Err(CoordinatorError::WrongResponse {
+                topic,
+                expected,
+                got,
+            }) => {
+                assert_eq!(topic, "__consumer_offsets");
+                assert_eq!(expected, "JoinGroupResponse");
+                assert_eq!(got, "Heartbeat");
+            }
+            other => panic!("expected WrongResponse, got {other:?}"),
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod coordinator_runtime;
+pub mod features;
 pub mod group_runtime;
 pub mod handlers;
 pub mod inter_broker;

@@ -593,6 +593,21 @@ impl Partition {
         records: BytesMut,
         required_acks: i16,
     ) -> Result<AppendInfo, PartitionError> {
+        self.append_records_as_leader_verified(
+            records,
+            required_acks,
+            gregor_storage::Verification::Unchecked,
+        )
+    }
+
+    /// [`Self::append_records_as_leader`] with a transaction verification
+    /// to check (KIP-890, see [`gregor_storage::Log::start_verification`]).
+    pub fn append_records_as_leader_verified(
+        &self,
+        records: BytesMut,
+        required_acks: i16,
+        verification: gregor_storage::Verification,
+    ) -> Result<AppendInfo, PartitionError> {
         let st = self.state.read();
         self.leader_or_error(&st)?;
         if required_acks == -1 && st.isr.len() < st.min_isr {
@@ -602,7 +617,9 @@ impl Partition {
                 min_isr: st.min_isr,
             });
         }
-        let info = self.log().append_as_leader(records, st.leader_epoch)?;
+        let info = self
+            .log()
+            .append_as_leader_verified(records, st.leader_epoch, verification)?;
         if !info.duplicate {
             self.advance_high_watermark(&st);
             drop(st);

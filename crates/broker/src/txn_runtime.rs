@@ -360,7 +360,9 @@ pub async fn write_marker_local(
 /// Asks the coordinator of `transactional_id` whether `topic`-`partition`
 /// is in the open transaction of `producer_id` / `producer_epoch`
 /// (AddPartitionsToTxn v4 with `verify_only`): `None` when it is, else the
-/// coordinator's error (INVALID_TXN_STATE when it is not).
+/// coordinator's error (INVALID_TXN_STATE when it is not). With `add`
+/// (a transactions v2 producer, KIP-890 part 2) the coordinator adds the
+/// partition instead (AddPartitionsToTxn v5, not `verify_only`).
 pub async fn verify_partition(
     broker: &Broker,
     transactional_id: &str,
@@ -368,7 +370,13 @@ pub async fn verify_partition(
     producer_epoch: i16,
     topic: &str,
     partition: i32,
+    add: bool,
 ) -> Option<ResponseError> {
+    let version: i16 = if add {
+        gregor_coordinator::txn::ADD_PARTITIONS_V2_SINCE
+    } else {
+        4
+    };
     use kafka_protocol::messages::add_partitions_to_txn_request::{
         AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
     };
@@ -382,7 +390,7 @@ pub async fn verify_partition(
     txn.transactional_id = TransactionalId(StrBytes::from_string(transactional_id.to_string()));
     txn.producer_id = ProducerId(producer_id);
     txn.producer_epoch = producer_epoch;
-    txn.verify_only = true;
+    txn.verify_only = !add;
     txn.topics = vec![t];
     let mut req = AddPartitionsToTxnRequest::default();
     req.transactions = vec![txn];
@@ -393,12 +401,11 @@ pub async fn verify_partition(
         match broker
             .txns
             .call(shard, move |s, now, id| {
-                s.add_partitions_to_txn(now, id, 4, &req)
+                s.add_partitions_to_txn(now, id, version, &req)
             })
             .await
         {
-            Ok(TxnResponse::AddPartitionsToTxn(r)) => r,
-            Ok(_) => return Some(ResponseError::UnknownServerError),
+            Ok(r) => r,
             Err(e) => return Some(crate::handlers::coordinator_error(&e)),
         }
     } else {
@@ -412,7 +419,7 @@ pub async fn verify_partition(
                 endpoint,
                 ApiKey::AddPartitionsToTxn,
                 "AddPartitionsToTxnRequest",
-                4,
+                version,
                 &req,
             )
             .await

@@ -108,6 +108,9 @@ enum Command {
     /// Measure produce-to-consume latency (kafka-e2e-latency.sh / EndToEndLatency).
     #[command(name = "end-to-end-latency", after_help = tools::end_to_end_latency::EXAMPLES)]
     EndToEndLatency(tools::end_to_end_latency::EndToEndArgs),
+    /// Describe, upgrade, downgrade or disable cluster features (kafka-features.sh).
+    #[command(name = "features", after_help = tools::features::EXAMPLES)]
+    Features(tools::features::FeaturesArgs),
     /// Describe the KRaft metadata quorum (kafka-metadata-quorum.sh).
     #[command(name = "metadata-quorum", after_help = tools::metadata_quorum::EXAMPLES)]
     MetadataQuorum(tools::metadata_quorum::MetadataQuorumArgs),
@@ -175,6 +178,7 @@ fn main() {
         Command::ConsumerPerfTest(args) => tool_exit(tools::consumer_perf::run(args)),
         Command::EndToEndLatency(args) => tool_exit(tools::end_to_end_latency::run(args)),
         Command::MetadataQuorum(args) => tool_exit(tools::metadata_quorum::run(args)),
+        Command::Features(args) => tool_exit(tools::features::run(args)),
         Command::LeaderElection(args) => tool_exit(tools::leader_election::run(args)),
         Command::Transactions(args) => tool_exit(tools::transactions::run(args)),
         Command::ReassignPartitions(args) => tool_exit(tools::reassign_partitions::run(args)),

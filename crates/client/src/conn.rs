@@ -54,7 +54,7 @@ fn client_max_version(key: i16) -> Option<i16> {
         ApiKey::Produce => Some(12),
         ApiKey::Fetch => Some(12),
         ApiKey::AddPartitionsToTxn => Some(3),
-        ApiKey::EndTxn => Some(4),
+        ApiKey::EndTxn => Some(5),
         _ => None,
     }
 }
@@ -79,6 +79,8 @@ pub(crate) struct Connection {
     frames: mpsc::Sender<Bytes>,
     /// api key → (min, max) the broker supports.
     versions: HashMap<i16, (i16, i16)>,
+    /// Finalized cluster feature levels from ApiVersions v3+ (KIP-584).
+    features: HashMap<String, i16>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -126,15 +128,17 @@ impl Connection {
             shared,
             frames: tx,
             versions: HashMap::new(),
+            features: HashMap::new(),
             tasks: vec![writer, reader],
         };
-        conn.versions = conn.negotiate().await?;
+        (conn.versions, conn.features) = conn.negotiate().await?;
         Ok(conn)
     }
 
     /// ApiVersions v3, falling back to v0 for a broker that does not know v3
     /// (it answers UNSUPPORTED_VERSION with a v0 body listing its versions).
-    async fn negotiate(&self) -> Result<HashMap<i16, (i16, i16)>> {
+    #[allow(clippy::type_complexity)]
+    async fn negotiate(&self) -> Result<(HashMap<i16, (i16, i16)>, HashMap<String, i16>)> {
         let req = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("gregor-client"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
@@ -144,11 +148,23 @@ impl Connection {
             resp = self.send_version(&req, 0, self.request_timeout).await?;
         }
         Error::check(resp.error_code, Some("ApiVersions"))?;
-        Ok(resp
+        let versions = resp
             .api_keys
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
-            .collect())
+            .collect();
+        let features = resp
+            .finalized_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.max_version_level))
+            .collect();
+        Ok((versions, features))
+    }
+
+    /// The finalized level of cluster feature `name` this broker reported
+    /// (0 when it reported none).
+    pub fn feature_level(&self, name: &str) -> i16 {
+        self.features.get(name).copied().unwrap_or(0)
     }
 
     /// The version to use for `R`: the highest both sides support.

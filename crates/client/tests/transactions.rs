@@ -427,3 +427,55 @@ async fn a_refused_record_makes_the_transaction_abortable() {
     eventually_reads(&broker, "small", 1, "read_committed", &values("after", 3)).await;
     p.close().await;
 }
+
+/// A broker of a new cluster finalizes `transaction.version` 2: this client
+/// then runs transactions v2 (KIP-890 part 2). No AddPartitionsToTxn or
+/// AddOffsetsToTxn is sent (the leaders add the partitions), and each
+/// EndTxn bumps the epoch, which the coordinator reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_v2_bump_the_epoch_with_every_transaction() {
+    let broker = Broker::start();
+    let admin = Admin::new(broker.config()).unwrap();
+    admin.create_topic(NewTopic::new("v2", 2, 1)).await.unwrap();
+    let p = txn_producer(&broker, "v2-producer");
+    p.init_transactions().await.unwrap();
+    let describe = || async {
+        let d = admin.describe_transactions(&["v2-producer"]).await.unwrap();
+        let d = d.into_iter().next().unwrap().1.unwrap();
+        (d.producer_id, d.producer_epoch)
+    };
+    let (pid, epoch0) = describe().await;
+    for round in 1..=3i16 {
+        p.begin_transaction().unwrap();
+        send_all(&p, "v2", 2, &values(&format!("r{round}-"), 4)).await;
+        if round == 2 {
+            p.abort_transaction().await.unwrap();
+        } else {
+            p.commit_transaction().await.unwrap();
+        }
+        assert_eq!(describe().await, (pid, epoch0 + round), "round {round}");
+    }
+    let committed: Vec<String> = [values("r1-", 4), values("r3-", 4)].concat();
+    eventually_reads(&broker, "v2", 2, "read_committed", &committed).await;
+
+    // A zombie with the old epoch (the same transactional.id, initialized
+    // before) is fenced by the bump of the newer instance.
+    let zombie = txn_producer(&broker, "v2-producer");
+    zombie.init_transactions().await.unwrap();
+    p.begin_transaction().unwrap();
+    let r = p.send(ProducerRecord::new("v2", "late")).await;
+    let fenced = match r {
+        Err(e) => e,
+        Ok(f) => match f.await {
+            Err(e) => e,
+            Ok(_) => p.commit_transaction().await.unwrap_err(),
+        },
+    };
+    // Fenced outright, or (from the produce) INVALID_PRODUCER_EPOCH, which
+    // makes the transaction abortable as in Java (KIP-588).
+    assert!(
+        matches!(&fenced, Error::Fenced { .. }) || fenced.code() == Some(47),
+        "{fenced}"
+    );
+    eventually_reads(&broker, "v2", 2, "read_committed", &committed).await;
+}

@@ -33,6 +33,9 @@
 //!   (INCONSISTENT_GROUP_PROTOCOL / UNKNOWN_MEMBER_ID) and vice versa
 //!   (GROUP_ID_NOT_FOUND); only an empty group changes type.
 //! - `replay`: records → state at load time.
+//! - `response`: the response enums ([`Response`], [`txn::TxnResponse`]) are
+//!   declared with `response_enum!`, which gives each API's response type a
+//!   `TryFrom` the runtime uses to hand a caller its own type.
 //! - [`txn`]: the transaction coordinator ([`txn::TxnCoordinatorShard`]), a
 //!   separate state machine over `__transaction_state` with its own runtime
 //!   contract (see its module doc).
@@ -83,6 +86,9 @@
 //!     gregor_coordinator::TimerOp::Schedule { key: TimerKey::OffsetExpiry, .. })));
 //! ```
 
+#[macro_use]
+mod response;
+
 mod admin;
 pub mod classic;
 pub mod consumer;
@@ -97,6 +103,7 @@ pub mod txn;
 pub use admin::GROUP_AUTHORIZED_OPERATIONS;
 pub use consumer::{TopicMeta, TopicsSnapshot, TopicsView};
 pub use group::GroupState;
+pub use response::ResponseEnum;
 pub use shard::{ClientInfo, GroupCoordinatorShard};
 
 use bytes::Bytes;
@@ -218,22 +225,26 @@ impl Default for GroupConfig {
     }
 }
 
-/// A response the runtime must send (to the connection that sent `RequestId`).
-#[derive(Debug, Clone)]
-pub enum Response {
-    JoinGroup(JoinGroupResponse),
-    SyncGroup(SyncGroupResponse),
-    Heartbeat(HeartbeatResponse),
-    LeaveGroup(LeaveGroupResponse),
-    OffsetCommit(OffsetCommitResponse),
-    OffsetFetch(OffsetFetchResponse),
-    DescribeGroups(DescribeGroupsResponse),
-    ListGroups(ListGroupsResponse),
-    DeleteGroups(DeleteGroupsResponse),
-    OffsetDelete(OffsetDeleteResponse),
-    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
-    ConsumerGroupDescribe(ConsumerGroupDescribeResponse),
-    TxnOffsetCommit(TxnOffsetCommitResponse),
+response_enum! {
+    /// A response the runtime must send (to the connection that sent
+    /// `RequestId`). The transport of [`Output`]; the runtime hands each
+    /// caller its API's own type (`TryFrom<Response>`, see [`ResponseEnum`]).
+    #[derive(Debug, Clone)]
+    pub enum Response {
+        JoinGroup(JoinGroupResponse),
+        SyncGroup(SyncGroupResponse),
+        Heartbeat(HeartbeatResponse),
+        LeaveGroup(LeaveGroupResponse),
+        OffsetCommit(OffsetCommitResponse),
+        OffsetFetch(OffsetFetchResponse),
+        DescribeGroups(DescribeGroupsResponse),
+        ListGroups(ListGroupsResponse),
+        DeleteGroups(DeleteGroupsResponse),
+        OffsetDelete(OffsetDeleteResponse),
+        ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
+        ConsumerGroupDescribe(ConsumerGroupDescribeResponse),
+        TxnOffsetCommit(TxnOffsetCommitResponse),
+    }
 }
 
 /// A timer the runtime keeps: when `deadline_ms` passes it calls

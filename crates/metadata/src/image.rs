@@ -103,7 +103,28 @@ pub struct MetadataImage {
     configs: Arc<BTreeMap<ConfigResource, Arc<BTreeMap<String, String>>>>,
     /// The first producer id not yet handed out to any broker.
     pub next_producer_id: i64,
+    /// Finalized feature levels (Kafka's `FeaturesImage`): a feature not
+    /// named here is at level 0.
+    pub features: Arc<BTreeMap<String, i16>>,
+    /// How many feature level records this image applied: ApiVersions'
+    /// `finalized_features_epoch` (clients keep the features of the highest
+    /// epoch they saw, so it grows with every change).
+    pub features_epoch: FeaturesEpoch,
 }
+
+/// A count of feature changes seen by one image's history, not part of
+/// the metadata itself: a snapshot replays to a smaller count than the log
+/// it stands for, so images compare equal whatever their counts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FeaturesEpoch(pub i64);
+
+impl PartialEq for FeaturesEpoch {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for FeaturesEpoch {}
 
 impl MetadataImage {
     /// Applies one record in place, copying on write only the parts it
@@ -245,7 +266,21 @@ impl MetadataImage {
             } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
+            MetadataRecord::FeatureLevel { name, level } => {
+                self.features_epoch.0 += 1;
+                let features = Arc::make_mut(&mut self.features);
+                if *level == 0 {
+                    features.remove(name);
+                } else {
+                    features.insert(name.clone(), *level);
+                }
+            }
         }
+    }
+
+    /// The finalized level of feature `name` (0 when not finalized).
+    pub fn feature_level(&self, name: &str) -> i16 {
+        self.features.get(name).copied().unwrap_or(0)
     }
 
     /// The next image: this one with `records` applied, sharing every part
@@ -321,6 +356,12 @@ impl MetadataImage {
                 // No broker owns a block because of a snapshot; -1 says so.
                 broker_id: -1,
                 next_producer_id: self.next_producer_id,
+            });
+        }
+        for (name, level) in self.features.iter() {
+            out.push(MetadataRecord::FeatureLevel {
+                name: name.clone(),
+                level: *level,
             });
         }
         out
@@ -593,7 +634,7 @@ mod tests {
             _ => ConfigResource::Group("g".into()),
         };
         (0..len)
-            .map(|_| match rng.below(9) {
+            .map(|_| match rng.below(10) {
                 0 => MetadataRecord::Cluster {
                     cluster_id: format!("c{}", rng.below(3)),
                 },
@@ -635,9 +676,13 @@ mod tests {
                     node_id: rng.below(4) as i32,
                     fenced: rng.below(2) == 0,
                 },
-                _ => MetadataRecord::ProducerIds {
+                8 => MetadataRecord::ProducerIds {
                     broker_id: 1,
                     next_producer_id: rng.below(10_000) as i64,
+                },
+                _ => MetadataRecord::FeatureLevel {
+                    name: ["transaction.version", "group.version"][rng.below(2) as usize].into(),
+                    level: rng.below(3) as i16,
                 },
             })
             .collect()

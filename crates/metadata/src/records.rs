@@ -94,6 +94,12 @@ pub enum MetadataRecord {
         broker_id: i32,
         next_producer_id: i64,
     },
+    /// A cluster feature's finalized level (Kafka's `FeatureLevelRecord`),
+    /// e.g. `transaction.version`; level 0 removes the feature.
+    FeatureLevel {
+        name: String,
+        level: i16,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -40,7 +40,7 @@ pub use cleaner::{CleanStats, CleanerConfig, LogCleaner};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::LogConfig;
 pub use leader_epoch::{EpochEntry, LeaderEpochFileCache};
-pub use log::{AbortedTxn, AppendInfo, Log, ReadInfo};
+pub use log::{AbortedTxn, AppendInfo, Log, ReadInfo, Verification, VerificationGuard};
 pub use manager::LogManager;
 pub use producer_state::OngoingTxn;
 pub use segment::LogSegment;
@@ -162,6 +162,18 @@ pub enum StorageError {
         producer_id: i64,
         offset: i64,
         txn_first_offset: i64,
+    },
+    /// INVALID_TXN_STATE: a transactional batch that would open a
+    /// transaction in this log without a verification with the coordinator
+    /// still valid (KIP-890's VerificationGuard: a marker for the producer
+    /// was written since the verification, or none was made).
+    #[error(
+        "producer {producer_id} epoch {producer_epoch}: the transaction was not verified with its \
+         coordinator since the producer's last marker"
+    )]
+    TransactionNotVerified {
+        producer_id: i64,
+        producer_epoch: i16,
     },
     /// INVALID_RECORD: a transactional batch without a producer id.
     #[error(

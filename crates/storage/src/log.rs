@@ -27,7 +27,7 @@
 //! holding their marker (see [`crate::txn_index`]), which
 //! [`Log::aborted_transactions`] reads for READ_COMMITTED fetches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -115,9 +115,34 @@ struct StableState {
 #[derive(Debug)]
 struct AppendState {
     producers: ProducerStateManager,
+    /// KIP-890's verification guards: producer id -> (epoch, guard) of the
+    /// last verification started for a producer with no open transaction
+    /// here. A marker for the producer, or the append that opens its
+    /// transaction, removes it.
+    guards: HashMap<i64, (i16, VerificationGuard)>,
+    next_guard: u64,
     /// Records appended since the last flush (flush.messages).
     unflushed_messages: i64,
     last_flush_ms: i64,
+}
+
+/// KIP-890's `VerificationGuard`: given out by
+/// [`Log::start_verification`] before the coordinator is asked, and checked
+/// by the append, so a marker written in between (the transaction ended
+/// while the batch waited) makes the batch fail instead of opening a
+/// transaction no coordinator knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerificationGuard(u64);
+
+/// What an append checks of a transactional batch that opens a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// Nothing (verification disabled, or a coordinator's own writes).
+    Unchecked,
+    /// The guard of this request's verification; `None` when none was made
+    /// because the transaction was already open (Kafka's sentinel): then
+    /// the append fails if the transaction ended meanwhile.
+    Required(Option<VerificationGuard>),
 }
 
 /// One partition log. See the module docs.
@@ -154,6 +179,37 @@ fn segment_config(config: &LogConfig) -> SegmentConfig {
     SegmentConfig {
         index_max_bytes: config.segment_index_bytes.max(64),
         index_interval_bytes: config.index_interval_bytes,
+    }
+}
+
+/// Kafka's `batchMissingRequiredVerification`: a transactional batch that
+/// opens a transaction (none open for its producer and epoch, counting the
+/// batches staged before it) needs the request's guard to be the
+/// producer's current one.
+fn check_verified(
+    st: &AppendState,
+    pending: &PendingProducerUpdates,
+    h: &BatchHeader,
+    guard: Option<VerificationGuard>,
+) -> Result<()> {
+    let pid = h.producer_id;
+    let entry = pending
+        .entries
+        .iter()
+        .find(|e| e.producer_id == pid)
+        .or_else(|| st.producers.get(pid));
+    let open =
+        entry.is_some_and(|e| e.epoch == h.producer_epoch && e.current_txn_first_offset.is_some());
+    if open {
+        return Ok(());
+    }
+    let current = st.guards.get(&pid).copied();
+    match (guard, current) {
+        (Some(g), Some((epoch, c))) if g == c && epoch == h.producer_epoch => Ok(()),
+        _ => Err(StorageError::TransactionNotVerified {
+            producer_id: pid,
+            producer_epoch: h.producer_epoch,
+        }),
     }
 }
 
@@ -377,6 +433,8 @@ impl Log {
             segments: RwLock::new(segments),
             append: Mutex::new(AppendState {
                 producers,
+                guards: HashMap::new(),
+                next_guard: 0,
                 unflushed_messages: 0,
                 last_flush_ms: now,
             }),
@@ -446,6 +504,48 @@ impl Log {
     /// topic's compression.type when they require rewriting, writes to the
     /// active segment (rolling first if needed) and updates the indexes.
     pub fn append_as_leader(&self, records: BytesMut, leader_epoch: i32) -> Result<AppendInfo> {
+        self.append_as_leader_verified(records, leader_epoch, Verification::Unchecked)
+    }
+
+    /// KIP-890 part 1: before asking the coordinator whether a transactional
+    /// batch of `producer_id` may open a transaction here, get the guard the
+    /// append will check ([`Verification::Required`]). `None` when the
+    /// producer's transaction is already open in `producer_epoch` (no
+    /// verification needed). A guard stays valid, and is shared by
+    /// concurrent requests of the same epoch, until a marker for the
+    /// producer or the append that opens its transaction.
+    pub fn start_verification(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Option<VerificationGuard> {
+        let mut st = self.append.lock();
+        let ongoing = st
+            .producers
+            .get(producer_id)
+            .is_some_and(|e| e.epoch == producer_epoch && e.current_txn_first_offset.is_some());
+        if ongoing {
+            return None;
+        }
+        if let Some(&(epoch, guard)) = st.guards.get(&producer_id) {
+            if epoch == producer_epoch {
+                return Some(guard);
+            }
+        }
+        st.next_guard += 1;
+        let guard = VerificationGuard(st.next_guard);
+        st.guards.insert(producer_id, (producer_epoch, guard));
+        Some(guard)
+    }
+
+    /// [`Log::append_as_leader`], checking `verification` for each
+    /// transactional batch that opens a transaction (KIP-890).
+    pub fn append_as_leader_verified(
+        &self,
+        records: BytesMut,
+        leader_epoch: i32,
+        verification: Verification,
+    ) -> Result<AppendInfo> {
         let config = self.config.read().clone();
         let mut st = self.append.lock();
         self.check_open()?;
@@ -497,6 +597,11 @@ impl Log {
             }
             max_ts = max_ts.max(h.max_timestamp);
             let last = next + h.last_offset_delta as i64;
+            if let Verification::Required(guard) = verification {
+                if h.is_transactional() && h.producer_id >= 0 {
+                    check_verified(&st, &pending, &h, guard)?;
+                }
+            }
             if let SequenceCheck::Duplicate(b) =
                 st.producers.check_and_stage(&mut pending, &h, next, last)?
             {
@@ -538,6 +643,12 @@ impl Log {
             self.maybe_roll(&mut st, &config, records.len() as u64, last_offset, max_ts)?;
         segment.append(&records)?;
         self.log_end.store(next, Ordering::Release);
+        for e in &pending.entries {
+            // An open transaction needs no guard any more.
+            if e.current_txn_first_offset.is_some() {
+                st.guards.remove(&e.producer_id);
+            }
+        }
         st.producers.commit(pending);
         self.publish_undecided(&st);
         st.unflushed_messages += next - log_end;
@@ -707,6 +818,8 @@ impl Log {
         let done = st
             .producers
             .apply_marker(producer_id, producer_epoch, marker, log_end, now);
+        // A verification made before this marker proves nothing after it.
+        st.guards.remove(&producer_id);
         self.on_completed_txn(&segment, done)?;
         self.publish_undecided(&st);
         st.unflushed_messages += 1;

@@ -179,7 +179,7 @@ pub struct OngoingTxn {
 /// succeeded (so a failed write leaves the state untouched).
 #[derive(Debug, Default)]
 pub struct PendingProducerUpdates {
-    entries: Vec<ProducerEntry>,
+    pub(crate) entries: Vec<ProducerEntry>,
 }
 
 impl PendingProducerUpdates {

@@ -1065,3 +1065,66 @@ fn a_crash_during_the_swap_keeps_the_cleaned_index() {
         }
     }
 }
+
+/// KIP-890's VerificationGuard: a transactional batch opens a transaction
+/// only with the guard of a verification started after the producer's last
+/// marker; a batch verified before a marker (its transaction ended while it
+/// waited) fails instead of opening a hanging transaction.
+#[test]
+fn verification_guards_refuse_batches_verified_before_a_marker() {
+    use gregor_storage::Verification::Required;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let log = reopen(dir.path(), &clock, 0);
+    let not_verified = |r: Result<gregor_storage::AppendInfo, StorageError>| {
+        matches!(
+            r,
+            Err(StorageError::TransactionNotVerified { producer_id: 1, .. })
+        )
+    };
+
+    // No verification at all: refused.
+    let r = log.append_as_leader_verified(data_batch(1, 0, 0, true, 0, 2, T0), 0, Required(None));
+    assert!(not_verified(r));
+    // Verified, then appended: opens the transaction; later batches of it
+    // need no guard (the sentinel).
+    let g = log.start_verification(1, 0).expect("nothing open: a guard");
+    assert_eq!(log.start_verification(1, 0), Some(g), "shared until used");
+    log.append_as_leader_verified(data_batch(1, 0, 0, true, 0, 2, T0), 0, Required(Some(g)))
+        .unwrap();
+    assert_eq!(log.start_verification(1, 0), None, "open: no verification");
+    log.append_as_leader_verified(data_batch(1, 0, 2, true, 2, 2, T0), 0, Required(None))
+        .unwrap();
+
+    // The sentinel taken while the transaction was open is worthless once a
+    // marker closed it.
+    assert_eq!(log.start_verification(1, 0), None);
+    log.append_marker(1, 0, false, 0, 0).unwrap();
+    let r = log.append_as_leader_verified(data_batch(1, 0, 4, true, 4, 1, T0), 0, Required(None));
+    assert!(not_verified(r));
+
+    // A guard taken before a marker is worthless after it; a new one works.
+    let stale = log.start_verification(1, 0).unwrap();
+    log.append_marker(1, 0, true, 0, 0).unwrap();
+    let r = log.append_as_leader_verified(
+        data_batch(1, 0, 4, true, 4, 1, T0),
+        0,
+        Required(Some(stale)),
+    );
+    assert!(not_verified(r));
+    let fresh = log.start_verification(1, 0).unwrap();
+    assert_ne!(fresh, stale);
+    log.append_as_leader_verified(
+        data_batch(1, 0, 4, true, 4, 1, T0),
+        0,
+        Required(Some(fresh)),
+    )
+    .unwrap();
+    assert_eq!(log.ongoing_transactions().len(), 1);
+
+    // Non-transactional batches and unchecked appends are not concerned.
+    log.append_as_leader_verified(data_batch(2, 0, 0, false, 5, 1, T0), 0, Required(None))
+        .unwrap();
+    log.append_as_leader(data_batch(3, 0, 0, true, 6, 1, T0), 0)
+        .unwrap();
+}

@@ -32,6 +32,15 @@ pub fn registration(
         records.push(MetadataRecord::Cluster {
             cluster_id: cluster_id.to_string(),
         });
+        // A new cluster starts at the newest feature levels, as Kafka 4's
+        // `kafka-storage format` does; a cluster formatted before a feature
+        // existed stays at level 0 until `gregor features upgrade`.
+        for (name, level) in crate::features::BOOTSTRAP_LEVELS {
+            records.push(MetadataRecord::FeatureLevel {
+                name: name.to_string(),
+                level: *level,
+            });
+        }
     }
     let (host, port) = endpoint;
     let registered = image.brokers.get(&node_id);

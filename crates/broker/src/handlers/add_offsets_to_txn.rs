@@ -3,7 +3,6 @@
 //! offsets it then commits with TxnOffsetCommit become visible exactly when
 //! the transaction commits.
 
-use gregor_coordinator::txn::TxnResponse;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
 use super::{txn_util, RequestContext};
@@ -27,11 +26,7 @@ pub async fn handle(
     })
     .await
     {
-        Ok(TxnResponse::AddOffsetsToTxn(r)) => Some(r),
-        Ok(_) => {
-            resp.error_code = txn_util::mismatch("AddOffsetsToTxn").code();
-            Some(resp)
-        }
+        Ok(r) => Some(r),
         Err(e) => {
             resp.error_code = e.code();
             Some(resp)

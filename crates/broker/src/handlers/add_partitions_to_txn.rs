@@ -1,13 +1,13 @@
-//! AddPartitionsToTxn (key 24), versions 0-4: adds partitions to a
+//! AddPartitionsToTxn (key 24), versions 0-5: adds partitions to a
 //! producer's open transaction at its transaction coordinator. Versions 0-3
-//! are the client's form (one transaction); version 4 is the brokers' batched
-//! form (KIP-890: several transactions, possibly on different coordinator
-//! shards, and `verify_only` checks that partition leaders ask before
-//! appending a transactional batch). Partitions of topics that do not exist
+//! are the client's form (one transaction); versions 4-5 are the brokers'
+//! batched form (KIP-890: several transactions, possibly on different
+//! coordinator shards, and `verify_only` checks that partition leaders ask
+//! before appending a transactional batch; a v5 add that is not
+//! `verify_only` registers the partition of a transactions v2 producer). Partitions of topics that do not exist
 //! fail with UNKNOWN_TOPIC_OR_PARTITION and the others of the transaction
 //! with OPERATION_NOT_ATTEMPTED, as Kafka answers.
 
-use gregor_coordinator::txn::TxnResponse;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
@@ -81,11 +81,7 @@ pub async fn handle(
         })
         .await
         {
-            Ok(TxnResponse::AddPartitionsToTxn(r)) => return Some(r),
-            Ok(_) => {
-                let e = txn_util::mismatch("AddPartitionsToTxn");
-                resp.results_by_topic_v3_and_below = results(&topics, e, &|_, _| false);
-            }
+            Ok(r) => return Some(r),
             Err(e) => {
                 resp.results_by_topic_v3_and_below = results(&topics, e, &|_, _| false);
             }
@@ -116,21 +112,16 @@ pub async fn handle(
         }
         let mut sub = AddPartitionsToTxnRequest::default();
         sub.transactions = known.clone();
-        let answer = broker
+        let answer: Result<AddPartitionsToTxnResponse, _> = broker
             .txns
             .call(shard, move |s, now, id| {
                 s.add_partitions_to_txn(now, id, v, &sub)
             })
             .await;
         match answer {
-            Ok(TxnResponse::AddPartitionsToTxn(r)) => {
-                resp.results_by_transaction.extend(r.results_by_transaction)
-            }
-            other => {
-                let e = match other {
-                    Err(e) => super::coordinator_error(&e),
-                    Ok(_) => txn_util::mismatch("AddPartitionsToTxn"),
-                };
+            Ok(r) => resp.results_by_transaction.extend(r.results_by_transaction),
+            Err(e) => {
+                let e = super::coordinator_error(&e);
                 for t in &known {
                     let mut r = AddPartitionsToTxnResult::default();
                     r.transactional_id = t.transactional_id.clone();

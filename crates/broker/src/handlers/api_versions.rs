@@ -7,9 +7,12 @@
 
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::Encodable;
+use kafka_protocol::protocol::StrBytes;
 
 use super::{RequestContext, API_TABLE};
 use crate::broker::Broker;
@@ -27,13 +30,46 @@ fn api_keys() -> Vec<ApiVersion> {
         .collect()
 }
 
+/// v3+: the features this broker supports and the cluster's finalized
+/// levels (KIP-584). Clients read `transaction.version` here: at 2 a
+/// Kafka 4 producer runs transactions v2.
+fn add_features(broker: &Broker, resp: &mut ApiVersionsResponse) {
+    resp.supported_features = crate::features::SUPPORTED
+        .iter()
+        .map(|&(name, min, max)| {
+            let mut f = SupportedFeatureKey::default();
+            f.name = StrBytes::from_static_str(name);
+            f.min_version = min;
+            f.max_version = max;
+            f
+        })
+        .collect();
+    let image = broker.metadata.image();
+    resp.finalized_features_epoch = image.features_epoch.0;
+    resp.finalized_features = image
+        .features
+        .iter()
+        .filter(|(name, _)| crate::features::supported(name).is_some())
+        .map(|(name, &level)| {
+            let mut f = FinalizedFeatureKey::default();
+            f.name = StrBytes::from_string(name.clone());
+            f.min_version_level = level;
+            f.max_version_level = level;
+            f
+        })
+        .collect();
+}
+
 pub async fn handle(
-    _broker: &Broker,
-    _ctx: &RequestContext,
+    broker: &Broker,
+    ctx: &RequestContext,
     _req: ApiVersionsRequest,
 ) -> Option<ApiVersionsResponse> {
     let mut resp = ApiVersionsResponse::default();
     resp.api_keys = api_keys();
+    if ctx.api_version >= 3 {
+        add_features(broker, &mut resp);
+    }
     Some(resp)
 }
 

@@ -10,7 +10,6 @@ use super::group_util::{in_request_order, per_shard};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::group_runtime::ImageTopics;
-use gregor_coordinator::Response;
 
 pub async fn handle(
     broker: &Broker,
@@ -29,10 +28,7 @@ pub async fn handle(
             sub.group_ids = group_ids;
             s.consumer_group_describe(id, v, sub, &ImageTopics(image.clone()))
         },
-        |r| match r {
-            Response::ConsumerGroupDescribe(r) => Some(r.groups),
-            _ => None,
-        },
+        |r: ConsumerGroupDescribeResponse| r.groups,
         |name| {
             let mut g = DescribedGroup::default();
             g.group_id = name.clone();

@@ -8,7 +8,6 @@ use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeart
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::group_runtime::{client_info, ImageTopics};
-use gregor_coordinator::Response;
 
 pub async fn handle(
     broker: &Broker,
@@ -26,9 +25,9 @@ pub async fn handle(
         })
         .await
     {
-        Ok(Response::ConsumerGroupHeartbeat(r)) => Some(r),
-        other => {
-            super::group_util::log_failure("ConsumerGroupHeartbeat", other.err());
+        Ok(r) => Some(r),
+        Err(e) => {
+            super::group_util::log_failure("ConsumerGroupHeartbeat", &e);
             let mut r = ConsumerGroupHeartbeatResponse::default();
             r.error_code = ResponseError::CoordinatorNotAvailable.code();
             Some(r)

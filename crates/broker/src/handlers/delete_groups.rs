@@ -7,7 +7,6 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use super::group_util::per_shard;
 use super::RequestContext;
 use crate::broker::Broker;
-use gregor_coordinator::Response;
 
 pub async fn handle(
     broker: &Broker,
@@ -26,10 +25,7 @@ pub async fn handle(
             sub.groups_names = names;
             s.delete_groups(now, id, v, sub)
         },
-        |r| match r {
-            Response::DeleteGroups(r) => Some(r.results),
-            _ => None,
-        },
+        |r: DeleteGroupsResponse| r.results,
         |name| {
             let mut g = DeletableGroupResult::default();
             g.group_id = name.clone();

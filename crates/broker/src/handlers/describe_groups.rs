@@ -7,7 +7,6 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use super::group_util::{in_request_order, per_shard};
 use super::RequestContext;
 use crate::broker::Broker;
-use gregor_coordinator::Response;
 
 pub async fn handle(
     broker: &Broker,
@@ -25,10 +24,7 @@ pub async fn handle(
             sub.groups = groups;
             s.describe_groups(id, v, sub)
         },
-        |r| match r {
-            Response::DescribeGroups(r) => Some(r.groups),
-            _ => None,
-        },
+        |r: DescribeGroupsResponse| r.groups,
         |name| {
             let mut g = DescribedGroup::default();
             g.group_id = name.clone();

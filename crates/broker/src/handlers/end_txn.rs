@@ -1,10 +1,12 @@
-//! EndTxn (key 26), versions 0-4: commits or aborts a producer's open
-//! transaction. Answered once PrepareCommit / PrepareAbort is written to
-//! `__transaction_state` and replicated; the markers then go to the
+//! EndTxn (key 26), versions 0-5: commits or aborts a producer's open
+//! transaction (v5: transactions v2, the epoch is bumped and the response
+//! names the producer id and epoch to continue with). Answered once
+//! PrepareCommit / PrepareAbort is written to `__transaction_state` and
+//! replicated; the markers then go to the
 //! transaction's partitions (see `txn_runtime`), and requests for the id get
 //! CONCURRENT_TRANSACTIONS until they are all written.
 
-use gregor_coordinator::txn::TxnResponse;
+use gregor_coordinator::txn::END_TXN_V2_SINCE;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 
 use super::{txn_util, RequestContext};
@@ -18,16 +20,25 @@ pub async fn handle(
     let mut resp = EndTxnResponse::default();
     let v = ctx.api_version;
     let txn_id = req.transactional_id.to_string();
+    // Transactions v2 move to a fresh producer id once the epoch is
+    // exhausted: allocate one only then (the shard retries without it).
+    let mut fresh = None;
+    if v >= END_TXN_V2_SINCE {
+        let shard = broker.txns.partition_for(&txn_id);
+        let needs = broker
+            .txns
+            .read(shard, |s, _| s.needs_producer_id(&txn_id))
+            .unwrap_or(false);
+        if needs {
+            fresh = broker.next_producer_id().await.ok();
+        }
+    }
     match txn_util::call(broker, "EndTxn", &txn_id, move |s, now, id| {
-        s.end_txn(now, id, v, &req)
+        s.end_txn(now, id, v, &req, fresh)
     })
     .await
     {
-        Ok(TxnResponse::EndTxn(r)) => Some(r),
-        Ok(_) => {
-            resp.error_code = txn_util::mismatch("EndTxn").code();
-            Some(resp)
-        }
+        Ok(r) => Some(r),
         Err(e) => {
             resp.error_code = e.code();
             Some(resp)

@@ -5,14 +5,8 @@ use gregor_coordinator::{GroupCoordinatorShard, Output, RequestId, Response};
 use crate::broker::Broker;
 use crate::group_runtime::GroupError;
 
-pub fn log_failure(api: &str, error: Option<GroupError>) {
-    match error {
-        Some(e) => tracing::warn!(api, error = %e, "group coordinator unavailable"),
-        None => tracing::error!(
-            api,
-            "group coordinator answered with the wrong response type"
-        ),
-    }
+pub fn log_failure(api: &str, error: &GroupError) {
+    tracing::warn!(api, error = %error, "group coordinator unavailable");
 }
 
 /// For requests that name several groups: splits `items` by the coordinator
@@ -20,15 +14,18 @@ pub fn log_failure(api: &str, error: Option<GroupError>) {
 /// items, and concatenates what `extract` takes from each answer (shard
 /// order, not request order: see [`in_request_order`]). A shard that fails
 /// contributes `on_error(item)` for each of its items.
-pub async fn per_shard<I: Clone, O>(
+pub async fn per_shard<I: Clone, O, R>(
     broker: &Broker,
     api: &str,
     items: &[I],
     group_of: impl Fn(&I) -> &str,
     call: impl Fn(&mut GroupCoordinatorShard, i64, RequestId, Vec<I>) -> Output,
-    extract: impl Fn(Response) -> Option<Vec<O>>,
+    extract: impl Fn(R) -> Vec<O>,
     on_error: impl Fn(&I) -> O,
-) -> Vec<O> {
+) -> Vec<O>
+where
+    R: TryFrom<Response, Error = Response>,
+{
     let by_shard = broker
         .groups
         .by_partition(items.iter().map(|i| (group_of(i), i.clone())));
@@ -40,10 +37,10 @@ pub async fn per_shard<I: Clone, O>(
             .groups
             .call(p, move |s, now, id| call(s, now, id, batch))
             .await;
-        match answer.map(&extract) {
-            Ok(Some(v)) => out.extend(v),
-            other => {
-                log_failure(api, other.err());
+        match answer {
+            Ok(r) => out.extend(extract(r)),
+            Err(e) => {
+                log_failure(api, &e);
                 out.extend(shard_items.iter().map(&on_error));
             }
         }

@@ -5,7 +5,6 @@
 //! transaction); a producer id is allocated up front for it to use when the
 //! id is new or its epoch is exhausted.
 
-use gregor_coordinator::txn::TxnResponse;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
@@ -43,11 +42,7 @@ pub async fn handle(
     })
     .await
     {
-        Ok(TxnResponse::InitProducerId(r)) => Some(r),
-        Ok(_) => {
-            resp.error_code = txn_util::mismatch("InitProducerId").code();
-            Some(resp)
-        }
+        Ok(r) => Some(r),
         Err(e) => {
             resp.error_code = e.code();
             Some(resp)

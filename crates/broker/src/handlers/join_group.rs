@@ -7,7 +7,6 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::group_runtime::client_info;
-use gregor_coordinator::Response;
 
 pub async fn handle(
     broker: &Broker,
@@ -22,9 +21,9 @@ pub async fn handle(
         .call(p, move |s, now, id| s.join_group(now, id, v, &client, req))
         .await
     {
-        Ok(Response::JoinGroup(r)) => Some(r),
-        other => {
-            super::group_util::log_failure("JoinGroup", other.err());
+        Ok(r) => Some(r),
+        Err(e) => {
+            super::group_util::log_failure("JoinGroup", &e);
             let mut r = JoinGroupResponse::default();
             r.error_code = ResponseError::CoordinatorNotAvailable.code();
             Some(r)

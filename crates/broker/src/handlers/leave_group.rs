@@ -5,7 +5,6 @@ use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use super::RequestContext;
 use crate::broker::Broker;
-use gregor_coordinator::Response;
 
 pub async fn handle(
     broker: &Broker,
@@ -19,9 +18,9 @@ pub async fn handle(
         .call(p, move |s, now, id| s.leave_group(now, id, v, req))
         .await
     {
-        Ok(Response::LeaveGroup(r)) => Some(r),
-        other => {
-            super::group_util::log_failure("LeaveGroup", other.err());
+        Ok(r) => Some(r),
+        Err(e) => {
+            super::group_util::log_failure("LeaveGroup", &e);
             let mut r = LeaveGroupResponse::default();
             r.error_code = ResponseError::CoordinatorNotAvailable.code();
             Some(r)

@@ -5,7 +5,6 @@ use kafka_protocol::messages::{ListGroupsRequest, ListGroupsResponse};
 
 use super::RequestContext;
 use crate::broker::Broker;
-use gregor_coordinator::Response;
 
 pub async fn handle(
     broker: &Broker,
@@ -15,24 +14,18 @@ pub async fn handle(
     let v = ctx.api_version;
     let mut resp = ListGroupsResponse::default();
     if let Err(e) = broker.groups.ensure_topic().await {
-        super::group_util::log_failure("ListGroups", Some(e));
+        super::group_util::log_failure("ListGroups", &e);
         resp.error_code = ResponseError::CoordinatorNotAvailable.code();
         return Some(resp);
     }
-    match broker
+    let answers: Result<Vec<ListGroupsResponse>, _> = broker
         .groups
         .call_all(|s, _, id| s.list_groups(id, v, &req))
-        .await
-    {
-        Ok(all) => {
-            for r in all {
-                if let Response::ListGroups(r) = r {
-                    resp.groups.extend(r.groups);
-                }
-            }
-        }
+        .await;
+    match answers {
+        Ok(all) => resp.groups.extend(all.into_iter().flat_map(|r| r.groups)),
         Err(e) => {
-            super::group_util::log_failure("ListGroups", Some(e));
+            super::group_util::log_failure("ListGroups", &e);
             resp.error_code = ResponseError::CoordinatorNotAvailable.code();
         }
     }

@@ -58,6 +58,7 @@ pub mod produce;
 pub mod sync_group;
 pub mod txn_offset_commit;
 mod txn_util;
+pub mod update_features;
 mod util;
 pub mod write_txn_markers;
 
@@ -209,13 +210,14 @@ apis! {
     AlterPartitionReassignments => alter_partition_reassignments(AlterPartitionReassignmentsRequest, 0, 0, 0),
     ListPartitionReassignments => list_partition_reassignments(ListPartitionReassignmentsRequest, 0, 0, 0),
     ListConfigResources => list_config_resources(ListConfigResourcesRequest, 0, 0, 1),
-    AddPartitionsToTxn => add_partitions_to_txn(AddPartitionsToTxnRequest, 0, 0, 4),
+    AddPartitionsToTxn => add_partitions_to_txn(AddPartitionsToTxnRequest, 0, 0, 5),
     AddOffsetsToTxn => add_offsets_to_txn(AddOffsetsToTxnRequest, 0, 0, 4),
-    EndTxn => end_txn(EndTxnRequest, 0, 0, 4),
+    EndTxn => end_txn(EndTxnRequest, 0, 0, 5),
     WriteTxnMarkers => write_txn_markers(WriteTxnMarkersRequest, 1, 1, 1),
     TxnOffsetCommit => txn_offset_commit(TxnOffsetCommitRequest, 0, 0, 5),
     DescribeTransactions => describe_transactions(DescribeTransactionsRequest, 0, 0, 0),
     ListTransactions => list_transactions(ListTransactionsRequest, 0, 0, 2),
+    UpdateFeatures => update_features(UpdateFeaturesRequest, 0, 0, 1),
 }
 
 enum Checked {

@@ -15,7 +15,6 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicN
 
 use super::RequestContext;
 use crate::broker::Broker;
-use gregor_coordinator::Response;
 
 pub async fn handle(
     broker: &Broker,
@@ -46,9 +45,9 @@ pub async fn handle(
         .call(p, move |s, now, id| s.commit_offsets(now, id, v, req))
         .await
     {
-        Ok(Response::OffsetCommit(r)) => r,
-        other => {
-            super::group_util::log_failure("OffsetCommit", other.err());
+        Ok(r) => r,
+        Err(e) => {
+            super::group_util::log_failure("OffsetCommit", &e);
             let mut r = OffsetCommitResponse::default();
             add_errors(&mut r, known, ResponseError::CoordinatorNotAvailable);
             r

@@ -6,7 +6,6 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use super::RequestContext;
 use crate::broker::Broker;
-use gregor_coordinator::Response;
 
 pub async fn handle(
     broker: &Broker,
@@ -20,9 +19,9 @@ pub async fn handle(
         .call(p, move |s, now, id| s.delete_offsets(now, id, v, req))
         .await
     {
-        Ok(Response::OffsetDelete(r)) => Some(r),
-        other => {
-            super::group_util::log_failure("OffsetDelete", other.err());
+        Ok(r) => Some(r),
+        Err(e) => {
+            super::group_util::log_failure("OffsetDelete", &e);
             let mut r = OffsetDeleteResponse::default();
             r.error_code = ResponseError::CoordinatorNotAvailable.code();
             Some(r)

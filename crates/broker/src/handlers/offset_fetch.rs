@@ -8,7 +8,6 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 use super::group_util::{in_request_order, per_shard};
 use super::RequestContext;
 use crate::broker::Broker;
-use gregor_coordinator::Response;
 
 pub async fn handle(
     broker: &Broker,
@@ -24,9 +23,9 @@ pub async fn handle(
                 .call(p, move |s, _, id| s.fetch_offsets(id, v, req))
                 .await
             {
-                Ok(Response::OffsetFetch(r)) => r,
-                other => {
-                    super::group_util::log_failure("OffsetFetch", other.err());
+                Ok(r) => r,
+                Err(e) => {
+                    super::group_util::log_failure("OffsetFetch", &e);
                     let mut r = OffsetFetchResponse::default();
                     r.error_code = ResponseError::CoordinatorNotAvailable.code();
                     r
@@ -44,10 +43,7 @@ pub async fn handle(
             sub.groups = groups;
             s.fetch_offsets(id, v, sub)
         },
-        |r| match r {
-            Response::OffsetFetch(r) => Some(r.groups),
-            _ => None,
-        },
+        |r: OffsetFetchResponse| r.groups,
         |g| {
             let mut out = OffsetFetchResponseGroup::default();
             out.group_id = g.group_id.clone();

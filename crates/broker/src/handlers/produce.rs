@@ -23,7 +23,7 @@ use super::RequestContext;
 use crate::broker::Broker;
 use crate::partition::{Partition, PartitionError};
 use crate::purgatory::Waiter;
-use gregor_storage::StorageError;
+use gregor_storage::{StorageError, Verification};
 
 /// An `acks=all` append the ISR has not replicated yet: the topic's and the
 /// partition's positions in the response, the partition, and the offset its
@@ -53,17 +53,29 @@ pub async fn handle(
             r.base_offset = -1;
             r.log_append_time_ms = -1;
             r.log_start_offset = -1;
+            let verified = match &req.transactional_id {
+                Some(id) if (-1..=1).contains(&acks) => {
+                    let add = ctx.api_version >= PRODUCE_TXN_V2_SINCE;
+                    verify_transaction(broker, id, &name, p.index, p.records.as_ref(), add).await
+                }
+                _ => Ok(Verification::Unchecked),
+            };
             let refused = if !(-1..=1).contains(&acks) {
                 Some(ResponseError::InvalidRequiredAcks)
-            } else if let Some(e) = match &req.transactional_id {
-                Some(id) => {
-                    verify_transaction(broker, id, &name, p.index, p.records.as_ref()).await
-                }
-                None => None,
-            } {
+            } else if let Err(e) = verified {
                 Some(e)
             } else {
-                match append(broker, ctx, &name, p.index, p.records, acks, &mut r) {
+                let verification = verified.unwrap_or(Verification::Unchecked);
+                match append(
+                    broker,
+                    ctx,
+                    &name,
+                    p.index,
+                    p.records,
+                    acks,
+                    verification,
+                    &mut r,
+                ) {
                     Ok(Some((partition, required))) => {
                         let at = (resp.responses.len(), t.partition_responses.len());
                         delayed.push((at.0, at.1, partition, required));
@@ -90,6 +102,10 @@ pub async fn handle(
     (acks != 0).then_some(resp)
 }
 
+/// The first Produce version a transactions v2 producer sends: its
+/// partitions are added to the transaction by the leader.
+const PRODUCE_TXN_V2_SINCE: i16 = 12;
+
 /// KIP-890 part 1 (`transaction.partition.verification.enable`, on by
 /// default in Kafka): the first transactional batch of a producer's
 /// transaction in a partition is appended only if the transaction
@@ -100,33 +116,52 @@ pub async fn handle(
 /// ever. Errors as Kafka translates them: INVALID_TXN_STATE when the
 /// partition is not in the transaction, NOT_ENOUGH_REPLICAS (retried by
 /// every client) when the coordinator could not answer.
+///
+/// Produce v12+ comes from a transactions v2 producer (KIP-890 part 2),
+/// which never sends AddPartitionsToTxn: `add` asks the coordinator to add
+/// the partition instead of only checking it, whatever
+/// `transaction.partition.verification.enable` says.
+///
+/// Returns what the append must check: the verification guard taken before
+/// asking ([`gregor_storage::Log::start_verification`]), so a marker
+/// written while the request waited (its transaction ended) makes the batch
+/// fail instead of opening a transaction no coordinator knows.
 async fn verify_transaction(
     broker: &Broker,
     transactional_id: &str,
     topic: &str,
     index: i32,
     records: Option<&Bytes>,
-) -> Option<ResponseError> {
-    let first = records.and_then(|r| gregor_records::BatchIter::new(r).next()?.ok())?;
-    let header = first.0;
+    add: bool,
+) -> Result<Verification, ResponseError> {
+    let Some((header, _, _)) = records.and_then(|r| gregor_records::BatchIter::new(r).next()?.ok())
+    else {
+        return Ok(Verification::Unchecked);
+    };
     if !header.is_transactional() || header.producer_id < 0 {
-        return None;
+        return Ok(Verification::Unchecked);
     }
-    if !broker
-        .config
-        .props
-        .get("transaction.partition.verification.enable")
-        .is_none_or(|v| v.trim().eq_ignore_ascii_case("true"))
+    if !add
+        && !broker
+            .config
+            .props
+            .get("transaction.partition.verification.enable")
+            .is_none_or(|v| v.trim().eq_ignore_ascii_case("true"))
     {
-        return None;
+        return Ok(Verification::Unchecked);
     }
-    let partition = broker.partition(topic, index)?;
-    if partition
+    let Some(partition) = broker.partition(topic, index) else {
+        // The append answers for the missing partition.
+        return Ok(Verification::Unchecked);
+    };
+    let Some(guard) = partition
         .log()
-        .has_ongoing_transaction(header.producer_id, header.producer_epoch)
-    {
-        return None;
-    }
+        .start_verification(header.producer_id, header.producer_epoch)
+    else {
+        // Already open here: nothing to ask, but the append still fails
+        // if a marker closes the transaction first.
+        return Ok(Verification::Required(None));
+    };
     let verdict = crate::txn_runtime::verify_partition(
         broker,
         transactional_id,
@@ -134,19 +169,20 @@ async fn verify_transaction(
         header.producer_epoch,
         topic,
         index,
+        add,
     )
     .await;
     match verdict {
-        None => None,
+        None => Ok(Verification::Required(Some(guard))),
         Some(
             ResponseError::ConcurrentTransactions
             | ResponseError::NetworkException
             | ResponseError::CoordinatorLoadInProgress
             | ResponseError::CoordinatorNotAvailable
             | ResponseError::NotCoordinator,
-        ) => Some(ResponseError::NotEnoughReplicas),
-        Some(ResponseError::ProducerFenced) => Some(ResponseError::InvalidProducerEpoch),
-        Some(e) => Some(e),
+        ) => Err(ResponseError::NotEnoughReplicas),
+        Some(ResponseError::ProducerFenced) => Err(ResponseError::InvalidProducerEpoch),
+        Some(e) => Err(e),
     }
 }
 
@@ -192,6 +228,7 @@ async fn await_replication(
 }
 
 /// One partition's append; fills `r` with the outcome.
+#[allow(clippy::too_many_arguments)]
 fn append(
     broker: &Broker,
     ctx: &RequestContext,
@@ -199,6 +236,7 @@ fn append(
     index: i32,
     records: Option<Bytes>,
     acks: i16,
+    verification: Verification,
     r: &mut PartitionProduceResponse,
 ) -> Result<Option<(Arc<Partition>, i64)>, ResponseError> {
     let Some(partition) = broker.partition(topic, index) else {
@@ -217,7 +255,7 @@ fn append(
             .unwrap_or_else(|b| BytesMut::from(&b[..])),
         _ => return Err(ResponseError::CorruptMessage),
     };
-    match partition.append_records_as_leader(records, acks) {
+    match partition.append_records_as_leader_verified(records, acks, verification) {
         Ok(info) => {
             r.base_offset = info.base_offset;
             r.log_append_time_ms = info.log_append_time;

@@ -5,7 +5,6 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::RequestContext;
 use crate::broker::Broker;
-use gregor_coordinator::Response;
 
 pub async fn handle(
     broker: &Broker,
@@ -19,9 +18,9 @@ pub async fn handle(
         .call(p, move |s, now, id| s.sync_group(now, id, v, req))
         .await
     {
-        Ok(Response::SyncGroup(r)) => Some(r),
-        other => {
-            super::group_util::log_failure("SyncGroup", other.err());
+        Ok(r) => Some(r),
+        Err(e) => {
+            super::group_util::log_failure("SyncGroup", &e);
             let mut r = SyncGroupResponse::default();
             r.error_code = ResponseError::CoordinatorNotAvailable.code();
             Some(r)

@@ -40,7 +40,9 @@ pub fn storage_error(e: &StorageError) -> ResponseError {
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         StorageError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
-        StorageError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        StorageError::InvalidTxnState { .. } | StorageError::TransactionNotVerified { .. } => {
+            ResponseError::InvalidTxnState
+        }
         StorageError::TransactionCoordinatorFenced { .. } => {
             ResponseError::TransactionCoordinatorFenced
         }
@@ -194,5 +196,7 @@ pub fn coordinator_error(e: &crate::coordinator_runtime::CoordinatorError) -> Re
         CoordinatorError::NotAvailable(_) | CoordinatorError::Broker(_) => {
             ResponseError::CoordinatorNotAvailable
         }
+        // A coordinator bug (logged by the runtime).
+        CoordinatorError::WrongResponse { .. } => ResponseError::UnknownServerError,
     }
 }

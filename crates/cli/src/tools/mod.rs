@@ -23,6 +23,7 @@ pub mod consumer_groups;
 pub mod consumer_perf;
 pub mod delete_records;
 pub mod end_to_end_latency;
+pub mod features;
 pub mod get_offsets;
 pub mod leader_election;
 pub mod log_dirs;

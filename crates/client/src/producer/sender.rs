@@ -190,10 +190,11 @@ async fn send_batches(
         }
         return;
     }
-    // Produce v12 announces transaction version 2 (KIP-890: partitions join
-    // a transaction implicitly); this client adds them itself, so a
-    // transactional producer stays at v11 as the Java client without TV2.
-    let max_version = if transactional { 11 } else { i16::MAX };
+    // Produce v12 announces transactions v2 (KIP-890: the leader adds the
+    // partition to the transaction); a classic transactional producer adds
+    // them itself and stays at v11, as the Java client without TV2.
+    let v2 = inner.txn.as_ref().is_some_and(|t| t.lock().is_v2());
+    let max_version = if transactional && !v2 { 11 } else { i16::MAX };
     match conn.start_at_most(&req, max_version).await {
         Ok(pending) => {
             let inner = inner.clone();

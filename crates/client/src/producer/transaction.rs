@@ -29,7 +29,7 @@ use kafka_protocol::messages::txn_offset_commit_request::{
 };
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, GroupId,
-    InitProducerIdRequest, ProducerId, TransactionalId, TxnOffsetCommitRequest,
+    InitProducerIdRequest, ProduceRequest, ProducerId, TransactionalId, TxnOffsetCommitRequest,
 };
 use tokio::sync::Notify;
 
@@ -225,6 +225,18 @@ impl Txn {
         Ok(())
     }
 
+    /// Whether the coordinator's broker finalized `transaction.version` 2
+    /// and serves the versions transactions v2 needs (Java's
+    /// `isTransactionV2Enabled`).
+    async fn uses_v2(&self, inner: &Inner) -> bool {
+        let Ok(conn) = self.coordinator(inner).await else {
+            return false;
+        };
+        conn.feature_level("transaction.version") >= 2
+            && conn.version_for::<EndTxnRequest>().is_ok_and(|v| v >= 5)
+            && conn.version_for::<ProduceRequest>().is_ok_and(|v| v >= 12)
+    }
+
     /// The transaction coordinator's connection, looking it up if needed.
     async fn coordinator(&self, inner: &Inner) -> Result<Arc<Connection>> {
         let known = *plock(&self.coordinator);
@@ -381,14 +393,27 @@ impl Txn {
             .with_producer_id(ProducerId(producer_id))
             .with_producer_epoch(epoch)
             .with_committed(commit);
-        self.call(inner, TxnApi::EndTxn, deadline, |conn| {
-            let req = req.clone();
-            async move {
-                let resp = conn.send(&req).await?;
-                Ok((resp.error_code, None, ()))
+        // EndTxn v5 (transactions v2) answers the producer id and epoch to
+        // continue with: every transaction bumps the epoch.
+        let cap = if self.lock().is_v2() { 5 } else { 4 };
+        let next = self
+            .call(inner, TxnApi::EndTxn, deadline, |conn| {
+                let req = req.clone();
+                async move {
+                    let resp = conn.start_at_most(&req, cap).await?.wait().await?;
+                    let next = (resp.producer_id.0 >= 0 && resp.producer_epoch >= 0)
+                        .then_some((resp.producer_id.0, resp.producer_epoch));
+                    Ok((resp.error_code, None, next))
+                }
+            })
+            .await?;
+        if let Some((id, epoch)) = next.filter(|_| cap >= 5) {
+            if Some((id, epoch)) != self.lock().producer_id() {
+                inner.acc.reset_sequences();
+                self.lock().epoch_bumped(id, epoch);
             }
-        })
-        .await
+        }
+        Ok(())
     }
 
     async fn add_offsets(
@@ -448,8 +473,12 @@ impl Txn {
                     }
                 };
                 let conn = inner.cluster.connection(node).await?;
+                // v5 adds the group's offsets partition to a transactions
+                // v2 transaction; a classic one stays below.
+                let cap = if self.lock().is_v2() { 5 } else { 4 };
+                let version = conn.version_at_most::<TxnOffsetCommitRequest>(cap)?;
                 let req = txn_offset_commit_request(
-                    conn.version_for::<TxnOffsetCommitRequest>()?,
+                    version,
                     self.transactional_id(),
                     group,
                     producer_id,
@@ -640,7 +669,11 @@ impl Producer {
         match txn.init_producer_id(inner, None, self.deadline()).await {
             Ok((id, epoch)) => {
                 inner.acc.reset_sequences();
-                txn.lock().init_done(id, epoch);
+                let v2 = txn.uses_v2(inner).await;
+                let mut tm = txn.lock();
+                tm.init_done(id, epoch);
+                tm.set_v2(v2);
+                drop(tm);
                 tracing::info!(
                     producer_id = id,
                     epoch,
@@ -691,8 +724,10 @@ impl Producer {
                 reason: "no producer id",
             })?
         };
-        txn.add_offsets(inner, &group.group_id, pid, deadline)
-            .await?;
+        if !txn.lock().is_v2() {
+            txn.add_offsets(inner, &group.group_id, pid, deadline)
+                .await?;
+        }
         txn.lock().offsets_added();
         txn.txn_offset_commit(inner, offsets, group, pid, deadline)
             .await

@@ -146,6 +146,10 @@ pub(crate) struct TxnManager {
     ending: bool,
     /// The epoch must be bumped once this transaction is aborted.
     epoch_bump_required: bool,
+    /// Transactions v2 (KIP-890 part 2, the coordinator's broker finalized
+    /// `transaction.version` 2): partitions and offsets join the
+    /// transaction implicitly, and every EndTxn bumps the epoch.
+    v2: bool,
 }
 
 impl TxnManager {
@@ -161,7 +165,18 @@ impl TxnManager {
             started: false,
             ending: false,
             epoch_bump_required: false,
+            v2: false,
         }
+    }
+
+    /// Whether this producer runs transactions v2 (decided at init).
+    pub fn is_v2(&self) -> bool {
+        self.v2
+    }
+
+    /// Decided at `init_transactions` from the coordinator's features.
+    pub fn set_v2(&mut self, v2: bool) {
+        self.v2 = v2;
     }
 
     pub fn transactional_id(&self) -> &str {
@@ -284,6 +299,12 @@ impl TxnManager {
 
     /// A record for `tp` was appended in this transaction.
     pub fn add_partition(&mut self, tp: &TopicPartition) {
+        if self.v2 {
+            // The partition leader adds it when the first batch arrives.
+            self.partitions.insert(tp.clone());
+            self.started = true;
+            return;
+        }
         if !self.partitions.contains(tp)
             && !self.pending_partitions.contains(tp)
             && !self.new_partitions.contains(tp)

@@ -17,13 +17,17 @@ use kafka_protocol::messages::{
     AddPartitionsToTxnResponse,
 };
 
-use super::metadata::TxnState;
+use super::metadata::{TxnState, TV_0, TV_2};
 use super::{fenced, TxnCoordinatorShard, TxnOutput, TxnResponse};
 use crate::RequestId;
 
 /// The first AddPartitionsToTxn / AddOffsetsToTxn version that understands
 /// PRODUCER_FENCED.
 const PRODUCER_FENCED_SINCE: i16 = 2;
+
+/// The first AddPartitionsToTxn version a partition leader sends for a
+/// transactions v2 producer (an add, not only a verification).
+pub const ADD_PARTITIONS_V2_SINCE: i16 = 5;
 
 /// The `__consumer_offsets` topic, whose partition AddOffsetsToTxn adds.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -117,6 +121,7 @@ impl TxnCoordinatorShard {
                 req.v3_and_below_producer_id.0,
                 req.v3_and_below_producer_epoch,
                 &partitions,
+                TV_0,
                 &mut out,
             );
             let e = match result {
@@ -132,6 +137,13 @@ impl TxnCoordinatorShard {
                 let answer = if t.verify_only {
                     self.verify(txn_id, t.producer_id.0, t.producer_epoch, &partitions)
                 } else {
+                    // v5+: a partition leader registering the partition of
+                    // a transactions v2 producer's first batch there.
+                    let tv = if version >= ADD_PARTITIONS_V2_SINCE {
+                        TV_2
+                    } else {
+                        TV_0
+                    };
                     Answer::All(
                         self.add(
                             now_ms,
@@ -139,6 +151,7 @@ impl TxnCoordinatorShard {
                             t.producer_id.0,
                             t.producer_epoch,
                             &partitions,
+                            tv,
                             &mut out,
                         )
                         .err(),
@@ -179,6 +192,7 @@ impl TxnCoordinatorShard {
             req.producer_id.0,
             req.producer_epoch,
             &[(OFFSETS_TOPIC.to_owned(), offsets_partition)],
+            TV_0,
             &mut out,
         );
         let mut resp = AddOffsetsToTxnResponse::default();
@@ -191,7 +205,10 @@ impl TxnCoordinatorShard {
         out
     }
 
-    /// Kafka's `handleAddPartitionsToTransaction` for one transaction.
+    /// Kafka's `handleAddPartitionsToTransaction` for one transaction;
+    /// `client_tv` is the client's `transaction.version` (2 when a partition
+    /// leader adds for a transactions v2 producer).
+    #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
         now_ms: i64,
@@ -199,6 +216,7 @@ impl TxnCoordinatorShard {
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[(String, i32)],
+        client_tv: i16,
         out: &mut TxnOutput,
     ) -> Result<(), ResponseError> {
         let m = self.check_producer(txn_id, producer_id, producer_epoch)?;
@@ -216,8 +234,10 @@ impl TxnCoordinatorShard {
         }
         let mut next = m.clone();
         if next.state != TxnState::Ongoing {
-            // The transaction starts with its first partition.
+            // The transaction starts with its first partition, and runs on
+            // the protocol of the request that started it.
             next.start_timestamp_ms = now_ms;
+            next.client_transaction_version = client_tv;
         }
         next.state = TxnState::Ongoing;
         for (t, p) in partitions {

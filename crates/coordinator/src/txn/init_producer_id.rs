@@ -76,6 +76,10 @@ fn transit(
             next.start_timestamp_ms = -1;
             next.last_update_timestamp_ms = now_ms;
             next.previous_producer_id = m.producer_id;
+            // A new producer session starts on the classic protocol; its
+            // first implicit add (transactions v2) switches it.
+            next.next_producer_id = super::metadata::NO_PRODUCER_ID;
+            next.client_transaction_version = super::metadata::TV_0;
             let rotate = epoch_exhausted(m.producer_epoch)
                 && expected.is_none_or(|(_, e)| e == m.producer_epoch);
             if rotate {

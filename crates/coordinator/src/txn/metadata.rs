@@ -139,7 +139,24 @@ pub struct TxnMetadata {
     pub start_timestamp_ms: i64,
     /// Last change; the transactional id expires counting from it.
     pub last_update_timestamp_ms: i64,
+    /// Transactions v2: the producer id the client moves to once the
+    /// current transaction completes, because EndTxn found the epoch
+    /// exhausted (-1 otherwise). Kafka's `nextProducerId`.
+    pub next_producer_id: i64,
+    /// The `transaction.version` the client used for the transaction in
+    /// progress or last completed: 2 when it ends transactions with EndTxn
+    /// v5+ and adds partitions implicitly (KIP-890 part 2; every EndTxn then
+    /// bumps the epoch), 0 for the classic protocol. Kafka's
+    /// `clientTransactionVersion`.
+    pub client_transaction_version: i16,
 }
+
+/// Kafka's `TransactionVersion` levels of the `transaction.version` feature.
+pub const TV_0: i16 = 0;
+/// Flexible `__transaction_state` values (v1 records).
+pub const TV_1: i16 = 1;
+/// An epoch bump with every EndTxn, implicit partition registration.
+pub const TV_2: i16 = 2;
 
 impl TxnMetadata {
     /// A transactional id seen for the first time (not yet persisted: the
@@ -156,7 +173,14 @@ impl TxnMetadata {
             partitions: BTreeMap::new(),
             start_timestamp_ms: -1,
             last_update_timestamp_ms: now_ms,
+            next_producer_id: NO_PRODUCER_ID,
+            client_transaction_version: TV_0,
         }
+    }
+
+    /// Whether the transaction runs the v2 protocol (epoch bump per EndTxn).
+    pub fn is_v2(&self) -> bool {
+        self.client_transaction_version >= TV_2
     }
 
     pub fn contains(&self, topic: &str, partition: i32) -> bool {
@@ -185,14 +209,14 @@ impl TxnMetadata {
         TxnLogValue {
             producer_id: self.producer_id,
             previous_producer_id: self.previous_producer_id,
-            next_producer_id: NO_PRODUCER_ID,
+            next_producer_id: self.next_producer_id,
             producer_epoch: self.producer_epoch,
             timeout_ms: self.timeout_ms,
             state: self.state,
             partitions,
             last_update_timestamp_ms: self.last_update_timestamp_ms,
             start_timestamp_ms: self.start_timestamp_ms,
-            client_transaction_version: 0,
+            client_transaction_version: self.client_transaction_version,
         }
     }
 
@@ -216,6 +240,8 @@ impl TxnMetadata {
             partitions,
             start_timestamp_ms: v.start_timestamp_ms,
             last_update_timestamp_ms: v.last_update_timestamp_ms,
+            next_producer_id: v.next_producer_id,
+            client_transaction_version: v.client_transaction_version,
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The transaction coordinator: transactional ids as a state machine over
 //! the internal compacted topic `__transaction_state` (Kafka's
-//! `TransactionCoordinator` + `TransactionStateManager`, classic protocol:
-//! `transaction.version` 0/1; KIP-890 part 2's per-transaction epoch bump is
-//! not implemented, part 1's `verify_only` is).
+//! `TransactionCoordinator` + `TransactionStateManager`: the classic
+//! protocol (`transaction.version` 0/1) with KIP-890 part 1's `verify_only`
+//! checks, and transactions v2 (`transaction.version` 2, KIP-890 part 2:
+//! partitions added implicitly by the partition leaders, an epoch bump with
+//! every EndTxn v5+).
 //!
 //! One [`TxnCoordinatorShard`] per `__transaction_state` partition (50 by
 //! default; [`crate::partitioner::partition_for`] maps a transactional id to
@@ -73,8 +75,9 @@ pub mod records;
 #[cfg(test)]
 mod tests;
 
-pub use add_partitions::reject_partitions;
+pub use add_partitions::{reject_partitions, ADD_PARTITIONS_V2_SINCE};
 pub use admin::list_transactions_header;
+pub use end_txn::END_TXN_V2_SINCE;
 pub use metadata::{TxnMetadata, TxnState};
 
 use std::collections::BTreeMap;
@@ -116,13 +119,16 @@ impl Default for TxnConfig {
     }
 }
 
-/// A response the runtime sends to the connection of `RequestId`.
-#[derive(Debug, Clone)]
-pub enum TxnResponse {
-    InitProducerId(InitProducerIdResponse),
-    AddPartitionsToTxn(AddPartitionsToTxnResponse),
-    AddOffsetsToTxn(AddOffsetsToTxnResponse),
-    EndTxn(EndTxnResponse),
+response_enum! {
+    /// A response the runtime sends to the connection of `RequestId`; the
+    /// caller gets its API's own type (`TryFrom<TxnResponse>`).
+    #[derive(Debug, Clone)]
+    pub enum TxnResponse {
+        InitProducerId(InitProducerIdResponse),
+        AddPartitionsToTxn(AddPartitionsToTxnResponse),
+        AddOffsetsToTxn(AddOffsetsToTxnResponse),
+        EndTxn(EndTxnResponse),
+    }
 }
 
 /// Transaction markers to write once the PrepareCommit/PrepareAbort record
@@ -438,6 +444,16 @@ impl TxnCoordinatorShard {
         };
         m.partitions.clear();
         m.last_update_timestamp_ms = now_ms;
+        if m.is_v2() && m.next_producer_id != metadata::NO_PRODUCER_ID {
+            // Transactions v2 with an exhausted epoch: the markers went out
+            // at the last epoch of the old id; the client already continues
+            // with the new one (Kafka's `prepareComplete`).
+            m.previous_producer_id = m.producer_id;
+            m.last_producer_epoch = m.producer_epoch;
+            m.producer_id = m.next_producer_id;
+            m.producer_epoch = 0;
+            m.next_producer_id = metadata::NO_PRODUCER_ID;
+        }
         self.write(m, out);
     }
 
@@ -453,8 +469,14 @@ impl TxnCoordinatorShard {
         if m.state != TxnState::Ongoing {
             return;
         }
-        if m.producer_epoch < i16::MAX {
-            m.producer_epoch += 1;
+        // Transactions v2 bump once more for the abort itself, as Kafka's
+        // `prepareAbortOrCommit` does after the fence: an EndTxn retried by
+        // the fenced producer cannot pass for a retry of that abort.
+        let bumps = if m.is_v2() { 2 } else { 1 };
+        if m.producer_epoch <= i16::MAX - bumps {
+            m.producer_epoch += bumps;
+        } else if m.producer_epoch < i16::MAX {
+            m.producer_epoch = i16::MAX;
         } else {
             // Cannot happen: clients never get an exhausted epoch, so an
             // ongoing transaction is at most at i16::MAX - 1. Abort without

@@ -5,14 +5,14 @@
 //! Every key and value starts with a big-endian `int16` version. Version 0
 //! of the value is the classic layout; version 1 is "flexible" (compact
 //! lengths as unsigned varint of length+1, tagged fields) and is what Kafka
-//! writes once `transaction.version` >= 1 (KIP-890). We write version 0, as
-//! Kafka does for classic transactions (`transaction.version` 0), and read
-//! both.
+//! writes once `transaction.version` >= 1 (KIP-890). We write version 0
+//! when every version-1-only field is at its default (classic
+//! transactions), version 1 otherwise, and read both.
 //!
 //! ```text
 //! TransactionLogKey   v0
 //!   version:int16 | transactionalId:string
-//! TransactionLogValue v0, v1 (written: v0)
+//! TransactionLogValue v0, v1
 //!   version:int16 | producerId:int64 | producerEpoch:int16
 //!   | transactionTimeoutMs:int32 | transactionStatus:int8
 //!   | transactionPartitions:nullable [ topic:string | partitionIds:[int32] ]
@@ -32,7 +32,7 @@ use super::metadata::TxnState;
 use crate::records::{put_string, Reader, RecordError};
 
 const KEY_VERSION: i16 = 0;
-/// The value version we write (Kafka's `TransactionVersion.TV_0`).
+/// The value version of classic transactions (Kafka's `TransactionVersion.TV_0`).
 pub const VALUE_VERSION_WRITTEN: i16 = 0;
 
 /// A decoded `__transaction_state` key.
@@ -88,9 +88,13 @@ pub fn decode_key(data: &[u8]) -> Result<TxnLogKey, RecordError> {
     }
 }
 
-/// Encodes `v` in the version we write ([`VALUE_VERSION_WRITTEN`]).
+/// Encodes `v`: version 0 ([`VALUE_VERSION_WRITTEN`]) for classic
+/// transactions (their previous producer id is not kept, as in Kafka's v0),
+/// version 1 for a transactions v2 client, whose client version and next
+/// producer id the coordinator needs after a failover.
 pub fn encode_value(v: &TxnLogValue) -> Bytes {
-    encode_value_version(v, VALUE_VERSION_WRITTEN)
+    let flexible = v.client_transaction_version != 0 || v.next_producer_id != -1;
+    encode_value_version(v, if flexible { 1 } else { VALUE_VERSION_WRITTEN })
 }
 
 fn put_uvarint(buf: &mut BytesMut, mut n: u32) {

@@ -139,7 +139,7 @@ fn end_v(
     r.producer_id = pid.into();
     r.producer_epoch = epoch;
     r.committed = commit;
-    s.end_txn(now, 3, version, &r)
+    s.end_txn(now, 3, version, &r, None)
 }
 
 fn end(
@@ -1143,4 +1143,209 @@ proptest::proptest! {
             }
         }
     }
+}
+
+// ------------------------------------------------------------ transactions v2
+
+/// A partition leader's implicit add for a transactions v2 producer
+/// (AddPartitionsToTxn v5, not `verify_only`).
+fn add_v2(
+    s: &mut TxnCoordinatorShard,
+    now: i64,
+    txn: &str,
+    pid: i64,
+    epoch: i16,
+    parts: &[(&str, i32)],
+) -> Option<i16> {
+    let mut req = AddPartitionsToTxnRequest::default();
+    req.transactions = vec![v4_txn(txn, pid, epoch, false, parts)];
+    let out = s.add_partitions_to_txn(now, 9, 5, &req);
+    add_resp(&out).results_by_transaction[0]
+        .topic_results
+        .iter()
+        .flat_map(|t| &t.results_by_partition)
+        .map(|p| p.partition_error_code)
+        .find(|&c| c != E_NONE)
+}
+
+fn end_v2(
+    s: &mut TxnCoordinatorShard,
+    now: i64,
+    txn: &str,
+    pid: i64,
+    epoch: i16,
+    commit: bool,
+    fresh: Option<i64>,
+) -> (TxnOutput, (i16, i64, i16)) {
+    let mut r = EndTxnRequest::default();
+    r.transactional_id = TransactionalId(sb(txn));
+    r.producer_id = pid.into();
+    r.producer_epoch = epoch;
+    r.committed = commit;
+    let out = s.end_txn(now, 3, 5, &r, fresh);
+    let resp = end_resp(&out);
+    let got = (resp.error_code, resp.producer_id.0, resp.producer_epoch);
+    (out, got)
+}
+
+#[test]
+fn v2_every_end_bumps_the_epoch_and_the_markers_carry_it() {
+    let mut s = shard();
+    let (_, pid, e) = init(&mut s, 0, "t", 10);
+    assert_eq!(add_v2(&mut s, 1, "t", pid, e, &[("a", 0)]), None);
+    let m = s.transaction("t").unwrap();
+    assert_eq!(
+        (m.state, m.client_transaction_version),
+        (TxnState::Ongoing, 2)
+    );
+
+    let (out, got) = end_v2(&mut s, 2, "t", pid, e, true, None);
+    assert_eq!(got, (E_NONE, pid, e + 1), "the client continues at e+1");
+    assert_eq!(out.markers.len(), 1);
+    assert_eq!(
+        (out.markers[0].producer_id, out.markers[0].producer_epoch),
+        (pid, e + 1)
+    );
+    // Written as value version 1 with the client's transaction version.
+    assert_eq!(&out.records[0].value.as_ref().unwrap()[..2], &[0, 1]);
+    let v = written(&out)[0].1.clone().unwrap();
+    assert_eq!(
+        (v.state, v.producer_epoch, v.client_transaction_version),
+        (TxnState::PrepareCommit, e + 1, 2)
+    );
+    // A retry while the markers are written, then after.
+    assert_eq!(
+        end_v2(&mut s, 3, "t", pid, e, true, None).1 .0,
+        code(ResponseError::ConcurrentTransactions)
+    );
+    s.markers_written(4, "t", pid, e + 1);
+    assert_eq!(state(&s, "t"), TxnState::CompleteCommit);
+    assert_eq!(
+        end_v2(&mut s, 5, "t", pid, e, true, None).1,
+        (E_NONE, pid, e + 1)
+    );
+    assert_eq!(
+        end_v2(&mut s, 5, "t", pid, e, false, None).1 .0,
+        code(ResponseError::InvalidTxnState)
+    );
+    // The finished transaction's epoch can no longer add a partition; the
+    // next transaction's can.
+    assert_eq!(
+        add_v2(&mut s, 6, "t", pid, e, &[("a", 1)]),
+        Some(code(ResponseError::ProducerFenced))
+    );
+    assert_eq!(add_v2(&mut s, 6, "t", pid, e + 1, &[("a", 1)]), None);
+    let (_, got) = end_v2(&mut s, 7, "t", pid, e + 1, false, None);
+    assert_eq!(got, (E_NONE, pid, e + 2));
+    // An epoch two behind is a zombie, not a retry.
+    assert_eq!(
+        end_v2(&mut s, 8, "t", pid, e, false, None).1 .0,
+        code(ResponseError::ProducerFenced)
+    );
+}
+
+#[test]
+fn v2_exhausted_epoch_moves_to_the_fresh_producer_id() {
+    let mut s = shard();
+    let (_, pid, _) = init(&mut s, 0, "t", 10);
+    let last = i16::MAX - 1;
+    s.txns.get_mut("t").unwrap().producer_epoch = last;
+    assert_eq!(add_v2(&mut s, 1, "t", pid, last, &[("a", 0)]), None);
+    assert!(s.needs_producer_id("t"));
+    // Without a fresh id the broker is asked to retry (it allocates one).
+    assert_eq!(
+        end_v2(&mut s, 2, "t", pid, last, true, None).1 .0,
+        code(ResponseError::ConcurrentTransactions)
+    );
+    assert_eq!(state(&s, "t"), TxnState::Ongoing);
+    let (out, got) = end_v2(&mut s, 2, "t", pid, last, true, Some(77));
+    assert_eq!(got, (E_NONE, 77, 0));
+    assert_eq!(
+        (out.markers[0].producer_id, out.markers[0].producer_epoch),
+        (pid, i16::MAX),
+        "the markers fence the old id at its last epoch"
+    );
+    let out = s.markers_written(3, "t", pid, i16::MAX);
+    let v = written(&out)[0].1.clone().unwrap();
+    assert_eq!(
+        (
+            v.state,
+            v.producer_id,
+            v.producer_epoch,
+            v.previous_producer_id,
+            v.next_producer_id
+        ),
+        (TxnState::CompleteCommit, 77, 0, pid, -1)
+    );
+    // The retry of that EndTxn, from the old id, gets the same answer.
+    assert_eq!(
+        end_v2(&mut s, 4, "t", pid, last, true, None).1,
+        (E_NONE, 77, 0)
+    );
+    assert_eq!(add_v2(&mut s, 5, "t", 77, 0, &[("a", 0)]), None);
+}
+
+#[test]
+fn v2_abort_of_a_transaction_that_wrote_nothing_bumps_the_epoch() {
+    let mut s = shard();
+    let (_, pid, e) = init(&mut s, 0, "t", 10);
+    assert_eq!(
+        end_v2(&mut s, 1, "t", pid, e, true, None).1 .0,
+        code(ResponseError::InvalidTxnState),
+        "nothing to commit"
+    );
+    let (out, got) = end_v2(&mut s, 1, "t", pid, e, false, None);
+    assert_eq!(got, (E_NONE, pid, e + 1));
+    assert!(out.markers.is_empty());
+    assert_eq!(state(&s, "t"), TxnState::CompleteAbort);
+    // Its retry is answered the same.
+    assert_eq!(
+        end_v2(&mut s, 2, "t", pid, e, false, None).1,
+        (E_NONE, pid, e + 1)
+    );
+}
+
+#[test]
+fn v2_timeout_fences_past_a_retry_of_the_abort() {
+    let mut s = shard();
+    let (_, pid, e) = init(&mut s, 0, "t", 10);
+    assert_eq!(add_v2(&mut s, 1, "t", pid, e, &[("a", 0)]), None);
+    let out = s.on_timer(1_000_000, TxnTimerKey::AbortTimedOut);
+    assert_eq!(out.markers[0].producer_epoch, e + 2);
+    s.markers_written(1_000_001, "t", pid, e + 2);
+    assert_eq!(
+        end_v2(&mut s, 1_000_002, "t", pid, e, false, None).1 .0,
+        code(ResponseError::ProducerFenced)
+    );
+}
+
+#[test]
+fn v2_state_survives_a_reload() {
+    let mut s = shard();
+    let (_, pid, _) = init(&mut s, 0, "t", 10);
+    let last = i16::MAX - 1;
+    s.txns.get_mut("t").unwrap().producer_epoch = last;
+    let mut log = Vec::new();
+    let mut req = AddPartitionsToTxnRequest::default();
+    req.transactions = vec![v4_txn("t", pid, last, false, &[("a", 0)])];
+    log.extend(s.add_partitions_to_txn(1, 9, 5, &req).records);
+    let (out, _) = end_v2(&mut s, 2, "t", pid, last, false, Some(77));
+    log.extend(out.records);
+    let mut back = reload(&log);
+    let m = back.transaction("t").unwrap();
+    assert_eq!(
+        (
+            m.state,
+            m.producer_epoch,
+            m.next_producer_id,
+            m.client_transaction_version
+        ),
+        (TxnState::PrepareAbort, i16::MAX, 77, 2)
+    );
+    // The new coordinator re-sends the markers and completes on the new id.
+    let out = back.loaded(3);
+    assert_eq!(out.markers[0].producer_epoch, i16::MAX);
+    back.markers_written(4, "t", pid, i16::MAX);
+    let m = back.transaction("t").unwrap();
+    assert_eq!((m.producer_id, m.producer_epoch), (77, 0));
 }
