@@ -23,6 +23,7 @@
 //! - [`handlers`]: one module per Kafka API, routed from one table.
 //! - [`response_buf`]: response frames that reference fetched record bytes instead of copying them.
 
+pub mod bootstrap;
 pub mod broker;
 pub mod cluster;
 pub mod config;
