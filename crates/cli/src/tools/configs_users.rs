@@ -113,12 +113,18 @@ async fn alter(
     user: String,
     alterations: &[UserScramCredentialAlteration],
 ) -> anyhow::Result<()> {
-    for (_, result) in admin
-        .alter_user_scram_credentials(alterations)
-        .await
-        .map_err(client_err)?
-    {
-        result.map_err(client_err)?;
+    // One request per change: Kafka's controller refuses a user named twice
+    // in one request (DUPLICATE_RESOURCE), so the documented
+    // `SCRAM-SHA-256=[...],SCRAM-SHA-512=[...]` would fail as one request.
+    // The changes apply in order; the first refusal stops the rest.
+    for a in alterations {
+        for (_, result) in admin
+            .alter_user_scram_credentials(std::slice::from_ref(a))
+            .await
+            .map_err(client_err)?
+        {
+            result.map_err(client_err)?;
+        }
     }
     println!("Completed updating config for user {user}.");
     Ok(())
