@@ -27,6 +27,7 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
+from cluster_util import cluster, cluster_factory, wait_for  # noqa: F401 - fixtures
 from compat_util import ck_admin
 from conftest import Broker, gregor_bin
 
@@ -202,3 +203,26 @@ def test_storage_format_add_scram(tmp_path):
     finally:
         if node.running():
             assert node.stop() == 0, node.report()
+
+
+def test_cluster_alter_through_a_follower(cluster):
+    """In a 3-node cluster a change sent to a node that is not the active
+    controller is forwarded to it; every node then describes it, also after
+    the controller is gone."""
+    leader = cluster.active_controller()
+    follower = next(n for n in cluster.nodes if n.id != leader)
+    assert alter(ck_admin(follower.bootstrap), [
+        UserScramCredentialUpsertion("alice", ScramCredentialInfo(SHA256, 8192), b"alice-secret"),
+    ]) == {"alice": None}
+    for node in cluster.nodes:
+        wait_for(lambda: describe_one(ck_admin(node.bootstrap), "alice") == [(SHA256, 8192)],
+                 30, f"alice's credential on node {node.id}")
+    cluster.node(leader).kill9()
+    survivor = next(n for n in cluster.nodes if n.id != leader)
+    # A retry after a lost answer finds the credential already gone.
+    wait_for(lambda: alter(ck_admin(survivor.bootstrap), [UserScramCredentialDeletion("alice", SHA256)])
+             in ({"alice": None}, {"alice": "RESOURCE_NOT_FOUND"}),
+             60, "a deletion through a new active controller")
+    for node in cluster.live_nodes():
+        wait_for(lambda: describe_one(ck_admin(node.bootstrap), "alice") == "RESOURCE_NOT_FOUND",
+                 30, f"alice's deletion on node {node.id}")

@@ -439,7 +439,7 @@ mod tests {
             &c,
             "MkU3OEVBNTcwNTJENDM2Qk",
             false,
-            &[want.clone()],
+            std::slice::from_ref(&want),
             0,
             &mut out,
         )

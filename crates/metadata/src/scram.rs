@@ -73,6 +73,9 @@ fn mechanism(name: &str, id: i8) -> Result<ScramMechanism, ScramAlterError> {
     ScramMechanism::from_type_id(id).ok_or(ScramAlterError::UnknownMechanism)
 }
 
+/// Each user's outcome of an AlterUserScramCredentials request.
+pub type ScramAlterResults = Vec<(String, Result<(), ScramAlterError>)>;
+
 /// Decides one AlterUserScramCredentials request: the records to append
 /// and each user's outcome, in the order users first appear (deletions
 /// first, as in the request's layout).
@@ -80,10 +83,7 @@ pub fn alter_user_scram_credentials(
     image: &MetadataImage,
     deletions: &[ScramDeletion],
     upsertions: &[ScramUpsertion],
-) -> (
-    Vec<MetadataRecord>,
-    Vec<(String, Result<(), ScramAlterError>)>,
-) {
+) -> (Vec<MetadataRecord>, ScramAlterResults) {
     // Each user's single change, or its error.
     let mut outcomes: Vec<(String, Result<MetadataRecord, ScramAlterError>)> = Vec::new();
     let mut decide = |name: &str, change: Result<MetadataRecord, ScramAlterError>| {

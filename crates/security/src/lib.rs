@@ -257,7 +257,11 @@ impl Authenticator {
             .ok_or_else(|| AuthError::UnsupportedMechanism(mechanism.to_string()))?;
         Ok(match m.scram() {
             None => SaslServer::Plain(PlainServer::new(self.store.clone())),
-            Some(s) => SaslServer::Scram(ScramServer::new(s, self.store.clone(), server_nonce)),
+            Some(s) => SaslServer::Scram(Box::new(ScramServer::new(
+                s,
+                self.store.clone(),
+                server_nonce,
+            ))),
         })
     }
 }
@@ -266,7 +270,8 @@ impl Authenticator {
 #[derive(Debug)]
 pub enum SaslServer {
     Plain(PlainServer),
-    Scram(ScramServer),
+    /// Boxed: its exchange state is far larger than PLAIN's.
+    Scram(Box<ScramServer>),
 }
 
 impl SaslServer {

@@ -14,6 +14,9 @@ use super::util::str_bytes;
 use super::RequestContext;
 use crate::broker::Broker;
 
+/// A user's refusal: its error code and message.
+type Failure = (ResponseError, String);
+
 pub async fn handle(
     broker: &Broker,
     _ctx: &RequestContext,
@@ -58,7 +61,7 @@ pub async fn handle(
             ))
         })
         .await;
-    let results: Vec<(String, Result<(), (ResponseError, String)>)> = match outcome {
+    let results: Vec<(String, Result<(), Failure>)> = match outcome {
         Ok(Ok(results)) => results
             .into_iter()
             .map(|(user, r)| (user, r.map_err(|e| (error_code(&e), e.to_string()))))
