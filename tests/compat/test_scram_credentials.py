@@ -1,6 +1,7 @@
 """SCRAM credentials (KIP-554: DescribeUserScramCredentials 50 and
 AlterUserScramCredentials 51) through confluent-kafka 2.16 / librdkafka's
-AdminClient, `gregor configs --entity-type users` and `gregor storage format
+AdminClient, the Apache Kafka Java AdminClient 3.9
+(java/JavaScramAdminTest.java), `gregor configs --entity-type users` and `gregor storage format
 --add-scram`, answered as Kafka 4.1 answers them.
 
 librdkafka computes the salted password itself (its own PBKDF2); the broker
@@ -28,9 +29,10 @@ from confluent_kafka.admin import (
 )
 
 from cluster_util import cluster, cluster_factory, wait_for  # noqa: F401 - fixtures
-from compat_util import ck_admin
+from compat_util import ck_admin, compile_java, run_java_main
 from conftest import Broker, gregor_bin
 
+JAVA_SRC = Path(__file__).resolve().parent / "java" / "JavaScramAdminTest.java"
 SHA256 = ScramMechanism.SCRAM_SHA_256
 SHA512 = ScramMechanism.SCRAM_SHA_512
 
@@ -133,6 +135,14 @@ def test_alter_describe_delete_with_confluent_kafka(broker):
     broker.restart()
     admin = ck_admin(broker.bootstrap)
     assert describe_all(admin) == {"bob": [(SHA256, 16384), (SHA512, 4096)], "frank": [(SHA512, 4096)]}
+
+
+def test_java_admin(broker, java_classpath, tmp_path):
+    classes = compile_java(JAVA_SRC, java_classpath, tmp_path / "classes")
+    run_java_main(classes, "JavaScramAdminTest", broker.bootstrap)
+    # What the Java client wrote, librdkafka reads.
+    assert describe_all(ck_admin(broker.bootstrap)) == {
+        "jalice": [(SHA512, 10000)], "jbob": [(SHA512, 4096)]}
 
 
 def test_configs_tool_for_users(broker):
