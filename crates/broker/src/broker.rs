@@ -146,6 +146,8 @@ impl Broker {
                 )?;
                 let endpoint = (config.advertised_host.clone(), config.advertised_port);
                 let rack = config.rack.clone();
+                let bootstrap = crate::bootstrap::read(&config.metadata_log_dir)
+                    .map_err(MetadataStoreError::from)?;
                 store
                     .update(|image| {
                         let records = crate::cluster::registration(
@@ -154,6 +156,7 @@ impl Broker {
                             node_id,
                             endpoint,
                             rack,
+                            &bootstrap,
                         );
                         Ok::<_, std::convert::Infallible>((records, ()))
                     })?
