@@ -157,6 +157,8 @@ impl Broker {
                     })
                     .collect();
                 let rack = config.rack.clone();
+                let bootstrap = crate::bootstrap::read(&config.metadata_log_dir)
+                    .map_err(MetadataStoreError::from)?;
                 store
                     .update(|image| {
                         let records = crate::cluster::registration(
@@ -166,6 +168,7 @@ impl Broker {
                             endpoint,
                             endpoints,
                             rack,
+                            &bootstrap,
                         );
                         Ok::<_, std::convert::Infallible>((records, ()))
                     })?

@@ -10,6 +10,10 @@
 //!   controller's RPCs (forwarded proposals, heartbeats, fencing), the broker's cluster loop.
 //! - [`meta_properties`]: `meta.properties` of each log dir (cluster, node and dir ids), checked
 //!   at start and written by `gregor storage format`.
+//! - [`bootstrap`]: `bootstrap.checkpoint`, the records (SCRAM credentials) a new cluster
+//!   starts with, left by `gregor storage format --add-scram`.
+//! - [`sasl`]: a listener's SASL mechanisms and credentials (JAAS users, the image's SCRAM
+//!   credentials) for the connection code's SaslHandshake / SaslAuthenticate.
 //! - [`partition`]: [`Partition`], one hosted partition: its log and replication state (role,
 //!   leader epoch, ISR, high watermark, followers' positions) behind one lock.
 //! - [`purgatory`]: requests waiting on partitions, woken by those partitions' events only.
@@ -26,6 +30,7 @@
 //! - [`handlers`]: one module per Kafka API, routed from one table.
 //! - [`response_buf`]: response frames that reference fetched record bytes instead of copying them.
 
+pub mod bootstrap;
 pub mod broker;
 pub mod cluster;
 pub mod config;
@@ -44,6 +49,7 @@ pub mod partition;
 pub mod purgatory;
 pub mod replica_fetcher;
 pub mod response_buf;
+pub mod sasl;
 pub mod server;
 pub mod transport;
 pub mod txn_runtime;

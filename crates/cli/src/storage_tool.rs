@@ -17,17 +17,21 @@ use gregor_broker::meta_properties::{
     META_PROPERTIES_NAME,
 };
 use gregor_broker::BrokerConfig;
+use gregor_metadata::{scram, MetadataRecord};
+use gregor_security::ScramMechanism;
 use gregor_storage::Clock;
 
 pub const EXAMPLES: &str = "Examples:
   gregor storage random-uuid
   gregor storage format -t \"$(gregor storage random-uuid)\" -c config/server.properties
   gregor storage format --cluster-id MkU3OEVBNTcwNTJENDM2Qk --config server.properties --ignore-formatted
+  gregor storage format -t \"$(gregor storage random-uuid)\" -c server.properties --add-scram 'SCRAM-SHA-256=[name=admin,password=admin-secret]'
   gregor storage info -c config/server.properties";
 
 const FORMAT_EXAMPLES: &str = "Examples:
   gregor storage format -t \"$(gregor storage random-uuid)\" -c config/server.properties
-  gregor storage format --cluster-id MkU3OEVBNTcwNTJENDM2Qk --config server.properties --ignore-formatted";
+  gregor storage format --cluster-id MkU3OEVBNTcwNTJENDM2Qk --config server.properties --ignore-formatted
+  gregor storage format -t \"$(gregor storage random-uuid)\" -c server.properties --add-scram 'SCRAM-SHA-256=[name=admin,password=admin-secret]'";
 
 const INFO_EXAMPLES: &str = "Examples:
   gregor storage info -c config/server.properties";
@@ -80,6 +84,11 @@ pub enum StorageCommand {
             value_name = "VOTERS"
         )]
         initial_controllers: Option<String>,
+        /// A SCRAM credential for the bootstrap metadata, repeatable:
+        /// 'SCRAM-SHA-256=[name=alice,password=alice-secret]' (also
+        /// iterations=N, default 4096, and salt=BASE64).
+        #[arg(long = "add-scram", short = 'S', value_name = "SCRAM")]
+        add_scram: Vec<String>,
     },
     /// Print a random UUID (for a cluster id).
     #[command(name = "random-uuid")]
@@ -105,6 +114,7 @@ pub fn run(args: StorageArgs) -> anyhow::Result<i32> {
             standalone,
             no_initial_controllers: _,
             initial_controllers,
+            add_scram,
         } => {
             if standalone {
                 bail!("--standalone is not supported yet: Gregor has no dynamic controller quorum (KIP-853); format without it");
@@ -112,12 +122,18 @@ pub fn run(args: StorageArgs) -> anyhow::Result<i32> {
             if initial_controllers.is_some() {
                 bail!("--initial-controllers is not supported yet: Gregor has no dynamic controller quorum (KIP-853); format without it");
             }
+            let mut rng = rand::thread_rng();
+            let bootstrap = add_scram
+                .iter()
+                .map(|s| parse_add_scram(s, &mut rng))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let config = load_config(&config)?;
             let clock = gregor_storage::SystemClock;
             format(
                 &config,
                 &cluster_id,
                 ignore_formatted,
+                &bootstrap,
                 clock.now_ms(),
                 &mut std::io::stdout().lock(),
             )?;
@@ -147,11 +163,82 @@ fn normalize(path: &Path) -> PathBuf {
     path.components().collect()
 }
 
-/// Kafka's `Formatter.doFormat`: checks the dirs, then writes each empty one.
+/// Kafka's `ScramParser`: `SCRAM-SHA-256=[name=alice,password=alice-secret]`
+/// (values may be quoted; `iterations`, default 4096, and a base64 `salt`
+/// are optional) as a credential record.
+fn parse_add_scram(text: &str, rng: &mut impl rand::Rng) -> anyhow::Result<MetadataRecord> {
+    let (mechanism, rest) = text
+        .split_once('=')
+        .with_context(|| format!("Failed to find equals sign in SCRAM argument '{text}'"))?;
+    let mechanism = ScramMechanism::from_mechanism_name(mechanism.trim()).with_context(|| {
+        format!("The add-scram mechanism {mechanism} is not supported (use SCRAM-SHA-256 or SCRAM-SHA-512)")
+    })?;
+    let body = rest
+        .trim()
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .with_context(|| {
+            format!("Expected configuration string to be enclosed in square brackets: '{text}'")
+        })?;
+    let (mut name, mut password, mut salt, mut iterations) = (None, None, None, 4096);
+    for part in body.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = part.split_once('=').with_context(|| {
+            format!("Failed to find equals sign in SCRAM configuration '{part}'")
+        })?;
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value)
+            .to_string();
+        match key.trim() {
+            "name" => name = Some(value),
+            "password" => password = Some(value),
+            "iterations" => {
+                iterations = value
+                    .parse::<i32>()
+                    .with_context(|| format!("Invalid iterations '{value}'"))?;
+                if iterations < mechanism.min_iterations()
+                    || iterations > mechanism.max_iterations()
+                {
+                    bail!(
+                        "The number of iterations must be between {} and {}, found {iterations}",
+                        mechanism.min_iterations(),
+                        mechanism.max_iterations()
+                    );
+                }
+            }
+            "salt" => {
+                use base64::Engine;
+                salt = Some(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(&value)
+                        .with_context(|| format!("Invalid base64 salt '{value}'"))?,
+                )
+            }
+            other => bail!(
+                "Unknown SCRAM configuration key '{other}' (use name, password, iterations, salt)"
+            ),
+        }
+    }
+    let name = name
+        .filter(|n| !n.is_empty())
+        .with_context(|| format!("You must supply 'name' to add-scram: '{text}'"))?;
+    let password =
+        password.with_context(|| format!("You must supply 'password' to add-scram: '{text}'"))?;
+    let salt = salt.unwrap_or_else(|| gregor_security::scram::random_salt(rng));
+    Ok(scram::credential_record(
+        &name, mechanism, &password, salt, iterations,
+    ))
+}
+
+/// Kafka's `Formatter.doFormat`: checks the dirs, then writes each empty
+/// one; the metadata dir gets the `bootstrap` records, if any.
 fn format(
     config: &BrokerConfig,
     cluster_id: &str,
     ignore_formatted: bool,
+    bootstrap: &[MetadataRecord],
     now_ms: i64,
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<()> {
@@ -185,6 +272,7 @@ fn format(
         writeln!(out, "All of the log directories are already formatted.")?;
         return Ok(());
     }
+    let bootstrap_metadata_dir = dirs.empty_dirs().contains(&metadata_dir) && !bootstrap.is_empty();
     let mut printed = Ok(());
     let mut rng = meta_properties::system_rng();
     dirs.format_empty_dirs(cluster_id, config.node_id, now_ms, &mut rng, &mut |dir| {
@@ -208,6 +296,14 @@ fn format(
         ),
         other => other.into(),
     })?;
+    if bootstrap_metadata_dir {
+        gregor_broker::bootstrap::write(&metadata_dir, bootstrap, now_ms).with_context(|| {
+            format!(
+                "Error while writing the bootstrap metadata in {}",
+                metadata_dir.display()
+            )
+        })?;
+    }
     Ok(printed?)
 }
 
@@ -298,7 +394,7 @@ mod tests {
 
     fn run_format(c: &BrokerConfig, id: &str, g: bool) -> (anyhow::Result<()>, String) {
         let mut out = Vec::new();
-        let r = format(c, id, g, 0, &mut out);
+        let r = format(c, id, g, &[], 0, &mut out);
         (r, String::from_utf8(out).unwrap())
     }
 
@@ -306,6 +402,50 @@ mod tests {
         let mut out = Vec::new();
         let code = info(&directories(c), &mut out).unwrap();
         (code, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn add_scram_writes_the_bootstrap() {
+        let mut rng = rand::thread_rng();
+        let record = parse_add_scram(
+            "SCRAM-SHA-256=[name=admin,password=\"admin-secret\",iterations=8192,salt=AQID]",
+            &mut rng,
+        )
+        .unwrap();
+        let want = scram::credential_record(
+            "admin",
+            ScramMechanism::Sha256,
+            "admin-secret",
+            vec![1, 2, 3],
+            8192,
+        );
+        assert_eq!(record, want);
+        for bad in [
+            "SCRAM-SHA-1=[name=a,password=b]",
+            "SCRAM-SHA-256=name=a,password=b",
+            "SCRAM-SHA-256=[password=b]",
+            "SCRAM-SHA-256=[name=a]",
+            "SCRAM-SHA-256=[name=a,password=b,iterations=10]",
+            "SCRAM-SHA-256=[name=a,password=b,color=red]",
+            "SCRAM-SHA-256",
+        ] {
+            assert!(parse_add_scram(bad, &mut rng).is_err(), "{bad}");
+        }
+        let root = tempfile::tempdir().unwrap();
+        let (a, m) = (root.path().join("a"), root.path().join("m"));
+        let c = config(a.to_str().unwrap(), Some(m.to_str().unwrap()));
+        let mut out = Vec::new();
+        format(
+            &c,
+            "MkU3OEVBNTcwNTJENDM2Qk",
+            false,
+            std::slice::from_ref(&want),
+            0,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(gregor_broker::bootstrap::read(&m).unwrap(), vec![want]);
+        assert!(gregor_broker::bootstrap::read(&a).unwrap().is_empty());
     }
 
     #[test]

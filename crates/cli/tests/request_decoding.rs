@@ -250,6 +250,27 @@ fn populated() -> Vec<(i16, Encoder)> {
                     .with_partition_index(1),
             ))
     });
+    add!(
+        DescribeUserScramCredentialsRequest,
+        DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+            describe_user_scram_credentials_request::UserName::default().with_name(s("alice")),
+        ]))
+    );
+    add!(AlterUserScramCredentialsRequest, {
+        use alter_user_scram_credentials_request::{
+            ScramCredentialDeletion, ScramCredentialUpsertion,
+        };
+        AlterUserScramCredentialsRequest::default()
+            .with_deletions(vec![ScramCredentialDeletion::default()
+                .with_name(s("bob"))
+                .with_mechanism(2)])
+            .with_upsertions(vec![ScramCredentialUpsertion::default()
+                .with_name(s("alice"))
+                .with_mechanism(1)
+                .with_iterations(8192)
+                .with_salt(bytes::Bytes::from_static(b"salt"))
+                .with_salted_password(bytes::Bytes::from(vec![7u8; 32]))])
+    });
     v
 }
 
@@ -307,6 +328,7 @@ fn default_frame(key: i16, version: i16) -> Option<Vec<u8>> {
         ListPartitionReassignmentsRequest,
         OffsetDeleteRequest,
         DescribeClientQuotasRequest,
+        UpdateFeaturesRequest,
         AlterClientQuotasRequest,
         DescribeUserScramCredentialsRequest,
         AlterUserScramCredentialsRequest,

@@ -322,9 +322,45 @@ fn configs_alter_and_describe() {
         tool(
             &b,
             "configs",
-            &["--describe", "--entity-type", "users", "--entity-name", "u"],
+            &[
+                "--describe",
+                "--entity-type",
+                "clients",
+                "--entity-name",
+                "c",
+            ],
         ),
         "not supported",
+    );
+    // Users are their SCRAM credentials: none yet, so nothing to print.
+    assert_eq!(
+        ok(tool(
+            &b,
+            "configs",
+            &["--describe", "--entity-type", "users", "--entity-name", "u"],
+        )),
+        ""
+    );
+    ok(tool(
+        &b,
+        "configs",
+        &[
+            "--alter",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "u",
+            "--add-config",
+            "SCRAM-SHA-512=[iterations=5000,password=pw]",
+        ],
+    ));
+    assert_eq!(
+        ok(tool(
+            &b,
+            "configs",
+            &["--describe", "--entity-type", "users"]
+        )),
+        "SCRAM credential configs for user-principal 'u' are SCRAM-SHA-512=iterations=5000\n"
     );
 }
 

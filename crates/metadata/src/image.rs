@@ -11,9 +11,10 @@
 //!               ──Arc──▶ topic_names: HashMap<id, name>
 //!               ──Arc──▶ configs: BTreeMap<resource, Arc<BTreeMap<name, value>>>
 //!               ──Arc──▶ brokers: BTreeMap<id, BrokerImage>
+//!               ──Arc──▶ scram: BTreeMap<user, BTreeMap<mechanism, ScramCredentialImage>>
 //! ```
 //!
-//! Cloning an image copies four pointers. [`MetadataImage::apply`] then
+//! Cloning an image copies five pointers. [`MetadataImage::apply`] then
 //! copies on write ([`Arc::make_mut`]) only what a record touches: creating a
 //! partition copies that topic and the top-level map of `Arc`s (pointer
 //! copies), never the other topics, their partitions or any config. Applying a
@@ -92,6 +93,25 @@ impl BrokerImage {
     }
 }
 
+/// A user's SCRAM credential for one mechanism: what a SCRAM server needs
+/// (Kafka's `ScramCredential`), never the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramCredentialImage {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for ScramCredentialImage {
+    // The keys are password equivalents for an offline attack.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramCredentialImage")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The cluster's metadata at one point of the log. `Clone` is cheap (it
 /// shares every map); see the module docs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,6 +130,8 @@ pub struct MetadataImage {
     /// `finalized_features_epoch` (clients keep the features of the highest
     /// epoch they saw, so it grows with every change).
     pub features_epoch: FeaturesEpoch,
+    /// SCRAM credentials: user, then mechanism (Kafka's type id).
+    scram: Arc<BTreeMap<String, BTreeMap<i8, ScramCredentialImage>>>,
 }
 
 /// A count of feature changes seen by one image's history, not part of
@@ -275,6 +297,43 @@ impl MetadataImage {
                     features.insert(name.clone(), *level);
                 }
             }
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                salt,
+                stored_key,
+                server_key,
+                iterations,
+            } => {
+                Arc::make_mut(&mut self.scram)
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(
+                        *mechanism,
+                        ScramCredentialImage {
+                            salt: salt.clone(),
+                            stored_key: stored_key.clone(),
+                            server_key: server_key.clone(),
+                            iterations: *iterations,
+                        },
+                    );
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                let has = self
+                    .scram
+                    .get(name)
+                    .is_some_and(|m| m.contains_key(mechanism));
+                if !has {
+                    return;
+                }
+                let scram = Arc::make_mut(&mut self.scram);
+                if let Some(by_mechanism) = scram.get_mut(name) {
+                    by_mechanism.remove(mechanism);
+                    if by_mechanism.is_empty() {
+                        scram.remove(name);
+                    }
+                }
+            }
         }
     }
 
@@ -351,6 +410,18 @@ impl MetadataImage {
                 });
             }
         }
+        for (name, by_mechanism) in self.scram.iter() {
+            for (&mechanism, c) in by_mechanism {
+                out.push(MetadataRecord::UserScramCredential {
+                    name: name.clone(),
+                    mechanism,
+                    salt: c.salt.clone(),
+                    stored_key: c.stored_key.clone(),
+                    server_key: c.server_key.clone(),
+                    iterations: c.iterations,
+                });
+            }
+        }
         if self.next_producer_id != 0 {
             out.push(MetadataRecord::ProducerIds {
                 // No broker owns a block because of a snapshot; -1 says so.
@@ -420,6 +491,21 @@ impl MetadataImage {
     /// The dynamic configs set on a resource (topic overrides or dynamic broker configs).
     pub fn configs(&self, resource: &ConfigResource) -> Option<&BTreeMap<String, String>> {
         self.configs.get(resource).map(|m| &**m)
+    }
+
+    /// `user`'s SCRAM credential for `mechanism` (Kafka's type id).
+    pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredentialImage> {
+        self.scram.get(user).and_then(|m| m.get(&mechanism))
+    }
+
+    /// `user`'s SCRAM credentials by mechanism, if it has any.
+    pub fn scram_credentials(&self, user: &str) -> Option<&BTreeMap<i8, ScramCredentialImage>> {
+        self.scram.get(user)
+    }
+
+    /// Every user with a SCRAM credential, in name order, with them.
+    pub fn scram_users(&self) -> impl Iterator<Item = (&str, &BTreeMap<i8, ScramCredentialImage>)> {
+        self.scram.iter().map(|(u, m)| (u.as_str(), m))
     }
 
     /// The resources that have dynamic configs (ListConfigResources).
@@ -580,6 +666,45 @@ mod tests {
         );
     }
 
+    #[test]
+    fn scram_credentials_apply_and_remove() {
+        let cred = |mechanism: i8, iterations: i32| MetadataRecord::UserScramCredential {
+            name: "alice".into(),
+            mechanism,
+            salt: vec![1],
+            stored_key: vec![2],
+            server_key: vec![3],
+            iterations,
+        };
+        let mut image = MetadataImage::default();
+        image.apply(&cred(1, 4096));
+        image.apply(&cred(2, 8192));
+        image.apply(&cred(1, 5000));
+        assert_eq!(image.scram_credential("alice", 1).unwrap().iterations, 5000);
+        assert_eq!(image.scram_credentials("alice").unwrap().len(), 2);
+        let before = image.clone();
+        image.apply(&MetadataRecord::RemoveUserScramCredential {
+            name: "alice".into(),
+            mechanism: 1,
+        });
+        assert!(image.scram_credential("alice", 1).is_none());
+        assert_eq!(
+            before.scram_credential("alice", 1).unwrap().iterations,
+            5000
+        );
+        image.apply(&MetadataRecord::RemoveUserScramCredential {
+            name: "alice".into(),
+            mechanism: 2,
+        });
+        assert!(image.scram_credentials("alice").is_none());
+        assert_eq!(image.scram_users().count(), 0);
+        assert_eq!(
+            MetadataImage::default().with_records(&before.to_records()),
+            before
+        );
+        assert!(!format!("{:?}", before).contains("stored_key"));
+    }
+
     fn partition(topic_id: Uuid, partition: i32, epoch: i32) -> MetadataRecord {
         MetadataRecord::Partition {
             topic_id,
@@ -634,7 +759,7 @@ mod tests {
             _ => ConfigResource::Group("g".into()),
         };
         (0..len)
-            .map(|_| match rng.below(10) {
+            .map(|_| match rng.below(12) {
                 0 => MetadataRecord::Cluster {
                     cluster_id: format!("c{}", rng.below(3)),
                 },
@@ -676,7 +801,19 @@ mod tests {
                     node_id: rng.below(4) as i32,
                     fenced: rng.below(2) == 0,
                 },
-                8 => MetadataRecord::ProducerIds {
+                8 => MetadataRecord::UserScramCredential {
+                    name: names[rng.below(4) as usize].into(),
+                    mechanism: 1 + rng.below(2) as i8,
+                    salt: vec![rng.below(256) as u8],
+                    stored_key: vec![1; 32],
+                    server_key: vec![2; 32],
+                    iterations: 4096 + rng.below(3) as i32,
+                },
+                9 => MetadataRecord::RemoveUserScramCredential {
+                    name: names[rng.below(4) as usize].into(),
+                    mechanism: 1 + rng.below(2) as i8,
+                },
+                10 => MetadataRecord::ProducerIds {
                     broker_id: 1,
                     next_producer_id: rng.below(10_000) as i64,
                 },

@@ -15,6 +15,8 @@
 //! - [`election`]: leaders and ISRs as brokers are fenced, unfenced or shut
 //!   down, for AlterPartition and ElectLeaders, and partition reassignments
 //!   (start, cancel, complete); also image in, records out.
+//! - [`scram`]: AlterUserScramCredentials' decision (users' SCRAM
+//!   credentials, kept in the image, derived with `gregor-security`).
 //!
 //! ```
 //! use gregor_metadata::{controller, MetadataImage};
@@ -31,7 +33,8 @@ pub mod controller;
 pub mod election;
 pub mod image;
 pub mod records;
+pub mod scram;
 
 pub use controller::ControllerError;
-pub use image::{MetadataImage, PartitionImage, TopicImage};
+pub use image::{MetadataImage, PartitionImage, ScramCredentialImage, TopicImage};
 pub use records::{BrokerEndpoint, ConfigResource, MetadataRecord};

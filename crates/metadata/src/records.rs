@@ -100,6 +100,43 @@ pub enum MetadataRecord {
         name: String,
         level: i16,
     },
+    /// A user's SCRAM credential for one mechanism, added or replaced
+    /// (Kafka's `UserScramCredentialRecord`). `mechanism` is Kafka's type
+    /// id (1 SCRAM-SHA-256, 2 SCRAM-SHA-512); the byte fields are base64 in
+    /// the JSON. The salted password itself is never stored.
+    UserScramCredential {
+        name: String,
+        mechanism: i8,
+        #[serde(with = "b64")]
+        salt: Vec<u8>,
+        #[serde(with = "b64")]
+        stored_key: Vec<u8>,
+        #[serde(with = "b64")]
+        server_key: Vec<u8>,
+        iterations: i32,
+    },
+    /// A user's SCRAM credential for one mechanism was deleted (Kafka's
+    /// `RemoveUserScramCredentialRecord`).
+    RemoveUserScramCredential {
+        name: String,
+        mechanism: i8,
+    },
+}
+
+/// Bytes as a base64 string in the JSON of a record.
+mod b64 {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +195,18 @@ mod tests {
                 node_id: 2,
                 fenced: true,
             },
+            MetadataRecord::UserScramCredential {
+                name: "alice".into(),
+                mechanism: 1,
+                salt: vec![1, 2, 3],
+                stored_key: vec![0xff; 32],
+                server_key: vec![],
+                iterations: 4096,
+            },
+            MetadataRecord::RemoveUserScramCredential {
+                name: "alice".into(),
+                mechanism: 2,
+            },
             MetadataRecord::Partition {
                 topic_id: Uuid::from_u128(5),
                 partition: 1,
@@ -202,5 +251,10 @@ mod tests {
         );
         assert_eq!(decoded.encode(), old.to_vec());
         assert!(MetadataRecord::decode(b"\xff", 3).is_err());
+        let scram = br#"{"v":0,"type":"UserScramCredential","name":"a","mechanism":1,"salt":"AQID","stored_key":"","server_key":"","iterations":4096}"#;
+        let decoded = MetadataRecord::decode(scram, 0).unwrap();
+        assert_eq!(decoded.encode(), scram.to_vec());
+        let bad = br#"{"v":0,"type":"UserScramCredential","name":"a","mechanism":1,"salt":"!","stored_key":"","server_key":"","iterations":4096}"#;
+        assert!(MetadataRecord::decode(bad, 0).is_err());
     }
 }

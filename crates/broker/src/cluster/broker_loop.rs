@@ -17,8 +17,9 @@ use crate::replica_fetcher::{FetcherConfig, Follow, ReplicaFetchers, StorageErro
 /// How long a controlled shutdown waits for the leaderships to move.
 const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The records that register this broker (and name the cluster, on a
-/// fresh quorum), or none when the image already has them.
+/// The records that register this broker (and name the cluster, with the
+/// `bootstrap` records of `gregor storage format`, on a fresh quorum), or
+/// none when the image already has them.
 pub fn registration(
     image: &MetadataImage,
     cluster_id: &str,
@@ -26,6 +27,7 @@ pub fn registration(
     endpoint: (String, u16),
     endpoints: Vec<gregor_metadata::BrokerEndpoint>,
     rack: Option<String>,
+    bootstrap: &[MetadataRecord],
 ) -> Vec<MetadataRecord> {
     let mut records = Vec::new();
     if image.cluster_id.is_none() {
@@ -41,6 +43,7 @@ pub fn registration(
                 level: *level,
             });
         }
+        records.extend_from_slice(bootstrap);
     }
     let (host, port) = endpoint;
     let registered = image.brokers.get(&node_id);
@@ -163,6 +166,13 @@ async fn register(broker: &Broker) -> bool {
     let endpoint = broker.advertised_endpoint();
     let endpoints = broker.advertised_endpoints();
     let rack = broker.config.rack.clone();
+    let bootstrap = match crate::bootstrap::read(&broker.config.metadata_log_dir) {
+        Ok(records) => records,
+        Err(e) => {
+            tracing::error!("cannot read the bootstrap metadata: {e}");
+            return false;
+        }
+    };
     match broker
         .controller_update(|image| {
             Ok::<_, std::convert::Infallible>((
@@ -173,6 +183,7 @@ async fn register(broker: &Broker) -> bool {
                     endpoint.clone(),
                     endpoints.clone(),
                     rack.clone(),
+                    &bootstrap,
                 ),
                 (),
             ))

@@ -18,6 +18,7 @@ pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod alter_replica_log_dirs;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -34,6 +35,7 @@ pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
@@ -218,6 +220,8 @@ apis! {
     DescribeTransactions => describe_transactions(DescribeTransactionsRequest, 0, 0, 0),
     ListTransactions => list_transactions(ListTransactionsRequest, 0, 0, 2),
     UpdateFeatures => update_features(UpdateFeaturesRequest, 0, 0, 1),
+    DescribeUserScramCredentials => describe_user_scram_credentials(DescribeUserScramCredentialsRequest, 0, 0, 0),
+    AlterUserScramCredentials => alter_user_scram_credentials(AlterUserScramCredentialsRequest, 0, 0, 0),
 }
 
 enum Checked {

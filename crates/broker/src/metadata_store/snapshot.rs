@@ -186,7 +186,13 @@ pub fn write(
 
 /// Reads snapshot `id` from `dir` into an image, checking every batch.
 pub fn read(dir: &Path, id: SnapshotId) -> Result<MetadataImage, SnapshotError> {
-    let path = dir.join(id.file_name());
+    read_file(&dir.join(id.file_name()), id)
+}
+
+/// [`read`] from a file of another name (the bootstrap file, whose header
+/// says `id`).
+pub fn read_file(path: &Path, id: SnapshotId) -> Result<MetadataImage, SnapshotError> {
+    let path = path.to_path_buf();
     let bytes = fs::read(&path).map_err(|source| SnapshotError::Io {
         path: path.clone(),
         op: "read",

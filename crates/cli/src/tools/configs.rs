@@ -24,9 +24,12 @@ pub const EXAMPLES: &str = "Examples:
   gregor configs --describe --broker 1
   gregor configs --alter --broker-defaults --add-config log.retention.ms=3600000
   gregor configs --alter --entity-type groups --entity-name my-group --add-config consumer.session.timeout.ms=50000
-  gregor configs --describe --group my-group --all";
+  gregor configs --describe --group my-group --all
+  gregor configs --alter --entity-type users --entity-name alice --add-config 'SCRAM-SHA-256=[iterations=8192,password=alice-secret]'
+  gregor configs --alter --entity-type users --entity-name alice --delete-config SCRAM-SHA-512
+  gregor configs --describe --entity-type users --entity-name alice";
 
-/// Describe or alter the configs of topics, brokers and groups.
+/// Describe or alter the configs of topics, brokers and groups, and users' SCRAM credentials.
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("action").required(true).args(["describe", "alter"])))]
 pub struct ConfigsArgs {
@@ -38,10 +41,10 @@ pub struct ConfigsArgs {
     /// Alter the configuration of the entity.
     #[arg(long)]
     pub alter: bool,
-    /// Type of entity: topics, brokers, broker-loggers or groups.
+    /// Type of entity: topics, brokers, broker-loggers, groups or users.
     #[arg(long = "entity-type", value_name = "TYPE")]
     pub entity_type: Option<String>,
-    /// Name of the entity (a topic name, a broker id or a group id).
+    /// Name of the entity (a topic name, a broker id, a group id or a user name).
     #[arg(long = "entity-name", value_name = "NAME")]
     pub entity_name: Option<String>,
     /// The cluster-wide default (with --entity-type brokers).
@@ -137,8 +140,8 @@ fn entity(args: &ConfigsArgs) -> anyhow::Result<(Kind, Option<String>)> {
             "brokers" => Kind::Brokers,
             "broker-loggers" => Kind::BrokerLoggers,
             "groups" => Kind::Groups,
-            "users" | "clients" | "ips" | "client-metrics" => {
-                bail!("Entity type '{t}' is not supported by gregor (use topics, brokers, broker-loggers or groups)")
+            "clients" | "ips" | "client-metrics" => {
+                bail!("Entity type '{t}' is not supported by gregor (use topics, brokers, broker-loggers, groups or users)")
             }
             _ => bail!("Invalid entity type '{t}': use topics, brokers, broker-loggers or groups"),
         };
@@ -176,6 +179,9 @@ fn entity(args: &ConfigsArgs) -> anyhow::Result<(Kind, Option<String>)> {
 }
 
 pub fn run(args: ConfigsArgs) -> anyhow::Result<()> {
+    if args.entity_type.as_deref() == Some("users") {
+        return super::configs_users::run(args);
+    }
     let (kind, name) = entity(&args)?;
     if args.describe && (args.add_config.is_some() || !args.delete_config.is_empty()) {
         bail!("--add-config and --delete-config are only valid with --alter");
@@ -207,7 +213,7 @@ pub fn run(args: ConfigsArgs) -> anyhow::Result<()> {
 
 /// Parses `--add-config`: commas separate pairs except inside `[...]`,
 /// whose brackets are dropped.
-fn parse_add_config(s: &str) -> anyhow::Result<Vec<(String, String)>> {
+pub(super) fn parse_add_config(s: &str) -> anyhow::Result<Vec<(String, String)>> {
     let mut items = Vec::new();
     let mut depth = 0i32;
     let mut cur = String::new();

@@ -17,6 +17,7 @@ use clap::Args;
 use gregor_client::{Admin, ClientConfig};
 
 pub mod configs;
+pub mod configs_users;
 pub mod console_consumer;
 pub mod console_producer;
 pub mod consumer_groups;

@@ -8,11 +8,13 @@
 //! - `mod.rs`: topics, cluster, records, offsets, log dirs
 //! - `configs.rs`: DescribeConfigs, AlterConfigs, IncrementalAlterConfigs
 //! - `groups.rs`: list/describe/delete groups and their offsets
+//! - `scram.rs`: Describe/AlterUserScramCredentials
 //! - `transactions.rs`: DescribeProducers, ListTransactions,
 //!   DescribeTransactions, and aborting a transaction (WriteTxnMarkers)
 
 mod configs;
 mod groups;
+mod scram;
 mod transactions;
 
 use std::collections::{BTreeMap, HashMap};
@@ -37,7 +39,10 @@ use kafka_protocol::protocol::StrBytes;
 pub use configs::{
     AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym, OpType,
 };
+/// The SCRAM mechanisms (and the password hashing) of [`Admin`]'s SCRAM calls.
+pub use gregor_security::ScramMechanism;
 pub use groups::{GroupDescription, GroupListing, MemberDescription};
+pub use scram::{ScramCredentialInfo, UserScramCredentialAlteration};
 pub use transactions::{
     AbortTransactionSpec, ListTransactionsOptions, ProducerState, TransactionDescription,
     TransactionListing, TransactionState,
