@@ -28,6 +28,9 @@ pub enum ConfigError {
     Unsupported(String),
     #[error(transparent)]
     Tls(#[from] TlsConfigError),
+    /// A SASL listener's mechanisms or JAAS users.
+    #[error("{0}")]
+    Sasl(String),
     #[error("line {line}: {text}")]
     Syntax { line: usize, text: String },
 }
@@ -81,8 +84,10 @@ pub struct ClientListener {
     pub advertised_host: String,
     /// 0: the port actually bound.
     pub advertised_port: u16,
-    /// The `ssl.*` settings of an SSL listener.
+    /// The `ssl.*` settings of an SSL or SASL_SSL listener.
     pub tls: Option<TlsSettings>,
+    /// The SASL settings of a SASL_PLAINTEXT or SASL_SSL listener.
+    pub sasl: Option<crate::sasl::SaslSettings>,
 }
 
 /// A node of a Raft metadata quorum (`controller.quorum.voters` given):
@@ -308,16 +313,17 @@ impl BrokerConfig {
                         l.name
                     ),
                 })?;
-            if matches!(
+            let sasl = if matches!(
                 protocol,
                 SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
             ) {
-                return Err(ConfigError::Unsupported(format!(
-                    "listener {} uses security protocol {protocol}: SASL is not supported yet \
-                     (it is being built); use a PLAINTEXT or SSL listener",
-                    l.name
-                )));
-            }
+                Some(
+                    crate::sasl::SaslSettings::from_props(&props, &l.name)
+                        .map_err(|e| ConfigError::Sasl(e.to_string()))?,
+                )
+            } else {
+                None
+            };
             let tls = if protocol.uses_tls() {
                 Some(TlsSettings::from_props(&props, &l.name)?)
             } else {
@@ -335,6 +341,7 @@ impl BrokerConfig {
                 advertised_host,
                 advertised_port: adv.port,
                 tls,
+                sasl,
             });
         }
         let inter_broker_listener =
@@ -736,8 +743,23 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        let e = refused(&[("listeners", "SASL_SSL://:9093")]);
-        assert!(e.contains("SASL is not supported yet"), "{e}");
+        // Kafka's default mechanism, GSSAPI, is not served.
+        let e = refused(&[("listeners", "SASL_PLAINTEXT://:9093")]);
+        assert!(e.contains("GSSAPI is not supported"), "{e}");
+        let e = refused(&[
+            ("listeners", "SASL_PLAINTEXT://:9093"),
+            ("sasl.enabled.mechanisms", "PLAIN"),
+        ]);
+        assert!(e.contains("names no PlainLoginModule users"), "{e}");
+        let sasl = BrokerConfig::from_props(props(&[
+            ("listeners", "SASL_PLAINTEXT://:9093"),
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-256"),
+            ("connections.max.reauth.ms", "60000"),
+        ]))
+        .unwrap();
+        let settings = sasl.listeners[0].sasl.as_ref().unwrap();
+        assert_eq!(settings.max_reauth_ms, 60_000);
+        assert_eq!(settings.failed_auth_delay.as_millis(), 100);
         let e = refused(&[("listeners", "SSL://:9093")]);
         assert!(e.contains("ssl.keystore.location"), "{e}");
         let e = refused(&[("listeners", "CLIENT://:9093")]);

@@ -10,8 +10,15 @@
 //! The byte stream is whatever the listener accepted: [`serve_tcp`] for a
 //! plain socket (its owned halves, as fast as a socket gets here), [`serve`]
 //! for any `AsyncRead + AsyncWrite` stream (TLS).
+//!
+//! On a SASL listener every frame first passes the connection's SASL gate
+//! (`transport::sasl`): before authentication only ApiVersions and the SASL
+//! exchange pass, anything else closes the connection; a failed exchange is
+//! answered after `connection.failed.authentication.delay.ms`, then closed.
+//! Other listeners skip the gate with one branch.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
@@ -19,6 +26,7 @@ use tokio::net::TcpStream;
 
 use crate::broker::Broker;
 use crate::handlers::{self, DispatchError};
+use crate::transport::sasl::{AuthStep, Gate, SaslSession};
 use crate::transport::ConnectionContext;
 
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +107,21 @@ where
                 return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
             }
         }
-        let handled = handlers::dispatch(&broker, frame.freeze(), &connection);
+        let frame = frame.freeze();
+        // SASL listeners only: before authentication, only the handshake passes.
+        if let Some(sasl) = connection.sasl() {
+            match sasl_gate(sasl, &frame, &connection, &mut writer).await? {
+                Flow::Dispatch => {}
+                Flow::Answered => {
+                    if reader.buffer().is_empty() {
+                        writer.flush().await?;
+                    }
+                    continue;
+                }
+                Flow::Close => break,
+            }
+        }
+        let handled = handlers::dispatch(&broker, frame, &connection);
         tokio::pin!(handled);
         let handled = tokio::select! {
             biased;
@@ -112,7 +134,17 @@ where
             }
         };
         match handled {
-            Ok(Some(response)) => write_frame(&mut writer, response).await?,
+            Ok(Some(response)) => {
+                // A failed SASL exchange: the answer waits (to slow password
+                // guessing), then the connection closes.
+                if let Some(delay) = connection.sasl().and_then(|s| s.lock().failed_delay()) {
+                    writer.flush().await?;
+                    tokio::time::sleep(delay).await;
+                    write_frame(&mut writer, response).await?;
+                    break;
+                }
+                write_frame(&mut writer, response).await?
+            }
             Ok(None) => {}
             Err(e) => {
                 // Answers to the requests before this one still go out before the close.
@@ -127,6 +159,69 @@ where
     // Flushes, then ends the stream: a FIN on TCP, close_notify then FIN on TLS.
     writer.shutdown().await?;
     Ok(())
+}
+
+/// What the connection does with a frame after the SASL gate.
+enum Flow {
+    Dispatch,
+    /// A raw SASL token (after SaslHandshake v0), answered here.
+    Answered,
+    Close,
+}
+
+/// The SASL gate of one frame (see `transport::sasl`).
+async fn sasl_gate<W: AsyncWrite + Unpin>(
+    sasl: &parking_lot::Mutex<SaslSession>,
+    frame: &[u8],
+    connection: &ConnectionContext,
+    writer: &mut W,
+) -> Result<Flow, ConnectionError> {
+    let now = Instant::now();
+    let gate = sasl.lock().gate(frame, now);
+    match gate {
+        Gate::Dispatch => Ok(Flow::Dispatch),
+        Gate::Close(reason) => {
+            tracing::info!(
+                peer = ?connection.peer,
+                listener = %connection.listener,
+                %reason,
+                "SASL: closing the connection"
+            );
+            Ok(Flow::Close)
+        }
+        Gate::RawToken => {
+            let step = sasl.lock().raw_token(frame, now);
+            let bytes = match step {
+                Ok(AuthStep::Continue(bytes)) => bytes,
+                Ok(AuthStep::Done {
+                    principal,
+                    response,
+                    ..
+                }) => {
+                    connection.set_principal(principal);
+                    response
+                }
+                Ok(AuthStep::Failed { message } | AuthStep::Illegal { message }) | Err(message) => {
+                    // SaslHandshake v0 has no way to carry the error: close
+                    // after the delay, as Kafka does.
+                    tracing::info!(
+                        peer = ?connection.peer,
+                        listener = %connection.listener,
+                        error = %message,
+                        "SASL authentication failed; connection closed"
+                    );
+                    let delay = sasl.lock().failed_delay().unwrap_or_default();
+                    tokio::time::sleep(delay).await;
+                    return Ok(Flow::Close);
+                }
+            };
+            writer
+                .write_all(&(bytes.len() as i32).to_be_bytes())
+                .await?;
+            writer.write_all(&bytes).await?;
+            Ok(Flow::Answered)
+        }
+    }
 }
 
 /// Writes a response frame. One chunk goes through the buffer; several

@@ -1,9 +1,8 @@
-//! SASL for the listeners, short of the connection code: where a broker's
-//! SASL servers find credentials, and a listener's [`Authenticator`] from
-//! Kafka's configs. The connection code answers SaslHandshake with
-//! [`Authenticator::mechanisms`], starts an exchange with
-//! [`Authenticator::start`] and feeds each SaslAuthenticate's bytes through
-//! [`gregor_security::SaslServer::step`].
+//! SASL for the listeners: where a broker's SASL servers find credentials,
+//! and a listener's [`SaslSettings`] and [`Authenticator`] from Kafka's
+//! configs. Each connection on a SASL listener gets a
+//! `transport::sasl::SaslSession` over the listener's authenticator; the
+//! SaslHandshake and SaslAuthenticate handlers drive it.
 //!
 //! Kafka's keys, for a listener `L` (its name lower-cased in the keys):
 //!
@@ -132,6 +131,60 @@ pub fn listener_sasl_config(
         });
     }
     Ok((enabled, plain))
+}
+
+/// A SASL listener's settings, read and checked at start-up.
+#[derive(Debug, Clone)]
+pub struct SaslSettings {
+    pub enabled: Vec<Mechanism>,
+    pub plain: PlainUsers,
+    /// `connections.max.reauth.ms` (`listener.name.L.connections.max.reauth.ms`
+    /// first): how long an authenticated session lasts; 0, forever.
+    pub max_reauth_ms: i64,
+    /// `connection.failed.authentication.delay.ms`.
+    pub failed_auth_delay: std::time::Duration,
+}
+
+impl SaslSettings {
+    /// Listener `listener`'s settings from Kafka's keys in `props` (values
+    /// already validated against Kafka's config definitions).
+    pub fn from_props(
+        props: &std::collections::BTreeMap<String, String>,
+        listener: &str,
+    ) -> Result<Self, SaslConfigError> {
+        let (enabled, plain) = listener_sasl_config(props, listener)?;
+        let l = listener.to_ascii_lowercase();
+        let number = |key: &str| {
+            props
+                .get(key)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        let own = format!("listener.name.{l}.connections.max.reauth.ms");
+        let max_reauth_ms = if props.contains_key(&own) {
+            number(&own)
+        } else {
+            number("connections.max.reauth.ms")
+        };
+        let delay_ms = match props.get("connection.failed.authentication.delay.ms") {
+            Some(_) => number("connection.failed.authentication.delay.ms"),
+            None => 100,
+        };
+        Ok(SaslSettings {
+            enabled,
+            plain,
+            max_reauth_ms: max_reauth_ms.max(0),
+            failed_auth_delay: std::time::Duration::from_millis(delay_ms.max(0) as u64),
+        })
+    }
+
+    /// The listener's [`Authenticator`] over `broker`'s credentials.
+    pub fn authenticator(&self, broker: &Arc<Broker>) -> Authenticator {
+        Authenticator::new(
+            self.enabled.clone(),
+            Arc::new(BrokerCredentials::for_broker(broker, self.plain.clone())),
+        )
+    }
 }
 
 /// The [`Authenticator`] of `broker`'s listener `listener`.

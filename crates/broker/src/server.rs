@@ -1,6 +1,7 @@
-//! The listeners: bind every client listener (PLAINTEXT or SSL), accept
-//! connections on all of them, spawn one task per connection (after the TLS
-//! handshake on an SSL listener), and shut down in order: stop accepting,
+//! The listeners: bind every client listener (PLAINTEXT, SSL, SASL_PLAINTEXT
+//! or SASL_SSL), accept connections on all of them, spawn one task per
+//! connection (after the TLS handshake on an SSL or SASL_SSL listener; with
+//! a SASL session on a SASL listener), and shut down in order: stop accepting,
 //! let in-flight requests finish, stop background tasks, flush and
 //! checkpoint the logs.
 
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use gregor_security::Authenticator;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -17,6 +19,7 @@ use tokio::task::JoinSet;
 use crate::broker::Broker;
 use crate::config::ClientListener;
 use crate::transport::principal::PrincipalMapper;
+use crate::transport::sasl::SaslSession;
 use crate::transport::tls::TlsError;
 use crate::transport::{ConnectionContext, KafkaPrincipal, SecurityProtocol};
 
@@ -55,6 +58,7 @@ pub struct BoundListener {
     pub local_addr: SocketAddr,
     socket: TcpListener,
     tls: Option<Arc<TlsListener>>,
+    sasl: Option<crate::sasl::SaslSettings>,
 }
 
 /// Every bound client listener, in the order of `listeners`.
@@ -123,6 +127,7 @@ pub async fn bind(broker: &Broker) -> Result<Listeners, BindError> {
             local_addr,
             socket,
             tls,
+            sasl: l.sasl.clone(),
         });
     }
     Ok(Listeners { bound })
@@ -164,6 +169,20 @@ pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Futur
     let group_timers = tokio::spawn(broker.groups.clone().run_timers(stop_rx.clone()));
     let txn_timers = tokio::spawn(broker.txns.clone().run_timers(stop_rx.clone()));
     let cluster = tokio::spawn(crate::cluster::run_broker(broker.clone(), stop_rx.clone()));
+    // One authenticator per SASL listener; each connection starts a session on it.
+    let authenticators: Vec<Option<(Authenticator, i64, Duration)>> = listeners
+        .bound
+        .iter()
+        .map(|l| {
+            l.sasl.as_ref().map(|s| {
+                (
+                    s.authenticator(&broker),
+                    s.max_reauth_ms,
+                    s.failed_auth_delay,
+                )
+            })
+        })
+        .collect();
     tokio::pin!(shutdown);
     let mut next = 0;
     loop {
@@ -186,20 +205,23 @@ pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Futur
                 };
                 let l = &listeners.bound[index];
                 let (name, protocol, tls) = (l.name.clone(), l.protocol, l.tls.clone());
+                let sasl = authenticators[index]
+                    .as_ref()
+                    .map(|(a, reauth, delay)| SaslSession::new(a.clone(), *reauth, *delay));
                 let broker = broker.clone();
                 let stop = stop_rx.clone();
                 connections.spawn(async move {
                     let result = match tls {
                         None => {
-                            let context = Arc::new(ConnectionContext::new(
+                            let context = Arc::new(with_sasl(ConnectionContext::new(
                                 name.clone(),
                                 protocol,
                                 Some(peer),
                                 KafkaPrincipal::anonymous(),
-                            ));
+                            ), sasl));
                             crate::connection::serve_tcp(broker, socket, context, stop).await
                         }
-                        Some(tls) => serve_tls(broker, socket, peer, name.clone(), protocol, &tls, stop).await,
+                        Some(tls) => serve_tls(broker, socket, peer, name.clone(), protocol, &tls, sasl, stop).await,
                     };
                     if let Err(e) = result {
                         tracing::debug!(%peer, listener = %name, error = %e, "connection closed");
@@ -233,9 +255,17 @@ pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Futur
     }
 }
 
+fn with_sasl(context: ConnectionContext, sasl: Option<SaslSession>) -> ConnectionContext {
+    match sasl {
+        Some(session) => context.with_sasl(session),
+        None => context,
+    }
+}
+
 /// The TLS handshake, the client's principal, then the connection. A failed
 /// handshake (a plaintext client, a missing or untrusted client
 /// certificate, no common protocol or suite) closes this connection only.
+#[allow(clippy::too_many_arguments)] // one connection's parts, passed once
 async fn serve_tls(
     broker: Arc<Broker>,
     socket: TcpStream,
@@ -243,6 +273,7 @@ async fn serve_tls(
     listener: Arc<str>,
     protocol: SecurityProtocol,
     tls: &TlsListener,
+    sasl: Option<SaslSession>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), crate::connection::ConnectionError> {
     socket.set_nodelay(true)?;
@@ -281,11 +312,9 @@ async fn serve_tls(
         }
     };
     tracing::debug!(%peer, %listener, %principal, "TLS connection authenticated");
-    let context = Arc::new(ConnectionContext::new(
-        listener,
-        protocol,
-        Some(peer),
-        principal,
+    let context = Arc::new(with_sasl(
+        ConnectionContext::new(listener, protocol, Some(peer), principal),
+        sasl,
     ));
     crate::connection::serve(broker, stream, context, stop).await
 }

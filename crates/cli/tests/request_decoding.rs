@@ -271,6 +271,15 @@ fn populated() -> Vec<(i16, Encoder)> {
                 .with_salt(bytes::Bytes::from_static(b"salt"))
                 .with_salted_password(bytes::Bytes::from(vec![7u8; 32]))])
     });
+    add!(
+        SaslHandshakeRequest,
+        SaslHandshakeRequest::default().with_mechanism(s("SCRAM-SHA-256"))
+    );
+    add!(
+        SaslAuthenticateRequest,
+        SaslAuthenticateRequest::default()
+            .with_auth_bytes(bytes::Bytes::from_static(b"n,,n=alice,r=abc"))
+    );
     v
 }
 

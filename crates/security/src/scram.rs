@@ -453,7 +453,12 @@ impl ScramServer {
                 nonce,
             } => {
                 let fin = ClientFinal::parse(input)?;
-                if fin.nonce != nonce {
+                // Kafka's ScramSaslServer checks only that the nonce ends
+                // with the server-first one, and librdkafka before 2.x
+                // sends the client nonce twice (`r=<cnonce><cnonce><snonce>`):
+                // be as lenient, or those clients cannot authenticate. The
+                // proof still covers the message as the client sent it.
+                if !fin.nonce.ends_with(&nonce) {
                     return Err(malformed("client-final nonce does not match".into()));
                 }
                 if fin.channel_binding != gs2_header.as_bytes() {

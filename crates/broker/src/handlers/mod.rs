@@ -57,6 +57,8 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 pub mod txn_offset_commit;
 mod txn_util;
@@ -222,6 +224,8 @@ apis! {
     UpdateFeatures => update_features(UpdateFeaturesRequest, 0, 0, 1),
     DescribeUserScramCredentials => describe_user_scram_credentials(DescribeUserScramCredentialsRequest, 0, 0, 0),
     AlterUserScramCredentials => alter_user_scram_credentials(AlterUserScramCredentialsRequest, 0, 0, 0),
+    SaslHandshake => sasl_handshake(SaslHandshakeRequest, 0, 0, 1),
+    SaslAuthenticate => sasl_authenticate(SaslAuthenticateRequest, 0, 0, 2),
 }
 
 enum Checked {

@@ -7,19 +7,24 @@
 //! the listener it arrived on, that listener's security protocol, the peer
 //! address and the authenticated [`KafkaPrincipal`]. Handlers see it through
 //! their `RequestContext`; Metadata answers with the endpoints of the
-//! context's listener, and SASL (later) replaces the principal once the
-//! client has authenticated.
+//! context's listener, and SASL replaces the principal once the client
+//! has authenticated.
 //!
 //! - `tls.rs`: Kafka's `ssl.*` settings of one listener, turned into a
 //!   rustls server config; the client certificate's subject DN in RFC 2253.
 //! - `principal.rs`: `ssl.principal.mapping.rules` (Kafka's SslPrincipalMapper).
+//! - `sasl.rs`: a SASL connection's authentication state ([`sasl::SaslSession`]):
+//!   which frames may pass before authentication, the exchange, re-authentication.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
+
+use self::sasl::SaslSession;
 
 pub mod principal;
+pub mod sasl;
 pub mod tls;
 
 /// A listener's security protocol (Kafka's `SecurityProtocol`).
@@ -106,6 +111,9 @@ pub struct ConnectionContext {
     /// Set at accept (TLS: from the client certificate) and replaced when
     /// SASL authentication completes; requests read it as they arrive.
     principal: RwLock<Arc<KafkaPrincipal>>,
+    /// On a SASL listener: the authentication state. `None` elsewhere, so
+    /// the per-request check on other listeners is one branch.
+    sasl: Option<Mutex<SaslSession>>,
 }
 
 impl ConnectionContext {
@@ -120,7 +128,19 @@ impl ConnectionContext {
             security_protocol,
             peer,
             principal: RwLock::new(Arc::new(principal)),
+            sasl: None,
         }
+    }
+
+    /// The context of a connection on a SASL listener.
+    pub fn with_sasl(mut self, session: SaslSession) -> Self {
+        self.sasl = Some(Mutex::new(session));
+        self
+    }
+
+    /// The SASL state (SASL listeners only). Never held across an await.
+    pub fn sasl(&self) -> Option<&Mutex<SaslSession>> {
+        self.sasl.as_ref()
     }
 
     /// The principal the connection is authenticated as now.
