@@ -809,7 +809,9 @@ mod tests {
         assert_eq!(c.group.min_session_timeout_ms, 1000);
         let no_effect = c.keys_without_effect();
         assert!(no_effect.contains(&"offsets.commit.timeout.ms"));
-        assert!(no_effect.contains(&"listener.name.plaintext.sasl.enabled.mechanisms"));
+        // SASL listeners read it (the check does not look at the listener's protocol).
+        assert!(!no_effect.contains(&"listener.name.plaintext.sasl.enabled.mechanisms"));
+        assert!(no_effect.contains(&"sasl.mechanism.inter.broker.protocol"));
         assert!(!no_effect.contains(&"num.partitions"));
     }
 

@@ -149,7 +149,7 @@ fn kafka_python_server_properties_start_gregor() {
         "offsets.commit.timeout.ms",
         "replica.lag.time.max.ms",
         "authorizer.class.name",
-        "listener.name.plaintext.sasl.enabled.mechanisms",
+        "sasl.mechanism.inter.broker.protocol",
     ] {
         assert!(
             warnings[0].contains(key),

@@ -120,6 +120,8 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "broker.id",
     "broker.rack",
     "compression.type",
+    "connection.failed.authentication.delay.ms",
+    "connections.max.reauth.ms",
     "controller.listener.names",
     // They decide whether a node formats its own dirs at start.
     "controller.quorum.bootstrap.servers",
@@ -188,6 +190,7 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "offsets.topic.num.partitions",
     "offsets.topic.replication.factor",
     "process.roles",
+    "sasl.enabled.mechanisms",
     "security.inter.broker.protocol",
     "socket.request.max.bytes",
     "ssl.cipher.suites",
@@ -468,6 +471,13 @@ pub fn keys_without_effect<'a>(names: impl IntoIterator<Item = &'a String>) -> V
             Some(BrokerKey::Plain(d)) if d.effective() => {}
             // A listener's own TLS settings (`listener.name.ssl.ssl.keystore.location`).
             Some(BrokerKey::Listener(d)) if d.effective() && d.name.starts_with("ssl.") => {}
+            // A SASL listener's mechanisms and session length, and its PLAIN users
+            // (`listener.name.<l>.plain.sasl.jaas.config`).
+            Some(BrokerKey::Listener(d))
+                if matches!(
+                    d.name,
+                    "sasl.enabled.mechanisms" | "connections.max.reauth.ms"
+                ) || n.ends_with(".plain.sasl.jaas.config") => {}
             Some(_) => {
                 out.insert(n.as_str());
             }
