@@ -316,3 +316,31 @@ def test_start_refused_without_mechanisms(tmp_path):
                         "--override", f"log.dirs={tmp_path}"], capture_output=True, text=True, timeout=30,
                        stdin=subprocess.DEVNULL)
     assert r.returncode != 0 and "GSSAPI is not supported" in r.stderr, r.stderr
+
+
+def test_gregor_tools_over_sasl(sasl_broker, tmp_path, topic):
+    """The native client behind the `gregor` tools: SASL_PLAINTEXT from a --command-config file,
+    with Java's sasl.jaas.config or librdkafka's sasl.username / sasl.password."""
+    b = sasl_broker
+    scram = tmp_path / "scram.properties"
+    scram.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"
+                     "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                     f'username="{USERS["SCRAM-SHA-512"][0]}" password="{USERS["SCRAM-SHA-512"][1]}";\n')
+    plain = tmp_path / "plain.properties"
+    plain.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                     "sasl.username=alice\nsasl.password=alice-secret\n")
+    bad = tmp_path / "bad.properties"
+    bad.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                   "sasl.username=alice\nsasl.password=wrong\n")
+
+    def tool(config, *args):
+        return subprocess.run([str(gregor_bin()), "topics", "--bootstrap-server", sasl_bootstrap(b),
+                               "--command-config", str(config), *args],
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    r = tool(scram, "--create", "--topic", topic)
+    assert r.returncode == 0, r.stderr
+    r = tool(plain, "--list")
+    assert r.returncode == 0 and topic in r.stdout.split(), r.stderr
+    r = tool(bad, "--list")
+    assert r.returncode != 0
+    assert "Authentication failed: Invalid username or password" in r.stderr, r.stderr

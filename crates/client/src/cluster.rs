@@ -286,6 +286,7 @@ impl Cluster {
                 node_id,
                 &self.config.client_id,
                 self.config.request_timeout,
+                self.config.sasl_credentials()?.as_ref(),
             )
             .await?,
         );
@@ -318,6 +319,7 @@ impl Cluster {
                 id,
                 &self.config.client_id,
                 self.config.request_timeout,
+                self.config.sasl_credentials()?.as_ref(),
             )
             .await
             {

@@ -109,6 +109,14 @@ pub struct ClientConfig {
     pub retry_backoff: Duration,
     pub retry_backoff_max: Duration,
     pub metadata_max_age: Duration,
+    /// `security.protocol=SASL_PLAINTEXT`: every connection authenticates.
+    pub sasl_enabled: bool,
+    /// `sasl.mechanism` (Kafka's default GSSAPI is not supported).
+    pub sasl_mechanism: String,
+    /// `sasl.username` / `sasl.password` (librdkafka's names), or the
+    /// `username` and `password` options of `sasl.jaas.config`.
+    pub sasl_username: Option<String>,
+    pub sasl_password: Option<String>,
     // -- producer
     pub acks: Acks,
     pub linger: Duration,
@@ -153,6 +161,10 @@ impl Default for ClientConfig {
         ClientConfig {
             bootstrap_servers: Vec::new(),
             client_id: String::new(),
+            sasl_enabled: false,
+            sasl_mechanism: "GSSAPI".to_string(),
+            sasl_username: None,
+            sasl_password: None,
             request_timeout: Duration::from_millis(30_000),
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: Duration::from_millis(1_000),
@@ -219,6 +231,34 @@ fn positive_size(key: &str, v: &str) -> Result<usize> {
 }
 
 impl ClientConfig {
+    /// What connections authenticate with (`None` on PLAINTEXT).
+    pub fn sasl_credentials(&self) -> Result<Option<crate::conn::SaslCredentials>> {
+        if !self.sasl_enabled {
+            return Ok(None);
+        }
+        let mechanism =
+            gregor_security::Mechanism::from_name(&self.sasl_mechanism).ok_or_else(|| {
+                Error::config(
+                    "sasl.mechanism",
+                    format!(
+                        "{} is not supported (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)",
+                        self.sasl_mechanism
+                    ),
+                )
+            })?;
+        match (&self.sasl_username, &self.sasl_password) {
+            (Some(username), Some(password)) => Ok(Some(crate::conn::SaslCredentials {
+                mechanism,
+                username: username.clone(),
+                password: password.clone(),
+            })),
+            _ => Err(Error::config(
+                "sasl.username",
+                "SASL_PLAINTEXT needs sasl.username and sasl.password (or sasl.jaas.config)",
+            )),
+        }
+    }
+
     pub fn new() -> Self {
         Self::default()
     }
@@ -267,9 +307,37 @@ impl ClientConfig {
             "retry.backoff.max.ms" => self.retry_backoff_max = parse_ms(key, v)?,
             "metadata.max.age.ms" => self.metadata_max_age = parse_ms(key, v)?,
             "security.protocol" => {
-                if !v.eq_ignore_ascii_case("PLAINTEXT") {
-                    return Err(Error::config(key, "only PLAINTEXT is supported"));
+                self.sasl_enabled = match v.to_ascii_uppercase().as_str() {
+                    "PLAINTEXT" => false,
+                    "SASL_PLAINTEXT" => true,
+                    _ => {
+                        return Err(Error::config(
+                            key,
+                            "only PLAINTEXT and SASL_PLAINTEXT are supported",
+                        ))
+                    }
                 }
+            }
+            "sasl.mechanism" | "sasl.mechanisms" => {
+                if gregor_security::Mechanism::from_name(v).is_none() {
+                    return Err(Error::config(
+                        key,
+                        format!("{v:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+                    ));
+                }
+                self.sasl_mechanism = v.to_string();
+            }
+            "sasl.username" => self.sasl_username = Some(v.to_string()),
+            "sasl.password" => self.sasl_password = Some(v.to_string()),
+            "sasl.jaas.config" => {
+                let jaas = gregor_security::JaasConfig::parse(v)
+                    .map_err(|e| Error::config(key, e.to_string()))?;
+                let module = jaas
+                    .modules
+                    .first()
+                    .ok_or_else(|| Error::config(key, "no login module"))?;
+                self.sasl_username = module.option("username").map(str::to_string);
+                self.sasl_password = module.option("password").map(str::to_string);
             }
             "acks" => {
                 self.acks = match v {

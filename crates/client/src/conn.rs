@@ -26,6 +26,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
@@ -95,13 +96,32 @@ impl Drop for Connection {
     }
 }
 
+/// What a connection authenticates with on a SASL_PLAINTEXT listener.
+#[derive(Clone)]
+pub struct SaslCredentials {
+    pub mechanism: gregor_security::Mechanism,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for SaslCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslCredentials")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Connection {
-    /// Connects to `addr` and negotiates API versions.
+    /// Connects to `addr`, negotiates API versions and, with `sasl`,
+    /// authenticates (SaslHandshake v1, then SaslAuthenticate).
     pub async fn connect(
         addr: &str,
         node_id: i32,
         client_id: &str,
         request_timeout: Duration,
+        sasl: Option<&SaslCredentials>,
     ) -> Result<Connection> {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
@@ -132,7 +152,65 @@ impl Connection {
             tasks: vec![writer, reader],
         };
         (conn.versions, conn.features) = conn.negotiate().await?;
+        if let Some(sasl) = sasl {
+            conn.authenticate(sasl).await?;
+        }
         Ok(conn)
+    }
+
+    /// The SASL exchange (KIP-152): PLAIN in one message, SCRAM in two,
+    /// the server's final message verified.
+    async fn authenticate(&self, sasl: &SaslCredentials) -> Result<()> {
+        let failed =
+            |msg: String| Error::Invalid(format!("SASL authentication with {}: {msg}", self.addr));
+        let mechanism = sasl.mechanism.name();
+        let hs =
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+        let resp: SaslHandshakeResponse = self.send_version(&hs, 1, self.request_timeout).await?;
+        if resp.error_code != 0 {
+            let enabled: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(failed(format!(
+                "the broker refused mechanism {mechanism} (error {}; enabled: {})",
+                resp.error_code,
+                enabled.join(", ")
+            )));
+        }
+        let step = |bytes: Vec<u8>| async move {
+            let req = SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::from(bytes));
+            let resp: SaslAuthenticateResponse =
+                self.send_version(&req, 1, self.request_timeout).await?;
+            if resp.error_code != 0 {
+                return Err(failed(
+                    resp.error_message
+                        .map(|m| m.to_string())
+                        .unwrap_or_else(|| format!("error {}", resp.error_code)),
+                ));
+            }
+            Ok(resp.auth_bytes)
+        };
+        match sasl.mechanism.scram() {
+            None => {
+                let mut token = vec![0u8];
+                token.extend_from_slice(sasl.username.as_bytes());
+                token.push(0);
+                token.extend_from_slice(sasl.password.as_bytes());
+                step(token).await?;
+            }
+            Some(m) => {
+                let nonce = gregor_security::scram::random_nonce(&mut rand::thread_rng());
+                let mut client =
+                    gregor_security::ScramClient::new(m, &sasl.username, &sasl.password, &nonce);
+                let server_first = step(client.client_first()).await?;
+                let fin = client
+                    .client_final(&server_first)
+                    .map_err(|e| failed(e.to_string()))?;
+                let server_final = step(fin).await?;
+                if !client.verify_server_final(&server_final) {
+                    return Err(failed("the server's signature does not verify".into()));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// ApiVersions v3, falling back to v0 for a broker that does not know v3
