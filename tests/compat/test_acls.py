@@ -133,3 +133,62 @@ def test_security_disabled_without_authorizer(broker):
         assert error is SecurityDisabledError, error
     finally:
         kp.close()
+
+
+# ------------------------------------------------- enforcement, with mTLS principals
+
+from test_tls import certs, mtls_overrides, ssl_bootstrap, start_broker  # noqa: E402,F401 - fixtures
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+ALICE = "User:CN=alice,OU=eng,O=acme"
+
+
+def _error_code(future):
+    try:
+        future.result()
+        return None
+    except KafkaException as e:
+        return e.args[0].code()
+
+
+def test_enforcement_with_mtls_principals(start_broker, certs):
+    b = start_broker(mtls_overrides(certs, **AUTHORIZER))
+    # The PLAINTEXT listener is the inter-broker one: a super user's for now.
+    admin = ck_admin(b.bootstrap)
+    alice = AdminClient({"bootstrap.servers": ssl_bootstrap(b), "security.protocol": "ssl",
+                         "ssl.ca.location": str(certs / "ca.pem"),
+                         "ssl.certificate.location": str(certs / "alice.pem"),
+                         "ssl.key.location": str(certs / "alice.key"), "socket.timeout.ms": 10000})
+
+    def create_topic(client, name):
+        return _error_code(client.create_topics([NewTopic(name, 1, 1)],
+                                                request_timeout=TIMEOUT)[name])
+
+    def delete_topic(client, name):
+        return _error_code(client.delete_topics([name], request_timeout=TIMEOUT)[name])
+
+    mine = allow(ResourceType.TOPIC, "a-", ResourcePatternType.PREFIXED, ALICE, AclOperation.CREATE)
+    # No ACL: alice may neither create topics nor ACLs.
+    assert create_topic(alice, "a-t") == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    [f] = alice.create_acls([mine], request_timeout=TIMEOUT).values()
+    assert _error_code(f) == KafkaError.CLUSTER_AUTHORIZATION_FAILED
+
+    create(admin, [mine])
+    assert create_topic(alice, "a-t") is None
+    assert create_topic(alice, "b-t") == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert delete_topic(alice, "a-t") == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+    # A DENY wins over the prefixed ALLOW.
+    create(admin, [
+        allow(ResourceType.TOPIC, "a-t", ResourcePatternType.LITERAL, ALICE, AclOperation.DELETE),
+        AclBinding(ResourceType.TOPIC, "a-secret", ResourcePatternType.LITERAL, ALICE, "*",
+                   AclOperation.CREATE, AclPermissionType.DENY),
+        allow(ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL, ALICE,
+              AclOperation.ALTER),
+    ])
+    assert delete_topic(alice, "a-t") is None
+    assert create_topic(alice, "a-secret") == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # ALTER on the cluster lets alice manage ACLs.
+    other = allow(ResourceType.GROUP, "g", ResourcePatternType.LITERAL, ALICE, AclOperation.READ)
+    create(alice, [other])
+    assert other in describe(admin, filt(ResourceType.GROUP))

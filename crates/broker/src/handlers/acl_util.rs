@@ -35,3 +35,60 @@ pub fn filter(
         },
     }
 }
+
+/// May the principal of the request's connection do `op` on the resource
+/// `(resource_type, name)`? Always, without an authorizer. Requests on the
+/// inter-broker listener are treated as a super user's: other brokers come
+/// as `User:ANONYMOUS` on PLAINTEXT today, and Kafka would want
+/// CLUSTER_ACTION from them (so, on a single listener, every client there
+/// is one too: give clients a listener of their own).
+pub fn authorize(
+    broker: &crate::broker::Broker,
+    ctx: &super::RequestContext,
+    op: AclOperation,
+    resource_type: ResourceType,
+    name: &str,
+) -> bool {
+    let Some(authorizer) = &broker.config.authorizer else {
+        return true;
+    };
+    let inter_broker = broker
+        .config
+        .listeners
+        .get(broker.config.inter_broker_listener)
+        .is_some_and(|l| *l.listener.name == *ctx.connection.listener);
+    if inter_broker {
+        return true;
+    }
+    let principal = ctx.connection.principal().to_string();
+    let host = ctx
+        .connection
+        .peer
+        .map(|p| p.ip().to_string())
+        .unwrap_or_default();
+    let image = broker.metadata.image();
+    authorizer.authorize(
+        image.acls().map(|(_, b)| b),
+        &principal,
+        &host,
+        op,
+        resource_type,
+        name,
+    ) == gregor_security::acl::Decision::Allowed
+}
+
+/// The CLUSTER check of the ACL APIs (DESCRIBE for DescribeAcls, ALTER to
+/// create or delete), as Kafka's `AclApis`.
+pub fn authorize_cluster(
+    broker: &crate::broker::Broker,
+    ctx: &super::RequestContext,
+    op: AclOperation,
+) -> bool {
+    authorize(
+        broker,
+        ctx,
+        op,
+        ResourceType::Cluster,
+        gregor_security::acl::CLUSTER_RESOURCE_NAME,
+    )
+}

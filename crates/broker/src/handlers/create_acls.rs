@@ -13,14 +13,14 @@ use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::{CreateAclsRequest, CreateAclsResponse};
 use uuid::Uuid;
 
-use super::acl_util::NO_AUTHORIZER;
+use super::acl_util::{self, NO_AUTHORIZER};
 use super::util::str_bytes;
 use super::RequestContext;
 use crate::broker::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: CreateAclsRequest,
 ) -> Option<CreateAclsResponse> {
     let result = |code: ResponseError, message: String| {
@@ -35,6 +35,18 @@ pub async fn handle(
             .creations
             .iter()
             .map(|_| result(ResponseError::SecurityDisabled, NO_AUTHORIZER.into()))
+            .collect();
+        return Some(resp);
+    }
+    if !acl_util::authorize_cluster(broker, ctx, AclOperation::Alter) {
+        resp.results = req
+            .creations
+            .iter()
+            .map(|_| {
+                let mut r = AclCreationResult::default();
+                r.error_code = ResponseError::ClusterAuthorizationFailed.code();
+                r
+            })
             .collect();
         return Some(resp);
     }

@@ -3,6 +3,7 @@
 //! filter's result lists the ACLs it matched.
 
 use gregor_metadata::acls;
+use gregor_security::acl::AclOperation;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_acls_response::{
     DeleteAclsFilterResult, DeleteAclsMatchingAcl,
@@ -16,7 +17,7 @@ use crate::broker::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DeleteAclsRequest,
 ) -> Option<DeleteAclsResponse> {
     let failed = |code: ResponseError, message: String| {
@@ -31,6 +32,18 @@ pub async fn handle(
             .filters
             .iter()
             .map(|_| failed(ResponseError::SecurityDisabled, NO_AUTHORIZER.into()))
+            .collect();
+        return Some(resp);
+    }
+    if !acl_util::authorize_cluster(broker, ctx, AclOperation::Alter) {
+        resp.filter_results = req
+            .filters
+            .iter()
+            .map(|_| {
+                let mut r = DeleteAclsFilterResult::default();
+                r.error_code = ResponseError::ClusterAuthorizationFailed.code();
+                r
+            })
             .collect();
         return Some(resp);
     }

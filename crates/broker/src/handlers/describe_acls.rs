@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use gregor_metadata::acls;
+use gregor_security::acl::AclOperation;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_acls_response::{AclDescription, DescribeAclsResource};
 use kafka_protocol::messages::{DescribeAclsRequest, DescribeAclsResponse};
@@ -15,7 +16,7 @@ use crate::broker::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeAclsRequest,
 ) -> Option<DescribeAclsResponse> {
     let mut resp = DescribeAclsResponse::default();
@@ -29,6 +30,10 @@ pub async fn handle(
             ResponseError::SecurityDisabled,
             NO_AUTHORIZER.into(),
         );
+        return Some(resp);
+    }
+    if !acl_util::authorize_cluster(broker, ctx, AclOperation::Describe) {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
         return Some(resp);
     }
     let filter = acl_util::filter(
