@@ -192,3 +192,43 @@ def test_enforcement_with_mtls_principals(start_broker, certs):
     other = allow(ResourceType.GROUP, "g", ResourcePatternType.LITERAL, ALICE, AclOperation.READ)
     create(alice, [other])
     assert other in describe(admin, filt(ResourceType.GROUP))
+
+
+def _acls_tool(*args, check=True):
+    import subprocess
+    from conftest import gregor_bin
+    r = subprocess.run([str(gregor_bin()), "acls", *args], capture_output=True, text=True,
+                       timeout=60)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+@pytest.mark.broker_overrides(AUTHORIZER)
+def test_acls_tool(broker):
+    b = ["--bootstrap-server", broker.bootstrap]
+    out = _acls_tool(*b, "--add", "--allow-principal", "User:alice", "--operation", "Read",
+                     "--topic", "t").stdout
+    assert ("Adding ACLs for resource `ResourcePattern(resourceType=TOPIC, name=t, patternType=LITERAL)`: \n"
+            " \t(principal=User:alice, host=*, operation=READ, permissionType=ALLOW) \n") in out
+    assert "Current ACLs for resource `ResourcePattern(resourceType=TOPIC, name=t, patternType=LITERAL)`" in out
+    _acls_tool(*b, "--add", "--allow-principal", "User:bob", "--producer", "--topic", "logs-",
+               "--resource-pattern-type", "prefixed")
+    _acls_tool(*b, "--add", "--allow-principal", "User:carol", "--consumer", "--topic", "t",
+               "--group", "g")
+    admin = ck_admin(broker.bootstrap)
+    got = describe(admin, filt())
+    P, L = ResourcePatternType.PREFIXED, ResourcePatternType.LITERAL
+    assert got == {
+        allow(ResourceType.TOPIC, "t", L, "User:alice", AclOperation.READ),
+        *(allow(ResourceType.TOPIC, "logs-", P, "User:bob", op)
+          for op in (AclOperation.WRITE, AclOperation.DESCRIBE, AclOperation.CREATE)),
+        allow(ResourceType.TOPIC, "t", L, "User:carol", AclOperation.READ),
+        allow(ResourceType.TOPIC, "t", L, "User:carol", AclOperation.DESCRIBE),
+        allow(ResourceType.GROUP, "g", L, "User:carol", AclOperation.READ),
+    }
+    listed = _acls_tool(*b, "--list", "--topic", "logs-1", "--resource-pattern-type", "match").stdout
+    assert "name=logs-, patternType=PREFIXED" in listed and "name=t," not in listed
+    assert _acls_tool(*b, "--remove", "--topic", "t", check=False).returncode != 0
+    _acls_tool(*b, "--remove", "--force", "--topic", "t")
+    assert {x.name for x in describe(admin, filt())} == {"logs-", "g"}
