@@ -148,6 +148,10 @@ pub struct BrokerConfig {
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
     pub delete_topic_enable: bool,
+    /// `authorizer.class.name` set to Kafka's `StandardAuthorizer`: ACLs
+    /// are enforced (with `super.users`, `allow.everyone.if.no.acl.found`).
+    /// `None`: no authorizer; the ACL APIs answer SECURITY_DISABLED.
+    pub authorizer: Option<gregor_security::acl::Authorizer>,
     pub socket_request_max_bytes: usize,
     pub checkpoint_interval_ms: u64,
     /// log.retention.check.interval.ms
@@ -176,6 +180,28 @@ impl Default for BrokerConfig {
 
 fn get<'a>(props: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
     props.get(name).map(|s| s.trim())
+}
+
+/// The class name Kafka's KRaft brokers use for ACLs kept in the metadata log.
+pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+
+/// `authorizer.class.name` (empty: none), `super.users`,
+/// `allow.everyone.if.no.acl.found`. Any class other than Kafka's
+/// `StandardAuthorizer` is refused: we cannot load Java classes.
+fn authorizer(
+    props: &BTreeMap<String, String>,
+) -> Result<Option<gregor_security::acl::Authorizer>, ConfigError> {
+    match get(props, "authorizer.class.name").unwrap_or("") {
+        "" => Ok(None),
+        STANDARD_AUTHORIZER => Ok(Some(gregor_security::acl::Authorizer::new(
+            get(props, "super.users").unwrap_or(""),
+            get(props, "allow.everyone.if.no.acl.found")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        ))),
+        other => Err(ConfigError::Unsupported(format!(
+            "authorizer.class.name={other} is not supported: the only authorizer is {STANDARD_AUTHORIZER}"
+        ))),
+    }
 }
 
 fn default_of(name: &str) -> &'static str {
@@ -444,6 +470,7 @@ impl BrokerConfig {
             default_replication_factor: int("default.replication.factor") as i16,
             auto_create_topics_enable: boolean("auto.create.topics.enable"),
             delete_topic_enable: boolean("delete.topic.enable"),
+            authorizer: authorizer(&props)?,
             socket_request_max_bytes: int("socket.request.max.bytes") as usize,
             checkpoint_interval_ms: int("log.flush.offset.checkpoint.interval.ms").max(1) as u64,
             retention_check_interval_ms: int("log.retention.check.interval.ms").max(1) as u64,
@@ -634,6 +661,24 @@ mod tests {
         assert_eq!(c.log_dirs, vec![PathBuf::from("./gregor-data")]);
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
         assert!(c.auto_create_topics_enable);
+    }
+
+    #[test]
+    fn authorizer_is_standard_or_nothing() {
+        assert!(BrokerConfig::default().authorizer.is_none());
+        let c = BrokerConfig::from_props(props(&[
+            ("authorizer.class.name", STANDARD_AUTHORIZER),
+            ("super.users", "User:admin;User:CN=broker"),
+        ]))
+        .unwrap();
+        let a = c.authorizer.unwrap();
+        assert!(a.is_super_user("User:admin") && a.is_super_user("User:CN=broker"));
+        let e = BrokerConfig::from_props(props(&[(
+            "authorizer.class.name",
+            "kafka.security.authorizer.AclAuthorizer",
+        )]))
+        .unwrap_err();
+        assert!(e.to_string().contains("StandardAuthorizer"), "{e}");
     }
 
     #[test]

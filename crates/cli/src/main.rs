@@ -81,6 +81,9 @@ enum Command {
     /// Describe and alter topic and broker configs (kafka-configs.sh).
     #[command(after_help = tools::configs::EXAMPLES)]
     Configs(tools::configs::ConfigsArgs),
+    /// Add, remove and list ACLs (kafka-acls.sh).
+    #[command(after_help = tools::acls::EXAMPLES)]
+    Acls(tools::acls::AclsArgs),
     /// Delete records before given offsets (kafka-delete-records.sh).
     #[command(name = "delete-records", after_help = tools::delete_records::EXAMPLES)]
     DeleteRecords(tools::delete_records::DeleteRecordsArgs),
@@ -168,6 +171,7 @@ fn main() {
         },
         Command::Topics(args) => tool_exit(tools::topics::run(args)),
         Command::Configs(args) => tool_exit(tools::configs::run(args)),
+        Command::Acls(args) => tool_exit(tools::acls::run(args)),
         Command::DeleteRecords(args) => tool_exit(tools::delete_records::run(args)),
         Command::LogDirs(args) => tool_exit(tools::log_dirs::run(args)),
         Command::GetOffsets(args) => tool_exit(tools::get_offsets::run(args)),

@@ -280,6 +280,40 @@ fn populated() -> Vec<(i16, Encoder)> {
         SaslAuthenticateRequest::default()
             .with_auth_bytes(bytes::Bytes::from_static(b"n,,n=alice,r=abc"))
     );
+    add!(
+        DescribeAclsRequest,
+        DescribeAclsRequest::default()
+            .with_resource_type_filter(2)
+            .with_resource_name_filter(Some(s("logs-1")))
+            .with_pattern_type_filter(2)
+            .with_principal_filter(Some(s("User:alice")))
+            .with_operation(1)
+            .with_permission_type(1)
+    );
+    add!(
+        CreateAclsRequest,
+        CreateAclsRequest::default().with_creations(vec![
+            create_acls_request::AclCreation::default()
+                .with_resource_type(2)
+                .with_resource_name(s("logs-"))
+                .with_resource_pattern_type(4)
+                .with_principal(s("User:alice"))
+                .with_host(s("*"))
+                .with_operation(3)
+                .with_permission_type(3)
+        ])
+    );
+    add!(
+        DeleteAclsRequest,
+        DeleteAclsRequest::default().with_filters(vec![
+            delete_acls_request::DeleteAclsFilter::default()
+                .with_resource_type_filter(1)
+                .with_pattern_type_filter(1)
+                .with_host_filter(Some(s("*")))
+                .with_operation(1)
+                .with_permission_type(1)
+        ])
+    );
     v
 }
 

@@ -12,9 +12,10 @@
 //!               ──Arc──▶ configs: BTreeMap<resource, Arc<BTreeMap<name, value>>>
 //!               ──Arc──▶ brokers: BTreeMap<id, BrokerImage>
 //!               ──Arc──▶ scram: BTreeMap<user, BTreeMap<mechanism, ScramCredentialImage>>
+//!               ──Arc──▶ acls: BTreeMap<id, AclBinding>
 //! ```
 //!
-//! Cloning an image copies five pointers. [`MetadataImage::apply`] then
+//! Cloning an image copies six pointers. [`MetadataImage::apply`] then
 //! copies on write ([`Arc::make_mut`]) only what a record touches: creating a
 //! partition copies that topic and the top-level map of `Arc`s (pointer
 //! copies), never the other topics, their partitions or any config. Applying a
@@ -29,6 +30,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use gregor_security::acl::{
+    AccessControlEntry, AclBinding, AclOperation, PatternType, PermissionType, ResourcePattern,
+    ResourceType,
+};
 use uuid::Uuid;
 
 use crate::records::BrokerEndpoint;
@@ -132,6 +137,8 @@ pub struct MetadataImage {
     pub features_epoch: FeaturesEpoch,
     /// SCRAM credentials: user, then mechanism (Kafka's type id).
     scram: Arc<BTreeMap<String, BTreeMap<i8, ScramCredentialImage>>>,
+    /// ACLs by id (Kafka's `AclsImage`).
+    acls: Arc<BTreeMap<Uuid, AclBinding>>,
 }
 
 /// A count of feature changes seen by one image's history, not part of
@@ -334,6 +341,36 @@ impl MetadataImage {
                     }
                 }
             }
+            MetadataRecord::AccessControlEntry {
+                id,
+                resource_type,
+                resource_name,
+                pattern_type,
+                principal,
+                host,
+                operation,
+                permission_type,
+            } => {
+                let binding = AclBinding {
+                    pattern: ResourcePattern {
+                        resource_type: ResourceType::from_code(*resource_type),
+                        name: resource_name.clone(),
+                        pattern_type: PatternType::from_code(*pattern_type),
+                    },
+                    entry: AccessControlEntry {
+                        principal: principal.clone(),
+                        host: host.clone(),
+                        operation: AclOperation::from_code(*operation),
+                        permission: PermissionType::from_code(*permission_type),
+                    },
+                };
+                Arc::make_mut(&mut self.acls).insert(*id, binding);
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                if self.acls.contains_key(id) {
+                    Arc::make_mut(&mut self.acls).remove(id);
+                }
+            }
         }
     }
 
@@ -422,6 +459,9 @@ impl MetadataImage {
                 });
             }
         }
+        for (id, binding) in self.acls.iter() {
+            out.push(MetadataRecord::acl(*id, binding));
+        }
         if self.next_producer_id != 0 {
             out.push(MetadataRecord::ProducerIds {
                 // No broker owns a block because of a snapshot; -1 says so.
@@ -506,6 +546,11 @@ impl MetadataImage {
     /// Every user with a SCRAM credential, in name order, with them.
     pub fn scram_users(&self) -> impl Iterator<Item = (&str, &BTreeMap<i8, ScramCredentialImage>)> {
         self.scram.iter().map(|(u, m)| (u.as_str(), m))
+    }
+
+    /// Every ACL with its id, in id order.
+    pub fn acls(&self) -> impl Iterator<Item = (&Uuid, &AclBinding)> {
+        self.acls.iter()
     }
 
     /// The resources that have dynamic configs (ListConfigResources).
@@ -759,7 +804,7 @@ mod tests {
             _ => ConfigResource::Group("g".into()),
         };
         (0..len)
-            .map(|_| match rng.below(12) {
+            .map(|_| match rng.below(14) {
                 0 => MetadataRecord::Cluster {
                     cluster_id: format!("c{}", rng.below(3)),
                 },
@@ -812,6 +857,19 @@ mod tests {
                 9 => MetadataRecord::RemoveUserScramCredential {
                     name: names[rng.below(4) as usize].into(),
                     mechanism: 1 + rng.below(2) as i8,
+                },
+                12 => MetadataRecord::AccessControlEntry {
+                    id: Uuid::from_u128(100 + rng.below(4) as u128),
+                    resource_type: 2 + rng.below(2) as i8,
+                    resource_name: names[rng.below(4) as usize].into(),
+                    pattern_type: 3 + rng.below(2) as i8,
+                    principal: ["User:alice", "User:*"][rng.below(2) as usize].into(),
+                    host: "*".into(),
+                    operation: 2 + rng.below(13) as i8,
+                    permission_type: 2 + rng.below(2) as i8,
+                },
+                13 => MetadataRecord::RemoveAccessControlEntry {
+                    id: Uuid::from_u128(100 + rng.below(4) as u128),
                 },
                 10 => MetadataRecord::ProducerIds {
                     broker_id: 1,

@@ -15,6 +15,8 @@
 //! - [`election`]: leaders and ISRs as brokers are fenced, unfenced or shut
 //!   down, for AlterPartition and ElectLeaders, and partition reassignments
 //!   (start, cancel, complete); also image in, records out.
+//! - [`acls`]: CreateAcls' and DeleteAcls' decisions and DescribeAcls'
+//!   lookup (ACLs kept in the image by id, as `gregor-security`'s bindings).
 //! - [`scram`]: AlterUserScramCredentials' decision (users' SCRAM
 //!   credentials, kept in the image, derived with `gregor-security`).
 //!
@@ -28,6 +30,7 @@
 //! assert_eq!(image.topic("orders").unwrap().partitions.len(), 3);
 //! ```
 
+pub mod acls;
 pub mod config_defs;
 pub mod controller;
 pub mod election;

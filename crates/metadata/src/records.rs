@@ -121,6 +121,39 @@ pub enum MetadataRecord {
         name: String,
         mechanism: i8,
     },
+    /// An ACL was created (Kafka's `AccessControlEntryRecord`). The enum
+    /// fields are Kafka's wire codes (`gregor_security::acl`); `id` names
+    /// the ACL for its removal.
+    AccessControlEntry {
+        id: Uuid,
+        resource_type: i8,
+        resource_name: String,
+        pattern_type: i8,
+        principal: String,
+        host: String,
+        operation: i8,
+        permission_type: i8,
+    },
+    /// The ACL `id` was deleted (Kafka's `RemoveAccessControlEntryRecord`).
+    RemoveAccessControlEntry {
+        id: Uuid,
+    },
+}
+
+impl MetadataRecord {
+    /// The record that creates `binding` as ACL `id`.
+    pub fn acl(id: Uuid, binding: &gregor_security::acl::AclBinding) -> Self {
+        MetadataRecord::AccessControlEntry {
+            id,
+            resource_type: binding.pattern.resource_type.code(),
+            resource_name: binding.pattern.name.clone(),
+            pattern_type: binding.pattern.pattern_type.code(),
+            principal: binding.entry.principal.clone(),
+            host: binding.entry.host.clone(),
+            operation: binding.entry.operation.code(),
+            permission_type: binding.entry.permission.code(),
+        }
+    }
 }
 
 /// Bytes as a base64 string in the JSON of a record.
@@ -206,6 +239,19 @@ mod tests {
             MetadataRecord::RemoveUserScramCredential {
                 name: "alice".into(),
                 mechanism: 2,
+            },
+            MetadataRecord::AccessControlEntry {
+                id: Uuid::from_u128(9),
+                resource_type: 2,
+                resource_name: "logs-".into(),
+                pattern_type: 4,
+                principal: "User:alice".into(),
+                host: "*".into(),
+                operation: 3,
+                permission_type: 3,
+            },
+            MetadataRecord::RemoveAccessControlEntry {
+                id: Uuid::from_u128(9),
             },
             MetadataRecord::Partition {
                 topic_id: Uuid::from_u128(5),

@@ -6,6 +6,8 @@
 //!
 //! # Layout
 //!
+//! - [`acl`]: Kafka's ACL model ([`acl::AclBinding`], its filters) and
+//!   [`acl::Authorizer`], the decision of Kafka's `StandardAuthorizer`.
 //! - [`jaas`]: [`JaasConfig`], a parser for `sasl.jaas.config` text.
 //! - [`plain`]: [`PlainServer`] (RFC 4616) and [`PlainUsers`] (the
 //!   `user_<name>` options of Kafka's `PlainLoginModule`).
@@ -45,6 +47,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+pub mod acl;
 pub mod jaas;
 pub mod plain;
 pub mod scram;

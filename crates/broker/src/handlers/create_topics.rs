@@ -6,7 +6,12 @@ use std::collections::BTreeMap;
 
 use gregor_metadata::controller::{self, CreateTopic};
 use gregor_metadata::ControllerError;
+use gregor_security::acl::{
+    AclOperation as Op, ResourceType as Rt, CLUSTER_RESOURCE_NAME as CLUSTER,
+};
 use kafka_protocol::error::ResponseError;
+
+use super::acl_util;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
@@ -40,6 +45,15 @@ pub async fn handle(
             r.error_message = Some(str_bytes(format!(
                 "Create topics request from client contains topic {name} more than once"
             )));
+            resp.topics.push(r);
+            continue;
+        }
+        // Kafka: CREATE on the cluster, or on the topic.
+        let may_create = acl_util::authorize(broker, ctx, Op::Create, Rt::Cluster, CLUSTER)
+            || acl_util::authorize(broker, ctx, Op::Create, Rt::Topic, &name);
+        if !may_create {
+            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+            r.error_message = Some(str_bytes(format!("Authorization failed for topic {name}")));
             resp.topics.push(r);
             continue;
         }

@@ -1,10 +1,12 @@
 //! DeleteTopics (key 20), versions 1-6 (by name, or by id from v6).
 
 use gregor_metadata::controller;
+use gregor_security::acl::{AclOperation, ResourceType};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 
+use super::acl_util;
 use super::util::{self, str_bytes};
 use super::RequestContext;
 use crate::broker::Broker;
@@ -43,6 +45,17 @@ pub async fn handle(
             .clone()
             .or_else(|| resolved.map(|t| t.name.clone()))
             .map(|n| TopicName(str_bytes(n)));
+        // Kafka: DELETE on the topic, asked before saying whether it exists.
+        let topic_name = name
+            .clone()
+            .or_else(|| resolved.map(|t| t.name.to_string()));
+        if let Some(n) = &topic_name {
+            if !acl_util::authorize(broker, ctx, AclOperation::Delete, ResourceType::Topic, n) {
+                r.error_code = ResponseError::TopicAuthorizationFailed.code();
+                resp.responses.push(r);
+                continue;
+            }
+        }
         let Some(topic) = resolved else {
             r.error_code = if name.is_some() {
                 ResponseError::UnknownTopicOrPartition

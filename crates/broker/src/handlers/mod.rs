@@ -13,6 +13,7 @@ use crate::broker::Broker;
 use crate::response_buf::{ResponseBuf, ResponseFrame};
 use crate::transport::ConnectionContext;
 
+mod acl_util;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
@@ -22,11 +23,14 @@ pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -226,6 +230,9 @@ apis! {
     AlterUserScramCredentials => alter_user_scram_credentials(AlterUserScramCredentialsRequest, 0, 0, 0),
     SaslHandshake => sasl_handshake(SaslHandshakeRequest, 0, 0, 1),
     SaslAuthenticate => sasl_authenticate(SaslAuthenticateRequest, 0, 0, 2),
+    DescribeAcls => describe_acls(DescribeAclsRequest, 1, 1, 3),
+    CreateAcls => create_acls(CreateAclsRequest, 1, 1, 3),
+    DeleteAcls => delete_acls(DeleteAclsRequest, 1, 1, 3),
 }
 
 enum Checked {

@@ -16,6 +16,7 @@ use anyhow::{anyhow, Context};
 use clap::Args;
 use gregor_client::{Admin, ClientConfig};
 
+pub mod acls;
 pub mod configs;
 pub mod configs_users;
 pub mod console_consumer;

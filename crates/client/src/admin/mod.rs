@@ -12,6 +12,7 @@
 //! - `transactions.rs`: DescribeProducers, ListTransactions,
 //!   DescribeTransactions, and aborting a transaction (WriteTxnMarkers)
 
+mod acls;
 mod configs;
 mod groups;
 mod scram;
