@@ -145,16 +145,7 @@ impl TxnCoordinatorShard {
         let txn_id = req.transactional_id.0.as_str();
         let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
         let commit = req.committed;
-        if txn_id.is_empty() {
-            return Err(ResponseError::InvalidRequest);
-        }
-        if !self.owns(txn_id) {
-            return Err(ResponseError::NotCoordinator);
-        }
-        let m = self
-            .txns
-            .get(txn_id)
-            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let m = self.lookup(txn_id)?;
         // A v2 transaction's epoch was bumped by the EndTxn being retried.
         let retry_on_bump = m.is_v2() && epoch < i16::MAX && m.producer_epoch == epoch + 1;
         // ... or it moved to a new producer id at epoch 0.
@@ -193,7 +184,13 @@ impl TxnCoordinatorShard {
                 }
                 next.client_transaction_version = TV_2;
                 next.last_producer_epoch = m.producer_epoch;
-                next.producer_epoch = m.producer_epoch + 1;
+                // i16::MAX is the coordinator's own fencing epoch: a
+                // producer holding it (only a crafted request gets there)
+                // is fenced rather than wrapped around.
+                next.producer_epoch = m
+                    .producer_epoch
+                    .checked_add(1)
+                    .ok_or(ResponseError::ProducerFenced)?;
                 next.state = if commit {
                     TxnState::PrepareCommit
                 } else {

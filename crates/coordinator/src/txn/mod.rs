@@ -381,16 +381,7 @@ impl TxnCoordinatorShard {
         producer_id: i64,
         producer_epoch: i16,
     ) -> Result<&TxnMetadata, ResponseError> {
-        if txn_id.is_empty() {
-            return Err(ResponseError::InvalidRequest);
-        }
-        if !self.owns(txn_id) {
-            return Err(ResponseError::NotCoordinator);
-        }
-        let m = self
-            .txns
-            .get(txn_id)
-            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let m = self.lookup(txn_id)?;
         if m.producer_id != producer_id {
             return Err(ResponseError::InvalidProducerIdMapping);
         }
@@ -398,6 +389,21 @@ impl TxnCoordinatorShard {
             return Err(ResponseError::ProducerFenced);
         }
         Ok(m)
+    }
+
+    /// The state of an existing id this shard owns: INVALID_REQUEST for an
+    /// empty id, NOT_COORDINATOR for another shard's, else
+    /// INVALID_PRODUCER_ID_MAPPING when unknown.
+    fn lookup(&self, txn_id: &str) -> Result<&TxnMetadata, ResponseError> {
+        if txn_id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        if !self.owns(txn_id) {
+            return Err(ResponseError::NotCoordinator);
+        }
+        self.txns
+            .get(txn_id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)
     }
 
     /// Stores `m` as its id's state and writes its record.

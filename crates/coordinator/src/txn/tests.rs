@@ -1349,3 +1349,15 @@ fn v2_state_survives_a_reload() {
     let m = back.transaction("t").unwrap();
     assert_eq!((m.producer_id, m.producer_epoch), (77, 0));
 }
+
+#[test]
+fn v2_end_at_the_fencing_epoch_is_fenced_not_wrapped() {
+    let mut s = shard();
+    let (_, pid, _) = init(&mut s, 0, "t", 10);
+    s.txns.get_mut("t").unwrap().producer_epoch = i16::MAX;
+    assert_eq!(add_v2(&mut s, 1, "t", pid, i16::MAX, &[("a", 0)]), None);
+    let (out, got) = end_v2(&mut s, 2, "t", pid, i16::MAX, true, Some(77));
+    assert_eq!(got.0, code(ResponseError::ProducerFenced));
+    assert!(out.records.is_empty() && out.markers.is_empty());
+    assert_eq!(state(&s, "t"), TxnState::Ongoing);
+}
