@@ -549,7 +549,7 @@ impl MetadataImage {
     }
 
     /// Every ACL with its id, in id order.
-    pub fn acls(&self) -> impl Iterator<Item = (&Uuid, &AclBinding)> {
+    pub fn acls(&self) -> impl Iterator<Item = (&Uuid, &AclBinding)> + Clone {
         self.acls.iter()
     }
 

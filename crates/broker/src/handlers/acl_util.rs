@@ -5,7 +5,14 @@ use gregor_security::acl::{
     AccessControlEntryFilter, AclBindingFilter, AclOperation, PatternType, PermissionType,
     ResourcePatternFilter, ResourceType,
 };
+use std::sync::Arc;
+
+use gregor_metadata::MetadataImage;
+use gregor_security::acl::{Authorizer, Decision, CLUSTER_RESOURCE_NAME};
 use kafka_protocol::protocol::StrBytes;
+
+use super::RequestContext;
+use crate::broker::Broker;
 
 /// Kafka's message when `authorizer.class.name` is not set (SECURITY_DISABLED).
 pub const NO_AUTHORIZER: &str = "No Authorizer is configured.";
@@ -36,59 +43,142 @@ pub fn filter(
     }
 }
 
-/// May the principal of the request's connection do `op` on the resource
-/// `(resource_type, name)`? Always, without an authorizer. Requests on the
-/// inter-broker listener are treated as a super user's: other brokers come
-/// as `User:ANONYMOUS` on PLAINTEXT today, and Kafka would want
-/// CLUSTER_ACTION from them (so, on a single listener, every client there
-/// is one too: give clients a listener of their own).
+/// The authorization view of one request: the caller (principal and
+/// host) and the ACLs of one metadata image, so a request with many
+/// resources reads the image once. Without an authorizer everything is
+/// allowed. Requests on the inter-broker listener are treated as a super
+/// user's: other brokers come as `User:ANONYMOUS` on PLAINTEXT today, and
+/// Kafka would want CLUSTER_ACTION from them (so, on a single listener,
+/// every client there is one too: give clients a listener of their own).
+pub struct Authz<'a> {
+    check: Option<Check<'a>>,
+}
+
+struct Check<'a> {
+    authorizer: &'a Authorizer,
+    image: Arc<MetadataImage>,
+    principal: String,
+    host: String,
+}
+
+impl<'a> Authz<'a> {
+    pub fn new(broker: &'a Broker, ctx: &RequestContext) -> Self {
+        let Some(authorizer) = &broker.config.authorizer else {
+            return Authz { check: None };
+        };
+        let inter_broker = broker
+            .config
+            .listeners
+            .get(broker.config.inter_broker_listener)
+            .is_some_and(|l| *l.listener.name == *ctx.connection.listener);
+        if inter_broker {
+            return Authz { check: None };
+        }
+        Authz {
+            check: Some(Check {
+                authorizer,
+                image: broker.metadata.image(),
+                principal: ctx.connection.principal().to_string(),
+                host: ctx
+                    .connection
+                    .peer
+                    .map(|p| p.ip().to_string())
+                    .unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// May the caller do `op` on `(resource_type, name)`?
+    pub fn allows(&self, op: AclOperation, resource_type: ResourceType, name: &str) -> bool {
+        let Some(c) = &self.check else {
+            return true;
+        };
+        c.authorizer.authorize(
+            c.image.acls().map(|(_, b)| b),
+            &c.principal,
+            &c.host,
+            op,
+            resource_type,
+            name,
+        ) == Decision::Allowed
+    }
+
+    /// `op` on the cluster resource.
+    pub fn allows_cluster(&self, op: AclOperation) -> bool {
+        self.allows(op, ResourceType::Cluster, CLUSTER_RESOURCE_NAME)
+    }
+
+    /// May the caller do `op` on some resource of the type (Kafka's
+    /// `authorizeByResourceType`)?
+    pub fn allows_any(&self, op: AclOperation, resource_type: ResourceType) -> bool {
+        let Some(c) = &self.check else {
+            return true;
+        };
+        c.authorizer.authorize_by_resource_type(
+            c.image.acls().map(|(_, b)| b),
+            &c.principal,
+            &c.host,
+            op,
+            resource_type,
+        ) == Decision::Allowed
+    }
+
+    /// The authorized-operations bit set (bits are AclOperation codes) of
+    /// `(resource_type, name)`, over the operations Kafka lists for that
+    /// resource type, as Metadata, DescribeCluster and DescribeGroups report
+    /// when asked.
+    pub fn operations(&self, resource_type: ResourceType, name: &str) -> i32 {
+        supported_operations(resource_type)
+            .iter()
+            .filter(|&&op| self.allows(op, resource_type, name))
+            .fold(0, |bits, op| bits | (1 << op.code()))
+    }
+}
+
+/// Kafka's `AclEntry.supportedOperations`: what may be asked of each
+/// resource type.
+pub fn supported_operations(resource_type: ResourceType) -> &'static [AclOperation] {
+    use AclOperation as Op;
+    match resource_type {
+        ResourceType::Topic => &[
+            Op::Read,
+            Op::Write,
+            Op::Create,
+            Op::Describe,
+            Op::Delete,
+            Op::Alter,
+            Op::DescribeConfigs,
+            Op::AlterConfigs,
+        ],
+        ResourceType::Group => &[Op::Read, Op::Describe, Op::Delete],
+        ResourceType::Cluster => &[
+            Op::Create,
+            Op::ClusterAction,
+            Op::DescribeConfigs,
+            Op::AlterConfigs,
+            Op::IdempotentWrite,
+            Op::Alter,
+            Op::Describe,
+        ],
+        ResourceType::TransactionalId => &[Op::Describe, Op::Write],
+        ResourceType::DelegationToken => &[Op::Describe],
+        _ => &[],
+    }
+}
+
+/// [`Authz::allows`] for one question.
 pub fn authorize(
-    broker: &crate::broker::Broker,
-    ctx: &super::RequestContext,
+    broker: &Broker,
+    ctx: &RequestContext,
     op: AclOperation,
     resource_type: ResourceType,
     name: &str,
 ) -> bool {
-    let Some(authorizer) = &broker.config.authorizer else {
-        return true;
-    };
-    let inter_broker = broker
-        .config
-        .listeners
-        .get(broker.config.inter_broker_listener)
-        .is_some_and(|l| *l.listener.name == *ctx.connection.listener);
-    if inter_broker {
-        return true;
-    }
-    let principal = ctx.connection.principal().to_string();
-    let host = ctx
-        .connection
-        .peer
-        .map(|p| p.ip().to_string())
-        .unwrap_or_default();
-    let image = broker.metadata.image();
-    authorizer.authorize(
-        image.acls().map(|(_, b)| b),
-        &principal,
-        &host,
-        op,
-        resource_type,
-        name,
-    ) == gregor_security::acl::Decision::Allowed
+    Authz::new(broker, ctx).allows(op, resource_type, name)
 }
 
 /// The CLUSTER check of the ACL APIs (DESCRIBE for DescribeAcls, ALTER to
 /// create or delete), as Kafka's `AclApis`.
-pub fn authorize_cluster(
-    broker: &crate::broker::Broker,
-    ctx: &super::RequestContext,
-    op: AclOperation,
-) -> bool {
-    authorize(
-        broker,
-        ctx,
-        op,
-        ResourceType::Cluster,
-        gregor_security::acl::CLUSTER_RESOURCE_NAME,
-    )
+pub fn authorize_cluster(broker: &Broker, ctx: &RequestContext, op: AclOperation) -> bool {
+    Authz::new(broker, ctx).allows_cluster(op)
 }

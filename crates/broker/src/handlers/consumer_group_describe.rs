@@ -7,7 +7,9 @@ use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup;
 use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse};
 
 use super::group_util::{in_request_order, per_shard};
+use super::acl_util::Authz;
 use super::RequestContext;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
 use crate::group_runtime::ImageTopics;
 
@@ -18,10 +20,17 @@ pub async fn handle(
 ) -> Option<ConsumerGroupDescribeResponse> {
     let v = ctx.api_version;
     let image = broker.metadata.image();
+    // DESCRIBE on each group; the operations reported are the caller's.
+    let authz = Authz::new(broker, ctx);
+    let (allowed, denied): (Vec<_>, Vec<_>) = req
+        .group_ids
+        .iter()
+        .cloned()
+        .partition(|g| authz.allows(Op::Describe, ResourceType::Group, g));
     let mut groups = per_shard(
         broker,
         "ConsumerGroupDescribe",
-        &req.group_ids,
+        &allowed,
         |g| g,
         |s, _, id, group_ids| {
             let mut sub = req.clone();
@@ -37,6 +46,17 @@ pub async fn handle(
         },
     )
     .await;
+    for g in &mut groups {
+        if g.authorized_operations != i32::MIN {
+            g.authorized_operations = authz.operations(ResourceType::Group, &g.group_id);
+        }
+    }
+    groups.extend(denied.into_iter().map(|name| {
+        let mut g = DescribedGroup::default();
+        g.group_id = name;
+        g.error_code = ResponseError::GroupAuthorizationFailed.code();
+        g
+    }));
     let order: Vec<&str> = req.group_ids.iter().map(|g| &***g).collect();
     in_request_order(&mut groups, &order, |g| &g.group_id);
     let mut resp = ConsumerGroupDescribeResponse::default();

@@ -6,6 +6,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 
 use super::RequestContext;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
 use crate::group_runtime::{client_info, ImageTopics};
 
@@ -14,6 +15,12 @@ pub async fn handle(
     ctx: &RequestContext,
     req: ConsumerGroupHeartbeatRequest,
 ) -> Option<ConsumerGroupHeartbeatResponse> {
+    // READ on the group.
+    if !super::acl_util::authorize(broker, ctx, Op::Read, ResourceType::Group, &req.group_id) {
+        let mut r = ConsumerGroupHeartbeatResponse::default();
+        r.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return Some(r);
+    }
     let p = broker.groups.partition_for(&req.group_id);
     let client = client_info(ctx.client_id.as_deref(), ctx.connection.peer);
     let v = ctx.api_version;

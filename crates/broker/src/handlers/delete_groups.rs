@@ -5,7 +5,9 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use super::group_util::per_shard;
+use super::acl_util::Authz;
 use super::RequestContext;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
 
 pub async fn handle(
@@ -15,10 +17,17 @@ pub async fn handle(
 ) -> Option<DeleteGroupsResponse> {
     let v = ctx.api_version;
     let mut resp = DeleteGroupsResponse::default();
+    // DELETE on each group.
+    let authz = Authz::new(broker, ctx);
+    let (allowed, denied): (Vec<_>, Vec<_>) = req
+        .groups_names
+        .iter()
+        .cloned()
+        .partition(|g| authz.allows(Op::Delete, ResourceType::Group, g));
     resp.results = per_shard(
         broker,
         "DeleteGroups",
-        &req.groups_names,
+        &allowed,
         |g| g,
         |s, now, id, names| {
             let mut sub = req.clone();
@@ -34,5 +43,11 @@ pub async fn handle(
         },
     )
     .await;
+    resp.results.extend(denied.into_iter().map(|name| {
+        let mut g = DeletableGroupResult::default();
+        g.group_id = name;
+        g.error_code = ResponseError::GroupAuthorizationFailed.code();
+        g
+    }));
     Some(resp)
 }

@@ -36,7 +36,10 @@ pub async fn handle(
         })
         .collect();
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
-        util::CLUSTER_OPERATIONS
+        super::acl_util::Authz::new(broker, ctx).operations(
+            gregor_security::acl::ResourceType::Cluster,
+            gregor_security::acl::CLUSTER_RESOURCE_NAME,
+        )
     } else {
         util::OPERATIONS_OMITTED
     };

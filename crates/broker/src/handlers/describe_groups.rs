@@ -5,7 +5,9 @@ use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
 use super::group_util::{in_request_order, per_shard};
+use super::acl_util::Authz;
 use super::RequestContext;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
 
 pub async fn handle(
@@ -14,10 +16,17 @@ pub async fn handle(
     req: DescribeGroupsRequest,
 ) -> Option<DescribeGroupsResponse> {
     let v = ctx.api_version;
+    // DESCRIBE on each group; the operations reported are the caller's.
+    let authz = Authz::new(broker, ctx);
+    let (allowed, denied): (Vec<_>, Vec<_>) = req
+        .groups
+        .iter()
+        .cloned()
+        .partition(|g| authz.allows(Op::Describe, ResourceType::Group, g));
     let mut groups = per_shard(
         broker,
         "DescribeGroups",
-        &req.groups,
+        &allowed,
         |g| g,
         |s, _, id, groups| {
             let mut sub = req.clone();
@@ -33,6 +42,17 @@ pub async fn handle(
         },
     )
     .await;
+    for g in &mut groups {
+        if g.authorized_operations != i32::MIN && v >= 3 {
+            g.authorized_operations = authz.operations(ResourceType::Group, &g.group_id);
+        }
+    }
+    groups.extend(denied.into_iter().map(|name| {
+        let mut g = DescribedGroup::default();
+        g.group_id = name;
+        g.error_code = ResponseError::GroupAuthorizationFailed.code();
+        g
+    }));
     let order: Vec<&str> = req.groups.iter().map(|g| &***g).collect();
     in_request_order(&mut groups, &order, |g| &g.group_id);
     let mut resp = DescribeGroupsResponse::default();

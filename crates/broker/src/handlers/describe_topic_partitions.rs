@@ -10,18 +10,27 @@ use kafka_protocol::messages::{
 };
 
 use super::util::{self, str_bytes};
+use super::acl_util::Authz;
 use super::RequestContext;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeTopicPartitionsRequest,
 ) -> Option<DescribeTopicPartitionsResponse> {
     let image = broker.metadata.image();
     let mut resp = DescribeTopicPartitionsResponse::default();
+    // All topics: those the caller may describe; named ones it may not
+    // describe answer TOPIC_AUTHORIZATION_FAILED, existing or not.
+    let authz = Authz::new(broker, ctx);
     let mut names: Vec<String> = if req.topics.is_empty() {
-        image.topics().map(|t| t.name.clone()).collect()
+        image
+            .topics()
+            .filter(|t| authz.allows(Op::Describe, ResourceType::Topic, &t.name))
+            .map(|t| t.name.clone())
+            .collect()
     } else {
         req.topics.iter().map(|t| t.name.to_string()).collect()
     };
@@ -37,7 +46,13 @@ pub async fn handle(
         }
         let mut t = DescribeTopicPartitionsResponseTopic::default();
         t.name = Some(TopicName(str_bytes(name.clone())));
-        t.topic_authorized_operations = util::TOPIC_OPERATIONS;
+        if !authz.allows(Op::Describe, ResourceType::Topic, &name) {
+            t.topic_authorized_operations = util::OPERATIONS_OMITTED;
+            t.error_code = ResponseError::TopicAuthorizationFailed.code();
+            resp.topics.push(t);
+            continue;
+        }
+        t.topic_authorized_operations = authz.operations(ResourceType::Topic, &name);
         let Some(topic) = image.topic(&name) else {
             t.error_code = ResponseError::UnknownTopicOrPartition.code();
             resp.topics.push(t);

@@ -28,11 +28,13 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 
+use super::acl_util::Authz;
 use super::util::{self, str_bytes};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::partition::{FollowerFetch, FollowerRead, Partition, PartitionError};
 use crate::purgatory::Waiter;
+use gregor_security::acl::{AclOperation, ResourceType};
 
 /// The node id of the follower sending `req`, if it is a follower's fetch
 /// (consumers send -1).
@@ -144,11 +146,21 @@ fn read_once(
     let mut total = 0usize;
     let mut answer_now = false;
     let follower = follower_id(ctx, req);
+    // A follower needs CLUSTER_ACTION on the cluster, a consumer READ on
+    // each topic; either way a refusal is TOPIC_AUTHORIZATION_FAILED per
+    // partition, as Kafka answers.
+    let authz = Authz::new(broker, ctx);
+    let follower_allowed = follower.is_none() || authz.allows_cluster(AclOperation::ClusterAction);
     for topic in &req.topics {
         let name = if ctx.api_version >= 13 {
             super::metadata::topic_name_by_id(broker, &topic.topic_id)
         } else {
             Some(topic.topic.to_string())
+        };
+        let denied = match (&name, follower) {
+            (_, Some(_)) => !follower_allowed,
+            (Some(n), None) => !authz.allows(AclOperation::Read, ResourceType::Topic, n),
+            (None, None) => false,
         };
         let mut t = FetchableTopicResponse::default();
         t.topic = topic.topic.clone();
@@ -167,6 +179,7 @@ fn read_once(
                 .as_deref()
                 .and_then(|n| broker.partition(n, p.partition));
             let error = match (&name, partition, follower) {
+                _ if denied => Some(ResponseError::TopicAuthorizationFailed),
                 (None, _, _) => Some(ResponseError::UnknownTopicId),
                 (Some(n), None, _) => Some(util::not_hosted(broker, n, p.partition)),
                 (Some(_), Some(partition), Some(replica_id)) => {

@@ -10,7 +10,9 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 
 use super::util::str_bytes;
+use super::acl_util::Authz;
 use super::RequestContext;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
 
 const KEY_TYPE_GROUP: i8 = 0;
@@ -55,9 +57,22 @@ pub async fn handle(
                 .ok_or(ResponseError::CoordinatorNotAvailable)?;
         Ok((leader, host, port))
     };
+    // DESCRIBE on the group or transactional id, before anything else.
+    let authz = Authz::new(broker, ctx);
+    let denied = |key: &str| -> Option<ResponseError> {
+        if req.key_type == KEY_TYPE_GROUP {
+            (!authz.allows(Op::Describe, ResourceType::Group, key))
+                .then_some(ResponseError::GroupAuthorizationFailed)
+        } else if req.key_type == KEY_TYPE_TRANSACTION {
+            (!authz.allows(Op::Describe, ResourceType::TransactionalId, key))
+                .then_some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else {
+            None
+        }
+    };
     let mut resp = FindCoordinatorResponse::default();
     if ctx.api_version < 4 {
-        match error {
+        match denied(req.key.as_str()).or(error) {
             Some(e) => {
                 resp.error_code = e.code();
                 resp.node_id = BrokerId(-1);
@@ -88,7 +103,10 @@ pub async fn handle(
             let mut c = Coordinator::default();
             c.key = key.clone();
             c.error_message = None;
-            match error.map_or_else(|| locate(key.as_str()), Err) {
+            match denied(key.as_str())
+                .or(error)
+                .map_or_else(|| locate(key.as_str()), Err)
+            {
                 Err(e) => {
                     c.error_code = e.code();
                     c.node_id = BrokerId(-1);

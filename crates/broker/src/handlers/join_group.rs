@@ -5,6 +5,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
 use super::RequestContext;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
 use crate::group_runtime::client_info;
 
@@ -13,6 +14,12 @@ pub async fn handle(
     ctx: &RequestContext,
     req: JoinGroupRequest,
 ) -> Option<JoinGroupResponse> {
+    // READ on the group, before anything else (Kafka's order).
+    if !super::acl_util::authorize(broker, ctx, Op::Read, ResourceType::Group, &req.group_id) {
+        let mut r = JoinGroupResponse::default();
+        r.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return Some(r);
+    }
     let p = broker.groups.partition_for(&req.group_id);
     let client = client_info(ctx.client_id.as_deref(), ctx.connection.peer);
     let v = ctx.api_version;

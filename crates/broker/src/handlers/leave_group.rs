@@ -4,6 +4,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use super::RequestContext;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
 
 pub async fn handle(
@@ -11,6 +12,12 @@ pub async fn handle(
     ctx: &RequestContext,
     req: LeaveGroupRequest,
 ) -> Option<LeaveGroupResponse> {
+    // READ on the group, before anything else (Kafka's order).
+    if !super::acl_util::authorize(broker, ctx, Op::Read, ResourceType::Group, &req.group_id) {
+        let mut r = LeaveGroupResponse::default();
+        r.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return Some(r);
+    }
     let p = broker.groups.partition_for(&req.group_id);
     let v = ctx.api_version;
     match broker

@@ -3,7 +3,9 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ListGroupsRequest, ListGroupsResponse};
 
+use super::acl_util::Authz;
 use super::RequestContext;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
 
 pub async fn handle(
@@ -23,7 +25,17 @@ pub async fn handle(
         .call_all(|s, _, id| s.list_groups(id, v, &req))
         .await;
     match answers {
-        Ok(all) => resp.groups.extend(all.into_iter().flat_map(|r| r.groups)),
+        Ok(all) => {
+            // DESCRIBE on the cluster lists every group; otherwise the
+            // groups the caller may describe.
+            let authz = Authz::new(broker, ctx);
+            let every = authz.allows_cluster(Op::Describe);
+            resp.groups.extend(
+                all.into_iter().flat_map(|r| r.groups).filter(|g| {
+                    every || authz.allows(Op::Describe, ResourceType::Group, &g.group_id)
+                }),
+            )
+        }
         Err(e) => {
             super::group_util::log_failure("ListGroups", &e);
             resp.error_code = ResponseError::CoordinatorNotAvailable.code();

@@ -8,10 +8,12 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
+use super::acl_util::Authz;
 use super::util::{self, str_bytes};
 use super::RequestContext;
 use crate::broker::Broker;
 use gregor_metadata::TopicImage;
+use gregor_security::acl::{AclOperation as Op, ResourceType, CLUSTER_RESOURCE_NAME};
 
 pub async fn handle(
     broker: &Broker,
@@ -42,8 +44,9 @@ pub async fn handle(
         -1 => broker.node_id(),
         id => id,
     });
+    let authz = Authz::new(broker, ctx);
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
-        util::CLUSTER_OPERATIONS
+        authz.operations(ResourceType::Cluster, CLUSTER_RESOURCE_NAME)
     } else {
         util::OPERATIONS_OMITTED
     };
@@ -55,10 +58,12 @@ pub async fn handle(
         Some(t) => t.is_empty() && v == 0,
     };
     if all {
+        // Only the topics the caller may describe, as Kafka filters them.
         let image = broker.metadata.image();
         resp.topics = image
             .topics()
-            .map(|t| topic_response(broker, t, with_ops, v))
+            .filter(|t| authz.allows(Op::Describe, ResourceType::Topic, &t.name))
+            .map(|t| topic_response(broker, &authz, t, with_ops, v))
             .collect();
         return Some(resp);
     }
@@ -71,8 +76,25 @@ pub async fn handle(
             Some(name) => image.topic(name),
             None => image.topic_by_id(&requested.topic_id),
         };
+        let describable = match (&requested.name, found) {
+            (Some(name), _) => authz.allows(Op::Describe, ResourceType::Topic, name),
+            (None, Some(t)) => authz.allows(Op::Describe, ResourceType::Topic, &t.name),
+            (None, None) => true,
+        };
+        if !describable {
+            // Existing or not, the same answer: no topic name or id leaks.
+            let mut t = MetadataResponseTopic::default();
+            t.name = requested.name.clone();
+            t.topic_authorized_operations = util::OPERATIONS_OMITTED;
+            t.error_code = ResponseError::TopicAuthorizationFailed.code();
+            if v >= 1 {
+                t.is_internal = requested.name.as_ref().is_some_and(|n| util::is_internal(n));
+            }
+            resp.topics.push(t);
+            continue;
+        }
         if let Some(t) = found {
-            resp.topics.push(topic_response(broker, t, with_ops, v));
+            resp.topics.push(topic_response(broker, &authz, t, with_ops, v));
             continue;
         }
         let mut t = MetadataResponseTopic::default();
@@ -90,10 +112,17 @@ pub async fn handle(
         // describe, known or not (kafka-python decodes them and fails on
         // the "omitted" value); only unknown topic ids keep it.
         if with_ops && v >= 8 {
-            t.topic_authorized_operations = util::TOPIC_OPERATIONS;
+            t.topic_authorized_operations = authz.operations(ResourceType::Topic, &name);
         }
         if !allow_auto || util::is_internal(&name) {
             t.error_code = ResponseError::UnknownTopicOrPartition.code();
+            resp.topics.push(t);
+            continue;
+        }
+        // Auto-creation needs CREATE on the cluster or on the topic.
+        if !authz.allows_cluster(Op::Create) && !authz.allows(Op::Create, ResourceType::Topic, &name)
+        {
+            t.error_code = ResponseError::TopicAuthorizationFailed.code();
             resp.topics.push(t);
             continue;
         }
@@ -103,7 +132,7 @@ pub async fn handle(
                 match image.topic(&name) {
                     Some(created) => resp
                         .topics
-                        .push(topic_response(broker, created, with_ops, v)),
+                        .push(topic_response(broker, &authz, created, with_ops, v)),
                     None => {
                         t.error_code = ResponseError::LeaderNotAvailable.code();
                         resp.topics.push(t);
@@ -127,6 +156,7 @@ pub async fn handle(
 /// Fields newer than the request's version are left at their defaults (the codec refuses them otherwise).
 fn topic_response(
     broker: &Broker,
+    authz: &Authz,
     topic: &TopicImage,
     with_ops: bool,
     v: i16,
@@ -140,7 +170,7 @@ fn topic_response(
         t.is_internal = util::is_internal(&topic.name);
     }
     t.topic_authorized_operations = if with_ops && v >= 8 {
-        util::TOPIC_OPERATIONS
+        authz.operations(ResourceType::Topic, &topic.name)
     } else {
         util::OPERATIONS_OMITTED
     };

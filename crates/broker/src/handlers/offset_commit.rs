@@ -13,7 +13,9 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
 
+use super::acl_util::Authz;
 use super::RequestContext;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
 
 pub async fn handle(
@@ -21,9 +23,30 @@ pub async fn handle(
     ctx: &RequestContext,
     mut req: OffsetCommitRequest,
 ) -> Option<OffsetCommitResponse> {
+    // Kafka's checks, in its order: READ on the group (every partition
+    // refused), READ on each topic, then the topic's existence.
+    let authz = Authz::new(broker, ctx);
+    if !authz.allows(Op::Read, ResourceType::Group, &req.group_id) {
+        let all = std::mem::take(&mut req.topics)
+            .into_iter()
+            .map(|t| (t.name, t.partitions.iter().map(|p| p.partition_index).collect()))
+            .collect();
+        let mut r = OffsetCommitResponse::default();
+        add_errors(&mut r, all, ResponseError::GroupAuthorizationFailed);
+        return Some(r);
+    }
+    let mut denied = Vec::new();
+    req.topics.retain(|t| {
+        let ok = authz.allows(Op::Read, ResourceType::Topic, &t.name);
+        if !ok {
+            denied.push((t.name.clone(), t.partitions.iter().map(|p| p.partition_index).collect()));
+        }
+        ok
+    });
     let unknown = take_unknown_partitions(broker, &mut req);
     if req.topics.is_empty() {
         let mut r = OffsetCommitResponse::default();
+        add_errors(&mut r, denied, ResponseError::TopicAuthorizationFailed);
         add_errors(&mut r, unknown, ResponseError::UnknownTopicOrPartition);
         return Some(r);
     }
@@ -53,6 +76,7 @@ pub async fn handle(
             r
         }
     };
+    add_errors(&mut resp, denied, ResponseError::TopicAuthorizationFailed);
     add_errors(&mut resp, unknown, ResponseError::UnknownTopicOrPartition);
     Some(resp)
 }

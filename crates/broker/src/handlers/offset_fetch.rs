@@ -6,7 +6,9 @@ use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 
 use super::group_util::{in_request_order, per_shard};
+use super::acl_util::Authz;
 use super::RequestContext;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
 
 pub async fn handle(
@@ -15,28 +17,59 @@ pub async fn handle(
     req: OffsetFetchRequest,
 ) -> Option<OffsetFetchResponse> {
     let v = ctx.api_version;
+    // DESCRIBE on the group; of the offsets, only those of topics the
+    // caller may describe: named ones it may not are refused per partition,
+    // and a fetch of all offsets leaves them out (Kafka's handler).
+    let authz = Authz::new(broker, ctx);
     if v < 8 {
+        if !authz.allows(Op::Describe, ResourceType::Group, &req.group_id) {
+            let mut r = OffsetFetchResponse::default();
+            r.error_code = ResponseError::GroupAuthorizationFailed.code();
+            return Some(r);
+        }
+        let named = req.topics.is_some();
         let p = broker.groups.partition_for(&req.group_id);
-        return Some(
-            match broker
-                .groups
-                .call(p, move |s, _, id| s.fetch_offsets(id, v, req))
-                .await
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    super::group_util::log_failure("OffsetFetch", &e);
-                    let mut r = OffsetFetchResponse::default();
-                    r.error_code = ResponseError::CoordinatorNotAvailable.code();
-                    r
+        let mut r = match broker
+            .groups
+            .call(p, move |s, _, id| s.fetch_offsets(id, v, req))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                super::group_util::log_failure("OffsetFetch", &e);
+                let mut r = OffsetFetchResponse::default();
+                r.error_code = ResponseError::CoordinatorNotAvailable.code();
+                r
+            }
+        };
+        r.topics.retain_mut(|t| {
+            let ok = authz.allows(Op::Describe, ResourceType::Topic, &t.name);
+            if !ok && named {
+                for p in &mut t.partitions {
+                    p.committed_offset = -1;
+                    p.committed_leader_epoch = -1;
+                    p.metadata = None;
+                    p.error_code = ResponseError::TopicAuthorizationFailed.code();
                 }
-            },
-        );
+            }
+            ok || named
+        });
+        return Some(r);
     }
+    let (allowed, denied): (Vec<_>, Vec<_>) = req
+        .groups
+        .iter()
+        .cloned()
+        .partition(|g| authz.allows(Op::Describe, ResourceType::Group, &g.group_id));
+    let named: std::collections::HashSet<String> = allowed
+        .iter()
+        .filter(|g| g.topics.is_some())
+        .map(|g| g.group_id.to_string())
+        .collect();
     let mut groups = per_shard(
         broker,
         "OffsetFetch",
-        &req.groups,
+        &allowed,
         |g| &g.group_id,
         |s, _, id, groups| {
             let mut sub = req.clone();
@@ -52,6 +85,27 @@ pub async fn handle(
         },
     )
     .await;
+    for g in &mut groups {
+        let named = named.contains(g.group_id.as_str());
+        g.topics.retain_mut(|t| {
+            let ok = authz.allows(Op::Describe, ResourceType::Topic, &t.name);
+            if !ok && named {
+                for p in &mut t.partitions {
+                    p.committed_offset = -1;
+                    p.committed_leader_epoch = -1;
+                    p.metadata = None;
+                    p.error_code = ResponseError::TopicAuthorizationFailed.code();
+                }
+            }
+            ok || named
+        });
+    }
+    groups.extend(denied.into_iter().map(|g| {
+        let mut out = OffsetFetchResponseGroup::default();
+        out.group_id = g.group_id;
+        out.error_code = ResponseError::GroupAuthorizationFailed.code();
+        out
+    }));
     let order: Vec<&str> = req.groups.iter().map(|g| &**g.group_id).collect();
     in_request_order(&mut groups, &order, |g| &g.group_id);
     let mut resp = OffsetFetchResponse::default();

@@ -18,11 +18,13 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 
+use super::acl_util::Authz;
 use super::util::{self, str_bytes};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::partition::{Partition, PartitionError};
 use crate::purgatory::Waiter;
+use gregor_security::acl::{AclOperation, ResourceType};
 use gregor_storage::{StorageError, Verification};
 
 /// An `acks=all` append the ISR has not replicated yet: the topic's and the
@@ -38,6 +40,13 @@ pub async fn handle(
     let acks = req.acks;
     let mut resp = ProduceResponse::default();
     let mut delayed: Vec<Delayed> = Vec::new();
+    // Kafka's order: WRITE on the transactional id refuses the whole
+    // request; then WRITE on each topic, before its existence is checked
+    // (a caller without it learns nothing about the topic).
+    let authz = Authz::new(broker, ctx);
+    let txn_denied = req.transactional_id.as_ref().is_some_and(|id| {
+        !authz.allows(AclOperation::Write, ResourceType::TransactionalId, id)
+    });
     for topic in req.topic_data {
         let name: String = if ctx.api_version >= 13 {
             super::metadata::topic_name_by_id(broker, &topic.topic_id).unwrap_or_default()
@@ -47,12 +56,26 @@ pub async fn handle(
         let mut t = TopicProduceResponse::default();
         t.name = topic.name.clone();
         t.topic_id = topic.topic_id;
+        let topic_denied = if txn_denied {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else if (ctx.api_version < 13 || !name.is_empty())
+            && !authz.allows(AclOperation::Write, ResourceType::Topic, &name)
+        {
+            Some(ResponseError::TopicAuthorizationFailed)
+        } else {
+            None
+        };
         for p in topic.partition_data {
             let mut r = PartitionProduceResponse::default();
             r.index = p.index;
             r.base_offset = -1;
             r.log_append_time_ms = -1;
             r.log_start_offset = -1;
+            if let Some(e) = topic_denied {
+                r.error_code = e.code();
+                t.partition_responses.push(r);
+                continue;
+            }
             let verified = match &req.transactional_id {
                 Some(id) if (-1..=1).contains(&acks) => {
                     let add = ctx.api_version >= PRODUCE_TXN_V2_SINCE;

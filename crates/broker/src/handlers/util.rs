@@ -90,12 +90,6 @@ pub fn record_errors(e: &StorageError) -> &[gregor_storage::RecordError] {
     }
 }
 
-/// Authorized-operations bit sets reported when a client asks (no authorizer:
-/// everything is allowed). Bits are Kafka's AclOperation codes.
-pub const TOPIC_OPERATIONS: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
-pub const CLUSTER_OPERATIONS: i32 =
-    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 /// "Not requested" marker for authorized operations.
 pub const OPERATIONS_OMITTED: i32 = i32::MIN;
 
