@@ -594,14 +594,31 @@ mod tests {
         assert_eq!(by_type(&[all.clone()], "User:bob"), Decision::Allowed);
         // A DENY on the same literal, on a prefix of it, or on `*`, takes it back.
         let deny = |name: &str, pt: PatternType| {
-            acl(rt, name, pt, "User:alice", "*", Op::Write, PermissionType::Deny)
+            acl(
+                rt,
+                name,
+                pt,
+                "User:alice",
+                "*",
+                Op::Write,
+                PermissionType::Deny,
+            )
         };
         let lit = deny("orders", PatternType::Literal);
-        assert_eq!(by_type(&[some.clone(), lit], "User:alice"), Decision::Denied);
+        assert_eq!(
+            by_type(&[some.clone(), lit], "User:alice"),
+            Decision::Denied
+        );
         let pre = deny("ord", PatternType::Prefixed);
-        assert_eq!(by_type(&[some.clone(), pre], "User:alice"), Decision::Denied);
+        assert_eq!(
+            by_type(&[some.clone(), pre], "User:alice"),
+            Decision::Denied
+        );
         let star = deny("*", PatternType::Literal);
-        assert_eq!(by_type(&[some.clone(), star], "User:alice"), Decision::Denied);
+        assert_eq!(
+            by_type(&[some.clone(), star], "User:alice"),
+            Decision::Denied
+        );
         // A DENY on another name leaves the ALLOW standing.
         let other = deny("payments", PatternType::Literal);
         assert_eq!(by_type(&[some, other], "User:alice"), Decision::Allowed);

@@ -7,6 +7,8 @@ use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
 use super::{txn_util, RequestContext};
 use crate::broker::Broker;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
+use kafka_protocol::error::ResponseError;
 
 pub async fn handle(
     broker: &Broker,
@@ -14,6 +16,20 @@ pub async fn handle(
     req: AddOffsetsToTxnRequest,
 ) -> Option<AddOffsetsToTxnResponse> {
     let mut resp = AddOffsetsToTxnResponse::default();
+    // WRITE on the transactional id, then READ on the group.
+    let authz = super::acl_util::Authz::new(broker, ctx);
+    if !authz.allows(
+        Op::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return Some(resp);
+    }
+    if !authz.allows(Op::Read, ResourceType::Group, &req.group_id) {
+        resp.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return Some(resp);
+    }
     if let Err(e) = broker.groups.ensure_topic().await {
         resp.error_code = super::coordinator_error(&e).code();
         return Some(resp);

@@ -19,6 +19,7 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 
 use super::{txn_util, RequestContext};
 use crate::broker::Broker;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 
 /// Every partition of `topics` answered with `code`, except those in
 /// `unknown`, answered UNKNOWN_TOPIC_OR_PARTITION.
@@ -64,8 +65,37 @@ pub async fn handle(
     };
     let v = ctx.api_version;
     let mut resp = AddPartitionsToTxnResponse::default();
+    let authz = super::acl_util::Authz::new(broker, ctx);
     if v < 4 {
         let topics = &req.v3_and_below_topics;
+        // WRITE on the transactional id refuses every partition; WRITE on
+        // each topic, before its existence, the others not attempted.
+        let txn_id = req.v3_and_below_transactional_id.as_str();
+        if !authz.allows(Op::Write, ResourceType::TransactionalId, txn_id) {
+            resp.results_by_topic_v3_and_below = results(
+                topics,
+                ResponseError::TransactionalIdAuthorizationFailed,
+                &|_, _| false,
+            );
+            return Some(resp);
+        }
+        let denied: Vec<&str> = topics
+            .iter()
+            .map(|t| t.name.as_str())
+            .filter(|t| !authz.allows(Op::Write, ResourceType::Topic, t))
+            .collect();
+        if !denied.is_empty() {
+            let mut r = results(topics, ResponseError::OperationNotAttempted, &unknown);
+            for t in &mut r {
+                if denied.contains(&t.name.as_str()) {
+                    for p in &mut t.results_by_partition {
+                        p.partition_error_code = ResponseError::TopicAuthorizationFailed.code();
+                    }
+                }
+            }
+            resp.results_by_topic_v3_and_below = r;
+            return Some(resp);
+        }
         let any_unknown = topics
             .iter()
             .any(|t| t.partitions.iter().any(|p| unknown(&t.name, *p)));
@@ -86,6 +116,11 @@ pub async fn handle(
                 resp.results_by_topic_v3_and_below = results(&topics, e, &|_, _| false);
             }
         }
+        return Some(resp);
+    }
+    // The batched form comes from brokers: CLUSTER_ACTION on the cluster.
+    if !authz.allows_cluster(Op::ClusterAction) {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
         return Some(resp);
     }
     // The batched form: one sub-request per coordinator shard.

@@ -4,11 +4,11 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
-use super::group_util::per_shard;
 use super::acl_util::Authz;
+use super::group_util::per_shard;
 use super::RequestContext;
-use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 
 pub async fn handle(
     broker: &Broker,

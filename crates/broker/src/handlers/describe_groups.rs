@@ -4,11 +4,11 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
-use super::group_util::{in_request_order, per_shard};
 use super::acl_util::Authz;
+use super::group_util::{in_request_order, per_shard};
 use super::RequestContext;
-use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 
 pub async fn handle(
     broker: &Broker,

@@ -18,20 +18,25 @@ use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersRespon
 use super::util;
 use super::RequestContext;
 use crate::broker::Broker;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeProducersRequest,
 ) -> Option<DescribeProducersResponse> {
     let mut resp = DescribeProducersResponse::default();
+    let authz = super::acl_util::Authz::new(broker, ctx);
     for topic in req.topics {
         let mut t = TopicResponse::default();
         t.name = topic.name.clone();
+        // READ on the topic, before its existence.
+        let denied = !authz.allows(Op::Read, ResourceType::Topic, &topic.name);
         for index in topic.partition_indexes {
             let mut r = PartitionResponse::default();
             r.partition_index = index;
             match broker.partition(&topic.name, index) {
+                _ if denied => r.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 None => r.error_code = util::not_hosted(broker, &topic.name, index).code(),
                 Some(p) if broker.logs.is_offline(&p.tp) => {
                     r.error_code = ResponseError::KafkaStorageError.code();

@@ -9,11 +9,11 @@ use kafka_protocol::messages::{
     BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName,
 };
 
-use super::util::{self, str_bytes};
 use super::acl_util::Authz;
+use super::util::{self, str_bytes};
 use super::RequestContext;
-use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 
 pub async fn handle(
     broker: &Broker,

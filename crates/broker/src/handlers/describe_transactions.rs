@@ -8,18 +8,35 @@ use kafka_protocol::messages::{DescribeTransactionsRequest, DescribeTransactions
 
 use super::RequestContext;
 use crate::broker::Broker;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
+use kafka_protocol::error::ResponseError;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeTransactionsRequest,
 ) -> Option<DescribeTransactionsResponse> {
     let mut resp = DescribeTransactionsResponse::default();
-    let by_shard = broker.txns.by_partition(
-        req.transactional_ids
-            .iter()
-            .map(|id| (id.as_str(), id.to_string())),
-    );
+    // DESCRIBE on each transactional id; of its partitions, those of topics
+    // the caller may describe (Kafka's handler).
+    let authz = super::acl_util::Authz::new(broker, ctx);
+    let (allowed, denied): (Vec<_>, Vec<_>) = req
+        .transactional_ids
+        .iter()
+        .partition(|id| authz.allows(Op::Describe, ResourceType::TransactionalId, id));
+    for id in denied {
+        let mut st = TransactionState::default();
+        st.transactional_id = id.clone();
+        st.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        st.transaction_state = super::util::str_bytes(String::new());
+        st.producer_id = kafka_protocol::messages::ProducerId(-1);
+        st.producer_epoch = -1;
+        st.transaction_start_time_ms = -1;
+        resp.transaction_states.push(st);
+    }
+    let by_shard = broker
+        .txns
+        .by_partition(allowed.iter().map(|id| (id.as_str(), id.to_string())));
     for (shard, ids) in by_shard {
         let answer = broker
             .txns
@@ -40,6 +57,10 @@ pub async fn handle(
                 }
             }
         }
+    }
+    for st in &mut resp.transaction_states {
+        st.topics
+            .retain(|t| authz.allows(Op::Describe, ResourceType::Topic, &t.topic));
     }
     // Request order, as Kafka answers.
     let order: Vec<&str> = req.transactional_ids.iter().map(|s| s.as_str()).collect();

@@ -11,6 +11,8 @@ use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 
 use super::{txn_util, RequestContext};
 use crate::broker::Broker;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
+use kafka_protocol::error::ResponseError;
 
 pub async fn handle(
     broker: &Broker,
@@ -20,6 +22,16 @@ pub async fn handle(
     let mut resp = EndTxnResponse::default();
     let v = ctx.api_version;
     let txn_id = req.transactional_id.to_string();
+    if !super::acl_util::authorize(
+        broker,
+        ctx,
+        Op::Write,
+        ResourceType::TransactionalId,
+        &txn_id,
+    ) {
+        resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return Some(resp);
+    }
     // Transactions v2 move to a fresh producer id once the epoch is
     // exhausted: allocate one only then (the shard retries without it).
     let mut fresh = None;

@@ -10,6 +10,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 
 use super::{txn_util, RequestContext};
 use crate::broker::Broker;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
@@ -19,6 +20,21 @@ pub async fn handle(
     let mut resp = InitProducerIdResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
+    // A transactional producer needs WRITE on its transactional id; an
+    // idempotent one IDEMPOTENT_WRITE on the cluster or WRITE on some topic
+    // (KIP-679), else CLUSTER_AUTHORIZATION_FAILED.
+    let authz = super::acl_util::Authz::new(broker, ctx);
+    let refused = match &req.transactional_id {
+        Some(id) => (!authz.allows(Op::Write, ResourceType::TransactionalId, id))
+            .then_some(ResponseError::TransactionalIdAuthorizationFailed),
+        None => (!authz.allows_cluster(Op::IdempotentWrite)
+            && !authz.allows_any(Op::Write, ResourceType::Topic))
+        .then_some(ResponseError::ClusterAuthorizationFailed),
+    };
+    if let Some(e) = refused {
+        resp.error_code = e.code();
+        return Some(resp);
+    }
     let fresh = match broker.next_producer_id().await {
         Ok(id) => id,
         Err(e) => {

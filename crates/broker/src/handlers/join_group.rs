@@ -5,9 +5,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
 use super::RequestContext;
-use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
 use crate::group_runtime::client_info;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 
 pub async fn handle(
     broker: &Broker,

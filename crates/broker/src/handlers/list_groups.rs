@@ -5,8 +5,8 @@ use kafka_protocol::messages::{ListGroupsRequest, ListGroupsResponse};
 
 use super::acl_util::Authz;
 use super::RequestContext;
-use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 
 pub async fn handle(
     broker: &Broker,

@@ -12,6 +12,8 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use super::util;
 use super::RequestContext;
 use crate::broker::Broker;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
+use kafka_protocol::error::ResponseError;
 
 pub const LATEST: i64 = -1;
 pub const EARLIEST: i64 = -2;
@@ -25,15 +27,23 @@ pub async fn handle(
     req: ListOffsetsRequest,
 ) -> Option<ListOffsetsResponse> {
     let mut resp = ListOffsetsResponse::default();
+    let authz = super::acl_util::Authz::new(broker, ctx);
     for topic in req.topics {
         let mut t = ListOffsetsTopicResponse::default();
         t.name = topic.name.clone();
+        // DESCRIBE on the topic, before its existence.
+        let denied = !authz.allows(Op::Describe, ResourceType::Topic, &topic.name);
         for p in topic.partitions {
             let mut r = ListOffsetsPartitionResponse::default();
             r.partition_index = p.partition_index;
             r.timestamp = -1;
             r.offset = -1;
             r.leader_epoch = -1;
+            if denied {
+                r.error_code = ResponseError::TopicAuthorizationFailed.code();
+                t.partitions.push(r);
+                continue;
+            }
             let Some(partition) = broker.partition(&topic.name, p.partition_index) else {
                 r.error_code =
                     super::util::not_hosted(broker, &topic.name, p.partition_index).code();

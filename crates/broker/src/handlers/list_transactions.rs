@@ -7,10 +7,11 @@ use kafka_protocol::messages::{ListTransactionsRequest, ListTransactionsResponse
 
 use super::RequestContext;
 use crate::broker::Broker;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: ListTransactionsRequest,
 ) -> Option<ListTransactionsResponse> {
     let mut resp = gregor_coordinator::txn::list_transactions_header(&req);
@@ -46,5 +47,14 @@ pub async fn handle(
             }
         }
     }
+    // Only the transactional ids the caller may describe.
+    let authz = super::acl_util::Authz::new(broker, ctx);
+    resp.transaction_states.retain(|s| {
+        authz.allows(
+            Op::Describe,
+            ResourceType::TransactionalId,
+            &s.transactional_id,
+        )
+    });
     Some(resp)
 }

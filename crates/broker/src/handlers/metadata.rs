@@ -88,13 +88,17 @@ pub async fn handle(
             t.topic_authorized_operations = util::OPERATIONS_OMITTED;
             t.error_code = ResponseError::TopicAuthorizationFailed.code();
             if v >= 1 {
-                t.is_internal = requested.name.as_ref().is_some_and(|n| util::is_internal(n));
+                t.is_internal = requested
+                    .name
+                    .as_ref()
+                    .is_some_and(|n| util::is_internal(n));
             }
             resp.topics.push(t);
             continue;
         }
         if let Some(t) = found {
-            resp.topics.push(topic_response(broker, &authz, t, with_ops, v));
+            resp.topics
+                .push(topic_response(broker, &authz, t, with_ops, v));
             continue;
         }
         let mut t = MetadataResponseTopic::default();
@@ -120,7 +124,8 @@ pub async fn handle(
             continue;
         }
         // Auto-creation needs CREATE on the cluster or on the topic.
-        if !authz.allows_cluster(Op::Create) && !authz.allows(Op::Create, ResourceType::Topic, &name)
+        if !authz.allows_cluster(Op::Create)
+            && !authz.allows(Op::Create, ResourceType::Topic, &name)
         {
             t.error_code = ResponseError::TopicAuthorizationFailed.code();
             resp.topics.push(t);

@@ -15,8 +15,8 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicN
 
 use super::acl_util::Authz;
 use super::RequestContext;
-use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
@@ -29,7 +29,12 @@ pub async fn handle(
     if !authz.allows(Op::Read, ResourceType::Group, &req.group_id) {
         let all = std::mem::take(&mut req.topics)
             .into_iter()
-            .map(|t| (t.name, t.partitions.iter().map(|p| p.partition_index).collect()))
+            .map(|t| {
+                (
+                    t.name,
+                    t.partitions.iter().map(|p| p.partition_index).collect(),
+                )
+            })
             .collect();
         let mut r = OffsetCommitResponse::default();
         add_errors(&mut r, all, ResponseError::GroupAuthorizationFailed);
@@ -39,7 +44,10 @@ pub async fn handle(
     req.topics.retain(|t| {
         let ok = authz.allows(Op::Read, ResourceType::Topic, &t.name);
         if !ok {
-            denied.push((t.name.clone(), t.partitions.iter().map(|p| p.partition_index).collect()));
+            denied.push((
+                t.name.clone(),
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            ));
         }
         ok
     });

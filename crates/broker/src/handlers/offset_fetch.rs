@@ -5,11 +5,11 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 
-use super::group_util::{in_request_order, per_shard};
 use super::acl_util::Authz;
+use super::group_util::{in_request_order, per_shard};
 use super::RequestContext;
-use gregor_security::acl::{AclOperation as Op, ResourceType};
 use crate::broker::Broker;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 
 pub async fn handle(
     broker: &Broker,

@@ -22,23 +22,39 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 use super::util;
 use super::RequestContext;
 use crate::broker::Broker;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: OffsetForLeaderEpochRequest,
 ) -> Option<OffsetForLeaderEpochResponse> {
     let mut resp = OffsetForLeaderEpochResponse::default();
+    // A follower's request (v3+ names its replica) needs CLUSTER_ACTION; a
+    // consumer's DESCRIBE on each topic.
+    let authz = super::acl_util::Authz::new(broker, ctx);
+    let follower_denied =
+        ctx.api_version >= 3 && req.replica_id.0 >= 0 && !authz.allows_cluster(Op::ClusterAction);
     for topic in req.topics {
         let mut t = OffsetForLeaderTopicResult::default();
         t.topic = topic.topic.clone();
+        let denied = if follower_denied {
+            Some(ResponseError::ClusterAuthorizationFailed)
+        } else if (ctx.api_version < 3 || req.replica_id.0 < 0)
+            && !authz.allows(Op::Describe, ResourceType::Topic, &topic.topic)
+        {
+            Some(ResponseError::TopicAuthorizationFailed)
+        } else {
+            None
+        };
         for p in topic.partitions {
             let mut r = EpochEndOffset::default();
             r.partition = p.partition;
             r.leader_epoch = -1;
             r.end_offset = -1;
-            let answer = match broker.partition(&topic.topic, p.partition) {
-                None => {
+            let answer = match (denied, broker.partition(&topic.topic, p.partition)) {
+                (Some(e), _) => Err(e),
+                (None, None) => {
                     let known = broker
                         .metadata
                         .image()
@@ -50,10 +66,10 @@ pub async fn handle(
                         ResponseError::UnknownTopicOrPartition
                     })
                 }
-                Some(partition) if broker.logs.is_offline(&partition.tp) => {
+                (None, Some(partition)) if broker.logs.is_offline(&partition.tp) => {
                     Err(ResponseError::KafkaStorageError)
                 }
-                Some(partition) => partition
+                (None, Some(partition)) => partition
                     .last_offset_for_leader_epoch(p.current_leader_epoch, p.leader_epoch, true)
                     .map_err(|e| util::partition_error(&e)),
             };

@@ -44,9 +44,10 @@ pub async fn handle(
     // request; then WRITE on each topic, before its existence is checked
     // (a caller without it learns nothing about the topic).
     let authz = Authz::new(broker, ctx);
-    let txn_denied = req.transactional_id.as_ref().is_some_and(|id| {
-        !authz.allows(AclOperation::Write, ResourceType::TransactionalId, id)
-    });
+    let txn_denied = req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !authz.allows(AclOperation::Write, ResourceType::TransactionalId, id));
     for topic in req.topic_data {
         let name: String = if ctx.api_version >= 13 {
             super::metadata::topic_name_by_id(broker, &topic.topic_id).unwrap_or_default()

@@ -16,6 +16,7 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::group_runtime::OFFSETS_TOPIC;
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 
 /// The first TxnOffsetCommit version of transactions v2.
 const TXN_OFFSET_COMMIT_V2_SINCE: i16 = 5;
@@ -49,6 +50,44 @@ pub async fn handle(
     ctx: &RequestContext,
     req: TxnOffsetCommitRequest,
 ) -> Option<TxnOffsetCommitResponse> {
+    // WRITE on the transactional id, READ on the group (each refuses
+    // every partition), then READ on each topic and its existence.
+    let authz = super::acl_util::Authz::new(broker, ctx);
+    if !authz.allows(
+        Op::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        return Some(all_failed(
+            &req,
+            ResponseError::TransactionalIdAuthorizationFailed,
+        ));
+    }
+    if !authz.allows(Op::Read, ResourceType::Group, &req.group_id) {
+        return Some(all_failed(&req, ResponseError::GroupAuthorizationFailed));
+    }
+    let mut req = req;
+    let mut refused = TxnOffsetCommitRequest::default();
+    let image = broker.metadata.image();
+    let mut unknown = TxnOffsetCommitRequest::default();
+    req.topics.retain(|t| {
+        if !authz.allows(Op::Read, ResourceType::Topic, &t.name) {
+            refused.topics.push(t.clone());
+            false
+        } else if image.topic(&t.name).is_none() {
+            unknown.topics.push(t.clone());
+            false
+        } else {
+            true
+        }
+    });
+    let mut early = all_failed(&refused, ResponseError::TopicAuthorizationFailed);
+    early
+        .topics
+        .extend(all_failed(&unknown, ResponseError::UnknownTopicOrPartition).topics);
+    if req.topics.is_empty() && !early.topics.is_empty() {
+        return Some(early);
+    }
     let p = broker.groups.partition_for(&req.group_id);
     let v = ctx.api_version;
     if v >= TXN_OFFSET_COMMIT_V2_SINCE {
@@ -77,16 +116,18 @@ pub async fn handle(
         }
     }
     let shape = req.clone();
-    match broker
+    let mut resp = match broker
         .groups
         .call(p, move |s, now, id| s.txn_offset_commit(now, id, v, req))
         .await
     {
-        Ok(r) => Some(r),
+        Ok(r) => r,
         Err(e) => {
             let code = super::coordinator_error(&e);
             super::group_util::log_failure("TxnOffsetCommit", &e);
-            Some(all_failed(&shape, code))
+            all_failed(&shape, code)
         }
-    }
+    };
+    resp.topics.extend(early.topics);
+    Some(resp)
 }

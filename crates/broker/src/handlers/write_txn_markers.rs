@@ -14,13 +14,17 @@ use super::RequestContext;
 use crate::broker::Broker;
 use crate::coordinator_runtime::Marker;
 use crate::txn_runtime::write_marker_local;
+use gregor_security::acl::AclOperation as Op;
+use kafka_protocol::error::ResponseError;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: WriteTxnMarkersRequest,
 ) -> Option<WriteTxnMarkersResponse> {
     let mut resp = WriteTxnMarkersResponse::default();
+    // Only brokers write markers: CLUSTER_ACTION, or every partition is refused.
+    let denied = !super::acl_util::authorize_cluster(broker, ctx, Op::ClusterAction);
     for m in req.markers {
         let marker = Marker {
             producer_id: m.producer_id.0,
@@ -36,7 +40,9 @@ pub async fn handle(
             for p in t.partition_indexes {
                 let mut pr = WritableTxnMarkerPartitionResult::default();
                 pr.partition_index = p;
-                if let Some(e) = write_marker_local(broker, &t.name, p, marker).await {
+                if denied {
+                    pr.error_code = ResponseError::ClusterAuthorizationFailed.code();
+                } else if let Some(e) = write_marker_local(broker, &t.name, p, marker).await {
                     pr.error_code = e.code();
                 }
                 tr.partitions.push(pr);
