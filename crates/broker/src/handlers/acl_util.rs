@@ -182,3 +182,31 @@ pub fn authorize(
 pub fn authorize_cluster(broker: &Broker, ctx: &RequestContext, op: AclOperation) -> bool {
     Authz::new(broker, ctx).allows_cluster(op)
 }
+
+/// The check of a config resource (DescribeConfigs with DESCRIBE_CONFIGS,
+/// AlterConfigs and IncrementalAlterConfigs with ALTER_CONFIGS), as Kafka's
+/// `ConfigHelper` makes it: brokers and broker loggers (and client metrics)
+/// on the cluster, topics and groups on themselves. The error to answer
+/// when refused (with a null message, as Kafka's `ApiError(error, null)`).
+pub fn config_resource_refusal(
+    authz: &Authz,
+    op: AclOperation,
+    resource_type: i8,
+    name: &str,
+) -> Option<kafka_protocol::error::ResponseError> {
+    use kafka_protocol::error::ResponseError as E;
+    const TOPIC: i8 = 2;
+    const GROUP: i8 = 32;
+    let (allowed, error) = match resource_type {
+        TOPIC => (
+            authz.allows(op, ResourceType::Topic, name),
+            E::TopicAuthorizationFailed,
+        ),
+        GROUP => (
+            authz.allows(op, ResourceType::Group, name),
+            E::GroupAuthorizationFailed,
+        ),
+        _ => (authz.allows_cluster(op), E::ClusterAuthorizationFailed),
+    };
+    (!allowed).then_some(error)
+}

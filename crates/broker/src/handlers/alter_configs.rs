@@ -17,7 +17,7 @@ use crate::broker::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: AlterConfigsRequest,
 ) -> Option<AlterConfigsResponse> {
     let mut resp = AlterConfigsResponse::default();
@@ -26,11 +26,22 @@ pub async fn handle(
             .iter()
             .map(|r| (r.resource_type, r.resource_name.as_str())),
     );
+    let authz = super::acl_util::Authz::new(broker, ctx);
     for res in req.resources {
         let mut r = AlterConfigsResourceResponse::default();
         r.error_message = None;
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name.clone();
+        if let Some(e) = super::acl_util::config_resource_refusal(
+            &authz,
+            gregor_security::acl::AclOperation::AlterConfigs,
+            res.resource_type,
+            &res.resource_name,
+        ) {
+            r.error_code = e.code();
+            resp.responses.push(r);
+            continue;
+        }
         let outcome = check_repeated(&repeated, res.resource_type, &res.resource_name)
             .and_then(|()| {
                 check_keys(

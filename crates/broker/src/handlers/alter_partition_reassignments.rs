@@ -27,9 +27,16 @@ use crate::broker::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: AlterPartitionReassignmentsRequest,
 ) -> Option<AlterPartitionReassignmentsResponse> {
+    // ALTER on the cluster (CLUSTER_AUTHORIZATION_FAILED), as Kafka's handler.
+    if !super::acl_util::authorize_cluster(broker, ctx, gregor_security::acl::AclOperation::Alter) {
+        let mut resp = AlterPartitionReassignmentsResponse::default();
+        resp.error_code = kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
+        resp.error_message = None;
+        return Some(resp);
+    }
     // Whether each topic allows an unclean election, which a cancel (or a
     // replacement) needs when only the replicas being added are in sync.
     let unclean: BTreeMap<String, bool> = req

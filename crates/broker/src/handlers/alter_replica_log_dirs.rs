@@ -13,10 +13,13 @@ use gregor_storage::TopicPartition;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: AlterReplicaLogDirsRequest,
 ) -> Option<AlterReplicaLogDirsResponse> {
     let mut resp = AlterReplicaLogDirsResponse::default();
+    // ALTER on the cluster, or every partition is refused.
+    let allowed =
+        super::acl_util::authorize_cluster(broker, ctx, gregor_security::acl::AclOperation::Alter);
     for dir in req.dirs {
         for topic in dir.topics {
             let mut t = AlterReplicaLogDirTopicResult::default();
@@ -25,7 +28,10 @@ pub async fn handle(
                 let tp = TopicPartition::new(topic.name.as_str(), partition);
                 let mut r = AlterReplicaLogDirPartitionResult::default();
                 r.partition_index = partition;
-                if let Err(e) = broker.alter_replica_log_dir(&tp, dir.path.as_str()) {
+                if !allowed {
+                    r.error_code =
+                        kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
+                } else if let Err(e) = broker.alter_replica_log_dir(&tp, dir.path.as_str()) {
                     tracing::warn!(partition = %tp, dir = %dir.path.as_str(), error = %e, "cannot alter the replica's log dir");
                     r.error_code = e.code();
                 }

@@ -19,7 +19,7 @@ type Failure = (ResponseError, String);
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: AlterUserScramCredentialsRequest,
 ) -> Option<AlterUserScramCredentialsResponse> {
     let deletions: Vec<ScramDeletion> = req
@@ -52,6 +52,17 @@ pub async fn handle(
             }
             v
         });
+    // ALTER on the cluster, or every user is refused.
+    if !super::acl_util::authorize_cluster(broker, ctx, gregor_security::acl::AclOperation::Alter) {
+        let mut resp = AlterUserScramCredentialsResponse::default();
+        for user in names {
+            let mut r = AlterUserScramCredentialsResult::default();
+            r.user = str_bytes(user);
+            r.error_code = ResponseError::ClusterAuthorizationFailed.code();
+            resp.results.push(r);
+        }
+        return Some(resp);
+    }
     let outcome = broker
         .controller_update(|image| {
             Ok::<_, std::convert::Infallible>(scram::alter_user_scram_credentials(

@@ -11,13 +11,25 @@ use crate::broker::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> Option<CreatePartitionsResponse> {
     let mut resp = CreatePartitionsResponse::default();
+    let authz = super::acl_util::Authz::new(broker, ctx);
     for topic in req.topics {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = topic.name.clone();
+        // ALTER on the topic, before its existence.
+        if !authz.allows(
+            gregor_security::acl::AclOperation::Alter,
+            gregor_security::acl::ResourceType::Topic,
+            &topic.name,
+        ) {
+            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+            r.error_message = None;
+            resp.results.push(r);
+            continue;
+        }
         let assignments: Option<Vec<Vec<i32>>> = topic.assignments.as_ref().map(|a| {
             a.iter()
                 .map(|x| x.broker_ids.iter().map(|b| b.0).collect())

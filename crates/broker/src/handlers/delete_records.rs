@@ -13,18 +13,26 @@ use crate::broker::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DeleteRecordsRequest,
 ) -> Option<DeleteRecordsResponse> {
     let mut resp = DeleteRecordsResponse::default();
+    let authz = super::acl_util::Authz::new(broker, ctx);
     for topic in req.topics {
         let mut t = DeleteRecordsTopicResult::default();
         t.name = topic.name.clone();
+        // DELETE on the topic, before its existence.
+        let denied = !authz.allows(
+            gregor_security::acl::AclOperation::Delete,
+            gregor_security::acl::ResourceType::Topic,
+            &topic.name,
+        );
         for p in topic.partitions {
             let mut r = DeleteRecordsPartitionResult::default();
             r.partition_index = p.partition_index;
             r.low_watermark = -1;
             match broker.partition(&topic.name, p.partition_index) {
+                _ if denied => r.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(partition) if !partition.is_leader() => {
                     r.error_code = ResponseError::NotLeaderOrFollower.code()

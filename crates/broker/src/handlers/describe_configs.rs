@@ -40,12 +40,23 @@ pub async fn handle(
     req: DescribeConfigsRequest,
 ) -> Option<DescribeConfigsResponse> {
     let mut resp = DescribeConfigsResponse::default();
+    let authz = super::acl_util::Authz::new(broker, ctx);
     for resource in req.resources {
         let mut result = DescribeConfigsResult::default();
         result.error_message = None;
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name.clone();
         let name = resource.resource_name.to_string();
+        if let Some(e) = super::acl_util::config_resource_refusal(
+            &authz,
+            gregor_security::acl::AclOperation::DescribeConfigs,
+            resource.resource_type,
+            &name,
+        ) {
+            result.error_code = e.code();
+            resp.results.push(result);
+            continue;
+        }
         let entries = match entries(broker, resource.resource_type, &name) {
             Ok(e) => e,
             Err((code, message)) => {

@@ -23,6 +23,20 @@ pub async fn handle(
             .map(|t| (t.topic.to_string(), t.partitions))
             .collect()
     });
+    // DESCRIBE on the cluster; refused, v3+ carries the error, older
+    // versions just an empty answer (Kafka's handler).
+    if !super::acl_util::authorize_cluster(
+        broker,
+        ctx,
+        gregor_security::acl::AclOperation::Describe,
+    ) {
+        let mut resp = DescribeLogDirsResponse::default();
+        if ctx.api_version >= 3 {
+            resp.error_code =
+                kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
+        }
+        return Some(resp);
+    }
     let mut resp = DescribeLogDirsResponse::default();
     for dir in broker.logs.dirs() {
         let mut result = DescribeLogDirsResult::default();

@@ -43,6 +43,15 @@ pub async fn handle(
         resp.error_code = ResponseError::InvalidRequest.code();
         return Some(resp);
     }
+    // DESCRIBE on the cluster.
+    if !super::acl_util::authorize_cluster(
+        broker,
+        ctx,
+        gregor_security::acl::AclOperation::Describe,
+    ) {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return Some(resp);
+    }
     let node = broker.node_id();
     let state = match (broker.metadata.local(), broker.metadata.quorum()) {
         (Some(store), _) => {

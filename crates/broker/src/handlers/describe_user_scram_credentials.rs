@@ -18,9 +18,19 @@ use crate::broker::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeUserScramCredentialsRequest,
 ) -> Option<DescribeUserScramCredentialsResponse> {
+    // DESCRIBE on the cluster.
+    if !super::acl_util::authorize_cluster(
+        broker,
+        ctx,
+        gregor_security::acl::AclOperation::Describe,
+    ) {
+        let mut resp = DescribeUserScramCredentialsResponse::default();
+        resp.error_code = kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
+        return Some(resp);
+    }
     let image = broker.metadata.image();
     // User name to whether it was asked for more than once.
     let mut users: BTreeMap<String, bool> = BTreeMap::new();

@@ -39,6 +39,23 @@ pub async fn handle(
         resp.error_code = ResponseError::InvalidRequest.code();
         return Some(resp);
     }
+    // ALTER on the cluster, or every requested partition is refused.
+    if !super::acl_util::authorize_cluster(broker, ctx, gregor_security::acl::AclOperation::Alter) {
+        let e = ResponseError::ClusterAuthorizationFailed.code();
+        resp.error_code = e;
+        for t in req.topic_partitions.iter().flatten() {
+            let mut r = ReplicaElectionResult::default();
+            r.topic = t.topic.clone();
+            for &partition in &t.partitions {
+                let mut p = PartitionResult::default();
+                p.partition_id = partition;
+                p.error_code = e;
+                r.partition_result.push(p);
+            }
+            resp.replica_election_results.push(r);
+        }
+        return Some(resp);
+    }
     // The decision may run again against a newer image; the last run's
     // answers are the ones committed.
     let mut results = Vec::new();

@@ -29,6 +29,15 @@ pub async fn handle(
     req: ListConfigResourcesRequest,
 ) -> Option<ListConfigResourcesResponse> {
     let mut resp = ListConfigResourcesResponse::default();
+    // DESCRIBE_CONFIGS on the cluster.
+    if !super::acl_util::authorize_cluster(
+        broker,
+        ctx,
+        gregor_security::acl::AclOperation::DescribeConfigs,
+    ) {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return Some(resp);
+    }
     if ctx.api_version == 0 {
         // Client-metrics subscriptions only, and there are none.
         return Some(resp);

@@ -22,9 +22,20 @@ use crate::broker::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: ListPartitionReassignmentsRequest,
 ) -> Option<ListPartitionReassignmentsResponse> {
+    // DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED), as Kafka's handler.
+    if !super::acl_util::authorize_cluster(
+        broker,
+        ctx,
+        gregor_security::acl::AclOperation::Describe,
+    ) {
+        let mut resp = ListPartitionReassignmentsResponse::default();
+        resp.error_code = kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
+        resp.error_message = None;
+        return Some(resp);
+    }
     let image = broker.metadata.image();
     // One entry per topic: grouped from the image, or as the request names them.
     let mut by_topic: Vec<(String, Vec<Reassignment>)> = Vec::new();

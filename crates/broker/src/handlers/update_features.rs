@@ -102,7 +102,14 @@ pub async fn handle(
     ctx: &RequestContext,
     req: UpdateFeaturesRequest,
 ) -> Option<UpdateFeaturesResponse> {
+    // ALTER on the cluster.
+    let allowed =
+        super::acl_util::authorize_cluster(broker, ctx, gregor_security::acl::AclOperation::Alter);
     let outcome: Result<(), Refusal> = match parse(ctx.api_version, &req) {
+        _ if !allowed => Err((
+            ResponseError::ClusterAuthorizationFailed,
+            "Cluster authorization failed.".to_string(),
+        )),
         Err(e) => Err(e),
         Ok(updates) if req.validate_only => decide(&broker.metadata.image(), &updates).map(|_| ()),
         Ok(updates) => match broker
