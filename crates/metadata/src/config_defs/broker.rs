@@ -116,6 +116,8 @@ pub(super) const fn cw(
 /// The broker configs Gregor acts on, in name order (binary-searched).
 pub static GREGOR_EFFECTIVE: &[&str] = &[
     "advertised.listeners",
+    "allow.everyone.if.no.acl.found",
+    "authorizer.class.name",
     "auto.create.topics.enable",
     "broker.id",
     "broker.rack",
@@ -205,6 +207,7 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "ssl.truststore.certificates",
     "ssl.truststore.location",
     "ssl.truststore.type",
+    "super.users",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.max.timeout.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms",
