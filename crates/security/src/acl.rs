@@ -480,10 +480,11 @@ impl Authorizer {
             }
         }
         let survives = |(pt, name): &(PatternType, &str)| {
-            !(*pt == PatternType::Literal && deny_literal.contains(name))
-                && !(1..=name.len())
-                    .filter(|&n| name.is_char_boundary(n))
-                    .any(|n| deny_prefix.contains(&name[..n]))
+            let denied_literal = *pt == PatternType::Literal && deny_literal.contains(name);
+            let denied_prefix = (1..=name.len())
+                .filter(|&n| name.is_char_boundary(n))
+                .any(|n| deny_prefix.contains(&name[..n]));
+            !denied_literal && !denied_prefix
         };
         if allow.iter().any(survives) {
             Decision::Allowed
@@ -585,13 +586,22 @@ mod tests {
         assert_eq!(by_type(&[], "User:admin"), Decision::Allowed);
         assert_eq!(by_type(&[], "User:alice"), Decision::Denied);
         let some = allow("orders", PatternType::Literal, "User:alice", Op::Write);
-        assert_eq!(by_type(&[some.clone()], "User:alice"), Decision::Allowed);
-        assert_eq!(by_type(&[some.clone()], "User:bob"), Decision::Denied);
+        assert_eq!(
+            by_type(std::slice::from_ref(&some), "User:alice"),
+            Decision::Allowed
+        );
+        assert_eq!(
+            by_type(std::slice::from_ref(&some), "User:bob"),
+            Decision::Denied
+        );
         // READ does not imply WRITE; ALL does.
         let read = allow("orders", PatternType::Literal, "User:alice", Op::Read);
         assert_eq!(by_type(&[read], "User:alice"), Decision::Denied);
         let all = allow("o", PatternType::Prefixed, "User:*", Op::All);
-        assert_eq!(by_type(&[all.clone()], "User:bob"), Decision::Allowed);
+        assert_eq!(
+            by_type(std::slice::from_ref(&all), "User:bob"),
+            Decision::Allowed
+        );
         // A DENY on the same literal, on a prefix of it, or on `*`, takes it back.
         let deny = |name: &str, pt: PatternType| {
             acl(
