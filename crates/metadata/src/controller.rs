@@ -36,7 +36,17 @@ pub enum ControllerError {
     InvalidConfig(#[from] InvalidConfig),
     #[error("Unknown topic config name: {0}")]
     UnknownConfig(String),
+    /// POLICY_VIOLATION: more partitions in one request than
+    /// [`MAX_PARTITIONS_PER_BATCH`].
+    #[error("Excessively large number of partitions per request.")]
+    TooManyPartitions,
 }
+
+/// The most partitions one CreateTopics or CreatePartitions request may
+/// create (Kafka's `MAX_PARTITIONS_PER_BATCH`, the controller's records per
+/// user operation): a request asking for 2^31 partitions is refused before
+/// any record is built.
+pub const MAX_PARTITIONS_PER_BATCH: i64 = 10_000;
 
 /// Longest legal topic name (Kafka: 249 so partition directory names fit 255).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -137,6 +147,9 @@ pub fn create_topic(
         if req.num_partitions <= 0 {
             return Err(ControllerError::InvalidPartitions(req.num_partitions));
         }
+        if i64::from(req.num_partitions) > MAX_PARTITIONS_PER_BATCH {
+            return Err(ControllerError::TooManyPartitions);
+        }
         if req.replication_factor <= 0 || req.replication_factor as usize > brokers.len() {
             return Err(ControllerError::InvalidReplicationFactor {
                 requested: req.replication_factor,
@@ -152,6 +165,9 @@ pub fn create_topic(
             })
             .collect()
     } else {
+        if req.assignments.len() as i64 > MAX_PARTITIONS_PER_BATCH {
+            return Err(ControllerError::TooManyPartitions);
+        }
         let mut out = Vec::new();
         for (i, (p, replicas)) in req.assignments.iter().enumerate() {
             if *p != i as i32 {
@@ -251,6 +267,9 @@ pub fn create_partitions(
             topic: name.to_string(),
             count,
         });
+    }
+    if i64::from(count) - i64::from(current) > MAX_PARTITIONS_PER_BATCH {
+        return Err(ControllerError::TooManyPartitions);
     }
     let rf = topic
         .partitions
@@ -455,6 +474,21 @@ mod tests {
             create_partitions(&image, "a.b", 1, None, &[1]),
             Err(ControllerError::CannotShrinkPartitions { .. })
         ));
+        // 2^31 partitions: refused before a record is built (Kafka's bound).
+        assert!(matches!(
+            create_topic(
+                &image,
+                &CreateTopic::new("huge", i32::MAX),
+                &[1],
+                Uuid::from_u128(5)
+            ),
+            Err(ControllerError::TooManyPartitions)
+        ));
+        assert!(matches!(
+            create_partitions(&image, "a.b", i32::MAX, None, &[1]),
+            Err(ControllerError::TooManyPartitions)
+        ));
+        assert!(create_partitions(&image, "a.b", 10_002, None, &[1]).is_ok());
         let recs = create_partitions(&image, "a.b", 4, None, &[1]).unwrap();
         apply(&mut image, &recs);
         assert_eq!(image.topic("a.b").unwrap().partitions.len(), 4);

@@ -35,6 +35,27 @@ pub async fn handle(
         .filter(|t| !seen.insert(t.name.to_string()))
         .map(|t| t.name.to_string())
         .collect();
+    // Kafka's bound on one request's partitions, before any other check:
+    // every topic of an excessive request is refused.
+    let total: i64 = req
+        .topics
+        .iter()
+        .map(|t| match (t.assignments.is_empty(), t.num_partitions) {
+            (false, _) => t.assignments.len() as i64,
+            (true, -1) => i64::from(broker.config.num_partitions),
+            (true, n) => i64::from(n.max(0)),
+        })
+        .sum();
+    if total > controller::MAX_PARTITIONS_PER_BATCH {
+        for topic in &req.topics {
+            let mut r = CreatableTopicResult::default();
+            r.name = topic.name.clone();
+            r.error_code = ResponseError::PolicyViolation.code();
+            r.error_message = Some(str_bytes(ControllerError::TooManyPartitions.to_string()));
+            resp.topics.push(r);
+        }
+        return Some(resp);
+    }
     for topic in req.topics {
         let name = topic.name.to_string();
         let mut r = CreatableTopicResult::default();

@@ -27,6 +27,7 @@ pub fn controller_error(e: &ControllerError) -> ResponseError {
         ControllerError::InvalidConfig(_) | ControllerError::UnknownConfig(_) => {
             ResponseError::InvalidConfig
         }
+        ControllerError::TooManyPartitions => ResponseError::PolicyViolation,
     }
 }
 
