@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka import ConsumerGroupTopicPartitions
 
@@ -121,3 +123,40 @@ def test_kafka_python_delete_records_on_unknown_topics(broker, topic):
             a.delete_records({KpTopicPartition(topic, 9999): -1})
     finally:
         a.close()
+
+
+def test_excessive_partition_counts_are_a_policy_violation(broker, topic):
+    """Kafka's controller refuses a request for more than 10,000 partitions
+    (MAX_PARTITIONS_PER_BATCH) with POLICY_VIOLATION before building any
+    record; 2^31 - 1 partitions must not make the broker allocate them."""
+    from confluent_kafka.admin import NewPartitions, NewTopic
+    admin = ck_admin(broker.bootstrap)
+    huge = f"{topic}-huge"
+    # librdkafka checks up to 100,000 itself; kafka-python sends 2^31 - 1.
+    [f] = admin.create_topics([NewTopic(huge, 100_000, 1)], request_timeout=30).values()
+    with pytest.raises(KafkaException) as e:
+        f.result()
+    assert e.value.args[0].code() == KafkaError.POLICY_VIOLATION, e.value
+    assert "Excessively large number of partitions per request." in str(e.value)
+    from kafka.admin import KafkaAdminClient, NewTopic as KpNewTopic
+    from kafka.errors import PolicyViolationError
+    kp = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        with pytest.raises(PolicyViolationError):
+            kp.create_topics([KpNewTopic(huge, 2**31 - 1, 1)])
+    finally:
+        kp.close()
+    # Two topics of 6,000 each: the request as a whole is too large.
+    fs = admin.create_topics([NewTopic(f"{topic}-a", 6000, 1), NewTopic(f"{topic}-b", 6000, 1)],
+                             request_timeout=30)
+    for f in fs.values():
+        with pytest.raises(KafkaException) as e:
+            f.result()
+        assert e.value.args[0].code() == KafkaError.POLICY_VIOLATION, e.value
+    ck_create_topic(broker.bootstrap, topic, 1)
+    [f] = admin.create_partitions([NewPartitions(topic, 100_000)], request_timeout=30).values()
+    with pytest.raises(KafkaException) as e:
+        f.result()
+    assert e.value.args[0].code() == KafkaError.POLICY_VIOLATION, e.value
+    assert huge not in admin.list_topics(timeout=10).topics
+    assert len(admin.list_topics(topic, timeout=10).topics[topic].partitions) == 1
