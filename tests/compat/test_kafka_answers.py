@@ -160,3 +160,48 @@ def test_excessive_partition_counts_are_a_policy_violation(broker, topic):
     assert e.value.args[0].code() == KafkaError.POLICY_VIOLATION, e.value
     assert huge not in admin.list_topics(timeout=10).topics
     assert len(admin.list_topics(topic, timeout=10).topics[topic].partitions) == 1
+
+
+@pytest.mark.broker_overrides({"max.connections.per.ip": "3"})
+def test_max_connections_per_ip(broker, topic):
+    """Kafka's max.connections.per.ip: a connection past the limit is closed
+    at once (before any request is read); closing one frees its slot, and
+    clients keep working."""
+    import socket
+    import struct
+    import time
+    host, port = broker.bootstrap.split(":")
+
+    def api_versions(s: socket.socket) -> bool:
+        # ApiVersions v0, correlation id 7, client id "t"; True if answered.
+        body = struct.pack(">hhih", 18, 0, 7, 1) + b"t"
+        try:
+            s.sendall(struct.pack(">i", len(body)) + body)
+            head = s.recv(4)
+            return len(head) == 4
+        except OSError:
+            return False
+
+    held = [socket.create_connection((host, int(port)), timeout=10) for _ in range(3)]
+    try:
+        assert all(api_versions(s) for s in held)
+        extra = socket.create_connection((host, int(port)), timeout=10)
+        # The broker closes it: EOF (or a reset) instead of an answer.
+        assert not api_versions(extra)
+        extra.close()
+        held.pop().close()
+        # The freed slot is taken back once the broker sees the close.
+        deadline = time.monotonic() + 10
+        while True:
+            s = socket.create_connection((host, int(port)), timeout=10)
+            if api_versions(s):
+                held.append(s)
+                break
+            s.close()
+            assert time.monotonic() < deadline, "the closed connection's slot never came back"
+            time.sleep(0.05)
+    finally:
+        for s in held:
+            s.close()
+    # With the raw sockets closed, a real client gets its connections.
+    ck_create_topic(broker.bootstrap, topic, 1)

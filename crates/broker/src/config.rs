@@ -153,6 +153,8 @@ pub struct BrokerConfig {
     /// `None`: no authorizer; the ACL APIs answer SECURITY_DISABLED.
     pub authorizer: Option<gregor_security::acl::Authorizer>,
     pub socket_request_max_bytes: usize,
+    /// `max.connections`, `max.connections.per.ip` and its overrides.
+    pub connection_limits: ConnectionLimitSettings,
     pub checkpoint_interval_ms: u64,
     /// log.retention.check.interval.ms
     pub retention_check_interval_ms: u64,
@@ -168,6 +170,14 @@ pub struct BrokerConfig {
     /// Set when `controller.quorum.voters` names a Raft quorum; `None` runs
     /// the embedded single-node metadata log.
     pub quorum: Option<QuorumSettings>,
+}
+
+/// Kafka's connection limits (see `transport::limits`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimitSettings {
+    pub max_connections: usize,
+    pub max_connections_per_ip: u32,
+    pub per_ip_overrides: std::collections::HashMap<std::net::IpAddr, u32>,
 }
 
 impl Default for BrokerConfig {
@@ -472,6 +482,19 @@ impl BrokerConfig {
             delete_topic_enable: boolean("delete.topic.enable"),
             authorizer: authorizer(&props)?,
             socket_request_max_bytes: int("socket.request.max.bytes") as usize,
+            connection_limits: ConnectionLimitSettings {
+                max_connections: int("max.connections").clamp(0, i64::from(i32::MAX)) as usize,
+                max_connections_per_ip: int("max.connections.per.ip").clamp(0, i64::from(i32::MAX))
+                    as u32,
+                per_ip_overrides: crate::transport::limits::parse_overrides(
+                    get(&props, "max.connections.per.ip.overrides").unwrap_or(""),
+                )
+                .map_err(|e| {
+                    ConfigError::Unsupported(format!(
+                        "invalid max.connections.per.ip.overrides: {e}"
+                    ))
+                })?,
+            },
             checkpoint_interval_ms: int("log.flush.offset.checkpoint.interval.ms").max(1) as u64,
             retention_check_interval_ms: int("log.retention.check.interval.ms").max(1) as u64,
             rack,

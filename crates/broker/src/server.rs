@@ -13,18 +13,17 @@ use std::time::Duration;
 
 use gregor_security::Authenticator;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::broker::Broker;
 use crate::config::ClientListener;
+use crate::transport::limits::ConnectionLimits;
 use crate::transport::principal::PrincipalMapper;
 use crate::transport::sasl::SaslSession;
 use crate::transport::tls::TlsError;
 use crate::transport::{ConnectionContext, KafkaPrincipal, SecurityProtocol};
 
-/// Upper bound on open client connections (Kafka: max.connections, default unlimited).
-pub const MAX_CONNECTIONS: usize = 10_000;
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How long a client may take to complete the TLS handshake: a connection
@@ -162,7 +161,12 @@ async fn bind_one(l: &ClientListener) -> std::io::Result<TcpListener> {
 /// Serves until `shutdown` resolves, then shuts down cleanly.
 pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Future<Output = ()>) {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limits = Arc::new(ConnectionLimits::new(
+        broker.config.connection_limits.max_connections,
+        broker.config.connection_limits.max_connections_per_ip,
+        broker.config.connection_limits.per_ip_overrides.clone(),
+    ));
+    let inter_broker = broker.config.inter_broker_listener;
     let mut connections = JoinSet::new();
     let checkpointer = tokio::spawn(checkpoint_loop(broker.clone(), stop_rx.clone()));
     let retention = tokio::spawn(retention_loop(broker.clone(), stop_rx.clone()));
@@ -199,9 +203,12 @@ pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Futur
                         continue;
                     }
                 };
-                let Ok(permit) = limit.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, "too many connections, closing");
-                    continue;
+                let permit = match limits.admit(peer.ip(), index == inter_broker) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(%peer, reason = %e, "connection refused: too many connections");
+                        continue;
+                    }
                 };
                 let l = &listeners.bound[index];
                 let (name, protocol, tls) = (l.name.clone(), l.protocol, l.tls.clone());

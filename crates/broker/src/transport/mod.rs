@@ -23,6 +23,7 @@ use parking_lot::{Mutex, RwLock};
 
 use self::sasl::SaslSession;
 
+pub mod limits;
 pub mod principal;
 pub mod sasl;
 pub mod tls;
