@@ -157,6 +157,31 @@ def test_produce_and_fetch_need_write_and_read(acl_broker):
     assert group not in {g.group_id for g in listed}
 
 
+def test_acl_removed_mid_session(acl_broker):
+    """An ACL deleted while a producer is connected: its next request is
+    refused (the decision reads the current ACLs, not the connection's)."""
+    b = acl_broker
+    admin = ck_admin(b.bootstrap)
+    topic = f"mid-{uuid.uuid4().hex[:6]}"
+    make_topics(admin, topic)
+    write = allow(ResourceType.TOPIC, topic, ALICE, AclOperation.WRITE)
+    grant(admin, write)
+    results = []
+    p = Producer(as_user(b, "alice", **{"message.timeout.ms": 10000, "retries": 0}))
+    p.produce(topic, b"before", on_delivery=lambda e, m: results.append(e))
+    p.flush(20)
+    assert results == [None]
+    from confluent_kafka.admin import AclBindingFilter, AclPermissionType as Perm
+    [f] = admin.delete_acls([AclBindingFilter(
+        ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, ALICE, None,
+        AclOperation.WRITE, Perm.ALLOW)], request_timeout=TIMEOUT).values()
+    assert f.result() == [write]
+    p.produce(topic, b"after", on_delivery=lambda e, m: results.append(e))
+    p.flush(20)
+    assert len(results) == 2 and results[1] is not None
+    assert results[1].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, results[1]
+
+
 def test_metadata_leaks_no_topic_names(acl_broker):
     """A topic alice may not DESCRIBE looks the same whether it exists or
     not; auto-creation needs CREATE; kafka-python sees the same errors."""

@@ -148,7 +148,6 @@ fn kafka_python_server_properties_start_gregor() {
     for key in [
         "offsets.commit.timeout.ms",
         "replica.lag.time.max.ms",
-        "authorizer.class.name",
         "sasl.mechanism.inter.broker.protocol",
     ] {
         assert!(
@@ -158,6 +157,12 @@ fn kafka_python_server_properties_start_gregor() {
         );
     }
     assert!(!warnings[0].contains("num.partitions"), "{}", warnings[0]);
+    // The authorizer acts (ACL enforcement).
+    assert!(
+        !warnings[0].contains("authorizer.class.name"),
+        "{}",
+        warnings[0]
+    );
 
     // DescribeConfigs reports the static value and says it has no effect.
     let r = describe(
