@@ -1000,4 +1000,68 @@ mod tests {
             assert!(props(&bad).is_err(), "{bad:?} accepted");
         }
     }
+
+    #[test]
+    fn quorum_links_follow_the_protocol_map() {
+        let base = [
+            ("node.id", "1"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listeners",
+                "PLAINTEXT://:9092,BROKER://:9094,CONTROLLER://:9093",
+            ),
+            ("inter.broker.listener.name", "BROKER"),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", "/k.pem"),
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.location", "/ca.pem"),
+            ("sasl.mechanism.controller.protocol", "PLAIN"),
+            ("listener.name.controller.sasl.enabled.mechanisms", "PLAIN"),
+            (
+                "listener.name.controller.plain.sasl.jaas.config",
+                r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="c" password="p" user_c="p";"#,
+            ),
+        ];
+        let mut pairs = props(&base);
+        pairs.insert(
+            "listener.security.protocol.map".into(),
+            "PLAINTEXT:PLAINTEXT,BROKER:SSL,CONTROLLER:SASL_PLAINTEXT".into(),
+        );
+        let c = BrokerConfig::from_props(pairs.clone()).unwrap();
+        // An SSL inter-broker listener in a quorum (refused before links were secured).
+        assert_eq!(c.inter_broker_link.protocol, SecurityProtocol::Ssl);
+        assert_eq!(c.inter_broker_link.listener, "BROKER");
+        assert!(c.inter_broker_link.tls.is_some() && c.inter_broker_link.sasl.is_none());
+        let ctl = c.controller_link.unwrap();
+        assert_eq!(ctl.security.protocol, SecurityProtocol::SaslPlaintext);
+        let login = ctl.security.sasl.unwrap();
+        assert_eq!(
+            (login.username.as_str(), login.password.0.as_str()),
+            ("c", "p")
+        );
+        assert!(ctl.sasl_server.is_some());
+        // A SASL inter-broker listener without sasl.mechanism.inter.broker.protocol.
+        pairs.insert(
+            "listener.security.protocol.map".into(),
+            "PLAINTEXT:PLAINTEXT,BROKER:SASL_SSL,CONTROLLER:SASL_PLAINTEXT".into(),
+        );
+        pairs.insert(
+            "listener.name.broker.sasl.enabled.mechanisms".into(),
+            "SCRAM-SHA-512".into(),
+        );
+        let e = BrokerConfig::from_props(pairs).unwrap_err().to_string();
+        assert!(e.contains("sasl.mechanism.inter.broker.protocol"), "{e}");
+        // An unmapped controller listener is PLAINTEXT.
+        let mut plain = props(&base);
+        plain.insert(
+            "listener.security.protocol.map".into(),
+            "PLAINTEXT:PLAINTEXT,BROKER:PLAINTEXT".into(),
+        );
+        let c = BrokerConfig::from_props(plain).unwrap();
+        assert_eq!(
+            c.controller_link.unwrap().security.protocol,
+            SecurityProtocol::Plaintext
+        );
+    }
 }
