@@ -224,6 +224,7 @@ class Node:
         self.props_path = self.dir / "server.properties"
         self.kafka_port = 0
         self.controller_port = 0
+        self.extra_ports: list[int] = []  # `Cluster(extra_ports=k)`: k more ports for other listeners
         self.proc: subprocess.Popen | None = None
         self.incarnation = 0
         self.stderr_paths: list[Path] = []
@@ -291,10 +292,13 @@ class Node:
             "log.dirs": str(self.log_dir),
         }
         props.update(overrides)
+        if c.node_overrides is not None:
+            props.update({k: str(v) for k, v in c.node_overrides(self).items()})
         self.props_path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
 
     def format(self, cluster_id: str) -> None:
-        r = run_tool(["storage", "format", "-t", cluster_id, "-c", str(self.props_path)],
+        r = run_tool(["storage", "format", "-t", cluster_id, "-c", str(self.props_path),
+                      *self.cluster.format_args],
                      check=False, binary=self.cluster.binary)
         self._event(f"storage format -> {r.returncode}: {r.stdout.strip()} {r.stderr.strip()}")
         if r.returncode != 0:
@@ -453,10 +457,18 @@ class Node:
 # ---------------------------------------------------------------- the cluster
 class Cluster:
     def __init__(self, work_dir: Path, n: int = 3, overrides: dict[str, str] | None = None,
-                 binary: Path | None = None):
+                 binary: Path | None = None,
+                 node_overrides: Callable[[Node], dict[str, str]] | None = None,
+                 extra_ports: int = 0, format_args: list[str] | None = None):
+        """`node_overrides(node)` adds per-node properties after `overrides` (it may use
+        the node's ports, `node.extra_ports` among them: `extra_ports` more per node);
+        `format_args` are appended to every `gregor storage format`."""
         self.work_dir = Path(work_dir)
         self.n = n
         self.overrides = {k: str(v) for k, v in (overrides or {}).items()}
+        self.node_overrides = node_overrides
+        self.extra_ports = extra_ports
+        self.format_args = list(format_args or [])
         self.binary = Path(binary) if binary else gregor_bin()
         self.nodes = [Node(self, i) for i in range(1, n + 1)]
         self.cluster_id: str | None = None
@@ -468,9 +480,11 @@ class Cluster:
         majority of voters has elected a leader), then waits until the cluster has
         formed (`wait_ready`); retries with fresh ports if one was taken meanwhile."""
         for attempt in range(1, START_ATTEMPTS + 1):
-            ports = free_ports(2 * self.n)
+            per = 2 + self.extra_ports
+            ports = free_ports(per * self.n)
             for i, node in enumerate(self.nodes):
-                node.kafka_port, node.controller_port = ports[2 * i], ports[2 * i + 1]
+                node.kafka_port, node.controller_port = ports[per * i], ports[per * i + 1]
+                node.extra_ports = ports[per * i + 2:per * (i + 1)]
             self.cluster_id = run_tool(["storage", "random-uuid"], binary=self.binary).stdout.strip()
             for node in self.nodes:
                 if node.log_dir.exists():  # a previous attempt's data

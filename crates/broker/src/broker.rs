@@ -43,6 +43,9 @@ pub enum BrokerError {
     ControllerUnavailable(String),
     #[error("blocking task of the broker failed: {0}")]
     Blocking(#[from] tokio::task::JoinError),
+    /// The inter-broker listener's TLS material cannot be loaded.
+    #[error("inter-broker connections: {0}")]
+    InterBrokerTls(#[from] crate::transport::tls::TlsError),
 }
 
 /// Hosted partitions by topic name, then partition index.
@@ -75,6 +78,9 @@ pub struct Broker {
     /// Connections to the other brokers for coordinator requests
     /// (transaction markers, KIP-890 verification).
     pub peers: crate::inter_broker::Peers,
+    /// Opens this broker's connections to the other brokers' inter-broker
+    /// listener (replica fetchers, coordinator requests).
+    pub inter_broker_connector: Arc<crate::transport::client::ClientConnector>,
     /// This broker, for moving blocking work to the blocking pool from `&self`.
     this: Weak<Broker>,
     /// Serialises [`Broker::reconcile`] (whose file work runs without holding
@@ -181,6 +187,9 @@ impl Broker {
         let static_props = config.props.clone();
         let config_for = |topic: &str| resolve_log_config(&image, &static_props, node_id, topic);
         let logs = LogManager::open(config.log_dirs.clone(), clock.clone(), &config_for)?;
+        let inter_broker_connector = Arc::new(crate::transport::client::ClientConnector::new(
+            &config.inter_broker_link,
+        )?);
         let broker = Arc::new_cyclic(|weak| Self {
             bound_ports: config
                 .listeners
@@ -198,7 +207,9 @@ impl Broker {
             peers: crate::inter_broker::Peers::new(
                 format!("broker-{node_id}-coordinator"),
                 std::time::Duration::from_secs(30),
+                inter_broker_connector.clone(),
             ),
+            inter_broker_connector,
             txns: Arc::new(crate::txn_runtime::txn_runtime(weak.clone(), &config.props)),
             config,
             clock,

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use gregor_metadata::config_defs;
 
+use crate::transport::client::{LinkConfigError, LinkSecurity};
 use crate::transport::tls::{TlsConfigError, TlsSettings};
 use crate::transport::SecurityProtocol;
 
@@ -31,6 +32,9 @@ pub enum ConfigError {
     /// A SASL listener's mechanisms or JAAS users.
     #[error("{0}")]
     Sasl(String),
+    /// The security of the inter-broker or controller link.
+    #[error(transparent)]
+    Link(#[from] LinkConfigError),
     #[error("line {line}: {text}")]
     Syntax { line: usize, text: String },
 }
@@ -125,6 +129,18 @@ pub struct QuorumSettings {
     pub leader_rebalance_interval_ms: Option<u64>,
 }
 
+/// The controller listener's security (the first name of
+/// `controller.listener.names`, its protocol from
+/// `listener.security.protocol.map`, PLAINTEXT if unmapped).
+#[derive(Debug, Clone)]
+pub struct ControllerLink {
+    /// Connecting: TLS and the `sasl.mechanism.controller.protocol` login.
+    pub security: LinkSecurity,
+    /// Accepting, on a SASL controller listener of a controller: its
+    /// mechanisms and PLAIN users.
+    pub sasl_server: Option<crate::sasl::SaslSettings>,
+}
+
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     /// Every key given (server.properties, then overrides), as written.
@@ -138,6 +154,12 @@ pub struct BrokerConfig {
     /// Index in `listeners` of the listener other brokers use
     /// (`inter.broker.listener.name`, else `security.inter.broker.protocol`).
     pub inter_broker_listener: usize,
+    /// How this node connects to other brokers' inter-broker listener
+    /// (TLS, SASL login); PLAINTEXT outside a quorum.
+    pub inter_broker_link: LinkSecurity,
+    /// In a quorum: the controller listener as this node connects to it,
+    /// and (on a controller) how it accepts connections there.
+    pub controller_link: Option<ControllerLink>,
     /// The inter-broker listener's advertised host and port: the endpoint
     /// registered for replication and coordinator traffic.
     pub advertised_host: String,
@@ -382,6 +404,18 @@ impl BrokerConfig {
         }
         let inter_broker_listener =
             inter_broker_listener(&props, &client_listeners, !voters_text.is_empty())?;
+        // Only a quorum member connects to other brokers; a single node's
+        // inter-broker listener may be SASL without a login.
+        let inter_broker_link = match client_listeners.get(inter_broker_listener) {
+            Some(l) if !voters_text.is_empty() => LinkSecurity::from_props(
+                &props,
+                &l.listener.name,
+                l.protocol,
+                "sasl.mechanism.inter.broker.protocol",
+                true,
+            )?,
+            _ => LinkSecurity::plaintext("PLAINTEXT"),
+        };
         let (advertised_host, advertised_port) = match client_listeners.get(inter_broker_listener) {
             Some(c) => (c.advertised_host.clone(), c.advertised_port),
             None => {
@@ -409,6 +443,7 @@ impl BrokerConfig {
             .map(PathBuf::from)
             .unwrap_or_else(|| log_dirs[0].clone());
         let rack = get(&props, "broker.rack").map(str::to_string);
+        let mut controller_link = None;
         let quorum = if voters_text.is_empty() {
             None
         } else {
@@ -448,6 +483,30 @@ impl BrokerConfig {
                     reason: "a broker-only node must not list a controller listener".into(),
                 });
             }
+            let controller_name = controller_names[0];
+            let controller_protocol = protocols
+                .get(controller_name)
+                .copied()
+                .unwrap_or(SecurityProtocol::Plaintext);
+            let sasl_server = match controller_protocol {
+                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl if is_controller => {
+                    Some(
+                        crate::sasl::SaslSettings::from_props(&props, controller_name)
+                            .map_err(|e| ConfigError::Sasl(e.to_string()))?,
+                    )
+                }
+                _ => None,
+            };
+            controller_link = Some(ControllerLink {
+                security: LinkSecurity::from_props(
+                    &props,
+                    controller_name,
+                    controller_protocol,
+                    "sasl.mechanism.controller.protocol",
+                    is_controller,
+                )?,
+                sasl_server,
+            });
             Some(QuorumSettings {
                 voters,
                 broker: is_broker,
@@ -474,6 +533,8 @@ impl BrokerConfig {
             listener,
             listeners: client_listeners,
             inter_broker_listener,
+            inter_broker_link,
+            controller_link,
             log_dirs,
             metadata_log_dir,
             num_partitions: int("num.partitions") as i32,
@@ -556,8 +617,8 @@ fn parse_protocol_map(text: &str) -> Result<BTreeMap<String, SecurityProtocol>, 
 /// `security.inter.broker.protocol` (Kafka's default PLAINTEXT). A
 /// single-node broker without such a listener uses its first one (nothing
 /// connects to it as a broker); in a quorum the inter-broker listener must
-/// exist and, for now, be PLAINTEXT (brokers connect to each other in
-/// plain TCP).
+/// exist (brokers connect to it secured as its protocol says:
+/// `transport::client`).
 fn inter_broker_listener(
     props: &BTreeMap<String, String>,
     listeners: &[ClientListener],
@@ -597,13 +658,6 @@ fn inter_broker_listener(
         }
         None => 0,
     };
-    if in_quorum && listeners[index].protocol != SecurityProtocol::Plaintext {
-        return Err(ConfigError::Unsupported(format!(
-            "the inter-broker listener {} uses {}: brokers connect to each other over PLAINTEXT only for now; \
-             set inter.broker.listener.name to a PLAINTEXT listener",
-            listeners[index].listener.name, listeners[index].protocol
-        )));
-    }
     Ok(index)
 }
 
@@ -879,7 +933,8 @@ mod tests {
         assert!(no_effect.contains(&"offsets.commit.timeout.ms"));
         // SASL listeners read it (the check does not look at the listener's protocol).
         assert!(!no_effect.contains(&"listener.name.plaintext.sasl.enabled.mechanisms"));
-        assert!(no_effect.contains(&"sasl.mechanism.inter.broker.protocol"));
+        // Read by the inter-broker link (in a quorum).
+        assert!(!no_effect.contains(&"sasl.mechanism.inter.broker.protocol"));
         assert!(!no_effect.contains(&"num.partitions"));
     }
 
@@ -967,5 +1022,69 @@ mod tests {
         ] {
             assert!(props(&bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn quorum_links_follow_the_protocol_map() {
+        let base = [
+            ("node.id", "1"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listeners",
+                "PLAINTEXT://:9092,BROKER://:9094,CONTROLLER://:9093",
+            ),
+            ("inter.broker.listener.name", "BROKER"),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", "/k.pem"),
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.location", "/ca.pem"),
+            ("sasl.mechanism.controller.protocol", "PLAIN"),
+            ("listener.name.controller.sasl.enabled.mechanisms", "PLAIN"),
+            (
+                "listener.name.controller.plain.sasl.jaas.config",
+                r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="c" password="p" user_c="p";"#,
+            ),
+        ];
+        let mut pairs = props(&base);
+        pairs.insert(
+            "listener.security.protocol.map".into(),
+            "PLAINTEXT:PLAINTEXT,BROKER:SSL,CONTROLLER:SASL_PLAINTEXT".into(),
+        );
+        let c = BrokerConfig::from_props(pairs.clone()).unwrap();
+        // An SSL inter-broker listener in a quorum (refused before links were secured).
+        assert_eq!(c.inter_broker_link.protocol, SecurityProtocol::Ssl);
+        assert_eq!(c.inter_broker_link.listener, "BROKER");
+        assert!(c.inter_broker_link.tls.is_some() && c.inter_broker_link.sasl.is_none());
+        let ctl = c.controller_link.unwrap();
+        assert_eq!(ctl.security.protocol, SecurityProtocol::SaslPlaintext);
+        let login = ctl.security.sasl.unwrap();
+        assert_eq!(
+            (login.username.as_str(), login.password.0.as_str()),
+            ("c", "p")
+        );
+        assert!(ctl.sasl_server.is_some());
+        // A SASL inter-broker listener without sasl.mechanism.inter.broker.protocol.
+        pairs.insert(
+            "listener.security.protocol.map".into(),
+            "PLAINTEXT:PLAINTEXT,BROKER:SASL_SSL,CONTROLLER:SASL_PLAINTEXT".into(),
+        );
+        pairs.insert(
+            "listener.name.broker.sasl.enabled.mechanisms".into(),
+            "SCRAM-SHA-512".into(),
+        );
+        let e = BrokerConfig::from_props(pairs).unwrap_err().to_string();
+        assert!(e.contains("sasl.mechanism.inter.broker.protocol"), "{e}");
+        // An unmapped controller listener is PLAINTEXT.
+        let mut plain = props(&base);
+        plain.insert(
+            "listener.security.protocol.map".into(),
+            "PLAINTEXT:PLAINTEXT,BROKER:PLAINTEXT".into(),
+        );
+        let c = BrokerConfig::from_props(plain).unwrap();
+        assert_eq!(
+            c.controller_link.unwrap().security.protocol,
+            SecurityProtocol::Plaintext
+        );
     }
 }

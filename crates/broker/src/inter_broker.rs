@@ -2,15 +2,20 @@
 //! replica fetchers and the transaction marker sender use it: one request at
 //! a time, connecting on first use, every round trip bounded by a timeout,
 //! and the connection dropped after any error (the caller's next request
-//! reconnects).
+//! reconnects). The connection is secured as the inter-broker listener
+//! says (TLS, SASL: `transport::client::ClientConnector`).
 
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use gregor_raft::BoxStream;
+
+use crate::transport::client::ClientConnector;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
@@ -47,7 +52,6 @@ pub enum RpcError {
 }
 
 /// One connection to broker `node`.
-#[derive(Debug)]
 pub struct BrokerConn {
     node: i32,
     host: String,
@@ -55,8 +59,20 @@ pub struct BrokerConn {
     client_id: String,
     timeout: Duration,
     max_response: usize,
-    conn: Option<TcpStream>,
+    connector: Arc<ClientConnector>,
+    conn: Option<BoxStream>,
     correlation_id: i32,
+}
+
+impl std::fmt::Debug for BrokerConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerConn")
+            .field("node", &self.node)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("connected", &self.conn.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl BrokerConn {
@@ -67,6 +83,7 @@ impl BrokerConn {
         client_id: String,
         timeout: Duration,
         max_response: usize,
+        connector: Arc<ClientConnector>,
     ) -> Self {
         Self {
             node,
@@ -75,6 +92,7 @@ impl BrokerConn {
             client_id,
             timeout,
             max_response,
+            connector,
             conn: None,
             correlation_id: 0,
         }
@@ -169,10 +187,11 @@ impl BrokerConn {
         let stream = match &mut self.conn {
             Some(stream) => stream,
             None => {
-                let stream = TcpStream::connect((host.as_str(), port))
+                let stream = self
+                    .connector
+                    .connect(host.as_str(), port)
                     .await
                     .map_err(io)?;
-                stream.set_nodelay(true).map_err(io)?;
                 self.conn.insert(stream)
             }
         };
@@ -226,16 +245,18 @@ impl BrokerConn {
 pub struct Peers {
     client_id: String,
     timeout: Duration,
+    connector: Arc<ClientConnector>,
     conns: parking_lot::Mutex<
         std::collections::HashMap<i32, std::sync::Arc<tokio::sync::Mutex<BrokerConn>>>,
     >,
 }
 
 impl Peers {
-    pub fn new(client_id: String, timeout: Duration) -> Self {
+    pub fn new(client_id: String, timeout: Duration, connector: Arc<ClientConnector>) -> Self {
         Self {
             client_id,
             timeout,
+            connector,
             conns: Default::default(),
         }
     }
@@ -263,6 +284,7 @@ impl Peers {
                 self.client_id.clone(),
                 self.timeout,
                 PEER_MAX_RESPONSE,
+                self.connector.clone(),
             )
         };
         let conn = self

@@ -65,6 +65,7 @@ use uuid::Uuid;
 
 use crate::inter_broker::{BrokerConn, RpcError};
 use crate::partition::{Partition, PartitionError};
+use crate::transport::client::ClientConnector;
 
 /// Fetch version sent: v12+ carries `last_fetched_epoch` and the
 /// diverging-epoch answer, v13+ names topics by id, v15+ sends the replica id
@@ -223,6 +224,9 @@ pub struct ReplicaFetchers {
     clock: Arc<dyn Clock>,
     config: FetcherConfig,
     on_storage_error: StorageErrorHandler,
+    /// Opens the connections to the leaders (secured as the inter-broker
+    /// listener demands).
+    connector: Arc<ClientConnector>,
     runtime: Handle,
     state: Mutex<Fetchers>,
 }
@@ -235,22 +239,30 @@ impl ReplicaFetchers {
     ///
     /// Outside a tokio runtime.
     pub fn new(local_id: i32, clock: Arc<dyn Clock>, config: FetcherConfig) -> Arc<Self> {
-        Self::with_storage_errors(local_id, clock, config, StorageErrorHandler::new(|_, _| {}))
+        Self::with_storage_errors(
+            local_id,
+            clock,
+            config,
+            StorageErrorHandler::new(|_, _| {}),
+            Arc::new(ClientConnector::plaintext()),
+        )
     }
 
     /// [`ReplicaFetchers::new`], telling `on_storage_error` of every I/O
-    /// error a follower write hits.
+    /// error a follower write hits and connecting with `connector`.
     pub fn with_storage_errors(
         local_id: i32,
         clock: Arc<dyn Clock>,
         config: FetcherConfig,
         on_storage_error: StorageErrorHandler,
+        connector: Arc<ClientConnector>,
     ) -> Arc<Self> {
         Arc::new(Self {
             local_id,
             clock,
             config,
             on_storage_error,
+            connector,
             runtime: Handle::current(),
             state: Mutex::new(Fetchers::default()),
         })
@@ -321,6 +333,7 @@ impl ReplicaFetchers {
                     format!("broker-{}-fetcher-0", self.local_id),
                     self.config.request_timeout(),
                     self.config.max_response_frame(),
+                    self.connector.clone(),
                 ),
                 round: 0,
                 parts: BTreeMap::new(),

@@ -148,7 +148,6 @@ fn kafka_python_server_properties_start_gregor() {
     for key in [
         "offsets.commit.timeout.ms",
         "replica.lag.time.max.ms",
-        "sasl.mechanism.inter.broker.protocol",
     ] {
         assert!(
             warnings[0].contains(key),

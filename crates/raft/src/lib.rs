@@ -83,7 +83,7 @@ pub use quorum::{
 };
 pub use router::InProcessRouter;
 pub use state_machine::{AppliedImage, StateMachine};
-pub use tcp::{AppHandler, AppLane, TcpTransport};
+pub use tcp::{Acceptor, AppHandler, AppLane, BoxStream, Connector, TcpTransport};
 
 /// Kafka's `node.id`; the Raft node id.
 pub type NodeId = u64;

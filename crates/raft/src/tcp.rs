@@ -20,13 +20,23 @@
 //! [`serve`] accepts connections and answers each frame with
 //! [`crate::network::serve`] until its shutdown future completes, then
 //! stops every connection task it started.
+//!
+//! # Securing the link
+//!
+//! The frames ride any byte stream. A [`Connector`] given to
+//! [`TcpTransport::with_connector`] turns a peer's address into a ready
+//! stream (TCP, then TLS and a SASL exchange, as the controller listener's
+//! security protocol says), and an [`Acceptor`] given to [`serve_with`] does
+//! the server's half on each accepted socket before the first frame is read.
+//! The crate knows neither TLS nor SASL: the broker crate implements both
+//! traits (`gregor_broker::transport::client`) from Kafka's configs.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
@@ -59,7 +69,44 @@ pub trait AppHandler: Send + Sync + 'static {
     fn closed(&self, _from: NodeId) {}
 }
 
-async fn write_frame<T: Serialize>(s: &mut TcpStream, v: &T) -> std::io::Result<()> {
+/// A connected byte stream: a TCP socket, or TLS over one.
+pub trait Stream: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin> Stream for T {}
+
+/// A [`Stream`] of any kind.
+pub type BoxStream = Box<dyn Stream>;
+
+/// The client's half of a secured link: opens a connection to `addr`
+/// (`host:port`) and completes whatever the listener demands (TLS, SASL)
+/// before frames flow. An error names what failed (it ends up in the log).
+pub trait Connector: Send + Sync + 'static {
+    fn connect(&self, addr: String) -> BoxFuture<std::io::Result<BoxStream>>;
+}
+
+/// The server's half: secures an accepted socket (TLS handshake, SASL
+/// exchange). An error closes that connection only.
+pub trait Acceptor: Send + Sync + 'static {
+    fn accept(
+        &self,
+        socket: TcpStream,
+        peer: std::net::SocketAddr,
+    ) -> BoxFuture<std::io::Result<BoxStream>>;
+}
+
+/// Plain TCP, the PLAINTEXT listener's connector.
+struct PlainConnector;
+
+impl Connector for PlainConnector {
+    fn connect(&self, addr: String) -> BoxFuture<std::io::Result<BoxStream>> {
+        Box::pin(async move {
+            let s = TcpStream::connect(&addr).await?;
+            s.set_nodelay(true)?;
+            Ok(Box::new(s) as BoxStream)
+        })
+    }
+}
+
+async fn write_frame<T: Serialize>(s: &mut BoxStream, v: &T) -> std::io::Result<()> {
     let body = serde_json::to_vec(v).map_err(std::io::Error::other)?;
     let len = u32::try_from(body.len())
         .ok()
@@ -70,7 +117,7 @@ async fn write_frame<T: Serialize>(s: &mut TcpStream, v: &T) -> std::io::Result<
     s.flush().await
 }
 
-async fn read_frame<T: for<'de> Deserialize<'de>>(s: &mut TcpStream) -> std::io::Result<T> {
+async fn read_frame<T: for<'de> Deserialize<'de>>(s: &mut BoxStream) -> std::io::Result<T> {
     let len = s.read_u32().await? as usize;
     if len > MAX_FRAME_BYTES {
         return Err(std::io::Error::other(format!(
@@ -82,7 +129,7 @@ async fn read_frame<T: for<'de> Deserialize<'de>>(s: &mut TcpStream) -> std::io:
     serde_json::from_slice(&body).map_err(std::io::Error::other)
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<TcpStream>>>;
+type Slot = Arc<tokio::sync::Mutex<Option<BoxStream>>>;
 
 /// Which pooled connection an `App` request rides on: one request at a
 /// time per connection, so requests that may wait (a proposal, a long poll)
@@ -101,12 +148,27 @@ enum Lane {
 }
 
 /// The client side: one pooled connection per peer and lane.
-#[derive(Default)]
 pub struct TcpTransport {
     conns: parking_lot::Mutex<HashMap<(NodeId, Lane), Slot>>,
+    connector: Arc<dyn Connector>,
+}
+
+impl Default for TcpTransport {
+    /// Plain TCP connections (a PLAINTEXT controller listener).
+    fn default() -> Self {
+        Self::with_connector(Arc::new(PlainConnector))
+    }
 }
 
 impl TcpTransport {
+    /// Connections opened by `connector` (TLS, SASL: see [`Connector`]).
+    pub fn with_connector(connector: Arc<dyn Connector>) -> Self {
+        Self {
+            conns: Default::default(),
+            connector,
+        }
+    }
+
     fn slot(&self, node: NodeId, lane: Lane) -> Slot {
         self.conns.lock().entry((node, lane)).or_default().clone()
     }
@@ -122,6 +184,7 @@ impl TcpTransport {
     ) -> Result<serde_json::Value, TransportError> {
         exchange(
             self.slot(to, Lane::App(lane)),
+            self.connector.clone(),
             to,
             format!("{}:{}", node.host, node.port),
             RequestFrame::App { from, body },
@@ -133,6 +196,7 @@ impl TcpTransport {
 /// One request and its answer on the pooled connection in `slot`.
 async fn exchange<R: for<'de> Deserialize<'de>>(
     slot: Slot,
+    connector: Arc<dyn Connector>,
     to: NodeId,
     addr: String,
     frame: RequestFrame,
@@ -142,7 +206,8 @@ async fn exchange<R: for<'de> Deserialize<'de>>(
     let mut conn = slot.lock().await;
     let mut stream = match conn.take() {
         Some(s) => s,
-        None => TcpStream::connect(&addr)
+        None => connector
+            .connect(addr.clone())
             .await
             .map_err(|e| TransportError::Unreachable {
                 node: to,
@@ -179,6 +244,7 @@ impl Transport for TcpTransport {
         let addr = format!("{}:{}", node.host, node.port);
         Box::pin(exchange(
             slot,
+            self.connector.clone(),
             to,
             addr,
             RequestFrame::Raft { from, request },
@@ -195,15 +261,43 @@ pub async fn serve(
     app: Option<Arc<dyn AppHandler>>,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_with(listener, None, raft, app, shutdown).await
+}
+
+/// [`serve`], each accepted socket first secured by `acceptor` (`None`:
+/// plain TCP).
+pub async fn serve_with(
+    listener: TcpListener,
+    acceptor: Option<Arc<dyn Acceptor>>,
+    raft: Raft,
+    app: Option<Arc<dyn AppHandler>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((socket, peer)) = accepted else { continue };
                 let raft = raft.clone();
-                tasks.spawn(connection(stream, raft, app.clone()));
+                let (app, acceptor) = (app.clone(), acceptor.clone());
+                tasks.spawn(async move {
+                    let _ = socket.set_nodelay(true);
+                    let stream = match acceptor {
+                        None => Box::new(socket) as BoxStream,
+                        Some(a) => match a.accept(socket, peer).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                // Kafka logs a failed authentication at INFO:
+                                // a misconfigured peer retries often.
+                                tracing::info!(%peer, error = %e, "controller listener: connection closed before its first frame");
+                                return;
+                            }
+                        },
+                    };
+                    connection(stream, raft, app).await
+                });
             }
             // Reap finished connection tasks so the set stays bounded.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -212,7 +306,7 @@ pub async fn serve(
     tasks.shutdown().await;
 }
 
-async fn connection(mut stream: TcpStream, raft: Raft, app: Option<Arc<dyn AppHandler>>) {
+async fn connection(mut stream: BoxStream, raft: Raft, app: Option<Arc<dyn AppHandler>>) {
     let mut app_peer: Option<NodeId> = None;
     loop {
         let frame: RequestFrame = match read_frame(&mut stream).await {

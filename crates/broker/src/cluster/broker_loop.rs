@@ -78,6 +78,7 @@ pub async fn run_broker(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                 broker.on_storage_error(tp, e);
             }
         }),
+        broker.inter_broker_connector.clone(),
     );
     let mut images = link.subscribe();
     // Heartbeats and ISR changes run on their own tasks: a slow metadata

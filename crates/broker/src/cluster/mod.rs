@@ -52,6 +52,7 @@ use tokio::sync::watch;
 
 use crate::broker::BrokerError;
 use crate::config::{BrokerConfig, QuorumSettings};
+use crate::transport::client::{ClientConnector, LinkAcceptor};
 
 mod broker_loop;
 
@@ -171,6 +172,17 @@ pub enum ClusterError {
         #[source]
         source: std::io::Error,
     },
+    #[error("controller listener: {0}")]
+    Tls(#[from] crate::transport::tls::TlsError),
+}
+
+/// The connector of this node's links to the controllers, secured as the
+/// controller listener's protocol says.
+fn controller_connector(config: &BrokerConfig) -> Result<Arc<TcpTransport>, ClusterError> {
+    Ok(Arc::new(match &config.controller_link {
+        Some(link) => TcpTransport::with_connector(Arc::new(ClientConnector::new(&link.security)?)),
+        None => TcpTransport::default(),
+    }))
 }
 
 impl QuorumLink {
@@ -188,19 +200,19 @@ impl QuorumLink {
         config: &BrokerConfig,
         settings: QuorumSettings,
         clock: Arc<dyn Clock>,
-    ) -> Arc<Self> {
-        Arc::new(Self {
+    ) -> Result<Arc<Self>, ClusterError> {
+        Ok(Arc::new(Self {
             seat: Seat::Observer {
                 image: watch::channel(AppliedImage::default()).0,
                 leader: Mutex::new(None),
             },
-            transport: Arc::new(TcpTransport::default()),
+            transport: controller_connector(config)?,
             node_id: config.node_id,
             settings,
             clock,
             contacts: Mutex::new(Contacts::default()),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
-        })
+        }))
     }
 
     /// Starts this node's Raft member on the metadata log dir and binds the
@@ -210,7 +222,7 @@ impl QuorumLink {
         settings: QuorumSettings,
         clock: Arc<dyn Clock>,
     ) -> Result<(Arc<Self>, TcpListener), ClusterError> {
-        let transport = Arc::new(TcpTransport::default());
+        let transport = controller_connector(config)?;
         let voters = settings
             .voters
             .iter()
@@ -354,15 +366,52 @@ impl QuorumLink {
     }
 
     /// Serves Raft and the controller's RPCs on `listener` until `stop`.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        acceptor: Option<Arc<dyn gregor_raft::Acceptor>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let Some(raft) = self.voter().map(|q| q.raft()) else {
             return;
         };
         let handler: Arc<dyn AppHandler> = Arc::new(Handler(self));
-        gregor_raft::tcp::serve(listener, raft, Some(handler), async move {
+        gregor_raft::tcp::serve_with(listener, acceptor, raft, Some(handler), async move {
             let _ = stop.wait_for(|s| *s).await;
         })
         .await;
+    }
+
+    /// How the controller listener secures what it accepts (`None`:
+    /// PLAINTEXT): TLS from the listener's `ssl.*` settings, SASL with its
+    /// enabled mechanisms over its PLAIN users and this node's SCRAM
+    /// credentials.
+    fn acceptor(
+        self: &Arc<Self>,
+        config: &BrokerConfig,
+    ) -> Result<Option<Arc<dyn gregor_raft::Acceptor>>, ClusterError> {
+        let Some(link) = &config.controller_link else {
+            return Ok(None);
+        };
+        if link.security.protocol == crate::transport::SecurityProtocol::Plaintext {
+            return Ok(None);
+        }
+        let authenticator = link.sasl_server.as_ref().map(|s| {
+            let weak = Arc::downgrade(self);
+            gregor_security::Authenticator::new(
+                s.enabled.clone(),
+                Arc::new(crate::sasl::BrokerCredentials::new(
+                    move || weak.upgrade().map(|l| l.image()),
+                    s.plain.clone(),
+                )),
+            )
+        });
+        let acceptor = LinkAcceptor::new(
+            &link.security.listener,
+            link.security.tls.as_ref(),
+            authenticator,
+        )?;
+        Ok(Some(Arc::new(acceptor)))
     }
 
     /// The active controller's node id, if known.
@@ -482,6 +531,7 @@ impl QuorumLink {
         };
         let voters: Vec<u64> = self.settings.voters.keys().map(|&v| v as u64).collect();
         let mut next = 0usize;
+        let mut last_error: HashMap<u64, String> = HashMap::new();
         loop {
             let target = (*leader.lock()).unwrap_or_else(|| voters[next % voters.len().max(1)]);
             let Some(node) = self.voter_node(target) else {
@@ -505,6 +555,15 @@ impl QuorumLink {
                 _ = stopped(&mut stop) => return,
                 a = tokio::time::timeout(RPC_TIMEOUT, sent) => a,
             };
+            // A link that cannot be opened (a refused certificate or
+            // password) is logged once per voter and reason, not per retry.
+            if let Ok(Err(e)) = &answer {
+                let reason = e.to_string();
+                if last_error.get(&target) != Some(&reason) {
+                    tracing::warn!(controller = target, error = %reason, "cannot fetch metadata from the controller");
+                    last_error.insert(target, reason);
+                }
+            }
             match answer
                 .ok()
                 .and_then(|r| r.ok())
@@ -885,13 +944,14 @@ impl QuorumRuntime {
     ) -> Result<Self, ClusterError> {
         let (stop, stop_rx) = watch::channel(false);
         if !settings.controller {
-            let link = QuorumLink::observer(config, settings, clock);
+            let link = QuorumLink::observer(config, settings, clock)?;
             let tasks = vec![tokio::spawn(link.clone().run_observer(stop_rx))];
             return Ok(Self { link, stop, tasks });
         }
         let (link, listener) = QuorumLink::start(config, settings, clock).await?;
+        let acceptor = link.acceptor(config)?;
         let tasks = vec![
-            tokio::spawn(link.clone().serve(listener, stop_rx.clone())),
+            tokio::spawn(link.clone().serve(listener, acceptor, stop_rx.clone())),
             tokio::spawn(link.clone().run_controller(stop_rx)),
         ];
         Ok(Self { link, stop, tasks })

@@ -13,6 +13,9 @@
 //! - `tls.rs`: Kafka's `ssl.*` settings of one listener, turned into a
 //!   rustls server config; the client certificate's subject DN in RFC 2253.
 //! - `principal.rs`: `ssl.principal.mapping.rules` (Kafka's SslPrincipalMapper).
+//! - `client.rs`: the cluster's own links: outgoing connections secured as
+//!   the target listener demands (TLS, SASL client), and the controller
+//!   listener's accepting side.
 //! - `sasl.rs`: a SASL connection's authentication state ([`sasl::SaslSession`]):
 //!   which frames may pass before authentication, the exchange, re-authentication.
 
@@ -23,6 +26,7 @@ use parking_lot::{Mutex, RwLock};
 
 use self::sasl::SaslSession;
 
+pub mod client;
 pub mod limits;
 pub mod principal;
 pub mod sasl;

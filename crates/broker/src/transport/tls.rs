@@ -15,6 +15,7 @@
 //! | `ssl.enabled.protocols` | `TLSv1.2`, `TLSv1.3` (older ones are refused) |
 //! | `ssl.cipher.suites` | IANA / JSSE names of the suites rustls implements |
 //! | `ssl.principal.mapping.rules` | see `principal.rs` |
+//! | `ssl.endpoint.identification.algorithm` | outgoing connections (`client.rs`): `https` checks the peer's host name, empty does not |
 //!
 //! Files are read when the listener is bound, so a missing or unreadable
 //! file stops the start with its path named.
@@ -23,9 +24,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme,
+    SupportedCipherSuite, SupportedProtocolVersion,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -95,8 +101,10 @@ pub enum PemSource {
 pub struct TlsSettings {
     pub listener: String,
     /// The key and certificate chain: one file holding both
-    /// (`ssl.keystore.location`), or the two inline values.
-    pub keystore: Keystore,
+    /// (`ssl.keystore.location`), or the two inline values. Always set on a
+    /// listener this node serves; optional for one it only connects to (a
+    /// broker-only node's view of the controller listener).
+    pub keystore: Option<Keystore>,
     /// `ssl.key.password`, for an encrypted PKCS#8 key.
     pub key_password: Option<Password>,
     pub truststore: Option<PemSource>,
@@ -106,6 +114,10 @@ pub struct TlsSettings {
     /// Empty: rustls's default suites.
     pub cipher_suites: Vec<SupportedCipherSuite>,
     pub principal_mapper: PrincipalMapper,
+    /// `ssl.endpoint.identification.algorithm` is `https` (Kafka's
+    /// default): an outgoing connection checks that the peer's certificate
+    /// names the host it dialled.
+    pub verify_hostname: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +171,23 @@ impl TlsSettings {
         props: &BTreeMap<String, String>,
         listener: &str,
     ) -> Result<Self, TlsConfigError> {
+        Self::parse(props, listener, true)
+    }
+
+    /// The settings of a listener this node only connects to: the keystore
+    /// (a client certificate) may be absent.
+    pub fn client_from_props(
+        props: &BTreeMap<String, String>,
+        listener: &str,
+    ) -> Result<Self, TlsConfigError> {
+        Self::parse(props, listener, false)
+    }
+
+    fn parse(
+        props: &BTreeMap<String, String>,
+        listener: &str,
+        need_keystore: bool,
+    ) -> Result<Self, TlsConfigError> {
         let get = |key: &str| lookup(props, listener, key);
         let unsupported = |key: &str, value: &str, reason: String| TlsConfigError::Unsupported {
             listener: listener.to_string(),
@@ -175,11 +204,12 @@ impl TlsSettings {
         let key = get("ssl.keystore.key");
         let location = get("ssl.keystore.location");
         let keystore = match (location, chain, key) {
-            (Some(path), None, None) => Keystore::File(PathBuf::from(path)),
-            (None, Some(chain), Some(key)) => Keystore::Inline {
+            (Some(path), None, None) => Some(Keystore::File(PathBuf::from(path))),
+            (None, Some(chain), Some(key)) => Some(Keystore::Inline {
                 chain: chain.to_string(),
                 key: key.to_string(),
-            },
+            }),
+            (None, None, None) if !need_keystore => None,
             (None, None, None) => {
                 return Err(missing(
                     "an SSL listener needs ssl.keystore.location (a PEM file with key and certificate chain) \
@@ -203,7 +233,7 @@ impl TlsSettings {
             (false, Some(_), Some(_)) => "PEM",
             _ => get("ssl.keystore.type").unwrap_or("JKS"),
         };
-        if !keystore_type.eq_ignore_ascii_case("PEM") {
+        if keystore.is_some() && !keystore_type.eq_ignore_ascii_case("PEM") {
             return Err(unsupported(
                 "ssl.keystore.type",
                 keystore_type,
@@ -335,11 +365,25 @@ impl TlsSettings {
             tls13,
             cipher_suites,
             principal_mapper,
+            verify_hostname: match get("ssl.endpoint.identification.algorithm") {
+                None => false,
+                Some(a) if a.eq_ignore_ascii_case("https") => true,
+                Some(other) => {
+                    return Err(unsupported(
+                        "ssl.endpoint.identification.algorithm",
+                        other,
+                        "expected https or an empty value".into(),
+                    ))
+                }
+            },
         })
     }
 
-    /// Reads the key, certificates and CAs and builds the rustls config.
-    pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+    /// Reads the key and its certificate chain (`None`: no keystore).
+    #[allow(clippy::type_complexity)]
+    fn identity(
+        &self,
+    ) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, TlsError> {
         let listener = self.listener.clone();
         let pem_err = |what: &str, reason: String| TlsError::Pem {
             listener: listener.clone(),
@@ -347,7 +391,8 @@ impl TlsSettings {
             reason,
         };
         let (chain_text, key_text, what) = match &self.keystore {
-            Keystore::File(path) => {
+            None => return Ok(None),
+            Some(Keystore::File(path)) => {
                 let text = self.read(path, "ssl.keystore.location")?;
                 (
                     text.clone(),
@@ -355,7 +400,7 @@ impl TlsSettings {
                     format!("ssl.keystore.location {}", path.display()),
                 )
             }
-            Keystore::Inline { chain, key } => (
+            Some(Keystore::Inline { chain, key }) => (
                 chain.clone(),
                 key.clone(),
                 "ssl.keystore.certificate.chain / ssl.keystore.key".to_string(),
@@ -384,12 +429,48 @@ impl TlsSettings {
             (Some(block), Some(password)) => decrypt_pkcs8(block, &password.0)
                 .map_err(|reason| pem_err(&what, format!("encrypted private key: {reason}")))?,
         };
+        Ok(Some((chain, key)))
+    }
 
+    /// The CA certificates of the truststore (`None`: no truststore).
+    fn roots(&self) -> Result<Option<RootCertStore>, TlsError> {
+        let Some(source) = &self.truststore else {
+            return Ok(None);
+        };
+        let (text, what) = match source {
+            PemSource::File(path) => (
+                self.read(path, "ssl.truststore.location")?,
+                format!("ssl.truststore.location {}", path.display()),
+            ),
+            PemSource::Inline(text) => (text.clone(), "ssl.truststore.certificates".into()),
+        };
+        let pem_err = |reason: String| TlsError::Pem {
+            listener: self.listener.clone(),
+            what: what.clone(),
+            reason,
+        };
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(text.as_bytes()) {
+            let cert = cert.map_err(|e| pem_err(e.to_string()))?;
+            roots
+                .add(cert)
+                .map_err(|e| pem_err(format!("CA certificate: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(pem_err("no CERTIFICATE in it".into()));
+        }
+        Ok(Some(roots))
+    }
+
+    /// The provider restricted to the configured suites, and the enabled
+    /// protocol versions.
+    fn provider_and_versions(
+        &self,
+    ) -> (Arc<CryptoProvider>, Vec<&'static SupportedProtocolVersion>) {
         let mut provider = provider();
         if !self.cipher_suites.is_empty() {
             provider.cipher_suites = self.cipher_suites.clone();
         }
-        let provider = Arc::new(provider);
         let mut versions: Vec<&'static SupportedProtocolVersion> = Vec::new();
         if self.tls13 {
             versions.push(&rustls::version::TLS13);
@@ -397,6 +478,71 @@ impl TlsSettings {
         if self.tls12 {
             versions.push(&rustls::version::TLS12);
         }
+        (Arc::new(provider), versions)
+    }
+
+    /// The rustls config of this node's outgoing connections to the
+    /// listener: the peer verified against the truststore (and its host
+    /// name unless `ssl.endpoint.identification.algorithm` is empty), the
+    /// keystore presented as client certificate when there is one.
+    pub fn client_config(&self) -> Result<Arc<ClientConfig>, TlsError> {
+        let listener = self.listener.clone();
+        let Some(roots) = self.roots()? else {
+            return Err(TlsError::Pem {
+                listener,
+                what: "ssl.truststore.location".into(),
+                reason: "connecting to an SSL listener needs a truststore \
+                         (ssl.truststore.location or ssl.truststore.certificates) \
+                         to verify the peer's certificate"
+                    .into(),
+            });
+        };
+        let (provider, versions) = self.provider_and_versions();
+        let rustls_err = |source| TlsError::Rustls {
+            listener: listener.clone(),
+            source,
+        };
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions)
+            .map_err(rustls_err)?;
+        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| TlsError::Verifier {
+                listener: listener.clone(),
+                reason: e.to_string(),
+            })?;
+        let builder = if self.verify_hostname {
+            builder.with_webpki_verifier(verifier)
+        } else {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyHostName(verifier)))
+        };
+        let config = match self.identity()? {
+            Some((chain, key)) => builder
+                .with_client_auth_cert(chain, key)
+                .map_err(rustls_err)?,
+            None => builder.with_no_client_auth(),
+        };
+        Ok(Arc::new(config))
+    }
+
+    /// Reads the key, certificates and CAs and builds the rustls config.
+    pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+        let listener = self.listener.clone();
+        let Some((chain, key)) = self.identity()? else {
+            return Err(TlsError::Pem {
+                listener,
+                what: "ssl.keystore.location".into(),
+                reason: "an SSL listener needs a keystore".into(),
+            });
+        };
+        let pem_err = |what: &str, reason: String| TlsError::Pem {
+            listener: listener.clone(),
+            what: what.to_string(),
+            reason,
+        };
+        let (provider, versions) = self.provider_and_versions();
         let rustls_err = |source| TlsError::Rustls {
             listener: listener.clone(),
             source,
@@ -406,24 +552,10 @@ impl TlsSettings {
             .map_err(rustls_err)?;
         let builder = match (self.client_auth, &self.truststore) {
             (ClientAuth::None, _) | (_, None) => builder.with_no_client_auth(),
-            (auth, Some(source)) => {
-                let (text, what) = match source {
-                    PemSource::File(path) => (
-                        self.read(path, "ssl.truststore.location")?,
-                        format!("ssl.truststore.location {}", path.display()),
-                    ),
-                    PemSource::Inline(text) => (text.clone(), "ssl.truststore.certificates".into()),
-                };
-                let mut roots = RootCertStore::empty();
-                for cert in CertificateDer::pem_slice_iter(text.as_bytes()) {
-                    let cert = cert.map_err(|e| pem_err(&what, e.to_string()))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| pem_err(&what, format!("CA certificate: {e}")))?;
-                }
-                if roots.is_empty() {
-                    return Err(pem_err(&what, "no CERTIFICATE in it".into()));
-                }
+            (auth, Some(_)) => {
+                let roots = self
+                    .roots()?
+                    .ok_or_else(|| pem_err("ssl.truststore.location", "no truststore".into()))?;
                 let verifier =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
                 let verifier = match auth {
@@ -448,6 +580,57 @@ impl TlsSettings {
             path: path.to_path_buf(),
             source,
         })
+    }
+}
+
+/// The verifier of `ssl.endpoint.identification.algorithm=` (empty): the
+/// chain is checked against the truststore as always, only a certificate
+/// that does not name the dialled host is accepted (Kafka's clients then
+/// skip the `HostnameVerifier` the same way).
+#[derive(Debug)]
+struct AnyHostName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyHostName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
     }
 }
 
@@ -596,10 +779,10 @@ mod tests {
             ("ssl.truststore.location", "/ca.pem"),
         ]);
         let s = TlsSettings::from_props(&p, "SSL").unwrap();
-        assert_eq!(s.keystore, Keystore::File("/ssl.pem".into()));
+        assert_eq!(s.keystore, Some(Keystore::File("/ssl.pem".into())));
         assert_eq!(s.client_auth, ClientAuth::Requested);
         let other = TlsSettings::from_props(&p, "EXTERNAL").unwrap();
-        assert_eq!(other.keystore, Keystore::File("/plain.pem".into()));
+        assert_eq!(other.keystore, Some(Keystore::File("/plain.pem".into())));
         assert_eq!(other.client_auth, ClientAuth::None);
         assert!(other.tls12 && other.tls13);
         assert!(other.cipher_suites.is_empty());

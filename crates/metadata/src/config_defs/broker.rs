@@ -196,11 +196,15 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "offsets.topic.replication.factor",
     "process.roles",
     "sasl.enabled.mechanisms",
+    "sasl.jaas.config",
+    "sasl.mechanism.controller.protocol",
+    "sasl.mechanism.inter.broker.protocol",
     "security.inter.broker.protocol",
     "socket.request.max.bytes",
     "ssl.cipher.suites",
     "ssl.client.auth",
     "ssl.enabled.protocols",
+    "ssl.endpoint.identification.algorithm",
     "ssl.key.password",
     "ssl.keystore.certificate.chain",
     "ssl.keystore.key",
@@ -477,13 +481,15 @@ pub fn keys_without_effect<'a>(names: impl IntoIterator<Item = &'a String>) -> V
             Some(BrokerKey::Plain(d)) if d.effective() => {}
             // A listener's own TLS settings (`listener.name.ssl.ssl.keystore.location`).
             Some(BrokerKey::Listener(d)) if d.effective() && d.name.starts_with("ssl.") => {}
-            // A SASL listener's mechanisms and session length, and its PLAIN users
-            // (`listener.name.<l>.plain.sasl.jaas.config`).
+            // A SASL listener's mechanisms and session length, its PLAIN users
+            // (`listener.name.<l>.plain.sasl.jaas.config`) and the login the
+            // node uses when it connects to the listener (any mechanism's
+            // `sasl.jaas.config`).
             Some(BrokerKey::Listener(d))
                 if matches!(
                     d.name,
-                    "sasl.enabled.mechanisms" | "connections.max.reauth.ms"
-                ) || n.ends_with(".plain.sasl.jaas.config") => {}
+                    "sasl.enabled.mechanisms" | "connections.max.reauth.ms" | "sasl.jaas.config"
+                ) || n.ends_with(".sasl.jaas.config") => {}
             Some(_) => {
                 out.insert(n.as_str());
             }
