@@ -145,10 +145,7 @@ fn kafka_python_server_properties_start_gregor() {
         .filter(|l| l.contains("accepted but have no effect"))
         .collect();
     assert_eq!(warnings.len(), 1, "{log}");
-    for key in [
-        "offsets.commit.timeout.ms",
-        "replica.lag.time.max.ms",
-    ] {
+    for key in ["offsets.commit.timeout.ms", "replica.lag.time.max.ms"] {
         assert!(
             warnings[0].contains(key),
             "{key} missing in {}",
