@@ -190,6 +190,8 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "offsets.topic.num.partitions",
     "offsets.topic.replication.factor",
     "process.roles",
+    "quota.window.num",
+    "quota.window.size.seconds",
     "sasl.enabled.mechanisms",
     "security.inter.broker.protocol",
     "socket.request.max.bytes",
