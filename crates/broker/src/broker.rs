@@ -86,6 +86,8 @@ pub struct Broker {
     fatal: tokio::sync::watch::Sender<Option<String>>,
     /// Replicas being moved to another log dir (AlterReplicaLogDirs).
     pub log_moves: crate::log_dir_move::LogDirMoves,
+    /// Client quota sensors (produce and fetch byte rates).
+    pub quotas: crate::quota::ClientQuotas,
 }
 
 impl std::fmt::Debug for Broker {
@@ -200,6 +202,10 @@ impl Broker {
                 std::time::Duration::from_secs(30),
             ),
             txns: Arc::new(crate::txn_runtime::txn_runtime(weak.clone(), &config.props)),
+            quotas: crate::quota::ClientQuotas::new(crate::quota::WindowConfig {
+                samples: config.quota_window_num,
+                window_ms: config.quota_window_size_seconds as i64 * 1000,
+            }),
             config,
             clock,
             metadata,
