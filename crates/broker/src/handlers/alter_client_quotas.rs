@@ -97,6 +97,8 @@ pub async fn handle(
                 d
             })
             .collect();
+        // Kafka answers a success with a null message.
+        r.error_message = None;
         if let Err((code, message)) = outcome {
             r.error_code = code.code();
             r.error_message = Some(str_bytes(message));

@@ -19,6 +19,7 @@ pub async fn handle(
     req: DescribeClientQuotasRequest,
 ) -> Option<DescribeClientQuotasResponse> {
     let mut resp = DescribeClientQuotasResponse::default();
+    resp.error_message = None;
     if !acl_util::authorize_cluster(broker, ctx, AclOperation::DescribeConfigs) {
         resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
         resp.error_message = Some(str_bytes("Cluster authorization failed.".to_string()));
