@@ -188,7 +188,8 @@ pub fn resolve(
     let u = Some(user.to_string());
     let c = Some(client_id.to_string());
     // (user part, client part): None = not in the entity, Some(None) = default.
-    let order: [(Option<&Option<String>>, Option<&Option<String>>); 8] = [
+    type Part<'a> = Option<&'a Option<String>>;
+    let order: [(Part, Part); 8] = [
         (Some(&u), Some(&c)),
         (Some(&u), Some(&None)),
         (Some(&u), None),
@@ -352,7 +353,10 @@ mod tests {
         assert_eq!(throttle_time_ms(100.4, 100.0, 1_000), 4);
     }
 
-    fn image_with(entries: &[(&[(&str, Option<&str>)], f64)]) -> MetadataImage {
+    /// An entity's parts (type, name or default) and its producer quota.
+    type Entry<'a> = (&'a [(&'a str, Option<&'a str>)], f64);
+
+    fn image_with(entries: &[Entry]) -> MetadataImage {
         let mut image = MetadataImage::default();
         for (parts, value) in entries {
             let parts: Vec<QuotaEntityPart> = parts
@@ -375,7 +379,7 @@ mod tests {
 
     #[test]
     fn resolution_order() {
-        let all: Vec<(&[(&str, Option<&str>)], f64)> = vec![
+        let all: Vec<Entry> = vec![
             (&[(USER, Some("u")), (CLIENT_ID, Some("c"))], 1.0),
             (&[(USER, Some("u")), (CLIENT_ID, None)], 2.0),
             (&[(USER, Some("u"))], 3.0),

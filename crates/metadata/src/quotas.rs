@@ -216,6 +216,9 @@ pub enum MatchType {
     Specified,
 }
 
+/// An entity with its quotas by key, as the image holds them.
+pub type EntityQuotas<'a> = (&'a QuotaEntity, &'a BTreeMap<String, QuotaValue>);
+
 /// One component of a DescribeClientQuotas filter, as on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilterComponent {
@@ -231,7 +234,7 @@ pub fn describe<'a>(
     image: &'a MetadataImage,
     components: &[FilterComponent],
     strict: bool,
-) -> Result<Vec<(&'a QuotaEntity, &'a BTreeMap<String, QuotaValue>)>, QuotaError> {
+) -> Result<Vec<EntityQuotas<'a>>, QuotaError> {
     let mut filter: BTreeMap<&str, MatchType> = BTreeMap::new();
     for c in components {
         if c.entity_type.is_empty() {

@@ -49,13 +49,17 @@ pub fn is_quota_command(args: &ConfigsArgs) -> bool {
     added.iter().any(|(k, _)| quota_key(k)) || args.delete_config.iter().any(|k| quota_key(k))
 }
 
+/// One entity part: its wire type (`user`, `client-id`) and name: `None`
+/// any, `Some(None)` the default, `Some(Some(n))` exactly `n`.
+type Part = (&'static str, Option<Option<String>>);
+
 /// The entity parts: each --entity-type with the --entity-name or
 /// --entity-default given after it (`None` when none is: any name).
-fn parts(args: &ConfigsArgs) -> anyhow::Result<Vec<(&'static str, Option<Option<String>>)>> {
+fn parts(args: &ConfigsArgs) -> anyhow::Result<Vec<Part>> {
     if args.entity_name.len() > args.entity_type.len() {
         bail!("Each --entity-name or --entity-default needs its --entity-type");
     }
-    let mut out: Vec<(&'static str, Option<Option<String>>)> = Vec::new();
+    let mut out: Vec<Part> = Vec::new();
     for (i, t) in args.entity_type.iter().enumerate() {
         let wire = match t.as_str() {
             "users" => "user",
@@ -140,7 +144,7 @@ pub fn run(args: ConfigsArgs) -> anyhow::Result<()> {
 
 async fn alter(
     admin: &Admin,
-    parts: &[(&'static str, Option<Option<String>>)],
+    parts: &[Part],
     ops: Vec<(String, Option<f64>)>,
 ) -> anyhow::Result<()> {
     let entity: ClientQuotaEntity = parts
@@ -169,10 +173,7 @@ async fn alter(
 
 /// Kafka's lines: `Quota configs for user-principal 'u', client-id 'c' are
 /// producer_byte_rate=1024.0`, `the default client-id` for a default.
-async fn describe(
-    admin: &Admin,
-    parts: &[(&'static str, Option<Option<String>>)],
-) -> anyhow::Result<()> {
+async fn describe(admin: &Admin, parts: &[Part]) -> anyhow::Result<()> {
     let components: Vec<(String, QuotaMatch)> = parts
         .iter()
         .map(|(t, n)| {
@@ -199,7 +200,11 @@ async fn describe(
 
 fn describe_line(entity: &ClientQuotaEntity, values: &[(String, f64)]) -> String {
     let mut names = Vec::new();
-    for (wire, label) in [("user", "user-principal"), ("client-id", "client-id"), ("ip", "ip")] {
+    for (wire, label) in [
+        ("user", "user-principal"),
+        ("client-id", "client-id"),
+        ("ip", "ip"),
+    ] {
         if let Some((_, name)) = entity.iter().find(|(t, _)| t == wire) {
             names.push(match name {
                 Some(n) => format!("{label} '{n}'"),
