@@ -89,11 +89,12 @@ def _nstr(s: str | None) -> bytes:
     return struct.pack(">h", -1) if s is None else _str(s)
 
 
-def _roundtrip(bootstrap: str, api_key: int, version: int, body: bytes) -> bytes:
+def _roundtrip(bootstrap: str, api_key: int, version: int, body: bytes, tls=None) -> bytes:
     host, port = bootstrap.split(":")
     header = struct.pack(">hhi", api_key, version, 7) + _str("wire-test")
     frame = header + body
-    with socket.create_connection((host, int(port)), timeout=10) as s:
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        s = tls.wrap_socket(raw, server_hostname="localhost") if tls else raw
         s.sendall(struct.pack(">i", len(frame)) + frame)
         size = struct.unpack(">i", _recv(s, 4))[0]
         resp = _recv(s, size)
@@ -118,7 +119,8 @@ def _read_nstr(buf: bytes, at: int) -> tuple[str | None, int]:
 
 
 def alter_v0(bootstrap: str, entity: list[tuple[str, str | None]],
-             ops: list[tuple[str, float, bool]], validate_only: bool = False) -> tuple[int, str | None]:
+             ops: list[tuple[str, float, bool]], validate_only: bool = False,
+             tls=None) -> tuple[int, str | None]:
     body = struct.pack(">i", 1) + struct.pack(">i", len(entity))
     for t, n in entity:
         body += _str(t) + _nstr(n)
@@ -126,7 +128,7 @@ def alter_v0(bootstrap: str, entity: list[tuple[str, str | None]],
     for k, v, remove in ops:
         body += _str(k) + struct.pack(">d?", v, remove)
     body += struct.pack(">?", validate_only)
-    resp = _roundtrip(bootstrap, 49, 0, body)
+    resp = _roundtrip(bootstrap, 49, 0, body, tls)
     # throttle_time_ms, entries count, then the first entry's error.
     assert struct.unpack(">i", resp[4:8])[0] == 1
     code = struct.unpack(">h", resp[8:10])[0]
@@ -135,15 +137,15 @@ def alter_v0(bootstrap: str, entity: list[tuple[str, str | None]],
 
 
 def describe_v0(bootstrap: str, components: list[tuple[str, int, str | None]],
-                strict: bool = False) -> tuple[int, str | None, int]:
+                strict: bool = False, tls=None) -> tuple[int, str | None, int]:
     body = struct.pack(">i", len(components))
     for t, m, name in components:
         body += _str(t) + struct.pack(">b", m) + _nstr(name)
     body += struct.pack(">?", strict)
-    resp = _roundtrip(bootstrap, 48, 0, body)
+    resp = _roundtrip(bootstrap, 48, 0, body, tls)
     code = struct.unpack(">h", resp[4:6])[0]
     message, at = _read_nstr(resp, 6)
-    entries = struct.unpack(">i", resp[at:at + 4])[0]
+    entries = struct.unpack(">i", resp[at:at + 4])[0] if at < len(resp) else -1
     return code, message, entries
 
 
@@ -258,3 +260,37 @@ def test_user_quota_applies_to_anonymous_principal(broker, topic):
                30, "the user quota to be visible")
     slow = _produce(broker.bootstrap, topic, "any-client", until_throttled=True)
     assert any(t > 0 for t in slow), slow
+
+
+from test_acls import ALICE, AUTHORIZER  # noqa: E402
+from test_tls import certs, mtls_overrides, ssl_bootstrap, start_broker  # noqa: E402,F401 - fixtures
+
+CLUSTER_AUTHORIZATION_FAILED = 31
+
+
+def test_authorization_with_mtls_principal(start_broker, certs):
+    """With an authorizer, Describe needs DESCRIBE_CONFIGS and Alter
+    ALTER_CONFIGS on the cluster (ALTER_CONFIGS implies DESCRIBE_CONFIGS)."""
+    import ssl
+
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType,
+                                       ResourcePatternType, ResourceType)
+
+    from compat_util import ck_admin
+    b = start_broker(mtls_overrides(certs, **AUTHORIZER))
+    tls = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    tls.load_cert_chain(str(certs / "alice.pem"), str(certs / "alice.key"))
+    alice = ssl_bootstrap(b)
+    quota = [("client-id", "c")], [("producer_byte_rate", 5.0, False)]
+    assert alter_v0(alice, *quota, tls=tls)[0] == CLUSTER_AUTHORIZATION_FAILED
+    assert describe_v0(alice, [], tls=tls)[0] == CLUSTER_AUTHORIZATION_FAILED
+    # The PLAINTEXT listener is the inter-broker one: a super user's.
+    assert alter_v0(b.bootstrap, *quota) == (0, None)
+    acl = AclBinding(ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL, ALICE, "*",
+                     AclOperation.ALTER_CONFIGS, AclPermissionType.ALLOW)
+    admin = ck_admin(b.bootstrap)
+    for f in admin.create_acls([acl], request_timeout=15).values():
+        f.result(15)
+    wait_until(lambda: describe_v0(alice, [], tls=tls) == (0, None, 1), 30,
+               "alice to describe the quotas")
+    assert alter_v0(alice, [("user", "u")], [("consumer_byte_rate", 9.0, False)], tls=tls) == (0, None)
