@@ -294,3 +294,26 @@ def test_authorization_with_mtls_principal(start_broker, certs):
     wait_until(lambda: describe_v0(alice, [], tls=tls) == (0, None, 1), 30,
                "alice to describe the quotas")
     assert alter_v0(alice, [("user", "u")], [("consumer_byte_rate", 9.0, False)], tls=tls) == (0, None)
+
+
+def test_controller_mutation_rate_throttles_topic_creation(broker):
+    """controller_mutation_rate counts partitions created: kafka-python's
+    CreateTopics v3 (permissive, no THROTTLING_QUOTA_EXCEEDED before v6)
+    succeeds with a throttle time for the quoted client id only."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    configs(broker, "--alter", "--entity-type", "clients", "--entity-name", "slow-admin",
+            "--add-config", "controller_mutation_rate=1")
+
+    def create(client_id: str, name: str):
+        a = KafkaAdminClient(bootstrap_servers=broker.bootstrap, client_id=client_id,
+                             request_timeout_ms=30000)
+        try:
+            return a.create_topics([NewTopic(name, 20, 1)])
+        finally:
+            a.close()
+
+    fast = create("fast-admin", f"fast-{uuid.uuid4().hex[:6]}")
+    assert fast.throttle_time_ms == 0 and fast.topic_errors[0][1] == 0, fast
+    slow = create("slow-admin", f"slow-{uuid.uuid4().hex[:6]}")
+    assert slow.topic_errors[0][1] == 0, slow
+    assert slow.throttle_time_ms > 0, slow

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 
 use gregor_metadata::quotas::{CLIENT_ID, USER};
-use gregor_metadata::quotas::{CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE};
+use gregor_metadata::quotas::{CONSUMER_BYTE_RATE, CONTROLLER_MUTATION_RATE, PRODUCER_BYTE_RATE};
 use gregor_metadata::MetadataImage;
 use parking_lot::Mutex;
 
@@ -38,6 +38,9 @@ pub enum QuotaType {
     Produce,
     /// Bytes of fetch responses (`consumer_byte_rate`).
     Fetch,
+    /// Partitions created or deleted by CreateTopics, CreatePartitions and
+    /// DeleteTopics (`controller_mutation_rate`).
+    ControllerMutation,
 }
 
 impl QuotaType {
@@ -45,6 +48,7 @@ impl QuotaType {
         match self {
             QuotaType::Produce => PRODUCER_BYTE_RATE,
             QuotaType::Fetch => CONSUMER_BYTE_RATE,
+            QuotaType::ControllerMutation => CONTROLLER_MUTATION_RATE,
         }
     }
 }
@@ -289,6 +293,32 @@ impl ClientQuotas {
         throttle_time_ms(observed, bound, window).clamp(0, i32::MAX as i64) as i32
     }
 
+    /// The throttle time the client's rate of `kind` calls for now, without
+    /// recording anything (0 under the quota, or without one): a strict
+    /// controller mutation quota refuses a request while it is over.
+    pub fn throttle_now(
+        &self,
+        image: &MetadataImage,
+        kind: QuotaType,
+        user: &str,
+        client_id: &str,
+        now_ms: i64,
+    ) -> i32 {
+        let Some((bound, key)) = resolve(image, user, client_id, kind.key()) else {
+            return 0;
+        };
+        let mut sensors = self.sensors.lock();
+        let Some(sensor) = sensors.by_key.get_mut(&(kind, key)) else {
+            return 0;
+        };
+        let observed = sensor.rate.measure(now_ms, self.config);
+        if observed <= bound {
+            return 0;
+        }
+        let window = sensor.rate.window_size_ms(now_ms, self.config);
+        throttle_time_ms(observed, bound, window).clamp(0, i32::MAX as i64) as i32
+    }
+
     /// Takes `value` back off the rate it was recorded to (Kafka's
     /// `unrecordQuotaSensor`), if the sensor still exists.
     pub fn unrecord(
@@ -429,6 +459,11 @@ mod tests {
             q.record(&image, QuotaType::Produce, "u", "c", 1500.0, 0),
             10_000
         );
+        assert_eq!(
+            q.throttle_now(&image, QuotaType::Produce, "u", "c", 0),
+            10_000
+        );
+        assert_eq!(q.throttle_now(&image, QuotaType::Fetch, "u", "c", 0), 0);
         // Unquoted clients are not measured at all.
         assert_eq!(q.record(&image, QuotaType::Produce, "u", "d", 1e9, 0), 0);
         assert_eq!(q.sensor_count(), 1);

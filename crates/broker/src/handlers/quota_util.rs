@@ -67,3 +67,75 @@ pub fn max_bytes_in_window(broker: &Broker, ctx: &RequestContext, kind: QuotaTyp
         * broker.config.quota_window_size_seconds as f64;
     Some((bound * span_s).clamp(0.0, i32::MAX as f64) as i32)
 }
+
+/// `controller_mutation_rate` for one topic of CreateTopics, CreatePartitions
+/// or DeleteTopics (Kafka's `ControllerMutationQuota`): `Err` with
+/// THROTTLING_QUOTA_EXCEEDED when `strict` (the versions that know the
+/// error) and the client is already over its quota; else the `permits`
+/// (partitions) are recorded. The response's throttle time comes from
+/// [`mutation_throttle`] once every topic is done.
+pub fn record_mutation(
+    broker: &Broker,
+    ctx: &RequestContext,
+    permits: usize,
+    strict: bool,
+) -> Result<(), kafka_protocol::error::ResponseError> {
+    let image = broker.metadata.image();
+    if !image.has_client_quotas() {
+        return Ok(());
+    }
+    let principal = ctx.connection.principal();
+    let client_id = ctx.client_id.as_deref().unwrap_or("");
+    let now = broker.clock.now_ms();
+    let kind = QuotaType::ControllerMutation;
+    if strict
+        && broker
+            .quotas
+            .throttle_now(&image, kind, &principal.name, client_id, now)
+            > 0
+    {
+        return Err(kafka_protocol::error::ResponseError::ThrottlingQuotaExceeded);
+    }
+    broker.quotas.record(
+        &image,
+        kind,
+        &principal.name,
+        client_id,
+        permits as f64,
+        now,
+    );
+    Ok(())
+}
+
+/// The throttle time of a controller mutation request once handled (0
+/// under the quota), with the connection throttled as for bytes.
+pub fn mutation_throttle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    client_throttles_since: i16,
+) -> i32 {
+    let image = broker.metadata.image();
+    if !image.has_client_quotas() {
+        return 0;
+    }
+    let principal = ctx.connection.principal();
+    let client_id = ctx.client_id.as_deref().unwrap_or("");
+    let now = broker.clock.now_ms();
+    let ms = broker.quotas.throttle_now(
+        &image,
+        QuotaType::ControllerMutation,
+        &principal.name,
+        client_id,
+        now,
+    );
+    if ms > 0 {
+        ctx.connection.throttle(Throttle {
+            time: Duration::from_millis(ms as u64),
+            client_throttles: ctx.api_version >= client_throttles_since,
+        });
+    }
+    ms
+}
+
+/// Kafka's message for THROTTLING_QUOTA_EXCEEDED.
+pub const THROTTLED: &str = "The throttling quota has been exceeded.";
