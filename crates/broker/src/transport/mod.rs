@@ -202,4 +202,22 @@ mod tests {
         ctx.set_principal(KafkaPrincipal::user("alice"));
         assert_eq!(ctx.principal().to_string(), "User:alice");
     }
+
+    #[test]
+    fn the_longest_throttle_wins_and_is_taken_once() {
+        let ctx = ConnectionContext::new(
+            "PLAINTEXT".into(),
+            SecurityProtocol::Plaintext,
+            None,
+            KafkaPrincipal::anonymous(),
+        );
+        let t = |ms, client_throttles| Throttle {
+            time: std::time::Duration::from_millis(ms),
+            client_throttles,
+        };
+        ctx.throttle(t(200, true));
+        ctx.throttle(t(100, false));
+        assert_eq!(ctx.take_throttle(), Some(t(200, true)));
+        assert_eq!(ctx.take_throttle(), None);
+    }
 }
