@@ -92,6 +92,8 @@ pub struct Broker {
     fatal: tokio::sync::watch::Sender<Option<String>>,
     /// Replicas being moved to another log dir (AlterReplicaLogDirs).
     pub log_moves: crate::log_dir_move::LogDirMoves,
+    /// Client quota sensors (produce and fetch byte rates).
+    pub quotas: crate::quota::ClientQuotas,
 }
 
 impl std::fmt::Debug for Broker {
@@ -211,6 +213,10 @@ impl Broker {
             ),
             inter_broker_connector,
             txns: Arc::new(crate::txn_runtime::txn_runtime(weak.clone(), &config.props)),
+            quotas: crate::quota::ClientQuotas::new(crate::quota::WindowConfig {
+                samples: config.quota_window_num,
+                window_ms: config.quota_window_size_seconds as i64 * 1000,
+            }),
             config,
             clock,
             metadata,

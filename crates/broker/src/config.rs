@@ -177,6 +177,10 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// `max.connections`, `max.connections.per.ip` and its overrides.
     pub connection_limits: ConnectionLimitSettings,
+    /// `quota.window.num` and `quota.window.size.seconds`: client quotas'
+    /// rates are measured over this many windows of this many seconds.
+    pub quota_window_num: u32,
+    pub quota_window_size_seconds: u32,
     pub checkpoint_interval_ms: u64,
     /// log.retention.check.interval.ms
     pub retention_check_interval_ms: u64,
@@ -556,6 +560,8 @@ impl BrokerConfig {
                     ))
                 })?,
             },
+            quota_window_num: int("quota.window.num").clamp(1, 1000) as u32,
+            quota_window_size_seconds: int("quota.window.size.seconds").clamp(1, 3600) as u32,
             checkpoint_interval_ms: int("log.flush.offset.checkpoint.interval.ms").max(1) as u64,
             retention_check_interval_ms: int("log.retention.check.interval.ms").max(1) as u64,
             rack,

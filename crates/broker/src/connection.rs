@@ -133,6 +133,9 @@ where
                 handled.await
             }
         };
+        // A client over a quota: hold the response (old clients) or mute
+        // the connection after it (KIP-219 clients throttle themselves).
+        let throttle = connection.take_throttle();
         match handled {
             Ok(Some(response)) => {
                 // A failed SASL exchange: the answer waits (to slow password
@@ -143,6 +146,12 @@ where
                     write_frame(&mut writer, response).await?;
                     break;
                 }
+                if let Some(t) = throttle.filter(|t| !t.client_throttles) {
+                    writer.flush().await?;
+                    if !throttle_sleep(t.time, &mut shutdown).await {
+                        break;
+                    }
+                }
                 write_frame(&mut writer, response).await?
             }
             Ok(None) => {}
@@ -152,6 +161,13 @@ where
                 return Err(e.into());
             }
         }
+        if let Some(t) = throttle.filter(|t| t.client_throttles) {
+            // Muted: the next request is not read until the time is up.
+            writer.flush().await?;
+            if !throttle_sleep(t.time, &mut shutdown).await {
+                break;
+            }
+        }
         if reader.buffer().is_empty() {
             writer.flush().await?;
         }
@@ -159,6 +175,17 @@ where
     // Flushes, then ends the stream: a FIN on TCP, close_notify then FIN on TLS.
     writer.shutdown().await?;
     Ok(())
+}
+
+/// Waits out a quota throttle; `false` when the broker shuts down first.
+async fn throttle_sleep(
+    time: std::time::Duration,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    tokio::select! {
+        _ = shutdown.changed() => false,
+        () = tokio::time::sleep(time) => true,
+    }
 }
 
 /// What the connection does with a frame after the SASL gate.

@@ -16,6 +16,8 @@
 //!   credentials) for the connection code's SaslHandshake / SaslAuthenticate.
 //! - [`partition`]: [`Partition`], one hosted partition: its log and replication state (role,
 //!   leader epoch, ISR, high watermark, followers' positions) behind one lock.
+//! - [`quota`]: client quotas (produce / fetch byte rates per user and client id): the
+//!   quota that applies, the measured rate and the throttle time.
 //! - [`purgatory`]: requests waiting on partitions, woken by those partitions' events only.
 //! - [`log_dir_move`]: moving a replica to another log dir (AlterReplicaLogDirs): a copy
 //!   filled while the partition runs, switched in with appends held off.
@@ -47,6 +49,7 @@ pub mod metadata_log;
 pub mod metadata_store;
 pub mod partition;
 pub mod purgatory;
+pub mod quota;
 pub mod replica_fetcher;
 pub mod response_buf;
 pub mod sasl;

@@ -271,6 +271,37 @@ fn populated() -> Vec<(i16, Encoder)> {
                 .with_salt(bytes::Bytes::from_static(b"salt"))
                 .with_salted_password(bytes::Bytes::from(vec![7u8; 32]))])
     });
+    add!(DescribeClientQuotasRequest, {
+        DescribeClientQuotasRequest::default()
+            .with_components(vec![
+                describe_client_quotas_request::ComponentData::default()
+                    .with_entity_type(s("user"))
+                    .with_match_type(0)
+                    .with_match(Some(s("alice"))),
+                describe_client_quotas_request::ComponentData::default()
+                    .with_entity_type(s("client-id"))
+                    .with_match_type(1),
+            ])
+            .with_strict(true)
+    });
+    add!(AlterClientQuotasRequest, {
+        use alter_client_quotas_request::{EntityData, EntryData, OpData};
+        AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
+            .with_entity(vec![
+                EntityData::default()
+                    .with_entity_type(s("user"))
+                    .with_entity_name(Some(s("alice"))),
+                EntityData::default().with_entity_type(s("client-id")),
+            ])
+            .with_ops(vec![
+                OpData::default()
+                    .with_key(s("producer_byte_rate"))
+                    .with_value(1024.0),
+                OpData::default()
+                    .with_key(s("consumer_byte_rate"))
+                    .with_remove(true),
+            ])])
+    });
     add!(
         SaslHandshakeRequest,
         SaslHandshakeRequest::default().with_mechanism(s("SCRAM-SHA-256"))

@@ -322,15 +322,45 @@ fn configs_alter_and_describe() {
         tool(
             &b,
             "configs",
+            &["--describe", "--entity-type", "ips", "--entity-name", "c"],
+        ),
+        "not supported",
+    );
+    // Client quotas, as kafka-configs.sh sets and shows them.
+    assert_eq!(
+        ok(tool(
+            &b,
+            "configs",
             &[
-                "--describe",
+                "--alter",
+                "--entity-type",
+                "clients",
+                "--entity-default",
+                "--add-config",
+                "producer_byte_rate=1024,consumer_byte_rate=2048",
+            ],
+        )),
+        "Completed updating config for client <default>.\n"
+    );
+    assert_eq!(
+        ok(tool(&b, "configs", &["--describe", "--entity-type", "clients"])),
+        "Quota configs for the default client-id are consumer_byte_rate=2048.0, producer_byte_rate=1024.0\n"
+    );
+    fails(
+        tool(
+            &b,
+            "configs",
+            &[
+                "--alter",
                 "--entity-type",
                 "clients",
                 "--entity-name",
                 "c",
+                "--add-config",
+                "nope=1",
             ],
         ),
-        "not supported",
+        "Invalid configuration key nope",
     );
     // Users are their SCRAM credentials: none yet, so nothing to print.
     assert_eq!(

@@ -13,9 +13,10 @@
 //!               ──Arc──▶ brokers: BTreeMap<id, BrokerImage>
 //!               ──Arc──▶ scram: BTreeMap<user, BTreeMap<mechanism, ScramCredentialImage>>
 //!               ──Arc──▶ acls: BTreeMap<id, AclBinding>
+//!               ──Arc──▶ client_quotas: BTreeMap<entity, BTreeMap<key, value>>
 //! ```
 //!
-//! Cloning an image copies six pointers. [`MetadataImage::apply`] then
+//! Cloning an image copies seven pointers. [`MetadataImage::apply`] then
 //! copies on write ([`Arc::make_mut`]) only what a record touches: creating a
 //! partition copies that topic and the top-level map of `Arc`s (pointer
 //! copies), never the other topics, their partitions or any config. Applying a
@@ -36,7 +37,8 @@ use gregor_security::acl::{
 };
 use uuid::Uuid;
 
-use crate::records::BrokerEndpoint;
+use crate::quotas::QuotaEntity;
+use crate::records::{BrokerEndpoint, QuotaValue};
 use crate::{ConfigResource, MetadataRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +141,8 @@ pub struct MetadataImage {
     scram: Arc<BTreeMap<String, BTreeMap<i8, ScramCredentialImage>>>,
     /// ACLs by id (Kafka's `AclsImage`).
     acls: Arc<BTreeMap<Uuid, AclBinding>>,
+    /// Client quotas by entity, then key (Kafka's `ClientQuotasImage`).
+    client_quotas: Arc<BTreeMap<QuotaEntity, BTreeMap<String, QuotaValue>>>,
 }
 
 /// A count of feature changes seen by one image's history, not part of
@@ -371,6 +375,38 @@ impl MetadataImage {
                     Arc::make_mut(&mut self.acls).remove(id);
                 }
             }
+            MetadataRecord::ClientQuota {
+                entity,
+                key,
+                value,
+                remove,
+            } => {
+                let entity: QuotaEntity = entity
+                    .iter()
+                    .map(|p| (p.entity_type.clone(), p.entity_name.clone()))
+                    .collect();
+                if *remove {
+                    if !self
+                        .client_quotas
+                        .get(&entity)
+                        .is_some_and(|q| q.contains_key(key))
+                    {
+                        return;
+                    }
+                    let quotas = Arc::make_mut(&mut self.client_quotas);
+                    if let Some(q) = quotas.get_mut(&entity) {
+                        q.remove(key);
+                        if q.is_empty() {
+                            quotas.remove(&entity);
+                        }
+                    }
+                } else {
+                    Arc::make_mut(&mut self.client_quotas)
+                        .entry(entity)
+                        .or_default()
+                        .insert(key.clone(), *value);
+                }
+            }
         }
     }
 
@@ -462,6 +498,16 @@ impl MetadataImage {
         for (id, binding) in self.acls.iter() {
             out.push(MetadataRecord::acl(*id, binding));
         }
+        for (entity, quotas) in self.client_quotas.iter() {
+            for (key, value) in quotas {
+                out.push(MetadataRecord::ClientQuota {
+                    entity: crate::quotas::parts(entity),
+                    key: key.clone(),
+                    value: *value,
+                    remove: false,
+                });
+            }
+        }
         if self.next_producer_id != 0 {
             out.push(MetadataRecord::ProducerIds {
                 // No broker owns a block because of a snapshot; -1 says so.
@@ -551,6 +597,23 @@ impl MetadataImage {
     /// Every ACL with its id, in id order.
     pub fn acls(&self) -> impl Iterator<Item = (&Uuid, &AclBinding)> + Clone {
         self.acls.iter()
+    }
+
+    /// The quotas of one client quota entity, if it has any.
+    pub fn client_quotas(&self, entity: &QuotaEntity) -> Option<&BTreeMap<String, QuotaValue>> {
+        self.client_quotas.get(entity)
+    }
+
+    /// Every client quota entity with its quotas, in entity order.
+    pub fn all_client_quotas(
+        &self,
+    ) -> impl Iterator<Item = (&QuotaEntity, &BTreeMap<String, QuotaValue>)> {
+        self.client_quotas.iter()
+    }
+
+    /// Whether any client quota is set (the broker skips quota work when not).
+    pub fn has_client_quotas(&self) -> bool {
+        !self.client_quotas.is_empty()
     }
 
     /// The resources that have dynamic configs (ListConfigResources).
@@ -804,7 +867,7 @@ mod tests {
             _ => ConfigResource::Group("g".into()),
         };
         (0..len)
-            .map(|_| match rng.below(14) {
+            .map(|_| match rng.below(15) {
                 0 => MetadataRecord::Cluster {
                     cluster_id: format!("c{}", rng.below(3)),
                 },
@@ -870,6 +933,16 @@ mod tests {
                 },
                 13 => MetadataRecord::RemoveAccessControlEntry {
                     id: Uuid::from_u128(100 + rng.below(4) as u128),
+                },
+                14 => MetadataRecord::ClientQuota {
+                    entity: vec![crate::QuotaEntityPart {
+                        entity_type: ["user", "client-id"][rng.below(2) as usize].into(),
+                        entity_name: (rng.below(3) != 0)
+                            .then(|| names[rng.below(4) as usize].into()),
+                    }],
+                    key: ["producer_byte_rate", "consumer_byte_rate"][rng.below(2) as usize].into(),
+                    value: crate::QuotaValue(rng.below(1000) as f64),
+                    remove: rng.below(3) == 0,
                 },
                 10 => MetadataRecord::ProducerIds {
                     broker_id: 1,

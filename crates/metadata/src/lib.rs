@@ -17,6 +17,8 @@
 //!   (start, cancel, complete); also image in, records out.
 //! - [`acls`]: CreateAcls' and DeleteAcls' decisions and DescribeAcls'
 //!   lookup (ACLs kept in the image by id, as `gregor-security`'s bindings).
+//! - [`quotas`]: AlterClientQuotas' decision and DescribeClientQuotas'
+//!   filter (client quota entities and their quotas, kept in the image).
 //! - [`scram`]: AlterUserScramCredentials' decision (users' SCRAM
 //!   credentials, kept in the image, derived with `gregor-security`).
 //!
@@ -35,9 +37,10 @@ pub mod config_defs;
 pub mod controller;
 pub mod election;
 pub mod image;
+pub mod quotas;
 pub mod records;
 pub mod scram;
 
 pub use controller::ControllerError;
 pub use image::{MetadataImage, PartitionImage, ScramCredentialImage, TopicImage};
-pub use records::{BrokerEndpoint, ConfigResource, MetadataRecord};
+pub use records::{BrokerEndpoint, ConfigResource, MetadataRecord, QuotaEntityPart, QuotaValue};

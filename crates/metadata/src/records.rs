@@ -138,7 +138,33 @@ pub enum MetadataRecord {
     RemoveAccessControlEntry {
         id: Uuid,
     },
+    /// One quota of a client quota entity was set or removed (Kafka's
+    /// `ClientQuotaRecord`, type 14). `entity` names the entity by its
+    /// parts (`user`, `client-id` or `ip`); a `None` name is the default
+    /// of that type (`<default>`).
+    ClientQuota {
+        entity: Vec<QuotaEntityPart>,
+        key: String,
+        value: QuotaValue,
+        remove: bool,
+    },
 }
+
+/// One part of a client quota entity: its type (`user`, `client-id`,
+/// `ip`) and name, `None` for the type's default.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct QuotaEntityPart {
+    pub entity_type: String,
+    pub entity_name: Option<String>,
+}
+
+/// A quota's value. Always finite (the controller refuses NaN and
+/// infinities, which JSON cannot hold either), so comparing bits is equality.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct QuotaValue(pub f64);
+
+impl Eq for QuotaValue {}
 
 impl MetadataRecord {
     /// The record that creates `binding` as ACL `id`.
@@ -252,6 +278,21 @@ mod tests {
             },
             MetadataRecord::RemoveAccessControlEntry {
                 id: Uuid::from_u128(9),
+            },
+            MetadataRecord::ClientQuota {
+                entity: vec![
+                    QuotaEntityPart {
+                        entity_type: "user".into(),
+                        entity_name: None,
+                    },
+                    QuotaEntityPart {
+                        entity_type: "client-id".into(),
+                        entity_name: Some("c".into()),
+                    },
+                ],
+                key: "producer_byte_rate".into(),
+                value: QuotaValue(1024.5),
+                remove: false,
             },
             MetadataRecord::Partition {
                 topic_id: Uuid::from_u128(5),

@@ -6,7 +6,7 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
 use super::util::{self, str_bytes};
-use super::RequestContext;
+use super::{quota_util, RequestContext};
 use crate::broker::Broker;
 
 pub async fn handle(
@@ -36,6 +36,22 @@ pub async fn handle(
                 .collect()
         });
         let name = topic.name.to_string();
+        if !req.validate_only {
+            let current = broker
+                .metadata
+                .image()
+                .topic(&name)
+                .map_or(0, |t| t.partitions.len());
+            let permits = (topic.count.max(0) as usize).saturating_sub(current);
+            // Strict from v3 (THROTTLING_QUOTA_EXCEEDED), as Kafka.
+            let strict = ctx.api_version >= 3;
+            if let Err(e) = quota_util::record_mutation(broker, ctx, permits, strict) {
+                r.error_code = e.code();
+                r.error_message = Some(str_bytes(quota_util::THROTTLED));
+                resp.results.push(r);
+                continue;
+            }
+        }
         let outcome = if req.validate_only {
             let image = broker.metadata.image();
             let brokers = broker.broker_ids_in(&image);
@@ -75,5 +91,6 @@ pub async fn handle(
         }
         resp.results.push(r);
     }
+    resp.throttle_time_ms = quota_util::mutation_throttle(broker, ctx, 1);
     Some(resp)
 }

@@ -19,7 +19,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use uuid::Uuid;
 
 use super::util::{self, str_bytes};
-use super::RequestContext;
+use super::{quota_util, RequestContext};
 use crate::broker::Broker;
 
 pub async fn handle(
@@ -129,6 +129,21 @@ pub async fn handle(
             resp.topics.push(r);
             continue;
         }
+        if !req.validate_only {
+            let permits = if create.assignments.is_empty() {
+                create.num_partitions.max(0) as usize
+            } else {
+                create.assignments.len()
+            };
+            // Strict from v6 (THROTTLING_QUOTA_EXCEEDED), as Kafka.
+            let strict = ctx.api_version >= 6;
+            if let Err(e) = quota_util::record_mutation(broker, ctx, permits, strict) {
+                r.error_code = e.code();
+                r.error_message = Some(str_bytes(quota_util::THROTTLED));
+                resp.topics.push(r);
+                continue;
+            }
+        }
         let topic_id = Uuid::new_v4();
         let outcome = if req.validate_only {
             let image = broker.metadata.image();
@@ -180,6 +195,7 @@ pub async fn handle(
         }
         resp.topics.push(r);
     }
+    resp.throttle_time_ms = quota_util::mutation_throttle(broker, ctx, 3);
     Some(resp)
 }
 

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicN
 
 use super::acl_util;
 use super::util::{self, str_bytes};
-use super::RequestContext;
+use super::{quota_util, RequestContext};
 use crate::broker::Broker;
 
 pub async fn handle(
@@ -74,6 +74,16 @@ pub async fn handle(
             resp.responses.push(r);
             continue;
         }
+        // Strict from v5 (THROTTLING_QUOTA_EXCEEDED), as Kafka.
+        let permits = topic.partitions.len();
+        if let Err(e) = quota_util::record_mutation(broker, ctx, permits, ctx.api_version >= 5) {
+            r.error_code = e.code();
+            if ctx.api_version >= 5 {
+                r.error_message = Some(str_bytes(quota_util::THROTTLED));
+            }
+            resp.responses.push(r);
+            continue;
+        }
         let topic_name = topic.name.clone();
         match broker
             .controller_update(|image| {
@@ -98,5 +108,6 @@ pub async fn handle(
         }
         resp.responses.push(r);
     }
+    resp.throttle_time_ms = quota_util::mutation_throttle(broker, ctx, 2);
     Some(resp)
 }

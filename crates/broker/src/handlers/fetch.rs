@@ -34,6 +34,7 @@ use super::RequestContext;
 use crate::broker::Broker;
 use crate::partition::{FollowerFetch, FollowerRead, Partition, PartitionError};
 use crate::purgatory::Waiter;
+use crate::quota::QuotaType;
 use gregor_security::acl::{AclOperation, ResourceType};
 
 /// The node id of the follower sending `req`, if it is a follower's fetch
@@ -50,27 +51,59 @@ fn follower_id(ctx: &RequestContext, req: &FetchRequest) -> Option<i32> {
 pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext,
-    req: FetchRequest,
+    mut req: FetchRequest,
 ) -> Option<FetchResponse> {
+    let consumer = follower_id(ctx, &req).is_none();
+    if consumer {
+        // A fetch takes at most what the quota allows in its measured span
+        // (Kafka's `getMaxValueInQuotaWindow`), so one response cannot be
+        // over the quota for ever.
+        if let Some(max) = super::quota_util::max_bytes_in_window(broker, ctx, QuotaType::Fetch) {
+            req.max_bytes = req.max_bytes.min(max);
+            req.min_bytes = req.min_bytes.min(req.max_bytes);
+        }
+    }
+    let mut resp = fetch(broker, ctx, &req).await;
+    if consumer {
+        // consumer_byte_rate, on the response's record bytes (followers are
+        // exempt). Over the quota, Kafka answers with no data and takes the
+        // bytes back off the rate; the client throttles itself from v8.
+        let bytes: usize = resp
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter_map(|p| p.records.as_ref().map(|r| r.len()))
+            .sum();
+        let ms = super::quota_util::record_bytes(broker, ctx, QuotaType::Fetch, bytes, 8);
+        if ms > 0 {
+            super::quota_util::unrecord_bytes(broker, ctx, QuotaType::Fetch, bytes);
+            resp.responses.clear();
+            resp.throttle_time_ms = ms;
+        }
+    }
+    Some(resp)
+}
+
+async fn fetch(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> FetchResponse {
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     // Registered with the fetched partitions only while this fetch waits.
     let mut waiter: Option<Arc<Waiter>> = None;
     loop {
-        let (resp, bytes, answer_now) = read_once(broker, ctx, &req);
+        let (resp, bytes, answer_now) = read_once(broker, ctx, req);
         let done = bytes >= req.min_bytes.max(0) as usize
             || answer_now
             || req.max_wait_ms <= 0
             || tokio::time::Instant::now() >= deadline;
         if done {
-            return Some(resp);
+            return resp;
         }
         let Some(w) = &waiter else {
             // Register, then read once more before sleeping: an append
             // between the read above and the registration fired no waiter,
             // and would otherwise sit unseen until the deadline.
             let w = Waiter::new();
-            for partition in requested_partitions(broker, ctx, &req) {
+            for partition in requested_partitions(broker, ctx, req) {
                 partition.watchers().watch(&w);
             }
             waiter = Some(w);
@@ -79,8 +112,8 @@ pub async fn handle(
         tokio::select! {
             _ = w.woken() => {}
             _ = tokio::time::sleep_until(deadline) => {
-                let (resp, _, _) = read_once(broker, ctx, &req);
-                return Some(resp);
+                let (resp, _, _) = read_once(broker, ctx, req);
+                return resp;
             }
         }
     }

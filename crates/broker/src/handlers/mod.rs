@@ -16,6 +16,7 @@ use crate::transport::ConnectionContext;
 mod acl_util;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod alter_replica_log_dirs;
@@ -31,6 +32,7 @@ pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_acls;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -61,6 +63,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+mod quota_util;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
@@ -233,6 +236,8 @@ apis! {
     DescribeAcls => describe_acls(DescribeAclsRequest, 1, 1, 3),
     CreateAcls => create_acls(CreateAclsRequest, 1, 1, 3),
     DeleteAcls => delete_acls(DeleteAclsRequest, 1, 1, 3),
+    DescribeClientQuotas => describe_client_quotas(DescribeClientQuotasRequest, 0, 0, 1),
+    AlterClientQuotas => alter_client_quotas(AlterClientQuotasRequest, 0, 0, 1),
 }
 
 enum Checked {

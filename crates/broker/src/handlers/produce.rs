@@ -24,6 +24,7 @@ use super::RequestContext;
 use crate::broker::Broker;
 use crate::partition::{Partition, PartitionError};
 use crate::purgatory::Waiter;
+use crate::quota::QuotaType;
 use gregor_security::acl::{AclOperation, ResourceType};
 use gregor_storage::{StorageError, Verification};
 
@@ -38,6 +39,12 @@ pub async fn handle(
     req: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
+    let record_bytes: usize = req
+        .topic_data
+        .iter()
+        .flat_map(|t| t.partition_data.iter())
+        .filter_map(|p| p.records.as_ref().map(|r| r.len()))
+        .sum();
     let mut resp = ProduceResponse::default();
     let mut delayed: Vec<Delayed> = Vec::new();
     // Kafka's order: WRITE on the transactional id refuses the whole
@@ -123,6 +130,10 @@ pub async fn handle(
         let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
         await_replication(&mut resp, delayed, timeout).await;
     }
+    // producer_byte_rate, on the request's record bytes once answered
+    // (Kafka's produce quota); the client throttles itself from v6.
+    resp.throttle_time_ms =
+        super::quota_util::record_bytes(broker, ctx, QuotaType::Produce, record_bytes, 6);
     (acks != 0).then_some(resp)
 }
 

@@ -119,6 +119,19 @@ pub struct ConnectionContext {
     /// On a SASL listener: the authentication state. `None` elsewhere, so
     /// the per-request check on other listeners is one branch.
     sasl: Option<Mutex<SaslSession>>,
+    /// A client quota's throttle of the request being handled, taken by
+    /// the connection loop once the response is ready (`crate::quota`).
+    throttle: Mutex<Option<Throttle>>,
+}
+
+/// How the connection throttles a client over a quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    pub time: std::time::Duration,
+    /// The client throttles itself (KIP-219: Produce v6+, Fetch v8+): the
+    /// response goes at once and the connection is then muted (no request
+    /// read) for `time`. Otherwise the response itself is held for `time`.
+    pub client_throttles: bool,
 }
 
 impl ConnectionContext {
@@ -134,6 +147,7 @@ impl ConnectionContext {
             peer,
             principal: RwLock::new(Arc::new(principal)),
             sasl: None,
+            throttle: Mutex::new(None),
         }
     }
 
@@ -151,6 +165,21 @@ impl ConnectionContext {
     /// The principal the connection is authenticated as now.
     pub fn principal(&self) -> Arc<KafkaPrincipal> {
         self.principal.read().clone()
+    }
+
+    /// Asks the connection to throttle after this request (the longest of
+    /// several asks wins).
+    pub fn throttle(&self, throttle: Throttle) {
+        let mut slot = self.throttle.lock();
+        match *slot {
+            Some(t) if t.time >= throttle.time => {}
+            _ => *slot = Some(throttle),
+        }
+    }
+
+    /// The throttle asked for by the request just handled, if any.
+    pub fn take_throttle(&self) -> Option<Throttle> {
+        self.throttle.lock().take()
     }
 
     /// Replaces the principal (after a successful SASL exchange).
@@ -177,5 +206,23 @@ mod tests {
         assert_eq!(ctx.principal().to_string(), "User:ANONYMOUS");
         ctx.set_principal(KafkaPrincipal::user("alice"));
         assert_eq!(ctx.principal().to_string(), "User:alice");
+    }
+
+    #[test]
+    fn the_longest_throttle_wins_and_is_taken_once() {
+        let ctx = ConnectionContext::new(
+            "PLAINTEXT".into(),
+            SecurityProtocol::Plaintext,
+            None,
+            KafkaPrincipal::anonymous(),
+        );
+        let t = |ms, client_throttles| Throttle {
+            time: std::time::Duration::from_millis(ms),
+            client_throttles,
+        };
+        ctx.throttle(t(200, true));
+        ctx.throttle(t(100, false));
+        assert_eq!(ctx.take_throttle(), Some(t(200, true)));
+        assert_eq!(ctx.take_throttle(), None);
     }
 }

@@ -2,7 +2,7 @@
 //! and groups (describe, and alter through IncrementalAlterConfigs).
 
 use anyhow::{anyhow, bail};
-use clap::{ArgGroup, Args};
+use clap::{ArgAction, ArgGroup, Args};
 use gregor_client::admin::{
     AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym,
 };
@@ -27,9 +27,13 @@ pub const EXAMPLES: &str = "Examples:
   gregor configs --describe --group my-group --all
   gregor configs --alter --entity-type users --entity-name alice --add-config 'SCRAM-SHA-256=[iterations=8192,password=alice-secret]'
   gregor configs --alter --entity-type users --entity-name alice --delete-config SCRAM-SHA-512
-  gregor configs --describe --entity-type users --entity-name alice";
+  gregor configs --describe --entity-type users --entity-name alice
+  gregor configs --alter --entity-type clients --entity-name my-app --add-config producer_byte_rate=1024,consumer_byte_rate=2048
+  gregor configs --alter --entity-type users --entity-name alice --entity-type clients --entity-default --add-config request_percentage=50
+  gregor configs --alter --entity-type users --entity-default --delete-config producer_byte_rate
+  gregor configs --describe --entity-type clients";
 
-/// Describe or alter the configs of topics, brokers and groups, and users' SCRAM credentials.
+/// Describe or alter the configs of topics, brokers and groups, users' SCRAM credentials and client quotas.
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("action").required(true).args(["describe", "alter"])))]
 pub struct ConfigsArgs {
@@ -41,15 +45,23 @@ pub struct ConfigsArgs {
     /// Alter the configuration of the entity.
     #[arg(long)]
     pub alter: bool,
-    /// Type of entity: topics, brokers, broker-loggers, groups or users.
-    #[arg(long = "entity-type", value_name = "TYPE")]
-    pub entity_type: Option<String>,
-    /// Name of the entity (a topic name, a broker id, a group id or a user name).
-    #[arg(long = "entity-name", value_name = "NAME")]
-    pub entity_name: Option<String>,
-    /// The cluster-wide default (with --entity-type brokers).
-    #[arg(long = "entity-default")]
-    pub entity_default: bool,
+    /// Type of entity: topics, brokers, broker-loggers, groups, users or
+    /// clients (users and clients may be given together, each followed by
+    /// its --entity-name or --entity-default).
+    #[arg(long = "entity-type", value_name = "TYPE", action = ArgAction::Append)]
+    pub entity_type: Vec<String>,
+    /// Name of the entity (a topic name, a broker id, a group id, a user
+    /// name or a client id). --entity-default: the default of the type
+    /// (the cluster-wide broker default, the default user or client id).
+    #[arg(
+        long = "entity-name",
+        value_name = "NAME",
+        visible_alias = "entity-default",
+        num_args = 0..=1,
+        default_missing_value = DEFAULT_ENTITY,
+        action = ArgAction::Append
+    )]
+    pub entity_name: Vec<String>,
     /// Same as --entity-type topics --entity-name TOPIC.
     #[arg(long, value_name = "TOPIC")]
     pub topic: Option<String>,
@@ -74,6 +86,24 @@ pub struct ConfigsArgs {
     /// With --describe: every config with its value, not only dynamic ones.
     #[arg(long)]
     pub all: bool,
+}
+
+/// The name `--entity-default` stands for (Kafka's `ConfigEntityName.DEFAULT`).
+pub const DEFAULT_ENTITY: &str = "<default>";
+
+impl ConfigsArgs {
+    /// Whether the (single) entity is the type's default.
+    pub fn entity_default(&self) -> bool {
+        self.entity_name.len() == 1 && self.entity_name[0] == DEFAULT_ENTITY
+    }
+
+    /// The (single) entity name given, not the default.
+    pub fn single_name(&self) -> Option<String> {
+        self.entity_name
+            .first()
+            .filter(|n| *n != DEFAULT_ENTITY)
+            .cloned()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,27 +164,30 @@ fn entity(args: &ConfigsArgs) -> anyhow::Result<(Kind, Option<String>)> {
     if let Some(g) = &args.group {
         found.push((Kind::Groups, Some(g.clone())));
     }
-    if let Some(t) = &args.entity_type {
+    if args.entity_type.len() > 1 || args.entity_name.len() > 1 {
+        bail!("Only users and clients may be given together as one entity");
+    }
+    if let Some(t) = args.entity_type.first() {
         let kind = match t.as_str() {
             "topics" => Kind::Topics,
             "brokers" => Kind::Brokers,
             "broker-loggers" => Kind::BrokerLoggers,
             "groups" => Kind::Groups,
-            "clients" | "ips" | "client-metrics" => {
-                bail!("Entity type '{t}' is not supported by gregor (use topics, brokers, broker-loggers, groups or users)")
+            "ips" | "client-metrics" => {
+                bail!("Entity type '{t}' is not supported by gregor (use topics, brokers, broker-loggers, groups, users or clients)")
             }
-            _ => bail!("Invalid entity type '{t}': use topics, brokers, broker-loggers or groups"),
+            _ => bail!("Invalid entity type '{t}': use topics, brokers, broker-loggers, groups, users or clients"),
         };
-        let name = if args.entity_default {
+        let name = if args.entity_default() {
             if kind != Kind::Brokers {
                 bail!("--entity-default is only valid with --entity-type brokers");
             }
             Some(String::new())
         } else {
-            args.entity_name.clone()
+            args.single_name()
         };
         found.push((kind, name));
-    } else if args.entity_name.is_some() || args.entity_default {
+    } else if !args.entity_name.is_empty() {
         bail!("--entity-name and --entity-default need --entity-type");
     }
     if found.len() != 1 {
@@ -179,7 +212,10 @@ fn entity(args: &ConfigsArgs) -> anyhow::Result<(Kind, Option<String>)> {
 }
 
 pub fn run(args: ConfigsArgs) -> anyhow::Result<()> {
-    if args.entity_type.as_deref() == Some("users") {
+    if super::configs_quotas::is_quota_command(&args) {
+        return super::configs_quotas::run(args);
+    }
+    if args.entity_type.first().map(String::as_str) == Some("users") {
         return super::configs_users::run(args);
     }
     let (kind, name) = entity(&args)?;

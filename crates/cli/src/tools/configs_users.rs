@@ -1,6 +1,6 @@
 //! `gregor configs --entity-type users`: kafka-configs.sh's SCRAM
-//! credentials of users (KIP-554). Client quotas, the other user configs
-//! Kafka has, are not served by Gregor and are refused.
+//! credentials of users (KIP-554). Users' client quotas are in
+//! `configs_quotas.rs`.
 //!
 //! ```text
 //! gregor configs --alter --entity-type users --entity-name alice \
@@ -20,13 +20,13 @@ use super::{block_on, client_err};
 const DEFAULT_ITERATIONS: i32 = 4096;
 
 pub fn run(args: ConfigsArgs) -> anyhow::Result<()> {
-    if args.entity_default {
-        bail!("--entity-default with --entity-type users names client quotas, which gregor does not support");
+    if args.entity_default() {
+        bail!("--entity-default with --entity-type users names client quotas: give quota keys");
     }
     if args.all {
         bail!("--all is not valid with --entity-type users");
     }
-    let name = args.entity_name.clone();
+    let name = args.single_name();
     if name.as_deref() == Some("") {
         bail!("A user name must not be empty");
     }
@@ -59,7 +59,7 @@ pub fn run(args: ConfigsArgs) -> anyhow::Result<()> {
 
 fn mechanism(name: &str) -> anyhow::Result<ScramMechanism> {
     ScramMechanism::from_mechanism_name(name).ok_or_else(|| {
-        anyhow!("Invalid config key {name} for users: gregor supports only the SCRAM credentials SCRAM-SHA-256 and SCRAM-SHA-512 (client quotas are not supported)")
+        anyhow!("Invalid config key {name} for users: gregor supports only the SCRAM credentials SCRAM-SHA-256 and SCRAM-SHA-512 (or the quota keys producer_byte_rate, consumer_byte_rate, request_percentage, controller_mutation_rate)")
     })
 }
 

@@ -18,6 +18,7 @@ use gregor_client::{Admin, ClientConfig};
 
 pub mod acls;
 pub mod configs;
+pub mod configs_quotas;
 pub mod configs_users;
 pub mod console_consumer;
 pub mod console_producer;

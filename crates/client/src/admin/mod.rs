@@ -15,6 +15,7 @@
 mod acls;
 mod configs;
 mod groups;
+mod quotas;
 mod scram;
 mod transactions;
 
@@ -43,6 +44,7 @@ pub use configs::{
 /// The SCRAM mechanisms (and the password hashing) of [`Admin`]'s SCRAM calls.
 pub use gregor_security::ScramMechanism;
 pub use groups::{GroupDescription, GroupListing, MemberDescription};
+pub use quotas::{ClientQuotaEntity, QuotaAlteration, QuotaMatch};
 pub use scram::{ScramCredentialInfo, UserScramCredentialAlteration};
 pub use transactions::{
     AbortTransactionSpec, ListTransactionsOptions, ProducerState, TransactionDescription,

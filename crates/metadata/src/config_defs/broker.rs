@@ -195,6 +195,8 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "offsets.topic.num.partitions",
     "offsets.topic.replication.factor",
     "process.roles",
+    "quota.window.num",
+    "quota.window.size.seconds",
     "sasl.enabled.mechanisms",
     "sasl.jaas.config",
     "sasl.mechanism.controller.protocol",
