@@ -15,7 +15,7 @@ use kafka_protocol::messages::{MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::config::ClientConfig;
-use crate::conn::Connection;
+use crate::conn::{Connection, Security};
 use crate::error::{Error, Result};
 use crate::types::TopicPartition;
 
@@ -98,6 +98,8 @@ impl Metadata {
 
 pub(crate) struct Cluster {
     pub config: Arc<ClientConfig>,
+    /// TLS config and SASL credentials, built once from `config`.
+    security: Security,
     conns: tokio::sync::Mutex<HashMap<i32, Arc<Connection>>>,
     meta: RwLock<Arc<Metadata>>,
     /// Only one Metadata request at a time; waiters reuse its result.
@@ -116,8 +118,16 @@ fn plock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Cluster {
     pub fn new(config: Arc<ClientConfig>) -> Result<Arc<Cluster>> {
         config.validate_common()?;
+        let security = Security {
+            tls: match config.ssl_enabled {
+                true => Some(config.ssl.rustls_config()?),
+                false => None,
+            },
+            sasl: config.sasl_credentials()?,
+        };
         Ok(Arc::new(Cluster {
             config,
+            security,
             conns: tokio::sync::Mutex::new(HashMap::new()),
             meta: RwLock::new(Arc::new(Metadata::empty())),
             refreshing: tokio::sync::Mutex::new(()),
@@ -286,7 +296,7 @@ impl Cluster {
                 node_id,
                 &self.config.client_id,
                 self.config.request_timeout,
-                self.config.sasl_credentials()?.as_ref(),
+                &self.security,
             )
             .await?,
         );
@@ -319,7 +329,7 @@ impl Cluster {
                 id,
                 &self.config.client_id,
                 self.config.request_timeout,
-                self.config.sasl_credentials()?.as_ref(),
+                &self.security,
             )
             .await
             {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use gregor_records::Compression;
 
 use crate::error::{Error, Result};
+use crate::tls::PemSource;
 
 /// `acks`: how many replicas must have the batch before the broker answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +118,10 @@ pub struct ClientConfig {
     /// `username` and `password` options of `sasl.jaas.config`.
     pub sasl_username: Option<String>,
     pub sasl_password: Option<String>,
+    /// `security.protocol=SSL` or `SASL_SSL`: every connection is TLS.
+    pub ssl_enabled: bool,
+    /// The `ssl.*` settings (read when a client is built).
+    pub ssl: crate::tls::SslSettings,
     // -- producer
     pub acks: Acks,
     pub linger: Duration,
@@ -165,6 +170,8 @@ impl Default for ClientConfig {
             sasl_mechanism: "GSSAPI".to_string(),
             sasl_username: None,
             sasl_password: None,
+            ssl_enabled: false,
+            ssl: crate::tls::SslSettings::default(),
             request_timeout: Duration::from_millis(30_000),
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: Duration::from_millis(1_000),
@@ -202,6 +209,10 @@ impl Default for ClientConfig {
             explicit: Vec::new(),
         }
     }
+}
+
+fn non_empty(v: &str) -> Option<&str> {
+    Some(v).filter(|s| !s.is_empty())
 }
 
 fn parse_num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T> {
@@ -254,7 +265,7 @@ impl ClientConfig {
             })),
             _ => Err(Error::config(
                 "sasl.username",
-                "SASL_PLAINTEXT needs sasl.username and sasl.password (or sasl.jaas.config)",
+                "SASL needs sasl.username and sasl.password (or sasl.jaas.config)",
             )),
         }
     }
@@ -307,15 +318,54 @@ impl ClientConfig {
             "retry.backoff.max.ms" => self.retry_backoff_max = parse_ms(key, v)?,
             "metadata.max.age.ms" => self.metadata_max_age = parse_ms(key, v)?,
             "security.protocol" => {
-                self.sasl_enabled = match v.to_ascii_uppercase().as_str() {
-                    "PLAINTEXT" => false,
-                    "SASL_PLAINTEXT" => true,
+                (self.sasl_enabled, self.ssl_enabled) = match v.to_ascii_uppercase().as_str() {
+                    "PLAINTEXT" => (false, false),
+                    "SASL_PLAINTEXT" => (true, false),
+                    "SSL" => (false, true),
+                    "SASL_SSL" => (true, true),
                     _ => {
                         return Err(Error::config(
                             key,
-                            "only PLAINTEXT and SASL_PLAINTEXT are supported",
+                            format!("{v:?} is not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
                         ))
                     }
+                }
+            }
+            "ssl.ca.location" | "ssl.truststore.location" => {
+                self.ssl.ca = non_empty(v).map(|p| PemSource::File(p.into()))
+            }
+            "ssl.ca.pem" | "ssl.truststore.certificates" => {
+                self.ssl.ca = non_empty(v).map(|p| PemSource::Inline(p.into()))
+            }
+            "ssl.certificate.location" => {
+                self.ssl.certificate = non_empty(v).map(|p| PemSource::File(p.into()))
+            }
+            "ssl.certificate.pem" | "ssl.keystore.certificate.chain" => {
+                self.ssl.certificate = non_empty(v).map(|p| PemSource::Inline(p.into()))
+            }
+            "ssl.key.location" => self.ssl.key = non_empty(v).map(|p| PemSource::File(p.into())),
+            "ssl.key.pem" | "ssl.keystore.key" => {
+                self.ssl.key = non_empty(v).map(|p| PemSource::Inline(p.into()))
+            }
+            // Java's keystore: one file with the key and the chain.
+            "ssl.keystore.location" => {
+                self.ssl.certificate = non_empty(v).map(|p| PemSource::File(p.into()));
+                self.ssl.key = None;
+            }
+            "ssl.key.password" => self.ssl.key_password = non_empty(v).map(str::to_string),
+            "ssl.keystore.password" => {
+                self.ssl.keystore_password = non_empty(v).map(str::to_string)
+            }
+            "ssl.truststore.password" => {
+                self.ssl.truststore_password = non_empty(v).map(str::to_string)
+            }
+            "ssl.keystore.type" => self.ssl.keystore_type = v.to_string(),
+            "ssl.truststore.type" => self.ssl.truststore_type = v.to_string(),
+            "ssl.endpoint.identification.algorithm" => {
+                self.ssl.verify_hostname = match v.to_ascii_lowercase().as_str() {
+                    "https" => true,
+                    "" | "none" => false,
+                    _ => return Err(Error::config(key, format!("{v:?} is not https or none"))),
                 }
             }
             "sasl.mechanism" | "sasl.mechanisms" => {
@@ -669,6 +719,33 @@ mod tests {
         );
         assert!(c.is_set("acks"));
         assert!(!c.is_set("batch.size"));
+    }
+
+    #[test]
+    fn ssl_settings_in_both_spellings() {
+        let c = ClientConfig::from_properties(
+            "security.protocol=SASL_SSL\nssl.truststore.type=PEM\nssl.truststore.location=/ca.pem\n\
+             ssl.keystore.location=/alice-keystore.pem\nssl.endpoint.identification.algorithm=\n",
+        )
+        .unwrap();
+        assert!(c.ssl_enabled && c.sasl_enabled);
+        assert_eq!(c.ssl.ca, Some(PemSource::File("/ca.pem".into())));
+        assert_eq!(
+            c.ssl.certificate,
+            Some(PemSource::File("/alice-keystore.pem".into()))
+        );
+        assert_eq!(c.ssl.key, None);
+        assert!(!c.ssl.verify_hostname);
+        let c = ClientConfig::from_properties(
+            "security.protocol=ssl\nssl.ca.location=/ca.pem\nssl.certificate.location=/a.pem\nssl.key.location=/a.key\n",
+        )
+        .unwrap();
+        assert!(c.ssl_enabled && !c.sasl_enabled && c.ssl.verify_hostname);
+        assert_eq!(c.ssl.key, Some(PemSource::File("/a.key".into())));
+        assert!(ClientConfig::new().set("security.protocol", "TLS").is_err());
+        assert!(ClientConfig::new()
+            .set("ssl.endpoint.identification.algorithm", "ldap")
+            .is_err());
     }
 
     #[test]

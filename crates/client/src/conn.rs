@@ -29,7 +29,7 @@ use kafka_protocol::messages::{
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -96,6 +96,13 @@ impl Drop for Connection {
     }
 }
 
+/// How a connection secures itself: TLS (SSL, SASL_SSL) and SASL.
+#[derive(Clone, Default)]
+pub(crate) struct Security {
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub sasl: Option<SaslCredentials>,
+}
+
 /// What a connection authenticates with on a SASL_PLAINTEXT listener.
 #[derive(Clone)]
 pub struct SaslCredentials {
@@ -114,31 +121,67 @@ impl std::fmt::Debug for SaslCredentials {
 }
 
 impl Connection {
-    /// Connects to `addr`, negotiates API versions and, with `sasl`,
-    /// authenticates (SaslHandshake v1, then SaslAuthenticate).
+    /// Connects to `addr`, with `security.tls` makes the TLS handshake,
+    /// negotiates API versions and, with `security.sasl`, authenticates
+    /// (SaslHandshake v1, then SaslAuthenticate).
     pub async fn connect(
         addr: &str,
         node_id: i32,
         client_id: &str,
         request_timeout: Duration,
-        sasl: Option<&SaslCredentials>,
+        security: &Security,
     ) -> Result<Connection> {
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        let connect = async {
+            let stream = TcpStream::connect(addr)
+                .await
+                .map_err(|e| Error::io(addr, e))?;
+            let _ = stream.set_nodelay(true);
+            match &security.tls {
+                None => Ok::<_, Error>(Stream::Plain(stream)),
+                Some(config) => {
+                    let name = crate::tls::server_name(addr)
+                        .map_err(|reason| Error::config("bootstrap.servers", reason))?;
+                    let tls = tokio_rustls::TlsConnector::from(config.clone())
+                        .connect(name, stream)
+                        .await
+                        .map_err(|e| Error::Tls {
+                            broker: addr.to_string(),
+                            reason: format!("{e}{}", crate::tls::handshake_hint(&e)),
+                        })?;
+                    Ok(Stream::Tls(Box::new(tls)))
+                }
+            }
+        };
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| Error::Timeout {
                 what: format!("connecting to {addr}"),
                 after: CONNECT_TIMEOUT,
-            })?
-            .map_err(|e| Error::io(addr, e))?;
-        let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
+            })??;
         let shared = Arc::new(Mutex::new(Shared {
             pending: HashMap::new(),
             closed: None,
         }));
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        let writer = tokio::spawn(write_loop(addr.to_string(), wr, rx, shared.clone()));
-        let reader = tokio::spawn(read_loop(addr.to_string(), rd, shared.clone()));
+        let owned = addr.to_string();
+        // Plaintext keeps tokio's lock-free owned halves; TLS needs one
+        // session for both directions, so it is split behind a lock.
+        let (writer, reader) = match stream {
+            Stream::Plain(s) => {
+                let (rd, wr) = s.into_split();
+                (
+                    tokio::spawn(write_loop(owned.clone(), wr, rx, shared.clone())),
+                    tokio::spawn(read_loop(owned, rd, shared.clone())),
+                )
+            }
+            Stream::Tls(s) => {
+                let (rd, wr) = tokio::io::split(*s);
+                (
+                    tokio::spawn(write_loop(owned.clone(), wr, rx, shared.clone())),
+                    tokio::spawn(read_loop(owned, rd, shared.clone())),
+                )
+            }
+        };
         let mut conn = Connection {
             addr: addr.to_string(),
             node_id,
@@ -152,7 +195,7 @@ impl Connection {
             tasks: vec![writer, reader],
         };
         (conn.versions, conn.features) = conn.negotiate().await?;
-        if let Some(sasl) = sasl {
+        if let Some(sasl) = &security.sasl {
             conn.authenticate(sasl).await?;
         }
         Ok(conn)
@@ -456,9 +499,15 @@ fn fail_all(shared: &Mutex<Shared>, err: Error) {
     }
 }
 
-async fn write_loop(
+/// A connected socket, before it is split between the reader and the writer.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
     addr: String,
-    wr: tokio::net::tcp::OwnedWriteHalf,
+    wr: W,
     mut rx: mpsc::Receiver<Bytes>,
     shared: Arc<Mutex<Shared>>,
 ) {
@@ -481,7 +530,7 @@ async fn write_loop(
     let _ = wr.shutdown().await;
 }
 
-async fn read_loop(addr: String, rd: tokio::net::tcp::OwnedReadHalf, shared: Arc<Mutex<Shared>>) {
+async fn read_loop<R: AsyncRead + Unpin>(addr: String, rd: R, shared: Arc<Mutex<Shared>>) {
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     let err = loop {
         let size = match rd.read_i32().await {

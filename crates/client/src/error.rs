@@ -29,6 +29,10 @@ pub enum Error {
         broker: String,
         source: Arc<std::io::Error>,
     },
+    /// The TLS handshake with `broker` failed (an untrusted or misnamed
+    /// certificate, a client certificate the broker refused).
+    #[error("SSL handshake with {broker} failed: {reason}")]
+    Tls { broker: String, reason: String },
     /// The peer sent bytes we cannot make sense of, or we could not encode a request.
     #[error("protocol error ({context}): {reason}")]
     Protocol { context: String, reason: String },

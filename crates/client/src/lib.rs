@@ -10,6 +10,7 @@
 //! - [`config`]: `ClientConfig`, from a map or Java-properties text
 //! - [`error`]: the one error type; broker errors keep Kafka's code and name
 //! - `conn`: one pipelined connection per broker, ApiVersions negotiation
+//! - [`tls`]: `security.protocol` SSL / SASL_SSL: the `ssl.*` settings as a rustls config
 //! - [`cluster`]: the metadata cache and connection pool
 //! - [`admin`]: topics, configs, records, offsets, log dirs, groups
 //! - [`producer`]: accumulator, sender, partitioners, retries, idempotence,
@@ -64,6 +65,7 @@ pub mod error;
 mod group_ops;
 mod offsets;
 pub mod producer;
+pub mod tls;
 pub mod types;
 
 pub use admin::Admin;

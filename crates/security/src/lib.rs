@@ -9,6 +9,8 @@
 //! - [`acl`]: Kafka's ACL model ([`acl::AclBinding`], its filters) and
 //!   [`acl::Authorizer`], the decision of Kafka's `StandardAuthorizer`.
 //! - [`jaas`]: [`JaasConfig`], a parser for `sasl.jaas.config` text.
+//! - [`keystore`]: Kafka's keystores and truststores (PEM) read into the
+//!   DER certificates and key rustls takes, for the broker and the client.
 //! - [`plain`]: [`PlainServer`] (RFC 4616) and [`PlainUsers`] (the
 //!   `user_<name>` options of Kafka's `PlainLoginModule`).
 //! - [`scram`]: [`ScramMechanism`], [`ScramCredential`] (salt, iterations,
@@ -49,6 +51,7 @@ use std::sync::Arc;
 
 pub mod acl;
 pub mod jaas;
+pub mod keystore;
 pub mod plain;
 pub mod scram;
 

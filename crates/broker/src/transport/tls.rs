@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use gregor_security::keystore;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
@@ -406,30 +407,16 @@ impl TlsSettings {
                 "ssl.keystore.certificate.chain / ssl.keystore.key".to_string(),
             ),
         };
-        let encrypted = encrypted_key_block(&key_text);
-        if encrypted.is_none() && self.key_password.is_some() {
+        if self.key_password.is_some() && !keystore::has_encrypted_key(key_text.as_bytes()) {
             tracing::info!(listener = %self.listener, "ssl.key.password is set but the key is not encrypted; it is not used");
         }
-        let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_slice_iter(chain_text.as_bytes())
-                .collect::<Result<_, _>>()
-                .map_err(|e| pem_err(&what, format!("certificate chain: {e}")))?;
-        if chain.is_empty() {
-            return Err(pem_err(&what, "no CERTIFICATE in it".into()));
-        }
-        let key = match (encrypted, &self.key_password) {
-            (None, _) => PrivateKeyDer::from_pem_slice(key_text.as_bytes())
-                .map_err(|e| pem_err(&what, format!("private key: {e}")))?,
-            (Some(_), None) => {
-                return Err(pem_err(
-                    &what,
-                    "the private key is encrypted: set ssl.key.password".into(),
-                ))
-            }
-            (Some(block), Some(password)) => decrypt_pkcs8(block, &password.0)
-                .map_err(|reason| pem_err(&what, format!("encrypted private key: {reason}")))?,
-        };
-        Ok(Some((chain, key)))
+        let material = keystore::pem_key_material(
+            chain_text.as_bytes(),
+            key_text.as_bytes(),
+            self.key_password.as_ref().map(|p| p.0.as_str()),
+        )
+        .map_err(|e| pem_err(&what, e.to_string()))?;
+        Ok(Some((material.chain, material.key)))
     }
 
     /// The CA certificates of the truststore (`None`: no truststore).
@@ -644,33 +631,6 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// The `ENCRYPTED PRIVATE KEY` PEM block in `text`, if any.
-fn encrypted_key_block(text: &str) -> Option<&str> {
-    const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
-    const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
-    let start = text.find(BEGIN)?;
-    let end = text[start..].find(END)? + start + END.len();
-    Some(&text[start..end])
-}
-
-/// Decrypts a PKCS#8 `EncryptedPrivateKeyInfo` (PBES2: PBKDF2 or scrypt with
-/// AES-CBC, what `openssl pkcs8 -topk8 -v2 aes256` writes), as Java's
-/// `EncryptedPrivateKeyInfo` does for Kafka's PEM keystores.
-fn decrypt_pkcs8(pem_block: &str, password: &str) -> Result<PrivateKeyDer<'static>, String> {
-    let (_, der) = pkcs8::der::pem::decode_vec(pem_block.as_bytes()).map_err(|e| e.to_string())?;
-    let info =
-        pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice()).map_err(|e| e.to_string())?;
-    let plain = info.decrypt(password.as_bytes()).map_err(|e| match e {
-        // A wrong password shows as bad padding, which pkcs5 0.7 reports as
-        // EncryptFailed from its decrypt path.
-        pkcs8::Error::EncryptedPrivateKey(
-            pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed,
-        ) => "cannot decrypt it with ssl.key.password (wrong password?)".to_string(),
-        other => format!("{other} (PBES2 with AES-CBC is supported)"),
-    })?;
-    Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
-}
-
 /// Whether `key` is given for `listener` (prefixed or plain), as opposed to defaulted.
 fn props_has(props: &BTreeMap<String, String>, listener: &str, key: &str) -> bool {
     let prefixed = format!(
@@ -760,6 +720,8 @@ fn escape_rfc2253(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
 
     fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
