@@ -15,7 +15,9 @@
 //!
 //! Any other request before authentication closes the connection, as
 //! Kafka's IllegalSaslStateException does. With `connections.max.reauth.ms`
-//! set, a session ends that long after it was authenticated: the client
+//! set, or a credential that expires (an OAUTHBEARER token's `exp`), a
+//! session ends after the smaller of the two (Kafka's
+//! `calcCompletionTimesAndReturnSessionLifetimeMs`): the client
 //! re-authenticates with a new SaslHandshake + SaslAuthenticate (never
 //! changing the principal or the mechanism), and any other request after
 //! the end closes the connection.
@@ -96,6 +98,8 @@ pub struct SaslSession {
     authenticated: Option<(String, Mechanism)>,
     expires_at: Option<Instant>,
     last_reauth_start: Option<Instant>,
+    /// Why the last exchange failed, beyond the client's message.
+    failure_detail: Option<String>,
 }
 
 impl std::fmt::Debug for SaslSession {
@@ -116,6 +120,7 @@ impl SaslSession {
             authenticated: None,
             expires_at: None,
             last_reauth_start: None,
+            failure_detail: None,
         }
     }
 
@@ -127,6 +132,11 @@ impl SaslSession {
     /// Whether the client has authenticated (at least once).
     pub fn is_authenticated(&self) -> bool {
         self.authenticated.is_some()
+    }
+
+    /// Why the failed exchange failed, for the log (not sent to the client).
+    pub fn take_failure_detail(&mut self) -> Option<String> {
+        self.failure_detail.take()
     }
 
     /// Set once an exchange failed: the answer goes out after this delay
@@ -184,7 +194,7 @@ impl SaslSession {
                     Gate::Dispatch
                 } else if self.expires_at.is_some_and(|t| now >= t) {
                     Gate::Close(format!(
-                        "the session expired (connections.max.reauth.ms {}) and the client did not re-authenticate",
+                        "the session expired (connections.max.reauth.ms {}, or the credential's expiry) and the client did not re-authenticate",
                         self.max_reauth_ms
                     ))
                 } else {
@@ -258,7 +268,9 @@ impl SaslSession {
             }
         };
         let mechanism = server.mechanism();
-        match server.step(bytes) {
+        let result = server.step(bytes);
+        let credential_lifetime_ms = server.credential_lifetime_ms();
+        match result {
             Ok(Step::Continue(b)) => AuthStep::Continue(b),
             Ok(Step::Done {
                 principal,
@@ -276,22 +288,36 @@ impl SaslSession {
                 }
                 self.state = State::Complete;
                 self.authenticated = Some((principal.clone(), mechanism));
-                let session_lifetime_ms = self.max_reauth_ms;
-                self.expires_at = (session_lifetime_ms > 0)
-                    .then(|| now + Duration::from_millis(session_lifetime_ms as u64));
+                let lifetime = session_lifetime_ms(credential_lifetime_ms, self.max_reauth_ms);
+                self.expires_at = lifetime.map(|ms| now + Duration::from_millis(ms as u64));
                 AuthStep::Done {
                     principal: KafkaPrincipal::user(principal),
                     response,
-                    session_lifetime_ms,
+                    session_lifetime_ms: lifetime.unwrap_or(0),
                 }
             }
             Err(e) => {
                 self.state = State::Failed;
+                self.failure_detail = e.detail().map(String::from);
                 AuthStep::Failed {
                     message: failure_message(&e),
                 }
             }
         }
+    }
+}
+
+/// A session's lifetime in ms (`None`: it never ends), as Kafka's
+/// `SaslServerAuthenticator` computes it: the smaller of the credential's
+/// remaining lifetime and `connections.max.reauth.ms` (when positive),
+/// never negative.
+fn session_lifetime_ms(credential_ms: Option<i64>, max_reauth_ms: i64) -> Option<i64> {
+    let max_set = max_reauth_ms > 0;
+    match (credential_ms, max_set) {
+        (None, false) => None,
+        (None, true) => Some(max_reauth_ms),
+        (Some(c), false) => Some(c.max(0)),
+        (Some(c), true) => Some(c.min(max_reauth_ms).max(0)),
     }
 }
 

@@ -191,6 +191,16 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "offsets.topic.replication.factor",
     "process.roles",
     "sasl.enabled.mechanisms",
+    "sasl.oauthbearer.clock.skew.seconds",
+    "sasl.oauthbearer.expected.audience",
+    "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+    "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+    "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+    "sasl.oauthbearer.jwks.endpoint.url",
+    "sasl.oauthbearer.scope.claim.name",
+    "sasl.oauthbearer.sub.claim.name",
+    "sasl.server.callback.handler.class",
     "security.inter.broker.protocol",
     "socket.request.max.bytes",
     "ssl.cipher.suites",
@@ -471,13 +481,17 @@ pub fn keys_without_effect<'a>(names: impl IntoIterator<Item = &'a String>) -> V
             Some(BrokerKey::Plain(d)) if d.effective() => {}
             // A listener's own TLS settings (`listener.name.ssl.ssl.keystore.location`).
             Some(BrokerKey::Listener(d)) if d.effective() && d.name.starts_with("ssl.") => {}
-            // A SASL listener's mechanisms and session length, and its PLAIN users
-            // (`listener.name.<l>.plain.sasl.jaas.config`).
+            // A SASL listener's mechanisms and session length, its PLAIN users
+            // (`listener.name.<l>.plain.sasl.jaas.config`) and OAUTHBEARER's
+            // validator settings.
             Some(BrokerKey::Listener(d))
                 if matches!(
                     d.name,
                     "sasl.enabled.mechanisms" | "connections.max.reauth.ms"
-                ) || n.ends_with(".plain.sasl.jaas.config") => {}
+                ) || d.name.starts_with("sasl.oauthbearer.")
+                    || n.ends_with(".plain.sasl.jaas.config")
+                    || n.ends_with(".oauthbearer.sasl.jaas.config")
+                    || n.ends_with(".oauthbearer.sasl.server.callback.handler.class") => {}
             Some(_) => {
                 out.insert(n.as_str());
             }
