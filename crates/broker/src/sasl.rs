@@ -478,6 +478,113 @@ mod tests {
         );
     }
 
+    #[test]
+    fn oauthbearer_keys() {
+        const SECURED: &str =
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
+        // Unset: the unsecured validator with the JAAS options.
+        let p = props(&[
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            (
+                "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredValidatorPrincipalClaimName=\"uid\";",
+            ),
+        ]);
+        let s = SaslSettings::from_props(&p, "SASL_PLAINTEXT").unwrap();
+        assert_eq!(s.enabled, vec![Mechanism::OAuthBearer]);
+        let Some(OAuthSettings::Unsecured(v)) = &s.oauthbearer else {
+            panic!("expected the unsecured validator: {:?}", s.oauthbearer);
+        };
+        assert_eq!(v.principal_claim, "uid");
+        // The JWKS validator from a file, listener-prefixed keys first.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(
+            &path,
+            r#"{"keys":[{"kty":"RSA","kid":"a","n":"AQAB","e":"AQAB"}]}"#,
+        )
+        .unwrap();
+        let url = format!("file://{}", path.display());
+        let p = props(&[
+            ("sasl.enabled.mechanisms", "PLAIN,OAUTHBEARER"),
+            ("listener.name.l.plain.sasl.jaas.config", JAAS),
+            ("sasl.server.callback.handler.class", SECURED),
+            ("sasl.oauthbearer.jwks.endpoint.url", &url),
+            ("sasl.oauthbearer.expected.audience", "a, b"),
+            ("listener.name.l.sasl.oauthbearer.expected.issuer", "iss"),
+            ("sasl.oauthbearer.expected.issuer", "other"),
+            ("sasl.oauthbearer.clock.skew.seconds", "5"),
+        ]);
+        let s = SaslSettings::from_props(&p, "L").unwrap();
+        let Some(OAuthSettings::Jwt {
+            source: JwksSource::File(set),
+            expected_audience,
+            expected_issuer,
+            sub_claim,
+            clock_skew_ms,
+            ..
+        }) = &s.oauthbearer
+        else {
+            panic!("expected the JWKS validator: {:?}", s.oauthbearer);
+        };
+        assert_eq!(set.keys.len(), 1);
+        assert_eq!(expected_audience, &["a", "b"]);
+        assert_eq!(expected_issuer.as_deref(), Some("iss"));
+        assert_eq!((sub_claim.as_str(), *clock_skew_ms), ("sub", 5000));
+        // An http endpoint with Kafka's defaults.
+        let p = props(&[
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            (
+                "listener.name.l.oauthbearer.sasl.server.callback.handler.class",
+                "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler",
+            ),
+            ("sasl.oauthbearer.jwks.endpoint.url", "http://127.0.0.1:1/jwks"),
+        ]);
+        let s = SaslSettings::from_props(&p, "L").unwrap();
+        let Some(OAuthSettings::Jwt {
+            source: JwksSource::Http(e),
+            ..
+        }) = &s.oauthbearer
+        else {
+            panic!("expected an http JWKS: {:?}", s.oauthbearer);
+        };
+        assert_eq!(e.refresh, std::time::Duration::from_millis(3_600_000));
+        assert_eq!(e.retry_backoff, std::time::Duration::from_millis(100));
+        // Errors name the key.
+        for (pairs, key) in [
+            (
+                vec![("sasl.server.callback.handler.class", SECURED)],
+                "sasl.oauthbearer.jwks.endpoint.url",
+            ),
+            (
+                vec![
+                    ("sasl.server.callback.handler.class", SECURED),
+                    (
+                        "sasl.oauthbearer.jwks.endpoint.url",
+                        "file:///nonexistent/jwks.json",
+                    ),
+                ],
+                "sasl.oauthbearer.jwks.endpoint.url",
+            ),
+            (
+                vec![
+                    ("sasl.server.callback.handler.class", SECURED),
+                    ("sasl.oauthbearer.jwks.endpoint.url", "ldap://x"),
+                ],
+                "sasl.oauthbearer.jwks.endpoint.url",
+            ),
+            (
+                vec![("sasl.server.callback.handler.class", "com.example.Custom")],
+                "sasl.server.callback.handler.class",
+            ),
+        ] {
+            let mut p = props(&pairs);
+            p.insert("sasl.enabled.mechanisms".into(), "OAUTHBEARER".into());
+            let err = SaslSettings::from_props(&p, "L").unwrap_err().to_string();
+            assert!(err.starts_with(key), "{err}");
+        }
+    }
+
     /// A SCRAM exchange against credentials as the metadata image holds
     /// them, added after the store was made.
     #[test]

@@ -448,6 +448,83 @@ mod tests {
     }
 
     #[test]
+    fn session_lifetime_as_kafka() {
+        assert_eq!(session_lifetime_ms(None, 0), None);
+        assert_eq!(session_lifetime_ms(None, 5_000), Some(5_000));
+        assert_eq!(session_lifetime_ms(Some(3_000), 0), Some(3_000));
+        assert_eq!(session_lifetime_ms(Some(3_000), 5_000), Some(3_000));
+        assert_eq!(session_lifetime_ms(Some(9_000), 5_000), Some(5_000));
+        assert_eq!(session_lifetime_ms(Some(-10), 5_000), Some(0));
+    }
+
+    /// OAUTHBEARER: the session ends with the token; a refused token's
+    /// reason is kept for the log.
+    #[test]
+    fn oauthbearer_session() {
+        use gregor_security::oauthbearer::{UnsecuredValidator, Validator};
+        use gregor_security::OAuthBearerConfig;
+        let now_ms = 1_700_000_000_000i64;
+        let auth = Authenticator::new(
+            vec![Mechanism::OAuthBearer],
+            Arc::new(StaticCredentials::default()),
+        )
+        .with_oauthbearer(OAuthBearerConfig {
+            validator: Validator::Unsecured(UnsecuredValidator::default()),
+            clock: Arc::new(move || now_ms),
+        });
+        // eyJhbGciOiJub25lIn0 = {"alg":"none"}
+        let token = |exp: i64| {
+            use base64::Engine;
+            let claims = format!(r#"{{"sub":"alice","exp":{exp}}}"#);
+            let b = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims);
+            format!("n,,\x01auth=Bearer eyJhbGciOiJub25lIn0.{b}.\x01\x01").into_bytes()
+        };
+        let t0 = Instant::now();
+        let mut s = SaslSession::new(auth.clone(), 60_000, Duration::from_millis(100));
+        assert_eq!(s.handshake(1, "OAUTHBEARER"), HandshakeOutcome::Started);
+        let AuthStep::Done {
+            principal,
+            session_lifetime_ms,
+            ..
+        } = s.authenticate(&token(now_ms / 1000 + 30), t0)
+        else {
+            panic!("expected done");
+        };
+        assert_eq!(principal.to_string(), "User:alice");
+        assert_eq!(session_lifetime_ms, 30_000);
+        assert!(matches!(
+            s.gate(&frame(ApiKey::Fetch), t0 + Duration::from_secs(31)),
+            Gate::Close(_)
+        ));
+        // Without connections.max.reauth.ms the token still bounds the session.
+        let mut s = SaslSession::new(auth.clone(), 0, Duration::from_millis(100));
+        s.handshake(1, "OAUTHBEARER");
+        let AuthStep::Done {
+            session_lifetime_ms,
+            ..
+        } = s.authenticate(&token(now_ms / 1000 + 30), t0)
+        else {
+            panic!("expected done");
+        };
+        assert_eq!(session_lifetime_ms, 30_000);
+        // Expired: the challenge, then the failure with the reason kept.
+        let mut s = SaslSession::new(auth, 0, Duration::from_millis(100));
+        s.handshake(1, "OAUTHBEARER");
+        assert_eq!(
+            s.authenticate(&token(now_ms / 1000 - 30), t0),
+            AuthStep::Continue(br#"{"status":"invalid_token"}"#.to_vec())
+        );
+        assert_eq!(
+            s.authenticate(b"\x01", t0),
+            AuthStep::Failed {
+                message: r#"{"status":"invalid_token"}"#.into()
+            }
+        );
+        assert!(s.take_failure_detail().unwrap().contains("Expiration Time"));
+        assert!(s.failed_delay().is_some());
+    }
+
+    #[test]
     fn reauthentication() {
         let t0 = Instant::now();
         let mut s = session(60_000);
