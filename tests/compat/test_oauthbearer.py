@@ -12,6 +12,9 @@
 - At the wire: Kafka's error challenge `{"status":"invalid_token"}`, the
   client's `\\x01`, then SASL_AUTHENTICATION_FAILED and a closed connection;
   the session lifetime is the token's remaining lifetime (KIP-368).
+
+The Java client is not driven here: its OAUTHBEARER login, even the
+unsecured one, needs Jackson, which the test classpath (pyflink's jars) lacks.
 """
 
 from __future__ import annotations
