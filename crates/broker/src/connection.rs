@@ -231,10 +231,12 @@ async fn sasl_gate<W: AsyncWrite + Unpin>(
                 Ok(AuthStep::Failed { message } | AuthStep::Illegal { message }) | Err(message) => {
                     // SaslHandshake v0 has no way to carry the error: close
                     // after the delay, as Kafka does.
+                    let detail = sasl.lock().take_failure_detail();
                     tracing::info!(
                         peer = ?connection.peer,
                         listener = %connection.listener,
                         error = %message,
+                        detail = detail.as_deref().unwrap_or(""),
                         "SASL authentication failed; connection closed"
                     );
                     let delay = sasl.lock().failed_delay().unwrap_or_default();

@@ -13,7 +13,8 @@
 //! - [`bootstrap`]: `bootstrap.checkpoint`, the records (SCRAM credentials) a new cluster
 //!   starts with, left by `gregor storage format --add-scram`.
 //! - [`sasl`]: a listener's SASL mechanisms and credentials (JAAS users, the image's SCRAM
-//!   credentials) for the connection code's SaslHandshake / SaslAuthenticate.
+//!   credentials, OAUTHBEARER's validator) for the connection code's SaslHandshake /
+//!   SaslAuthenticate; [`jwks`]: an OAUTHBEARER listener's JWKS fetched over HTTP(S).
 //! - [`partition`]: [`Partition`], one hosted partition: its log and replication state (role,
 //!   leader epoch, ISR, high watermark, followers' positions) behind one lock.
 //! - [`quota`]: client quotas (produce / fetch byte rates per user and client id): the
@@ -43,6 +44,7 @@ pub mod group_runtime;
 pub mod handlers;
 pub mod inter_broker;
 pub mod java_properties;
+pub mod jwks;
 pub mod log_dir_move;
 pub mod meta_properties;
 pub mod metadata_log;

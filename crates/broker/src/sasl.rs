@@ -8,27 +8,42 @@
 //!
 //! - `listener.name.L.sasl.enabled.mechanisms`, else
 //!   `sasl.enabled.mechanisms` (Kafka's default, GSSAPI, is not served:
-//!   naming it, or OAUTHBEARER, is an error here);
+//!   naming it is an error here);
 //! - PLAIN's users: `user_<name>="<password>"` options of the
 //!   `PlainLoginModule` in `listener.name.L.plain.sasl.jaas.config`;
 //! - SCRAM credentials: the metadata image (AlterUserScramCredentials,
 //!   `gregor storage format --add-scram`), read at each exchange so a new
-//!   credential works at once.
+//!   credential works at once;
+//! - OAUTHBEARER's validator: `listener.name.L.oauthbearer.sasl.server.callback.handler.class`
+//!   (else `sasl.server.callback.handler.class`). Unset, Kafka's unsecured
+//!   validator with the `unsecuredValidator*` options of
+//!   `listener.name.L.oauthbearer.sasl.jaas.config`; Kafka's
+//!   `OAuthBearerValidatorCallbackHandler`, signed JWTs checked against the
+//!   JWKS at `sasl.oauthbearer.jwks.endpoint.url` (file:// read at start,
+//!   http(s):// kept current by [`crate::jwks`]) with
+//!   `sasl.oauthbearer.{expected.audience, expected.issuer, sub.claim.name,
+//!   scope.claim.name, clock.skew.seconds}`, each key
+//!   `listener.name.L.`-prefixed first.
 
 use std::sync::{Arc, Weak};
 
 use gregor_metadata::MetadataImage;
+use gregor_security::oauthbearer::{
+    self, JwkSet, JwtValidator, OAuthBearerConfig, UnsecuredValidator, Validator,
+};
 use gregor_security::{
     Authenticator, CredentialStore, JaasConfig, JaasError, Mechanism, PlainUsers, ScramCredential,
     ScramMechanism,
 };
+
+use crate::jwks::{HttpJwks, JwksEndpoint};
 
 use crate::broker::Broker;
 
 /// Why a listener's SASL settings cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SaslConfigError {
-    #[error("{key}: SASL mechanism {mechanism} is not supported (Gregor serves PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512)")]
+    #[error("{key}: SASL mechanism {mechanism} is not supported (Gregor serves PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER)")]
     UnsupportedMechanism { key: String, mechanism: String },
     #[error("{key}: {source}")]
     Jaas {
@@ -38,6 +53,8 @@ pub enum SaslConfigError {
     },
     #[error("listener {listener} enables PLAIN but {key} names no PlainLoginModule users")]
     NoPlainUsers { listener: String, key: String },
+    #[error("{key}: {message}")]
+    OAuthBearer { key: String, message: String },
 }
 
 /// A broker's credentials: PLAIN users from a listener's JAAS config, SCRAM
@@ -133,11 +150,208 @@ pub fn listener_sasl_config(
     Ok((enabled, plain))
 }
 
+/// Where an OAUTHBEARER listener's signed tokens find their keys.
+#[derive(Debug, Clone)]
+pub enum JwksSource {
+    /// A `file://` JWKS, read at start (as Kafka reads it once).
+    File(JwkSet),
+    /// An `http(s)://` endpoint, fetched once the listener serves.
+    Http(JwksEndpoint),
+}
+
+/// How an OAUTHBEARER listener validates tokens.
+#[derive(Debug, Clone)]
+pub enum OAuthSettings {
+    Unsecured(UnsecuredValidator),
+    /// A [`JwtValidator`]'s settings without its keys, and where they are.
+    Jwt {
+        source: JwksSource,
+        expected_audience: Vec<String>,
+        expected_issuer: Option<String>,
+        sub_claim: String,
+        scope_claim: String,
+        clock_skew_ms: i64,
+    },
+}
+
+impl OAuthSettings {
+    /// Listener `listener`'s OAUTHBEARER settings from Kafka's keys.
+    pub fn from_props(
+        props: &std::collections::BTreeMap<String, String>,
+        listener: &str,
+    ) -> Result<Self, SaslConfigError> {
+        let l = listener.to_ascii_lowercase();
+        // `listener.name.L.<key>` first, then `<key>`: the key used and its value.
+        let get = |key: &str| -> Option<(String, String)> {
+            let own = format!("listener.name.{l}.{key}");
+            match props.get(&own) {
+                Some(v) => Some((own, v.clone())),
+                None => props.get(key).map(|v| (key.to_string(), v.clone())),
+            }
+        };
+        let err = |key: &str, message: String| SaslConfigError::OAuthBearer {
+            key: key.to_string(),
+            message,
+        };
+        let handler = match props.get(&format!(
+            "listener.name.{l}.oauthbearer.sasl.server.callback.handler.class"
+        )) {
+            Some(v) => Some((
+                format!("listener.name.{l}.oauthbearer.sasl.server.callback.handler.class"),
+                v.trim().to_string(),
+            )),
+            None => props.get("sasl.server.callback.handler.class").map(|v| {
+                (
+                    "sasl.server.callback.handler.class".to_string(),
+                    v.trim().to_string(),
+                )
+            }),
+        }
+        .filter(|(_, v)| !v.is_empty());
+        match handler {
+            None => {}
+            Some((_, class)) if class == oauthbearer::UNSECURED_VALIDATOR_CLASS => {}
+            Some((_, class)) if oauthbearer::SECURED_VALIDATOR_CLASSES.contains(&class.as_str()) => {
+                return Self::jwt(&get, &err);
+            }
+            Some((key, class)) => {
+                return Err(err(
+                    &key,
+                    format!(
+                        "{class} is not supported (Gregor serves Kafka's unsecured validator, by default, and {})",
+                        oauthbearer::SECURED_VALIDATOR_CLASSES[0]
+                    ),
+                ))
+            }
+        }
+        let jaas_key = format!("listener.name.{l}.oauthbearer.sasl.jaas.config");
+        let jaas = match props.get(&jaas_key) {
+            Some(text) => {
+                Some(
+                    JaasConfig::parse(text).map_err(|source| SaslConfigError::Jaas {
+                        key: jaas_key.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        UnsecuredValidator::from_jaas(jaas.as_ref())
+            .map(OAuthSettings::Unsecured)
+            .map_err(|e| err(&jaas_key, e.to_string()))
+    }
+
+    fn jwt(
+        get: &dyn Fn(&str) -> Option<(String, String)>,
+        err: &dyn Fn(&str, String) -> SaslConfigError,
+    ) -> Result<Self, SaslConfigError> {
+        let number = |key: &str, default: i64| -> Result<i64, SaslConfigError> {
+            match get(key) {
+                None => Ok(default),
+                Some((k, v)) => v
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| err(&k, format!("{v:?} is not a non-negative number"))),
+            }
+        };
+        let ms = |key: &str, default: i64| {
+            number(key, default).map(|n| std::time::Duration::from_millis(n as u64))
+        };
+        let url_key = "sasl.oauthbearer.jwks.endpoint.url";
+        let (url_key, url) = get(url_key).ok_or_else(|| {
+            err(
+                url_key,
+                "OAuthBearerValidatorCallbackHandler needs the JWKS endpoint URL".into(),
+            )
+        })?;
+        let url = url.trim().to_string();
+        let source = if let Some(path) = url.strip_prefix("file://") {
+            let bytes = std::fs::read(path)
+                .map_err(|e| err(&url_key, format!("cannot read {path}: {e}")))?;
+            JwksSource::File(
+                JwkSet::parse(&bytes).map_err(|e| err(&url_key, format!("{path}: {e}")))?,
+            )
+        } else if url.starts_with("http://") || url.starts_with("https://") {
+            JwksSource::Http(JwksEndpoint {
+                url,
+                refresh: ms("sasl.oauthbearer.jwks.endpoint.refresh.ms", 3_600_000)?,
+                retry_backoff: ms("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", 100)?,
+                retry_backoff_max: ms(
+                    "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+                    10_000,
+                )?,
+            })
+        } else {
+            return Err(err(
+                &url_key,
+                format!("{url:?} is not a file://, http:// or https:// URL"),
+            ));
+        };
+        let text = |key: &str, default: &str| {
+            get(key)
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_string())
+        };
+        Ok(OAuthSettings::Jwt {
+            source,
+            expected_audience: get("sasl.oauthbearer.expected.audience")
+                .map(|(_, v)| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            expected_issuer: get("sasl.oauthbearer.expected.issuer")
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
+            sub_claim: text("sasl.oauthbearer.sub.claim.name", "sub"),
+            scope_claim: text("sasl.oauthbearer.scope.claim.name", "scope"),
+            clock_skew_ms: number("sasl.oauthbearer.clock.skew.seconds", 30)?.saturating_mul(1000),
+        })
+    }
+
+    /// The validator; an http(s) JWKS starts its refresher here (on the
+    /// current tokio runtime).
+    pub fn validator(&self) -> Validator {
+        match self {
+            OAuthSettings::Unsecured(v) => Validator::Unsecured(v.clone()),
+            OAuthSettings::Jwt {
+                source,
+                expected_audience,
+                expected_issuer,
+                sub_claim,
+                scope_claim,
+                clock_skew_ms,
+            } => {
+                let keys: Arc<dyn oauthbearer::JwksProvider> = match source {
+                    JwksSource::File(set) => Arc::new(set.clone()),
+                    JwksSource::Http(endpoint) => Arc::new(HttpJwks::start(endpoint.clone())),
+                };
+                Validator::Jwt(JwtValidator {
+                    keys,
+                    expected_audience: expected_audience.clone(),
+                    expected_issuer: expected_issuer.clone(),
+                    sub_claim: sub_claim.clone(),
+                    scope_claim: scope_claim.clone(),
+                    clock_skew_ms: *clock_skew_ms,
+                })
+            }
+        }
+    }
+}
+
 /// A SASL listener's settings, read and checked at start-up.
 #[derive(Debug, Clone)]
 pub struct SaslSettings {
     pub enabled: Vec<Mechanism>,
     pub plain: PlainUsers,
+    /// OAUTHBEARER's validation, when the listener enables it.
+    pub oauthbearer: Option<OAuthSettings>,
     /// `connections.max.reauth.ms` (`listener.name.L.connections.max.reauth.ms`
     /// first): how long an authenticated session lasts; 0, forever.
     pub max_reauth_ms: i64,
@@ -170,9 +384,15 @@ impl SaslSettings {
             Some(_) => number("connection.failed.authentication.delay.ms"),
             None => 100,
         };
+        let oauthbearer = if enabled.contains(&Mechanism::OAuthBearer) {
+            Some(OAuthSettings::from_props(props, listener)?)
+        } else {
+            None
+        };
         Ok(SaslSettings {
             enabled,
             plain,
+            oauthbearer,
             max_reauth_ms: max_reauth_ms.max(0),
             failed_auth_delay: std::time::Duration::from_millis(delay_ms.max(0) as u64),
         })
@@ -180,10 +400,17 @@ impl SaslSettings {
 
     /// The listener's [`Authenticator`] over `broker`'s credentials.
     pub fn authenticator(&self, broker: &Arc<Broker>) -> Authenticator {
-        Authenticator::new(
+        let auth = Authenticator::new(
             self.enabled.clone(),
             Arc::new(BrokerCredentials::for_broker(broker, self.plain.clone())),
-        )
+        );
+        match &self.oauthbearer {
+            Some(o) => auth.with_oauthbearer(OAuthBearerConfig {
+                validator: o.validator(),
+                clock: oauthbearer::system_clock(),
+            }),
+            None => auth,
+        }
     }
 }
 
@@ -192,11 +419,7 @@ pub fn listener_authenticator(
     broker: &Arc<Broker>,
     listener: &str,
 ) -> Result<Authenticator, SaslConfigError> {
-    let (enabled, plain) = listener_sasl_config(&broker.config.props, listener)?;
-    Ok(Authenticator::new(
-        enabled,
-        Arc::new(BrokerCredentials::for_broker(broker, plain)),
-    ))
+    Ok(SaslSettings::from_props(&broker.config.props, listener)?.authenticator(broker))
 }
 
 #[cfg(test)]
@@ -253,6 +476,113 @@ mod tests {
             err.starts_with("listener.name.l.plain.sasl.jaas.config: "),
             "{err}"
         );
+    }
+
+    #[test]
+    fn oauthbearer_keys() {
+        const SECURED: &str =
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
+        // Unset: the unsecured validator with the JAAS options.
+        let p = props(&[
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            (
+                "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredValidatorPrincipalClaimName=\"uid\";",
+            ),
+        ]);
+        let s = SaslSettings::from_props(&p, "SASL_PLAINTEXT").unwrap();
+        assert_eq!(s.enabled, vec![Mechanism::OAuthBearer]);
+        let Some(OAuthSettings::Unsecured(v)) = &s.oauthbearer else {
+            panic!("expected the unsecured validator: {:?}", s.oauthbearer);
+        };
+        assert_eq!(v.principal_claim, "uid");
+        // The JWKS validator from a file, listener-prefixed keys first.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(
+            &path,
+            r#"{"keys":[{"kty":"RSA","kid":"a","n":"AQAB","e":"AQAB"}]}"#,
+        )
+        .unwrap();
+        let url = format!("file://{}", path.display());
+        let p = props(&[
+            ("sasl.enabled.mechanisms", "PLAIN,OAUTHBEARER"),
+            ("listener.name.l.plain.sasl.jaas.config", JAAS),
+            ("sasl.server.callback.handler.class", SECURED),
+            ("sasl.oauthbearer.jwks.endpoint.url", &url),
+            ("sasl.oauthbearer.expected.audience", "a, b"),
+            ("listener.name.l.sasl.oauthbearer.expected.issuer", "iss"),
+            ("sasl.oauthbearer.expected.issuer", "other"),
+            ("sasl.oauthbearer.clock.skew.seconds", "5"),
+        ]);
+        let s = SaslSettings::from_props(&p, "L").unwrap();
+        let Some(OAuthSettings::Jwt {
+            source: JwksSource::File(set),
+            expected_audience,
+            expected_issuer,
+            sub_claim,
+            clock_skew_ms,
+            ..
+        }) = &s.oauthbearer
+        else {
+            panic!("expected the JWKS validator: {:?}", s.oauthbearer);
+        };
+        assert_eq!(set.keys.len(), 1);
+        assert_eq!(expected_audience, &["a", "b"]);
+        assert_eq!(expected_issuer.as_deref(), Some("iss"));
+        assert_eq!((sub_claim.as_str(), *clock_skew_ms), ("sub", 5000));
+        // An http endpoint with Kafka's defaults.
+        let p = props(&[
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            (
+                "listener.name.l.oauthbearer.sasl.server.callback.handler.class",
+                "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler",
+            ),
+            ("sasl.oauthbearer.jwks.endpoint.url", "http://127.0.0.1:1/jwks"),
+        ]);
+        let s = SaslSettings::from_props(&p, "L").unwrap();
+        let Some(OAuthSettings::Jwt {
+            source: JwksSource::Http(e),
+            ..
+        }) = &s.oauthbearer
+        else {
+            panic!("expected an http JWKS: {:?}", s.oauthbearer);
+        };
+        assert_eq!(e.refresh, std::time::Duration::from_millis(3_600_000));
+        assert_eq!(e.retry_backoff, std::time::Duration::from_millis(100));
+        // Errors name the key.
+        for (pairs, key) in [
+            (
+                vec![("sasl.server.callback.handler.class", SECURED)],
+                "sasl.oauthbearer.jwks.endpoint.url",
+            ),
+            (
+                vec![
+                    ("sasl.server.callback.handler.class", SECURED),
+                    (
+                        "sasl.oauthbearer.jwks.endpoint.url",
+                        "file:///nonexistent/jwks.json",
+                    ),
+                ],
+                "sasl.oauthbearer.jwks.endpoint.url",
+            ),
+            (
+                vec![
+                    ("sasl.server.callback.handler.class", SECURED),
+                    ("sasl.oauthbearer.jwks.endpoint.url", "ldap://x"),
+                ],
+                "sasl.oauthbearer.jwks.endpoint.url",
+            ),
+            (
+                vec![("sasl.server.callback.handler.class", "com.example.Custom")],
+                "sasl.server.callback.handler.class",
+            ),
+        ] {
+            let mut p = props(&pairs);
+            p.insert("sasl.enabled.mechanisms".into(), "OAUTHBEARER".into());
+            let err = SaslSettings::from_props(&p, "L").unwrap_err().to_string();
+            assert!(err.starts_with(key), "{err}");
+        }
     }
 
     /// A SCRAM exchange against credentials as the metadata image holds

@@ -247,8 +247,9 @@ impl ClientConfig {
         if !self.sasl_enabled {
             return Ok(None);
         }
-        let mechanism =
-            gregor_security::Mechanism::from_name(&self.sasl_mechanism).ok_or_else(|| {
+        let mechanism = gregor_security::Mechanism::from_name(&self.sasl_mechanism)
+            .filter(|m| *m != gregor_security::Mechanism::OAuthBearer)
+            .ok_or_else(|| {
                 Error::config(
                     "sasl.mechanism",
                     format!(
@@ -369,7 +370,9 @@ impl ClientConfig {
                 }
             }
             "sasl.mechanism" | "sasl.mechanisms" => {
-                if gregor_security::Mechanism::from_name(v).is_none() {
+                if gregor_security::Mechanism::from_name(v)
+                    .is_none_or(|m| m == gregor_security::Mechanism::OAuthBearer)
+                {
                     return Err(Error::config(
                         key,
                         format!("{v:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),

@@ -1,5 +1,5 @@
-//! SASL authentication for Gregor: the server side of PLAIN and
-//! SCRAM-SHA-256/512 as Kafka speaks them, Kafka's JAAS config text, and
+//! SASL authentication for Gregor: the server side of PLAIN,
+//! SCRAM-SHA-256/512 and OAUTHBEARER as Kafka speaks them, Kafka's JAAS config text, and
 //! SCRAM credentials. Pure: no I/O, no async; the connection code feeds the
 //! bytes of each SaslAuthenticate request through a [`SaslServer`] and sends
 //! back what it returns.
@@ -11,6 +11,8 @@
 //! - [`jaas`]: [`JaasConfig`], a parser for `sasl.jaas.config` text.
 //! - [`keystore`]: Kafka's keystores and truststores (PEM) read into the
 //!   DER certificates and key rustls takes, for the broker and the client.
+//! - [`oauthbearer`]: SASL/OAUTHBEARER: the client's initial response,
+//!   Kafka's unsecured and JWKS validators, [`OAuthBearerServer`].
 //! - [`plain`]: [`PlainServer`] (RFC 4616) and [`PlainUsers`] (the
 //!   `user_<name>` options of Kafka's `PlainLoginModule`).
 //! - [`scram`]: [`ScramMechanism`], [`ScramCredential`] (salt, iterations,
@@ -52,10 +54,12 @@ use std::sync::Arc;
 pub mod acl;
 pub mod jaas;
 pub mod keystore;
+pub mod oauthbearer;
 pub mod plain;
 pub mod scram;
 
 pub use jaas::{JaasConfig, JaasError};
+pub use oauthbearer::{OAuthBearerConfig, OAuthBearerServer};
 pub use plain::{PlainServer, PlainUsers};
 pub use scram::{ScramClient, ScramCredential, ScramMechanism, ScramServer};
 
@@ -65,13 +69,15 @@ pub enum Mechanism {
     Plain,
     ScramSha256,
     ScramSha512,
+    OAuthBearer,
 }
 
 impl Mechanism {
-    pub const ALL: [Mechanism; 3] = [
+    pub const ALL: [Mechanism; 4] = [
         Mechanism::Plain,
         Mechanism::ScramSha256,
         Mechanism::ScramSha512,
+        Mechanism::OAuthBearer,
     ];
 
     /// The IANA name, as in SaslHandshake and `sasl.enabled.mechanisms`.
@@ -80,6 +86,7 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -104,7 +111,7 @@ impl Mechanism {
 
     pub fn scram(self) -> Option<ScramMechanism> {
         match self {
-            Mechanism::Plain => None,
+            Mechanism::Plain | Mechanism::OAuthBearer => None,
             Mechanism::ScramSha256 => Some(ScramMechanism::Sha256),
             Mechanism::ScramSha512 => Some(ScramMechanism::Sha512),
         }
@@ -155,6 +162,10 @@ pub enum AuthError {
     ChannelBindingNotSupported,
     #[error("Authentication failed: delegation tokens (tokenauth) are not supported")]
     TokenAuthNotSupported,
+    /// An OAUTHBEARER failure: `message` goes to the client (Kafka's error
+    /// JSON, or its generic message), `detail` to the broker's log.
+    #[error("{message}")]
+    OAuthBearer { message: String, detail: String },
     /// A message after the exchange ended (successfully or not).
     #[error("Unexpected SASL message: the authentication exchange is over")]
     IllegalState,
@@ -165,6 +176,14 @@ impl AuthError {
     pub fn server_final(&self) -> Option<&[u8]> {
         match self {
             AuthError::InvalidCredentials { server_final, .. } => server_final.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// What the broker logs beyond the client's message, if anything.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            AuthError::OAuthBearer { detail, .. } => Some(detail),
             _ => None,
         }
     }
@@ -222,6 +241,7 @@ impl CredentialStore for StaticCredentials {
 pub struct Authenticator {
     enabled: Vec<Mechanism>,
     store: Arc<dyn CredentialStore>,
+    oauthbearer: Option<Arc<OAuthBearerConfig>>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -234,7 +254,18 @@ impl fmt::Debug for Authenticator {
 
 impl Authenticator {
     pub fn new(enabled: Vec<Mechanism>, store: Arc<dyn CredentialStore>) -> Self {
-        Authenticator { enabled, store }
+        Authenticator {
+            enabled,
+            store,
+            oauthbearer: None,
+        }
+    }
+
+    /// The same, validating OAUTHBEARER tokens with `config` (without it,
+    /// an enabled OAUTHBEARER refuses every exchange as unsupported).
+    pub fn with_oauthbearer(mut self, config: OAuthBearerConfig) -> Self {
+        self.oauthbearer = Some(Arc::new(config));
+        self
     }
 
     /// The enabled mechanisms' names, for SaslHandshake's `mechanisms`.
@@ -261,13 +292,17 @@ impl Authenticator {
         let m = Mechanism::from_name(mechanism)
             .filter(|m| self.enabled.contains(m))
             .ok_or_else(|| AuthError::UnsupportedMechanism(mechanism.to_string()))?;
-        Ok(match m.scram() {
-            None => SaslServer::Plain(PlainServer::new(self.store.clone())),
-            Some(s) => SaslServer::Scram(Box::new(ScramServer::new(
+        Ok(match (m, m.scram()) {
+            (Mechanism::OAuthBearer, _) => match &self.oauthbearer {
+                Some(c) => SaslServer::OAuthBearer(Box::new(OAuthBearerServer::new(c.clone()))),
+                None => return Err(AuthError::UnsupportedMechanism(mechanism.to_string())),
+            },
+            (_, Some(s)) => SaslServer::Scram(Box::new(ScramServer::new(
                 s,
                 self.store.clone(),
                 server_nonce,
             ))),
+            (_, None) => SaslServer::Plain(PlainServer::new(self.store.clone())),
         })
     }
 }
@@ -278,12 +313,14 @@ pub enum SaslServer {
     Plain(PlainServer),
     /// Boxed: its exchange state is far larger than PLAIN's.
     Scram(Box<ScramServer>),
+    OAuthBearer(Box<OAuthBearerServer>),
 }
 
 impl SaslServer {
     pub fn mechanism(&self) -> Mechanism {
         match self {
             SaslServer::Plain(_) => Mechanism::Plain,
+            SaslServer::OAuthBearer(_) => Mechanism::OAuthBearer,
             SaslServer::Scram(s) => match s.mechanism() {
                 ScramMechanism::Sha256 => Mechanism::ScramSha256,
                 ScramMechanism::Sha512 => Mechanism::ScramSha512,
@@ -298,6 +335,7 @@ impl SaslServer {
         match self {
             SaslServer::Plain(p) => p.step(input),
             SaslServer::Scram(s) => s.step(input),
+            SaslServer::OAuthBearer(o) => o.step(input),
         }
     }
 
@@ -305,6 +343,16 @@ impl SaslServer {
         match self {
             SaslServer::Plain(p) => p.is_complete(),
             SaslServer::Scram(s) => s.is_complete(),
+            SaslServer::OAuthBearer(o) => o.is_complete(),
+        }
+    }
+
+    /// The credential's remaining lifetime in ms at authentication, for
+    /// mechanisms whose credentials expire (OAUTHBEARER's token `exp`).
+    pub fn credential_lifetime_ms(&self) -> Option<i64> {
+        match self {
+            SaslServer::OAuthBearer(o) => o.credential_lifetime_ms(),
+            _ => None,
         }
     }
 }

@@ -25,7 +25,12 @@ fn authenticator() -> Authenticator {
             ScramCredential::from_password(m, "p", vec![1; 8], 1),
         );
     }
-    Authenticator::new(Mechanism::ALL.to_vec(), Arc::new(store))
+    Authenticator::new(Mechanism::ALL.to_vec(), Arc::new(store)).with_oauthbearer(
+        gregor_security::OAuthBearerConfig {
+            validator: gregor_security::oauthbearer::Validator::Unsecured(Default::default()),
+            clock: Arc::new(|| 1_700_000_000_000),
+        },
+    )
 }
 
 /// Bytes shaped like SCRAM messages: attribute soup with the separators
@@ -43,6 +48,9 @@ fn scramish() -> impl Strategy<Value = Vec<u8>> {
             Just(b"=2C".to_vec()),
             Just(b"=".to_vec()),
             Just(b"\0".to_vec()),
+            Just(b"\x01auth=Bearer ".to_vec()),
+            Just(b"\x01".to_vec()),
+            Just(b"eyJhbGciOiJub25lIn0.".to_vec()),
             prop::collection::vec(any::<u8>(), 0..6),
             "[a-zA-Z0-9+/]{0,8}".prop_map(String::into_bytes),
         ],

@@ -1,7 +1,8 @@
 //! SaslAuthenticate (key 36), versions 0-2: one message of the SASL
 //! exchange (KIP-152). A success sets the connection's principal to
 //! `User:<name>` and, from v1, reports the session's lifetime
-//! (`connections.max.reauth.ms`, 0 when sessions do not end); a failure
+//! (`connections.max.reauth.ms`, bounded by an OAUTHBEARER token's expiry;
+//! 0 when sessions do not end); a failure
 //! answers SASL_AUTHENTICATION_FAILED with Kafka's message, after
 //! `connection.failed.authentication.delay.ms`, and the connection closes
 //! (the connection loop does both).
@@ -47,10 +48,15 @@ pub async fn handle(
             resp.session_lifetime_ms = session_lifetime_ms;
         }
         AuthStep::Failed { message } => {
+            let detail = ctx
+                .connection
+                .sasl()
+                .and_then(|s| s.lock().take_failure_detail());
             tracing::info!(
                 peer = ?ctx.connection.peer,
                 listener = %ctx.connection.listener,
                 error = %message,
+                detail = detail.as_deref().unwrap_or(""),
                 "SASL authentication failed; connection closed"
             );
             resp.error_code = ResponseError::SaslAuthenticationFailed.code();

@@ -15,7 +15,9 @@
 //!
 //! Any other request before authentication closes the connection, as
 //! Kafka's IllegalSaslStateException does. With `connections.max.reauth.ms`
-//! set, a session ends that long after it was authenticated: the client
+//! set, or a credential that expires (an OAUTHBEARER token's `exp`), a
+//! session ends after the smaller of the two (Kafka's
+//! `calcCompletionTimesAndReturnSessionLifetimeMs`): the client
 //! re-authenticates with a new SaslHandshake + SaslAuthenticate (never
 //! changing the principal or the mechanism), and any other request after
 //! the end closes the connection.
@@ -96,6 +98,8 @@ pub struct SaslSession {
     authenticated: Option<(String, Mechanism)>,
     expires_at: Option<Instant>,
     last_reauth_start: Option<Instant>,
+    /// Why the last exchange failed, beyond the client's message.
+    failure_detail: Option<String>,
 }
 
 impl std::fmt::Debug for SaslSession {
@@ -116,6 +120,7 @@ impl SaslSession {
             authenticated: None,
             expires_at: None,
             last_reauth_start: None,
+            failure_detail: None,
         }
     }
 
@@ -127,6 +132,11 @@ impl SaslSession {
     /// Whether the client has authenticated (at least once).
     pub fn is_authenticated(&self) -> bool {
         self.authenticated.is_some()
+    }
+
+    /// Why the failed exchange failed, for the log (not sent to the client).
+    pub fn take_failure_detail(&mut self) -> Option<String> {
+        self.failure_detail.take()
     }
 
     /// Set once an exchange failed: the answer goes out after this delay
@@ -184,7 +194,7 @@ impl SaslSession {
                     Gate::Dispatch
                 } else if self.expires_at.is_some_and(|t| now >= t) {
                     Gate::Close(format!(
-                        "the session expired (connections.max.reauth.ms {}) and the client did not re-authenticate",
+                        "the session expired (connections.max.reauth.ms {}, or the credential's expiry) and the client did not re-authenticate",
                         self.max_reauth_ms
                     ))
                 } else {
@@ -258,7 +268,9 @@ impl SaslSession {
             }
         };
         let mechanism = server.mechanism();
-        match server.step(bytes) {
+        let result = server.step(bytes);
+        let credential_lifetime_ms = server.credential_lifetime_ms();
+        match result {
             Ok(Step::Continue(b)) => AuthStep::Continue(b),
             Ok(Step::Done {
                 principal,
@@ -276,22 +288,36 @@ impl SaslSession {
                 }
                 self.state = State::Complete;
                 self.authenticated = Some((principal.clone(), mechanism));
-                let session_lifetime_ms = self.max_reauth_ms;
-                self.expires_at = (session_lifetime_ms > 0)
-                    .then(|| now + Duration::from_millis(session_lifetime_ms as u64));
+                let lifetime = session_lifetime_ms(credential_lifetime_ms, self.max_reauth_ms);
+                self.expires_at = lifetime.map(|ms| now + Duration::from_millis(ms as u64));
                 AuthStep::Done {
                     principal: KafkaPrincipal::user(principal),
                     response,
-                    session_lifetime_ms,
+                    session_lifetime_ms: lifetime.unwrap_or(0),
                 }
             }
             Err(e) => {
                 self.state = State::Failed;
+                self.failure_detail = e.detail().map(String::from);
                 AuthStep::Failed {
                     message: failure_message(&e),
                 }
             }
         }
+    }
+}
+
+/// A session's lifetime in ms (`None`: it never ends), as Kafka's
+/// `SaslServerAuthenticator` computes it: the smaller of the credential's
+/// remaining lifetime and `connections.max.reauth.ms` (when positive),
+/// never negative.
+fn session_lifetime_ms(credential_ms: Option<i64>, max_reauth_ms: i64) -> Option<i64> {
+    let max_set = max_reauth_ms > 0;
+    match (credential_ms, max_set) {
+        (None, false) => None,
+        (None, true) => Some(max_reauth_ms),
+        (Some(c), false) => Some(c.max(0)),
+        (Some(c), true) => Some(c.min(max_reauth_ms).max(0)),
     }
 }
 
@@ -419,6 +445,83 @@ mod tests {
         let mut s = session(0);
         s.handshake(0, "PLAIN");
         assert!(s.raw_token(b"\0alice\0no", now).is_err());
+    }
+
+    #[test]
+    fn session_lifetime_as_kafka() {
+        assert_eq!(session_lifetime_ms(None, 0), None);
+        assert_eq!(session_lifetime_ms(None, 5_000), Some(5_000));
+        assert_eq!(session_lifetime_ms(Some(3_000), 0), Some(3_000));
+        assert_eq!(session_lifetime_ms(Some(3_000), 5_000), Some(3_000));
+        assert_eq!(session_lifetime_ms(Some(9_000), 5_000), Some(5_000));
+        assert_eq!(session_lifetime_ms(Some(-10), 5_000), Some(0));
+    }
+
+    /// OAUTHBEARER: the session ends with the token; a refused token's
+    /// reason is kept for the log.
+    #[test]
+    fn oauthbearer_session() {
+        use gregor_security::oauthbearer::{UnsecuredValidator, Validator};
+        use gregor_security::OAuthBearerConfig;
+        let now_ms = 1_700_000_000_000i64;
+        let auth = Authenticator::new(
+            vec![Mechanism::OAuthBearer],
+            Arc::new(StaticCredentials::default()),
+        )
+        .with_oauthbearer(OAuthBearerConfig {
+            validator: Validator::Unsecured(UnsecuredValidator::default()),
+            clock: Arc::new(move || now_ms),
+        });
+        // eyJhbGciOiJub25lIn0 = {"alg":"none"}
+        let token = |exp: i64| {
+            use base64::Engine;
+            let claims = format!(r#"{{"sub":"alice","exp":{exp}}}"#);
+            let b = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims);
+            format!("n,,\x01auth=Bearer eyJhbGciOiJub25lIn0.{b}.\x01\x01").into_bytes()
+        };
+        let t0 = Instant::now();
+        let mut s = SaslSession::new(auth.clone(), 60_000, Duration::from_millis(100));
+        assert_eq!(s.handshake(1, "OAUTHBEARER"), HandshakeOutcome::Started);
+        let AuthStep::Done {
+            principal,
+            session_lifetime_ms,
+            ..
+        } = s.authenticate(&token(now_ms / 1000 + 30), t0)
+        else {
+            panic!("expected done");
+        };
+        assert_eq!(principal.to_string(), "User:alice");
+        assert_eq!(session_lifetime_ms, 30_000);
+        assert!(matches!(
+            s.gate(&frame(ApiKey::Fetch), t0 + Duration::from_secs(31)),
+            Gate::Close(_)
+        ));
+        // Without connections.max.reauth.ms the token still bounds the session.
+        let mut s = SaslSession::new(auth.clone(), 0, Duration::from_millis(100));
+        s.handshake(1, "OAUTHBEARER");
+        let AuthStep::Done {
+            session_lifetime_ms,
+            ..
+        } = s.authenticate(&token(now_ms / 1000 + 30), t0)
+        else {
+            panic!("expected done");
+        };
+        assert_eq!(session_lifetime_ms, 30_000);
+        // Expired: the challenge, then the failure with the reason kept.
+        let mut s = SaslSession::new(auth, 0, Duration::from_millis(100));
+        s.handshake(1, "OAUTHBEARER");
+        assert_eq!(
+            s.authenticate(&token(now_ms / 1000 - 30), t0),
+            AuthStep::Continue(br#"{"status":"invalid_token"}"#.to_vec())
+        );
+        assert_eq!(
+            s.authenticate(b"\x01", t0),
+            AuthStep::Failed {
+                message: r#"{"status":"invalid_token"}"#.into()
+            }
+        );
+        assert!(s.take_failure_detail().unwrap().contains("Expiration Time"));
+        assert!(s.failed_delay().is_some());
     }
 
     #[test]

@@ -201,6 +201,16 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "sasl.jaas.config",
     "sasl.mechanism.controller.protocol",
     "sasl.mechanism.inter.broker.protocol",
+    "sasl.oauthbearer.clock.skew.seconds",
+    "sasl.oauthbearer.expected.audience",
+    "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+    "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+    "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+    "sasl.oauthbearer.jwks.endpoint.url",
+    "sasl.oauthbearer.scope.claim.name",
+    "sasl.oauthbearer.sub.claim.name",
+    "sasl.server.callback.handler.class",
     "security.inter.broker.protocol",
     "socket.request.max.bytes",
     "ssl.cipher.suites",
@@ -484,14 +494,16 @@ pub fn keys_without_effect<'a>(names: impl IntoIterator<Item = &'a String>) -> V
             // A listener's own TLS settings (`listener.name.ssl.ssl.keystore.location`).
             Some(BrokerKey::Listener(d)) if d.effective() && d.name.starts_with("ssl.") => {}
             // A SASL listener's mechanisms and session length, its PLAIN users
-            // (`listener.name.<l>.plain.sasl.jaas.config`) and the login the
-            // node uses when it connects to the listener (any mechanism's
-            // `sasl.jaas.config`).
+            // (`listener.name.<l>.plain.sasl.jaas.config`), OAUTHBEARER's
+            // validator settings, and the login the node uses when it
+            // connects to the listener (any mechanism's `sasl.jaas.config`).
             Some(BrokerKey::Listener(d))
                 if matches!(
                     d.name,
                     "sasl.enabled.mechanisms" | "connections.max.reauth.ms" | "sasl.jaas.config"
-                ) || n.ends_with(".sasl.jaas.config") => {}
+                ) || d.name.starts_with("sasl.oauthbearer.")
+                    || n.ends_with(".sasl.jaas.config")
+                    || n.ends_with(".oauthbearer.sasl.server.callback.handler.class") => {}
             Some(_) => {
                 out.insert(n.as_str());
             }
