@@ -182,6 +182,8 @@ pub struct BrokerConfig {
     pub quota_window_num: u32,
     pub quota_window_size_seconds: u32,
     pub checkpoint_interval_ms: u64,
+    /// `gregor.ssl.keystore.reload.interval.ms` (0: the files are not watched).
+    pub ssl_reload_interval_ms: u64,
     /// log.retention.check.interval.ms
     pub retention_check_interval_ms: u64,
     pub rack: Option<String>,
@@ -563,6 +565,7 @@ impl BrokerConfig {
             quota_window_num: int("quota.window.num").clamp(1, 1000) as u32,
             quota_window_size_seconds: int("quota.window.size.seconds").clamp(1, 3600) as u32,
             checkpoint_interval_ms: int("log.flush.offset.checkpoint.interval.ms").max(1) as u64,
+            ssl_reload_interval_ms: int("gregor.ssl.keystore.reload.interval.ms").max(0) as u64,
             retention_check_interval_ms: int("log.retention.check.interval.ms").max(1) as u64,
             rack,
             num_io_threads: int("num.io.threads").max(1) as usize,

@@ -130,6 +130,7 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "controller.quorum.voters",
     "default.replication.factor",
     "delete.topic.enable",
+    "gregor.ssl.keystore.reload.interval.ms",
     "group.consumer.assignors",
     "group.consumer.heartbeat.interval.ms",
     "group.consumer.max.heartbeat.interval.ms",

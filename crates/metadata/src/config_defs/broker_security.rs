@@ -20,6 +20,7 @@ pub(super) static SECURITY_CONFIGS: &[BrokerConfigDef] = &[
     ro("delegation.token.expiry.time.ms", T::Long, Some("86400000"), V::AtLeast(1), "Delegation tokens: token expiry time (ms)."),
     ro("delegation.token.max.lifetime.ms", T::Long, Some("604800000"), V::AtLeast(1), "Delegation tokens: token max lifetime (ms)."),
     ro("delegation.token.secret.key", T::Password, None, V::None, "Delegation tokens: token secret key."),
+    ro("gregor.ssl.keystore.reload.interval.ms", T::Long, Some("60000"), V::AtLeast(0), "Gregor: how often (ms) one background task checks the SSL listeners' keystore and truststore files (modification time and content) and reloads them when they changed; 0 disables."),
     cw("follower.replication.throttled.rate", T::Long, Some(I64_MAX), V::AtLeast(0), "Broker: follower replication throttled rate."),
     ro("kafka.metrics.polling.interval.secs", T::Int, Some("10"), V::AtLeast(1), "Metrics: kafka metrics polling interval secs."),
     ro("kafka.metrics.reporters", T::List, Some(""), V::None, "Metrics: kafka metrics reporters."),
