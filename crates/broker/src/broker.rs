@@ -68,6 +68,9 @@ pub struct Broker {
     /// The partitions this node hosts, by topic name, then partition index.
     partitions: RwLock<HostedPartitions>,
     producer_ids: Mutex<ProducerIdBlock>,
+    /// Woken when broker configs change in the image: the SSL listeners'
+    /// reload task (`transport::tls_reload`) re-reads their settings.
+    pub tls_configs_changed: tokio::sync::Notify,
     /// The port each client listener advertises (`config.listeners` order):
     /// the port actually bound when it asked for 0.
     bound_ports: Vec<std::sync::atomic::AtomicU16>,
@@ -224,6 +227,7 @@ impl Broker {
             logs,
             partitions: RwLock::new(HashMap::new()),
             producer_ids: Mutex::new(ProducerIdBlock::default()),
+            tls_configs_changed: tokio::sync::Notify::new(),
             this: weak.clone(),
             reconciled: Mutex::new(None),
             fatal: tokio::sync::watch::channel(None).0,
@@ -470,6 +474,10 @@ impl Broker {
             .iter()
             .all(|r| image.configs_shared_with(prev, r))
         });
+        if prev.is_none() {
+            // First image, or broker configs changed: SSL material may have.
+            self.tls_configs_changed.notify_one();
+        }
         let unchanged = |name: &str| {
             prev.as_ref().is_some_and(|prev| {
                 image.topic_shared_with(prev, name)

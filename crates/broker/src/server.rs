@@ -22,6 +22,7 @@ use crate::transport::limits::ConnectionLimits;
 use crate::transport::principal::PrincipalMapper;
 use crate::transport::sasl::SaslSession;
 use crate::transport::tls::TlsError;
+use crate::transport::tls_reload::ReloadableAcceptor;
 use crate::transport::{ConnectionContext, KafkaPrincipal, SecurityProtocol};
 
 /// How long shutdown waits for in-flight requests.
@@ -46,7 +47,9 @@ pub enum BindError {
 
 /// What an SSL listener needs per connection.
 struct TlsListener {
-    acceptor: tokio_rustls::TlsAcceptor,
+    /// Replaced when the listener's certificates are reloaded; a connection
+    /// takes the one current when it arrives.
+    acceptor: Arc<ReloadableAcceptor>,
     mapper: PrincipalMapper,
 }
 
@@ -102,7 +105,7 @@ pub async fn bind(broker: &Broker) -> Result<Listeners, BindError> {
     for (index, l) in broker.config.listeners.iter().enumerate() {
         let tls = match &l.tls {
             Some(settings) => Some(Arc::new(TlsListener {
-                acceptor: tokio_rustls::TlsAcceptor::from(settings.server_config()?),
+                acceptor: Arc::new(crate::transport::tls_reload::bind(broker, settings)?),
                 mapper: settings.principal_mapper.clone(),
             })),
             None => None,
@@ -173,6 +176,15 @@ pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Futur
     let group_timers = tokio::spawn(broker.groups.clone().run_timers(stop_rx.clone()));
     let txn_timers = tokio::spawn(broker.txns.clone().run_timers(stop_rx.clone()));
     let cluster = tokio::spawn(crate::cluster::run_broker(broker.clone(), stop_rx.clone()));
+    let tls_reload = tokio::spawn(crate::transport::tls_reload::run(
+        broker.clone(),
+        listeners
+            .bound
+            .iter()
+            .filter_map(|l| l.tls.as_ref().map(|t| t.acceptor.clone()))
+            .collect(),
+        stop_rx.clone(),
+    ));
     // One authenticator per SASL listener; each connection starts a session on it.
     let authenticators: Vec<Option<(Authenticator, i64, Duration)>> = listeners
         .bound
@@ -254,6 +266,7 @@ pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Futur
     let _ = group_timers.await;
     let _ = txn_timers.await;
     let _ = cluster.await;
+    let _ = tls_reload.await;
     let b = broker.clone();
     match tokio::task::spawn_blocking(move || b.shutdown()).await {
         Ok(Ok(())) => tracing::info!("shut down cleanly"),
@@ -284,7 +297,10 @@ async fn serve_tls(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), crate::connection::ConnectionError> {
     socket.set_nodelay(true)?;
-    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor.accept(socket));
+    let handshake = tokio::time::timeout(
+        TLS_HANDSHAKE_TIMEOUT,
+        tls.acceptor.acceptor().accept(socket),
+    );
     let stream = tokio::select! {
         done = handshake => match done {
             Ok(Ok(stream)) => stream,

@@ -169,6 +169,10 @@ pub async fn apply(
     changes: BTreeMap<String, Option<String>>,
     validate_only: bool,
 ) -> Result<(), (ResponseError, String)> {
+    // New SSL material must load on this broker's listeners before it is
+    // committed; the old acceptor serves on if it does not.
+    crate::transport::tls_reload::validate_change(broker, resource, &changes)
+        .map_err(|reason| (ResponseError::InvalidRequest, reason))?;
     let static_props = &broker.config.props;
     let outcome = if validate_only {
         Ok(

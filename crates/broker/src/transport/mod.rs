@@ -31,6 +31,7 @@ pub mod limits;
 pub mod principal;
 pub mod sasl;
 pub mod tls;
+pub mod tls_reload;
 
 /// A listener's security protocol (Kafka's `SecurityProtocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -18,7 +18,8 @@
 //! | `ssl.endpoint.identification.algorithm` | outgoing connections (`client.rs`): `https` checks the peer's host name, empty does not |
 //!
 //! Files are read when the listener is bound, so a missing or unreadable
-//! file stops the start with its path named.
+//! file stops the start with its path named; `tls_reload.rs` reads them
+//! again when they or the dynamic `ssl.*` configs change.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
