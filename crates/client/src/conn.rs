@@ -338,6 +338,12 @@ impl Connection {
         self.send_version(req, version, timeout).await
     }
 
+    /// Sends `req` at exactly `version`, whatever the broker announced (the
+    /// caller owns that choice), and waits for its response.
+    pub async fn send_exact<R: Request>(&self, req: &R, version: i16) -> Result<R::Response> {
+        self.send_version(req, version, self.request_timeout).await
+    }
+
     async fn send_version<R: Request>(
         &self,
         req: &R,
