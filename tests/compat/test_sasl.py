@@ -344,3 +344,13 @@ def test_gregor_tools_over_sasl(sasl_broker, tmp_path, topic):
     r = tool(bad, "--list")
     assert r.returncode != 0
     assert "Authentication failed: Invalid username or password" in r.stderr, r.stderr
+    # The requests Admin has no method for go over the same SASL connection.
+    r = subprocess.run([str(gregor_bin()), "features", "--bootstrap-server", sasl_bootstrap(b),
+                        "--command-config", str(scram), "describe"],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and "Feature: transaction.version" in r.stdout, r.stderr
+    r = subprocess.run([str(gregor_bin()), "configs", "--bootstrap-server", sasl_bootstrap(b),
+                        "--command-config", str(plain), "--describe", "--entity-type", "brokers",
+                        "--entity-default"],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and "Default configs for brokers in the cluster" in r.stdout, r.stderr

@@ -3,7 +3,8 @@
 //! produce and consume, an mTLS principal that ACLs see, a broker
 //! certificate from a CA the client does not trust refused with a clear
 //! error, the host name check (and `ssl.endpoint.identification.algorithm`
-//! empty), and `gregor topics --command-config` with Java-style `ssl.*` keys.
+//! empty), and `gregor topics`, `features` and `configs --entity-default`
+//! with a `--command-config` of Java-style `ssl.*` keys.
 //!
 //! Certificates are made in the test with rcgen.
 
@@ -333,20 +334,37 @@ fn hostname_check_and_topics_tool_with_java_style_command_config() {
     .unwrap();
     let tool = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_gregor"))
-            .arg("topics")
+            .arg(args[0])
             .args(["--bootstrap-server", &broker.ssl()])
             .args(["--command-config", props.to_str().unwrap()])
-            .args(args)
+            .args(&args[1..])
             .stdin(Stdio::null())
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "gregor topics {args:?}: {}",
+            "gregor {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap()
     };
-    tool(&["--create", "--topic", "cli-tls"]);
-    assert_eq!(tool(&["--list"]).trim(), "cli-tls");
+    tool(&["topics", "--create", "--topic", "cli-tls"]);
+    assert_eq!(tool(&["topics", "--list"]).trim(), "cli-tls");
+    // Requests the client's Admin has no method for go over the same TLS.
+    let features = tool(&["features", "describe"]);
+    assert!(
+        features.contains("Feature: transaction.version"),
+        "{features}"
+    );
+    let defaults = tool(&[
+        "configs",
+        "--describe",
+        "--entity-type",
+        "brokers",
+        "--entity-default",
+    ]);
+    assert!(
+        defaults.contains("Default configs for brokers in the cluster"),
+        "{defaults}"
+    );
 }

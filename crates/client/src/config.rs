@@ -118,6 +118,14 @@ pub struct ClientConfig {
     /// `username` and `password` options of `sasl.jaas.config`.
     pub sasl_username: Option<String>,
     pub sasl_password: Option<String>,
+    /// `sasl.oauthbearer.token` (Gregor's): the compact JWS OAUTHBEARER sends.
+    pub sasl_oauthbearer_token: Option<String>,
+    /// `sasl.oauthbearer.config` (librdkafka's): `principal=alice scope=a,b`
+    /// for an unsecured token.
+    pub sasl_oauthbearer_config: Option<String>,
+    /// The options of `sasl.jaas.config`'s login module (OAUTHBEARER reads
+    /// its `unsecuredLogin*` options from them).
+    pub sasl_jaas_options: Vec<(String, String)>,
     /// `security.protocol=SSL` or `SASL_SSL`: every connection is TLS.
     pub ssl_enabled: bool,
     /// The `ssl.*` settings (read when a client is built).
@@ -170,6 +178,9 @@ impl Default for ClientConfig {
             sasl_mechanism: "GSSAPI".to_string(),
             sasl_username: None,
             sasl_password: None,
+            sasl_oauthbearer_token: None,
+            sasl_oauthbearer_config: None,
+            sasl_jaas_options: Vec::new(),
             ssl_enabled: false,
             ssl: crate::tls::SslSettings::default(),
             request_timeout: Duration::from_millis(30_000),
@@ -247,22 +258,50 @@ impl ClientConfig {
         if !self.sasl_enabled {
             return Ok(None);
         }
-        let mechanism = gregor_security::Mechanism::from_name(&self.sasl_mechanism)
-            .filter(|m| *m != gregor_security::Mechanism::OAuthBearer)
-            .ok_or_else(|| {
+        let mechanism =
+            gregor_security::Mechanism::from_name(&self.sasl_mechanism).ok_or_else(|| {
                 Error::config(
                     "sasl.mechanism",
                     format!(
-                        "{} is not supported (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)",
+                        "{} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER)",
                         self.sasl_mechanism
                     ),
                 )
             })?;
+        if mechanism == gregor_security::Mechanism::OAuthBearer {
+            let source = match (&self.sasl_oauthbearer_token, &self.sasl_oauthbearer_config) {
+                (Some(t), _) => crate::oauthbearer::TokenSource::Static(t.clone()),
+                (None, Some(c)) => crate::oauthbearer::TokenSource::Unsecured(
+                    crate::oauthbearer::UnsecuredLogin::from_librdkafka(c)
+                        .map_err(|e| Error::config("sasl.oauthbearer.config", e.to_string()))?,
+                ),
+                (None, None) => crate::oauthbearer::TokenSource::Unsecured(
+                    crate::oauthbearer::UnsecuredLogin::from_options(
+                        self.sasl_jaas_options
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str())),
+                    )
+                    .map_err(|e| {
+                        Error::config(
+                            "sasl.jaas.config",
+                            format!("OAUTHBEARER needs sasl.oauthbearer.token or an unsecured login: {e}"),
+                        )
+                    })?,
+                ),
+            };
+            return Ok(Some(crate::conn::SaslCredentials {
+                mechanism,
+                username: String::new(),
+                password: String::new(),
+                oauthbearer: Some(source),
+            }));
+        }
         match (&self.sasl_username, &self.sasl_password) {
             (Some(username), Some(password)) => Ok(Some(crate::conn::SaslCredentials {
                 mechanism,
                 username: username.clone(),
                 password: password.clone(),
+                oauthbearer: None,
             })),
             _ => Err(Error::config(
                 "sasl.username",
@@ -370,18 +409,25 @@ impl ClientConfig {
                 }
             }
             "sasl.mechanism" | "sasl.mechanisms" => {
-                if gregor_security::Mechanism::from_name(v)
-                    .is_none_or(|m| m == gregor_security::Mechanism::OAuthBearer)
-                {
+                if gregor_security::Mechanism::from_name(v).is_none() {
                     return Err(Error::config(
                         key,
-                        format!("{v:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+                        format!("{v:?} is not PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"),
                     ));
                 }
                 self.sasl_mechanism = v.to_string();
             }
             "sasl.username" => self.sasl_username = Some(v.to_string()),
             "sasl.password" => self.sasl_password = Some(v.to_string()),
+            "sasl.oauthbearer.token" => self.sasl_oauthbearer_token = Some(v.to_string()),
+            "sasl.oauthbearer.config" => {
+                crate::oauthbearer::UnsecuredLogin::from_librdkafka(v)
+                    .map_err(|e| Error::config(key, e.to_string()))?;
+                self.sasl_oauthbearer_config = Some(v.to_string());
+            }
+            // librdkafka's switch for the unsecured token builder that
+            // sasl.oauthbearer.config drives; here that key alone decides.
+            "enable.sasl.oauthbearer.unsecure.jwt" => {}
             "sasl.jaas.config" => {
                 let jaas = gregor_security::JaasConfig::parse(v)
                     .map_err(|e| Error::config(key, e.to_string()))?;
@@ -391,6 +437,7 @@ impl ClientConfig {
                     .ok_or_else(|| Error::config(key, "no login module"))?;
                 self.sasl_username = module.option("username").map(str::to_string);
                 self.sasl_password = module.option("password").map(str::to_string);
+                self.sasl_jaas_options = module.options.clone();
             }
             "acks" => {
                 self.acks = match v {

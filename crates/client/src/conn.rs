@@ -109,6 +109,8 @@ pub struct SaslCredentials {
     pub mechanism: gregor_security::Mechanism,
     pub username: String,
     pub password: String,
+    /// OAUTHBEARER's token (the mechanism ignores username and password).
+    pub oauthbearer: Option<crate::oauthbearer::TokenSource>,
 }
 
 impl std::fmt::Debug for SaslCredentials {
@@ -231,6 +233,39 @@ impl Connection {
             }
             Ok(resp.auth_bytes)
         };
+        if let Some(source) = &sasl.oauthbearer {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let first = crate::oauthbearer::initial_response(&source.token(now_ms));
+            let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(first));
+            let resp: SaslAuthenticateResponse =
+                self.send_version(&req, 1, self.request_timeout).await?;
+            Error::check(resp.error_code, resp.error_message.as_deref())?;
+            if resp.auth_bytes.is_empty() {
+                return Ok(());
+            }
+            // RFC 7628 3.2.2: a rejected token comes back as a JSON error
+            // challenge; the client answers %x01 and the server then fails
+            // the exchange (SASL_AUTHENTICATION_FAILED).
+            let json = String::from_utf8_lossy(&resp.auth_bytes).into_owned();
+            let req =
+                SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from_static(b"\x01"));
+            let resp: SaslAuthenticateResponse =
+                self.send_version(&req, 1, self.request_timeout).await?;
+            let code = if resp.error_code != 0 {
+                resp.error_code
+            } else {
+                codes::SASL_AUTHENTICATION_FAILED
+            };
+            // Kafka's server repeats the JSON as the error message.
+            let message = format!(
+                "OAUTHBEARER with {}: {}",
+                self.addr,
+                resp.error_message.as_deref().unwrap_or(&json)
+            );
+            return Error::check(code, Some(&message));
+        }
         match sasl.mechanism.scram() {
             None => {
                 let mut token = vec![0u8];
@@ -336,6 +371,12 @@ impl Connection {
     ) -> Result<R::Response> {
         let version = self.version_for::<R>()?;
         self.send_version(req, version, timeout).await
+    }
+
+    /// Sends `req` at exactly `version`, whatever the broker announced (the
+    /// caller owns that choice), and waits for its response.
+    pub async fn send_exact<R: Request>(&self, req: &R, version: i16) -> Result<R::Response> {
+        self.send_version(req, version, self.request_timeout).await
     }
 
     async fn send_version<R: Request>(

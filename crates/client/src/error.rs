@@ -165,6 +165,7 @@ impl Error {
 
 /// Kafka error codes the client reacts to by name.
 pub(crate) mod codes {
+    pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
     pub const OFFSET_OUT_OF_RANGE: i16 = 1;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const LEADER_NOT_AVAILABLE: i16 = 5;

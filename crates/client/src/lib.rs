@@ -11,6 +11,7 @@
 //! - [`error`]: the one error type; broker errors keep Kafka's code and name
 //! - `conn`: one pipelined connection per broker, ApiVersions negotiation
 //! - [`tls`]: `security.protocol` SSL / SASL_SSL: the `ssl.*` settings as a rustls config
+//! - [`oauthbearer`]: the OAUTHBEARER token (static, or Kafka's unsecured JWT)
 //! - [`cluster`]: the metadata cache and connection pool
 //! - [`admin`]: topics, configs, records, offsets, log dirs, groups
 //! - [`producer`]: accumulator, sender, partitioners, retries, idempotence,
@@ -63,6 +64,7 @@ mod conn;
 pub mod consumer;
 pub mod error;
 mod group_ops;
+pub mod oauthbearer;
 mod offsets;
 pub mod producer;
 pub mod tls;

@@ -527,8 +527,7 @@ fn source_name(s: ConfigSource) -> &'static str {
 /// broker default (resource name "") and for groups, which `ConfigResource`
 /// cannot name.
 struct Raw {
-    bootstrap: Vec<String>,
-    timeout: std::time::Duration,
+    config: gregor_client::ClientConfig,
 }
 
 fn sb(s: &str) -> StrBytes {
@@ -550,10 +549,7 @@ fn source(v: i8) -> ConfigSource {
 
 impl Raw {
     fn new(config: gregor_client::ClientConfig) -> Raw {
-        Raw {
-            bootstrap: config.bootstrap_servers,
-            timeout: config.request_timeout,
-        }
+        Raw { config }
     }
 
     async fn describe(&self, rtype: i8, name: &str) -> anyhow::Result<Vec<ConfigEntry>> {
@@ -563,7 +559,7 @@ impl Raw {
                 .with_resource_type(rtype)
                 .with_resource_name(sb(name))
                 .with_configuration_keys(None)]);
-        let resp = super::wire::request(&self.bootstrap, self.timeout, 4, &req).await?;
+        let resp = super::wire::request(&self.config, 4, &req).await?;
         let r = resp
             .results
             .into_iter()
@@ -619,7 +615,7 @@ impl Raw {
                         .collect(),
                 ),
         ]);
-        let resp = super::wire::request(&self.bootstrap, self.timeout, 1, &req).await?;
+        let resp = super::wire::request(&self.config, 1, &req).await?;
         for r in resp.responses {
             gregor_client::Error::check(r.error_code, r.error_message.as_deref())
                 .map_err(client_err)?;

@@ -81,16 +81,15 @@ fn parse_name_and_level(input: &str) -> anyhow::Result<(String, i16)> {
 
 pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     let config = args.conn.client_config(&[])?;
-    let (bootstrap, timeout) = (config.bootstrap_servers.clone(), config.request_timeout);
     block_on(async move {
         match args.command {
-            FeaturesCommand::Describe => describe(&bootstrap, timeout).await,
+            FeaturesCommand::Describe => describe(&config).await,
             FeaturesCommand::Upgrade { feature, dry_run } => {
                 let updates = feature
                     .iter()
                     .map(|f| parse_name_and_level(f))
                     .collect::<anyhow::Result<Vec<_>>>()?;
-                update(&bootstrap, timeout, "upgrade", updates, 1, dry_run).await
+                update(&config, "upgrade", updates, 1, dry_run).await
             }
             FeaturesCommand::Downgrade {
                 feature,
@@ -102,7 +101,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
                     .map(|f| parse_name_and_level(f))
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 let kind = if unsafe_ { 3 } else { 2 };
-                update(&bootstrap, timeout, "downgrade", updates, kind, dry_run).await
+                update(&config, "downgrade", updates, kind, dry_run).await
             }
             FeaturesCommand::Disable {
                 feature,
@@ -111,17 +110,17 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
             } => {
                 let updates = feature.into_iter().map(|f| (f, 0)).collect();
                 let kind = if unsafe_ { 3 } else { 2 };
-                update(&bootstrap, timeout, "disable", updates, kind, dry_run).await
+                update(&config, "disable", updates, kind, dry_run).await
             }
         }
     })
 }
 
-async fn describe(bootstrap: &[String], timeout: std::time::Duration) -> anyhow::Result<()> {
+async fn describe(config: &gregor_client::ClientConfig) -> anyhow::Result<()> {
     let req = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("gregor-features"))
         .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-    let resp: ApiVersionsResponse = super::wire::request(bootstrap, timeout, 3, &req).await?;
+    let resp: ApiVersionsResponse = super::wire::request(config, 3, &req).await?;
     gregor_client::Error::check(resp.error_code, Some("ApiVersions")).map_err(super::client_err)?;
     let mut supported: Vec<_> = resp.supported_features.iter().collect();
     supported.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
@@ -149,8 +148,7 @@ async fn describe(bootstrap: &[String], timeout: std::time::Duration) -> anyhow:
 }
 
 async fn update(
-    bootstrap: &[String],
-    timeout: std::time::Duration,
+    config: &gregor_client::ClientConfig,
     op: &str,
     updates: Vec<(String, i16)>,
     upgrade_type: i8,
@@ -160,7 +158,7 @@ async fn update(
         bail!("You must specify at least one feature to {op}");
     }
     let req = UpdateFeaturesRequest::default()
-        .with_timeout_ms(i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX))
+        .with_timeout_ms(i32::try_from(config.request_timeout.as_millis()).unwrap_or(i32::MAX))
         .with_validate_only(dry_run)
         .with_feature_updates(
             updates
@@ -174,7 +172,7 @@ async fn update(
                 })
                 .collect(),
         );
-    let resp: UpdateFeaturesResponse = super::wire::request(bootstrap, timeout, 1, &req).await?;
+    let resp: UpdateFeaturesResponse = super::wire::request(config, 1, &req).await?;
     let mut results: Vec<(String, i16, Option<String>)> = updates
         .iter()
         .map(|(name, level)| {

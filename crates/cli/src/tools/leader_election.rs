@@ -120,8 +120,7 @@ pub fn run(args: LeaderElectionArgs) -> anyhow::Result<()> {
                     })
                     .collect()
             }));
-        let resp = super::wire::request(&config.bootstrap_servers, config.request_timeout, 2, &req)
-            .await?;
+        let resp = super::wire::request(&config, 2, &req).await?;
         gregor_client::Error::check(resp.error_code, None).map_err(client_err)?;
         let mut succeeded = BTreeSet::new();
         let mut noop = BTreeSet::new();

@@ -66,7 +66,7 @@ pub fn run(args: MetadataQuorumArgs) -> anyhow::Result<()> {
     let config = args.conn.client_config(&[])?;
     let admin = args.conn.admin()?;
     block_on(async move {
-        let quorum = describe(&config.bootstrap_servers, config.request_timeout).await?;
+        let quorum = describe(&config).await?;
         if replication {
             print_replication(&quorum, human_readable)?;
         } else {
@@ -82,11 +82,11 @@ pub fn run(args: MetadataQuorumArgs) -> anyhow::Result<()> {
     })
 }
 
-async fn describe(bootstrap: &[String], timeout: std::time::Duration) -> anyhow::Result<Quorum> {
+async fn describe(config: &gregor_client::ClientConfig) -> anyhow::Result<Quorum> {
     let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
         .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
         .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
-    let resp: DescribeQuorumResponse = super::wire::request(bootstrap, timeout, 2, &req).await?;
+    let resp: DescribeQuorumResponse = super::wire::request(config, 2, &req).await?;
     gregor_client::Error::check(resp.error_code, resp.error_message.as_deref())
         .map_err(client_err)?;
     let p = resp

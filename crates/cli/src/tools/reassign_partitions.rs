@@ -135,8 +135,7 @@ pub fn run(args: ReassignArgs) -> anyhow::Result<()> {
     let config = args.conn.client_config(&[])?;
     let admin = args.conn.admin()?;
     let raw = Raw {
-        bootstrap: config.bootstrap_servers.clone(),
-        timeout: config.request_timeout,
+        config: config.clone(),
     };
     if args.generate {
         let topics_json = need(&args.topics_to_move_json_file, "topics-to-move-json-file")?;
@@ -743,13 +742,12 @@ fn print_current(current: &Ongoing) {
 
 /// The two reassignment requests, which the native `Admin` does not make.
 struct Raw {
-    bootstrap: Vec<String>,
-    timeout: std::time::Duration,
+    config: gregor_client::ClientConfig,
 }
 
 impl Raw {
     fn timeout_ms(&self) -> i32 {
-        i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX)
+        i32::try_from(self.config.request_timeout.as_millis()).unwrap_or(i32::MAX)
     }
 
     async fn list(&self, tps: Option<&[Tp]>) -> anyhow::Result<Ongoing> {
@@ -770,7 +768,7 @@ impl Raw {
         let req = ListPartitionReassignmentsRequest::default()
             .with_timeout_ms(self.timeout_ms())
             .with_topics(topics);
-        let resp = super::wire::request(&self.bootstrap, self.timeout, 0, &req).await?;
+        let resp = super::wire::request(&self.config, 0, &req).await?;
         gregor_client::Error::check(resp.error_code, resp.error_message.as_deref())
             .map_err(client_err)?;
         let mut out = Ongoing::new();
@@ -816,7 +814,7 @@ impl Raw {
                     })
                     .collect(),
             );
-        let resp = super::wire::request(&self.bootstrap, self.timeout, 0, &req).await?;
+        let resp = super::wire::request(&self.config, 0, &req).await?;
         gregor_client::Error::check(resp.error_code, resp.error_message.as_deref())
             .map_err(client_err)?;
         let mut errors = Vec::new();

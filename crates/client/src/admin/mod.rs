@@ -36,7 +36,7 @@ use kafka_protocol::messages::{
     DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeLogDirsRequest,
     TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 
 pub use configs::{
     AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym, OpType,
@@ -149,6 +149,26 @@ impl Admin {
         Ok(Admin {
             cluster: Cluster::new(Arc::new(config))?,
         })
+    }
+
+    /// Sends one request at exactly `version` to any broker (a bootstrap
+    /// server until metadata names the brokers) over this client's own
+    /// connection, so with its TLS and SASL settings. For the requests this
+    /// `Admin` has no method for; the caller reads the response's errors.
+    pub async fn send_request<R: Request>(&self, req: &R, version: i16) -> Result<R::Response> {
+        let conn = self.cluster.any_connection().await?;
+        conn.send_exact(req, version).await
+    }
+
+    /// [`Admin::send_request`] to broker `node_id` (as named in metadata).
+    pub async fn send_request_to<R: Request>(
+        &self,
+        node_id: i32,
+        req: &R,
+        version: i16,
+    ) -> Result<R::Response> {
+        let conn = self.cluster.connection(node_id).await?;
+        conn.send_exact(req, version).await
     }
 
     fn api_timeout(&self) -> Duration {
