@@ -123,6 +123,16 @@ impl<'a> Authz<'a> {
         ) == Decision::Allowed
     }
 
+    /// The cluster's authorized operations, as Metadata and DescribeCluster
+    /// report them: none at all without DESCRIBE on the cluster (Kafka's
+    /// handlers), else every allowed one.
+    pub fn cluster_operations(&self) -> i32 {
+        if !self.allows_cluster(AclOperation::Describe) {
+            return 0;
+        }
+        self.operations(ResourceType::Cluster, CLUSTER_RESOURCE_NAME)
+    }
+
     /// The authorized-operations bit set (bits are AclOperation codes) of
     /// `(resource_type, name)`, over the operations Kafka lists for that
     /// resource type, as Metadata, DescribeCluster and DescribeGroups report

@@ -36,10 +36,7 @@ pub async fn handle(
         })
         .collect();
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
-        super::acl_util::Authz::new(broker, ctx).operations(
-            gregor_security::acl::ResourceType::Cluster,
-            gregor_security::acl::CLUSTER_RESOURCE_NAME,
-        )
+        super::acl_util::Authz::new(broker, ctx).cluster_operations()
     } else {
         util::OPERATIONS_OMITTED
     };

@@ -13,7 +13,7 @@ use super::util::{self, str_bytes};
 use super::RequestContext;
 use crate::broker::Broker;
 use gregor_metadata::TopicImage;
-use gregor_security::acl::{AclOperation as Op, ResourceType, CLUSTER_RESOURCE_NAME};
+use gregor_security::acl::{AclOperation as Op, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
@@ -46,7 +46,7 @@ pub async fn handle(
     });
     let authz = Authz::new(broker, ctx);
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
-        authz.operations(ResourceType::Cluster, CLUSTER_RESOURCE_NAME)
+        authz.cluster_operations()
     } else {
         util::OPERATIONS_OMITTED
     };
