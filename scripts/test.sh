@@ -49,7 +49,9 @@ fi
 
 phase "pytest -v tests/compat $*"
 export GREGOR_BIN="$REPO/target/debug/gregor"
-.test-deps/venv/bin/pytest -v tests/compat "$@" || failed+=("pytest tests/compat")
+# `python -m pytest`, not the venv's pytest script: a script's shebang names the path
+# the venv was created at, and breaks if .test-deps is reached through another path.
+.test-deps/venv/bin/python -m pytest -v tests/compat "$@" || failed+=("pytest tests/compat")
 
 if [[ ${#failed[@]} -gt 0 ]]; then
     phase "FAILED: ${failed[*]} (total $((SECONDS - START))s)"
