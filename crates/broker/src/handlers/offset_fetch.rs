@@ -11,6 +11,27 @@ use super::RequestContext;
 use crate::broker::Broker;
 use gregor_security::acl::{AclOperation as Op, ResourceType};
 
+/// Of a group's offsets, those of topics the caller may DESCRIBE: when the
+/// request named its topics the others are refused per partition
+/// (TOPIC_AUTHORIZATION_FAILED, no offset), else left out. A macro because
+/// the response's topic types differ before and from v8.
+macro_rules! describable_offsets {
+    ($topics:expr, $authz:expr, $named:expr) => {
+        $topics.retain_mut(|t| {
+            let ok = $authz.allows(Op::Describe, ResourceType::Topic, &t.name);
+            if !ok && $named {
+                for p in &mut t.partitions {
+                    p.committed_offset = -1;
+                    p.committed_leader_epoch = -1;
+                    p.metadata = None;
+                    p.error_code = ResponseError::TopicAuthorizationFailed.code();
+                }
+            }
+            ok || $named
+        })
+    };
+}
+
 pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext,
@@ -42,18 +63,7 @@ pub async fn handle(
                 r
             }
         };
-        r.topics.retain_mut(|t| {
-            let ok = authz.allows(Op::Describe, ResourceType::Topic, &t.name);
-            if !ok && named {
-                for p in &mut t.partitions {
-                    p.committed_offset = -1;
-                    p.committed_leader_epoch = -1;
-                    p.metadata = None;
-                    p.error_code = ResponseError::TopicAuthorizationFailed.code();
-                }
-            }
-            ok || named
-        });
+        describable_offsets!(r.topics, authz, named);
         return Some(r);
     }
     let (allowed, denied): (Vec<_>, Vec<_>) = req
@@ -87,18 +97,7 @@ pub async fn handle(
     .await;
     for g in &mut groups {
         let named = named.contains(g.group_id.as_str());
-        g.topics.retain_mut(|t| {
-            let ok = authz.allows(Op::Describe, ResourceType::Topic, &t.name);
-            if !ok && named {
-                for p in &mut t.partitions {
-                    p.committed_offset = -1;
-                    p.committed_leader_epoch = -1;
-                    p.metadata = None;
-                    p.error_code = ResponseError::TopicAuthorizationFailed.code();
-                }
-            }
-            ok || named
-        });
+        describable_offsets!(g.topics, authz, named);
     }
     groups.extend(denied.into_iter().map(|g| {
         let mut out = OffsetFetchResponseGroup::default();
