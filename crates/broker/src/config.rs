@@ -198,6 +198,45 @@ pub struct BrokerConfig {
     /// Set when `controller.quorum.voters` names a Raft quorum; `None` runs
     /// the embedded single-node metadata log.
     pub quorum: Option<QuorumSettings>,
+    /// `http.listeners` (Gregor's key): where /metrics, /healthz, /readyz
+    /// and the web console are served; empty when disabled.
+    pub http: HttpSettings,
+}
+
+/// The HTTP listeners (`http.listeners=http://HOST:PORT,...`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpSettings {
+    /// (host, port) to bind; port 0 picks a free one.
+    pub listeners: Vec<(String, u16)>,
+    /// False when the value is the default: a default address already in
+    /// use is logged and skipped (several nodes on one host), while an
+    /// explicitly configured one that cannot be bound fails the start.
+    pub explicit: bool,
+}
+
+impl HttpSettings {
+    /// Parses `http://HOST:PORT[,http://HOST:PORT...]` (`[v6]:PORT` for IPv6).
+    pub fn parse(text: &str, explicit: bool) -> Result<Self, ConfigError> {
+        let mut listeners = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let bad = || {
+                ConfigError::Unsupported(format!(
+                    "http.listeners: '{item}' is not http://HOST:PORT"
+                ))
+            };
+            let rest = item.strip_prefix("http://").ok_or_else(bad)?;
+            let rest = rest.strip_suffix('/').unwrap_or(rest);
+            let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+            let port: u16 = port.parse().map_err(|_| bad())?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let host = if host.is_empty() { "0.0.0.0" } else { host };
+            listeners.push((host.to_string(), port));
+        }
+        Ok(Self {
+            listeners,
+            explicit,
+        })
+    }
 }
 
 /// Kafka's connection limits (see `transport::limits`).
@@ -590,6 +629,10 @@ impl BrokerConfig {
                 group_overrides: Default::default(),
             },
             offsets_topic_partitions: int("offsets.topic.num.partitions").max(1) as i32,
+            http: HttpSettings::parse(
+                get(&props, "http.listeners").unwrap_or(default_of("http.listeners")),
+                get(&props, "http.listeners").is_some(),
+            )?,
             cleaner: boolean("log.cleaner.enable").then(|| gregor_storage::CleanerConfig {
                 threads: int("log.cleaner.threads").max(1) as usize,
                 dedupe_buffer_size: int("log.cleaner.dedupe.buffer.size").max(1024) as usize,
@@ -786,6 +829,22 @@ mod tests {
         assert_eq!(c.listener.port, 9092);
         assert_eq!(c.advertised_host, "localhost");
         assert_eq!(c.log_dirs, vec![PathBuf::from("/tmp/kraft-combined-logs")]);
+    }
+
+    #[test]
+    fn http_listeners_parse() {
+        let d = BrokerConfig::default().http;
+        assert_eq!(d.listeners, vec![("127.0.0.1".to_string(), 8080)]);
+        assert!(!d.explicit);
+        let h = HttpSettings::parse("http://0.0.0.0:0, http://[::1]:9644/", true).unwrap();
+        assert_eq!(
+            h.listeners,
+            vec![("0.0.0.0".to_string(), 0), ("::1".to_string(), 9644)]
+        );
+        assert!(HttpSettings::parse("", true).unwrap().listeners.is_empty());
+        assert!(HttpSettings::parse("https://x:1", true).is_err());
+        assert!(HttpSettings::parse("http://x", true).is_err());
+        assert!(HttpSettings::parse("http://x:99999", true).is_err());
     }
 
     #[test]

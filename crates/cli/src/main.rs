@@ -332,6 +332,9 @@ fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()>
             .await
             .context("starting the listeners")?;
         let addr = listeners.local_addr()?;
+        let http = gregor_web::bind(&broker)
+            .await
+            .context("starting the HTTP listener")?;
         let signals = shutdown_signal();
         tracing::info!(%addr, cluster_id = %broker.cluster_id(), node_id = broker.node_id(), "broker started");
         // One line per listener, the first listener's first (tests and
@@ -344,8 +347,15 @@ fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()>
                 .unwrap_or_default();
             writeln!(out, "gregor: listening on {}://{}:{}", l.name, host_for_display(&host, l.local_addr), l.local_addr.port())?;
         }
+        for a in http.local_addrs() {
+            writeln!(out, "gregor: http listening on http://{a}")?;
+        }
         out.flush()?;
         drop(out);
+        let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let http_task = tokio::spawn(gregor_web::serve(http, broker.clone(), async move {
+            let _ = http_stopped.await;
+        }));
         let fatal = {
             let broker = broker.clone();
             let quorum = quorum.as_ref().map(|q| q.link.clone().fatal());
@@ -367,6 +377,8 @@ fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()>
             }
         };
         gregor_broker::server::run(broker, listeners, stop).await;
+        let _ = http_stop.send(());
+        let _ = http_task.await;
         if let Some(quorum) = quorum {
             quorum.stop().await;
         }

@@ -144,6 +144,7 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "group.max.session.timeout.ms",
     "group.max.size",
     "group.min.session.timeout.ms",
+    "http.listeners",
     "inter.broker.listener.name",
     "listener.security.protocol.map",
     "listeners",
