@@ -132,24 +132,13 @@ WORKLOAD_CONF = {"socket.timeout.ms": 60000}
 # A run with the disk-full fault puts each node's log dir (its metadata log too)
 # on a tmpfs of this size; the fault fills the victim's to the last byte.
 TMPFS_MB = 256
-# ... and caps each index file's preallocation (log.index.size.max.bytes, the
-# default segment.index.bytes; Kafka's and gregor's default is 10 MiB). A
-# restarting node reads every preallocated index entry while validating its
-# indexes, and on tmpfs each page of a mapped file that is read gets allocated:
-# with the transactional workload's 50 __transaction_state partitions that is
-# 50 x 2 x 10 MiB, more than the tmpfs, and the node died with SIGBUS at start
-# (seed 9108: disk-full, controller-kill9, rolling-restart; before
-# TXN_STATE_PARTITIONS, and __consumer_offsets still has 50). On a disk,
-# reading a hole allocates nothing (docs/RELIABILITY.md, findings).
-TMPFS_INDEX_BYTES = 1 << 20
+# Index files are preallocated sparse (10 MiB, Kafka's default) on the tmpfs
+# too: gregor reads their zero fill with pread over data extents and writes
+# entries with pwrite, so neither a restart nor a full disk faults in a page
+# through the mapping (once: SIGBUS at start and on the full disk, see
+# docs/RELIABILITY.md, findings).
 TXN_STATE_PARTITIONS = 5
 HALT_TIMEOUT_S = 30.0  # a node whose disk is full writes (and halts) within this
-# Known broker bug (docs/RELIABILITY.md, findings): a node whose disk fills can
-# die with SIGBUS, writing an index entry to a page of a sparse, mmapped index
-# file that the full filesystem cannot allocate, instead of halting with exit 1.
-# Intermittent (which write comes first); seen more often with the
-# transactional workload. Reported as a KNOWN FAILURE of disk_full_halts only.
-DISK_FULL_SIGBUS = "broker bug: SIGBUS writing a mapped index page on the full disk, see RELIABILITY.md"
 
 # ---------------------------------------------------------------- raw Kafka requests
 _CRC32C = []
@@ -619,8 +608,6 @@ class FaultCluster(Cluster):
         # made each restart (controlled shutdown, recovery, ISR refill) slower: the
         # short set's restart-all and rolling-restart tests took 20-35 s longer.
         overrides = {"transaction.state.log.num.partitions": str(TXN_STATE_PARTITIONS), **(overrides or {})}
-        if tmpfs_mb:
-            overrides = {"log.index.size.max.bytes": str(TMPFS_INDEX_BYTES), **overrides}
         super().__init__(work_dir, n, overrides, binary)
         self.nodes = [FaultNode(self, i) for i in range(1, n + 1)]
         self.tmpfs_mb = tmpfs_mb
@@ -1908,8 +1895,7 @@ class FaultRun:
             halt = [line for line in text.splitlines() if "halting" in line]
             self.event(f"node {lid} exited rc={rc}: {halt[-1][-160:] if halt else 'no halting line'}")
             self.checks.append(Check("disk_full_halts", rc == 1 and bool(halt),
-                                     f"node {lid} exited rc={rc}, {'a' if halt else 'no'} halting line",
-                                     known=DISK_FULL_SIGBUS if rc == -signal.SIGBUS else ""))
+                                     f"node {lid} exited rc={rc}, {'a' if halt else 'no'} halting line"))
         self.liveness("new_leader_elected", self.leader, p, (lid,))
         self.wait_acks_after(t, ACKS_DURING, label)
         filler.unlink(missing_ok=True)

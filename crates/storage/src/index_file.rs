@@ -6,8 +6,19 @@
 //! append is a store into memory; when the segment stops being active the file
 //! is trimmed to its entries. After a crash an untrimmed file ends in zeros: the
 //! owner decides how many entries are real (see `valid_prefix`).
+//!
+//! Before an append stores into a page of the mapping for the first time,
+//! the file's blocks under it are allocated with `fallocate` (64 KiB at a
+//! time): a store into a page of the sparse preallocated file that the
+//! filesystem cannot allocate kills the process with SIGBUS, while
+//! `fallocate` returns ENOSPC, which the log turns into Kafka's handling of
+//! a failed log dir. A file found on disk is probed with `pread` over its data
+//! extents, so its zero fill is never faulted in through the mapping either
+//! (on tmpfs a read fault allocates).
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use memmap2::MmapMut;
@@ -25,7 +36,15 @@ pub(crate) struct IndexFile {
     entries: usize,
     /// Entries the current mapping can hold.
     max_entries: usize,
+    /// Bytes from the start of the file known to have blocks allocated
+    /// (written, or reserved with `fallocate`): stores below it cannot fault.
+    allocated: u64,
+    /// The filesystem has no `fallocate`: appends go through `pwrite`.
+    no_fallocate: bool,
 }
+
+/// How much of an index file one `fallocate` reserves ahead of the appends.
+const ALLOCATE_AHEAD: u64 = 64 << 10;
 
 impl IndexFile {
     /// Opens or creates `path`. A new file is preallocated to `max_bytes`;
@@ -50,6 +69,8 @@ impl IndexFile {
             entry_size,
             entries: 0,
             max_entries: 0,
+            allocated: 0,
+            no_fallocate: false,
         };
         if len == 0 {
             this.resize(max_bytes)?;
@@ -99,6 +120,8 @@ impl IndexFile {
         self.file
             .set_len(len)
             .map_err(io_err(format!("resize {}", self.path.display())))?;
+        // What lies past the entries may be a hole again.
+        self.allocated = (self.entries * self.entry_size) as u64;
         self.map(len)
     }
 
@@ -124,17 +147,63 @@ impl IndexFile {
         }
     }
 
-    /// Raw entry `n` including those beyond `entries` (used while validating
-    /// a file found on disk).
-    pub(crate) fn raw_entry(&self, n: usize) -> Option<&[u8]> {
-        if n < self.max_entries {
-            Some(self.entry(n))
-        } else {
-            None
-        }
+    /// Reads entry `n` (any `n` below the file's entries, in use or not)
+    /// into `buf` with `pread`: a file found on disk is probed this way, so a
+    /// hole of a sparse file is never faulted in through the mapping.
+    pub(crate) fn read_entry(&self, n: usize, buf: &mut [u8]) -> Result<()> {
+        let es = self.entry_size;
+        self.file
+            .read_exact_at(&mut buf[..es], (n * es) as u64)
+            .map_err(io_err(format!("read {}", self.path.display())))
     }
-    pub(crate) fn mapped_entries(&self) -> usize {
-        self.max_entries
+
+    /// The first entry at or after `from` (up to the file's end) holding a
+    /// non-zero byte: what follows the entries of a preallocated file must be
+    /// zero fill. Only the file's data extents are read (`SEEK_DATA` /
+    /// `SEEK_HOLE`), so the unwritten tail of a 10 MiB preallocation costs
+    /// nothing and allocates nothing.
+    pub(crate) fn first_nonzero_entry_from(&self, from: usize) -> Result<Option<usize>> {
+        let es = self.entry_size as u64;
+        let end = self.max_entries as u64 * es;
+        let fd = self.file.as_raw_fd();
+        let mut pos = from as u64 * es;
+        let mut buf = vec![0u8; 64 << 10];
+        while pos < end {
+            // SAFETY: plain lseek calls on a descriptor this struct owns.
+            let data = unsafe { libc::lseek(fd, pos as libc::off_t, libc::SEEK_DATA) };
+            let data = if data < 0 {
+                match std::io::Error::last_os_error().raw_os_error() {
+                    Some(libc::ENXIO) => return Ok(None),
+                    // No SEEK_DATA on this filesystem: read everything.
+                    _ => pos,
+                }
+            } else {
+                data as u64
+            };
+            if data >= end {
+                return Ok(None);
+            }
+            // SAFETY: as above.
+            let hole = unsafe { libc::lseek(fd, data as libc::off_t, libc::SEEK_HOLE) };
+            let hole = if hole < 0 {
+                end
+            } else {
+                (hole as u64).min(end)
+            };
+            let mut p = data.max(pos);
+            while p < hole {
+                let n = (buf.len() as u64).min(hole - p) as usize;
+                self.file
+                    .read_exact_at(&mut buf[..n], p)
+                    .map_err(io_err(format!("read {}", self.path.display())))?;
+                if let Some(i) = buf[..n].iter().position(|b| *b != 0) {
+                    return Ok(Some(((p + i as u64) / es) as usize));
+                }
+                p += n as u64;
+            }
+            pos = hole.max(p);
+        }
+        Ok(None)
     }
 
     /// Appends one entry; the caller checked `is_full`.
@@ -147,11 +216,49 @@ impl IndexFile {
             });
         }
         let (n, es) = (self.entries, self.entry_size);
-        if let Some(m) = &mut self.mmap {
-            m[n * es..(n + 1) * es].copy_from_slice(bytes);
-            self.entries += 1;
+        let end = ((n + 1) * es) as u64;
+        if end > self.allocated && !self.no_fallocate {
+            self.allocate_to(end)?;
         }
+        match &mut self.mmap {
+            Some(m) if !self.no_fallocate => m[n * es..(n + 1) * es].copy_from_slice(bytes),
+            _ => self
+                .file
+                .write_all_at(bytes, (n * es) as u64)
+                .map_err(io_err(format!("write {}", self.path.display())))?,
+        }
+        self.entries += 1;
         Ok(())
+    }
+
+    /// Reserves blocks from `self.allocated` up to at least `end` (and up to
+    /// `ALLOCATE_AHEAD` more, within the file).
+    fn allocate_to(&mut self, end: u64) -> Result<()> {
+        let file_len = (self.max_entries * self.entry_size) as u64;
+        let from = self.allocated.min(end);
+        let to = (end + ALLOCATE_AHEAD).min(file_len).max(end);
+        // SAFETY: fallocate on a descriptor this struct owns, within the
+        // file's length (mode 0 never changes a length it does not exceed).
+        let rc = unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                0,
+                from as libc::off_t,
+                (to - from) as libc::off_t,
+            )
+        };
+        if rc == 0 {
+            self.allocated = to;
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => {
+                self.no_fallocate = true;
+                Ok(())
+            }
+            _ => Err(io_err(format!("allocate {}", self.path.display()))(e)),
+        }
     }
 
     /// Keeps the first `n` entries and zeroes the rest of the mapping, so a
@@ -171,6 +278,7 @@ impl IndexFile {
     /// Sets the number of entries in use (after validating a file on disk).
     pub(crate) fn set_entries(&mut self, n: usize) {
         self.entries = n.min(self.max_entries);
+        self.allocated = self.allocated.max((self.entries * self.entry_size) as u64);
     }
 
     pub(crate) fn flush(&self) -> Result<()> {

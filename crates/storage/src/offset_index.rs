@@ -39,7 +39,7 @@ impl OffsetIndex {
     /// [`OffsetIndex::sanity_check`] before trusting them.
     pub fn open(path: &Path, base_offset: i64, max_bytes: u64) -> Result<Self> {
         let mut file = IndexFile::open(path, OFFSET_ENTRY_SIZE, max_bytes)?;
-        let n = count_entries(&file, |e| e.iter().all(|b| *b == 0));
+        let n = count_entries(&file)?;
         file.set_entries(n);
         Ok(Self { base_offset, file })
     }
@@ -148,14 +148,8 @@ impl OffsetIndex {
             prev = Some(e);
         }
         // Anything after the entries must be the zero fill of a preallocated file.
-        for i in n..self.file.mapped_entries() {
-            if self
-                .file
-                .raw_entry(i)
-                .is_some_and(|e| e.iter().any(|b| *b != 0))
-            {
-                return Ok(Some(format!("entry {i} follows the end of the entries")));
-            }
+        if let Some(i) = self.file.first_nonzero_entry_from(self.entries())? {
+            return Ok(Some(format!("entry {i} follows the end of the entries")));
         }
         if let Some(last) = prev {
             if last.position >= log_size {
@@ -186,21 +180,27 @@ impl OffsetIndex {
 /// untrimmed one (crash while active) ends in zero fill, so the entries are the
 /// prefix before the first zero entry (found by binary search, since the
 /// entries form a non-zero prefix).
-pub(crate) fn count_entries(file: &IndexFile, is_zero: impl Fn(&[u8]) -> bool) -> usize {
+/// Probes go through `pread` ([`IndexFile::read_entry`]), not the mapping.
+pub(crate) fn count_entries(file: &IndexFile) -> Result<usize> {
+    let mut buf = [0u8; 16];
+    let mut is_zero = |i: usize| -> Result<bool> {
+        file.read_entry(i, &mut buf)?;
+        Ok(buf.iter().all(|b| *b == 0))
+    };
     let n = file.entries();
-    if n == 0 || !is_zero(file.entry(n - 1)) {
-        return n;
+    if n == 0 || !is_zero(n - 1)? {
+        return Ok(n);
     }
     let (mut lo, mut hi) = (0usize, n);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        if is_zero(file.entry(mid)) {
+        if is_zero(mid)? {
             hi = mid;
         } else {
             lo = mid + 1;
         }
     }
-    lo
+    Ok(lo)
 }
 
 #[cfg(test)]
@@ -284,6 +284,29 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let idx = OffsetIndex::open(&path, 0, 800).unwrap();
         assert!(idx.sanity_check(1 << 20).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_zero_fill_of_a_sparse_preallocation_is_checked_past_its_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000000.index");
+        let mut idx = OffsetIndex::open(&path, 0, 10 << 20).unwrap();
+        idx.append(1, 10).unwrap();
+        idx.append(2, 20).unwrap();
+        idx.flush().unwrap();
+        drop(idx);
+        // Reopened untrimmed (a crash while active): two entries, then zeros.
+        let idx = OffsetIndex::open(&path, 0, 10 << 20).unwrap();
+        assert_eq!(idx.entries(), 2);
+        assert_eq!(idx.sanity_check(1000).unwrap(), None);
+        drop(idx);
+        // A stray entry far into the preallocation, behind a hole.
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &[0, 0, 0, 9, 0, 0, 0, 90], 9 << 20).unwrap();
+        drop(f);
+        let idx = OffsetIndex::open(&path, 0, 10 << 20).unwrap();
+        let reason = idx.sanity_check(1000).unwrap().expect("stray entry found");
+        assert!(reason.contains("follows the end"), "{reason}");
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub struct TimeIndex {
 impl TimeIndex {
     pub fn open(path: &Path, base_offset: i64, max_bytes: u64) -> Result<Self> {
         let mut file = IndexFile::open(path, TIME_ENTRY_SIZE, max_bytes)?;
-        let n = count_entries(&file, |e| e.iter().all(|b| *b == 0));
+        let n = count_entries(&file)?;
         file.set_entries(n);
         Ok(Self { base_offset, file })
     }
@@ -136,14 +136,8 @@ impl TimeIndex {
             }
             prev = Some(e);
         }
-        for i in self.entries()..self.file.mapped_entries() {
-            if self
-                .file
-                .raw_entry(i)
-                .is_some_and(|e| e.iter().any(|b| *b != 0))
-            {
-                return Ok(Some(format!("entry {i} follows the end of the entries")));
-            }
+        if let Some(i) = self.file.first_nonzero_entry_from(self.entries())? {
+            return Ok(Some(format!("entry {i} follows the end of the entries")));
         }
         Ok(None)
     }
