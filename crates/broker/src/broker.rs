@@ -97,6 +97,8 @@ pub struct Broker {
     pub log_moves: crate::log_dir_move::LogDirMoves,
     /// Client quota sensors (produce and fetch byte rates).
     pub quotas: crate::quota::ClientQuotas,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: crate::fetch_session::FetchSessionCache,
 }
 
 impl std::fmt::Debug for Broker {
@@ -216,6 +218,13 @@ impl Broker {
             ),
             inter_broker_connector,
             txns: Arc::new(crate::txn_runtime::txn_runtime(weak.clone(), &config.props)),
+            fetch_sessions: crate::fetch_session::FetchSessionCache::new(
+                config
+                    .props
+                    .get("max.incremental.fetch.session.cache.slots")
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(1000),
+            ),
             quotas: crate::quota::ClientQuotas::new(crate::quota::WindowConfig {
                 samples: config.quota_window_num,
                 window_ms: config.quota_window_size_seconds as i64 * 1000,

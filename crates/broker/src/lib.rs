@@ -40,6 +40,7 @@ pub mod config;
 pub mod connection;
 pub mod coordinator_runtime;
 pub mod features;
+pub mod fetch_session;
 pub mod group_runtime;
 pub mod handlers;
 pub mod inter_broker;

@@ -7,8 +7,9 @@
 //! `max_bytes` for the response, except that the first partition with data
 //! returns at least one whole batch so a consumer can always progress.
 //! A partition without data carries an empty record set, never null
-//! (librdkafka rejects null). Fetch sessions (KIP-227) are declined with
-//! session id 0, so every request is a full fetch.
+//! (librdkafka rejects null). Incremental fetch sessions (KIP-227) are kept
+//! by [`crate::fetch_session`]: an incremental fetch reads every partition of
+//! its session and answers only those with something new.
 //!
 //! A fetch whose replica id (`replica_id` before v15, `replica_state` from
 //! v15) is a node id is a follower's: only the leader serves it, to the
@@ -32,6 +33,7 @@ use super::acl_util::Authz;
 use super::util::{self, str_bytes};
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::fetch_session::{FetchContext, FetchSessionCache};
 use crate::partition::{FollowerFetch, FollowerRead, Partition, PartitionError};
 use crate::purgatory::Waiter;
 use crate::quota::QuotaType;
@@ -63,7 +65,19 @@ pub async fn handle(
             req.min_bytes = req.min_bytes.min(req.max_bytes);
         }
     }
-    let mut resp = fetch(broker, ctx, &req).await;
+    let now_ms = broker.clock.now_ms();
+    let session = broker.fetch_sessions.context(ctx.api_version, &req, now_ms);
+    let mut resp = match &session {
+        FetchContext::Error(e) => {
+            let mut resp = FetchResponse::default();
+            resp.error_code = e.code();
+            return Some(resp);
+        }
+        FetchContext::Incremental(s, _) => {
+            fetch(broker, ctx, &FetchSessionCache::session_request(s, &req)).await
+        }
+        FetchContext::Full | FetchContext::Sessionless => fetch(broker, ctx, &req).await,
+    };
     if consumer {
         // consumer_byte_rate, on the response's record bytes (followers are
         // exempt). Over the quota, Kafka answers with no data and takes the
@@ -80,6 +94,18 @@ pub async fn handle(
             resp.responses.clear();
             resp.throttle_time_ms = ms;
         }
+    }
+    match session {
+        FetchContext::Incremental(s, epoch) => {
+            resp = FetchSessionCache::finish_incremental(&s, epoch, resp);
+        }
+        // A throttled answer carries no partitions: no session from it.
+        FetchContext::Full if resp.throttle_time_ms == 0 => {
+            broker
+                .fetch_sessions
+                .finish_full(ctx.api_version, &req, !consumer, &mut resp, now_ms);
+        }
+        _ => {}
     }
     Some(resp)
 }

@@ -185,6 +185,7 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "max.connections",
     "max.connections.per.ip",
     "max.connections.per.ip.overrides",
+    "max.incremental.fetch.session.cache.slots",
     "message.max.bytes",
     "metadata.log.dir",
     "metadata.log.max.record.bytes.between.snapshots",
