@@ -37,8 +37,14 @@
 //! sent in, so answers racing a leadership change are dropped. Appends and
 //! truncations run on the blocking pool, never on the async workers.
 //!
-//! Not done yet: fetch sessions (KIP-227: every request is a full fetch, as
-//! our leader declines sessions anyway), replication quotas, and starting
+//! Each task keeps a fetch session (KIP-227) with its leader
+//! ([`FollowerSession`]): after the first full fetch, a fetch names only the
+//! partitions whose fetch position or epochs moved (and those to forget),
+//! and the leader answers only partitions with news. A lost session (an
+//! unknown id or a wrong epoch, as after a leader restart) starts over with
+//! a full fetch.
+//!
+//! Not done yet: replication quotas, and starting
 //! the log over at the leader's log start when ours ends before it (logged,
 //! retried after the backoff).
 
@@ -49,7 +55,9 @@ use std::time::Duration;
 use bytes::BytesMut;
 use gregor_storage::{Clock, StorageError, TopicPartition};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use kafka_protocol::messages::fetch_request::{
+    FetchPartition, FetchTopic, ForgottenTopic, ReplicaState,
+};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
@@ -337,6 +345,7 @@ impl ReplicaFetchers {
                 ),
                 round: 0,
                 parts: BTreeMap::new(),
+                session: FollowerSession::default(),
             };
             let task = self.runtime.spawn(task.run(lane, assignment_rx, stop_rx));
             st.by_leader.insert(
@@ -429,6 +438,29 @@ struct Task {
     /// not always favour the same partitions.
     round: usize,
     parts: BTreeMap<Key, PartitionFetch>,
+    /// The fetch session (KIP-227) with the leader.
+    session: FollowerSession,
+}
+
+/// The follower's side of a fetch session, Kafka's `FetchSessionHandler`:
+/// the session id the leader gave (0: none), the epoch the next incremental
+/// fetch carries, and the parameters the leader has cached per partition, so
+/// a fetch sends only the partitions whose position or epochs moved and
+/// names the ones to forget.
+#[derive(Debug, Default)]
+struct FollowerSession {
+    id: i32,
+    epoch: i32,
+    cached: HashMap<Key, FetchPartition>,
+}
+
+impl FollowerSession {
+    /// Drops the session; the next fetch is a full one that closes it on the
+    /// leader and opens a new one.
+    fn reset(&mut self) {
+        self.epoch = crate::fetch_session::INITIAL_EPOCH;
+        self.cached.clear();
+    }
 }
 
 /// Whether the owner asked the task to stop (or is gone).
@@ -475,10 +507,15 @@ impl Task {
                 Err(e) => {
                     tracing::warn!(error = %e, backoff_ms = self.config.backoff_ms, "replica fetch failed; reconnecting after the backoff");
                     self.conn.reset();
+                    self.session.reset();
                     self.apply(sent.keys().map(|k| (*k, Outcome::Backoff)));
                     continue;
                 }
             };
+            if !self.session_answer(&request, &response) {
+                self.apply(sent.keys().map(|k| (*k, Outcome::Fetch)));
+                continue;
+            }
             let outcomes = self.process(response, sent.clone()).await;
             let mut out_of_range = Vec::new();
             for (key, outcome) in outcomes {
@@ -553,6 +590,85 @@ impl Task {
 
     /// The Fetch for every partition ready to fetch from this leader.
     fn build_request(&mut self, now: i64) -> Option<(FetchRequest, BTreeMap<Key, Sent>)> {
+        let (mut request, sent) = self.build_full_request(now)?;
+        // Against the session: send only what the leader's cache lacks, and
+        // forget what is no longer fetched.
+        let s = &mut self.session;
+        let mut want: HashMap<Key, FetchPartition> = HashMap::new();
+        for t in &request.topics {
+            for p in &t.partitions {
+                want.insert((t.topic_id, p.partition), p.clone());
+            }
+        }
+        if s.id != 0 && s.epoch > 0 {
+            for t in &mut request.topics {
+                let id = t.topic_id;
+                t.partitions
+                    .retain(|p| s.cached.get(&(id, p.partition)) != Some(p));
+            }
+            request.topics.retain(|t| !t.partitions.is_empty());
+            let mut forget: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
+            for key in s.cached.keys().filter(|k| !want.contains_key(k)) {
+                forget.entry(key.0).or_default().push(key.1);
+            }
+            request.forgotten_topics_data = forget
+                .into_iter()
+                .map(|(id, partitions)| {
+                    ForgottenTopic::default()
+                        .with_topic_id(id)
+                        .with_partitions(partitions)
+                })
+                .collect();
+        }
+        request.session_id = s.id;
+        request.session_epoch = s.epoch;
+        s.cached = want;
+        Some((request, sent))
+    }
+
+    /// Takes a response's session answer. False when the session failed and
+    /// the partitions sent should be fetched again (in a full fetch).
+    fn session_answer(&mut self, request: &FetchRequest, response: &FetchResponse) -> bool {
+        let s = &mut self.session;
+        match ResponseError::try_from_code(response.error_code) {
+            None => {}
+            Some(
+                ResponseError::FetchSessionIdNotFound
+                | ResponseError::InvalidFetchSessionEpoch
+                | ResponseError::FetchSessionTopicIdError,
+            ) => {
+                tracing::debug!(leader = self.leader, session = s.id, error_code = response.error_code, "fetch session lost; starting a new one");
+                s.id = 0;
+                s.reset();
+                return false;
+            }
+            Some(_) => {
+                s.reset();
+                return true;
+            }
+        }
+        if request.session_epoch == crate::fetch_session::INITIAL_EPOCH {
+            // A full fetch: the leader opened a session, or had no slot.
+            s.id = response.session_id;
+            s.epoch = if s.id == 0 {
+                crate::fetch_session::INITIAL_EPOCH
+            } else {
+                1
+            };
+            if s.id == 0 {
+                s.cached.clear();
+            }
+        } else if response.session_id != s.id {
+            s.id = 0;
+            s.reset();
+        } else {
+            s.epoch = crate::fetch_session::next_epoch(s.epoch);
+        }
+        true
+    }
+
+    /// The Fetch for every partition ready to fetch from this leader.
+    fn build_full_request(&mut self, now: i64) -> Option<(FetchRequest, BTreeMap<Key, Sent>)> {
         let ready: Vec<(Key, Arc<Partition>)> = self
             .parts
             .iter()
@@ -612,9 +728,6 @@ impl Task {
             .with_min_bytes(self.config.min_bytes)
             .with_max_bytes(self.config.response_max_bytes)
             .with_isolation_level(0)
-            // No fetch session (KIP-227): a full fetch every time.
-            .with_session_id(0)
-            .with_session_epoch(-1)
             .with_topics(topics);
         Some((request, sent))
     }

@@ -307,6 +307,8 @@ async fn a_follower_replicates_the_leader_byte_for_byte() {
         vec![EpochEntry::new(0, 0)],
         "one epoch"
     );
+    // The follower fetched through a session (KIP-227) on the leader.
+    assert_eq!(leader.broker.fetch_sessions.len(), 1);
 
     tokio::time::timeout(DEADLINE, fetchers.shutdown())
         .await
