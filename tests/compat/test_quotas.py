@@ -67,6 +67,19 @@ def test_cli_alter_describe_and_restart(broker):
     broker.restart()
     assert describe_all() == expected
 
+    # ips, as kafka-configs.sh: connection_creation_rate only.
+    r = configs(broker, "--alter", "--entity-type", "ips", "--entity-default",
+                "--add-config", "connection_creation_rate=1000")
+    assert "Completed updating config for ip <default>." in r.stdout
+    configs(broker, "--alter", "--entity-type", "ips", "--entity-name", "10.1.2.3",
+            "--add-config", "connection_creation_rate=5")
+    assert configs(broker, "--describe", "--entity-type", "ips").stdout == (
+        "Quota configs for the default ip are connection_creation_rate=1000.0\n"
+        "Quota configs for ip '10.1.2.3' are connection_creation_rate=5.0\n")
+    r = configs(broker, "--alter", "--entity-type", "ips", "--entity-name", "10.1.2.3",
+                "--add-config", "producer_byte_rate=5", check=False)
+    assert r.returncode != 0, r.stdout
+
     configs(broker, "--alter", "--entity-type", "clients", "--entity-name", "app",
             "--delete-config", "producer_byte_rate")
     assert configs(broker, "--describe", "--entity-type", "clients", "--entity-name", "app").stdout == \
