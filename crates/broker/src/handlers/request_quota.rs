@@ -21,7 +21,9 @@
 //!
 //! Kafka also adds the network thread's time of each request to the same
 //! rate (without throttling on it); gregor has no separate network
-//! threads, so the encoding and socket write are not counted.
+//! threads, so the encoding and socket write are not counted, nor is work
+//! a handler hands to another task or a blocking thread and awaits (that
+//! shows as a wait here).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
