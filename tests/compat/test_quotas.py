@@ -1,6 +1,8 @@
 """Client quotas (KIP-546: DescribeClientQuotas 48, AlterClientQuotas 49) and
 their enforcement (Kafka's ClientQuotaManager: producer_byte_rate on
-Produce, consumer_byte_rate on Fetch).
+Produce, consumer_byte_rate on Fetch, controller_mutation_rate, and
+request_percentage on every request; KIP-612's connection_creation_rate
+of an ip entity on accepting connections).
 
 Neither confluent-kafka nor kafka-python has the quota admin calls, so the
 quotas are set with `gregor configs` (kafka-configs.sh's options) and the
@@ -65,6 +67,19 @@ def test_cli_alter_describe_and_restart(broker):
     broker.restart()
     assert describe_all() == expected
 
+    # ips, as kafka-configs.sh: connection_creation_rate only.
+    r = configs(broker, "--alter", "--entity-type", "ips", "--entity-default",
+                "--add-config", "connection_creation_rate=1000")
+    assert "Completed updating config for ip <default>." in r.stdout
+    configs(broker, "--alter", "--entity-type", "ips", "--entity-name", "10.1.2.3",
+            "--add-config", "connection_creation_rate=5")
+    assert configs(broker, "--describe", "--entity-type", "ips").stdout == (
+        "Quota configs for the default ip are connection_creation_rate=1000.0\n"
+        "Quota configs for ip '10.1.2.3' are connection_creation_rate=5.0\n")
+    r = configs(broker, "--alter", "--entity-type", "ips", "--entity-name", "10.1.2.3",
+                "--add-config", "producer_byte_rate=5", check=False)
+    assert r.returncode != 0, r.stdout
+
     configs(broker, "--alter", "--entity-type", "clients", "--entity-name", "app",
             "--delete-config", "producer_byte_rate")
     assert configs(broker, "--describe", "--entity-type", "clients", "--entity-name", "app").stdout == \
@@ -89,11 +104,13 @@ def _nstr(s: str | None) -> bytes:
     return struct.pack(">h", -1) if s is None else _str(s)
 
 
-def _roundtrip(bootstrap: str, api_key: int, version: int, body: bytes, tls=None) -> bytes:
+def _roundtrip(bootstrap: str, api_key: int, version: int, body: bytes, tls=None,
+               source: str | None = None) -> bytes:
     host, port = bootstrap.split(":")
     header = struct.pack(">hhi", api_key, version, 7) + _str("wire-test")
     frame = header + body
-    with socket.create_connection((host, int(port)), timeout=10) as raw:
+    src = (source, 0) if source else None
+    with socket.create_connection((host, int(port)), timeout=10, source_address=src) as raw:
         s = tls.wrap_socket(raw, server_hostname="localhost") if tls else raw
         s.sendall(struct.pack(">i", len(frame)) + frame)
         size = struct.unpack(">i", _recv(s, 4))[0]
@@ -120,7 +137,7 @@ def _read_nstr(buf: bytes, at: int) -> tuple[str | None, int]:
 
 def alter_v0(bootstrap: str, entity: list[tuple[str, str | None]],
              ops: list[tuple[str, float, bool]], validate_only: bool = False,
-             tls=None) -> tuple[int, str | None]:
+             tls=None, source: str | None = None) -> tuple[int, str | None]:
     body = struct.pack(">i", 1) + struct.pack(">i", len(entity))
     for t, n in entity:
         body += _str(t) + _nstr(n)
@@ -128,7 +145,7 @@ def alter_v0(bootstrap: str, entity: list[tuple[str, str | None]],
     for k, v, remove in ops:
         body += _str(k) + struct.pack(">d?", v, remove)
     body += struct.pack(">?", validate_only)
-    resp = _roundtrip(bootstrap, 49, 0, body, tls)
+    resp = _roundtrip(bootstrap, 49, 0, body, tls, source)
     # throttle_time_ms, entries count, then the first entry's error.
     assert struct.unpack(">i", resp[4:8])[0] == 1
     code = struct.unpack(">h", resp[8:10])[0]
@@ -317,3 +334,104 @@ def test_controller_mutation_rate_throttles_topic_creation(broker):
     slow = create("slow-admin", f"slow-{uuid.uuid4().hex[:6]}")
     assert slow.topic_errors[0][1] == 0, slow
     assert slow.throttle_time_ms > 0, slow
+
+
+# ---------------------------------------------------------------- request_percentage
+
+def _metadata_throttles(bootstrap: str, client_id: str, requests: int) -> list[int]:
+    """Sends Metadata requests with kafka-python's client until one reports
+    a throttle (or `requests` are done); returns every throttle_time_ms."""
+    from kafka.client_async import KafkaClient
+    from kafka.protocol.metadata import MetadataRequest
+    client = KafkaClient(bootstrap_servers=bootstrap, client_id=client_id,
+                         api_version=(2, 0), request_timeout_ms=30000)
+    throttles: list[int] = []
+    try:
+        node = client.least_loaded_node()
+        assert client.await_ready(node, timeout_ms=30000)
+        for _ in range(requests):
+            response = client.send_and_receive(
+                node, MetadataRequest[5](topics=[], allow_auto_topic_creation=False))
+            throttles.append(response.throttle_time_ms)
+            if response.throttle_time_ms > 0:
+                break
+    finally:
+        client.close()
+    return throttles
+
+
+def test_request_percentage_throttles_quoted_client_only(broker, topic):
+    """A tiny request_percentage (percent of one I/O thread's time) is
+    exceeded by any handling time: kafka-python's Metadata responses carry
+    a throttle time for the quoted client id, never for another; a
+    confluent-kafka producer under such a quota gets its throttle_cb."""
+    ck_create_topic(broker.bootstrap, topic, 1)
+    configs(broker, "--alter", "--entity-type", "clients", "--entity-name", "busy-client",
+            "--add-config", "request_percentage=0.0001")
+    configs(broker, "--alter", "--entity-type", "clients", "--entity-name", "busy-producer",
+            "--add-config", "request_percentage=0.0001")
+    idle = _metadata_throttles(broker.bootstrap, "idle-client", 50)
+    assert len(idle) == 50 and not any(t > 0 for t in idle), idle
+    busy = _metadata_throttles(broker.bootstrap, "busy-client", 500)
+    assert busy[-1] > 0, busy
+    slow = _produce(broker.bootstrap, topic, "busy-producer", until_throttled=True)
+    assert any(t > 0 for t in slow), slow
+    fast = _produce(broker.bootstrap, topic, "idle-producer", until_throttled=False, messages=10)
+    assert not any(t > 0 for t in fast), fast
+
+
+# ---------------------------------------------------------------- connection_creation_rate
+
+def _answered(bootstrap: str, source: str) -> bool:
+    """Whether a new connection from `source` gets an ApiVersions answer
+    (a throttled one is held, then closed unanswered)."""
+    host, port = bootstrap.split(":")
+    header = struct.pack(">hhi", 18, 0, 1) + _str("rate-test")
+    with socket.create_connection((host, int(port)), timeout=30, source_address=(source, 0)) as s:
+        s.sendall(struct.pack(">i", len(header)) + header)
+        try:
+            return len(s.recv(4)) == 4
+        except ConnectionResetError:
+            return False
+
+
+def test_connection_creation_rate_of_an_ip(broker):
+    """connection_creation_rate=0 for 127.0.0.1 (an `ip` entity): every new
+    connection from it is closed unserved, kafka-python cannot bootstrap
+    from it, while 127.0.0.2 (also loopback, no quota) is served; removing
+    the quota lets 127.0.0.1 in again."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import NoBrokersAvailable
+    b = broker.bootstrap
+    other = "127.0.0.2"
+    assert _answered(b, "127.0.0.1") and _answered(b, other)
+    assert alter_v0(b, [("ip", "127.0.0.1")], [("connection_creation_rate", 0.0, False)],
+                    source=other) == (0, None)
+    wait_until(lambda: not _answered(b, "127.0.0.1"), 30, "127.0.0.1 to be throttled")
+    assert _answered(b, other)
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=b, client_id="rate-limited",
+                                 api_version_auto_timeout_ms=5000, request_timeout_ms=5000)
+    except NoBrokersAvailable:
+        pass
+    else:
+        admin.close()
+        raise AssertionError("kafka-python connected from a throttled address")
+    assert alter_v0(b, [("ip", "127.0.0.1")], [("connection_creation_rate", 0.0, True)],
+                    source=other) == (0, None)
+    wait_until(lambda: _answered(b, "127.0.0.1"), 30, "127.0.0.1 to be served again")
+    admin = KafkaAdminClient(bootstrap_servers=b, client_id="rate-free", request_timeout_ms=30000)
+    admin.close()
+
+
+def test_max_connection_creation_rate_delays_without_refusing(start_broker):
+    """max.connection.creation.rate=1 (the broker-wide KIP-612 limit) makes
+    connections past the rate wait to be accepted; none is refused. From
+    the eleventh connection within ten windows of a second, each waits a
+    window (the throttle's cap): a lower bound on the time taken, which a
+    slower machine only makes longer."""
+    b = start_broker({"max.connection.creation.rate": "1"})
+    start = time.monotonic()
+    for _ in range(15):
+        assert _answered(b.bootstrap, "127.0.0.1")
+    assert time.monotonic() - start >= 4.0

@@ -245,6 +245,11 @@ pub struct ConnectionLimitSettings {
     pub max_connections: usize,
     pub max_connections_per_ip: u32,
     pub per_ip_overrides: std::collections::HashMap<std::net::IpAddr, u32>,
+    /// `max.connection.creation.rate` (`None`: Kafka's default, unlimited).
+    pub max_connection_creation_rate: Option<u32>,
+    /// `listener.name.<l>.max.connection.creation.rate`, by index in
+    /// `listeners` (`None`: unlimited).
+    pub listener_connection_creation_rates: Vec<Option<u32>>,
 }
 
 impl Default for BrokerConfig {
@@ -257,6 +262,12 @@ impl Default for BrokerConfig {
 
 fn get<'a>(props: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
     props.get(name).map(|s| s.trim())
+}
+
+/// A `max.connection.creation.rate` value: Kafka's default (`Int.MaxValue`)
+/// and above mean no limit.
+fn creation_rate(value: i64) -> Option<u32> {
+    (value < i64::from(i32::MAX)).then(|| value.clamp(0, i64::from(i32::MAX)) as u32)
 }
 
 /// The class name Kafka's KRaft brokers use for ACLs kept in the metadata log.
@@ -570,6 +581,23 @@ impl BrokerConfig {
                 }),
             })
         };
+        let listener_connection_creation_rates: Vec<Option<u32>> = client_listeners
+            .iter()
+            .map(|l| {
+                let key = format!(
+                    "listener.name.{}.max.connection.creation.rate",
+                    l.listener.name.to_ascii_lowercase()
+                );
+                get(&props, &key)
+                    .map(|v| {
+                        v.parse::<i64>().map_err(|_| {
+                            ConfigError::Unsupported(format!("{key}: '{v}' is not an INT value"))
+                        })
+                    })
+                    .transpose()
+                    .map(|v| v.and_then(creation_rate))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             quorum,
             node_id,
@@ -600,6 +628,8 @@ impl BrokerConfig {
                         "invalid max.connections.per.ip.overrides: {e}"
                     ))
                 })?,
+                max_connection_creation_rate: creation_rate(int("max.connection.creation.rate")),
+                listener_connection_creation_rates,
             },
             quota_window_num: int("quota.window.num").clamp(1, 1000) as u32,
             quota_window_size_seconds: int("quota.window.size.seconds").clamp(1, 3600) as u32,
@@ -874,6 +904,39 @@ mod tests {
             BrokerConfig::from_props(props(&[("process.roles", "broker")])),
             Err(ConfigError::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn connection_creation_rates() {
+        let c = BrokerConfig::default();
+        assert_eq!(c.connection_limits.max_connection_creation_rate, None);
+        assert_eq!(
+            c.connection_limits.listener_connection_creation_rates,
+            vec![None]
+        );
+        let c = BrokerConfig::from_props(props(&[
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:0,INTERNAL://127.0.0.1:0",
+            ),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT",
+            ),
+            ("max.connection.creation.rate", "30"),
+            ("listener.name.internal.max.connection.creation.rate", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(c.connection_limits.max_connection_creation_rate, Some(30));
+        assert_eq!(
+            c.connection_limits.listener_connection_creation_rates,
+            vec![None, Some(5)]
+        );
+        assert!(BrokerConfig::from_props(props(&[(
+            "listener.name.plaintext.max.connection.creation.rate",
+            "lots"
+        )]))
+        .is_err());
     }
 
     #[test]

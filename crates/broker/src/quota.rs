@@ -1,8 +1,9 @@
 //! Client quota enforcement (Kafka's `ClientQuotaManager` with its
-//! `DefaultQuotaCallback`): byte rates of produce and fetch per user and
-//! client id, measured over `quota.window.num` windows of
-//! `quota.window.size.seconds`, and the throttle time a client over its
-//! quota is given.
+//! `DefaultQuotaCallback`): byte rates of produce and fetch, partition
+//! mutations and request handling time (`request_percentage`, Kafka's
+//! `ClientRequestQuotaManager`) per user and client id, measured over
+//! `quota.window.num` windows of `quota.window.size.seconds`, and the
+//! throttle time a client over its quota is given.
 //!
 //! - [`resolve`]: which quota applies to a (user, client id), in Kafka's
 //!   order of eight entities from the most specific down, and the sensor
@@ -21,7 +22,9 @@
 use std::collections::HashMap;
 
 use gregor_metadata::quotas::{CLIENT_ID, USER};
-use gregor_metadata::quotas::{CONSUMER_BYTE_RATE, CONTROLLER_MUTATION_RATE, PRODUCER_BYTE_RATE};
+use gregor_metadata::quotas::{
+    CONSUMER_BYTE_RATE, CONTROLLER_MUTATION_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE,
+};
 use gregor_metadata::MetadataImage;
 use parking_lot::Mutex;
 
@@ -41,6 +44,9 @@ pub enum QuotaType {
     /// Partitions created or deleted by CreateTopics, CreatePartitions and
     /// DeleteTopics (`controller_mutation_rate`).
     ControllerMutation,
+    /// Time handling requests, in percent of one thread
+    /// (`request_percentage`): a second of handling records 100.
+    Request,
 }
 
 impl QuotaType {
@@ -49,8 +55,16 @@ impl QuotaType {
             QuotaType::Produce => PRODUCER_BYTE_RATE,
             QuotaType::Fetch => CONSUMER_BYTE_RATE,
             QuotaType::ControllerMutation => CONTROLLER_MUTATION_RATE,
+            QuotaType::Request => REQUEST_PERCENTAGE,
         }
     }
+}
+
+/// Kafka's `ClientRequestQuotaManager.nanosToPercentage`: handling time
+/// as the value a `request_percentage` rate records (100 per second of
+/// one thread's time, so the rate per second is a percentage of a thread).
+pub fn nanos_to_percentage(nanos: u128) -> f64 {
+    nanos as f64 * 100.0 / 1e9
 }
 
 /// The windows a rate is measured over.
@@ -165,6 +179,13 @@ pub fn throttle_time_ms(observed: f64, bound: f64, window_ms: i64) -> i64 {
     }
     let difference = observed - bound;
     (difference / bound * window_ms as f64).round() as i64
+}
+
+/// Kafka's `QuotaUtils.boundedThrottleTime`: [`throttle_time_ms`] capped
+/// at `max_ms` (the request and connection quotas cap it at one window,
+/// `quota.window.size.seconds`).
+pub fn bounded_throttle_time_ms(observed: f64, bound: f64, window_ms: i64, max_ms: i64) -> i64 {
+    throttle_time_ms(observed, bound, window_ms).min(max_ms)
 }
 
 /// The sensor a quota is measured on: the user and client id of the
@@ -290,7 +311,14 @@ impl ClientQuotas {
             return 0;
         }
         let window = sensor.rate.window_size_ms(now_ms, self.config);
-        throttle_time_ms(observed, bound, window).clamp(0, i32::MAX as i64) as i32
+        let ms = match kind {
+            // Kafka's ClientRequestQuotaManager caps its throttle at one window.
+            QuotaType::Request => {
+                bounded_throttle_time_ms(observed, bound, window, self.config.window_ms)
+            }
+            _ => throttle_time_ms(observed, bound, window),
+        };
+        ms.clamp(0, i32::MAX as i64) as i32
     }
 
     /// The throttle time the client's rate of `kind` calls for now, without
@@ -381,6 +409,38 @@ mod tests {
         // 50% over a quota of 100/s measured over 10 s: 5 s.
         assert_eq!(throttle_time_ms(150.0, 100.0, 10_000), 5_000);
         assert_eq!(throttle_time_ms(100.4, 100.0, 1_000), 4);
+    }
+
+    #[test]
+    fn request_time_as_percent_of_a_thread_with_a_capped_throttle() {
+        // A second of handling is 100 (percent of one thread for a second).
+        assert_eq!(nanos_to_percentage(1_000_000_000), 100.0);
+        assert_eq!(nanos_to_percentage(5_000_000), 0.5);
+        let mut image = MetadataImage::default();
+        let parts = [QuotaEntityPart {
+            entity_type: CLIENT_ID.into(),
+            entity_name: Some("c".into()),
+        }];
+        let op = QuotaOp {
+            key: REQUEST_PERCENTAGE.into(),
+            value: Some(1.0),
+        };
+        for r in alter_entity(&image, &parts, &[op]).unwrap() {
+            image.apply(&r);
+        }
+        let q = ClientQuotas::new(CFG);
+        // 1% of a thread over a 10 s span allows 10 (100 ms of handling).
+        assert_eq!(q.record(&image, QuotaType::Request, "u", "c", 10.0, 0), 0);
+        // 15 is 50% over: 5 s by Kafka's formula, capped at one window.
+        assert_eq!(
+            q.record(&image, QuotaType::Request, "u", "c", 5.0, 0),
+            1_000
+        );
+        // Slightly over: the formula's own time, under the cap.
+        let q = ClientQuotas::new(CFG);
+        assert_eq!(q.record(&image, QuotaType::Request, "u", "c", 10.2, 0), 200);
+        // Other clients have no request quota.
+        assert_eq!(q.record(&image, QuotaType::Request, "u", "d", 1e9, 0), 0);
     }
 
     /// An entity's parts (type, name or default) and its producer quota.

@@ -18,6 +18,8 @@ use tokio::task::JoinSet;
 
 use crate::broker::Broker;
 use crate::config::ClientListener;
+use crate::quota::WindowConfig;
+use crate::transport::connection_rate::{self, Admission, ConnectionRates};
 use crate::transport::limits::ConnectionLimits;
 use crate::transport::principal::PrincipalMapper;
 use crate::transport::sasl::SaslSession;
@@ -82,12 +84,20 @@ impl Listeners {
     }
 
     /// Accepts the next connection on any listener, starting the scan at
-    /// `start` so one busy listener cannot starve the others.
-    async fn accept(&self, start: usize) -> (usize, std::io::Result<(TcpStream, SocketAddr)>) {
+    /// `start` so one busy listener cannot starve the others; a listener
+    /// `paused` (over a connection creation rate) is skipped.
+    async fn accept(
+        &self,
+        start: usize,
+        paused: &[Option<tokio::time::Instant>],
+    ) -> (usize, std::io::Result<(TcpStream, SocketAddr)>) {
         std::future::poll_fn(|cx| {
             let n = self.bound.len();
             for k in 0..n {
                 let i = (start + k) % n;
+                if paused.get(i).is_some_and(Option::is_some) {
+                    continue;
+                }
                 if let Poll::Ready(r) = self.bound[i].socket.poll_accept(cx) {
                     return Poll::Ready((i, r));
                 }
@@ -170,6 +180,9 @@ pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Futur
         broker.config.connection_limits.per_ip_overrides.clone(),
     ));
     let inter_broker = broker.config.inter_broker_listener;
+    let rates = connection_rates(&broker);
+    // Listeners over their connection creation rate accept again from then.
+    let mut paused: Vec<Option<tokio::time::Instant>> = vec![None; listeners.bound.len()];
     let mut connections = JoinSet::new();
     let checkpointer = tokio::spawn(checkpoint_loop(broker.clone(), stop_rx.clone()));
     let retention = tokio::spawn(retention_loop(broker.clone(), stop_rx.clone()));
@@ -204,7 +217,15 @@ pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Futur
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            (index, accepted) = listeners.accept(next) => {
+            () = sleep_until_first(&paused), if paused.iter().any(Option::is_some) => {
+                let now = tokio::time::Instant::now();
+                for p in &mut paused {
+                    if p.is_some_and(|until| until <= now) {
+                        *p = None;
+                    }
+                }
+            }
+            (index, accepted) = listeners.accept(next, &paused) => {
                 next = index + 1;
                 let (socket, peer) = match accepted {
                     Ok(a) => a,
@@ -215,6 +236,30 @@ pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Futur
                         continue;
                     }
                 };
+                let ip = peer.ip().to_canonical();
+                let ip_quota = connection_rate::ip_quota(&broker.metadata.image(), ip);
+                let delay = match rates.admit(index, ip, ip_quota, broker.clock.now_ms()) {
+                    Admission::Accept { delay_ms } => Duration::from_millis(delay_ms.max(0) as u64),
+                    Admission::Throttled { close_after_ms } => {
+                        // Held unserved, then closed: the client does not
+                        // reconnect at once (Kafka's DelayedCloseSocket).
+                        tracing::debug!(%peer, close_after_ms, "connection throttled: connection_creation_rate");
+                        let mut stop = stop_rx.clone();
+                        connections.spawn(async move {
+                            let hold = Duration::from_millis(close_after_ms as u64);
+                            tokio::select! {
+                                _ = stop.changed() => {}
+                                () = tokio::time::sleep(hold) => {}
+                            }
+                            drop(socket);
+                        });
+                        continue;
+                    }
+                };
+                if !delay.is_zero() {
+                    tracing::debug!(%peer, ?delay, "connection delayed: max.connection.creation.rate");
+                    paused[index] = Some(tokio::time::Instant::now() + delay);
+                }
                 let permit = match limits.admit(peer.ip(), index == inter_broker) {
                     Ok(p) => p,
                     Err(e) => {
@@ -228,8 +273,15 @@ pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Futur
                     .as_ref()
                     .map(|(a, reauth, delay)| SaslSession::new(a.clone(), *reauth, *delay));
                 let broker = broker.clone();
-                let stop = stop_rx.clone();
+                let mut stop = stop_rx.clone();
                 connections.spawn(async move {
+                    if !delay.is_zero() {
+                        // Accepted late, as Kafka's acceptor waits out the rate.
+                        tokio::select! {
+                            _ = stop.changed() => return,
+                            () = tokio::time::sleep(delay) => {}
+                        }
+                    }
                     let result = match tls {
                         None => {
                             let context = Arc::new(with_sasl(ConnectionContext::new(
@@ -272,6 +324,34 @@ pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Futur
         Ok(Ok(())) => tracing::info!("shut down cleanly"),
         Ok(Err(e)) => tracing::error!(error = %e, "shutdown: flushing logs failed"),
         Err(e) => tracing::error!(error = %e, "shutdown task failed"),
+    }
+}
+
+/// The broker's connection creation rates from its config.
+fn connection_rates(broker: &Broker) -> ConnectionRates {
+    let c = &broker.config;
+    ConnectionRates::new(
+        WindowConfig {
+            samples: c.quota_window_num,
+            window_ms: i64::from(c.quota_window_size_seconds) * 1000,
+        },
+        c.connection_limits
+            .max_connection_creation_rate
+            .map(f64::from),
+        c.connection_limits
+            .listener_connection_creation_rates
+            .iter()
+            .map(|r| r.map(f64::from))
+            .collect(),
+        c.inter_broker_listener,
+    )
+}
+
+/// Resolves when the first paused listener may accept again.
+async fn sleep_until_first(paused: &[Option<tokio::time::Instant>]) {
+    match paused.iter().flatten().min() {
+        Some(until) => tokio::time::sleep_until(*until).await,
+        None => std::future::pending().await,
     }
 }
 

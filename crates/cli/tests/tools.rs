@@ -322,7 +322,13 @@ fn configs_alter_and_describe() {
         tool(
             &b,
             "configs",
-            &["--describe", "--entity-type", "ips", "--entity-name", "c"],
+            &[
+                "--describe",
+                "--entity-type",
+                "client-metrics",
+                "--entity-name",
+                "c",
+            ],
         ),
         "not supported",
     );

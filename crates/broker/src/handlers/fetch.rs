@@ -41,7 +41,7 @@ use gregor_security::acl::{AclOperation, ResourceType};
 
 /// The node id of the follower sending `req`, if it is a follower's fetch
 /// (consumers send -1).
-fn follower_id(ctx: &RequestContext, req: &FetchRequest) -> Option<i32> {
+pub(super) fn follower_id(ctx: &RequestContext, req: &FetchRequest) -> Option<i32> {
     let id = if ctx.api_version >= 15 {
         req.replica_state.replica_id.0
     } else {

@@ -64,6 +64,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 mod quota_util;
+mod request_quota;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
@@ -169,8 +170,15 @@ macro_rules! apis {
                     ApiKey::$key => {
                         let request = <$req>::decode(&mut body, version)
                             .map_err(|source| DispatchError::Malformed { what: stringify!($req), source })?;
-                        match $module::handle(broker, &ctx, request).await {
-                            Some(response) => encode_response(key, &ctx, &response).map(Some),
+                        let exempt = request_quota::exempt(key, &ctx, &request);
+                        let (response, spent) = request_quota::timed($module::handle(broker, &ctx, request)).await;
+                        match response {
+                            Some(mut response) => {
+                                if !exempt {
+                                    request_quota::apply(broker, &ctx, key, spent, &mut response);
+                                }
+                                encode_response(key, &ctx, &response).map(Some)
+                            }
                             None => Ok(None),
                         }
                     }

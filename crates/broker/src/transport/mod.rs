@@ -16,6 +16,8 @@
 //! - `client.rs`: the cluster's own links: outgoing connections secured as
 //!   the target listener demands (TLS, SASL client), and the controller
 //!   listener's accepting side.
+//! - `limits.rs`, `connection_rate.rs`: Kafka's connection limits and
+//!   connection creation rates, applied as connections are accepted.
 //! - `sasl.rs`: a SASL connection's authentication state ([`sasl::SaslSession`]):
 //!   which frames may pass before authentication, the exchange, re-authentication.
 
@@ -27,6 +29,7 @@ use parking_lot::{Mutex, RwLock};
 use self::sasl::SaslSession;
 
 pub mod client;
+pub mod connection_rate;
 pub mod limits;
 pub mod principal;
 pub mod sasl;

@@ -173,10 +173,10 @@ fn entity(args: &ConfigsArgs) -> anyhow::Result<(Kind, Option<String>)> {
             "brokers" => Kind::Brokers,
             "broker-loggers" => Kind::BrokerLoggers,
             "groups" => Kind::Groups,
-            "ips" | "client-metrics" => {
-                bail!("Entity type '{t}' is not supported by gregor (use topics, brokers, broker-loggers, groups, users or clients)")
+            "client-metrics" => {
+                bail!("Entity type '{t}' is not supported by gregor (use topics, brokers, broker-loggers, groups, users, clients or ips)")
             }
-            _ => bail!("Invalid entity type '{t}': use topics, brokers, broker-loggers, groups, users or clients"),
+            _ => bail!("Invalid entity type '{t}': use topics, brokers, broker-loggers, groups, users, clients or ips"),
         };
         let name = if args.entity_default() {
             if kind != Kind::Brokers {

@@ -1,5 +1,6 @@
-//! `gregor configs --entity-type users|clients`: kafka-configs.sh's client
-//! quotas (KIP-546), through DescribeClientQuotas / AlterClientQuotas.
+//! `gregor configs --entity-type users|clients|ips`: kafka-configs.sh's
+//! client quotas (KIP-546) and IP connection rate quotas (KIP-612), through
+//! DescribeClientQuotas / AlterClientQuotas.
 //!
 //! ```text
 //! gregor configs --alter --entity-type clients --entity-name app --add-config producer_byte_rate=1024
@@ -7,6 +8,7 @@
 //!     --add-config consumer_byte_rate=2048
 //! gregor configs --alter --entity-type users --entity-default --delete-config producer_byte_rate
 //! gregor configs --describe --entity-type clients [--entity-name app | --entity-default]
+//! gregor configs --alter --entity-type ips --entity-name 10.0.0.1 --add-config connection_creation_rate=10
 //! ```
 //!
 //! `--describe` matches strictly, as Kafka's tool does: `--entity-type
@@ -27,11 +29,21 @@ const QUOTA_KEYS: &[&str] = &[
     "controller_mutation_rate",
 ];
 
+/// kafka-configs.sh's entity type names and their wire names.
+fn wire_type(entity_type: &str) -> Option<&'static str> {
+    match entity_type {
+        "users" => Some("user"),
+        "clients" => Some("client-id"),
+        "ips" => Some("ip"),
+        _ => None,
+    }
+}
+
 /// Whether `args` are about client quotas (clients, users with quota keys,
 /// the default user, or describing users).
 pub fn is_quota_command(args: &ConfigsArgs) -> bool {
     let types = &args.entity_type;
-    if types.iter().any(|t| t == "clients") {
+    if types.iter().any(|t| t == "clients" || t == "ips") {
         return true;
     }
     if types.len() != 1 || types[0] != "users" {
@@ -61,10 +73,8 @@ fn parts(args: &ConfigsArgs) -> anyhow::Result<Vec<Part>> {
     }
     let mut out: Vec<Part> = Vec::new();
     for (i, t) in args.entity_type.iter().enumerate() {
-        let wire = match t.as_str() {
-            "users" => "user",
-            "clients" => "client-id",
-            other => bail!("Entity type {other} cannot be combined with users or clients"),
+        let Some(wire) = wire_type(t) else {
+            bail!("Entity type {t} cannot be combined with users or clients");
         };
         if out.iter().any(|(w, _)| *w == wire) {
             bail!("Entity type {t} is given more than once");
@@ -82,6 +92,9 @@ fn parts(args: &ConfigsArgs) -> anyhow::Result<Vec<Part>> {
             }
         }
         out.push((wire, name));
+    }
+    if out.len() > 1 && out.iter().any(|(w, _)| *w == "ip") {
+        bail!("Only users and clients may be given together as one entity");
     }
     Ok(out)
 }
@@ -103,7 +116,7 @@ fn ops(add: Option<&str>, delete: &[String]) -> anyhow::Result<Vec<(String, Opti
 
 pub fn run(args: ConfigsArgs) -> anyhow::Result<()> {
     if args.all {
-        bail!("--all is not valid with --entity-type users or clients");
+        bail!("--all is not valid with --entity-type users, clients or ips");
     }
     let parts = parts(&args)?;
     let ops = if args.alter {
@@ -162,7 +175,12 @@ async fn alter(
     let described: Vec<String> = parts
         .iter()
         .map(|(t, n)| {
-            let kind = if *t == "user" { "user" } else { "client" };
+            // kafka-configs.sh's entity type without its plural `s`.
+            let kind = match *t {
+                "user" => "user",
+                "client-id" => "client",
+                _ => "ip",
+            };
             let name = n.clone().flatten();
             format!("{kind} {}", name.as_deref().unwrap_or(DEFAULT_ENTITY))
         })
