@@ -205,3 +205,81 @@ def test_max_connections_per_ip(broker, topic):
             s.close()
     # With the raw sockets closed, a real client gets its connections.
     ck_create_topic(broker.bootstrap, topic, 1)
+
+
+@pytest.mark.broker_overrides({"connections.max.idle.ms": "1500"})
+def test_idle_connections_are_closed(broker, topic):
+    """Kafka's connections.max.idle.ms: a connection without a request for
+    that long is closed by the broker; clients reconnect and keep working."""
+    import socket
+    import struct
+    import time
+    host, port = broker.bootstrap.split(":")
+    s = socket.create_connection((host, int(port)), timeout=30)
+    try:
+        body = struct.pack(">hhih", 18, 0, 7, 1) + b"t"
+        s.sendall(struct.pack(">i", len(body)) + body)
+        (size,) = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))
+        assert len(s.recv(size, socket.MSG_WAITALL)) == size
+        # Idle now: the broker closes it (EOF) well before the 30 s timeout.
+        started = time.monotonic()
+        assert s.recv(1) == b""
+        assert time.monotonic() - started >= 1.0
+    finally:
+        s.close()
+    # A producer and a consumer across idle closes.
+    ck_create_topic(broker.bootstrap, topic, 1)
+    closed: list[str] = []
+    p = Producer({"bootstrap.servers": broker.bootstrap,
+                  "error_cb": lambda e: closed.append(e.str())})
+    p.produce(topic, value=b"one")
+    assert p.flush(30) == 0
+    # librdkafka reports the broker's idle close as a transport error.
+    deadline = time.monotonic() + 30
+    while not closed and time.monotonic() < deadline:
+        p.poll(0.2)
+    assert closed, "the idle producer connection was never closed"
+    p.produce(topic, value=b"two")
+    assert p.flush(30) == 0
+    c = _consumer(broker.bootstrap, f"g-{uuid.uuid4().hex[:8]}")
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < 2 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            got.append(m.value())
+    c.close()
+    assert got == [b"one", b"two"]
+
+
+@pytest.mark.broker_overrides({"queued.max.request.bytes": "65536"})
+def test_a_small_request_memory_pool_serves_every_request(broker, topic):
+    """queued.max.request.bytes: requests wait for memory instead of failing;
+    a request larger than the whole pool is still served (alone)."""
+    import threading
+    ck_create_topic(broker.bootstrap, topic, 3)
+    errors: list[str] = []
+
+    def produce(i: int) -> None:
+        p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20,
+                      "batch.size": 1 << 20, "compression.type": "none"})
+        for n in range(200):
+            p.produce(topic, value=bytes(4000), partition=n % 3,
+                      on_delivery=lambda e, m: e and errors.append(str(e)))
+        if p.flush(60) != 0:
+            errors.append(f"producer {i}: not all delivered")
+
+    threads = [threading.Thread(target=produce, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert not errors, errors[:5]
+    c = _consumer(broker.bootstrap, f"g-{uuid.uuid4().hex[:8]}")
+    total = 0
+    for part in range(3):
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, part), timeout=10)
+        total += hi - lo
+    c.close()
+    assert total == 800

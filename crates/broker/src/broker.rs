@@ -99,6 +99,8 @@ pub struct Broker {
     pub quotas: crate::quota::ClientQuotas,
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: crate::fetch_session::FetchSessionCache,
+    /// `queued.max.request.bytes`: memory for requests read and not yet handled.
+    pub request_memory: crate::transport::memory_pool::RequestMemoryPool,
 }
 
 impl std::fmt::Debug for Broker {
@@ -218,6 +220,9 @@ impl Broker {
             ),
             inter_broker_connector,
             txns: Arc::new(crate::txn_runtime::txn_runtime(weak.clone(), &config.props)),
+            request_memory: crate::transport::memory_pool::RequestMemoryPool::new(
+                config.queued_max_request_bytes,
+            ),
             fetch_sessions: crate::fetch_session::FetchSessionCache::new(
                 config
                     .props

@@ -175,6 +175,11 @@ pub struct BrokerConfig {
     /// `None`: no authorizer; the ACL APIs answer SECURITY_DISABLED.
     pub authorizer: Option<gregor_security::acl::Authorizer>,
     pub socket_request_max_bytes: usize,
+    /// `queued.max.request.bytes` (Kafka's default -1: no pool).
+    pub queued_max_request_bytes: i64,
+    /// `connections.max.idle.ms`: a client connection with no request for
+    /// this long is closed (0 or less: never).
+    pub connections_max_idle_ms: i64,
     /// `max.connections`, `max.connections.per.ip` and its overrides.
     pub connection_limits: ConnectionLimitSettings,
     /// `quota.window.num` and `quota.window.size.seconds`: client quotas'
@@ -616,6 +621,8 @@ impl BrokerConfig {
             delete_topic_enable: boolean("delete.topic.enable"),
             authorizer: authorizer(&props)?,
             socket_request_max_bytes: int("socket.request.max.bytes") as usize,
+            queued_max_request_bytes: int("queued.max.request.bytes"),
+            connections_max_idle_ms: int("connections.max.idle.ms"),
             connection_limits: ConnectionLimitSettings {
                 max_connections: int("max.connections").clamp(0, i64::from(i32::MAX)) as usize,
                 max_connections_per_ip: int("max.connections.per.ip").clamp(0, i64::from(i32::MAX))

@@ -81,7 +81,16 @@ where
     let mut reader = BufReader::with_capacity(64 * 1024, rd);
     let mut writer = BufWriter::with_capacity(64 * 1024, wr);
     let max = broker.config.socket_request_max_bytes;
+    // connections.max.idle.ms: no request for that long closes the connection.
+    let idle = (broker.config.connections_max_idle_ms > 0)
+        .then(|| std::time::Duration::from_millis(broker.config.connections_max_idle_ms as u64));
     loop {
+        let idle_timeout = async {
+            match idle {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
         let size = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
@@ -90,6 +99,10 @@ where
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
                 Err(e) => return Err(e.into()),
             },
+            () = idle_timeout => {
+                tracing::debug!(peer = ?connection.peer, "closing a connection idle for connections.max.idle.ms");
+                break;
+            }
         };
         if size < 0 || size as usize > max {
             // Kafka closes the connection on an invalid size (InvalidReceiveException).
@@ -100,6 +113,9 @@ where
         }
         // Read into spare capacity: no zeroing of up to socket.request.max.bytes.
         let size = size as usize;
+        // queued.max.request.bytes: not read until the memory is there,
+        // held until the request is handled.
+        let _reserved = broker.request_memory.reserve(size).await;
         let mut frame = BytesMut::with_capacity(size);
         while frame.len() < size {
             let want = (size - frame.len()) as u64;

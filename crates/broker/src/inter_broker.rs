@@ -62,7 +62,15 @@ pub struct BrokerConn {
     connector: Arc<ClientConnector>,
     conn: Option<BoxStream>,
     correlation_id: i32,
+    /// When the connection last carried a request.
+    last_used: std::time::Instant,
 }
+
+/// A connection unused this long is dropped before the next request (Kafka
+/// clients' `connections.max.idle.ms`, 9 minutes): a broker closes
+/// connections idle for its own `connections.max.idle.ms` (10 minutes), and
+/// a request on such a connection would fail once.
+const CLIENT_MAX_IDLE: Duration = Duration::from_secs(540);
 
 impl std::fmt::Debug for BrokerConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,6 +103,7 @@ impl BrokerConn {
             connector,
             conn: None,
             correlation_id: 0,
+            last_used: std::time::Instant::now(),
         }
     }
 
@@ -127,6 +136,10 @@ impl BrokerConn {
     {
         let timeout = self.timeout;
         let node = self.node;
+        if self.last_used.elapsed() >= CLIENT_MAX_IDLE {
+            self.conn = None;
+        }
+        self.last_used = std::time::Instant::now();
         let r =
             match tokio::time::timeout(timeout, self.roundtrip_inner(key, what, version, request))
                 .await

@@ -637,7 +637,12 @@ impl Task {
                 | ResponseError::InvalidFetchSessionEpoch
                 | ResponseError::FetchSessionTopicIdError,
             ) => {
-                tracing::debug!(leader = self.leader, session = s.id, error_code = response.error_code, "fetch session lost; starting a new one");
+                tracing::debug!(
+                    leader = self.leader,
+                    session = s.id,
+                    error_code = response.error_code,
+                    "fetch session lost; starting a new one"
+                );
                 s.id = 0;
                 s.reset();
                 return false;

@@ -31,6 +31,7 @@ use self::sasl::SaslSession;
 pub mod client;
 pub mod connection_rate;
 pub mod limits;
+pub mod memory_pool;
 pub mod principal;
 pub mod sasl;
 pub mod tls;

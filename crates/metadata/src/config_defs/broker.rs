@@ -123,6 +123,7 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "broker.rack",
     "compression.type",
     "connection.failed.authentication.delay.ms",
+    "connections.max.idle.ms",
     "connections.max.reauth.ms",
     "controller.listener.names",
     // They decide whether a node formats its own dirs at start.
@@ -198,6 +199,7 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "offsets.topic.num.partitions",
     "offsets.topic.replication.factor",
     "process.roles",
+    "queued.max.request.bytes",
     "quota.window.num",
     "quota.window.size.seconds",
     "sasl.enabled.mechanisms",
