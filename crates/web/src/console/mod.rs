@@ -143,6 +143,8 @@ impl From<gregor_client::Error> for ApiError {
                 36 | 68 | 37 | 38 | 40 | 41 | 42 | 44 | 17 => StatusCode::BAD_REQUEST,
                 _ => StatusCode::BAD_GATEWAY,
             },
+            // A refused SASL login (the client's wording): wrong credentials.
+            E::Invalid(m) if m.starts_with("SASL authentication") => StatusCode::UNAUTHORIZED,
             E::Invalid(_) | E::Config { .. } => StatusCode::BAD_REQUEST,
             E::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::BAD_GATEWAY,
