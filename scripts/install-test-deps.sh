@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the compatibility tests (tests/compat) need, idempotently:
-#   - Debian packages: kcat (Debian's 1.7.1, built on librdkafka 2.0.2)
+#   - Debian packages: kcat (Debian's 1.7.1, built on librdkafka 2.0.2),
+#     chromium (the console's browser tests)
 #   - checks for the JDK (java + javac >= 17), node + npm, python3 with venv
 #   - Python venv at .test-deps/venv from tests/compat/requirements.txt
 #     (reused while the requirements file is unchanged)
@@ -46,6 +47,9 @@ apt_install() {
 
 need_apt=()
 command -v kcat >/dev/null || need_apt+=(kcat)
+# Headless Chromium for tests/compat/test_console.py (Playwright drives it
+# through executable_path, so Playwright never downloads a browser).
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [[ ${#need_apt[@]} -gt 0 ]]; then
     apt_install "${need_apt[@]}"
 fi

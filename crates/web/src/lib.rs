@@ -4,10 +4,13 @@
 //!
 //! - `/healthz`: the process is up and serving HTTP.
 //! - routes added by the modules of this crate (metrics, the console).
+//! - [`console`]: the web console (`/`) and its JSON API (`/api/`).
 //!
 //! [`bind`] binds every configured address before the broker announces
 //! itself (so a port-0 address can be printed), [`serve`] answers until the
 //! shutdown future resolves.
+
+pub mod console;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -70,6 +73,7 @@ pub async fn bind(broker: &Broker) -> std::io::Result<HttpListeners> {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(console::routes(&state))
         .with_state(state)
 }
 

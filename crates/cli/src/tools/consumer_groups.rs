@@ -5,9 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{anyhow, bail};
 use clap::{ArgGroup, Args};
-use gregor_client::admin::GroupDescription;
-use gregor_client::config::IsolationLevel;
-use gregor_client::{Admin, OffsetAndMetadata, OffsetSpec, TopicPartition};
+use gregor_client::admin::{GroupDescription, OffsetResetSpec};
+use gregor_client::{Admin, OffsetAndMetadata, TopicPartition};
 
 use super::{block_on, client_err, parse_datetime, Conn};
 
@@ -264,105 +263,32 @@ async fn describe(admin: &Admin, args: &ConsumerGroupsArgs) -> anyhow::Result<()
     Ok(())
 }
 
-/// One row of the offsets table.
-struct Row {
-    tp: TopicPartition,
-    current: Option<i64>,
-    end: Option<i64>,
-    consumer: String,
-    host: String,
-    client: String,
-}
-
-async fn end_offsets(
-    admin: &Admin,
-    partitions: &[TopicPartition],
-) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
-    list_offsets(admin, partitions, OffsetSpec::Latest).await
-}
-
-async fn list_offsets(
-    admin: &Admin,
-    partitions: &[TopicPartition],
-    spec: OffsetSpec,
-) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
-    if partitions.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let specs: Vec<(TopicPartition, OffsetSpec)> =
-        partitions.iter().map(|tp| (tp.clone(), spec)).collect();
-    Ok(admin
-        .list_offsets(&specs, IsolationLevel::ReadUncommitted)
-        .await
-        .map_err(client_err)?
-        .into_iter()
-        .map(|(tp, o)| (tp, o.offset))
-        .collect())
-}
-
 async fn offsets_table(admin: &Admin, d: &GroupDescription) -> anyhow::Result<String> {
-    let committed = admin
-        .list_group_offsets(&d.group_id, None)
-        .await
-        .map_err(client_err)?;
-    let mut rows = Vec::new();
-    let mut members: Vec<_> = d
-        .members
-        .iter()
-        .filter(|m| !m.assignment.is_empty())
-        .collect();
-    members.sort_by_key(|m| std::cmp::Reverse(m.assignment.len()));
-    let mut assigned = BTreeSet::new();
-    for m in members {
-        let mut tps = m.assignment.clone();
-        tps.sort();
-        for tp in tps {
-            assigned.insert(tp.clone());
-            rows.push(Row {
-                current: committed.get(&tp).map(|o| o.offset),
-                end: None,
-                consumer: m.member_id.clone(),
-                host: m.client_host.clone(),
-                client: m.client_id.clone(),
-                tp,
-            });
-        }
-    }
-    for (tp, o) in &committed {
-        if !assigned.contains(tp) {
-            rows.push(Row {
-                tp: tp.clone(),
-                current: Some(o.offset),
-                end: None,
-                consumer: MISSING.into(),
-                host: MISSING.into(),
-                client: MISSING.into(),
-            });
-        }
-    }
+    let rows = admin.describe_group_lag(d).await.map_err(client_err)?;
     if rows.is_empty() {
         // Kafka prints nothing more for a group without partitions.
         return Ok(String::new());
     }
-    let tps: Vec<TopicPartition> = rows.iter().map(|r| r.tp.clone()).collect();
-    let ends = end_offsets(admin, &tps).await?;
-    for r in &mut rows {
-        r.end = ends.get(&r.tp).copied().filter(|e| *e >= 0);
-    }
     let gw = d.group_id.len().max(15);
     let tw = rows
         .iter()
-        .map(|r| r.tp.topic.len())
+        .map(|r| r.partition.topic.len())
         .max()
         .unwrap_or(0)
         .max(15);
+    let or_missing = |s: &Option<String>| s.clone().unwrap_or_else(|| MISSING.to_string());
     let cw = rows
         .iter()
-        .map(|r| r.consumer.len())
+        .map(|r| or_missing(&r.member_id).len())
         .max()
         .unwrap_or(0)
         .max(15);
-    let hw = rows.iter().map(|r| r.host.len()).max().unwrap_or(0).max(15);
+    let hw = rows
+        .iter()
+        .map(|r| or_missing(&r.client_host).len())
+        .max()
+        .unwrap_or(0)
+        .max(15);
     let line = |cols: [&str; 9]| {
         format!(
             "{:<gw$} {:<tw$} {:<10} {:<15} {:<15} {:<15} {:<cw$} {:<hw$} {}\n",
@@ -383,20 +309,16 @@ async fn offsets_table(admin: &Admin, d: &GroupDescription) -> anyhow::Result<St
     ]));
     let opt = |v: Option<i64>| v.map_or(MISSING.to_string(), |v| v.to_string());
     for r in &rows {
-        let lag = match (r.current.filter(|c| *c >= 0), r.end) {
-            (Some(c), Some(e)) => Some(e - c),
-            _ => None,
-        };
         out.push_str(&line([
             &d.group_id,
-            &r.tp.topic,
-            &r.tp.partition.to_string(),
-            &opt(r.current),
-            &opt(r.end),
-            &opt(lag),
-            &r.consumer,
-            &r.host,
-            &r.client,
+            &r.partition.topic,
+            &r.partition.partition.to_string(),
+            &opt(r.current_offset),
+            &opt(r.log_end_offset),
+            &opt(r.lag),
+            &or_missing(&r.member_id),
+            &or_missing(&r.client_host),
+            &or_missing(&r.client_id),
         ]));
     }
     Ok(out)
@@ -583,76 +505,33 @@ async fn reset(admin: &Admin, args: &ConsumerGroupsArgs) -> anyhow::Result<()> {
         Some(s) => Some(parse_datetime(s)?),
         None => None,
     };
-    let scenario_given = args.to_earliest
-        || args.to_latest
-        || args.to_current
-        || args.to_offset.is_some()
-        || args.shift_by.is_some()
-        || datetime.is_some();
-    if !scenario_given {
+    let spec = if args.to_earliest {
+        OffsetResetSpec::Earliest
+    } else if args.to_latest {
+        OffsetResetSpec::Latest
+    } else if let Some(o) = args.to_offset {
+        OffsetResetSpec::Offset(o)
+    } else if let Some(n) = args.shift_by {
+        OffsetResetSpec::ShiftBy(n)
+    } else if let Some(ts) = datetime {
+        OffsetResetSpec::Timestamp(ts)
+    } else if args.to_current {
+        OffsetResetSpec::Current
+    } else {
         bail!("Option --reset-offsets needs one of --to-earliest, --to-latest, --to-current, --to-offset, --shift-by, --to-datetime");
-    }
+    };
     let execute = args.execute && !args.dry_run;
     let mut plans: BTreeMap<String, BTreeMap<TopicPartition, i64>> = BTreeMap::new();
     for group in group_ids(admin, args).await? {
-        // A group that does not exist yet is inactive: resetting creates its offsets.
-        let state = match admin.describe_groups(&[group.as_str()]).await {
-            Ok(mut d) => d.pop().map_or_else(|| "Dead".to_string(), |d| d.state),
-            Err(e) if e.code() == Some(69) => "Dead".to_string(),
-            Err(e) => return Err(client_err(e)),
+        let partitions = if args.all_topics {
+            None
+        } else {
+            Some(partitions_of(admin, &args.topic).await?)
         };
-        if state != "Empty" && state != "Dead" {
-            bail!(
-                "Assignments can only be reset if the group '{group}' is inactive, but the current state is {state}."
-            );
-        }
-        let committed = admin
-            .list_group_offsets(&group, None)
+        let plan = admin
+            .plan_group_offset_reset(&group, partitions.as_deref(), spec)
             .await
             .map_err(client_err)?;
-        let partitions: Vec<TopicPartition> = if args.all_topics {
-            committed.keys().cloned().collect()
-        } else {
-            partitions_of(admin, &args.topic).await?
-        };
-        let earliest = list_offsets(admin, &partitions, OffsetSpec::Earliest).await?;
-        let latest = list_offsets(admin, &partitions, OffsetSpec::Latest).await?;
-        let clamp = |tp: &TopicPartition, o: i64| -> i64 {
-            let lo = earliest.get(tp).copied().unwrap_or(0);
-            let hi = latest.get(tp).copied().unwrap_or(o);
-            o.clamp(lo, hi.max(lo))
-        };
-        let by_time = match datetime {
-            Some(ts) => list_offsets(admin, &partitions, OffsetSpec::Timestamp(ts)).await?,
-            None => BTreeMap::new(),
-        };
-        let mut plan = BTreeMap::new();
-        for tp in &partitions {
-            let current = committed.get(tp).map(|o| o.offset);
-            let new = if args.to_earliest {
-                earliest.get(tp).copied()
-            } else if args.to_latest {
-                latest.get(tp).copied()
-            } else if let Some(o) = args.to_offset {
-                Some(clamp(tp, o))
-            } else if let Some(n) = args.shift_by {
-                let base = current.ok_or_else(|| {
-                    anyhow!("Group '{group}' has no committed offset for {tp} to shift")
-                })?;
-                Some(clamp(tp, base.saturating_add(n)))
-            } else if datetime.is_some() {
-                // No record at or after the time: the end of the log.
-                match by_time.get(tp) {
-                    Some(o) if *o >= 0 => Some(*o),
-                    _ => latest.get(tp).copied(),
-                }
-            } else {
-                // --to-current: the committed offset, or the end if none.
-                current.or_else(|| latest.get(tp).copied())
-            };
-            let new = new.ok_or_else(|| anyhow!("No offset found for {tp}"))?;
-            plan.insert(tp.clone(), new);
-        }
         if execute && !plan.is_empty() {
             let offsets: BTreeMap<TopicPartition, OffsetAndMetadata> = plan
                 .iter()

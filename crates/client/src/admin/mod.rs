@@ -8,12 +8,15 @@
 //! - `mod.rs`: topics, cluster, records, offsets, log dirs
 //! - `configs.rs`: DescribeConfigs, AlterConfigs, IncrementalAlterConfigs
 //! - `groups.rs`: list/describe/delete groups and their offsets
+//! - `group_lag.rs`: a group's lag and the plan of an offset reset
+//!   (`kafka-consumer-groups --describe` / `--reset-offsets`)
 //! - `scram.rs`: Describe/AlterUserScramCredentials
 //! - `transactions.rs`: DescribeProducers, ListTransactions,
 //!   DescribeTransactions, and aborting a transaction (WriteTxnMarkers)
 
 mod acls;
 mod configs;
+mod group_lag;
 mod groups;
 mod quotas;
 mod scram;
@@ -43,6 +46,7 @@ pub use configs::{
 };
 /// The SCRAM mechanisms (and the password hashing) of [`Admin`]'s SCRAM calls.
 pub use gregor_security::ScramMechanism;
+pub use group_lag::{OffsetResetSpec, PartitionLag};
 pub use groups::{GroupDescription, GroupListing, MemberDescription};
 pub use quotas::{ClientQuotaEntity, QuotaAlteration, QuotaMatch};
 pub use scram::{ScramCredentialInfo, UserScramCredentialAlteration};
