@@ -97,6 +97,8 @@ pub struct Broker {
     pub log_moves: crate::log_dir_move::LogDirMoves,
     /// Client quota sensors (produce and fetch byte rates).
     pub quotas: crate::quota::ClientQuotas,
+    /// What the request path counts, for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for Broker {
@@ -232,6 +234,7 @@ impl Broker {
             reconciled: Mutex::new(None),
             fatal: tokio::sync::watch::channel(None).0,
             log_moves: Default::default(),
+            metrics: Default::default(),
         });
         broker.reconcile()?;
         if let Some(cleaner) = broker.config.cleaner.clone() {
@@ -519,7 +522,18 @@ impl Broker {
                         if old.log().config() != config {
                             old.log().update_config(config.clone());
                         }
-                        old.apply_image(image_p, min_isr, now);
+                        let isr_before = old.view().isr.len();
+                        if old.apply_image(image_p, min_isr, now)
+                            && image_p.leader == self.config.node_id
+                        {
+                            // Kafka counts these at the leader (IsrShrinksPerSec).
+                            let isr_after = image_p.isr.len();
+                            if isr_after < isr_before {
+                                self.metrics.isr_shrinks.inc();
+                            } else if isr_after > isr_before {
+                                self.metrics.isr_expands.inc();
+                            }
+                        }
                         old.clone()
                     }
                     None => {
@@ -565,6 +579,8 @@ impl Broker {
             })
             .map(|log| log.topic_partition().clone())
             .collect();
+        self.metrics
+            .retain_topics(|t| image.topic(t).is_some());
         *self.partitions.write() = next;
         *reconciled = Some(image);
         for tp in removed {

@@ -230,6 +230,9 @@ pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Futur
                 let broker = broker.clone();
                 let stop = stop_rx.clone();
                 connections.spawn(async move {
+                    let counted = broker.metrics.listener(&name);
+                    counted.connections_created.inc();
+                    counted.connection_count.add(1);
                     let result = match tls {
                         None => {
                             let context = Arc::new(with_sasl(ConnectionContext::new(
@@ -245,6 +248,8 @@ pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Futur
                     if let Err(e) = result {
                         tracing::debug!(%peer, listener = %name, error = %e, "connection closed");
                     }
+                    counted.connection_count.add(-1);
+                    counted.connections_closed.inc();
                     drop(permit);
                 });
             }
@@ -305,6 +310,7 @@ async fn serve_tls(
         done = handshake => match done {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
+                broker.metrics.listener(&listener).failed_authentication.inc();
                 tracing::info!(%peer, %listener, error = %e, "TLS handshake failed; connection closed");
                 return Ok(());
             }
@@ -328,6 +334,7 @@ async fn serve_tls(
             match name {
                 Ok(name) => KafkaPrincipal::user(name),
                 Err(e) => {
+                    broker.metrics.listener(&listener).failed_authentication.inc();
                     tracing::warn!(%peer, %listener, error = %e, "client certificate refused; connection closed");
                     return Ok(());
                 }

@@ -3,7 +3,9 @@
 //! exporter, a UI), served by the broker process itself.
 //!
 //! - `/healthz`: the process is up and serving HTTP.
-//! - routes added by the modules of this crate (metrics, the console).
+//! - [`metrics`]: `/metrics` (Prometheus text or OpenMetrics) and `/readyz`.
+//! - [`lag`]: consumer group lag computed by the broker (for `/metrics`).
+//! - routes added by the other modules of this crate (the console).
 //!
 //! [`bind`] binds every configured address before the broker announces
 //! itself (so a port-0 address can be printed), [`serve`] answers until the
@@ -17,6 +19,9 @@ use axum::routing::get;
 use axum::Router;
 use gregor_broker::Broker;
 use tokio::net::TcpListener;
+
+pub mod lag;
+pub mod metrics;
 
 /// What every route handler is given.
 #[derive(Clone)]
@@ -70,6 +75,7 @@ pub async fn bind(broker: &Broker) -> std::io::Result<HttpListeners> {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(metrics::routes())
         .with_state(state)
 }
 
