@@ -579,8 +579,7 @@ impl Broker {
             })
             .map(|log| log.topic_partition().clone())
             .collect();
-        self.metrics
-            .retain_topics(|t| image.topic(t).is_some());
+        self.metrics.retain_topics(|t| image.topic(t).is_some());
         *self.partitions.write() = next;
         *reconciled = Some(image);
         for tp in removed {

@@ -128,7 +128,9 @@ where
             }
         }
         let received = Instant::now();
-        let api_key = frame.get(..2).map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
+        let api_key = frame
+            .get(..2)
+            .map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
         // Only for the slow-request log: the header's client id, read if logged.
         let head = slow.map(|_| frame.slice(..frame.len().min(1024)));
         let handled = handlers::dispatch(&broker, frame, &connection, &timing);
@@ -165,10 +167,30 @@ where
                 }
                 let send = Instant::now();
                 write_frame(&mut writer, response).await?;
-                record_times(&broker, &connection, api_key, head, &timing, received, handled_at, Some(send), slow);
+                record_times(
+                    &broker,
+                    &connection,
+                    api_key,
+                    head,
+                    &timing,
+                    received,
+                    handled_at,
+                    Some(send),
+                    slow,
+                );
             }
             Ok(None) => {
-                record_times(&broker, &connection, api_key, head, &timing, received, handled_at, None, slow);
+                record_times(
+                    &broker,
+                    &connection,
+                    api_key,
+                    head,
+                    &timing,
+                    received,
+                    handled_at,
+                    None,
+                    slow,
+                );
             }
             Err(e) => {
                 // Answers to the requests before this one still go out before the close.

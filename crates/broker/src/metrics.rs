@@ -300,19 +300,30 @@ impl Metrics {
             Kind::Counter,
             "ISR shrinks of partitions this node leads.",
         );
-        out.sample("kafka_server_replicamanager_isrshrinks_total", &[], self.isr_shrinks.get() as f64);
+        out.sample(
+            "kafka_server_replicamanager_isrshrinks_total",
+            &[],
+            self.isr_shrinks.get() as f64,
+        );
         out.family(
             "kafka_server_replicamanager_isrexpands",
             Kind::Counter,
             "ISR expansions of partitions this node leads.",
         );
-        out.sample("kafka_server_replicamanager_isrexpands_total", &[], self.isr_expands.get() as f64);
+        out.sample(
+            "kafka_server_replicamanager_isrexpands_total",
+            &[],
+            self.isr_expands.get() as f64,
+        );
         out.family(
             "kafka_server_delayedoperationpurgatory_purgatorysize",
             Kind::Gauge,
             "Requests waiting in a purgatory.",
         );
-        for (op, g) in [("Produce", &self.produce_purgatory), ("Fetch", &self.fetch_purgatory)] {
+        for (op, g) in [
+            ("Produce", &self.produce_purgatory),
+            ("Fetch", &self.fetch_purgatory),
+        ] {
             out.sample(
                 "kafka_server_delayedoperationpurgatory_purgatorysize",
                 &[("delayedoperation", op)],
@@ -327,7 +338,11 @@ impl Metrics {
         );
         let name = "kafka_log_logflushstats_logflushrateandtimems";
         out.sample(&format!("{name}_count"), &[], flushes as f64);
-        out.sample(&format!("{name}_sum"), &[], flush_time.as_secs_f64() * 1000.0);
+        out.sample(
+            &format!("{name}_sum"),
+            &[],
+            flush_time.as_secs_f64() * 1000.0,
+        );
     }
 
     fn render_topics(&self, out: &mut Exposition) {
@@ -336,16 +351,50 @@ impl Metrics {
         names.sort();
         type Field = fn(&TopicMetrics) -> &Counter;
         let series: [(&str, &str, Field); 10] = [
-            ("messagesin", "Records appended as leader.", |t| &t.messages_in),
-            ("bytesin", "Record bytes appended as leader.", |t| &t.bytes_in),
-            ("bytesout", "Record bytes sent to consumers.", |t| &t.bytes_out),
-            ("bytesrejected", "Record bytes of refused produce requests.", |t| &t.bytes_rejected),
-            ("totalproducerequests", "Produce requests (per partition).", |t| &t.total_produce_requests),
-            ("failedproducerequests", "Failed produce requests (per partition).", |t| &t.failed_produce_requests),
-            ("totalfetchrequests", "Consumer fetch requests (per partition).", |t| &t.total_fetch_requests),
-            ("failedfetchrequests", "Failed consumer fetch requests (per partition).", |t| &t.failed_fetch_requests),
-            ("replicationbytesin", "Record bytes appended as follower.", |t| &t.replication_bytes_in),
-            ("replicationbytesout", "Record bytes sent to followers.", |t| &t.replication_bytes_out),
+            ("messagesin", "Records appended as leader.", |t| {
+                &t.messages_in
+            }),
+            ("bytesin", "Record bytes appended as leader.", |t| {
+                &t.bytes_in
+            }),
+            ("bytesout", "Record bytes sent to consumers.", |t| {
+                &t.bytes_out
+            }),
+            (
+                "bytesrejected",
+                "Record bytes of refused produce requests.",
+                |t| &t.bytes_rejected,
+            ),
+            (
+                "totalproducerequests",
+                "Produce requests (per partition).",
+                |t| &t.total_produce_requests,
+            ),
+            (
+                "failedproducerequests",
+                "Failed produce requests (per partition).",
+                |t| &t.failed_produce_requests,
+            ),
+            (
+                "totalfetchrequests",
+                "Consumer fetch requests (per partition).",
+                |t| &t.total_fetch_requests,
+            ),
+            (
+                "failedfetchrequests",
+                "Failed consumer fetch requests (per partition).",
+                |t| &t.failed_fetch_requests,
+            ),
+            (
+                "replicationbytesin",
+                "Record bytes appended as follower.",
+                |t| &t.replication_bytes_in,
+            ),
+            (
+                "replicationbytesout",
+                "Record bytes sent to followers.",
+                |t| &t.replication_bytes_out,
+            ),
         ];
         for (name, help, field) in series {
             let family = format!("kafka_server_brokertopicmetrics_{name}");
@@ -381,10 +430,26 @@ impl Metrics {
         }
         type Field = fn(&ApiMetrics) -> &Histogram;
         let phases: [(&str, &str, Field); 4] = [
-            ("totaltimems", "Request time from read to response written (ms).", |a| &a.total_time),
-            ("localtimems", "Request handling time, without purgatory waits (ms).", |a| &a.local_time),
-            ("remotetimems", "Time waiting in purgatory: acks=all, fetch.min.bytes (ms).", |a| &a.remote_time),
-            ("responsesendtimems", "Time writing the response (ms).", |a| &a.response_send_time),
+            (
+                "totaltimems",
+                "Request time from read to response written (ms).",
+                |a| &a.total_time,
+            ),
+            (
+                "localtimems",
+                "Request handling time, without purgatory waits (ms).",
+                |a| &a.local_time,
+            ),
+            (
+                "remotetimems",
+                "Time waiting in purgatory: acks=all, fetch.min.bytes (ms).",
+                |a| &a.remote_time,
+            ),
+            (
+                "responsesendtimems",
+                "Time writing the response (ms).",
+                |a| &a.response_send_time,
+            ),
         ];
         for (phase, help, field) in phases {
             let family = format!("kafka_network_requestmetrics_{phase}");
@@ -424,14 +489,30 @@ impl Metrics {
         );
         for n in &names {
             let v = listeners[*n].connection_count.get();
-            out.sample(&format!("{prefix}_connection_count"), &[("listener", n)], v as f64);
+            out.sample(
+                &format!("{prefix}_connection_count"),
+                &[("listener", n)],
+                v as f64,
+            );
         }
         type Field = fn(&ListenerMetrics) -> &Counter;
         let counters: [(&str, &str, Field); 4] = [
-            ("connection_creation", "Connections accepted.", |l| &l.connections_created),
-            ("connection_close", "Connections closed.", |l| &l.connections_closed),
-            ("successful_authentication", "Successful SASL authentications.", |l| &l.successful_authentication),
-            ("failed_authentication", "Failed authentications (SASL, TLS handshake, client certificate).", |l| &l.failed_authentication),
+            ("connection_creation", "Connections accepted.", |l| {
+                &l.connections_created
+            }),
+            ("connection_close", "Connections closed.", |l| {
+                &l.connections_closed
+            }),
+            (
+                "successful_authentication",
+                "Successful SASL authentications.",
+                |l| &l.successful_authentication,
+            ),
+            (
+                "failed_authentication",
+                "Failed authentications (SASL, TLS handshake, client certificate).",
+                |l| &l.failed_authentication,
+            ),
         ];
         for (name, help, field) in counters {
             let family = format!("{prefix}_{name}");
@@ -447,7 +528,9 @@ impl Metrics {
 /// The version, correlation id and client id of a request frame's header
 /// (for the slow-request log; whatever cannot be read is left empty).
 pub fn request_header_fields(frame: &[u8]) -> (i16, i32, String) {
-    let version = frame.get(2..4).map_or(-1, |b| i16::from_be_bytes([b[0], b[1]]));
+    let version = frame
+        .get(2..4)
+        .map_or(-1, |b| i16::from_be_bytes([b[0], b[1]]));
     let correlation = frame
         .get(4..8)
         .map_or(-1, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
@@ -555,7 +638,11 @@ impl Exposition {
         let sum_ms = h.sum_us.load(Ordering::Relaxed) as f64 / 1000.0;
         self.sample(&format!("{name}_sum"), labels, sum_ms);
         // The count read last: never below the buckets' total.
-        self.sample(&format!("{name}_count"), labels, cumulative[cumulative.len() - 1] as f64);
+        self.sample(
+            &format!("{name}_count"),
+            labels,
+            cumulative[cumulative.len() - 1] as f64,
+        );
     }
 
     /// The finished text (`# EOF` added for OpenMetrics).
@@ -645,7 +732,10 @@ mod tests {
         frame.extend_from_slice(b"app");
         assert_eq!(request_header_fields(&frame), (9, 7, "app".into()));
         assert_eq!(request_header_fields(&frame[..11]), (9, 7, String::new()));
-        assert_eq!(request_header_fields(&[0, 0, 0xff, 0xff, 0, 0, 0, 1, 0xff, 0xff]), (-1, 1, String::new()));
+        assert_eq!(
+            request_header_fields(&[0, 0, 0xff, 0xff, 0, 0, 0, 1, 0xff, 0xff]),
+            (-1, 1, String::new())
+        );
         assert_eq!(request_header_fields(&[]), (-1, -1, String::new()));
     }
 
@@ -673,13 +763,31 @@ mod tests {
         let mut out = Exposition::new(false);
         out.histogram("t", &[("request", "Produce")], &h);
         let text = out.finish();
-        assert!(text.contains("t_bucket{request=\"Produce\",le=\"0.1\"} 1\n"), "{text}");
-        assert!(text.contains("t_bucket{request=\"Produce\",le=\"2.5\"} 1\n"), "{text}");
-        assert!(text.contains("t_bucket{request=\"Produce\",le=\"5\"} 2\n"), "{text}");
-        assert!(text.contains("t_bucket{request=\"Produce\",le=\"10000\"} 2\n"), "{text}");
-        assert!(text.contains("t_bucket{request=\"Produce\",le=\"+Inf\"} 3\n"), "{text}");
+        assert!(
+            text.contains("t_bucket{request=\"Produce\",le=\"0.1\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t_bucket{request=\"Produce\",le=\"2.5\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t_bucket{request=\"Produce\",le=\"5\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t_bucket{request=\"Produce\",le=\"10000\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t_bucket{request=\"Produce\",le=\"+Inf\"} 3\n"),
+            "{text}"
+        );
         assert!(text.contains("t_count{request=\"Produce\"} 3\n"), "{text}");
-        assert!(text.contains("t_sum{request=\"Produce\"} 60003.05\n"), "{text}");
+        assert!(
+            text.contains("t_sum{request=\"Produce\"} 60003.05\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -716,13 +824,19 @@ mod tests {
         let mut out = Exposition::new(false);
         m.render(&mut out);
         let text = out.finish();
-        assert!(text.contains("kafka_network_requestmetrics_requests_total{request=\"Produce\"} 2\n"));
-        assert!(text.contains("kafka_network_requestmetrics_requests_total{request=\"ApiVersions\"} 1\n"));
+        assert!(
+            text.contains("kafka_network_requestmetrics_requests_total{request=\"Produce\"} 2\n")
+        );
+        assert!(text
+            .contains("kafka_network_requestmetrics_requests_total{request=\"ApiVersions\"} 1\n"));
         assert!(text.contains(
             "kafka_network_requestmetrics_errors_total{request=\"Produce\",error=\"NOT_LEADER_OR_FOLLOWER\"} 2\n"
         ));
-        assert!(text.contains("kafka_network_requestmetrics_errors_total{request=\"Produce\",error=\"NONE\"} 1\n"));
-        assert!(text.contains("kafka_network_requestmetrics_totaltimems_count{request=\"Produce\"} 2\n"));
+        assert!(text.contains(
+            "kafka_network_requestmetrics_errors_total{request=\"Produce\",error=\"NONE\"} 1\n"
+        ));
+        assert!(text
+            .contains("kafka_network_requestmetrics_totaltimems_count{request=\"Produce\"} 2\n"));
     }
 
     #[test]

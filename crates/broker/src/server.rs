@@ -334,7 +334,11 @@ async fn serve_tls(
             match name {
                 Ok(name) => KafkaPrincipal::user(name),
                 Err(e) => {
-                    broker.metrics.listener(&listener).failed_authentication.inc();
+                    broker
+                        .metrics
+                        .listener(&listener)
+                        .failed_authentication
+                        .inc();
                     tracing::warn!(%peer, %listener, error = %e, "client certificate refused; connection closed");
                     return Ok(());
                 }

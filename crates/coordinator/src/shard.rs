@@ -81,12 +81,13 @@ impl GroupCoordinatorShard {
         ids.extend(self.offsets.group_ids());
         ids.into_iter()
             .map(|id| {
-                let (protocol, state, generation) = match (self.consumer.get(id), self.groups.get(id)) {
-                    (Some(g), _) => ("consumer", g.state().name(), g.group_epoch),
-                    (None, Some(g)) => ("classic", g.state.name(), g.generation),
-                    // Offsets without a group: Kafka lists it as an Empty classic group.
-                    (None, None) => ("classic", GroupState::Empty.name(), 0),
-                };
+                let (protocol, state, generation) =
+                    match (self.consumer.get(id), self.groups.get(id)) {
+                        (Some(g), _) => ("consumer", g.state().name(), g.group_epoch),
+                        (None, Some(g)) => ("classic", g.state.name(), g.generation),
+                        // Offsets without a group: Kafka lists it as an Empty classic group.
+                        (None, None) => ("classic", GroupState::Empty.name(), 0),
+                    };
                 let offsets = self
                     .offsets
                     .group(id)

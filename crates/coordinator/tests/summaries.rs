@@ -20,6 +20,9 @@ fn summaries_list_every_group_with_its_state_and_offsets() {
         s[0].offsets,
         vec![("t".to_string(), 0, 10), ("t".to_string(), 1, 20)]
     );
-    assert_eq!((s[1].protocol, s[1].state, s[1].generation), ("classic", "Empty", 0));
+    assert_eq!(
+        (s[1].protocol, s[1].state, s[1].generation),
+        ("classic", "Empty", 0)
+    );
     assert_eq!(s[1].offsets, vec![("x".to_string(), 0, 5)]);
 }

@@ -44,7 +44,11 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
             let kind = if openmetrics { OPENMETRICS } else { TEXT };
             ([(header::CONTENT_TYPE, kind)], text).into_response()
         }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("scrape failed: {e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("scrape failed: {e}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -112,17 +116,54 @@ fn render_partitions(broker: &Broker, out: &mut Exposition) {
             });
         }
     }
-    gauge(out, "kafka_server_replicamanager_partitioncount", "Partitions hosted by this node.", partitions.len() as f64);
-    gauge(out, "kafka_server_replicamanager_leadercount", "Partitions this node leads.", leaders as f64);
-    gauge(out, "kafka_server_replicamanager_underreplicatedpartitions", "Partitions this node leads whose ISR is smaller than their replica set.", under_replicated as f64);
-    gauge(out, "kafka_server_replicamanager_underminisrpartitioncount", "Partitions this node leads whose ISR is below min.insync.replicas.", under_min_isr as f64);
-    gauge(out, "kafka_server_replicamanager_atminisrpartitioncount", "Partitions this node leads whose ISR is at min.insync.replicas.", at_min_isr as f64);
+    gauge(
+        out,
+        "kafka_server_replicamanager_partitioncount",
+        "Partitions hosted by this node.",
+        partitions.len() as f64,
+    );
+    gauge(
+        out,
+        "kafka_server_replicamanager_leadercount",
+        "Partitions this node leads.",
+        leaders as f64,
+    );
+    gauge(
+        out,
+        "kafka_server_replicamanager_underreplicatedpartitions",
+        "Partitions this node leads whose ISR is smaller than their replica set.",
+        under_replicated as f64,
+    );
+    gauge(
+        out,
+        "kafka_server_replicamanager_underminisrpartitioncount",
+        "Partitions this node leads whose ISR is below min.insync.replicas.",
+        under_min_isr as f64,
+    );
+    gauge(
+        out,
+        "kafka_server_replicamanager_atminisrpartitioncount",
+        "Partitions this node leads whose ISR is at min.insync.replicas.",
+        at_min_isr as f64,
+    );
 
-    out.family("kafka_log_logmanager_size", Kind::Gauge, "Bytes of the partition logs in each log dir.");
+    out.family(
+        "kafka_log_logmanager_size",
+        Kind::Gauge,
+        "Bytes of the partition logs in each log dir.",
+    );
     for (dir, size) in &by_dir {
-        out.sample("kafka_log_logmanager_size", &[("logdirectory", &dir.display().to_string())], *size as f64);
+        out.sample(
+            "kafka_log_logmanager_size",
+            &[("logdirectory", &dir.display().to_string())],
+            *size as f64,
+        );
     }
-    out.family("gregor_log_topic_size", Kind::Gauge, "Bytes of the partition logs of each topic on this node.");
+    out.family(
+        "gregor_log_topic_size",
+        Kind::Gauge,
+        "Bytes of the partition logs of each topic on this node.",
+    );
     for (topic, size) in &by_topic {
         out.sample("gregor_log_topic_size", &[("topic", topic)], *size as f64);
     }
@@ -131,18 +172,48 @@ fn render_partitions(broker: &Broker, out: &mut Exposition) {
     }
     type Field = fn(&Row) -> f64;
     let series: [(&str, &str, Field); 7] = [
-        ("kafka_log_log_size", "Bytes of the partition's log.", |r| r.size as f64),
-        ("kafka_log_log_logstartoffset", "The partition's log start offset.", |r| r.start as f64),
-        ("kafka_log_log_logendoffset", "The partition's log end offset.", |r| r.end as f64),
-        ("gregor_partition_highwatermark", "The partition's high watermark on this replica.", |r| r.hw as f64),
-        ("kafka_cluster_partition_underreplicated", "1 if this node leads the partition and its ISR is smaller than its replica set.", |r| f64::from(u8::from(r.under_replicated))),
-        ("kafka_cluster_partition_insyncreplicascount", "The partition's ISR size.", |r| r.isr as f64),
-        ("kafka_cluster_partition_replicascount", "The partition's replica count.", |r| r.replicas as f64),
+        ("kafka_log_log_size", "Bytes of the partition's log.", |r| {
+            r.size as f64
+        }),
+        (
+            "kafka_log_log_logstartoffset",
+            "The partition's log start offset.",
+            |r| r.start as f64,
+        ),
+        (
+            "kafka_log_log_logendoffset",
+            "The partition's log end offset.",
+            |r| r.end as f64,
+        ),
+        (
+            "gregor_partition_highwatermark",
+            "The partition's high watermark on this replica.",
+            |r| r.hw as f64,
+        ),
+        (
+            "kafka_cluster_partition_underreplicated",
+            "1 if this node leads the partition and its ISR is smaller than its replica set.",
+            |r| f64::from(u8::from(r.under_replicated)),
+        ),
+        (
+            "kafka_cluster_partition_insyncreplicascount",
+            "The partition's ISR size.",
+            |r| r.isr as f64,
+        ),
+        (
+            "kafka_cluster_partition_replicascount",
+            "The partition's replica count.",
+            |r| r.replicas as f64,
+        ),
     ];
     for (name, help, field) in series {
         out.family(name, Kind::Gauge, help);
         for r in &rows {
-            out.sample(name, &[("topic", &r.topic), ("partition", &r.partition)], field(r));
+            out.sample(
+                name,
+                &[("topic", &r.topic), ("partition", &r.partition)],
+                field(r),
+            );
         }
     }
 }
@@ -161,18 +232,47 @@ fn render_cluster(broker: &Broker, out: &mut Exposition) {
     } else {
         0
     };
-    gauge(out, "kafka_controller_kafkacontroller_activecontrollercount", "1 on the active controller.", f64::from(u8::from(active)));
-    gauge(out, "kafka_controller_kafkacontroller_offlinepartitionscount", "Partitions without a leader (on the active controller).", offline as f64);
+    gauge(
+        out,
+        "kafka_controller_kafkacontroller_activecontrollercount",
+        "1 on the active controller.",
+        f64::from(u8::from(active)),
+    );
+    gauge(
+        out,
+        "kafka_controller_kafkacontroller_offlinepartitionscount",
+        "Partitions without a leader (on the active controller).",
+        offline as f64,
+    );
     gauge(
         out,
         "kafka_controller_kafkacontroller_globaltopiccount",
         "Topics in the cluster (on the active controller).",
-        if active { image.topics().count() as f64 } else { 0.0 },
+        if active {
+            image.topics().count() as f64
+        } else {
+            0.0
+        },
     );
     let (applied, end) = metadata_position(broker);
-    gauge(out, "kafka_server_broker_metadata_metrics_last_applied_record_offset", "Offset of the last metadata record applied here.", applied as f64);
-    gauge(out, "gregor_metadata_log_end_offset", "The metadata log's committed end (Raft high watermark) as this node knows it.", end as f64);
-    gauge(out, "gregor_metadata_lag", "Committed metadata records not applied here yet.", (end - 1 - applied).max(0) as f64);
+    gauge(
+        out,
+        "kafka_server_broker_metadata_metrics_last_applied_record_offset",
+        "Offset of the last metadata record applied here.",
+        applied as f64,
+    );
+    gauge(
+        out,
+        "gregor_metadata_log_end_offset",
+        "The metadata log's committed end (Raft high watermark) as this node knows it.",
+        end as f64,
+    );
+    gauge(
+        out,
+        "gregor_metadata_lag",
+        "Committed metadata records not applied here yet.",
+        (end - 1 - applied).max(0) as f64,
+    );
 }
 
 /// (last applied offset, committed end offset) of the metadata log here.
@@ -201,7 +301,11 @@ fn render_groups(broker: &Broker, out: &mut Exposition) {
         generations += u64::try_from(g.group.generation).unwrap_or(0);
     }
     let name = "kafka_server_group_coordinator_metrics_group_count";
-    out.family(name, Kind::Gauge, "Groups this node coordinates, per protocol and state.");
+    out.family(
+        name,
+        Kind::Gauge,
+        "Groups this node coordinates, per protocol and state.",
+    );
     for ((protocol, state), n) in &counts {
         out.sample(name, &[("protocol", protocol), ("state", state)], *n as f64);
     }
@@ -211,7 +315,11 @@ fn render_groups(broker: &Broker, out: &mut Exposition) {
         "Sum of the generations (classic) and epochs (consumer) of the groups this node coordinates: it rises by one per rebalance.",
         generations as f64,
     );
-    out.family("kafka_consumergroup_lag_sum", Kind::Gauge, "Lag of a group on a topic (records), summed over its partitions.");
+    out.family(
+        "kafka_consumergroup_lag_sum",
+        Kind::Gauge,
+        "Lag of a group on a topic (records), summed over its partitions.",
+    );
     for g in &groups {
         let mut by_topic: BTreeMap<&str, i64> = BTreeMap::new();
         for p in &g.partitions {
@@ -220,10 +328,18 @@ fn render_groups(broker: &Broker, out: &mut Exposition) {
             }
         }
         for (topic, lag) in by_topic {
-            out.sample("kafka_consumergroup_lag_sum", &[("consumergroup", &g.group.group_id), ("topic", topic)], lag as f64);
+            out.sample(
+                "kafka_consumergroup_lag_sum",
+                &[("consumergroup", &g.group.group_id), ("topic", topic)],
+                lag as f64,
+            );
         }
     }
-    out.family("kafka_consumergroup_lag_seconds_max", Kind::Gauge, "Age (s) of the oldest record not consumed by a group on a topic.");
+    out.family(
+        "kafka_consumergroup_lag_seconds_max",
+        Kind::Gauge,
+        "Age (s) of the oldest record not consumed by a group on a topic.",
+    );
     for g in &groups {
         let mut by_topic: BTreeMap<&str, f64> = BTreeMap::new();
         for p in &g.partitions {
@@ -233,34 +349,74 @@ fn render_groups(broker: &Broker, out: &mut Exposition) {
             }
         }
         for (topic, s) in by_topic {
-            out.sample("kafka_consumergroup_lag_seconds_max", &[("consumergroup", &g.group.group_id), ("topic", topic)], s);
+            out.sample(
+                "kafka_consumergroup_lag_seconds_max",
+                &[("consumergroup", &g.group.group_id), ("topic", topic)],
+                s,
+            );
         }
     }
     if !per_partition {
         return;
     }
-    out.family("kafka_consumergroup_current_offset", Kind::Gauge, "A group's committed offset.");
+    out.family(
+        "kafka_consumergroup_current_offset",
+        Kind::Gauge,
+        "A group's committed offset.",
+    );
     for g in &groups {
         for p in &g.partitions {
             let part = p.partition.to_string();
-            out.sample("kafka_consumergroup_current_offset", &[("consumergroup", &g.group.group_id), ("topic", &p.topic), ("partition", &part)], p.committed as f64);
+            out.sample(
+                "kafka_consumergroup_current_offset",
+                &[
+                    ("consumergroup", &g.group.group_id),
+                    ("topic", &p.topic),
+                    ("partition", &part),
+                ],
+                p.committed as f64,
+            );
         }
     }
-    out.family("kafka_consumergroup_lag", Kind::Gauge, "A group's lag (records): high watermark minus committed offset.");
+    out.family(
+        "kafka_consumergroup_lag",
+        Kind::Gauge,
+        "A group's lag (records): high watermark minus committed offset.",
+    );
     for g in &groups {
         for p in &g.partitions {
             if let Some(lag) = p.lag {
                 let part = p.partition.to_string();
-                out.sample("kafka_consumergroup_lag", &[("consumergroup", &g.group.group_id), ("topic", &p.topic), ("partition", &part)], lag as f64);
+                out.sample(
+                    "kafka_consumergroup_lag",
+                    &[
+                        ("consumergroup", &g.group.group_id),
+                        ("topic", &p.topic),
+                        ("partition", &part),
+                    ],
+                    lag as f64,
+                );
             }
         }
     }
-    out.family("kafka_consumergroup_lag_seconds", Kind::Gauge, "Age (s) of the first record a group has not consumed; 0 when caught up.");
+    out.family(
+        "kafka_consumergroup_lag_seconds",
+        Kind::Gauge,
+        "Age (s) of the first record a group has not consumed; 0 when caught up.",
+    );
     for g in &groups {
         for p in &g.partitions {
             if let Some(s) = p.lag_seconds {
                 let part = p.partition.to_string();
-                out.sample("kafka_consumergroup_lag_seconds", &[("consumergroup", &g.group.group_id), ("topic", &p.topic), ("partition", &part)], s);
+                out.sample(
+                    "kafka_consumergroup_lag_seconds",
+                    &[
+                        ("consumergroup", &g.group.group_id),
+                        ("topic", &p.topic),
+                        ("partition", &part),
+                    ],
+                    s,
+                );
             }
         }
     }
@@ -269,7 +425,11 @@ fn render_groups(broker: &Broker, out: &mut Exposition) {
 async fn readyz(State(state): State<AppState>) -> Response {
     match not_ready(&state.broker) {
         None => (StatusCode::OK, "ready\n").into_response(),
-        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -283,11 +443,17 @@ pub fn not_ready(broker: &Broker) -> Option<String> {
         }
         let image = link.image();
         if !image.is_live(broker.node_id()) {
-            return Some(format!("node {} is not registered and unfenced", broker.node_id()));
+            return Some(format!(
+                "node {} is not registered and unfenced",
+                broker.node_id()
+            ));
         }
         let (applied, end) = metadata_position(broker);
         if applied + 1 < end {
-            return Some(format!("metadata applied to offset {applied}, committed up to {}", end - 1));
+            return Some(format!(
+                "metadata applied to offset {applied}, committed up to {}",
+                end - 1
+            ));
         }
     }
     let image = broker.metadata.image();
@@ -296,7 +462,9 @@ pub fn not_ready(broker: &Broker) -> Option<String> {
             if p.leader != broker.node_id() {
                 continue;
             }
-            let loaded = broker.partition(&topic.name, index).is_some_and(|h| h.is_leader());
+            let loaded = broker
+                .partition(&topic.name, index)
+                .is_some_and(|h| h.is_leader());
             if !loaded {
                 return Some(format!("leader of {}-{index} not loaded yet", topic.name));
             }

@@ -86,12 +86,7 @@ pub async fn handle(
 }
 
 /// Bytes out (or replication bytes out), fetch requests and errors per topic.
-fn record_metrics(
-    broker: &Broker,
-    ctx: &RequestContext,
-    resp: &FetchResponse,
-    consumer: bool,
-) {
+fn record_metrics(broker: &Broker, ctx: &RequestContext, resp: &FetchResponse, consumer: bool) {
     let metrics = &broker.metrics;
     for t in &resp.responses {
         let name = if ctx.api_version >= 13 {
