@@ -101,6 +101,8 @@ pub struct Broker {
     pub fetch_sessions: crate::fetch_session::FetchSessionCache,
     /// `queued.max.request.bytes`: memory for requests read and not yet handled.
     pub request_memory: crate::transport::memory_pool::RequestMemoryPool,
+    /// What the request path counts, for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for Broker {
@@ -246,6 +248,7 @@ impl Broker {
             reconciled: Mutex::new(None),
             fatal: tokio::sync::watch::channel(None).0,
             log_moves: Default::default(),
+            metrics: Default::default(),
         });
         broker.reconcile()?;
         if let Some(cleaner) = broker.config.cleaner.clone() {
@@ -533,7 +536,18 @@ impl Broker {
                         if old.log().config() != config {
                             old.log().update_config(config.clone());
                         }
-                        old.apply_image(image_p, min_isr, now);
+                        let isr_before = old.view().isr.len();
+                        if old.apply_image(image_p, min_isr, now)
+                            && image_p.leader == self.config.node_id
+                        {
+                            // Kafka counts these at the leader (IsrShrinksPerSec).
+                            let isr_after = image_p.isr.len();
+                            if isr_after < isr_before {
+                                self.metrics.isr_shrinks.inc();
+                            } else if isr_after > isr_before {
+                                self.metrics.isr_expands.inc();
+                            }
+                        }
                         old.clone()
                     }
                     None => {
@@ -579,6 +593,7 @@ impl Broker {
             })
             .map(|log| log.topic_partition().clone())
             .collect();
+        self.metrics.retain_topics(|t| image.topic(t).is_some());
         *self.partitions.write() = next;
         *reconciled = Some(image);
         for tp in removed {

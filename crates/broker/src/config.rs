@@ -206,6 +206,18 @@ pub struct BrokerConfig {
     /// `http.listeners` (Gregor's key): where /metrics, /healthz, /readyz
     /// and the web console are served; empty when disabled.
     pub http: HttpSettings,
+    /// `gregor.metrics.partition.level` and `gregor.request.log.threshold.ms`.
+    pub metrics: MetricsSettings,
+}
+
+/// What `/metrics` reports and which requests are logged as slow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Per-partition series on `/metrics` (`gregor.metrics.partition.level`).
+    pub partition_level: bool,
+    /// Requests at least this slow are logged (`gregor.request.log.threshold.ms`,
+    /// negative: none).
+    pub request_log_threshold_ms: Option<u64>,
 }
 
 /// The HTTP listeners (`http.listeners=http://HOST:PORT,...`).
@@ -666,6 +678,11 @@ impl BrokerConfig {
                 group_overrides: Default::default(),
             },
             offsets_topic_partitions: int("offsets.topic.num.partitions").max(1) as i32,
+            metrics: MetricsSettings {
+                partition_level: boolean("gregor.metrics.partition.level"),
+                request_log_threshold_ms: u64::try_from(int("gregor.request.log.threshold.ms"))
+                    .ok(),
+            },
             http: HttpSettings::parse(
                 get(&props, "http.listeners").unwrap_or(default_of("http.listeners")),
                 get(&props, "http.listeners").is_some(),

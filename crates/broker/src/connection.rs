@@ -84,6 +84,12 @@ where
     // connections.max.idle.ms: no request for that long closes the connection.
     let idle = (broker.config.connections_max_idle_ms > 0)
         .then(|| std::time::Duration::from_millis(broker.config.connections_max_idle_ms as u64));
+    let timing = Arc::new(crate::metrics::RequestTiming::default());
+    let slow = broker
+        .config
+        .metrics
+        .request_log_threshold_ms
+        .map(std::time::Duration::from_millis);
     loop {
         let idle_timeout = async {
             match idle {
@@ -126,7 +132,7 @@ where
         let frame = frame.freeze();
         // SASL listeners only: before authentication, only the handshake passes.
         if let Some(sasl) = connection.sasl() {
-            match sasl_gate(sasl, &frame, &connection, &mut writer).await? {
+            match sasl_gate(&broker, sasl, &frame, &connection, &mut writer).await? {
                 Flow::Dispatch => {}
                 Flow::Answered => {
                     if reader.buffer().is_empty() {
@@ -137,7 +143,13 @@ where
                 Flow::Close => break,
             }
         }
-        let handled = handlers::dispatch(&broker, frame, &connection);
+        let received = Instant::now();
+        let api_key = frame
+            .get(..2)
+            .map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
+        // Only for the slow-request log: the header's client id, read if logged.
+        let head = slow.map(|_| frame.slice(..frame.len().min(1024)));
+        let handled = handlers::dispatch(&broker, frame, &connection, &timing);
         tokio::pin!(handled);
         let handled = tokio::select! {
             biased;
@@ -149,6 +161,7 @@ where
                 handled.await
             }
         };
+        let handled_at = Instant::now();
         // A client over a quota: hold the response (old clients) or mute
         // the connection after it (KIP-219 clients throttle themselves).
         let throttle = connection.take_throttle();
@@ -168,9 +181,33 @@ where
                         break;
                     }
                 }
-                write_frame(&mut writer, response).await?
+                let send = Instant::now();
+                write_frame(&mut writer, response).await?;
+                record_times(
+                    &broker,
+                    &connection,
+                    api_key,
+                    head,
+                    &timing,
+                    received,
+                    handled_at,
+                    Some(send),
+                    slow,
+                );
             }
-            Ok(None) => {}
+            Ok(None) => {
+                record_times(
+                    &broker,
+                    &connection,
+                    api_key,
+                    head,
+                    &timing,
+                    received,
+                    handled_at,
+                    None,
+                    slow,
+                );
+            }
             Err(e) => {
                 // Answers to the requests before this one still go out before the close.
                 let _ = writer.flush().await;
@@ -191,6 +228,54 @@ where
     // Flushes, then ends the stream: a FIN on TCP, close_notify then FIN on TLS.
     writer.shutdown().await?;
     Ok(())
+}
+
+/// Records one answered request's phases in the registry and, past
+/// `gregor.request.log.threshold.ms`, logs it (Kafka's request logger).
+#[allow(clippy::too_many_arguments)] // one request's timestamps, passed once
+fn record_times(
+    broker: &Broker,
+    connection: &ConnectionContext,
+    api_key: i16,
+    head: Option<bytes::Bytes>,
+    timing: &crate::metrics::RequestTiming,
+    received: Instant,
+    handled_at: Instant,
+    send: Option<Instant>,
+    slow: Option<std::time::Duration>,
+) {
+    let done = Instant::now();
+    let remote = timing.take_remote();
+    let handling = handled_at.duration_since(received);
+    let times = crate::metrics::RequestTimes {
+        local: handling.saturating_sub(remote),
+        remote,
+        response_send: send.map_or_else(Default::default, |s| done.duration_since(s)),
+        total: done.duration_since(received),
+    };
+    broker.metrics.record_request(api_key, &times);
+    if slow.is_some_and(|t| times.total >= t) {
+        let (version, correlation_id, client_id) = head
+            .as_deref()
+            .map(crate::metrics::request_header_fields)
+            .unwrap_or_default();
+        tracing::info!(
+            target: "kafka.request.logger",
+            api = %crate::metrics::api_name(api_key),
+            api_version = version,
+            correlation_id,
+            client_id = %client_id,
+            principal = %connection.principal(),
+            listener = %connection.listener,
+            peer = ?connection.peer,
+            total_ms = times.total.as_secs_f64() * 1000.0,
+            local_ms = times.local.as_secs_f64() * 1000.0,
+            remote_ms = times.remote.as_secs_f64() * 1000.0,
+            throttle_ms = send.map_or(0.0, |s| s.duration_since(handled_at).as_secs_f64() * 1000.0),
+            response_send_ms = times.response_send.as_secs_f64() * 1000.0,
+            "slow request"
+        );
+    }
 }
 
 /// Waits out a quota throttle; `false` when the broker shuts down first.
@@ -214,6 +299,7 @@ enum Flow {
 
 /// The SASL gate of one frame (see `transport::sasl`).
 async fn sasl_gate<W: AsyncWrite + Unpin>(
+    broker: &Broker,
     sasl: &parking_lot::Mutex<SaslSession>,
     frame: &[u8],
     connection: &ConnectionContext,
@@ -242,9 +328,13 @@ async fn sasl_gate<W: AsyncWrite + Unpin>(
                     ..
                 }) => {
                     connection.set_principal(principal);
+                    let counted = broker.metrics.listener(&connection.listener);
+                    counted.successful_authentication.inc();
                     response
                 }
                 Ok(AuthStep::Failed { message } | AuthStep::Illegal { message }) | Err(message) => {
+                    let counted = broker.metrics.listener(&connection.listener);
+                    counted.failed_authentication.inc();
                     // SaslHandshake v0 has no way to carry the error: close
                     // after the delay, as Kafka does.
                     let detail = sasl.lock().take_failure_detail();

@@ -19,6 +19,8 @@
 //!   leader epoch, ISR, high watermark, followers' positions) behind one lock.
 //! - [`quota`]: client quotas (produce / fetch byte rates per user and client id): the
 //!   quota that applies, the measured rate and the throttle time.
+//! - [`metrics`]: the metrics registry (lock-free counters and histograms the request path
+//!   records) and the Prometheus / OpenMetrics text writer `/metrics` uses.
 //! - [`purgatory`]: requests waiting on partitions, woken by those partitions' events only.
 //! - [`log_dir_move`]: moving a replica to another log dir (AlterReplicaLogDirs): a copy
 //!   filled while the partition runs, switched in with appends held off.
@@ -50,6 +52,7 @@ pub mod log_dir_move;
 pub mod meta_properties;
 pub mod metadata_log;
 pub mod metadata_store;
+pub mod metrics;
 pub mod partition;
 pub mod purgatory;
 pub mod quota;

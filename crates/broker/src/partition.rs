@@ -103,6 +103,8 @@ pub struct PartitionView {
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
     pub high_watermark: i64,
+    /// The topic's `min.insync.replicas`.
+    pub min_isr: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -395,6 +397,7 @@ impl Partition {
             replicas: st.replicas.clone(),
             isr: st.isr.clone(),
             high_watermark: self.high_watermark(),
+            min_isr: st.min_isr,
         }
     }
 

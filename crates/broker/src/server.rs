@@ -282,6 +282,9 @@ pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Futur
                             () = tokio::time::sleep(delay) => {}
                         }
                     }
+                    let counted = broker.metrics.listener(&name);
+                    counted.connections_created.inc();
+                    counted.connection_count.add(1);
                     let result = match tls {
                         None => {
                             let context = Arc::new(with_sasl(ConnectionContext::new(
@@ -297,6 +300,8 @@ pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Futur
                     if let Err(e) = result {
                         tracing::debug!(%peer, listener = %name, error = %e, "connection closed");
                     }
+                    counted.connection_count.add(-1);
+                    counted.connections_closed.inc();
                     drop(permit);
                 });
             }
@@ -385,6 +390,7 @@ async fn serve_tls(
         done = handshake => match done {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
+                broker.metrics.listener(&listener).failed_authentication.inc();
                 tracing::info!(%peer, %listener, error = %e, "TLS handshake failed; connection closed");
                 return Ok(());
             }
@@ -408,6 +414,11 @@ async fn serve_tls(
             match name {
                 Ok(name) => KafkaPrincipal::user(name),
                 Err(e) => {
+                    broker
+                        .metrics
+                        .listener(&listener)
+                        .failed_authentication
+                        .inc();
                     tracing::warn!(%peer, %listener, error = %e, "client certificate refused; connection closed");
                     return Ok(());
                 }

@@ -258,15 +258,32 @@ fn tool_exit(result: anyhow::Result<()>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`): text, or one
+/// JSON object per line with `GREGOR_LOG_FORMAT=json` (for log shippers).
+fn init_logging() {
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    let json = std::env::var("GREGOR_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    if json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_current_span(false)
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter())
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_env_filter(filter())
+            .init();
+    }
+}
+
 fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    init_logging();
     let mut props = BTreeMap::new();
     if let Some(path) = &config {
         let text =

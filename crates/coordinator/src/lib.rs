@@ -104,7 +104,7 @@ pub use admin::GROUP_AUTHORIZED_OPERATIONS;
 pub use consumer::{TopicMeta, TopicsSnapshot, TopicsView};
 pub use group::GroupState;
 pub use response::ResponseEnum;
-pub use shard::{ClientInfo, GroupCoordinatorShard};
+pub use shard::{ClientInfo, GroupCoordinatorShard, GroupSummary};
 
 use bytes::Bytes;
 use kafka_protocol::messages::{

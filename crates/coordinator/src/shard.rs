@@ -25,6 +25,21 @@ pub struct ClientInfo {
     pub client_host: String,
 }
 
+/// One group as `/metrics` sees it (see [`GroupCoordinatorShard::group_summaries`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSummary {
+    pub group_id: String,
+    /// `classic` or `consumer` (KIP-848).
+    pub protocol: &'static str,
+    /// Kafka's state name (`Stable`, `Empty`, `PreparingRebalance`, ...).
+    pub state: &'static str,
+    /// The classic group's generation or the consumer group's epoch: how
+    /// many rebalances it went through.
+    pub generation: i32,
+    /// Committed offsets: (topic, partition, offset).
+    pub offsets: Vec<(String, i32, i64)>,
+}
+
 #[derive(Debug)]
 pub struct GroupCoordinatorShard {
     partition: i32,
@@ -54,6 +69,44 @@ impl GroupCoordinatorShard {
     /// metrics and tests; DescribeGroups is the client-facing view).
     pub fn group_state(&self, group_id: &str) -> Option<GroupState> {
         self.groups.get(group_id).map(|g| g.state)
+    }
+
+    /// Every group of this shard (with members, or only committed offsets)
+    /// with its protocol, state and committed offsets: what `/metrics`
+    /// reports (group counts by state, consumer lag).
+    pub fn group_summaries(&self) -> Vec<GroupSummary> {
+        let mut ids: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+        ids.extend(self.groups.keys().map(String::as_str));
+        ids.extend(self.consumer.keys().map(String::as_str));
+        ids.extend(self.offsets.group_ids());
+        ids.into_iter()
+            .map(|id| {
+                let (protocol, state, generation) =
+                    match (self.consumer.get(id), self.groups.get(id)) {
+                        (Some(g), _) => ("consumer", g.state().name(), g.group_epoch),
+                        (None, Some(g)) => ("classic", g.state.name(), g.generation),
+                        // Offsets without a group: Kafka lists it as an Empty classic group.
+                        (None, None) => ("classic", GroupState::Empty.name(), 0),
+                    };
+                let offsets = self
+                    .offsets
+                    .group(id)
+                    .into_iter()
+                    .flat_map(|topics| {
+                        topics.iter().flat_map(|(t, parts)| {
+                            parts.iter().map(|(&p, c)| (t.clone(), p, c.value.offset))
+                        })
+                    })
+                    .collect();
+                GroupSummary {
+                    group_id: id.to_string(),
+                    protocol,
+                    state,
+                    generation,
+                    offsets,
+                }
+            })
+            .collect()
     }
 
     /// Rebuilds state from one `__consumer_offsets` record (key, value or

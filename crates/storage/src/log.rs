@@ -74,6 +74,35 @@ pub struct AppendInfo {
     pub duplicate: bool,
 }
 
+/// Flushes of logs to disk, process-wide: Kafka's `LogFlushStats`
+/// (`LogFlushRateAndTimeMs`), read by `/metrics`. Atomics only.
+#[derive(Debug, Default)]
+pub struct FlushStats {
+    count: std::sync::atomic::AtomicU64,
+    total_us: std::sync::atomic::AtomicU64,
+}
+
+impl FlushStats {
+    fn record(&self, d: std::time::Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.total_us.fetch_add(us, Ordering::Relaxed);
+    }
+    /// Flushes so far, and their total time.
+    pub fn get(&self) -> (u64, std::time::Duration) {
+        (
+            self.count.load(Ordering::Relaxed),
+            std::time::Duration::from_micros(self.total_us.load(Ordering::Relaxed)),
+        )
+    }
+}
+
+/// See [`FlushStats`].
+pub static FLUSH_STATS: FlushStats = FlushStats {
+    count: std::sync::atomic::AtomicU64::new(0),
+    total_us: std::sync::atomic::AtomicU64::new(0),
+};
+
 /// What a read returns: whole batches as they are on disk.
 #[derive(Debug, Clone)]
 pub struct ReadInfo {
@@ -1501,10 +1530,12 @@ impl Log {
         if rp >= end {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         for seg in self.segments_between(rp, i64::MAX) {
             seg.flush()?;
         }
         self.recovery_point.fetch_max(end, Ordering::AcqRel);
+        FLUSH_STATS.record(started.elapsed());
         Ok(())
     }
 

@@ -3,14 +3,17 @@
 //! exporter, a UI), served by the broker process itself.
 //!
 //! - `/healthz`: the process is up and serving HTTP.
-//! - routes added by the modules of this crate (metrics, the console).
 //! - [`console`]: the web console (`/`) and its JSON API (`/api/`).
+//! - [`metrics`]: `/metrics` (Prometheus text or OpenMetrics) and `/readyz`.
+//! - [`lag`]: consumer group lag computed by the broker (for `/metrics`).
 //!
 //! [`bind`] binds every configured address before the broker announces
 //! itself (so a port-0 address can be printed), [`serve`] answers until the
 //! shutdown future resolves.
 
 pub mod console;
+pub mod lag;
+pub mod metrics;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -74,6 +77,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(console::routes(&state))
+        .merge(metrics::routes())
         .with_state(state)
 }
 

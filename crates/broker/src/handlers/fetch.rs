@@ -95,6 +95,8 @@ pub async fn handle(
             resp.throttle_time_ms = ms;
         }
     }
+    // Every partition read counts, also those an incremental answer leaves out.
+    record_metrics(broker, ctx, &resp, consumer);
     match session {
         FetchContext::Incremental(s, epoch) => {
             resp = FetchSessionCache::finish_incremental(&s, epoch, resp);
@@ -108,6 +110,38 @@ pub async fn handle(
         _ => {}
     }
     Some(resp)
+}
+
+/// Bytes out (or replication bytes out), fetch requests and errors per topic.
+fn record_metrics(broker: &Broker, ctx: &RequestContext, resp: &FetchResponse, consumer: bool) {
+    let metrics = &broker.metrics;
+    for t in &resp.responses {
+        let name = if ctx.api_version >= 13 {
+            super::metadata::topic_name_by_id(broker, &t.topic_id)
+        } else {
+            Some(t.topic.to_string())
+        };
+        for p in &t.partitions {
+            metrics.record_error(1, p.error_code);
+        }
+        let Some(name) = name else { continue };
+        let bytes: u64 = t
+            .partitions
+            .iter()
+            .filter_map(|p| p.records.as_ref().map(|r| r.len() as u64))
+            .sum();
+        let failed = t.partitions.iter().filter(|p| p.error_code != 0).count() as u64;
+        let total = t.partitions.len() as u64;
+        metrics.for_topic(&name, |m| {
+            if consumer {
+                m.bytes_out.add(bytes);
+                m.total_fetch_requests.add(total);
+                m.failed_fetch_requests.add(failed);
+            } else {
+                m.replication_bytes_out.add(bytes);
+            }
+        });
+    }
 }
 
 async fn fetch(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> FetchResponse {
@@ -135,9 +169,12 @@ async fn fetch(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> Fet
             waiter = Some(w);
             continue;
         };
+        let waited = std::time::Instant::now();
+        let _waiting = crate::metrics::Waiting::new(&broker.metrics.fetch_purgatory);
         tokio::select! {
-            _ = w.woken() => {}
+            _ = w.woken() => ctx.timing.add_remote(waited.elapsed()),
             _ = tokio::time::sleep_until(deadline) => {
+                ctx.timing.add_remote(waited.elapsed());
                 let (resp, _, _) = read_once(broker, ctx, req);
                 return resp;
             }

@@ -85,6 +85,9 @@ pub struct RequestContext {
     pub connection: Arc<ConnectionContext>,
     pub correlation_id: i32,
     pub client_id: Option<String>,
+    /// The connection's timing of the request in hand: handlers that wait
+    /// in purgatory add the wait (Kafka's remote time).
+    pub timing: Arc<crate::metrics::RequestTiming>,
 }
 
 /// One served API: key, the versions we advertise, and the lowest version we
@@ -149,7 +152,7 @@ macro_rules! apis {
         /// Decodes the request in `frame` (header included), runs its handler and
         /// returns the encoded response frame (size prefix included), or `None` when
         /// the request wants no response (produce with acks=0).
-        pub async fn dispatch(broker: &Broker, frame: Bytes, connection: &Arc<ConnectionContext>) -> Result<Option<ResponseFrame>, DispatchError> {
+        pub async fn dispatch(broker: &Broker, frame: Bytes, connection: &Arc<ConnectionContext>, timing: &Arc<crate::metrics::RequestTiming>) -> Result<Option<ResponseFrame>, DispatchError> {
             let (key, version, mut body) = match check_frame(frame)? {
                 Checked::Request { key, version, body } => (key, version, body),
                 Checked::TooNewApiVersions { correlation_id } => {
@@ -164,6 +167,7 @@ macro_rules! apis {
                 connection: connection.clone(),
                 correlation_id: header.correlation_id,
                 client_id: header.client_id.as_ref().map(|s| s.to_string()),
+                timing: timing.clone(),
             };
             match key {
                 $(

@@ -119,6 +119,15 @@ pub async fn handle(
             if let Some(e) = refused {
                 r.error_code = e.code();
             }
+            if !name.is_empty() {
+                let failed = refused.is_some();
+                broker.metrics.for_topic(&name, |m| {
+                    m.total_produce_requests.inc();
+                    if failed {
+                        m.failed_produce_requests.inc();
+                    }
+                });
+            }
             t.partition_responses.push(r);
         }
         if ctx.api_version < 13 {
@@ -128,7 +137,13 @@ pub async fn handle(
     }
     if !delayed.is_empty() {
         let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+        let waited = std::time::Instant::now();
+        let _waiting = crate::metrics::Waiting::new(&broker.metrics.produce_purgatory);
         await_replication(&mut resp, delayed, timeout).await;
+        ctx.timing.add_remote(waited.elapsed());
+    }
+    for p in resp.responses.iter().flat_map(|t| &t.partition_responses) {
+        broker.metrics.record_error(0, p.error_code);
     }
     // producer_byte_rate, on the request's record bytes once answered
     // (Kafka's produce quota); the client throttles itself from v6.
@@ -284,6 +299,7 @@ fn append(
     if util::is_internal(topic) {
         return Err(ResponseError::InvalidTopicException);
     }
+    let record_bytes = records.as_ref().map_or(0, |r| r.len() as u64);
     let records = match records {
         Some(bytes) if !bytes.is_empty() => bytes
             .try_into_mut()
@@ -292,6 +308,13 @@ fn append(
     };
     match partition.append_records_as_leader_verified(records, acks, verification) {
         Ok(info) => {
+            if !info.duplicate {
+                let messages = u64::try_from(info.last_offset - info.base_offset + 1).unwrap_or(0);
+                broker.metrics.for_topic(topic, |m| {
+                    m.messages_in.add(messages);
+                    m.bytes_in.add(record_bytes);
+                });
+            }
             r.base_offset = info.base_offset;
             r.log_append_time_ms = info.log_append_time;
             if ctx.api_version >= 5 {
@@ -307,6 +330,9 @@ fn append(
         }
         Err(e) => {
             tracing::debug!(partition = %partition.tp, error = %e, "produce rejected");
+            broker
+                .metrics
+                .for_topic(topic, |m| m.bytes_rejected.add(record_bytes));
             if let PartitionError::Storage(se) = &e {
                 broker.on_storage_error(&partition.tp, se);
                 if ctx.api_version >= 8 {

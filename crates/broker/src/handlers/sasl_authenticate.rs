@@ -19,7 +19,7 @@ use crate::broker::Broker;
 use crate::transport::sasl::AuthStep;
 
 pub async fn handle(
-    _broker: &Broker,
+    broker: &Broker,
     ctx: &RequestContext,
     req: SaslAuthenticateRequest,
 ) -> Option<SaslAuthenticateResponse> {
@@ -44,10 +44,20 @@ pub async fn handle(
                 "SASL authentication succeeded"
             );
             ctx.connection.set_principal(principal);
+            broker
+                .metrics
+                .listener(&ctx.connection.listener)
+                .successful_authentication
+                .inc();
             resp.auth_bytes = Bytes::from(response);
             resp.session_lifetime_ms = session_lifetime_ms;
         }
         AuthStep::Failed { message } => {
+            broker
+                .metrics
+                .listener(&ctx.connection.listener)
+                .failed_authentication
+                .inc();
             let detail = ctx
                 .connection
                 .sasl()

@@ -230,6 +230,11 @@ impl OffsetStore {
             .map(|c| &c.value)
     }
 
+    /// Every group with a committed offset.
+    pub fn group_ids(&self) -> impl Iterator<Item = &str> {
+        self.by_group.keys().map(String::as_str)
+    }
+
     /// The committed offsets of a group.
     pub fn group(&self, group: &str) -> Option<&TopicOffsets> {
         self.by_group.get(group)

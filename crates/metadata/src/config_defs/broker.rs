@@ -131,6 +131,8 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "controller.quorum.voters",
     "default.replication.factor",
     "delete.topic.enable",
+    "gregor.metrics.partition.level",
+    "gregor.request.log.threshold.ms",
     "gregor.ssl.keystore.reload.interval.ms",
     "group.consumer.assignors",
     "group.consumer.heartbeat.interval.ms",

@@ -50,6 +50,8 @@ pub(super) static SERVER_CONFIGS: &[BrokerConfigDef] = &[
     ro("fetch.max.bytes", T::Int, Some("57671680"), V::AtLeast(1024), "Broker: fetch max bytes."),
     ro("fetch.purgatory.purge.interval.requests", T::Int, Some("1000"), V::None, "Broker: fetch purgatory purge interval requests."),
     cw("follower.fetch.last.tiered.offset.enable", T::Boolean, Some("false"), V::None, "Followers start fetching from the last tiered offset."),
+    ro("gregor.metrics.partition.level", T::Boolean, Some("true"), V::None, "Gregor: whether /metrics has per-partition series (log size, offsets, under-replicated, consumer lag per partition); false keeps per-topic and broker-wide series only, bounding the cardinality."),
+    ro("gregor.request.log.threshold.ms", T::Long, Some("-1"), V::None, "Gregor: requests taking at least this long (ms) are logged at INFO with their API, client, principal and time per phase (Kafka's kafka.request.logger, for slow requests only); -1 disables."),
     ro("http.listeners", T::String, Some("http://127.0.0.1:8080"), V::None, "Gregor: the HTTP listener(s) for /metrics, /healthz, /readyz and the web console, comma-separated http://HOST:PORT (port 0 picks a free port and prints it); empty disables it."),
     ro("initial.broker.registration.timeout.ms", T::Int, Some("60000"), V::None, "Broker: initial broker registration timeout (ms)."),
     ro("inter.broker.listener.name", T::String, None, V::None, "Listener used between brokers."),
