@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from cluster_util import Cluster, Node, free_ports, wait_for
-from test_tls import certs  # noqa: F401 - the session's CA and certificates
+from test_tls import _signed, certs  # noqa: F401 - the session's CA and certificates
 
 RECORDS = 200
 DEADLINE_S = 60.0
@@ -253,3 +253,60 @@ def test_broker_with_wrong_credentials_cannot_join(make_cluster, certs, kind):  
             node._kill_now()
     finally:
         cluster.node_overrides = good
+
+
+def _reloads(node: Node) -> int:
+    """How many times the node reloaded the TLS side of its outgoing links."""
+    return sum(1 for line in node.stderr_text(tail=None).splitlines()
+               if "SSL keystore/truststore reloaded" in line and "outgoing links" in line)
+
+
+def test_mtls_cluster_survives_a_certificate_rotation(make_cluster, certs, tmp_path):  # noqa: F811
+    """Every node's keystore is replaced by a certificate from another CA
+    (same subject and SANs, as a rotation keeps them), then the old CA is
+    dropped from the truststores: links opened afterwards must present the
+    new certificate. Killing the leader forces them (followers connect to
+    the new leader), and acks=all writes with min.insync.replicas=2 prove
+    replication runs over them."""
+    d = tmp_path / "rotation"
+    d.mkdir()
+    _signed(certs, "server-rotated", "/CN=localhost", "other-ca", "subjectAltName=IP:127.0.0.1,DNS:localhost")
+    keystore, truststore = d / "keystore.pem", d / "truststore.pem"
+    keystore.write_text((certs / "server-keystore.pem").read_text())
+    both = d / "both-cas.pem"
+    both.write_text((certs / "ca.pem").read_text() + (certs / "other-ca.pem").read_text())
+    truststore.write_text(both.read_text())
+
+    def node_overrides(node: Node) -> dict[str, str]:
+        return {**mtls_node(certs)(node), "ssl.keystore.location": str(keystore),
+                "ssl.truststore.location": str(truststore),
+                "gregor.ssl.keystore.reload.interval.ms": "300"}
+
+    cluster = make_cluster(node_overrides)
+    conf = lambda nodes: {**ssl_conf(certs, nodes), "ssl.ca.location": str(both)}  # noqa: E731
+    topic = "rotated-links"
+    cluster.create_topic(topic, partitions=1, rf=3, config={"min.insync.replicas": "2"})
+    acked = produce_acked(conf(cluster.live_nodes()), topic, RECORDS)
+    wait_for(lambda: sorted(cluster.describe(topic)[0].isr) == [1, 2, 3], DEADLINE_S,
+             "the ISR to hold all three replicas")
+
+    def rotate(path: Path, text: str, reloads_before: dict[int, int]) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)  # atomically, as certificate managers do
+        wait_for(lambda: all(_reloads(n) > reloads_before[n.id] for n in cluster.live_nodes()),
+                 DEADLINE_S, f"every node to reload its outgoing links after {path.name} changed")
+
+    rotate(keystore, (certs / "server-rotated-keystore.pem").read_text(),
+           {n.id: _reloads(n) for n in cluster.live_nodes()})
+    # The old CA is gone: a certificate from it is refused from now on.
+    rotate(truststore, (certs / "other-ca.pem").read_text(), {n.id: _reloads(n) for n in cluster.live_nodes()})
+
+    leader = cluster.wait_for_leader(topic, 0)
+    cluster.node(leader).kill9()
+    cluster.wait_for_leader(topic, 0, not_in=(leader,), timeout=DEADLINE_S)
+    live = cluster.live_nodes()
+    more = produce_acked(conf(live), topic, 10)
+    assert len(more) == 10
+    seen = consume_all(conf(live), topic, acked | more)
+    assert acked | more <= seen, f"acknowledged records lost: {sorted((acked | more) - seen)[:10]}"
