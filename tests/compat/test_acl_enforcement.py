@@ -5,8 +5,9 @@ lists only the topics the principal may DESCRIBE and answers a topic it may
 not describe the same way whether it exists or not; transactional and
 idempotent producers need WRITE on the transactional id, or IDEMPOTENT_WRITE
 / WRITE on some topic; configs need DESCRIBE_CONFIGS; authorized operations
-are the principal's. The PLAINTEXT listener is the inter-broker one (a
-super user's), used here as the administrator.
+are the principal's. The PLAINTEXT listener is the inter-broker one; its
+User:ANONYMOUS is in super.users (as Kafka's brokers need CLUSTER_ACTION),
+and it is used here as the administrator.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from confluent_kafka.admin import (
 )
 
 from compat_util import ck_admin
+from test_acls import AUTHORIZER  # with super.users=User:ANONYMOUS
 from test_sasl import sasl_bootstrap, sasl_overrides
 from test_tls import start_broker  # noqa: F401 - fixture
 
-AUTHORIZER = {"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer"}
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
         'user_alice="alice-secret" user_bob="bob-secret";')
 ALICE = "User:alice"

@@ -18,9 +18,13 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from compat_util import ck_admin
+from compat_util import ck_admin, wait_until
 
-AUTHORIZER = {"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer"}
+# The PLAINTEXT listener is the inter-broker one; with an authorizer its
+# principal (User:ANONYMOUS) must be a super user, as Kafka's brokers need
+# CLUSTER_ACTION. The fixtures' probes and the tests' admin use it too.
+AUTHORIZER = {"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+              "super.users": "User:ANONYMOUS"}
 TIMEOUT = 15
 
 
@@ -153,7 +157,7 @@ def _error_code(future):
 
 def test_enforcement_with_mtls_principals(start_broker, certs):
     b = start_broker(mtls_overrides(certs, **AUTHORIZER))
-    # The PLAINTEXT listener is the inter-broker one: a super user's for now.
+    # The PLAINTEXT listener's User:ANONYMOUS is a super user (AUTHORIZER).
     admin = ck_admin(b.bootstrap)
     alice = AdminClient({"bootstrap.servers": ssl_bootstrap(b), "security.protocol": "ssl",
                          "ssl.ca.location": str(certs / "ca.pem"),
@@ -232,3 +236,81 @@ def test_acls_tool(broker):
     assert _acls_tool(*b, "--remove", "--topic", "t", check=False).returncode != 0
     _acls_tool(*b, "--remove", "--force", "--topic", "t")
     assert {x.name for x in describe(admin, filt())} == {"logs-", "g"}
+
+
+# ------------------------------------- the inter-broker listener grants nothing by itself
+
+def _tls_raw(port: int, certs, client: str):
+    """A raw Kafka connection over TLS with `client`'s certificate."""
+    import ssl
+    from fault_util import RawConn
+    conn = RawConn("127.0.0.1", port, timeout=10.0)
+    tls = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    tls.load_cert_chain(str(certs / f"{client}.pem"), str(certs / f"{client}.key"))
+    conn.sock = tls.wrap_socket(conn.sock, server_hostname="localhost")
+    return conn
+
+
+def _follower_fetch_error(conn, topic: str, replica_id: int) -> int:
+    """Fetch v4 as a follower (replica_id set): the partition's error code."""
+    import struct
+    from fault_util import _str
+    body = (struct.pack(">iiiib", replica_id, 0, 0, 1 << 20, 0) + struct.pack(">i", 1) + _str(topic)
+            + struct.pack(">i", 1) + struct.pack(">iqi", 0, 0, 1 << 20))
+    r = conn.request(1, 4, body)
+    r.take(">i")  # throttle
+    assert r.take(">i") == 1 and r.string() == topic
+    assert r.take(">i") == 1 and r.take(">i") == 0
+    return r.take(">h")
+
+
+def _write_txn_markers_error(conn, topic: str) -> int:
+    """WriteTxnMarkers v1 (flexible: compact arrays and tagged fields), one
+    COMMIT marker: the partition's error code."""
+    import struct
+    from fault_util import _str
+    name = topic.encode()
+    body = (bytes([2]) + struct.pack(">qhb", 4242, 0, 1)
+            + bytes([2, len(name) + 1]) + name + bytes([2]) + struct.pack(">i", 0) + b"\x00"
+            + struct.pack(">i", 0) + b"\x00" + b"\x00")
+    cid = next(conn.correlation)
+    frame = struct.pack(">hhi", 27, 1, cid) + _str("gregor-test") + b"\x00" + body
+    conn.sock.sendall(struct.pack(">i", len(frame)) + frame)
+    r = conn.receive(cid)
+    assert r.take(">b") == 0  # response header tags
+    assert r.take(">b") == 2 and r.take(">q") == 4242
+    assert r.take(">b") == 2 and r.take(">b") == len(name) + 1
+    r.i += len(name)
+    assert r.take(">b") == 2 and r.take(">i") == 0
+    return r.take(">h")
+
+
+def test_inter_broker_listener_authorizes_by_principal(start_broker, certs):
+    """The SSL listener is the inter-broker one; only the brokers' principal
+    (their certificate's DN, in super.users) may act as a broker there, as in
+    Kafka: another client on the same listener is refused CLUSTER_ACTION."""
+    b = start_broker(mtls_overrides(certs, **{**AUTHORIZER, "super.users": "User:CN=localhost",
+                                              "inter.broker.listener.name": "SSL"}))
+    broker_conf = {"bootstrap.servers": ssl_bootstrap(b), "security.protocol": "ssl",
+                   "ssl.ca.location": str(certs / "ca.pem"),
+                   "ssl.certificate.location": str(certs / "server.pem"),
+                   "ssl.key.location": str(certs / "server.key"), "socket.timeout.ms": 10000}
+    topic = "replicated"
+    broker_admin = AdminClient(broker_conf)
+    assert _error_code(broker_admin.create_topics([NewTopic(topic, 1, 1)], request_timeout=TIMEOUT)[topic]) is None
+    port = b.listener_port("SSL")
+
+    with _tls_raw(port, certs, "alice") as alice:
+        # Kafka answers an unauthorized follower fetch per partition.
+        assert _follower_fetch_error(alice, topic, replica_id=1) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+        assert _write_txn_markers_error(alice, topic) == KafkaError.CLUSTER_AUTHORIZATION_FAILED
+        # CLUSTER_ACTION by ACL is enough, as for Kafka's brokers.
+        grant = allow(ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL, ALICE,
+                      AclOperation.CLUSTER_ACTION)
+        create(broker_admin, [grant])
+        wait_until(lambda: _write_txn_markers_error(alice, topic) != KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+                   TIMEOUT, "the CLUSTER_ACTION ACL to reach the broker")
+        assert _follower_fetch_error(alice, topic, replica_id=1) != KafkaError.TOPIC_AUTHORIZATION_FAILED
+    with _tls_raw(port, certs, "server") as broker:
+        assert _follower_fetch_error(broker, topic, replica_id=1) != KafkaError.TOPIC_AUTHORIZATION_FAILED
+        assert _write_txn_markers_error(broker, topic) != KafkaError.CLUSTER_AUTHORIZATION_FAILED

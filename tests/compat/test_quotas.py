@@ -301,7 +301,7 @@ def test_authorization_with_mtls_principal(start_broker, certs):
     quota = [("client-id", "c")], [("producer_byte_rate", 5.0, False)]
     assert alter_v0(alice, *quota, tls=tls)[0] == CLUSTER_AUTHORIZATION_FAILED
     assert describe_v0(alice, [], tls=tls)[0] == CLUSTER_AUTHORIZATION_FAILED
-    # The PLAINTEXT listener is the inter-broker one: a super user's.
+    # The PLAINTEXT listener's User:ANONYMOUS is a super user (AUTHORIZER).
     assert alter_v0(b.bootstrap, *quota) == (0, None)
     acl = AclBinding(ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL, ALICE, "*",
                      AclOperation.ALTER_CONFIGS, AclPermissionType.ALLOW)

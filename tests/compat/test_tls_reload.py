@@ -139,3 +139,54 @@ def test_reload_interval_picks_up_replaced_file(certs, keystore, start_broker):
     assert new != old
     wait_until(lambda: served_serial(port) == new, timeout=TIMEOUT_S, what="replaced certificate served")
     produce_ok(p, "watched", b"after")
+
+
+def other_subject_keystore(certs: Path, name: str, subject: str, san: str) -> Path:
+    _signed(certs, name, subject, "ca", f"subjectAltName={san}")
+    return certs / f"{name}-keystore.pem"
+
+
+def test_new_subject_or_fewer_sans_refused(certs, keystore, start_broker):
+    """Kafka's ssl.allow.dn.changes / ssl.allow.san.changes (false): a new
+    certificate must keep the DN and every SAN; more SANs are fine."""
+    b = start_broker(ssl_overrides(certs, **{"ssl.keystore.location": str(keystore),
+                                             "gregor.ssl.keystore.reload.interval.ms": "500"}))
+    port = b.listener_port("SSL")
+    old = served_serial(port)
+    other_dn = other_subject_keystore(certs, "server-other-dn", "/CN=intruder",
+                                      "IP:127.0.0.1,DNS:localhost")
+    fewer_sans = other_subject_keystore(certs, "server-fewer-sans", "/CN=localhost", "DNS:localhost")
+    more_sans = other_subject_keystore(certs, "server-more-sans", "/CN=localhost",
+                                       "IP:127.0.0.1,DNS:localhost,DNS:broker1.example")
+
+    with pytest.raises(Exception) as refused:
+        alter(b.bootstrap, str(other_dn))
+    assert ("Keystore DistinguishedName does not match:  existing={alias=kafka, DN=CN=localhost}, "
+            "new={alias=kafka, DN=CN=intruder}") in str(refused.value), refused.value
+    with pytest.raises(Exception) as refused:
+        alter(b.bootstrap, str(fewer_sans))
+    assert "Keystore SubjectAltNames do not match" in str(refused.value), refused.value
+    assert served_serial(port) == old
+
+    # A file replaced in place by one naming another subject: logged, old one kept.
+    shutil.copy(other_dn, keystore)
+    wait_until(lambda: "Keystore DistinguishedName does not match" in b.stderr_text(), timeout=TIMEOUT_S,
+               what="the file reload refused")
+    assert served_serial(port) == old
+
+    # More SANs: taken.
+    alter(b.bootstrap, str(more_sans))
+    wait_until(lambda: served_serial(port) == file_serial(more_sans), timeout=TIMEOUT_S,
+               what="the certificate with more SANs served")
+
+
+def test_subject_change_allowed_when_configured(certs, keystore, start_broker):
+    b = start_broker(ssl_overrides(certs, **{"ssl.keystore.location": str(keystore),
+                                             "gregor.ssl.keystore.reload.interval.ms": "0",
+                                             "ssl.allow.dn.changes": "true",
+                                             "ssl.allow.san.changes": "true"}))
+    port = b.listener_port("SSL")
+    other = other_subject_keystore(certs, "server-renamed", "/CN=renamed", "DNS:renamed.example")
+    alter(b.bootstrap, str(other))
+    wait_until(lambda: served_serial(port) == file_serial(other), timeout=TIMEOUT_S,
+               what="the renamed certificate served")

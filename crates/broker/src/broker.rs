@@ -71,6 +71,10 @@ pub struct Broker {
     /// Woken when broker configs change in the image: the SSL listeners'
     /// reload task (`transport::tls_reload`) re-reads their settings.
     pub tls_configs_changed: tokio::sync::Notify,
+    /// The TLS listeners' acceptors as served (set when they are bound),
+    /// so a keystore alteration is checked against the certificate in use.
+    pub tls_listeners:
+        parking_lot::Mutex<Vec<Arc<crate::transport::tls_reload::ReloadableAcceptor>>>,
     /// The port each client listener advertises (`config.listeners` order):
     /// the port actually bound when it asked for 0.
     bound_ports: Vec<std::sync::atomic::AtomicU16>,
@@ -244,6 +248,7 @@ impl Broker {
             partitions: RwLock::new(HashMap::new()),
             producer_ids: Mutex::new(ProducerIdBlock::default()),
             tls_configs_changed: tokio::sync::Notify::new(),
+            tls_listeners: parking_lot::Mutex::new(Vec::new()),
             this: weak.clone(),
             reconciled: Mutex::new(None),
             fatal: tokio::sync::watch::channel(None).0,

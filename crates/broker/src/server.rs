@@ -189,13 +189,15 @@ pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Futur
     let group_timers = tokio::spawn(broker.groups.clone().run_timers(stop_rx.clone()));
     let txn_timers = tokio::spawn(broker.txns.clone().run_timers(stop_rx.clone()));
     let cluster = tokio::spawn(crate::cluster::run_broker(broker.clone(), stop_rx.clone()));
+    let tls_listeners: Vec<_> = listeners
+        .bound
+        .iter()
+        .filter_map(|l| l.tls.as_ref().map(|t| t.acceptor.clone()))
+        .collect();
+    *broker.tls_listeners.lock() = tls_listeners.clone();
     let tls_reload = tokio::spawn(crate::transport::tls_reload::run(
         broker.clone(),
-        listeners
-            .bound
-            .iter()
-            .filter_map(|l| l.tls.as_ref().map(|t| t.acceptor.clone()))
-            .collect(),
+        tls_listeners,
         stop_rx.clone(),
     ));
     // One authenticator per SASL listener; each connection starts a session on it.

@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use gregor_security::keystore::{self, KeyMaterial, StoreType};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use gregor_security::tls_verify::AnyHostName;
 use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::ServerName;
+use rustls::RootCertStore;
 
 use crate::error::{Error, Result};
 
@@ -200,7 +200,7 @@ impl SslSettings {
         } else {
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoHostnameVerifier(webpki)))
+                .with_custom_certificate_verifier(Arc::new(AnyHostName::new(webpki)))
         };
         let config = match self.key_material()? {
             None => builder.with_no_client_auth(),
@@ -227,54 +227,6 @@ pub(crate) fn server_name(addr: &str) -> std::result::Result<ServerName<'static>
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     ServerName::try_from(host.to_string()).map_err(|e| format!("{host:?} is not a host name: {e}"))
-}
-
-/// `ssl.endpoint.identification.algorithm=none`: the chain and signatures
-/// are verified, the host name is not (Kafka's behaviour with an empty value).
-#[derive(Debug)]
-struct NoHostnameVerifier(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for NoHostnameVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
 }
 
 /// Words for a failed handshake that point at the setting to check.

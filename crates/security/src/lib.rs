@@ -11,6 +11,9 @@
 //! - [`jaas`]: [`JaasConfig`], a parser for `sasl.jaas.config` text.
 //! - [`keystore`]: Kafka's keystores and truststores (PEM) read into the
 //!   DER certificates and key rustls takes, for the broker and the client.
+//! - [`tls_verify`]: the server-certificate verifier without host-name
+//!   check (`ssl.endpoint.identification.algorithm=`), for the broker's
+//!   links and the client.
 //! - [`oauthbearer`]: SASL/OAUTHBEARER: the client's initial response,
 //!   Kafka's unsecured and JWKS validators, [`OAuthBearerServer`].
 //! - [`plain`]: [`PlainServer`] (RFC 4616) and [`PlainUsers`] (the
@@ -57,6 +60,7 @@ pub mod keystore;
 pub mod oauthbearer;
 pub mod plain;
 pub mod scram;
+pub mod tls_verify;
 
 pub use jaas::{JaasConfig, JaasError};
 pub use oauthbearer::{OAuthBearerConfig, OAuthBearerServer};

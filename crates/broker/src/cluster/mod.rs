@@ -53,6 +53,7 @@ use tokio::sync::watch;
 use crate::broker::BrokerError;
 use crate::config::{BrokerConfig, QuorumSettings};
 use crate::transport::client::{ClientConnector, LinkAcceptor};
+use crate::transport::tls_reload::{ReloadableAcceptor, ReloadableConnector};
 
 mod broker_loop;
 
@@ -151,6 +152,11 @@ enum Seat {
 pub struct QuorumLink {
     seat: Seat,
     transport: Arc<TcpTransport>,
+    /// The TLS sides of the controller links, reloaded with the keystore:
+    /// this node's connector to the controllers and, once it serves the
+    /// controller listener, that listener's acceptor.
+    tls_connector: Option<Arc<ReloadableConnector>>,
+    tls_acceptor: Mutex<Option<Arc<ReloadableAcceptor>>>,
     node_id: i32,
     pub settings: QuorumSettings,
     clock: Arc<dyn Clock>,
@@ -177,12 +183,23 @@ pub enum ClusterError {
 }
 
 /// The connector of this node's links to the controllers, secured as the
-/// controller listener's protocol says.
-fn controller_connector(config: &BrokerConfig) -> Result<Arc<TcpTransport>, ClusterError> {
-    Ok(Arc::new(match &config.controller_link {
-        Some(link) => TcpTransport::with_connector(Arc::new(ClientConnector::new(&link.security)?)),
-        None => TcpTransport::default(),
-    }))
+/// controller listener's protocol says, and its TLS side (reloaded with
+/// the keystore).
+#[allow(clippy::type_complexity)]
+fn controller_connector(
+    config: &BrokerConfig,
+) -> Result<(Arc<TcpTransport>, Option<Arc<ReloadableConnector>>), ClusterError> {
+    Ok(match &config.controller_link {
+        Some(link) => {
+            let connector = ClientConnector::new(&link.security)?;
+            let tls = connector.tls();
+            (
+                Arc::new(TcpTransport::with_connector(Arc::new(connector))),
+                tls,
+            )
+        }
+        None => (Arc::new(TcpTransport::default()), None),
+    })
 }
 
 impl QuorumLink {
@@ -201,12 +218,15 @@ impl QuorumLink {
         settings: QuorumSettings,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, ClusterError> {
+        let (transport, tls_connector) = controller_connector(config)?;
         Ok(Arc::new(Self {
             seat: Seat::Observer {
                 image: watch::channel(AppliedImage::default()).0,
                 leader: Mutex::new(None),
             },
-            transport: controller_connector(config)?,
+            transport,
+            tls_connector,
+            tls_acceptor: Mutex::new(None),
             node_id: config.node_id,
             settings,
             clock,
@@ -222,7 +242,7 @@ impl QuorumLink {
         settings: QuorumSettings,
         clock: Arc<dyn Clock>,
     ) -> Result<(Arc<Self>, TcpListener), ClusterError> {
-        let transport = controller_connector(config)?;
+        let (transport, tls_connector) = controller_connector(config)?;
         let voters = settings
             .voters
             .iter()
@@ -262,6 +282,8 @@ impl QuorumLink {
         let link = Arc::new(Self {
             seat: Seat::Voter(quorum),
             transport,
+            tls_connector,
+            tls_acceptor: Mutex::new(None),
             node_id: config.node_id,
             settings,
             clock,
@@ -393,7 +415,8 @@ impl QuorumLink {
         let Some(link) = &config.controller_link else {
             return Ok(None);
         };
-        if link.security.protocol == crate::transport::SecurityProtocol::Plaintext {
+        let plaintext = link.security.protocol == crate::transport::SecurityProtocol::Plaintext;
+        if plaintext && config.authorizer.is_none() {
             return Ok(None);
         }
         let authenticator = link.sasl_server.as_ref().map(|s| {
@@ -406,12 +429,40 @@ impl QuorumLink {
                 )),
             )
         });
-        let acceptor = LinkAcceptor::new(
+        let mut acceptor = LinkAcceptor::new(
             &link.security.listener,
             link.security.tls.as_ref(),
             authenticator,
         )?;
+        if let Some(authorizer) = config.authorizer.clone() {
+            // Peers are authorized by principal, as Kafka's controller does
+            // (on a PLAINTEXT listener they are all User:ANONYMOUS).
+            let weak = Arc::downgrade(self);
+            acceptor = acceptor.with_authorizer(Arc::new(move |principal, host| {
+                let Some(link) = weak.upgrade() else {
+                    return false;
+                };
+                authorizer.authorize(
+                    link.image().acls().map(|(_, b)| b),
+                    &principal.to_string(),
+                    &host.to_string(),
+                    gregor_security::acl::AclOperation::ClusterAction,
+                    gregor_security::acl::ResourceType::Cluster,
+                    gregor_security::acl::CLUSTER_RESOURCE_NAME,
+                ) == gregor_security::acl::Decision::Allowed
+            }));
+        }
+        *self.tls_acceptor.lock() = acceptor.tls();
         Ok(Some(Arc::new(acceptor)))
+    }
+
+    /// The TLS sides of this node's controller links, for a reload.
+    #[allow(clippy::type_complexity)]
+    pub fn tls_reloadables(&self) -> (Vec<Arc<ReloadableAcceptor>>, Vec<Arc<ReloadableConnector>>) {
+        (
+            self.tls_acceptor.lock().iter().cloned().collect(),
+            self.tls_connector.iter().cloned().collect(),
+        )
     }
 
     /// The active controller's node id, if known.

@@ -46,10 +46,12 @@ pub fn filter(
 /// The authorization view of one request: the caller (principal and
 /// host) and the ACLs of one metadata image, so a request with many
 /// resources reads the image once. Without an authorizer everything is
-/// allowed. Requests on the inter-broker listener are treated as a super
-/// user's: other brokers come as `User:ANONYMOUS` on PLAINTEXT today, and
-/// Kafka would want CLUSTER_ACTION from them (so, on a single listener,
-/// every client there is one too: give clients a listener of their own).
+/// allowed. The listener plays no part: other brokers are authorized by
+/// their principal as Kafka does it (CLUSTER_ACTION on the cluster for a
+/// follower's Fetch, WriteTxnMarkers, the verification form of
+/// AddPartitionsToTxn...), which they hold by being in `super.users` or
+/// by an ACL. On a PLAINTEXT inter-broker listener that principal is
+/// `User:ANONYMOUS`.
 pub struct Authz<'a> {
     check: Option<Check<'a>>,
 }
@@ -66,14 +68,6 @@ impl<'a> Authz<'a> {
         let Some(authorizer) = &broker.config.authorizer else {
             return Authz { check: None };
         };
-        let inter_broker = broker
-            .config
-            .listeners
-            .get(broker.config.inter_broker_listener)
-            .is_some_and(|l| *l.listener.name == *ctx.connection.listener);
-        if inter_broker {
-            return Authz { check: None };
-        }
         Authz {
             check: Some(Check {
                 authorizer,

@@ -23,7 +23,8 @@
 //! same two SASL requests answered here before the Raft frames start.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -39,6 +40,7 @@ use tokio::net::TcpStream;
 
 use super::principal::PrincipalMapper;
 use super::tls::{Password, TlsConfigError, TlsError, TlsSettings};
+use super::tls_reload::{ReloadableAcceptor, ReloadableConnector};
 use super::{KafkaPrincipal, SecurityProtocol};
 
 /// How long TLS and SASL may take on a new link, either side.
@@ -196,7 +198,8 @@ fn sasl_login(
 pub struct ClientConnector {
     listener: String,
     protocol: SecurityProtocol,
-    tls: Option<tokio_rustls::TlsConnector>,
+    /// Reloaded when the keystore or truststore changes (`tls_reload`).
+    tls: Option<Arc<ReloadableConnector>>,
     sasl: Option<SaslLogin>,
 }
 
@@ -224,7 +227,7 @@ impl ClientConnector {
     /// start with its path named).
     pub fn new(security: &LinkSecurity) -> Result<Self, TlsError> {
         let tls = match &security.tls {
-            Some(t) => Some(tokio_rustls::TlsConnector::from(t.client_config()?)),
+            Some(t) => Some(Arc::new(ReloadableConnector::connector(t)?)),
             None => None,
         };
         Ok(Self {
@@ -233,6 +236,11 @@ impl ClientConnector {
             tls,
             sasl: security.sasl.clone(),
         })
+    }
+
+    /// The TLS side to reload when the keystore or truststore changes.
+    pub fn tls(&self) -> Option<Arc<ReloadableConnector>> {
+        self.tls.clone()
     }
 
     pub fn protocol(&self) -> SecurityProtocol {
@@ -267,7 +275,7 @@ impl ClientConnector {
             Some(tls) => {
                 let name = rustls_pki_types::ServerName::try_from(host.to_string())
                     .map_err(|e| std::io::Error::other(format!("host name {host}: {e}")))?;
-                let s = tls.connect(name, socket).await.map_err(|e| {
+                let s = tls.current().connect(name, socket).await.map_err(|e| {
                     std::io::Error::other(format!(
                         "TLS handshake with {host} (listener {}) failed: {e}",
                         self.listener
@@ -471,12 +479,18 @@ where
     Ok(r.auth_bytes)
 }
 
+/// Whether a principal connecting from a host may hold a link on the
+/// controller listener.
+pub type LinkAuthorizer = Arc<dyn Fn(&KafkaPrincipal, IpAddr) -> bool + Send + Sync>;
+
 /// The controller listener's accepting side: TLS (the client certificate
-/// mapped to a principal), then the SASL exchange.
+/// mapped to a principal), then the SASL exchange, then, with an
+/// authorizer, the principal's right to be there.
 pub struct LinkAcceptor {
     listener: String,
-    tls: Option<(tokio_rustls::TlsAcceptor, PrincipalMapper)>,
+    tls: Option<(Arc<ReloadableAcceptor>, PrincipalMapper)>,
     sasl: Option<Authenticator>,
+    authorize: Option<LinkAuthorizer>,
 }
 
 impl LinkAcceptor {
@@ -489,7 +503,7 @@ impl LinkAcceptor {
     ) -> Result<Self, TlsError> {
         let tls = match tls {
             Some(t) => Some((
-                tokio_rustls::TlsAcceptor::from(t.server_config()?),
+                Arc::new(ReloadableAcceptor::new(t)?),
                 t.principal_mapper.clone(),
             )),
             None => None,
@@ -498,7 +512,24 @@ impl LinkAcceptor {
             listener: listener.to_string(),
             tls,
             sasl,
+            authorize: None,
         })
+    }
+
+    /// The TLS side to reload when the keystore or truststore changes.
+    pub fn tls(&self) -> Option<Arc<ReloadableAcceptor>> {
+        self.tls.as_ref().map(|(a, _)| a.clone())
+    }
+
+    /// Refuses links whose principal `authorize` rejects. Kafka's
+    /// controller answers every request of its listener (Vote, Fetch,
+    /// BrokerRegistration, BrokerHeartbeat, AlterPartition...) with
+    /// CLUSTER_AUTHORIZATION_FAILED unless the principal has CLUSTER_ACTION
+    /// on the cluster; this listener's frames are Raft's, so the link is
+    /// closed instead, with that reason in the log.
+    pub fn with_authorizer(mut self, authorize: LinkAuthorizer) -> Self {
+        self.authorize = Some(authorize);
+        self
     }
 
     /// Secures one accepted socket and names who is at the other end.
@@ -507,7 +538,23 @@ impl LinkAcceptor {
         socket: TcpStream,
         peer: SocketAddr,
     ) -> std::io::Result<(BoxStream, KafkaPrincipal)> {
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.accept_inner(socket)).await {
+        let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.accept_inner(socket))
+            .await
+            .map(|r| {
+                r.and_then(|(stream, principal)| match &self.authorize {
+                    Some(allows) if !allows(&principal, peer.ip()) => {
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::PermissionDenied,
+                            format!(
+                                "{principal} is not authorized for CLUSTER_ACTION on the cluster \
+                                 (CLUSTER_AUTHORIZATION_FAILED); add it to super.users or grant the ACL"
+                            ),
+                        ))
+                    }
+                    _ => Ok((stream, principal)),
+                })
+            });
+        match accepted {
             Ok(r) => r.map_err(|e| {
                 std::io::Error::new(
                     e.kind(),
@@ -533,6 +580,7 @@ impl LinkAcceptor {
             None => Box::new(socket),
             Some((acceptor, mapper)) => {
                 let s = acceptor
+                    .acceptor()
                     .accept(socket)
                     .await
                     .map_err(|e| std::io::Error::other(format!("TLS handshake failed: {e}")))?;
@@ -564,6 +612,7 @@ impl gregor_raft::Acceptor for LinkAcceptor {
             listener: self.listener.clone(),
             tls: self.tls.clone(),
             sasl: self.sasl.clone(),
+            authorize: self.authorize.clone(),
         };
         Box::pin(async move {
             let (stream, principal) = LinkAcceptor::accept(&this, socket, peer).await?;
@@ -706,6 +755,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::tls_reload::Refresh;
     use gregor_security::{PlainUsers, StaticCredentials};
     use std::sync::Arc;
 
@@ -887,5 +937,129 @@ mod tests {
                 assert!(e.contains("Authentication failed"), "{e}");
             }
         }
+    }
+
+    /// A CA, and keystores (key and certificate PEM) it signs.
+    struct TestCa(rcgen::Issuer<'static, rcgen::KeyPair>, String);
+
+    impl TestCa {
+        fn new() -> Self {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, "gregor test ca");
+            let pem = params.self_signed(&key).unwrap().pem();
+            TestCa(rcgen::Issuer::new(params, key), pem)
+        }
+
+        fn keystore(&self, cn: &str) -> String {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params =
+                rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+                    .unwrap();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn);
+            let cert = params.signed_by(&key, &self.0).unwrap();
+            format!("{}{}", key.serialize_pem(), cert.pem())
+        }
+    }
+
+    /// One link from `connector` to `acceptor`: who the acceptor says is
+    /// at the other end.
+    async fn link(
+        listener: &tokio::net::TcpListener,
+        acceptor: &LinkAcceptor,
+        connector: &ClientConnector,
+    ) -> std::io::Result<KafkaPrincipal> {
+        let port = listener.local_addr().unwrap().port();
+        let (accepted, connected) = tokio::join!(
+            async {
+                let (socket, peer) = listener.accept().await?;
+                acceptor.accept(socket, peer).await
+            },
+            connector.connect("127.0.0.1", port)
+        );
+        connected?;
+        accepted.map(|(_, principal)| principal)
+    }
+
+    /// The outgoing side of a link reloads its keystore: a link opened
+    /// after the reload presents the new certificate (Kafka's checks of a
+    /// new subject apply), and the controller listener lets in only the
+    /// principals its authorizer allows.
+    #[tokio::test]
+    async fn connector_presents_the_reloaded_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+        let ca = TestCa::new();
+        std::fs::write(path("ca.pem"), &ca.1).unwrap();
+        std::fs::write(path("server.pem"), ca.keystore("localhost")).unwrap();
+        std::fs::write(path("client.pem"), ca.keystore("old")).unwrap();
+        let (server_ks, client_ks, trust) =
+            (path("server.pem"), path("client.pem"), path("ca.pem"));
+        let server = TlsSettings::from_props(
+            &props(&[
+                ("ssl.keystore.type", "PEM"),
+                ("ssl.keystore.location", &server_ks),
+                ("ssl.truststore.type", "PEM"),
+                ("ssl.truststore.location", &trust),
+                ("ssl.client.auth", "required"),
+            ]),
+            "BROKER",
+        )
+        .unwrap();
+        let client_props = |extra: &[(&str, &str)]| {
+            let mut p = props(&[
+                ("ssl.keystore.type", "PEM"),
+                ("ssl.keystore.location", &client_ks),
+                ("ssl.truststore.type", "PEM"),
+                ("ssl.truststore.location", &trust),
+            ]);
+            p.extend(props(extra));
+            TlsSettings::client_from_props(&p, "BROKER").unwrap()
+        };
+        let acceptor = LinkAcceptor::new("BROKER", Some(&server), None).unwrap();
+        let connector = ClientConnector::new(&LinkSecurity {
+            listener: "BROKER".into(),
+            protocol: SecurityProtocol::Ssl,
+            tls: Some(client_props(&[])),
+            sasl: None,
+        })
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let old = KafkaPrincipal::user("CN=old");
+        assert_eq!(link(&listener, &acceptor, &connector).await.unwrap(), old);
+
+        // A certificate for another subject: refused by default, the old
+        // one still presented.
+        std::fs::write(path("client.pem"), ca.keystore("new")).unwrap();
+        let tls = connector.tls().unwrap();
+        let e = tls
+            .refresh(&client_props(&[]), true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("Keystore DistinguishedName does not match"),
+            "{e}"
+        );
+        assert_eq!(link(&listener, &acceptor, &connector).await.unwrap(), old);
+        // Allowed: the next link presents it.
+        let allowed = client_props(&[("ssl.allow.dn.changes", "true")]);
+        assert_eq!(tls.refresh(&allowed, true).unwrap(), Refresh::Reloaded);
+        let new = KafkaPrincipal::user("CN=new");
+        assert_eq!(link(&listener, &acceptor, &connector).await.unwrap(), new);
+
+        // An authorizer on the acceptor: only CN=old may hold a link now.
+        let acceptor = acceptor.with_authorizer(Arc::new(move |p, _| *p == old));
+        let e = link(&listener, &acceptor, &connector).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(
+            e.to_string()
+                .contains("User:CN=new is not authorized for CLUSTER_ACTION on the cluster"),
+            "{e}"
+        );
     }
 }

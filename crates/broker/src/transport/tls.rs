@@ -26,13 +26,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use gregor_security::keystore;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use gregor_security::tls_verify::AnyHostName;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{
-    ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme,
-    SupportedCipherSuite, SupportedProtocolVersion,
+    ClientConfig, RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -120,6 +119,12 @@ pub struct TlsSettings {
     /// default): an outgoing connection checks that the peer's certificate
     /// names the host it dialled.
     pub verify_hostname: bool,
+    /// `ssl.allow.dn.changes` (default false): a reloaded keystore may
+    /// carry a certificate with another subject DN.
+    pub allow_dn_changes: bool,
+    /// `ssl.allow.san.changes` (default false): a reloaded keystore may
+    /// drop subject alternative names.
+    pub allow_san_changes: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,6 +355,12 @@ impl TlsSettings {
             }
         }
 
+        let flag = |key: &str| match get(key) {
+            None => Ok(false),
+            Some(v) if v.trim().eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.trim().eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) => Err(unsupported(key, v, "expected true or false".into())),
+        };
         let rules = get("ssl.principal.mapping.rules").unwrap_or("DEFAULT");
         let principal_mapper =
             PrincipalMapper::parse(rules).map_err(|source| TlsConfigError::Mapping {
@@ -367,6 +378,8 @@ impl TlsSettings {
             tls13,
             cipher_suites,
             principal_mapper,
+            allow_dn_changes: flag("ssl.allow.dn.changes")?,
+            allow_san_changes: flag("ssl.allow.san.changes")?,
             verify_hostname: match get("ssl.endpoint.identification.algorithm") {
                 None => false,
                 Some(a) if a.eq_ignore_ascii_case("https") => true,
@@ -418,6 +431,50 @@ impl TlsSettings {
         )
         .map_err(|e| pem_err(&what, e.to_string()))?;
         Ok(Some((material.chain, material.key)))
+    }
+
+    /// Who the keystore's certificate says this node is (`None`: no
+    /// keystore): what a reload may not change unless allowed.
+    pub fn keystore_identity(&self) -> Result<Option<CertIdentity>, TlsError> {
+        let Some((chain, _)) = self.identity()? else {
+            return Ok(None);
+        };
+        let Some(leaf) = chain.first() else {
+            return Ok(None);
+        };
+        CertIdentity::of(leaf.as_ref())
+            .map(Some)
+            .map_err(|reason| TlsError::Pem {
+                listener: self.listener.clone(),
+                what: "ssl.keystore certificate".into(),
+                reason,
+            })
+    }
+
+    /// Kafka's check of a reloaded keystore (`SslFactory`'s
+    /// `CertificateEntries.ensureCompatible`): the subject DN must stay
+    /// the same unless `ssl.allow.dn.changes`, and every subject
+    /// alternative name must stay unless `ssl.allow.san.changes` (new ones
+    /// may be added). The error is Kafka's message.
+    pub fn ensure_compatible(&self, old: &CertIdentity, new: &CertIdentity) -> Result<(), String> {
+        // A PEM keystore has one entry; Kafka names it "kafka".
+        const ALIAS: &str = "kafka";
+        if !self.allow_dn_changes && !old.dn.eq_ignore_ascii_case(&new.dn) {
+            return Err(format!(
+                "Keystore DistinguishedName does not match:  existing={{alias={ALIAS}, DN={}}}, \
+                 new={{alias={ALIAS}, DN={}}}",
+                old.dn, new.dn
+            ));
+        }
+        if !self.allow_san_changes && !old.sans.is_subset(&new.sans) {
+            return Err(format!(
+                "Keystore SubjectAltNames do not match:  existing={{alias={ALIAS}, SAN={}}}, \
+                 new={{alias={ALIAS}, SAN={}}}",
+                old.java_sans(),
+                new.java_sans()
+            ));
+        }
+        Ok(())
     }
 
     /// The CA certificates of the truststore (`None`: no truststore).
@@ -504,7 +561,7 @@ impl TlsSettings {
         } else {
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyHostName(verifier)))
+                .with_custom_certificate_verifier(Arc::new(AnyHostName::new(verifier)))
         };
         let config = match self.identity()? {
             Some((chain, key)) => builder
@@ -571,57 +628,6 @@ impl TlsSettings {
     }
 }
 
-/// The verifier of `ssl.endpoint.identification.algorithm=` (empty): the
-/// chain is checked against the truststore as always, only a certificate
-/// that does not name the dialled host is accepted (Kafka's clients then
-/// skip the `HostnameVerifier` the same way).
-#[derive(Debug)]
-struct AnyHostName(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyHostName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &rustls_pki_types::ServerName<'_>,
-        ocsp_response: &[u8],
-        now: rustls_pki_types::UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForName
-                | rustls::CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
 /// A secret config value: never printed (Kafka's `Password` prints `[hidden]`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(pub String);
@@ -640,6 +646,65 @@ fn props_has(props: &BTreeMap<String, String>, listener: &str, key: &str) -> boo
         listener.to_ascii_lowercase()
     );
     props.contains_key(&prefixed) || props.contains_key(key)
+}
+
+/// A certificate's identity as Kafka compares keystores on reload: its
+/// subject DN (RFC 2253) and its subject alternative names, each as Java's
+/// `getSubjectAlternativeNames` lists it (`(type, value)`: 1 email, 2 DNS,
+/// 6 URI, 7 IP address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertIdentity {
+    pub dn: String,
+    pub sans: std::collections::BTreeSet<(u8, String)>,
+}
+
+impl CertIdentity {
+    /// Reads one DER certificate.
+    pub fn of(der: &[u8]) -> Result<Self, String> {
+        use x509_parser::extensions::GeneralName;
+        use x509_parser::prelude::FromDer;
+        let dn = subject_dn(der)?;
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
+            .map_err(|e| format!("unreadable certificate: {e}"))?;
+        let mut sans = std::collections::BTreeSet::new();
+        let ext = cert
+            .subject_alternative_name()
+            .map_err(|e| format!("unreadable subjectAltName: {e}"))?;
+        for name in ext.iter().flat_map(|e| e.value.general_names.iter()) {
+            let entry = match name {
+                GeneralName::RFC822Name(v) => (1, v.to_string()),
+                GeneralName::DNSName(v) => (2, v.to_string()),
+                GeneralName::URI(v) => (6, v.to_string()),
+                GeneralName::IPAddress(b) => (7, ip_text(b)),
+                other => (0, format!("{other:?}")),
+            };
+            sans.insert(entry);
+        }
+        Ok(Self { dn, sans })
+    }
+
+    /// The SAN set as Java prints it: `[[2, localhost], [7, 127.0.0.1]]`.
+    fn java_sans(&self) -> String {
+        let items: Vec<String> = self
+            .sans
+            .iter()
+            .map(|(kind, value)| format!("[{kind}, {value}]"))
+            .collect();
+        format!("[{}]", items.join(", "))
+    }
+}
+
+/// An iPAddress SAN's octets as text (4 or 16 bytes; anything else in hex).
+fn ip_text(b: &[u8]) -> String {
+    match b.len() {
+        4 => std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string(),
+        16 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(b);
+            std::net::Ipv6Addr::from(a).to_string()
+        }
+        _ => b.iter().map(|x| format!("{x:02x}")).collect(),
+    }
 }
 
 /// The subject DN of a DER certificate in RFC 2253 form, as Java's

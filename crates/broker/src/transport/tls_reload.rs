@@ -20,10 +20,22 @@
 //!   modification time changed are read, and the acceptor is rebuilt when
 //!   their content changed and the new material loads.
 //!
+//! The node's own outgoing links (inter-broker, to the controllers) and
+//! the controller listener reload the same way ([`Reloadable`] over a
+//! connector or an acceptor), so a cluster whose brokers authenticate each
+//! other with certificates survives a rotation: a link opened after the
+//! reload presents the new certificate; links already open keep theirs.
+//!
 //! AlterConfigs and IncrementalAlterConfigs check a change first
 //! ([`validate_change`]): the new settings must build a server config, else
 //! the request is refused (INVALID_REQUEST, with Kafka's message) and the
 //! old acceptor stays.
+//!
+//! As in Kafka, the new certificate must name the same subject DN and keep
+//! every subject alternative name of the old one (`ssl.allow.dn.changes`,
+//! `ssl.allow.san.changes`, both false by default): an alteration that
+//! breaks this is refused with Kafka's message, a file change is logged
+//! and the old certificate stays in service.
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -35,9 +47,9 @@ use gregor_metadata::config_defs::strip_listener_prefix;
 use gregor_metadata::{ConfigResource, MetadataImage};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use super::tls::{Keystore, PemSource, TlsError, TlsSettings};
+use super::tls::{CertIdentity, Keystore, PemSource, TlsError, TlsSettings};
 use crate::broker::Broker;
 
 /// What one file looked like when it was last read.
@@ -124,17 +136,32 @@ fn shape(s: &TlsSettings) -> String {
     format!("{:x}", h.finish())
 }
 
-/// One TLS listener's acceptor, replaceable while the listener serves.
-pub struct ReloadableAcceptor {
+/// One listener's TLS side, replaceable while it is in use: a listener's
+/// acceptor ([`ReloadableAcceptor`]) or this node's connector to another
+/// node's listener ([`ReloadableConnector`]).
+pub struct Reloadable<T> {
     listener: String,
-    current: RwLock<Arc<TlsAcceptor>>,
+    current: RwLock<Arc<T>>,
     /// What `current` was built from.
     loaded: Mutex<Material>,
+    /// Who `current`'s certificate names (a reload must keep it, unless
+    /// `ssl.allow.dn.changes` / `ssl.allow.san.changes`).
+    identity: Mutex<Option<CertIdentity>>,
     /// The last material that failed to load (warned about once).
     failed: Mutex<Option<Material>>,
+    build: fn(&TlsSettings) -> Result<T, TlsError>,
 }
 
-/// What [`ReloadableAcceptor::refresh`] did.
+/// A TLS listener's acceptor: a new connection takes the one current when
+/// it arrives.
+pub type ReloadableAcceptor = Reloadable<TlsAcceptor>;
+
+/// The TLS side of this node's links to a listener of other nodes (the
+/// inter-broker and controller listeners): a new link presents the
+/// keystore current when it is opened.
+pub type ReloadableConnector = Reloadable<TlsConnector>;
+
+/// What [`Reloadable::refresh`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refresh {
     Unchanged,
@@ -144,16 +171,40 @@ pub enum Refresh {
     Failed,
 }
 
-impl ReloadableAcceptor {
+impl Reloadable<TlsAcceptor> {
     /// Loads the listener's material (at bind: a failure stops the start).
     pub fn new(settings: &TlsSettings) -> Result<Self, TlsError> {
+        Self::with(settings, |s| Ok(TlsAcceptor::from(s.server_config()?)))
+    }
+
+    /// The acceptor a new connection uses.
+    pub fn acceptor(&self) -> Arc<TlsAcceptor> {
+        self.current()
+    }
+}
+
+impl Reloadable<TlsConnector> {
+    /// Loads this node's client side of a listener (a failure stops the start).
+    pub fn connector(settings: &TlsSettings) -> Result<Self, TlsError> {
+        Self::with(settings, |s| Ok(TlsConnector::from(s.client_config()?)))
+    }
+}
+
+impl<T> Reloadable<T> {
+    fn with(
+        settings: &TlsSettings,
+        build: fn(&TlsSettings) -> Result<T, TlsError>,
+    ) -> Result<Self, TlsError> {
         let material = Material::of(settings, true);
-        let config = settings.server_config()?;
+        let built = build(settings)?;
+        let identity = settings.keystore_identity()?;
         Ok(Self {
             listener: settings.listener.clone(),
-            current: RwLock::new(Arc::new(TlsAcceptor::from(config))),
+            current: RwLock::new(Arc::new(built)),
             loaded: Mutex::new(material),
+            identity: Mutex::new(identity),
             failed: Mutex::new(None),
+            build,
         })
     }
 
@@ -161,16 +212,23 @@ impl ReloadableAcceptor {
         &self.listener
     }
 
-    /// The acceptor a new connection uses.
-    pub fn acceptor(&self) -> Arc<TlsAcceptor> {
+    /// What a new connection uses.
+    pub fn current(&self) -> Arc<T> {
         self.current.read().clone()
     }
 
-    /// Rebuilds the acceptor when `settings` or the files they name changed.
+    /// Who the certificate in use names.
+    pub fn identity(&self) -> Option<CertIdentity> {
+        self.identity.lock().clone()
+    }
+
+    /// Rebuilds when `settings` or the files they name changed.
     /// `read_all`: read the files even when their modification time is
     /// unchanged (a config alteration); else only files whose time moved.
-    /// A failure keeps the old acceptor; the error is returned the first
-    /// time a given material fails, `Ok(Refresh::Failed)` after that.
+    /// A failure (unloadable material, or a certificate naming another
+    /// subject than the current one when that is not allowed) keeps the
+    /// old one; the error is returned the first time a given material
+    /// fails, `Ok(Refresh::Failed)` after that.
     pub fn refresh(&self, settings: &TlsSettings, read_all: bool) -> Result<Refresh, TlsError> {
         let mut loaded = self.loaded.lock();
         if !read_all && Material::of(settings, false).same_stamps(&loaded) {
@@ -178,13 +236,27 @@ impl ReloadableAcceptor {
         }
         let now = Material::of(settings, true);
         if now.same_content(&loaded) {
-            // Touched but equal: remember the new times, keep the acceptor.
+            // Touched but equal: remember the new times, keep what serves.
             *loaded = now;
             return Ok(Refresh::Unchanged);
         }
-        match settings.server_config() {
-            Ok(config) => {
-                *self.current.write() = Arc::new(TlsAcceptor::from(config));
+        let built = (self.build)(settings).and_then(|built| {
+            let identity = settings.keystore_identity()?;
+            if let (Some(old), Some(new)) = (self.identity.lock().as_ref(), identity.as_ref()) {
+                settings
+                    .ensure_compatible(old, new)
+                    .map_err(|reason| TlsError::Pem {
+                        listener: self.listener.clone(),
+                        what: "ssl.keystore".into(),
+                        reason,
+                    })?;
+            }
+            Ok((built, identity))
+        });
+        match built {
+            Ok((built, identity)) => {
+                *self.current.write() = Arc::new(built);
+                *self.identity.lock() = identity;
                 *loaded = now;
                 *self.failed.lock() = None;
                 Ok(Refresh::Reloaded)
@@ -273,10 +345,33 @@ pub fn validate_change(
     }
     let image = broker.metadata.image();
     let props = effective_props(broker, &image, Some((resource, changes)));
+    let before = effective_props(broker, &image, None);
     for l in broker.config.listeners.iter().filter(|l| l.tls.is_some()) {
-        let checked = TlsSettings::from_props(&props, &l.listener.name)
+        let name = &l.listener.name;
+        let checked = TlsSettings::from_props(&props, name)
             .map_err(|e| e.to_string())
-            .and_then(|s| s.server_config().map(|_| ()).map_err(|e| e.to_string()));
+            .and_then(|s| {
+                s.server_config().map_err(|e| e.to_string())?;
+                // The certificate served now (else the one the current
+                // settings name; unreadable: nothing to keep).
+                let served = broker
+                    .tls_listeners
+                    .lock()
+                    .iter()
+                    .find(|a| a.listener() == name.as_str())
+                    .map(|a| a.identity());
+                let old = served.unwrap_or_else(|| {
+                    TlsSettings::from_props(&before, name)
+                        .ok()
+                        .and_then(|b| b.keystore_identity().ok().flatten())
+                });
+                match (old, s.keystore_identity().map_err(|e| e.to_string())?) {
+                    (Some(old), Some(new)) => s.ensure_compatible(&old, &new).map_err(|reason| {
+                        format!("org.apache.kafka.common.config.ConfigException: {reason}")
+                    }),
+                    _ => Ok(()),
+                }
+            });
         if let Err(reason) = checked {
             let name = match resource {
                 ConfigResource::Broker(name) => name.as_str(),
@@ -291,36 +386,66 @@ pub fn validate_change(
     Ok(())
 }
 
-/// Rebuilds every listener whose material changed (blocking: reads files).
+/// Rebuilds every listener and every outgoing link whose material changed
+/// (blocking: reads files). `listeners`: the client listeners' acceptors;
+/// the links are the inter-broker connector and the quorum's (its
+/// connector to the controllers and, on a controller, its listener).
 pub fn refresh_all(broker: &Broker, listeners: &[Arc<ReloadableAcceptor>], read_all: bool) {
     let image = broker.metadata.image();
     let props = effective_props(broker, &image, None);
-    for l in listeners {
+    let mut acceptors = listeners.to_vec();
+    let mut connectors: Vec<Arc<ReloadableConnector>> =
+        broker.inter_broker_connector.tls().into_iter().collect();
+    if let Some(quorum) = broker.metadata.quorum() {
+        let (a, c) = quorum.tls_reloadables();
+        acceptors.extend(a);
+        connectors.extend(c);
+    }
+    for l in &acceptors {
         let outcome = TlsSettings::from_props(&props, l.listener())
             .map_err(|e| e.to_string())
             .and_then(|s| l.refresh(&s, read_all).map_err(|e| e.to_string()));
-        match outcome {
-            Ok(Refresh::Reloaded) => {
-                tracing::info!(listener = l.listener(), "SSL keystore/truststore reloaded")
-            }
-            Ok(Refresh::Unchanged | Refresh::Failed) => {}
-            Err(e) => tracing::warn!(
-                listener = l.listener(),
-                error = %e,
-                "SSL keystore/truststore changed but does not load; still serving the previous one"
-            ),
-        }
+        report(l.listener(), "listener", outcome);
+    }
+    for c in &connectors {
+        // Whether or not this node serves the listener, its keystore is
+        // what it presents and its truststore what it trusts.
+        let outcome = TlsSettings::client_from_props(&props, c.listener())
+            .map_err(|e| e.to_string())
+            .and_then(|s| c.refresh(&s, read_all).map_err(|e| e.to_string()));
+        report(c.listener(), "outgoing links", outcome);
     }
 }
 
-/// The one reload task of a broker: wakes when broker configs reach the
+fn report(listener: &str, side: &'static str, outcome: Result<Refresh, String>) {
+    match outcome {
+        Ok(Refresh::Reloaded) => {
+            tracing::info!(listener, side, "SSL keystore/truststore reloaded")
+        }
+        Ok(Refresh::Unchanged | Refresh::Failed) => {}
+        Err(e) => tracing::warn!(
+            listener,
+            side,
+            error = %e,
+            "SSL keystore/truststore changed but does not load or is refused; still using the previous one"
+        ),
+    }
+}
+
+/// The one reload task of a node: wakes when broker configs reach the
 /// image and every `gregor.ssl.keystore.reload.interval.ms`.
 pub async fn run(
     broker: Arc<Broker>,
     listeners: Vec<Arc<ReloadableAcceptor>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    if listeners.is_empty() {
+    let links_use_tls = broker.config.inter_broker_link.tls.is_some()
+        || broker
+            .config
+            .controller_link
+            .as_ref()
+            .is_some_and(|l| l.security.tls.is_some());
+    if listeners.is_empty() && !links_use_tls {
         return;
     }
     let period = broker.config.ssl_reload_interval_ms;
@@ -356,14 +481,32 @@ mod tests {
     use super::*;
 
     fn settings(path: &std::path::Path) -> TlsSettings {
+        settings_with(path, &[])
+    }
+
+    fn settings_with(path: &std::path::Path, extra: &[(&str, &str)]) -> TlsSettings {
         let props: BTreeMap<String, String> = [
             ("ssl.keystore.type", "PEM"),
             ("ssl.keystore.location", path.to_str().unwrap()),
         ]
-        .into_iter()
+        .iter()
+        .chain(extra)
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         TlsSettings::from_props(&props, "SSL").unwrap()
+    }
+
+    /// A self-signed keystore (key and certificate PEM) for `cn` naming `sans`.
+    fn generated(cn: &str, sans: &[&str]) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let cert = params.self_signed(&key).unwrap();
+        format!("{}{}", key.serialize_pem(), cert.pem())
     }
 
     /// Two self-signed P-256 keystores (key and certificate, CN=one / CN=two;
@@ -413,7 +556,8 @@ rzFFwN4CIQDhrdIo/HURGNCOhInkYkkRxlU19EOCmJ8wXCJFaWDZxA==
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ks.pem");
         std::fs::write(&path, keystore("one")).unwrap();
-        let s = settings(&path);
+        // ONE and TWO name different subjects: allowed here.
+        let s = settings_with(&path, &[("ssl.allow.dn.changes", "true")]);
         let r = ReloadableAcceptor::new(&s).unwrap();
         let first = r.acceptor();
         // Nothing changed.
@@ -432,6 +576,69 @@ rzFFwN4CIQDhrdIo/HURGNCOhInkYkkRxlU19EOCmJ8wXCJFaWDZxA==
         // Fixed again: loads.
         std::fs::write(&path, keystore("three")).unwrap();
         assert_eq!(r.refresh(&s, true).unwrap(), Refresh::Reloaded);
+    }
+
+    #[test]
+    fn a_new_subject_is_refused_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ks.pem");
+        std::fs::write(&path, keystore("one")).unwrap();
+        let s = settings(&path);
+        let r = ReloadableAcceptor::new(&s).unwrap();
+        let first = r.acceptor();
+        std::fs::write(&path, keystore("two")).unwrap();
+        let e = r.refresh(&s, true).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "Keystore DistinguishedName does not match:  existing={alias=kafka, DN=CN=one}, \
+                 new={alias=kafka, DN=CN=two}"
+            ),
+            "{e}"
+        );
+        assert!(
+            Arc::ptr_eq(&first, &r.acceptor()),
+            "the old certificate stays"
+        );
+        assert_eq!(r.refresh(&s, true).unwrap(), Refresh::Failed);
+        let allowed = settings_with(&path, &[("ssl.allow.dn.changes", "true")]);
+        assert_eq!(r.refresh(&allowed, true).unwrap(), Refresh::Reloaded);
+    }
+
+    #[test]
+    fn subject_alt_names_may_grow_not_shrink() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ks.pem");
+        std::fs::write(&path, generated("broker", &["localhost", "127.0.0.1"])).unwrap();
+        let s = settings(&path);
+        let r = ReloadableAcceptor::new(&s).unwrap();
+        // Same names, new key: a rotation.
+        std::fs::write(&path, generated("broker", &["127.0.0.1", "localhost"])).unwrap();
+        assert_eq!(r.refresh(&s, true).unwrap(), Refresh::Reloaded);
+        // One more name: allowed.
+        std::fs::write(
+            &path,
+            generated("broker", &["localhost", "127.0.0.1", "b1.example"]),
+        )
+        .unwrap();
+        assert_eq!(r.refresh(&s, true).unwrap(), Refresh::Reloaded);
+        // A name dropped: refused, with Java's rendering of both sets.
+        let kept = r.acceptor();
+        std::fs::write(&path, generated("broker", &["localhost"])).unwrap();
+        let e = r.refresh(&s, true).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "Keystore SubjectAltNames do not match:  existing={alias=kafka, \
+                 SAN=[[2, b1.example], [2, localhost], [7, 127.0.0.1]]}, \
+                 new={alias=kafka, SAN=[[2, localhost]]}"
+            ),
+            "{e}"
+        );
+        assert!(Arc::ptr_eq(&kept, &r.acceptor()));
+        let allowed = settings_with(&path, &[("ssl.allow.san.changes", "true")]);
+        assert_eq!(r.refresh(&allowed, true).unwrap(), Refresh::Reloaded);
+        // The DN is still checked: a SAN allowance is not a DN one.
+        std::fs::write(&path, generated("intruder", &["localhost"])).unwrap();
+        assert!(r.refresh(&allowed, true).is_err());
     }
 
     #[test]

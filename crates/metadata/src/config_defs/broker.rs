@@ -220,6 +220,8 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "sasl.server.callback.handler.class",
     "security.inter.broker.protocol",
     "socket.request.max.bytes",
+    "ssl.allow.dn.changes",
+    "ssl.allow.san.changes",
     "ssl.cipher.suites",
     "ssl.client.auth",
     "ssl.enabled.protocols",
