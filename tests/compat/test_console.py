@@ -266,11 +266,14 @@ SASL_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
     "listener.security.protocol.map": "PLAINTEXT:SASL_PLAINTEXT",
     "sasl.enabled.mechanisms": "PLAIN",
     "listener.name.plaintext.plain.sasl.jaas.config": SASL_JAAS,
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "super.users": "User:admin",
 })
 def test_console_logs_in_with_basic_auth(broker, topic, browser):
     """On a SASL listener the console asks for basic credentials and uses them
     as its SASL login: no credentials or a wrong password is 401 (with a
-    Basic challenge); each user's own login works."""
+    Basic challenge); each user's own login works, with that user's ACLs
+    (alice, without any, sees no topic and may not produce)."""
     import base64
     import urllib.error
     import urllib.request
@@ -282,8 +285,9 @@ def test_console_logs_in_with_basic_auth(broker, topic, browser):
     admin = AdminClient({"bootstrap.servers": broker.bootstrap, **ck_conf})
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(timeout=30)
 
-    def get(path, user=None, password=None):
-        req = urllib.request.Request(base + path)
+    def get(path, user=None, password=None, data=None):
+        req = urllib.request.Request(base + path, data=data,
+                                     headers={"Content-Type": "application/json"} if data else {})
         if user:
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             req.add_header("Authorization", f"Basic {token}")
@@ -302,6 +306,12 @@ def test_console_logs_in_with_basic_auth(broker, topic, browser):
                30, "the admin to see the topic")
     status, _, body = get(f"/api/topics?q={topic}", "alice", "alice-secret")
     assert status == 200, body
+    assert topic not in [t["name"] for t in body["topics"]], body
+    produce = json.dumps({"partition": 0, "value": "from alice"}).encode()
+    status, _, body = get(f"/api/topics/{topic}/produce", "alice", "alice-secret", produce)
+    assert status == 403, (status, body)
+    status, _, body = get(f"/api/topics/{topic}/produce", "admin", "admin-secret", produce)
+    assert status == 200, (status, body)
 
     # The page in the browser, logged in as admin.
     ctx = browser.new_context(http_credentials={"username": "admin", "password": "admin-secret"},

@@ -178,6 +178,7 @@ pub(crate) mod codes {
     pub const UNKNOWN_MEMBER_ID: i16 = 25;
     pub const REBALANCE_IN_PROGRESS: i16 = 27;
     pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
     pub const UNSUPPORTED_VERSION: i16 = 35;
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;

@@ -207,6 +207,16 @@ impl Producer {
                 if let Some(n) = m.partition_count(topic) {
                     return Ok(n as i32);
                 }
+                // Not allowed to see the topic: fails at once, as Java's
+                // waitOnMetadata throws TopicAuthorizationException.
+                if let Some(t) = m
+                    .topics
+                    .get(topic)
+                    .filter(|t| t.error_code == codes::TOPIC_AUTHORIZATION_FAILED)
+                {
+                    return Err(Error::from_code(t.error_code, Some(topic))
+                        .unwrap_or_else(|| Error::Invalid(format!("topic {topic}"))));
+                }
             }
             if Instant::now() >= deadline {
                 return Err(match meta {

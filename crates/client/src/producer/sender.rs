@@ -48,7 +48,16 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             match inner.producer_id().await {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    tracing::warn!(error = %e, "InitProducerId failed; retrying");
+                    // Not allowed to write idempotently (KIP-679: no
+                    // IDEMPOTENT_WRITE on the cluster nor WRITE on a topic):
+                    // fatal for what is queued, as in Kafka's producer, not
+                    // retried for ever. Records sent later try again.
+                    if e.code() == Some(codes::CLUSTER_AUTHORIZATION_FAILED) {
+                        tracing::warn!(error = %e, "InitProducerId refused; failing the queued records");
+                        inner.acc.abort_queued(&e);
+                    } else {
+                        tracing::warn!(error = %e, "InitProducerId failed; retrying");
+                    }
                     wait(&inner, Some(backoff_at)).await;
                     continue;
                 }
