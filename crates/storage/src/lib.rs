@@ -43,7 +43,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::LogConfig;
 pub use leader_epoch::{EpochEntry, LeaderEpochFileCache};
 pub use log::{AbortedTxn, AppendInfo, Log, ReadInfo, Verification, VerificationGuard};
-pub use manager::LogManager;
+pub use manager::{LogManager, LogManagerOptions};
 pub use producer_state::OngoingTxn;
 pub use segment::LogSegment;
 pub use segment_cache::SegmentCache;

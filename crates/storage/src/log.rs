@@ -1363,6 +1363,7 @@ impl Log {
                 .extend(renamed.into_iter().map(|p| (p, due)));
         }
         st.producers.remove_below(offset);
+        st.producers.delete_snapshots_below(offset)?;
         {
             // Kafka's `onLogStartOffsetIncremented`.
             let mut stable = self.stable.lock();
