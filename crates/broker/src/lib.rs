@@ -39,6 +39,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod coordinator_runtime;
+pub mod fd_limit;
 pub mod features;
 pub mod group_runtime;
 pub mod handlers;
