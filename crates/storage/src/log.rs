@@ -260,6 +260,54 @@ impl Log {
         log_start_offset: i64,
         cache: Arc<SegmentCache>,
     ) -> Result<Self> {
+        Self::open_impl(
+            dir,
+            tp,
+            config,
+            clock,
+            recovery_point,
+            log_start_offset,
+            cache,
+            true,
+        )
+    }
+
+    /// [`Log::open_in`] for the [`crate::LogManager`]'s load: the removal of
+    /// the clean-shutdown marker is left for the manager to make durable
+    /// (one `syncfs` per log dir once all its logs are loaded, before any
+    /// append) instead of one directory fsync per log.
+    pub(crate) fn open_for_load(
+        dir: PathBuf,
+        tp: TopicPartition,
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+        recovery_point: i64,
+        log_start_offset: i64,
+        cache: Arc<SegmentCache>,
+    ) -> Result<Self> {
+        Self::open_impl(
+            dir,
+            tp,
+            config,
+            clock,
+            recovery_point,
+            log_start_offset,
+            cache,
+            false,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open_impl(
+        dir: PathBuf,
+        tp: TopicPartition,
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+        recovery_point: i64,
+        log_start_offset: i64,
+        cache: Arc<SegmentCache>,
+        sync_marker: bool,
+    ) -> Result<Self> {
         fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
         let now = clock.now_ms();
         let seg_config = segment_config(&config);
@@ -468,7 +516,9 @@ impl Log {
         if clean {
             fs::remove_file(&clean_marker)
                 .map_err(io_err(format!("delete {}", clean_marker.display())))?;
-            sync_dir(&dir)?;
+            if sync_marker {
+                sync_dir(&dir)?;
+            }
         }
         tracing::debug!(log = %tp, log_start, log_end, segments = segments.len(), clean, "log loaded");
         Ok(Self {
@@ -1567,6 +1617,17 @@ impl Log {
     /// Flush, snapshot producer state, close files. Afterwards appends fail;
     /// the next open needs no recovery scan.
     pub fn close(&self) -> Result<()> {
+        self.close_impl(true)
+    }
+
+    /// [`Log::close`] for the [`crate::LogManager`]'s shutdown: the (empty)
+    /// clean-shutdown marker is written after the data is flushed but not
+    /// fsynced here; the manager syncs each log dir's filesystem once.
+    pub(crate) fn close_for_shutdown(&self) -> Result<()> {
+        self.close_impl(false)
+    }
+
+    fn close_impl(&self, sync_marker: bool) -> Result<()> {
         let st = self.append.lock();
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -1578,7 +1639,12 @@ impl Log {
         active.flush()?;
         st.producers.write_snapshot(self.log_end_offset())?;
         self.epochs.lock().write_if_dirty()?;
-        write_atomically(&self.dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        if sync_marker {
+            write_atomically(&marker, b"")?;
+        } else {
+            fs::File::create(&marker).map_err(io_err(format!("create {}", marker.display())))?;
+        }
         Ok(())
     }
 

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::checkpoint::{
-    sync_dir, OffsetCheckpointFile, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
-    REPLICATION_OFFSET_CHECKPOINT,
+    sync_dir, sync_filesystem, OffsetCheckpointFile, LOG_START_OFFSET_CHECKPOINT,
+    RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT,
 };
 use crate::cleaner::{
     cleaner_checkpoint_path, write_cleaner_checkpoint, CleanerConfig, LogSource, StableOffsetFn,
@@ -108,7 +108,7 @@ fn load_logs(
     threads: usize,
 ) -> Result<Vec<Log>> {
     let open = |j: LoadJob| {
-        Log::open_in(
+        Log::open_for_load(
             j.path,
             j.tp,
             j.config,
@@ -255,6 +255,8 @@ impl LogManager {
                 });
             }
             let loaded = load_logs(jobs, &clock, &cache, options.recovery_threads_per_dir)?;
+            // The clean-shutdown markers the loads removed stay removed.
+            sync_filesystem(dir)?;
             for log in loaded {
                 let tp = log.topic_partition().clone();
                 if let Some(c) = cleaned.get(&tp) {
@@ -702,7 +704,7 @@ impl LogManager {
         self.stop_cleaner();
         let mut first_err = None;
         for log in self.all() {
-            if let Err(e) = log.close() {
+            if let Err(e) = log.close_for_shutdown() {
                 tracing::error!(log = %log.topic_partition(), error = %e, "close failed");
                 first_err.get_or_insert(e);
             }
@@ -712,6 +714,14 @@ impl LogManager {
         }
         if let Err(e) = self.write_cleaner_checkpoints() {
             first_err.get_or_insert(e);
+        }
+        // The logs' clean-shutdown markers, durable at once.
+        for (i, dir) in self.dirs.iter().enumerate() {
+            if !self.offline[i].load(Ordering::Acquire) {
+                if let Err(e) = sync_filesystem(dir) {
+                    first_err.get_or_insert(e);
+                }
+            }
         }
         match first_err {
             Some(e) => Err(e),
