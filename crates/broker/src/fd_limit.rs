@@ -131,6 +131,8 @@ pub fn check_and_raise(partitions: u64, configured: u64) -> Result<usize, FdLimi
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Err(FdLimitError::Read(std::io::Error::last_os_error()));
     }
+    // rlim_t is u64 on 64-bit Linux but not on every target.
+    #[allow(clippy::unnecessary_cast)]
     let (soft, hard) = (lim.rlim_cur as u64, lim.rlim_max as u64);
     // Linux refuses a soft limit above fs.nr_open even when the hard limit
     // is "unlimited"; 1Mi is its default.
