@@ -46,6 +46,9 @@ pub enum BrokerError {
     /// The inter-broker listener's TLS material cannot be loaded.
     #[error("inter-broker connections: {0}")]
     InterBrokerTls(#[from] crate::transport::tls::TlsError),
+    /// RLIMIT_NOFILE is too low for the partitions and the segment cap.
+    #[error(transparent)]
+    FileLimit(#[from] crate::fd_limit::FdLimitError),
 }
 
 /// Hosted partitions by topic name, then partition index.
@@ -201,7 +204,23 @@ impl Broker {
         let image = metadata.image();
         let static_props = config.props.clone();
         let config_for = |topic: &str| resolve_log_config(&image, &static_props, node_id, topic);
-        let logs = LogManager::open(config.log_dirs.clone(), clock.clone(), &config_for)?;
+        let partitions = crate::fd_limit::count_partition_dirs(&config.log_dirs);
+        let fd_plan = crate::fd_limit::check_and_raise(partitions, config.max_open_segments)?;
+        let max_open_segments = fd_plan.max_open_segments;
+        // Automatic cap: follows the partition count as partitions are created.
+        let auto_fd_budget = (config.max_open_segments == 0)
+            .then(|| fd_plan.soft_limit.saturating_sub(crate::fd_limit::RESERVED));
+        tracing::info!(partitions, max_open_segments, "loading logs");
+        let logs = LogManager::open_with(
+            config.log_dirs.clone(),
+            clock.clone(),
+            &config_for,
+            gregor_storage::LogManagerOptions {
+                max_open_segments,
+                auto_fd_budget,
+                recovery_threads_per_dir: config.recovery_threads_per_data_dir,
+            },
+        )?;
         let inter_broker_connector = Arc::new(crate::transport::client::ClientConnector::new(
             &config.inter_broker_link,
         )?);

@@ -191,6 +191,11 @@ pub struct BrokerConfig {
     pub ssl_reload_interval_ms: u64,
     /// log.retention.check.interval.ms
     pub retention_check_interval_ms: u64,
+    /// `gregor.log.max.open.segments` (0: derived from RLIMIT_NOFILE, see
+    /// [`crate::fd_limit`]).
+    pub max_open_segments: u64,
+    /// num.recovery.threads.per.data.dir
+    pub recovery_threads_per_data_dir: usize,
     pub rack: Option<String>,
     pub num_io_threads: usize,
     pub message_max_bytes: usize,
@@ -655,6 +660,9 @@ impl BrokerConfig {
             checkpoint_interval_ms: int("log.flush.offset.checkpoint.interval.ms").max(1) as u64,
             ssl_reload_interval_ms: int("gregor.ssl.keystore.reload.interval.ms").max(0) as u64,
             retention_check_interval_ms: int("log.retention.check.interval.ms").max(1) as u64,
+            max_open_segments: int("gregor.log.max.open.segments").max(0) as u64,
+            recovery_threads_per_data_dir: int("num.recovery.threads.per.data.dir").clamp(1, 64)
+                as usize,
             rack,
             num_io_threads: int("num.io.threads").max(1) as usize,
             message_max_bytes: int("message.max.bytes").max(0) as usize,

@@ -41,6 +41,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod coordinator_runtime;
+pub mod fd_limit;
 pub mod features;
 pub mod fetch_session;
 pub mod group_runtime;

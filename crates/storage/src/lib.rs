@@ -6,6 +6,7 @@
 //! - [`config`]: [`LogConfig`], the topic-level settings a log obeys.
 //! - [`offset_index`], [`time_index`]: the sparse `.index` and `.timeindex` files.
 //! - [`segment`]: [`LogSegment`], one `.log` plus its indexes.
+//! - [`segment_cache`]: [`SegmentCache`], the bound on open segment files (LRU of inactive segments).
 //! - [`txn_index`]: the `.txnindex` of aborted transactions of a segment.
 //! - [`log`]: [`Log`], one partition: segments, append, read, roll, recovery.
 //! - [`loader`]: the directory work of opening a log (leftovers, swaps, producer replay).
@@ -32,6 +33,7 @@ pub mod offset_map;
 pub mod partition_metadata;
 pub mod producer_state;
 pub mod segment;
+pub mod segment_cache;
 pub mod time_index;
 pub mod txn_index;
 pub mod validator;
@@ -41,9 +43,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::LogConfig;
 pub use leader_epoch::{EpochEntry, LeaderEpochFileCache};
 pub use log::{AbortedTxn, AppendInfo, Log, ReadInfo, Verification, VerificationGuard};
-pub use manager::LogManager;
+pub use manager::{LogManager, LogManagerOptions};
 pub use producer_state::OngoingTxn;
 pub use segment::LogSegment;
+pub use segment_cache::SegmentCache;
 
 use std::fmt;
 use std::sync::Arc;

@@ -32,6 +32,8 @@ use crate::{io_err, Result};
 /// What `open` found in a partition directory.
 pub(crate) struct DirFiles {
     pub(crate) log_bases: BTreeSet<i64>,
+    /// Size of each `.log`, from the listing (what a lazy segment starts with).
+    pub(crate) log_sizes: BTreeMap<i64, u64>,
     /// Base offsets of `.log.swap` files.
     pub(crate) swaps: Vec<i64>,
 }
@@ -49,6 +51,7 @@ fn parse_base(name: &str, suffix: &str) -> Option<i64> {
 /// interrupted atomic writes, and index files without a `.log`.
 pub(crate) fn scan_dir(dir: &Path) -> Result<DirFiles> {
     let mut logs = BTreeSet::new();
+    let mut sizes = BTreeMap::new();
     let mut swaps = Vec::new();
     let mut txn_swaps = Vec::new();
     let mut indexes = Vec::new();
@@ -76,6 +79,10 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<DirFiles> {
             fs::remove_file(&path).map_err(io_err(format!("delete {}", path.display())))?;
         } else if let Some(b) = parse_base(name, LOG_SUFFIX) {
             logs.insert(b);
+            let meta = ent
+                .metadata()
+                .map_err(io_err(format!("stat {}", path.display())))?;
+            sizes.insert(b, meta.len());
         } else if let Some(b) = parse_base(name, INDEX_SUFFIX)
             .or_else(|| parse_base(name, TIME_INDEX_SUFFIX))
             .or_else(|| parse_base(name, TXN_INDEX_SUFFIX))
@@ -95,6 +102,7 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<DirFiles> {
     }
     Ok(DirFiles {
         log_bases: logs,
+        log_sizes: sizes,
         swaps,
     })
 }

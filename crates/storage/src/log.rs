@@ -52,8 +52,9 @@ use crate::producer_state::{
     CompletedTxn, OngoingTxn, PendingProducerUpdates, ProducerStateManager, SequenceCheck,
 };
 use crate::segment::{
-    check_crc, segment_file, LogSegment, SegmentConfig, INDEX_SUFFIX, TIME_INDEX_SUFFIX,
+    check_crc, segment_file, LogSegment, SegmentConfig, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
+use crate::segment_cache::SegmentCache;
 use crate::txn_index::TxnIndexEntry;
 use crate::validator::{
     assign_offsets, keyless_records, max_decompressed, reencode, timestamp_errors,
@@ -187,6 +188,8 @@ pub struct Log {
     log_start: AtomicI64,
     /// Shared with background flushes started on roll.
     recovery_point: Arc<AtomicI64>,
+    /// Where the segments' open files are counted.
+    cache: Arc<SegmentCache>,
     /// Serialises fsyncs so the recovery point only moves over flushed data.
     flush_lock: Arc<Mutex<()>>,
     topic_id: Mutex<Option<[u8; 16]>>,
@@ -259,6 +262,81 @@ impl Log {
         recovery_point: i64,
         log_start_offset: i64,
     ) -> Result<Self> {
+        Self::open_in(
+            dir,
+            tp,
+            config,
+            clock,
+            recovery_point,
+            log_start_offset,
+            SegmentCache::unbounded(),
+        )
+    }
+
+    /// [`Log::open`] with the segments' open files counted in `cache`
+    /// (the [`crate::LogManager`]'s, bounded by gregor.log.max.open.segments).
+    ///
+    /// Only the active segment and the segments past the recovery point
+    /// (none after a clean shutdown) are opened and scanned here; the others
+    /// are registered from their file names and sizes and opened on first
+    /// use (see [`crate::segment`]).
+    pub fn open_in(
+        dir: PathBuf,
+        tp: TopicPartition,
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+        recovery_point: i64,
+        log_start_offset: i64,
+        cache: Arc<SegmentCache>,
+    ) -> Result<Self> {
+        Self::open_impl(
+            dir,
+            tp,
+            config,
+            clock,
+            recovery_point,
+            log_start_offset,
+            cache,
+            true,
+        )
+    }
+
+    /// [`Log::open_in`] for the [`crate::LogManager`]'s load: the removal of
+    /// the clean-shutdown marker is left for the manager to make durable
+    /// (one `syncfs` per log dir once all its logs are loaded, before any
+    /// append) instead of one directory fsync per log.
+    pub(crate) fn open_for_load(
+        dir: PathBuf,
+        tp: TopicPartition,
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+        recovery_point: i64,
+        log_start_offset: i64,
+        cache: Arc<SegmentCache>,
+    ) -> Result<Self> {
+        Self::open_impl(
+            dir,
+            tp,
+            config,
+            clock,
+            recovery_point,
+            log_start_offset,
+            cache,
+            false,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open_impl(
+        dir: PathBuf,
+        tp: TopicPartition,
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+        recovery_point: i64,
+        log_start_offset: i64,
+        cache: Arc<SegmentCache>,
+        sync_marker: bool,
+    ) -> Result<Self> {
         fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
         let now = clock.now_ms();
         let seg_config = segment_config(&config);
@@ -299,6 +377,7 @@ impl Log {
         let mut segments: BTreeMap<i64, Arc<LogSegment>> = BTreeMap::new();
         let mut next_offset: Option<i64> = None; // of the last segment, if scanned
         let mut scanned = std::collections::BTreeSet::new();
+        let last_base = bases.iter().next_back().copied();
         let mut base_iter = bases.iter().copied().collect::<Vec<_>>().into_iter();
         for base in base_iter.by_ref() {
             if let Some(prev) = next_offset {
@@ -308,10 +387,25 @@ impl Log {
                     continue;
                 }
             }
+            let must_scan = base >= recover_from || swapped.contains(&base);
+            if !must_scan && Some(base) != last_base {
+                // Trusted (flushed before the recovery point, or closed
+                // cleanly): opened, and its indexes checked, on first use.
+                let size = match files.log_sizes.get(&base) {
+                    Some(s) => *s,
+                    None => fs::metadata(segment_file(&dir, base, LOG_SUFFIX))
+                        .map_err(io_err(format!("stat segment {base} in {}", dir.display())))?
+                        .len(),
+                };
+                let seg = LogSegment::lazy(&dir, base, size, seg_config, now, &cache)?;
+                next_offset = None;
+                segments.insert(base, Arc::new(seg));
+                continue;
+            }
             let index_missing = !segment_file(&dir, base, INDEX_SUFFIX).exists()
                 || !segment_file(&dir, base, TIME_INDEX_SUFFIX).exists();
-            let seg = LogSegment::open(&dir, base, seg_config, now)?;
-            let mut scan = base >= recover_from || swapped.contains(&base);
+            let seg = LogSegment::open_in(&dir, base, seg_config, now, &cache)?;
+            let mut scan = must_scan;
             if !scan && seg.size() > 0 && index_missing {
                 tracing::info!(log = %tp, base, "rebuilding missing index");
                 scan = true;
@@ -375,7 +469,7 @@ impl Log {
             }
         }
         if segments.is_empty() {
-            let seg = LogSegment::open(&dir, log_start, seg_config, now)?;
+            let seg = LogSegment::open_in(&dir, log_start, seg_config, now, &cache)?;
             segments.insert(log_start, Arc::new(seg));
             log_end = Some(log_start);
         }
@@ -451,7 +545,9 @@ impl Log {
         if clean {
             fs::remove_file(&clean_marker)
                 .map_err(io_err(format!("delete {}", clean_marker.display())))?;
-            sync_dir(&dir)?;
+            if sync_marker {
+                sync_dir(&dir)?;
+            }
         }
         tracing::debug!(log = %tp, log_start, log_end, segments = segments.len(), clean, "log loaded");
         Ok(Self {
@@ -470,6 +566,7 @@ impl Log {
             log_end: AtomicI64::new(log_end),
             log_start: AtomicI64::new(log_start),
             recovery_point: Arc::new(AtomicI64::new(log_end)),
+            cache,
             flush_lock: Arc::new(Mutex::new(())),
             topic_id: Mutex::new(topic_id),
             closed: AtomicBool::new(false),
@@ -1081,11 +1178,12 @@ impl Log {
         }
         tracing::debug!(log = %self.tp, new_base, reason, "rolling segment");
         old.on_become_inactive()?;
-        let seg = Arc::new(LogSegment::open(
+        let seg = Arc::new(LogSegment::open_in(
             &self.dir,
             new_base,
             segment_config(config),
             self.clock.now_ms(),
+            &self.cache,
         )?);
         seg.make_active()?;
         self.segments.write().insert(new_base, seg.clone());
@@ -1344,6 +1442,7 @@ impl Log {
                 .extend(renamed.into_iter().map(|p| (p, due)));
         }
         st.producers.remove_below(offset);
+        st.producers.delete_snapshots_below(offset)?;
         {
             // Kafka's `onLogStartOffsetIncremented`.
             let mut stable = self.stable.lock();
@@ -1442,11 +1541,12 @@ impl Log {
             for s in segs.values() {
                 s.delete_files()?;
             }
-            let seg = Arc::new(LogSegment::open(
+            let seg = Arc::new(LogSegment::open_in(
                 &self.dir,
                 start,
                 segment_config(&config),
                 self.clock.now_ms(),
+                &self.cache,
             )?);
             seg.make_active()?;
             segs.clear();
@@ -1548,6 +1648,17 @@ impl Log {
     /// Flush, snapshot producer state, close files. Afterwards appends fail;
     /// the next open needs no recovery scan.
     pub fn close(&self) -> Result<()> {
+        self.close_impl(true)
+    }
+
+    /// [`Log::close`] for the [`crate::LogManager`]'s shutdown: the (empty)
+    /// clean-shutdown marker is written after the data is flushed but not
+    /// fsynced here; the manager syncs each log dir's filesystem once.
+    pub(crate) fn close_for_shutdown(&self) -> Result<()> {
+        self.close_impl(false)
+    }
+
+    fn close_impl(&self, sync_marker: bool) -> Result<()> {
         let st = self.append.lock();
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -1559,7 +1670,12 @@ impl Log {
         active.flush()?;
         st.producers.write_snapshot(self.log_end_offset())?;
         self.epochs.lock().write_if_dirty()?;
-        write_atomically(&self.dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        if sync_marker {
+            write_atomically(&marker, b"")?;
+        } else {
+            fs::File::create(&marker).map_err(io_err(format!("create {}", marker.display())))?;
+        }
         Ok(())
     }
 
@@ -1581,6 +1697,10 @@ impl Log {
     }
     pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+    /// Where this log's open segment files are counted.
+    pub fn segment_cache(&self) -> &Arc<SegmentCache> {
+        &self.cache
     }
 
     /// Each producer's id, epoch and the last offset of its last data batch.

@@ -26,12 +26,13 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::checkpoint::{
-    sync_dir, OffsetCheckpointFile, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
-    REPLICATION_OFFSET_CHECKPOINT,
+    sync_dir, sync_filesystem, OffsetCheckpointFile, LOG_START_OFFSET_CHECKPOINT,
+    RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT,
 };
 use crate::cleaner::{
     cleaner_checkpoint_path, write_cleaner_checkpoint, CleanerConfig, LogSource, StableOffsetFn,
 };
+use crate::segment_cache::SegmentCache;
 use crate::{io_err, Clock, Log, LogCleaner, LogConfig, Result, StorageError, TopicPartition};
 
 pub const LOCK_FILE: &str = ".lock";
@@ -64,6 +65,88 @@ pub struct LogManager {
     /// Log dirs taken offline after an I/O error (Kafka's LogDirFailureChannel):
     /// their logs are closed and answer `LogDirOffline`.
     offline: Vec<AtomicBool>,
+    /// Every log's open segment files, bounded by gregor.log.max.open.segments.
+    cache: Arc<SegmentCache>,
+}
+
+/// How a [`LogManager`] loads and bounds its logs.
+#[derive(Debug, Clone)]
+pub struct LogManagerOptions {
+    /// `gregor.log.max.open.segments`: inactive segments whose files may be
+    /// open at once (three descriptors each); the least recently used beyond
+    /// it are closed. Active segments are not counted (never closed).
+    pub max_open_segments: usize,
+    /// When set, `max_open_segments` is automatic instead: this many
+    /// descriptors are left for segment files, and the cap follows the
+    /// number of logs ([`crate::segment_cache::auto_segment_cap`]).
+    pub auto_fd_budget: Option<u64>,
+    /// Kafka's `num.recovery.threads.per.data.dir` (default 1): threads
+    /// loading the logs of one dir at start.
+    pub recovery_threads_per_dir: usize,
+}
+
+impl Default for LogManagerOptions {
+    fn default() -> Self {
+        Self {
+            max_open_segments: usize::MAX,
+            auto_fd_budget: None,
+            recovery_threads_per_dir: 1,
+        }
+    }
+}
+
+/// One log to load at start.
+struct LoadJob {
+    path: PathBuf,
+    tp: TopicPartition,
+    config: LogConfig,
+    recovery_point: i64,
+    log_start: i64,
+}
+
+/// Opens the logs of `jobs` on up to `threads` threads; the first error wins
+/// (the other logs are dropped, as a failed start drops everything).
+fn load_logs(
+    jobs: Vec<LoadJob>,
+    clock: &Arc<dyn Clock>,
+    cache: &Arc<SegmentCache>,
+    threads: usize,
+) -> Result<Vec<Log>> {
+    let open = |j: LoadJob| {
+        Log::open_for_load(
+            j.path,
+            j.tp,
+            j.config,
+            clock.clone(),
+            j.recovery_point,
+            j.log_start,
+            cache.clone(),
+        )
+    };
+    let threads = threads.clamp(1, jobs.len().max(1));
+    if threads == 1 {
+        return jobs.into_iter().map(open).collect();
+    }
+    let queue = Mutex::new(jobs.into_iter());
+    let results: Mutex<Vec<Result<Log>>> = Mutex::new(Vec::new());
+    let failed = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let Some(job) = queue.lock().next() else {
+                        break;
+                    };
+                    let r = open(job);
+                    if r.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    results.lock().push(r);
+                }
+            });
+        }
+    });
+    results.into_inner().into_iter().collect()
 }
 
 /// `<topic>-<partition>` → the partition, if the name is one.
@@ -95,6 +178,23 @@ impl LogManager {
         clock: Arc<dyn Clock>,
         config_for: &dyn Fn(&str) -> LogConfig,
     ) -> Result<Self> {
+        Self::open_with(log_dirs, clock, config_for, LogManagerOptions::default())
+    }
+
+    /// [`LogManager::open`] with a bound on open segment files and the
+    /// number of threads loading the logs of each dir.
+    pub fn open_with(
+        log_dirs: Vec<PathBuf>,
+        clock: Arc<dyn Clock>,
+        config_for: &dyn Fn(&str) -> LogConfig,
+        options: LogManagerOptions,
+    ) -> Result<Self> {
+        let cache = match options.auto_fd_budget {
+            Some(budget) => {
+                SegmentCache::automatic(budget, crate::manager::count_log_dirs(&log_dirs))
+            }
+            None => SegmentCache::new(options.max_open_segments),
+        };
         let mut locks = Vec::new();
         let mut logs = BTreeMap::new();
         let n_dirs = log_dirs.len();
@@ -115,6 +215,8 @@ impl LogManager {
             let recovery = read_checkpoint(dir.join(RECOVERY_POINT_CHECKPOINT));
             let starts = read_checkpoint(dir.join(LOG_START_OFFSET_CHECKPOINT));
             let cleaned = read_checkpoint(cleaner_checkpoint_path(dir));
+            let mut jobs = Vec::new();
+            let mut configs: BTreeMap<Arc<str>, LogConfig> = BTreeMap::new();
             let rd = fs::read_dir(dir).map_err(io_err(format!("list {}", dir.display())))?;
             for ent in rd {
                 let ent = ent.map_err(io_err(format!("list {}", dir.display())))?;
@@ -150,14 +252,23 @@ impl LogManager {
                         ),
                     });
                 }
-                let log = Log::open(
+                let config = configs
+                    .entry(tp.topic.clone())
+                    .or_insert_with(|| config_for(&tp.topic))
+                    .clone();
+                jobs.push(LoadJob {
+                    recovery_point: recovery.get(&tp).copied().unwrap_or(0),
+                    log_start: starts.get(&tp).copied().unwrap_or(0),
                     path,
-                    tp.clone(),
-                    config_for(&tp.topic),
-                    clock.clone(),
-                    recovery.get(&tp).copied().unwrap_or(0),
-                    starts.get(&tp).copied().unwrap_or(0),
-                )?;
+                    tp,
+                    config,
+                });
+            }
+            let loaded = load_logs(jobs, &clock, &cache, options.recovery_threads_per_dir)?;
+            // The clean-shutdown markers the loads removed stay removed.
+            sync_filesystem(dir)?;
+            for log in loaded {
+                let tp = log.topic_partition().clone();
                 if let Some(c) = cleaned.get(&tp) {
                     log.set_cleaner_checkpoint(*c);
                 }
@@ -170,7 +281,12 @@ impl LogManager {
                 );
             }
         }
-        tracing::info!(logs = logs.len(), dirs = log_dirs.len(), "logs loaded");
+        tracing::info!(
+            logs = logs.len(),
+            dirs = log_dirs.len(),
+            open_segments = cache.open_segments(),
+            "logs loaded"
+        );
         Ok(Self {
             dirs: log_dirs,
             clock,
@@ -180,7 +296,13 @@ impl LogManager {
             preferred_dirs: Mutex::new(std::collections::HashMap::new()),
             _locks: locks,
             offline: (0..n_dirs).map(|_| AtomicBool::new(false)).collect(),
+            cache,
         })
+    }
+
+    /// Where the logs' open segment files are counted and bounded.
+    pub fn segment_cache(&self) -> &Arc<SegmentCache> {
+        &self.cache
     }
 
     /// The log dirs, in configuration order.
@@ -215,22 +337,28 @@ impl LogManager {
             })
             .ok_or_else(|| StorageError::LogDirOffline("every log dir is offline".into()))?;
         let path = self.dirs[dir_index].join(tp.dir_name());
-        let log = Arc::new(Log::open(
+        let log = Arc::new(Log::open_in(
             path,
             tp.clone(),
             config,
             self.clock.clone(),
             0,
             0,
+            self.cache.clone(),
         )?);
         sync_dir(&self.dirs[dir_index])?;
-        self.logs.write().insert(
-            tp.clone(),
-            LogEntry {
-                dir_index,
-                log: log.clone(),
-            },
-        );
+        let n = {
+            let mut logs = self.logs.write();
+            logs.insert(
+                tp.clone(),
+                LogEntry {
+                    dir_index,
+                    log: log.clone(),
+                },
+            );
+            logs.len()
+        };
+        self.cache.logs_changed(n);
         Ok(log)
     }
 
@@ -335,13 +463,14 @@ impl LogManager {
             tp.dir_name(),
             uuid::Uuid::new_v4().simple()
         ));
-        let log = Log::open(
+        let log = Log::open_in(
             path,
             tp.clone(),
             config,
             self.clock.clone(),
             0,
             start_offset,
+            self.cache.clone(),
         )?;
         sync_dir(&self.dirs[index])?;
         Ok(Arc::new(log))
@@ -400,13 +529,14 @@ impl LogManager {
         fs::rename(future.dir(), &final_path)
             .map_err(io_err(format!("rename {}", future.dir().display())))?;
         sync_dir(&parent)?;
-        let reopened = Log::open(
+        let reopened = Log::open_in(
             final_path.clone(),
             tp.clone(),
             current.config(),
             self.clock.clone(),
             future.log_end_offset(),
             future.log_start_offset(),
+            self.cache.clone(),
         );
         let log = match reopened {
             Ok(log) => Arc::new(log),
@@ -445,9 +575,14 @@ impl LogManager {
     /// `<topic>-<partition>.<uuid>-delete` first, as Kafka does, then removed).
     pub fn delete(&self, tp: &TopicPartition) -> Result<()> {
         let _g = self.create_lock.lock();
-        let Some(entry) = self.logs.write().remove(tp) else {
+        let (entry, n) = {
+            let mut logs = self.logs.write();
+            (logs.remove(tp), logs.len())
+        };
+        let Some(entry) = entry else {
             return Ok(());
         };
+        self.cache.logs_changed(n);
         entry.log.mark_closed();
         let parent = &self.dirs[entry.dir_index];
         let doomed = parent.join(format!(
@@ -589,7 +724,7 @@ impl LogManager {
         self.stop_cleaner();
         let mut first_err = None;
         for log in self.all() {
-            if let Err(e) = log.close() {
+            if let Err(e) = log.close_for_shutdown() {
                 tracing::error!(log = %log.topic_partition(), error = %e, "close failed");
                 first_err.get_or_insert(e);
             }
@@ -599,6 +734,14 @@ impl LogManager {
         }
         if let Err(e) = self.write_cleaner_checkpoints() {
             first_err.get_or_insert(e);
+        }
+        // The logs' clean-shutdown markers, durable at once.
+        for (i, dir) in self.dirs.iter().enumerate() {
+            if !self.offline[i].load(Ordering::Acquire) {
+                if let Err(e) = sync_filesystem(dir) {
+                    first_err.get_or_insert(e);
+                }
+            }
         }
         match first_err {
             Some(e) => Err(e),
@@ -612,4 +755,19 @@ impl Drop for LogManager {
     fn drop(&mut self) {
         self.stop_cleaner();
     }
+}
+
+/// Partition directories under `log_dirs` (the logs a manager will load).
+pub fn count_log_dirs(log_dirs: &[PathBuf]) -> usize {
+    log_dirs
+        .iter()
+        .filter_map(|d| fs::read_dir(d).ok())
+        .flat_map(|rd| rd.flatten())
+        .filter(|e| {
+            e.file_type().is_ok_and(|t| t.is_dir())
+                && e.file_name()
+                    .to_str()
+                    .is_some_and(|n| parse_log_dir_name(n).is_some())
+        })
+        .count()
 }

@@ -14,8 +14,10 @@
 //! The state is rebuilt on open from the latest snapshot at or below the log
 //! end plus a replay of the batch headers after it (and the records of
 //! control batches). Snapshots are written on segment roll and on close, as
-//! `<offset>.snapshot` (20-digit offset: the log end when taken); the last
-//! two are kept.
+//! `<offset>.snapshot` (20-digit offset: the log end when taken). As in
+//! Kafka, one is kept per segment (the one taken when it rolled) until
+//! retention deletes the segment: after a crash, the replay starts at the
+//! snapshot of the first segment past the recovery point, not at the log start.
 //!
 //! Snapshot format (ours, not Kafka's; all integers big-endian). Version 2
 //! is written; version 1 files (no transaction fields) are still read.
@@ -659,15 +661,23 @@ impl ProducerStateManager {
         Ok(out)
     }
 
-    /// Writes `<offset>.snapshot` and deletes all but the two latest snapshots.
+    /// Writes `<offset>.snapshot`.
     pub fn write_snapshot(&self, offset: i64) -> Result<()> {
         let path = Self::snapshot_path(&self.dir, offset);
-        write_atomically(&path, &self.encode())?;
+        write_atomically(&path, &self.encode())
+    }
+
+    /// Deletes the snapshots below `offset` except the latest of them (the
+    /// log start moved to `offset`: a replay never starts before it).
+    pub fn delete_snapshots_below(&self, offset: i64) -> Result<()> {
         let snaps = Self::list_snapshots(&self.dir)?;
-        if snaps.len() > 2 {
-            for o in &snaps[..snaps.len() - 2] {
-                let p = Self::snapshot_path(&self.dir, *o);
-                fs::remove_file(&p).map_err(io_err(format!("delete {}", p.display())))?;
+        let below: Vec<i64> = snaps.into_iter().filter(|o| *o < offset).collect();
+        for o in below.iter().rev().skip(1) {
+            let p = Self::snapshot_path(&self.dir, *o);
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(format!("delete {}", p.display()))(e)),
             }
         }
         Ok(())
@@ -885,6 +895,12 @@ mod tests {
         m.write_snapshot(4).unwrap();
         m.write_snapshot(10).unwrap();
         m.write_snapshot(20).unwrap();
+        assert_eq!(
+            ProducerStateManager::list_snapshots(d.path()).unwrap(),
+            vec![4, 10, 20]
+        );
+        m.write_snapshot(2).unwrap();
+        m.delete_snapshots_below(12).unwrap();
         assert_eq!(
             ProducerStateManager::list_snapshots(d.path()).unwrap(),
             vec![10, 20]

@@ -16,16 +16,29 @@
 //! so a reader that loads it sees only whole batches. Index state sits behind
 //! an `RwLock` held briefly by both sides.
 
+//!
+//! Lazy files: a segment's files are opened on first use, not when the log
+//! is loaded. After a clean shutdown (and below the recovery point after a
+//! crash) [`crate::Log::open`] registers the segments it does not scan from
+//! their file names and sizes only ([`LogSegment::lazy`]); the first read,
+//! retention check or cleaner pass opens them, sanity-checks their indexes
+//! (rebuilding bad or missing ones) and registers them with the log's
+//! [`SegmentCache`], which closes the least recently used inactive segments
+//! beyond `gregor.log.max.open.segments` (a later use reopens them). The
+//! active segment is *pinned*: it stays open.
+
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use bytes::BytesMut;
 use gregor_records::{BatchHeader, RecordsError, BATCH_HEADER_LEN};
 use parking_lot::RwLock;
 
 use crate::offset_index::{OffsetIndex, OffsetPosition};
+use crate::segment_cache::{Closable, SegmentCache};
 use crate::time_index::{TimeIndex, TimestampOffset};
 use crate::txn_index::{TransactionIndex, TxnIndexEntry, TxnIndexProblem};
 use crate::{io_err, Result, StorageError};
@@ -59,17 +72,64 @@ pub struct SegmentConfig {
     pub index_interval_bytes: u64,
 }
 
-/// Writer-side state and indexes, behind one lock.
+/// The files of an open segment; dropped (descriptors closed, mappings
+/// unmapped) when the cache closes the segment.
 #[derive(Debug)]
-struct Inner {
+struct Open {
+    /// Shared with reads in flight, which keep it open past a close.
+    file: Arc<File>,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+}
+
+/// What is known of a segment whether or not its files are open.
+#[derive(Debug)]
+struct Meta {
     bytes_since_last_index_entry: u64,
     /// Largest batch max timestamp in the segment and the last offset of the
-    /// first batch that had it (-1, base) when empty / unknown.
-    max_timestamp: TimestampOffset,
+    /// first batch that had it ((-1, base) when empty); None until the
+    /// files were first opened. Kept when they are closed, so retention
+    /// does not reopen a segment to look at it again.
+    max_timestamp: Option<TimestampOffset>,
     /// maxTimestamp of the first batch: what time-based roll is measured from.
     first_batch_timestamp: Option<i64>,
+    first_batch_read: bool,
+    /// The indexes were sanity-checked or built by this process.
+    checked: bool,
+    /// The next open may create missing files (a new segment).
+    may_create: bool,
+    /// Never closed by the cache: the active segment, or one being deleted.
+    pinned: bool,
+    /// The files were renamed to `.deleted`: reopen them there.
+    deleted: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    open: Option<Open>,
+    meta: Meta,
+}
+
+/// The part of a segment the [`SegmentCache`] holds (weakly) to close it.
+#[derive(Debug)]
+struct Files {
+    inner: RwLock<Inner>,
+    last_used: AtomicU64,
+}
+
+impl Closable for Files {
+    fn try_close(&self) -> bool {
+        let Some(mut inner) = self.inner.try_write() else {
+            return false;
+        };
+        if !inner.meta.pinned {
+            inner.open = None;
+        }
+        true
+    }
+    fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
 }
 
 /// What a scan of a segment found.
@@ -85,16 +145,20 @@ pub struct RecoveryResult {
 pub struct LogSegment {
     base_offset: i64,
     dir: PathBuf,
-    file: File,
     size: AtomicU64,
     created_ms: i64,
     config: SegmentConfig,
     /// Appended to every file name: empty for a live segment, `.cleaned` for
     /// the cleaner's output before its swap (see [`crate::cleaner`]).
     suffix: &'static str,
-    inner: RwLock<Inner>,
+    /// This segment's key in `cache`.
+    id: u64,
+    files: Arc<Files>,
+    cache: Arc<SegmentCache>,
     /// Written only under the log's append lock (or by the cleaner before
-    /// the segment is swapped in); read by fetches.
+    /// the segment is swapped in); read by fetches. Its entries are read when
+    /// the segment is registered (the file exists only for segments that
+    /// hold an aborted transaction); its descriptor is opened only to write.
     txn_index: RwLock<TransactionIndex>,
 }
 
@@ -105,12 +169,71 @@ pub const SWAP_SUFFIX: &str = ".swap";
 /// Suffix of segment files renamed for deletion.
 pub const DELETED_SUFFIX: &str = ".deleted";
 
+fn index_batch(
+    open: &mut Open,
+    meta: &mut Meta,
+    base_offset: i64,
+    h: &BatchHeader,
+    position: u64,
+    interval: u64,
+) -> Result<()> {
+    let max = meta.max_timestamp.get_or_insert(TimestampOffset {
+        timestamp: -1,
+        offset: base_offset,
+    });
+    if h.max_timestamp > max.timestamp {
+        *max = TimestampOffset {
+            timestamp: h.max_timestamp,
+            offset: h.last_offset(),
+        };
+    }
+    let m = *max;
+    if meta.first_batch_timestamp.is_none() {
+        meta.first_batch_timestamp = Some(h.max_timestamp);
+    }
+    // A full index only happens to the cleaner's output (a live segment
+    // rolls first): skipping the entry only lengthens lookups' scans.
+    if meta.bytes_since_last_index_entry > interval && !open.offset_index.is_full() {
+        open.offset_index.append(h.last_offset(), position)?;
+        open.time_index.maybe_append(m.timestamp, m.offset)?;
+        meta.bytes_since_last_index_entry = 0;
+    }
+    meta.bytes_since_last_index_entry += h.total_size() as u64;
+    Ok(())
+}
+
 impl LogSegment {
     /// Opens the segment at `base_offset` in `dir`, creating empty files if
-    /// absent. Indexes are taken as found; the caller sanity-checks or
-    /// rebuilds them.
+    /// absent, outside any bound on open files. Indexes are taken as found;
+    /// the caller sanity-checks or rebuilds them.
     pub fn open(dir: &Path, base_offset: i64, config: SegmentConfig, now_ms: i64) -> Result<Self> {
-        Self::open_with_suffix(dir, base_offset, "", config, now_ms)
+        Self::open_in(dir, base_offset, config, now_ms, &SegmentCache::unbounded())
+    }
+
+    /// [`LogSegment::open`], counted in `cache` once it stops being active
+    /// (see [`LogSegment::on_become_inactive`]).
+    pub fn open_in(
+        dir: &Path,
+        base_offset: i64,
+        config: SegmentConfig,
+        now_ms: i64,
+        cache: &Arc<SegmentCache>,
+    ) -> Result<Self> {
+        Self::open_with_suffix(dir, base_offset, "", config, now_ms, cache)
+    }
+
+    /// A segment of a log known from its file name and `size`, whose files
+    /// are opened on first use (then its indexes are sanity-checked, and
+    /// rebuilt if bad or missing). Only its `.txnindex` is read now.
+    pub fn lazy(
+        dir: &Path,
+        base_offset: i64,
+        size: u64,
+        config: SegmentConfig,
+        now_ms: i64,
+        cache: &Arc<SegmentCache>,
+    ) -> Result<Self> {
+        Self::new(dir, base_offset, "", size, config, now_ms, cache, false)
     }
 
     /// A fresh segment for the cleaner's output, named `<base>.log.cleaned`
@@ -121,6 +244,7 @@ impl LogSegment {
         base_offset: i64,
         config: SegmentConfig,
         now_ms: i64,
+        cache: &Arc<SegmentCache>,
     ) -> Result<Self> {
         for suffix in SEGMENT_SUFFIXES {
             let p = suffixed_file(dir, base_offset, suffix, CLEANED_SUFFIX);
@@ -135,7 +259,7 @@ impl LogSegment {
                 }
             }
         }
-        Self::open_with_suffix(dir, base_offset, CLEANED_SUFFIX, config, now_ms)
+        Self::open_with_suffix(dir, base_offset, CLEANED_SUFFIX, config, now_ms, cache)
     }
 
     fn open_with_suffix(
@@ -144,62 +268,191 @@ impl LogSegment {
         suffix: &'static str,
         config: SegmentConfig,
         now_ms: i64,
+        cache: &Arc<SegmentCache>,
     ) -> Result<Self> {
-        let log_path = suffixed_file(dir, base_offset, LOG_SUFFIX, suffix);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&log_path)
-            .map_err(io_err(format!("open {}", log_path.display())))?;
-        let size = file
-            .metadata()
-            .map_err(io_err(format!("stat {}", log_path.display())))?
-            .len();
-        let offset_index = OffsetIndex::open(
-            &suffixed_file(dir, base_offset, INDEX_SUFFIX, suffix),
-            base_offset,
-            config.index_max_bytes,
-        )?;
-        let time_index = TimeIndex::open(
-            &suffixed_file(dir, base_offset, TIME_INDEX_SUFFIX, suffix),
-            base_offset,
-            config.index_max_bytes,
-        )?;
+        let seg = Self::new(dir, base_offset, suffix, 0, config, now_ms, cache, true)?;
+        seg.with_open(|_, _| Ok(()))?;
+        Ok(seg)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        dir: &Path,
+        base_offset: i64,
+        suffix: &'static str,
+        size: u64,
+        config: SegmentConfig,
+        now_ms: i64,
+        cache: &Arc<SegmentCache>,
+        eager: bool,
+    ) -> Result<Self> {
         let txn_index = TransactionIndex::open(
             &suffixed_file(dir, base_offset, TXN_INDEX_SUFFIX, suffix),
             base_offset,
         )?;
-        let max_timestamp = time_index.last_entry().unwrap_or(TimestampOffset {
-            timestamp: -1,
-            offset: base_offset,
-        });
-        let seg = Self {
+        Ok(Self {
             base_offset,
             dir: dir.to_path_buf(),
-            file,
             size: AtomicU64::new(size),
             created_ms: now_ms,
             config,
             suffix,
-            inner: RwLock::new(Inner {
-                offset_index,
-                time_index,
-                bytes_since_last_index_entry: 0,
-                max_timestamp,
-                first_batch_timestamp: None,
+            id: cache.next_id(),
+            files: Arc::new(Files {
+                inner: RwLock::new(Inner {
+                    open: None,
+                    meta: Meta {
+                        bytes_since_last_index_entry: 0,
+                        max_timestamp: None,
+                        first_batch_timestamp: None,
+                        first_batch_read: false,
+                        // An eager open is checked by its caller.
+                        checked: eager,
+                        may_create: eager,
+                        pinned: eager,
+                        deleted: false,
+                    },
+                }),
+                last_used: AtomicU64::new(cache.tick()),
             }),
+            cache: cache.clone(),
             txn_index: RwLock::new(txn_index),
+        })
+    }
+
+    fn file_path(&self, suffix: &str, deleted: bool) -> PathBuf {
+        let extra = if deleted { DELETED_SUFFIX } else { self.suffix };
+        suffixed_file(&self.dir, self.base_offset, suffix, extra)
+    }
+
+    /// Opens the files if they are closed (first use, or closed by the
+    /// cache), checking the indexes of a segment loaded lazily.
+    fn load(&self, inner: &mut Inner) -> Result<()> {
+        if inner.open.is_some() {
+            return Ok(());
+        }
+        let meta = &mut inner.meta;
+        let log_path = self.file_path(LOG_SUFFIX, meta.deleted);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(meta.may_create)
+            .truncate(false)
+            .open(&log_path)
+            .map_err(io_err(format!("open {}", log_path.display())))?;
+        let index_path = self.file_path(INDEX_SUFFIX, meta.deleted);
+        let time_path = self.file_path(TIME_INDEX_SUFFIX, meta.deleted);
+        let missing = !meta.checked && (!index_path.exists() || !time_path.exists());
+        if !meta.checked || meta.may_create {
+            let len = file
+                .metadata()
+                .map_err(io_err(format!("stat {}", log_path.display())))?
+                .len();
+            self.size.store(len, Ordering::Release);
+        }
+        let mut open = Open {
+            file: Arc::new(file),
+            offset_index: OffsetIndex::open(
+                &index_path,
+                self.base_offset,
+                self.config.index_max_bytes,
+            )?,
+            time_index: TimeIndex::open(&time_path, self.base_offset, self.config.index_max_bytes)?,
         };
-        if size >= BATCH_HEADER_LEN as u64 {
-            let mut h = [0u8; BATCH_HEADER_LEN];
-            seg.read_exact_at(&mut h, 0)?;
-            if let Ok(h) = BatchHeader::parse(&h) {
-                seg.inner.write().first_batch_timestamp = Some(h.max_timestamp);
+        meta.may_create = false;
+        if !meta.checked {
+            meta.checked = true;
+            let problem = if missing {
+                (self.size() > 0).then(|| "missing index".to_string())
+            } else {
+                Self::index_problem_in(&open, self.size())?
+            };
+            if let Some(reason) = problem {
+                tracing::warn!(segment = %self.name(), %reason, "rebuilding index of a lazily opened segment");
+                self.recover_in(&mut open, meta, |_| {})?;
+                Self::become_inactive_in(&mut open, meta)?;
             }
         }
-        Ok(seg)
+        if meta.max_timestamp.is_none() {
+            meta.max_timestamp = Some(open.time_index.last_entry().unwrap_or(TimestampOffset {
+                timestamp: -1,
+                offset: self.base_offset,
+            }));
+        }
+        if !meta.first_batch_read {
+            meta.first_batch_read = true;
+            if self.size() >= BATCH_HEADER_LEN as u64 {
+                let mut h = [0u8; BATCH_HEADER_LEN];
+                open.file
+                    .read_exact_at(&mut h, 0)
+                    .map_err(io_err(format!("read {} at 0", self.name())))?;
+                if let Ok(h) = BatchHeader::parse(&h) {
+                    meta.first_batch_timestamp = Some(h.max_timestamp);
+                }
+            }
+        }
+        let pinned = meta.pinned;
+        inner.open = Some(open);
+        self.touch();
+        if !pinned {
+            // Our own lock is held: the cache only tries other segments'.
+            self.cache.register(self.id, self.weak());
+        }
+        Ok(())
+    }
+
+    fn weak(&self) -> Weak<dyn Closable> {
+        let w: Weak<Files> = Arc::downgrade(&self.files);
+        w
+    }
+
+    fn touch(&self) {
+        self.files
+            .last_used
+            .store(self.cache.tick(), Ordering::Relaxed);
+    }
+
+    /// Runs `f` on the open files (opening them if closed) under the
+    /// segment's write lock.
+    fn with_open<R>(&self, f: impl FnOnce(&mut Open, &mut Meta) -> Result<R>) -> Result<R> {
+        let mut guard = self.files.inner.write();
+        self.load(&mut guard)?;
+        let inner = &mut *guard;
+        match inner.open.as_mut() {
+            Some(open) => f(open, &mut inner.meta),
+            None => Err(self.not_open()),
+        }
+    }
+
+    /// Runs `f` on the open files (opening them if closed) under the
+    /// segment's read lock when they are open already.
+    fn with_open_ref<R>(&self, f: impl FnOnce(&Open, &Meta) -> R) -> Result<R> {
+        {
+            let inner = self.files.inner.read();
+            if let Some(open) = &inner.open {
+                self.touch();
+                return Ok(f(open, &inner.meta));
+            }
+        }
+        self.with_open(|open, meta| Ok(f(open, meta)))
+    }
+
+    fn not_open(&self) -> StorageError {
+        StorageError::Io {
+            context: format!("open {}", self.name()),
+            source: std::io::Error::other("segment files not open after opening them"),
+        }
+    }
+
+    /// The `.log` file, opened if closed. Reads hold the handle, so a close
+    /// by the cache meanwhile does not disturb them.
+    pub(crate) fn file(&self) -> Result<Arc<File>> {
+        self.with_open_ref(|open, _| open.file.clone())
+    }
+
+    /// Whether the segment's files are open now (for tests and tools).
+    pub fn is_open(&self) -> bool {
+        self.files.inner.read().open.is_some()
     }
 
     pub fn base_offset(&self) -> i64 {
@@ -219,15 +472,42 @@ impl LogSegment {
         self.created_ms
     }
     pub fn first_batch_timestamp(&self) -> Option<i64> {
-        self.inner.read().first_batch_timestamp
+        {
+            let inner = self.files.inner.read();
+            if inner.meta.first_batch_read {
+                return inner.meta.first_batch_timestamp;
+            }
+        }
+        match self.with_open_ref(|_, meta| meta.first_batch_timestamp) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(segment = %self.name(), error = %e, "cannot read the first batch");
+                None
+            }
+        }
     }
     /// Largest timestamp in the segment and the offset of the batch holding it.
+    /// Opens a segment never opened before (its time index knows); (-1,
+    /// base) when that fails.
     pub fn max_timestamp(&self) -> TimestampOffset {
-        self.inner.read().max_timestamp
+        let unknown = TimestampOffset {
+            timestamp: -1,
+            offset: self.base_offset,
+        };
+        if let Some(m) = self.files.inner.read().meta.max_timestamp {
+            return m;
+        }
+        match self.with_open_ref(|_, meta| meta.max_timestamp) {
+            Ok(m) => m.unwrap_or(unknown),
+            Err(e) => {
+                tracing::warn!(segment = %self.name(), error = %e, "cannot read the time index");
+                unknown
+            }
+        }
     }
     pub fn index_full(&self) -> bool {
-        let inner = self.inner.read();
-        inner.offset_index.is_full() || inner.time_index.is_full()
+        self.with_open_ref(|open, _| open.offset_index.is_full() || open.time_index.is_full())
+            .unwrap_or(false)
     }
     /// True if `offset` can be stored relative to the base offset (as i32).
     pub fn can_hold_offset(&self, offset: i64) -> bool {
@@ -236,8 +516,12 @@ impl LogSegment {
     }
 
     pub(crate) fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> Result<()> {
-        self.file
-            .read_exact_at(buf, pos)
+        let file = self.file()?;
+        self.read_file_at(&file, buf, pos)
+    }
+
+    fn read_file_at(&self, file: &File, buf: &mut [u8], pos: u64) -> Result<()> {
+        file.read_exact_at(buf, pos)
             .map_err(|source| StorageError::Io {
                 context: format!("read {} at {pos}", self.name()),
                 source,
@@ -251,7 +535,7 @@ impl LogSegment {
     /// time-index entry beside it when the max timestamp grew.
     pub fn append(&self, batches: &[u8]) -> Result<()> {
         let start = self.size();
-        self.file
+        self.file()?
             .write_all_at(batches, start)
             .map_err(|source| StorageError::Io {
                 context: format!("write {} at {start}", self.name()),
@@ -261,16 +545,18 @@ impl LogSegment {
         // past what readers may read.
         self.size
             .store(start + batches.len() as u64, Ordering::Release);
-        let mut inner = self.inner.write();
-        let mut pos = 0usize;
-        while pos + BATCH_HEADER_LEN <= batches.len() {
-            let Ok(h) = BatchHeader::parse(&batches[pos..]) else {
-                break; // the log validated these; cannot happen
-            };
-            inner.index_batch(&h, start + pos as u64, self.config.index_interval_bytes)?;
-            pos += h.total_size();
-        }
-        Ok(())
+        let (base, interval) = (self.base_offset, self.config.index_interval_bytes);
+        self.with_open(|open, meta| {
+            let mut pos = 0usize;
+            while pos + BATCH_HEADER_LEN <= batches.len() {
+                let Ok(h) = BatchHeader::parse(&batches[pos..]) else {
+                    break; // the log validated these; cannot happen
+                };
+                index_batch(open, meta, base, &h, start + pos as u64, interval)?;
+                pos += h.total_size();
+            }
+            Ok(())
+        })
     }
 
     /// Reads `len` bytes at `pos` (clipped to the segment size) into one buffer.
@@ -285,7 +571,7 @@ impl LogSegment {
     /// Finds the first batch whose last offset is ≥ `offset`: its position and
     /// header. None if every batch of the segment is below `offset`.
     pub fn find_batch(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
-        let start = self.inner.read().offset_index.lookup(offset).position;
+        let start = self.with_open_ref(|open, _| open.offset_index.lookup(offset).position)?;
         self.find_batch_from(offset, start)
     }
 
@@ -306,11 +592,10 @@ impl LogSegment {
     /// start (time index then offset index), then returns the first batch
     /// (position, header) whose max timestamp is ≥ `ts`.
     pub fn find_batch_by_timestamp(&self, ts: i64) -> Result<Option<(u64, BatchHeader)>> {
-        let start = {
-            let inner = self.inner.read();
-            let t = inner.time_index.lookup(ts);
-            inner.offset_index.lookup(t.offset).position
-        };
+        let start = self.with_open_ref(|open, _| {
+            let t = open.time_index.lookup(ts);
+            open.offset_index.lookup(t.offset).position
+        })?;
         let mut found = None;
         let mut window = FileWindow::new(self, 16 * 1024);
         scan_headers(&mut window, start, self.size(), |pos, h| {
@@ -327,12 +612,8 @@ impl LogSegment {
     /// onwards without CRC checks (for segments trusted after a clean
     /// shutdown). Err(Corrupt) if the scan finds a torn batch.
     pub fn read_next_offset(&self) -> Result<i64> {
-        let start = self
-            .inner
-            .read()
-            .offset_index
-            .last_entry()
-            .map_or(0, |e| e.position);
+        let start =
+            self.with_open_ref(|open, _| open.offset_index.last_entry().map_or(0, |e| e.position))?;
         let mut next = self.base_offset;
         let mut window = FileWindow::new(self, 64 * 1024);
         let torn = scan_headers(&mut window, start, self.size(), |_, h| {
@@ -350,15 +631,16 @@ impl LogSegment {
 
     /// Why the indexes found on disk cannot be trusted, if they cannot.
     pub fn index_problem(&self) -> Result<Option<String>> {
-        let inner = self.inner.read();
-        if let Some(r) = inner.offset_index.sanity_check(self.size())? {
-            return Ok(Some(format!(
-                "{}: {r}",
-                inner.offset_index.path().display()
-            )));
+        let size = self.size();
+        self.with_open_ref(|open, _| Self::index_problem_in(open, size))?
+    }
+
+    fn index_problem_in(open: &Open, size: u64) -> Result<Option<String>> {
+        if let Some(r) = open.offset_index.sanity_check(size)? {
+            return Ok(Some(format!("{}: {r}", open.offset_index.path().display())));
         }
-        if let Some(r) = inner.time_index.sanity_check()? {
-            return Ok(Some(format!("{}: {r}", inner.time_index.path().display())));
+        if let Some(r) = open.time_index.sanity_check()? {
+            return Ok(Some(format!("{}: {r}", open.time_index.path().display())));
         }
         Ok(None)
     }
@@ -367,21 +649,30 @@ impl LogSegment {
     /// the batch was validated in full when appended, as in Kafka's recovery), rebuilds both indexes,
     /// and truncates the file at the first invalid or torn batch (or at a batch
     /// whose offsets go backwards). `on_batch` sees each valid batch.
-    pub fn recover(&self, mut on_batch: impl FnMut(&BatchHeader)) -> Result<RecoveryResult> {
+    pub fn recover(&self, on_batch: impl FnMut(&BatchHeader)) -> Result<RecoveryResult> {
+        self.with_open(|open, meta| self.recover_in(open, meta, on_batch))
+    }
+
+    fn recover_in(
+        &self,
+        open: &mut Open,
+        meta: &mut Meta,
+        mut on_batch: impl FnMut(&BatchHeader),
+    ) -> Result<RecoveryResult> {
         let size = self.size();
-        let mut inner = self.inner.write();
         // A closed segment's indexes are trimmed: give the rebuild room.
-        inner.offset_index.resize(self.config.index_max_bytes)?;
-        inner.time_index.resize(self.config.index_max_bytes)?;
-        inner.offset_index.reset();
-        inner.time_index.reset();
-        inner.bytes_since_last_index_entry = 0;
-        inner.max_timestamp = TimestampOffset {
+        open.offset_index.resize(self.config.index_max_bytes)?;
+        open.time_index.resize(self.config.index_max_bytes)?;
+        open.offset_index.reset();
+        open.time_index.reset();
+        meta.bytes_since_last_index_entry = 0;
+        meta.max_timestamp = Some(TimestampOffset {
             timestamp: -1,
             offset: self.base_offset,
-        };
-        inner.first_batch_timestamp = None;
-        let mut window = FileWindow::new(self, 1 << 20);
+        });
+        meta.first_batch_timestamp = None;
+        meta.first_batch_read = true;
+        let mut window = FileWindow::with_file(self, open.file.clone(), 1 << 20);
         let mut pos = 0u64;
         let mut next_offset = self.base_offset;
         let mut bad: Option<String> = None;
@@ -415,10 +706,14 @@ impl LogSegment {
                 ));
                 break;
             }
-            if inner.first_batch_timestamp.is_none() {
-                inner.first_batch_timestamp = Some(header.max_timestamp);
-            }
-            inner.index_batch(&header, pos, self.config.index_interval_bytes)?;
+            index_batch(
+                open,
+                meta,
+                self.base_offset,
+                &header,
+                pos,
+                self.config.index_interval_bytes,
+            )?;
             on_batch(&header);
             next_offset = header.next_offset();
             pos += total as u64;
@@ -430,7 +725,7 @@ impl LogSegment {
                 segment = %self.name(), position = pos, %reason,
                 "truncating invalid tail of {truncated} bytes"
             );
-            self.file
+            open.file
                 .set_len(pos)
                 .map_err(io_err(format!("truncate {} to {pos}", self.name())))?;
             self.size.store(pos, Ordering::Release);
@@ -444,7 +739,7 @@ impl LogSegment {
     /// Re-reads the file length after the file was truncated outside `recover`.
     pub(crate) fn reload_size(&self) -> Result<()> {
         let len = self
-            .file
+            .file()?
             .metadata()
             .map_err(io_err(format!("stat {}", self.name())))?
             .len();
@@ -453,46 +748,76 @@ impl LogSegment {
     }
 
     /// Prepares the segment to be the active one after a load: indexes
-    /// preallocated again, writer state derived from the file.
+    /// preallocated again, writer state derived from the file. The segment
+    /// is pinned open from now on.
     pub fn make_active(&self) -> Result<()> {
-        let mut inner = self.inner.write();
-        inner.offset_index.resize(self.config.index_max_bytes)?;
-        inner.time_index.resize(self.config.index_max_bytes)?;
-        let last_pos = inner.offset_index.last_entry().map_or(0, |e| e.position);
-        // Kafka counts from the last indexed batch's end; counting from its
-        // start only makes the next entry come one batch earlier.
-        inner.bytes_since_last_index_entry = self.size().saturating_sub(last_pos);
+        let size = self.size();
+        self.with_open(|open, meta| {
+            meta.pinned = true;
+            open.offset_index.resize(self.config.index_max_bytes)?;
+            open.time_index.resize(self.config.index_max_bytes)?;
+            let last_pos = open.offset_index.last_entry().map_or(0, |e| e.position);
+            // Kafka counts from the last indexed batch's end; counting from its
+            // start only makes the next entry come one batch earlier.
+            meta.bytes_since_last_index_entry = size.saturating_sub(last_pos);
+            Ok(())
+        })?;
+        self.cache.remove(self.id);
         Ok(())
     }
 
     /// The segment stops being active (roll, close): a final time-index entry
     /// with the segment's max timestamp, then both indexes trimmed to their
-    /// entries, as Kafka's `onBecomeInactiveSegment` + `trim` do.
+    /// entries, as Kafka's `onBecomeInactiveSegment` + `trim` do. From now on
+    /// the cache may close its files.
     pub fn on_become_inactive(&self) -> Result<()> {
-        let mut inner = self.inner.write();
-        let m = inner.max_timestamp;
-        if m.timestamp >= 0 {
-            inner.time_index.maybe_append(m.timestamp, m.offset)?;
-        }
-        inner.offset_index.trim()?;
-        inner.time_index.trim()?;
+        self.with_open(|open, meta| {
+            Self::become_inactive_in(open, meta)?;
+            meta.pinned = false;
+            Ok(())
+        })?;
+        self.cache.register(self.id, self.weak());
         Ok(())
     }
 
-    pub fn flush(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(io_err(format!("fsync {}", self.name())))?;
-        {
-            let inner = self.inner.read();
-            inner.offset_index.flush()?;
-            inner.time_index.flush()?;
+    fn become_inactive_in(open: &mut Open, meta: &Meta) -> Result<()> {
+        if let Some(m) = meta.max_timestamp {
+            if m.timestamp >= 0 {
+                open.time_index.maybe_append(m.timestamp, m.offset)?;
+            }
         }
+        open.offset_index.trim()?;
+        open.time_index.trim()
+    }
+
+    /// fsyncs the files (opening them if the cache closed them: closing a
+    /// descriptor does not write the data back).
+    pub fn flush(&self) -> Result<()> {
+        self.with_open_ref(|open, _| {
+            open.file
+                .sync_data()
+                .map_err(io_err(format!("fsync {}", self.name())))?;
+            open.offset_index.flush()?;
+            open.time_index.flush()
+        })??;
         self.txn_index.read().flush()
+    }
+
+    /// Keeps the files open for readers still holding this segment once its
+    /// files are renamed or removed; `deleted` when they are renamed to
+    /// `.deleted` (a closed segment is reopened there).
+    fn pin_for_delete(&self, deleted: bool) {
+        {
+            let mut inner = self.files.inner.write();
+            inner.meta.pinned = true;
+            inner.meta.deleted |= deleted;
+        }
+        self.cache.remove(self.id);
     }
 
     /// Deletes the segment's files (open handles stay valid for readers).
     pub fn delete_files(&self) -> Result<()> {
+        self.pin_for_delete(false);
         for suffix in SEGMENT_SUFFIXES {
             let p = suffixed_file(&self.dir, self.base_offset, suffix, self.suffix);
             match fs::remove_file(&p) {
@@ -509,11 +834,18 @@ impl LogSegment {
         Ok(())
     }
 
+    /// Marks the segment as renamed to `.deleted` by someone else (the
+    /// cleaner's swap): see [`LogSegment::rename_to_deleted`].
+    pub(crate) fn renamed_to_deleted(&self) {
+        self.pin_for_delete(true);
+    }
+
     /// Renames the segment's files to `<name>.deleted` (Kafka's asynchronous
     /// deletion: readers holding the segment keep reading the renamed files,
     /// and the files are removed after file.delete.delay.ms, or at the next
     /// start). Returns the new paths.
     pub fn rename_to_deleted(&self) -> Result<Vec<std::path::PathBuf>> {
+        self.pin_for_delete(true);
         let mut out = Vec::with_capacity(SEGMENT_SUFFIXES.len());
         for suffix in SEGMENT_SUFFIXES {
             let from = suffixed_file(&self.dir, self.base_offset, suffix, self.suffix);
@@ -532,19 +864,30 @@ impl LogSegment {
         Ok(out)
     }
 
-    /// Index entry for `offset` (for tests and tools).
+    /// Index entry for `offset` (for tests and tools; (base, 0) when the
+    /// index cannot be opened).
     pub fn index_lookup(&self, offset: i64) -> OffsetPosition {
-        self.inner.read().offset_index.lookup(offset)
+        self.with_open_ref(|open, _| open.offset_index.lookup(offset))
+            .unwrap_or(OffsetPosition {
+                offset: self.base_offset,
+                position: 0,
+            })
     }
     pub fn index_entries(&self) -> usize {
-        self.inner.read().offset_index.entries()
+        self.with_open_ref(|open, _| open.offset_index.entries())
+            .unwrap_or(0)
     }
     pub fn time_index_entries(&self) -> usize {
-        self.inner.read().time_index.entries()
+        self.with_open_ref(|open, _| open.time_index.entries())
+            .unwrap_or(0)
     }
     /// Time-index lookup (for tests and tools).
     pub fn time_index_lookup(&self, timestamp: i64) -> TimestampOffset {
-        self.inner.read().time_index.lookup(timestamp)
+        self.with_open_ref(|open, _| open.time_index.lookup(timestamp))
+            .unwrap_or(TimestampOffset {
+                timestamp: -1,
+                offset: self.base_offset,
+            })
     }
 
     /// Records an aborted transaction whose marker is in this segment.
@@ -583,34 +926,18 @@ impl LogSegment {
     }
 }
 
-impl Inner {
-    fn index_batch(&mut self, h: &BatchHeader, position: u64, interval: u64) -> Result<()> {
-        if h.max_timestamp > self.max_timestamp.timestamp {
-            self.max_timestamp = TimestampOffset {
-                timestamp: h.max_timestamp,
-                offset: h.last_offset(),
-            };
-        }
-        if self.first_batch_timestamp.is_none() {
-            self.first_batch_timestamp = Some(h.max_timestamp);
-        }
-        // A full index only happens to the cleaner's output (a live segment
-        // rolls first): skipping the entry only lengthens lookups' scans.
-        if self.bytes_since_last_index_entry > interval && !self.offset_index.is_full() {
-            self.offset_index.append(h.last_offset(), position)?;
-            let m = self.max_timestamp;
-            self.time_index.maybe_append(m.timestamp, m.offset)?;
-            self.bytes_since_last_index_entry = 0;
-        }
-        self.bytes_since_last_index_entry += h.total_size() as u64;
-        Ok(())
+impl Drop for LogSegment {
+    fn drop(&mut self) {
+        self.cache.remove(self.id);
     }
 }
 
 /// A window over a segment file read in chunks, so scans issue one read per
-/// chunk rather than one per batch header.
+/// chunk rather than one per batch header. It holds the file once opened, so
+/// a scan is not disturbed by the cache closing the segment.
 pub(crate) struct FileWindow<'a> {
     seg: &'a LogSegment,
+    file: Option<Arc<File>>,
     buf: Vec<u8>,
     start: u64,
     chunk: usize,
@@ -620,9 +947,18 @@ impl<'a> FileWindow<'a> {
     pub(crate) fn new(seg: &'a LogSegment, chunk: usize) -> Self {
         Self {
             seg,
+            file: None,
             buf: Vec::new(),
             start: 0,
             chunk,
+        }
+    }
+
+    /// A window over `file`, already open (the segment's lock may be held).
+    fn with_file(seg: &'a LogSegment, file: Arc<File>, chunk: usize) -> Self {
+        Self {
+            file: Some(file),
+            ..Self::new(seg, chunk)
         }
     }
 
@@ -636,7 +972,15 @@ impl<'a> FileWindow<'a> {
         if pos < self.start || pos + len as u64 > end {
             let want = (len.max(self.chunk) as u64).min(size - pos) as usize;
             self.buf.resize(want, 0);
-            self.seg.read_exact_at(&mut self.buf, pos)?;
+            let file = match &self.file {
+                Some(f) => f.clone(),
+                None => {
+                    let f = self.seg.file()?;
+                    self.file = Some(f.clone());
+                    f
+                }
+            };
+            self.seg.read_file_at(&file, &mut self.buf, pos)?;
             self.start = pos;
         }
         let off = (pos - self.start) as usize;

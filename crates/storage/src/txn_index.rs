@@ -181,8 +181,10 @@ impl TransactionIndex {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(this),
             Err(e) => return Err(io_err(format!("stat {}", path.display()))(e)),
         };
-        let file = this.open_file()?;
         if len > 0 {
+            // Read and let go: a segment's descriptor is kept only once it is
+            // written (see `append`), so idle segments hold none for this file.
+            let file = this.open_file()?;
             let mut bytes = vec![0u8; len as usize];
             file.read_exact_at(&mut bytes, 0)
                 .map_err(io_err(format!("read {}", path.display())))?;
@@ -190,7 +192,6 @@ impl TransactionIndex {
             this.entries = entries;
             this.problem = problem;
         }
-        this.file = Some(file);
         this.file_len = len;
         Ok(this)
     }
@@ -266,8 +267,11 @@ impl TransactionIndex {
         self.entries.truncate(keep);
         self.problem = None;
         let len = (keep * ENTRY_LEN) as u64;
-        if let Some(f) = &self.file {
-            if self.file_len != len {
+        if self.file_len != len {
+            if self.file.is_none() {
+                self.file = Some(self.open_file()?);
+            }
+            if let Some(f) = &self.file {
                 f.set_len(len)
                     .map_err(io_err(format!("truncate {} to {len}", self.path.display())))?;
                 self.file_len = len;

@@ -20,6 +20,7 @@ pub(super) static SECURITY_CONFIGS: &[BrokerConfigDef] = &[
     ro("delegation.token.expiry.time.ms", T::Long, Some("86400000"), V::AtLeast(1), "Delegation tokens: token expiry time (ms)."),
     ro("delegation.token.max.lifetime.ms", T::Long, Some("604800000"), V::AtLeast(1), "Delegation tokens: token max lifetime (ms)."),
     ro("delegation.token.secret.key", T::Password, None, V::None, "Delegation tokens: token secret key."),
+    ro("gregor.log.max.open.segments", T::Int, Some("0"), V::AtLeast(0), "Gregor: inactive log segments whose files (.log, .index, .timeindex: three descriptors) may be open at once; the least recently used beyond it are closed and reopened on the next read. Active segments are not counted. 0 derives it from RLIMIT_NOFILE (the soft limit is raised to the hard one at start when short): half of what is left after 1024 descriptors for connections and 3 per partition's active segment, divided by 3 (at least 16)."),
     ro("gregor.ssl.keystore.reload.interval.ms", T::Long, Some("60000"), V::AtLeast(0), "Gregor: how often (ms) one background task checks the SSL listeners' keystore and truststore files (modification time and content) and reloads them when they changed; 0 disables."),
     cw("follower.replication.throttled.rate", T::Long, Some(I64_MAX), V::AtLeast(0), "Broker: follower replication throttled rate."),
     ro("kafka.metrics.polling.interval.secs", T::Int, Some("10"), V::AtLeast(1), "Metrics: kafka metrics polling interval secs."),

@@ -95,7 +95,7 @@ pub(super) static SERVER_CONFIGS: &[BrokerConfigDef] = &[
     cw("num.io.threads", T::Int, Some("8"), V::AtLeast(1), "Request handler threads (Gregor: async runtime worker threads)."),
     cw("num.network.threads", T::Int, Some("3"), V::AtLeast(1), "Network threads (Gregor: accepted for compatibility; the async runtime serves all connections)."),
     ro("num.partitions", T::Int, Some("1"), V::AtLeast(1), "Partitions of automatically created topics."),
-    cw("num.recovery.threads.per.data.dir", T::Int, Some("2"), V::AtLeast(1), "Threads recovering logs at start."),
+    cw("num.recovery.threads.per.data.dir", T::Int, Some("2"), V::AtLeast(1), "Threads loading (and, after a crash, recovering) the logs of each log dir at start."),
     ro("num.replica.alter.log.dirs.threads", T::Int, None, V::None, "Broker: num replica alter log dirs threads."),
     cw("num.replica.fetchers", T::Int, Some("1"), V::None, "Broker: num replica fetchers."),
     ro("process.roles", T::List, Some("broker,controller"), V::ListOf(&["broker", "controller"]), "Roles of this node."),

@@ -296,7 +296,8 @@ impl Cleaner {
         let base = first.seg.base_offset();
         let seg_config = log.segment_config();
         let now = log.clock().now_ms();
-        let cleaned = LogSegment::create_cleaned(log.dir(), base, seg_config, now)?;
+        let cleaned =
+            LogSegment::create_cleaned(log.dir(), base, seg_config, now, log.segment_cache())?;
         let written = self.write_group(ctx, group, &cleaned, txns, stats);
         let written = written.and_then(|()| {
             cleaned.on_become_inactive()?;
@@ -318,10 +319,18 @@ impl Cleaner {
             group.iter().map(|s| (s.seg.clone(), s.size)).collect();
         let mut crashed = false;
         let swapped = log.replace_segments(&old, || {
-            swap_in(log.dir(), base, &old, seg_config, now, &mut |step| {
-                crashed = crash(step);
-                crashed
-            })
+            swap_in(
+                log.dir(),
+                base,
+                &old,
+                seg_config,
+                now,
+                log.segment_cache(),
+                &mut |step| {
+                    crashed = crash(step);
+                    crashed
+                },
+            )
         });
         if crashed {
             return Err(CleanError::Aborted("simulated crash"));

@@ -26,6 +26,7 @@ use crate::segment::{
     suffixed_file, LogSegment, SegmentConfig, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX,
     LOG_SUFFIX, SWAP_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
 };
+use crate::segment_cache::SegmentCache;
 use crate::{io_err, Result, StorageError};
 
 /// Indexes first, the `.log` last: a `.log.<suffix>` means its indexes were
@@ -76,6 +77,7 @@ pub(crate) fn swap_in(
     old: &[(Arc<LogSegment>, u64)],
     config: SegmentConfig,
     now_ms: i64,
+    cache: &Arc<SegmentCache>,
     crash: &mut dyn FnMut(SwapStep) -> bool,
 ) -> Result<Arc<LogSegment>> {
     let stop = |step: SwapStep| StorageError::Io {
@@ -90,6 +92,8 @@ pub(crate) fn swap_in(
         return Err(stop(SwapStep::SwapRenamed));
     }
     for (i, (seg, _)) in old.iter().enumerate() {
+        // Readers holding it keep its files open, or reopen the renamed ones.
+        seg.renamed_to_deleted();
         for file in ORDER {
             rename(dir, seg.base_offset(), file, "", DELETED_SUFFIX)?;
         }
@@ -105,7 +109,7 @@ pub(crate) fn swap_in(
     if crash(SwapStep::SwapCompleted) {
         return Err(stop(SwapStep::SwapCompleted));
     }
-    let seg = LogSegment::open(dir, base, config, now_ms)?;
+    let seg = LogSegment::open_in(dir, base, config, now_ms, cache)?;
     // An empty output has empty index files, which open preallocates: trim.
     seg.on_become_inactive()?;
     // Readers still holding an old segment keep its open file and mappings.

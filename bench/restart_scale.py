@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Restart time and open descriptors of one node with many partitions.
+
+    bench/restart_scale.py --bin target/release/gregor --partitions 5000 --segments 1
+
+Creates `--partitions` partitions (topics of 100), writes one 100 B record per partition
+per `--segments` round (rounds apart by the topics' segment.ms, so each round rolls a
+new segment), then SIGTERMs the broker and starts it again on the same log dir. Reports:
+the stop time, the time from the new process's start to its listening line, the time
+until a confluent-kafka consumer assigned to every partition has read every record from
+offset 0 ("all readable"), and the broker's open descriptors (all, and those on segment
+files) and RSS at each step. Extra `--override k=v` go to the broker. Not a test: one run,
+note the machine's load (printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+LISTEN_RE = re.compile(r"gregor: listening on \S+://[^:]+:(\d+)")
+PER_TOPIC = 100
+SEGMENT_MS = 2000
+
+
+def fds(pid: int) -> tuple[int, int]:
+    total = segs = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        total += 1
+        try:
+            t = os.readlink(fd)
+        except OSError:
+            continue
+        if t.endswith((".log", ".index", ".timeindex", ".txnindex")):
+            segs += 1
+    return total, segs
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start(binary: str, log_dir: Path, work: Path, overrides: list[str], n: int):
+    cmd = [binary, "server", "--override", "listeners=PLAINTEXT://127.0.0.1:0",
+           "--override", f"log.dirs={log_dir}"]
+    for o in overrides:
+        cmd += ["--override", o]
+    t0 = time.monotonic()
+    err = open(work / f"stderr-{n}.log", "wb")
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+    for raw in proc.stdout:
+        m = LISTEN_RE.search(raw.decode(errors="replace"))
+        if m:
+            return proc, int(m.group(1)), time.monotonic() - t0
+    raise SystemExit(f"broker exited (rc={proc.wait()}); see {work}/stderr-{n}.log")
+
+
+def stop(proc) -> float:
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=600)
+    if rc != 0:
+        raise SystemExit(f"broker exited with {rc} after SIGTERM")
+    return time.monotonic() - t0
+
+
+def read_all(bootstrap: str, topics: list[str], records: int) -> float:
+    t0 = time.monotonic()
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "restart-bench",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "fetch.wait.max.ms": 100, "topic.metadata.refresh.interval.ms": 1000})
+    c.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in range(PER_TOPIC)])
+    got = 0
+    deadline = time.monotonic() + 600
+    while got < records:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"read {got} of {records} records in 600 s")
+        for m in c.consume(num_messages=10000, timeout=1.0):
+            if m.error() is None:
+                got += 1
+    c.close()
+    return time.monotonic() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--partitions", type=int, default=5000)
+    ap.add_argument("--segments", type=int, default=1)
+    ap.add_argument("--work", type=Path)
+    ap.add_argument("--override", action="append", default=[])
+    a = ap.parse_args()
+    work = a.work or Path(tempfile.mkdtemp(prefix="restart-bench-"))
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    log_dir = work / "data"
+    out = {"bin": a.bin, "partitions": a.partitions, "segments": a.segments,
+           "overrides": a.override, "load_before": os.getloadavg()}
+
+    proc, port, _ = start(a.bin, log_dir, work, a.override, 0)
+    bootstrap = f"127.0.0.1:{port}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = [f"scale-{i:03d}" for i in range(a.partitions // PER_TOPIC)]
+    t0 = time.monotonic()
+    conf = {"segment.ms": str(SEGMENT_MS)} if a.segments > 1 else {}
+    for i in range(0, len(topics), 10):
+        fs = admin.create_topics([NewTopic(t, PER_TOPIC, 1, config=conf) for t in topics[i:i + 10]],
+                                 operation_timeout=120)
+        for f in fs.values():
+            f.result(timeout=300)
+    out["create_s"] = round(time.monotonic() - t0, 2)
+    prod = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": 1})
+    for r in range(a.segments):
+        if r > 0:
+            time.sleep(SEGMENT_MS / 1000 + 0.5)  # let segment.ms pass: the next append rolls
+        for t in topics:
+            for p in range(PER_TOPIC):
+                prod.produce(t, value=b"x" * 100, partition=p)
+                prod.poll(0)
+        assert prod.flush(120) == 0
+    out["fds_after_write"], out["segment_fds_after_write"] = fds(proc.pid)
+    out["rss_mib_after_write"] = round(rss_mib(proc.pid), 1)
+    out["stop_s"] = round(stop(proc), 2)
+
+    proc, port, listen_s = start(a.bin, log_dir, work, a.override, 1)
+    out["restart_to_listener_s"] = round(listen_s, 2)
+    out["fds_at_listener"], out["segment_fds_at_listener"] = fds(proc.pid)
+    out["rss_mib_at_listener"] = round(rss_mib(proc.pid), 1)
+    read_s = read_all(f"127.0.0.1:{port}", topics, a.partitions * a.segments)
+    out["listener_to_all_read_s"] = round(read_s, 2)
+    out["restart_to_all_read_s"] = round(listen_s + read_s, 2)
+    out["fds_after_read"], out["segment_fds_after_read"] = fds(proc.pid)
+    out["rss_mib_after_read"] = round(rss_mib(proc.pid), 1)
+    out["stop2_s"] = round(stop(proc), 2)
+    out["load_after"] = os.getloadavg()
+    print(json.dumps(out))
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()

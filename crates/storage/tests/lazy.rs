@@ -1,0 +1,377 @@
+//! Lazy segment open and the bound on open segment files
+//! (`gregor.log.max.open.segments`, [`SegmentCache`]).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use gregor_records::{BatchBuilder, Compression, Record};
+use gregor_storage::config::CleanupPolicy;
+use gregor_storage::{
+    CleanerConfig, Clock, Log, LogCleaner, LogConfig, LogManager, LogManagerOptions, ManualClock,
+    TopicPartition,
+};
+
+use common::*;
+
+/// Descriptors of this process open on files under `dir`.
+fn fds_under(dir: &Path) -> usize {
+    let dir = fs::canonicalize(dir).unwrap();
+    fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .filter(|p| p.starts_with(&dir))
+        .count()
+}
+
+/// Waits (up to 10 s) for the descriptors under `dir` to drop to `want`:
+/// the flush threads a roll starts may still hold the closed log's segments.
+fn wait_for_fds(dir: &Path, want: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n = fds_under(dir);
+        if n <= want || std::time::Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Memory mappings of this process of files under `dir`.
+fn maps_under(dir: &Path) -> usize {
+    let dir = fs::canonicalize(dir).unwrap();
+    let dir = dir.to_str().unwrap();
+    fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(dir))
+        .count()
+}
+
+/// Writes `n` batches of 5 records (timestamps 1000 × batch number), enough
+/// for many 4 KiB segments; returns the log end.
+fn fill(log: &Log, n: i64) -> i64 {
+    for i in 0..n {
+        log.append_as_leader(batch(5, 1000 * (i + 1)), 0).unwrap();
+    }
+    log.log_end_offset()
+}
+
+#[test]
+fn clean_reopen_opens_only_the_active_segment_and_reads_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(0));
+    let log = open(dir.path(), small_config(), &clock, 0);
+    let end = fill(&log, 200);
+    let before: Vec<(i64, u64, i64)> = log
+        .segments()
+        .iter()
+        .map(|s| (s.base_offset(), s.size(), s.max_timestamp().timestamp))
+        .collect();
+    assert!(before.len() > 20, "{} segments", before.len());
+    log.close().unwrap();
+    drop(log);
+
+    let log = open(dir.path(), small_config(), &clock, 0);
+    let segs = log.segments();
+    let (active, old) = segs.split_last().unwrap();
+    assert!(active.is_open());
+    assert!(old.iter().all(|s| !s.is_open()), "no old segment opened");
+    // Only the active segment's files are open (no .txnindex exists).
+    assert_eq!(wait_for_fds(dir.path(), 3), 3);
+    // Names and sizes are what was registered.
+    let after: Vec<(i64, u64)> = segs.iter().map(|s| (s.base_offset(), s.size())).collect();
+    let expect: Vec<(i64, u64)> = before.iter().map(|(b, s, _)| (*b, *s)).collect();
+    assert_eq!(after, expect);
+
+    // Every old segment reads back.
+    let records = read_all(&log, 0);
+    assert_contiguous(&records, 0, end);
+    assert!(old.iter().all(|s| s.is_open()), "reads opened them");
+    // And their time indexes give the same max timestamps.
+    let ts: Vec<i64> = segs.iter().map(|s| s.max_timestamp().timestamp).collect();
+    let expect: Vec<i64> = before.iter().map(|(_, _, t)| *t).collect();
+    assert_eq!(ts, expect);
+    // Lookups by timestamp in a never-read segment (reopened log).
+    drop(segs);
+    log.close().unwrap();
+    drop(log);
+    let log = open(dir.path(), small_config(), &clock, 0);
+    assert_eq!(
+        log.offset_for_timestamp(1000 * 37).unwrap().map(|o| o.0),
+        Some(36 * 5)
+    );
+}
+
+#[test]
+fn unclean_reopen_scans_only_segments_past_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(0));
+    let log = open(dir.path(), small_config(), &clock, 0);
+    fill(&log, 100);
+    log.flush().unwrap();
+    let recovery_point = log.recovery_point();
+    let end = fill(&log, 100);
+    // A crash: no close, no clean-shutdown marker.
+    drop(log);
+
+    let log = open(dir.path(), small_config(), &clock, recovery_point);
+    let segs = log.segments();
+    let first_scanned = segs
+        .iter()
+        .map(|s| s.base_offset())
+        .filter(|b| *b <= recovery_point)
+        .max()
+        .unwrap();
+    for s in &segs {
+        assert_eq!(
+            s.is_open(),
+            s.base_offset() >= first_scanned,
+            "segment {} (recovery point {recovery_point})",
+            s.base_offset()
+        );
+    }
+    assert!(segs.iter().any(|s| !s.is_open()));
+    assert_eq!(log.log_end_offset(), end);
+    assert_contiguous(&read_all(&log, 0), 0, end);
+}
+
+#[test]
+fn lazily_opened_segment_with_a_missing_or_corrupt_index_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(0));
+    let log = open(dir.path(), small_config(), &clock, 0);
+    let end = fill(&log, 100);
+    let bases: Vec<i64> = log.segments().iter().map(|s| s.base_offset()).collect();
+    let entries = log.segments()[2].index_entries();
+    assert!(entries > 0);
+    log.close().unwrap();
+    drop(log);
+    let part = dir.path().join("t-0");
+    fs::remove_file(part.join(format!("{:020}.index", bases[1]))).unwrap();
+    fs::remove_file(part.join(format!("{:020}.timeindex", bases[1]))).unwrap();
+    // An entry pointing past the end of the log.
+    let idx = part.join(format!("{:020}.index", bases[2]));
+    let mut bytes = fs::read(&idx).unwrap();
+    bytes[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+    fs::write(&idx, bytes).unwrap();
+
+    let log = open(dir.path(), small_config(), &clock, 0);
+    assert_contiguous(&read_all(&log, 0), 0, end);
+    let segs = log.segments();
+    assert!(segs[1].index_entries() > 0);
+    assert_eq!(segs[2].index_entries(), entries);
+    assert!(segs[1].max_timestamp().timestamp > 0);
+    assert!(part.join(format!("{:020}.timeindex", bases[1])).exists());
+}
+
+#[test]
+fn retention_of_never_opened_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(0));
+    let config = LogConfig {
+        retention_ms: 50_000,
+        file_delete_delay_ms: 0,
+        ..small_config()
+    };
+    let log = open(dir.path(), config.clone(), &clock, 0);
+    let end = fill(&log, 200);
+    let segs: Vec<(i64, i64)> = log
+        .segments()
+        .iter()
+        .map(|s| (s.base_offset(), s.max_timestamp().timestamp))
+        .collect();
+    log.close().unwrap();
+    drop(log);
+
+    let log = open(dir.path(), config, &clock, 0);
+    // Segments whose max timestamp is more than 50 s before now expire.
+    let now = 120_000;
+    clock.set(now);
+    let expect_start = segs
+        .iter()
+        .find(|(_, m)| now - m <= 50_000)
+        .map(|(b, _)| *b)
+        .unwrap();
+    let expired = segs.iter().filter(|(_, m)| now - m > 50_000).count();
+    assert!(expired > 2);
+    assert_eq!(log.enforce_retention().unwrap(), expired);
+    assert_eq!(log.log_start_offset(), expect_start);
+    assert_contiguous(&read_all(&log, expect_start), expect_start, end);
+    log.remove_deleted_files(true).unwrap();
+    let left = fs::read_dir(dir.path().join("t-0"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_str().unwrap().ends_with(".log")
+        })
+        .count();
+    assert_eq!(left, segs.len() - expired);
+}
+
+#[test]
+fn truncation_into_a_never_opened_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(0));
+    let log = open(dir.path(), small_config(), &clock, 0);
+    fill(&log, 200);
+    let bases: Vec<i64> = log.segments().iter().map(|s| s.base_offset()).collect();
+    log.close().unwrap();
+    drop(log);
+
+    let log = open(dir.path(), small_config(), &clock, 0);
+    // Into the middle of the third segment (batches of 5: a batch boundary).
+    let cut = bases[2] + 5;
+    log.truncate_to(cut).unwrap();
+    assert_eq!(log.log_end_offset(), cut);
+    assert_eq!(log.segments().len(), 3);
+    let more = fill(&log, 10);
+    assert_eq!(more, cut + 50);
+    assert_contiguous(&read_all(&log, 0), 0, more);
+    log.close().unwrap();
+    drop(log);
+    let log = open(dir.path(), small_config(), &clock, 0);
+    assert_contiguous(&read_all(&log, 0), 0, more);
+}
+
+/// One record per key.
+fn kv_batch(kvs: &[(String, String)], ts: i64) -> bytes::BytesMut {
+    let mut b = BatchBuilder::new(0, Compression::None);
+    for (k, v) in kvs {
+        b.push(Record {
+            offset: 0,
+            timestamp: ts,
+            key: Some(Bytes::copy_from_slice(k.as_bytes())),
+            value: Some(Bytes::copy_from_slice(v.as_bytes())),
+            headers: vec![],
+        });
+    }
+    b.build().unwrap()
+}
+
+fn manager(dir: &Path, clock: &Arc<ManualClock>, config: LogConfig, cap: usize) -> LogManager {
+    let clock: Arc<dyn Clock> = clock.clone();
+    LogManager::open_with(
+        vec![dir.to_path_buf()],
+        clock,
+        &|_| config.clone(),
+        LogManagerOptions {
+            max_open_segments: cap,
+            auto_fd_budget: None,
+            recovery_threads_per_dir: 2,
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn compaction_of_never_opened_segments_under_a_small_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let config = LogConfig {
+        cleanup_policy: CleanupPolicy::Compact,
+        ..small_config()
+    };
+    let tp = TopicPartition::new("c", 0);
+    let mut latest = BTreeMap::new();
+    {
+        let m = manager(dir.path(), &clock, config.clone(), 2);
+        let log = m.get_or_create(&tp, config.clone()).unwrap();
+        for round in 0..100 {
+            let kvs: Vec<(String, String)> = (0..10)
+                .map(|k| {
+                    (
+                        format!("key{k}"),
+                        format!("v{round}-{k}-{}", "x".repeat(40)),
+                    )
+                })
+                .collect();
+            for (k, v) in &kvs {
+                latest.insert(k.clone(), v.clone());
+            }
+            log.append_as_leader(kv_batch(&kvs, 1_000_000), 0).unwrap();
+        }
+        m.shutdown().unwrap();
+    }
+    let m = manager(dir.path(), &clock, config, 2);
+    let log = m.get(&tp).unwrap();
+    let segs = log.segments();
+    assert!(segs.len() > 10);
+    assert!(segs[..segs.len() - 1].iter().all(|s| !s.is_open()));
+    drop(segs);
+    let clock_dyn: Arc<dyn Clock> = clock.clone();
+    let cleaner = LogCleaner::new(
+        CleanerConfig {
+            dedupe_buffer_size: 1 << 20,
+            ..CleanerConfig::default()
+        },
+        clock_dyn,
+    );
+    cleaner
+        .clean_once(std::slice::from_ref(&log))
+        .unwrap()
+        .expect("cleaned");
+    assert!(m.segment_cache().open_segments() <= 2);
+    // The latest value of every key survives.
+    let mut seen = BTreeMap::new();
+    for r in read_all(&log, 0) {
+        let k = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+        let v = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+        seen.insert(k, v);
+    }
+    assert_eq!(seen, latest);
+    let bound = 3 * (2 + 1) + 1;
+    assert!(wait_for_fds(dir.path(), bound) <= bound);
+}
+
+#[test]
+fn more_segments_than_the_cap_all_readable_with_bounded_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(0));
+    let cap = 4;
+    let tps: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new("f", p)).collect();
+    let mut ends = Vec::new();
+    {
+        let m = manager(dir.path(), &clock, small_config(), cap);
+        for tp in &tps {
+            let log = m.get_or_create(tp, small_config()).unwrap();
+            ends.push(fill(&log, 150));
+            assert!(log.segments().len() > 3 * cap);
+        }
+        m.shutdown().unwrap();
+    }
+    let m = manager(dir.path(), &clock, small_config(), cap);
+    // Active segments: 3 descriptors each (plus the dir lock).
+    assert_eq!(
+        wait_for_fds(dir.path(), 3 * tps.len() + 1),
+        3 * tps.len() + 1
+    );
+    let bound = 3 * (cap + tps.len()) + 1;
+    for round in 0..2 {
+        for (tp, end) in tps.iter().zip(&ends) {
+            let log = m.get(tp).unwrap();
+            let mut offset = 0;
+            let mut n = 0;
+            while offset < *end {
+                let r = log.read(offset, 3000, true, i64::MAX).unwrap();
+                assert!(!r.records.is_empty(), "round {round}: nothing at {offset}");
+                for h in headers(&r.records) {
+                    assert!(h.base_offset <= offset.max(h.base_offset));
+                    offset = h.next_offset();
+                    n += h.records_count as i64;
+                }
+                assert!(m.segment_cache().open_segments() <= cap);
+                let fds = fds_under(dir.path());
+                assert!(fds <= bound, "{fds} descriptors open, bound {bound}");
+                // Two index mappings per open segment, none for closed ones.
+                let maps = maps_under(dir.path());
+                assert!(maps <= 2 * (cap + tps.len()), "{maps} mappings");
+            }
+            assert_eq!(n, *end);
+        }
+    }
+}
