@@ -165,7 +165,8 @@ where
         // A client over a quota: hold the response (old clients) or mute
         // the connection after it (KIP-219 clients throttle themselves).
         let throttle = connection.take_throttle();
-        match handled {
+        // When the response went out (none for requests without one).
+        let sent_at = match handled {
             Ok(Some(response)) => {
                 // A failed SASL exchange: the answer waits (to slow password
                 // guessing), then the connection closes.
@@ -183,37 +184,26 @@ where
                 }
                 let send = Instant::now();
                 write_frame(&mut writer, response).await?;
-                record_times(
-                    &broker,
-                    &connection,
-                    api_key,
-                    head,
-                    &timing,
-                    received,
-                    handled_at,
-                    Some(send),
-                    slow,
-                );
+                Some(send)
             }
-            Ok(None) => {
-                record_times(
-                    &broker,
-                    &connection,
-                    api_key,
-                    head,
-                    &timing,
-                    received,
-                    handled_at,
-                    None,
-                    slow,
-                );
-            }
+            Ok(None) => None,
             Err(e) => {
                 // Answers to the requests before this one still go out before the close.
                 let _ = writer.flush().await;
                 return Err(e.into());
             }
-        }
+        };
+        record_times(
+            &broker,
+            &connection,
+            api_key,
+            head,
+            &timing,
+            received,
+            handled_at,
+            sent_at,
+            slow,
+        );
         if let Some(t) = throttle.filter(|t| t.client_throttles) {
             // Muted: the next request is not read until the time is up.
             writer.flush().await?;
