@@ -225,34 +225,50 @@ pub struct MetricsSettings {
     pub request_log_threshold_ms: Option<u64>,
 }
 
-/// The HTTP listeners (`http.listeners=http://HOST:PORT,...`).
+/// The HTTP listeners (`http.listeners=http://HOST:PORT,https://HOST:PORT...`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HttpSettings {
-    /// (host, port) to bind; port 0 picks a free one.
-    pub listeners: Vec<(String, u16)>,
+    /// What to bind; port 0 picks a free one.
+    pub listeners: Vec<HttpEndpoint>,
     /// False when the value is the default: a default address already in
     /// use is logged and skipped (several nodes on one host), while an
     /// explicitly configured one that cannot be bound fails the start.
     pub explicit: bool,
 }
 
+/// One `http.listeners` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpEndpoint {
+    pub host: String,
+    pub port: u16,
+    /// `https://`: served with TLS from the `http.ssl.*` keys (see gregor-web).
+    pub https: bool,
+}
+
 impl HttpSettings {
-    /// Parses `http://HOST:PORT[,http://HOST:PORT...]` (`[v6]:PORT` for IPv6).
+    /// Parses `http://HOST:PORT[,https://HOST:PORT...]` (`[v6]:PORT` for IPv6).
     pub fn parse(text: &str, explicit: bool) -> Result<Self, ConfigError> {
         let mut listeners = Vec::new();
         for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let bad = || {
                 ConfigError::Unsupported(format!(
-                    "http.listeners: '{item}' is not http://HOST:PORT"
+                    "http.listeners: '{item}' is not http://HOST:PORT or https://HOST:PORT"
                 ))
             };
-            let rest = item.strip_prefix("http://").ok_or_else(bad)?;
+            let (rest, https) = match item.strip_prefix("https://") {
+                Some(rest) => (rest, true),
+                None => (item.strip_prefix("http://").ok_or_else(bad)?, false),
+            };
             let rest = rest.strip_suffix('/').unwrap_or(rest);
             let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
             let port: u16 = port.parse().map_err(|_| bad())?;
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let host = if host.is_empty() { "0.0.0.0" } else { host };
-            listeners.push((host.to_string(), port));
+            listeners.push(HttpEndpoint {
+                host: host.to_string(),
+                port,
+                https,
+            });
         }
         Ok(Self {
             listeners,
@@ -896,15 +912,20 @@ mod tests {
     #[test]
     fn http_listeners_parse() {
         let d = BrokerConfig::default().http;
-        assert_eq!(d.listeners, vec![("127.0.0.1".to_string(), 8080)]);
+        let e = |host: &str, port, https| HttpEndpoint {
+            host: host.to_string(),
+            port,
+            https,
+        };
+        assert_eq!(d.listeners, vec![e("127.0.0.1", 8080, false)]);
         assert!(!d.explicit);
-        let h = HttpSettings::parse("http://0.0.0.0:0, http://[::1]:9644/", true).unwrap();
+        let h = HttpSettings::parse("http://0.0.0.0:0, https://[::1]:9644/", true).unwrap();
         assert_eq!(
             h.listeners,
-            vec![("0.0.0.0".to_string(), 0), ("::1".to_string(), 9644)]
+            vec![e("0.0.0.0", 0, false), e("::1", 9644, true)]
         );
         assert!(HttpSettings::parse("", true).unwrap().listeners.is_empty());
-        assert!(HttpSettings::parse("https://x:1", true).is_err());
+        assert!(HttpSettings::parse("ftp://x:1", true).is_err());
         assert!(HttpSettings::parse("http://x", true).is_err());
         assert!(HttpSettings::parse("http://x:99999", true).is_err());
     }

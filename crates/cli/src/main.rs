@@ -364,8 +364,8 @@ fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()>
                 .unwrap_or_default();
             writeln!(out, "gregor: listening on {}://{}:{}", l.name, host_for_display(&host, l.local_addr), l.local_addr.port())?;
         }
-        for a in http.local_addrs() {
-            writeln!(out, "gregor: http listening on http://{a}")?;
+        for url in http.urls() {
+            writeln!(out, "gregor: http listening on {url}")?;
         }
         out.flush()?;
         drop(out);

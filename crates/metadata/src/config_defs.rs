@@ -31,7 +31,7 @@ pub use broker::{
     broker_config, broker_configs, broker_key, keys_without_effect, strip_listener_prefix,
     suggest_broker_config, validate_dynamic_broker_configs, validate_static_broker_config,
     BrokerConfigDef, BrokerKey, DynamicBrokerConfigError, StaticBrokerConfigError, UpdateMode,
-    GREGOR_EFFECTIVE, LISTENER_PREFIX, NO_EFFECT_NOTE,
+    GREGOR_EFFECTIVE, HTTP_PREFIX, LISTENER_PREFIX, NO_EFFECT_NOTE,
 };
 pub use group::{
     group_config, resolve_group_configs, validate_group_configs, GroupConfigDef, GroupConfigError,

@@ -182,6 +182,22 @@ impl ScramCredential {
         Self::from_salted_password(mechanism, &salted, salt, iterations)
     }
 
+    /// Whether `password` is the one this credential was made from: the
+    /// stored key derived again with the stored salt and iterations,
+    /// compared in constant time (what the HTTP listener's basic
+    /// authentication checks; no SCRAM exchange is needed for that).
+    pub fn matches_password(&self, mechanism: ScramMechanism, password: &str) -> bool {
+        let Ok(iterations) = u32::try_from(self.iterations) else {
+            return false;
+        };
+        if iterations == 0 || self.stored_key.is_empty() {
+            return false;
+        }
+        let salted = mechanism.salted_password(password.as_bytes(), &self.salt, iterations);
+        let stored_key = mechanism.hash(&mechanism.hmac(&salted, b"Client Key"));
+        bool::from(stored_key.ct_eq(&self.stored_key))
+    }
+
     /// The credential for a password with a fresh random salt (as Kafka's
     /// `ScramFormatter.generateCredential`).
     pub fn generate(
@@ -849,6 +865,22 @@ mod tests {
             s.step(b"n,,n=u,r=abc").unwrap();
             assert!(s.step(fin).is_err());
             assert_eq!(s.step(fin).unwrap_err(), AuthError::IllegalState);
+        }
+    }
+
+    #[test]
+    fn password_check_against_a_stored_credential() {
+        for m in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
+            let c = ScramCredential::from_password(m, "s3cret", b"salty".to_vec(), 4096);
+            assert!(c.matches_password(m, "s3cret"));
+            assert!(!c.matches_password(m, "s3cret "));
+            assert!(!c.matches_password(m, ""));
+            // A credential with nonsense iterations never matches.
+            let bad = ScramCredential {
+                iterations: -1,
+                ..c.clone()
+            };
+            assert!(!bad.matches_password(m, "s3cret"));
         }
     }
 

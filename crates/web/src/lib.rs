@@ -6,14 +6,20 @@
 //! - [`console`]: the web console (`/`) and its JSON API (`/api/`).
 //! - [`metrics`]: `/metrics` (Prometheus text or OpenMetrics) and `/readyz`.
 //! - [`lag`]: consumer group lag computed by the broker (for `/metrics`).
+//! - [`tls`]: `https://` listeners (`http.ssl.*` over the broker's `ssl.*`).
+//! - [`authn`]: `http.authentication.method` (HTTP basic against the SCRAM
+//!   users, or the client certificate); the console authorizes each call
+//!   for that principal as the matching Kafka API would (`console::auth`).
 //!
 //! [`bind`] binds every configured address before the broker announces
 //! itself (so a port-0 address can be printed), [`serve`] answers until the
 //! shutdown future resolves.
 
+pub mod authn;
 pub mod console;
 pub mod lag;
 pub mod metrics;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,6 +30,9 @@ use axum::Router;
 use gregor_broker::Broker;
 use tokio::net::TcpListener;
 
+use crate::authn::{Authenticator, Methods};
+use crate::tls::{HttpListener, HttpPeer, HttpTls};
+
 /// What every route handler is given.
 #[derive(Clone)]
 pub struct AppState {
@@ -32,7 +41,9 @@ pub struct AppState {
 
 /// The bound HTTP listeners.
 pub struct HttpListeners {
-    listeners: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, bool)>,
+    tls: Option<Arc<HttpTls>>,
+    methods: Methods,
 }
 
 impl HttpListeners {
@@ -40,7 +51,17 @@ impl HttpListeners {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(|(l, _)| l.local_addr().ok())
+            .collect()
+    }
+    /// `http://ADDR` or `https://ADDR` of each listener, as bound.
+    pub fn urls(&self) -> Vec<String> {
+        self.listeners
+            .iter()
+            .filter_map(|(l, https)| {
+                let scheme = if *https { "https" } else { "http" };
+                l.local_addr().ok().map(|a| format!("{scheme}://{a}"))
+            })
             .collect()
     }
     pub fn is_empty(&self) -> bool {
@@ -52,12 +73,45 @@ impl HttpListeners {
 /// when it was configured explicitly; the default address (127.0.0.1:8080)
 /// is skipped with a warning instead, so several nodes on one host (or a
 /// host where something else holds 8080) still start.
-pub async fn bind(broker: &Broker) -> std::io::Result<HttpListeners> {
+/// The `http.ssl.*` settings and `http.authentication.method` are checked
+/// here too, so a bad value stops the start with the key named.
+pub async fn bind(broker: &Arc<Broker>) -> std::io::Result<HttpListeners> {
+    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
     let settings = &broker.config.http;
+    let props = &broker.config.props;
+    let methods = Methods::parse(
+        props
+            .get("http.authentication.method")
+            .map(String::as_str)
+            .unwrap_or("none"),
+    )
+    .map_err(invalid)?;
+    let tls = if settings.listeners.iter().any(|l| l.https) {
+        let tls_settings = tls::settings(props).map_err(invalid)?;
+        let acceptor = gregor_broker::transport::tls_reload::ReloadableAcceptor::new(&tls_settings)
+            .map_err(|e| invalid(e.to_string()))?;
+        Some(Arc::new(HttpTls {
+            acceptor: Arc::new(acceptor),
+            settings: tls_settings,
+        }))
+    } else {
+        None
+    };
+    let client_certs = tls.as_ref().is_some_and(|t| {
+        t.settings.client_auth != gregor_broker::transport::tls::ClientAuth::None
+    });
+    if methods.mtls && !client_certs {
+        return Err(invalid(
+            "http.authentication.method=mtls needs an https:// listener in http.listeners \
+             with http.ssl.client.auth=required (or requested) and a truststore"
+                .into(),
+        ));
+    }
     let mut listeners = Vec::new();
-    for (host, port) in &settings.listeners {
-        match TcpListener::bind((host.as_str(), *port)).await {
-            Ok(l) => listeners.push(l),
+    for endpoint in &settings.listeners {
+        let (host, port) = (&endpoint.host, endpoint.port);
+        match TcpListener::bind((host.as_str(), port)).await {
+            Ok(l) => listeners.push((l, endpoint.https)),
             Err(e) if !settings.explicit => {
                 tracing::warn!(%host, port, error = %e, "the default HTTP listener could not be bound; /metrics and the console are off (set http.listeners)");
             }
@@ -69,16 +123,21 @@ pub async fn bind(broker: &Broker) -> std::io::Result<HttpListeners> {
             }
         }
     }
-    Ok(HttpListeners { listeners })
+    Ok(HttpListeners {
+        listeners,
+        tls,
+        methods,
+    })
 }
 
-/// Every route this crate serves.
-pub fn router(state: AppState) -> Router {
+/// Every route this crate serves, behind the authentication middleware.
+pub fn router(state: AppState, auth: Arc<Authenticator>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .merge(console::routes(&state))
+        .merge(console::routes(&state, auth.methods))
         .merge(metrics::routes())
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(auth, authn::middleware))
 }
 
 async fn healthz() -> &'static str {
@@ -91,19 +150,35 @@ pub async fn serve(
     broker: Arc<Broker>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let app = router(AppState { broker });
+    let auth = Arc::new(Authenticator::new(broker.clone(), listeners.methods));
+    let app = router(
+        AppState {
+            broker: broker.clone(),
+        },
+        auth,
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    for l in listeners.listeners {
-        let app = app.clone();
+    if let Some(tls) = &listeners.tls {
+        tasks.spawn(tls::reload_loop(
+            tls.clone(),
+            broker.config.ssl_reload_interval_ms,
+            stop_rx.clone(),
+        ));
+    }
+    for (l, https) in listeners.listeners {
+        let tls = if https { listeners.tls.clone() } else { None };
+        let l = HttpListener::new(l, tls, broker.clone());
+        let app = app
+            .clone()
+            .into_make_service_with_connect_info::<HttpPeer>();
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             let served = axum::serve(l, app).with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
             });
-            if let Err(e) = served.await {
-                tracing::warn!(error = %e, "HTTP listener stopped");
-            }
+            // axum's serve never returns an error (accept errors are retried).
+            let _ = served.await;
         });
     }
     shutdown.await;

@@ -148,6 +148,7 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "group.max.session.timeout.ms",
     "group.max.size",
     "group.min.session.timeout.ms",
+    "http.authentication.method",
     "http.listeners",
     "inter.broker.listener.name",
     "listener.security.protocol.map",
@@ -277,6 +278,9 @@ pub fn broker_config(name: &str) -> Option<&'static BrokerConfigDef> {
 /// Prefix of Kafka's per-listener overrides: `listener.name.<listener>.<config>`.
 pub const LISTENER_PREFIX: &str = "listener.name.";
 
+/// Prefix of the HTTP listener's own `ssl.*` settings (Gregor's keys).
+pub const HTTP_PREFIX: &str = "http.";
+
 /// SASL configs a listener override names with the mechanism in between:
 /// `listener.name.<listener>.<mechanism>.<config>` (Kafka's ListenerMechanismConfigs).
 const LISTENER_MECHANISM_CONFIGS: &[&str] = &[
@@ -323,6 +327,11 @@ impl BrokerKey {
 pub fn broker_key(name: &str) -> Option<BrokerKey> {
     if let Some(d) = broker_config(name) {
         return Some(BrokerKey::Plain(d));
+    }
+    // The HTTP listener's TLS settings (`http.ssl.keystore.location`): a
+    // listener of its own, under Gregor's `http.` prefix.
+    if let Some(base) = name.strip_prefix(HTTP_PREFIX).filter(|b| b.starts_with("ssl.")) {
+        return broker_config(base).map(BrokerKey::Listener);
     }
     if let Some(base) = strip_listener_prefix(name) {
         if let Some(d) = broker_config(base) {

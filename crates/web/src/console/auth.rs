@@ -1,32 +1,49 @@
-//! Which Kafka listener the console connects to, and as whom.
+//! Which Kafka listener the console connects to, as whom, and who
+//! authorizes each call.
 //!
-//! The console connects to the first client listener it can reach without
-//! TLS settings of its own: PLAINTEXT, else SASL_PLAINTEXT (an SSL or
-//! SASL_SSL-only node has no console API; the page says so). On a SASL
-//! listener every API call needs HTTP basic credentials, which become the
-//! client's SASL login (SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN, the first the
-//! listener enables), so the user's ACLs apply exactly as to a Kafka client.
-//! A wrong password fails the broker's SASL handshake and is answered 401.
+//! The console is a Kafka client of its own node. It acts as the caller
+//! whenever it can, so Kafka's own checks apply to the caller's principal:
+//!
+//! 1. A caller with HTTP basic credentials, on a node with a SASL listener
+//!    (SASL_PLAINTEXT, else SASL_SSL) enabling SCRAM-SHA-512, SCRAM-SHA-256
+//!    or PLAIN: the console logs in with those credentials. A wrong
+//!    password fails the SASL handshake and is answered 401. With HTTP
+//!    authentication off, a SASL listener asks the browser for them.
+//! 2. With HTTP authentication off, on a node with a PLAINTEXT listener:
+//!    the console connects anonymously (`User:ANONYMOUS`, as any
+//!    PLAINTEXT client).
+//! 3. Otherwise (a client-certificate principal, a basic principal on a
+//!    node without a SASL listener, a node whose client listeners are all
+//!    SSL): the console cannot be the caller on the wire. It connects with
+//!    the node's own identity, as the node connects to the inter-broker
+//!    listener (its keystore and truststore, its inter-broker SASL login),
+//!    and every API call is first authorized in-process for the caller's
+//!    principal with the broker's authorizer and ACLs, operation by
+//!    operation as the matching Kafka API checks it ([`Clients::authorize`]).
+//!    A refusal is 403 with Kafka's error name.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
-use base64::Engine;
+use axum::http::StatusCode;
+use gregor_broker::transport::client::LinkSecurity;
+use gregor_broker::transport::tls::{Keystore, PemSource, TlsSettings};
 use gregor_broker::transport::SecurityProtocol;
 use gregor_broker::Broker;
 use gregor_client::{Admin, ClientConfig, Producer};
+use gregor_security::acl::{AclOperation, Decision, ResourceType, CLUSTER_RESOURCE_NAME};
 use gregor_security::Mechanism;
 use tokio::sync::{Mutex, OnceCell};
 
 use super::{ApiError, Console};
+use crate::authn::Caller;
 
 /// Logged-in users kept at once; past this the cache starts over.
 const MAX_USERS: usize = 64;
 
-/// One user's clients: an admin client and a producer made on first use.
+/// One identity's clients: an admin client and a producer made on first use.
 pub struct ClientSet {
     pub config: ClientConfig,
     pub admin: Admin,
@@ -57,166 +74,364 @@ impl ClientSet {
     }
 }
 
-/// The clients of the request's user, as an extractor.
-pub struct Clients(pub Arc<ClientSet>);
+/// The caller's principal, checked in-process (case 3 of the module doc).
+struct InProcess {
+    broker: Arc<Broker>,
+    principal: String,
+    host: String,
+}
+
+/// The clients of the request's caller, as an extractor.
+pub struct Clients {
+    set: Arc<ClientSet>,
+    check: Option<InProcess>,
+}
 
 impl std::ops::Deref for Clients {
     type Target = ClientSet;
     fn deref(&self) -> &ClientSet {
-        &self.0
+        &self.set
     }
 }
 
-/// The listener the console uses, and the mechanism for its SASL login.
-#[derive(Clone)]
-struct Target {
-    bootstrap: String,
-    sasl: Option<Mechanism>,
+impl Clients {
+    /// Whether the caller may do `op` on the resource. Always yes when
+    /// the console acts as the caller (Kafka checks on the wire) or the
+    /// broker has no authorizer.
+    pub fn may(&self, op: AclOperation, resource_type: ResourceType, name: &str) -> bool {
+        let Some(c) = &self.check else {
+            return true;
+        };
+        let Some(authorizer) = &c.broker.config.authorizer else {
+            return true;
+        };
+        let image = c.broker.metadata.image();
+        authorizer.authorize(
+            image.acls().map(|(_, b)| b),
+            &c.principal,
+            &c.host,
+            op,
+            resource_type,
+            name,
+        ) == Decision::Allowed
+    }
+
+    /// [`Clients::may`], or 403 with Kafka's error for the resource type
+    /// (TOPIC_ / GROUP_ / CLUSTER_AUTHORIZATION_FAILED).
+    pub fn authorize(
+        &self,
+        op: AclOperation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        if self.may(op, resource_type, name) {
+            return Ok(());
+        }
+        let code = match resource_type {
+            ResourceType::Topic => 29,
+            ResourceType::Group => 30,
+            _ => 31,
+        };
+        Err(authorization_failed(code))
+    }
+
+    /// `op` on the cluster resource.
+    pub fn authorize_cluster(&self, op: AclOperation) -> Result<(), ApiError> {
+        self.authorize(op, ResourceType::Cluster, CLUSTER_RESOURCE_NAME)
+    }
+
+    /// CreateTopics' check: CREATE on the cluster, else on the topic.
+    pub fn authorize_create_topic(&self, topic: &str) -> Result<(), ApiError> {
+        if self.may(
+            AclOperation::Create,
+            ResourceType::Cluster,
+            CLUSTER_RESOURCE_NAME,
+        ) {
+            return Ok(());
+        }
+        self.authorize(AclOperation::Create, ResourceType::Topic, topic)
+    }
+}
+
+/// 403 with the error Kafka answers, as the client reports it.
+fn authorization_failed(code: i16) -> ApiError {
+    match gregor_client::Error::from_code(code, None) {
+        Some(e) => ApiError::from(e),
+        None => ApiError {
+            status: StatusCode::FORBIDDEN,
+            message: "authorization failed".into(),
+            challenge: false,
+        },
+    }
+}
+
+/// How the console reaches its node for one caller.
+enum Route {
+    /// Case 1: log in as the caller on a SASL listener.
+    Login {
+        bootstrap: String,
+        tls: Option<TlsSettings>,
+        mechanism: Mechanism,
+        protocol: SecurityProtocol,
+    },
+    /// Case 2: anonymously on a PLAINTEXT listener.
+    Anonymous { bootstrap: String },
+    /// Case 3: as the node itself, authorizing in-process.
+    Node,
 }
 
 pub struct ClientPool {
     broker: Arc<Broker>,
+    /// HTTP authentication is on (`http.authentication.method`).
+    http_auth: bool,
     anonymous: OnceCell<Arc<ClientSet>>,
+    node: OnceCell<Arc<ClientSet>>,
     /// user → (password, clients).
     users: Mutex<HashMap<String, (String, Arc<ClientSet>)>>,
 }
 
+fn unavailable(message: String) -> ApiError {
+    ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message,
+        challenge: false,
+    }
+}
+
 impl ClientPool {
-    pub fn new(broker: Arc<Broker>) -> ClientPool {
+    pub fn new(broker: Arc<Broker>, http_auth: bool) -> ClientPool {
         ClientPool {
             broker,
+            http_auth,
             anonymous: OnceCell::new(),
+            node: OnceCell::new(),
             users: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Read at each call: a port-0 listener's port is known only once bound.
-    fn target(&self) -> Result<Target, ApiError> {
-        let listeners = &self.broker.config.listeners;
-        let pick = |want: SecurityProtocol| listeners.iter().find(|l| l.protocol == want);
-        let (listener, sasl) = if let Some(l) = pick(SecurityProtocol::Plaintext) {
-            (l, None)
-        } else if let Some(l) = pick(SecurityProtocol::SaslPlaintext) {
-            let enabled = l
-                .sasl
-                .as_ref()
-                .map(|s| s.enabled.clone())
-                .unwrap_or_default();
-            let mechanism = [
-                Mechanism::ScramSha512,
-                Mechanism::ScramSha256,
-                Mechanism::Plain,
-            ]
-            .into_iter()
-            .find(|m| enabled.contains(m))
-            .ok_or_else(|| ApiError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: format!(
-                    "listener {} enables no SASL mechanism the console can log in with (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)",
-                    l.listener.name
-                ),
-                challenge: false,
-            })?;
-            (l, Some(mechanism))
-        } else {
-            return Err(ApiError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: "the console needs a PLAINTEXT or SASL_PLAINTEXT listener on this node"
-                    .into(),
-                challenge: false,
-            });
-        };
+    /// `host:port` of a listener, as advertised (read at each call: a
+    /// port-0 listener's port is known only once bound).
+    fn bootstrap(&self, l: &gregor_broker::config::ClientListener) -> String {
         let (host, port) = self
             .broker
-            .advertised_endpoint_on(&listener.listener.name)
-            .unwrap_or((listener.advertised_host.clone(), listener.advertised_port));
-        Ok(Target {
-            bootstrap: format!("{host}:{port}"),
-            sasl,
-        })
+            .advertised_endpoint_on(&l.listener.name)
+            .unwrap_or((l.advertised_host.clone(), l.advertised_port));
+        format!("{host}:{port}")
     }
 
-    async fn clients(&self, authorization: Option<&str>) -> Result<Arc<ClientSet>, ApiError> {
-        let target = self.target()?;
-        let base = || -> Result<ClientConfig, ApiError> {
-            Ok(ClientConfig::new()
-                .with("bootstrap.servers", &target.bootstrap)?
-                .with("client.id", "gregor-console")?)
-        };
-        let Some(mechanism) = target.sasl else {
-            return self
-                .anonymous
-                .get_or_try_init(|| async { Ok(Arc::new(ClientSet::new(base()?)?)) })
-                .await
-                .cloned();
-        };
-        let (user, password) = authorization
-            .and_then(parse_basic)
-            .ok_or_else(|| ApiError {
-                status: StatusCode::UNAUTHORIZED,
-                message: "this node's Kafka listener requires SASL: log in with a Kafka user"
-                    .into(),
-                challenge: true,
-            })?;
-        let mut users = self.users.lock().await;
-        if let Some((known, set)) = users.get(&user) {
-            if *known == password {
-                return Ok(set.clone());
+    fn route(&self, caller: &Caller) -> Result<Route, ApiError> {
+        let listeners = &self.broker.config.listeners;
+        let pick = |want: SecurityProtocol| listeners.iter().find(|l| l.protocol == want);
+        let has_basic = caller.basic.is_some() || !self.http_auth;
+        if has_basic {
+            let sasl = pick(SecurityProtocol::SaslPlaintext).or(pick(SecurityProtocol::SaslSsl));
+            if let Some(l) = sasl {
+                let enabled = l
+                    .sasl
+                    .as_ref()
+                    .map(|s| s.enabled.clone())
+                    .unwrap_or_default();
+                let mechanism = [
+                    Mechanism::ScramSha512,
+                    Mechanism::ScramSha256,
+                    Mechanism::Plain,
+                ]
+                .into_iter()
+                // An HTTP-authenticated caller was checked against the
+                // SCRAM users: PLAIN's users are another list.
+                .filter(|m| !self.http_auth || *m != Mechanism::Plain)
+                .find(|m| enabled.contains(m));
+                // Without HTTP authentication a PLAINTEXT listener serves
+                // anonymous callers first, as before.
+                let plaintext_first = !self.http_auth && pick(SecurityProtocol::Plaintext).is_some();
+                if let (Some(mechanism), false) = (mechanism, plaintext_first) {
+                    let tls = match l.protocol {
+                        SecurityProtocol::SaslSsl => Some(self.tls_of(&l.listener.name)?),
+                        _ => None,
+                    };
+                    return Ok(Route::Login {
+                        bootstrap: self.bootstrap(l),
+                        tls,
+                        mechanism,
+                        protocol: l.protocol,
+                    });
+                }
             }
         }
-        let config = base()?
-            .with("security.protocol", "SASL_PLAINTEXT")?
-            .with("sasl.mechanism", mechanism.name())?
-            .with("sasl.username", &user)?
-            .with("sasl.password", &password)?;
-        let set = Arc::new(ClientSet::new(config)?);
-        if users.len() >= MAX_USERS {
-            users.clear();
+        if !self.http_auth {
+            if let Some(l) = pick(SecurityProtocol::Plaintext) {
+                return Ok(Route::Anonymous {
+                    bootstrap: self.bootstrap(l),
+                });
+            }
         }
-        users.insert(user, (password, set.clone()));
-        Ok(set)
+        Ok(Route::Node)
+    }
+
+    /// The `ssl.*` settings of this node's listener `name`.
+    fn tls_of(&self, name: &str) -> Result<TlsSettings, ApiError> {
+        TlsSettings::from_props(&self.broker.config.props, name)
+            .map_err(|e| unavailable(format!("the console's TLS settings: {e}")))
+    }
+
+    fn base(&self, bootstrap: &str) -> Result<ClientConfig, ApiError> {
+        Ok(ClientConfig::new()
+            .with("bootstrap.servers", bootstrap)?
+            .with("client.id", "gregor-console")?)
+    }
+
+    /// The node's own clients: to its inter-broker listener, with the
+    /// settings the node uses to connect to it.
+    fn node_config(&self) -> Result<ClientConfig, ApiError> {
+        let config = &self.broker.config;
+        let l = config
+            .listeners
+            .get(config.inter_broker_listener)
+            .or(config.listeners.first())
+            .ok_or_else(|| unavailable("this node has no client listener".into()))?;
+        let link = LinkSecurity::from_props(
+            &config.props,
+            &l.listener.name,
+            l.protocol,
+            "sasl.mechanism.inter.broker.protocol",
+            true,
+        )
+        .map_err(|e| unavailable(format!("the console connects as this node: {e}")))?;
+        let mut c = self
+            .base(&self.bootstrap(l))?
+            .with("security.protocol", l.protocol.name())?;
+        if let Some(tls) = &link.tls {
+            c = with_tls(c, tls)?;
+        }
+        if let Some(s) = &link.sasl {
+            c = c
+                .with("sasl.mechanism", s.mechanism.name())?
+                .with("sasl.username", &s.username)?
+                .with("sasl.password", &s.password.0)?;
+        }
+        Ok(c)
+    }
+
+    async fn clients(&self, caller: &Caller) -> Result<Clients, ApiError> {
+        match self.route(caller)? {
+            Route::Anonymous { bootstrap } => {
+                let set = self
+                    .anonymous
+                    .get_or_try_init(|| async { Ok::<_, ApiError>(Arc::new(ClientSet::new(self.base(&bootstrap)?)?)) })
+                    .await?
+                    .clone();
+                Ok(Clients { set, check: None })
+            }
+            Route::Node => {
+                let set = self
+                    .node
+                    .get_or_try_init(|| async { Ok::<_, ApiError>(Arc::new(ClientSet::new(self.node_config()?)?)) })
+                    .await?
+                    .clone();
+                Ok(Clients {
+                    set,
+                    check: Some(InProcess {
+                        broker: self.broker.clone(),
+                        principal: caller.principal.clone(),
+                        host: caller.host.clone(),
+                    }),
+                })
+            }
+            Route::Login {
+                bootstrap,
+                tls,
+                mechanism,
+                protocol,
+            } => {
+                let (user, password) = caller.basic.clone().ok_or_else(|| ApiError {
+                    status: StatusCode::UNAUTHORIZED,
+                    message: "this node's Kafka listener requires SASL: log in with a Kafka user"
+                        .into(),
+                    challenge: true,
+                })?;
+                let mut users = self.users.lock().await;
+                if let Some((known, set)) = users.get(&user) {
+                    if *known == password {
+                        return Ok(Clients {
+                            set: set.clone(),
+                            check: None,
+                        });
+                    }
+                }
+                let mut config = self
+                    .base(&bootstrap)?
+                    .with("security.protocol", protocol.name())?
+                    .with("sasl.mechanism", mechanism.name())?
+                    .with("sasl.username", &user)?
+                    .with("sasl.password", &password)?;
+                if let Some(tls) = &tls {
+                    config = with_tls(config, tls)?;
+                }
+                let set = Arc::new(ClientSet::new(config)?);
+                if users.len() >= MAX_USERS {
+                    users.clear();
+                }
+                users.insert(user, (password, set.clone()));
+                Ok(Clients { set, check: None })
+            }
+        }
     }
 }
 
-/// `Basic base64(user:password)`.
-fn parse_basic(value: &str) -> Option<(String, String)> {
-    let (scheme, rest) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
+/// The client side of a node's TLS settings: trust its truststore,
+/// present its keystore (for a listener requiring client certificates).
+fn with_tls(c: ClientConfig, tls: &TlsSettings) -> Result<ClientConfig, ApiError> {
+    let mut keys: BTreeMap<&str, String> = BTreeMap::new();
+    match &tls.truststore {
+        Some(PemSource::File(p)) => {
+            keys.insert("ssl.truststore.location", p.display().to_string());
+        }
+        Some(PemSource::Inline(text)) => {
+            keys.insert("ssl.truststore.certificates", text.clone());
+        }
+        None => {
+            return Err(unavailable(format!(
+                "the console connects to listener {} with TLS and needs a truststore \
+                 (ssl.truststore.location) to trust this node's certificate",
+                tls.listener
+            )))
+        }
     }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
+    match &tls.keystore {
+        Some(Keystore::File(p)) => {
+            keys.insert("ssl.keystore.location", p.display().to_string());
+        }
+        Some(Keystore::Inline { chain, key }) => {
+            keys.insert("ssl.keystore.certificate.chain", chain.clone());
+            keys.insert("ssl.keystore.key", key.clone());
+        }
+        None => {}
+    }
+    if let Some(p) = &tls.key_password {
+        keys.insert("ssl.key.password", p.0.clone());
+    }
+    keys.insert(
+        "ssl.endpoint.identification.algorithm",
+        if tls.verify_hostname { "https" } else { "" }.into(),
+    );
+    let mut c = c
+        .with("ssl.keystore.type", "PEM")?
+        .with("ssl.truststore.type", "PEM")?;
+    for (k, v) in keys {
+        c = c.with(k, &v)?;
+    }
+    Ok(c)
 }
 
 impl FromRequestParts<Console> for Clients {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Console) -> Result<Self, ApiError> {
-        let authorization = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        Ok(Clients(state.clients.clients(authorization).await?))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn basic_credentials() {
-        // "alice:s3cr:et" (a password may hold ':').
-        assert_eq!(
-            parse_basic("Basic YWxpY2U6czNjcjpldA=="),
-            Some(("alice".into(), "s3cr:et".into()))
-        );
-        assert_eq!(parse_basic("Bearer xyz"), None);
-        assert_eq!(parse_basic("Basic !!!"), None);
-        assert_eq!(parse_basic("Basic bm9jb2xvbg=="), None);
+        let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "the request was not authenticated".into(),
+            challenge: false,
+        })?;
+        state.clients.clients(&caller).await
     }
 }

@@ -64,7 +64,21 @@ pub async fn cluster(clients: Clients) -> ApiResult<ClusterView> {
         })
         .collect();
     brokers.sort_by_key(|b| b.node_id);
-    let (quorum, quorum_error) = match quorum(&clients).await {
+    // DescribeQuorum needs DESCRIBE on the cluster (DescribeCluster itself
+    // answers anyone, as Kafka's).
+    let allowed = clients.may(
+        gregor_security::acl::AclOperation::Describe,
+        gregor_security::acl::ResourceType::Cluster,
+        gregor_security::acl::CLUSTER_RESOURCE_NAME,
+    );
+    let described = if allowed {
+        quorum(&clients).await
+    } else {
+        Err(gregor_client::Error::from_code(31, None).unwrap_or(gregor_client::Error::Invalid(
+            "cluster authorization failed".into(),
+        )))
+    };
+    let (quorum, quorum_error) = match described {
         Ok(q) => (Some(q), None),
         Err(e) => (None, Some(e.to_string())),
     };

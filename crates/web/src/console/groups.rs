@@ -15,6 +15,8 @@ use gregor_client::admin::OffsetResetSpec;
 use gregor_client::{OffsetAndMetadata, TopicPartition};
 use serde::{Deserialize, Serialize};
 
+use gregor_security::acl::{AclOperation as Op, ResourceType as Res};
+
 use super::auth::Clients;
 use super::{ApiError, ApiResult, Paging};
 
@@ -45,6 +47,9 @@ pub async fn list(
     Query(paging): Query<Paging>,
 ) -> ApiResult<GroupPage> {
     let q = query.q.as_deref().unwrap_or("").trim().to_lowercase();
+    // ListGroups: every group with DESCRIBE on the cluster, else those
+    // the caller may DESCRIBE.
+    let all = clients.may(Op::Describe, Res::Cluster, gregor_security::acl::CLUSTER_RESOURCE_NAME);
     let mut groups: Vec<GroupSummary> = clients
         .admin
         .list_groups()
@@ -53,6 +58,7 @@ pub async fn list(
         // Consumer groups, as `consumer-groups --list` shows them.
         .filter(|g| g.protocol_type.is_empty() || g.protocol_type == "consumer")
         .filter(|g| q.is_empty() || g.group_id.to_lowercase().contains(&q))
+        .filter(|g| all || clients.may(Op::Describe, Res::Group, &g.group_id))
         .map(|g| GroupSummary {
             group_id: g.group_id,
             state: g.state,
@@ -121,6 +127,7 @@ pub async fn detail(
     Path(group): Path<String>,
     Query(paging): Query<Paging>,
 ) -> ApiResult<GroupDetail> {
+    clients.authorize(Op::Describe, Res::Group, &group)?;
     let d = clients
         .admin
         .describe_groups(&[group.as_str()])
@@ -230,6 +237,10 @@ pub async fn reset(
     Path(group): Path<String>,
     Json(req): Json<ResetRequest>,
 ) -> ApiResult<ResetPlan> {
+    // A dry run reads (OffsetFetch: DESCRIBE), a reset commits
+    // (OffsetCommit: READ on the group and on each topic).
+    let group_op = if req.execute { Op::Read } else { Op::Describe };
+    clients.authorize(group_op, Res::Group, &group)?;
     let spec = reset_spec(&req.to, req.value)?;
     let partitions: Option<Vec<TopicPartition>> = match (&req.topic, &req.partitions) {
         (None, _) => None,
@@ -260,6 +271,11 @@ pub async fn reset(
             e
         })?;
     let committed = clients.admin.list_group_offsets(&group, None).await?;
+    if req.execute {
+        for tp in plan.keys() {
+            clients.authorize(Op::Read, Res::Topic, &tp.topic)?;
+        }
+    }
     if req.execute && !plan.is_empty() {
         let offsets: BTreeMap<TopicPartition, OffsetAndMetadata> = plan
             .iter()

@@ -17,6 +17,8 @@ use gregor_client::{Consumer, OffsetSpec, ProducerRecord, TopicPartition};
 use gregor_records::TimestampType;
 use serde::{Deserialize, Serialize};
 
+use gregor_security::acl::{AclOperation as Op, ResourceType as Res};
+
 use super::auth::Clients;
 use super::{ApiError, ApiResult};
 
@@ -131,6 +133,8 @@ pub async fn browse(
     Path(topic): Path<String>,
     Query(q): Query<BrowseQuery>,
 ) -> ApiResult<MessagePage> {
+    // Fetch's check (ListOffsets needs DESCRIBE, which READ implies).
+    clients.authorize(Op::Read, Res::Topic, &topic)?;
     let limit = q.limit.unwrap_or(20).clamp(1, MAX_LIMIT);
     let tp = TopicPartition::new(&topic, q.partition);
     let at = |spec: OffsetSpec| {
@@ -250,6 +254,7 @@ pub async fn produce(
     Path(topic): Path<String>,
     Json(req): Json<ProduceRequest>,
 ) -> ApiResult<serde_json::Value> {
+    clients.authorize(Op::Write, Res::Topic, &topic)?;
     let mut record = ProducerRecord::new(&topic, Bytes::new());
     record.value = req.value.map(Bytes::from);
     if let Some(k) = req.key {

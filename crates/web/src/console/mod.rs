@@ -5,10 +5,12 @@
 //! client ([`gregor_client`]) connected to this node's client listener (its
 //! advertised address), so leaders and coordinators are found anywhere in a
 //! cluster and the listener's authentication and ACLs apply as for any
-//! Kafka client. When that listener requires SASL, the console asks the
-//! browser for HTTP basic credentials and logs in with them (see `auth`).
+//! Kafka client. When that listener requires SASL, the console logs in
+//! with the caller's HTTP basic credentials; when it cannot act as the
+//! caller (a client-certificate principal, an SSL-only node), it acts as
+//! the node and authorizes every call in-process for the caller (`auth`).
 //!
-//! - `auth`: which listener, which credentials, one client set per user
+//! - `auth`: which listener, which credentials, which checks
 //! - `cluster`: brokers, controller, the metadata quorum
 //! - `topics`: list (search, paging), detail, configs, create, delete
 //! - `messages`: the message browser and producing a test message
@@ -35,6 +37,7 @@ use serde::Deserialize;
 
 pub use auth::Clients;
 
+use crate::authn::Methods;
 use crate::AppState;
 
 /// The console's state: the broker (for its listener settings) and the
@@ -45,20 +48,21 @@ pub struct Console {
 }
 
 impl Console {
-    pub fn new(broker: Arc<Broker>) -> Console {
+    pub fn new(broker: Arc<Broker>, methods: Methods) -> Console {
         Console {
-            clients: Arc::new(auth::ClientPool::new(broker)),
+            clients: Arc::new(auth::ClientPool::new(broker, methods.any())),
         }
     }
 }
 
 /// The console's routes, as a router over the crate's state.
-pub fn routes(state: &AppState) -> Router<AppState> {
-    let console = Console::new(state.broker.clone());
+pub fn routes(state: &AppState, methods: Methods) -> Router<AppState> {
+    let console = Console::new(state.broker.clone(), methods);
     Router::new()
         .route("/", get(index))
         .route("/assets/app.js", get(app_js))
         .route("/assets/app.css", get(app_css))
+        .route("/api/whoami", get(whoami))
         .route("/api/cluster", get(cluster::cluster))
         .route("/api/topics", get(topics::list).post(topics::create))
         .route(
@@ -89,6 +93,16 @@ async fn app_js() -> Response {
 }
 async fn app_css() -> Response {
     asset("text/css; charset=utf-8", APP_CSS)
+}
+
+/// The caller as the HTTP listener authenticated it.
+async fn whoami(
+    axum::Extension(caller): axum::Extension<crate::authn::Caller>,
+) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "principal": caller.principal,
+        "authenticated": caller.authenticated,
+    }))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -14,6 +14,8 @@ use gregor_client::config::IsolationLevel;
 use gregor_client::{OffsetSpec, TopicPartition};
 use serde::{Deserialize, Serialize};
 
+use gregor_security::acl::{AclOperation as Op, ResourceType as Res};
+
 use super::auth::Clients;
 use super::{ApiError, ApiResult, Paging};
 
@@ -58,8 +60,13 @@ pub async fn list(
         .admin
         .list_topics(query.internal.unwrap_or(true))
         .await?;
+    // Metadata lists only the topics the caller may DESCRIBE.
     let names = matching(
-        listed.into_iter().map(|t| t.name).collect(),
+        listed
+            .into_iter()
+            .map(|t| t.name)
+            .filter(|n| clients.may(Op::Describe, Res::Topic, n))
+            .collect(),
         query.q.as_deref().unwrap_or(""),
     );
     let range = paging.range(names.len());
@@ -108,6 +115,7 @@ pub async fn create(
     if req.name.trim().is_empty() {
         return Err(ApiError::bad_request("a topic needs a name"));
     }
+    clients.authorize_create_topic(&req.name)?;
     let topic = NewTopic {
         name: req.name,
         num_partitions: req.partitions,
@@ -124,6 +132,7 @@ pub async fn create(
 }
 
 pub async fn delete(clients: Clients, Path(topic): Path<String>) -> ApiResult<serde_json::Value> {
+    clients.authorize(Op::Delete, Res::Topic, &topic)?;
     let results = clients.admin.delete_topics(&[topic.as_str()]).await?;
     for (_, r) in results {
         r?;
@@ -162,6 +171,7 @@ pub async fn detail(
     Path(topic): Path<String>,
     Query(paging): Query<Paging>,
 ) -> ApiResult<TopicDetail> {
+    clients.authorize(Op::Describe, Res::Topic, &topic)?;
     let mut described = clients.admin.describe_topics(&[topic.as_str()]).await?;
     let t = described
         .pop()
@@ -242,6 +252,7 @@ pub struct ConfigView {
 }
 
 pub async fn configs(clients: Clients, Path(topic): Path<String>) -> ApiResult<Vec<ConfigView>> {
+    clients.authorize(Op::DescribeConfigs, Res::Topic, &topic)?;
     let resource = ConfigResource::Topic(topic);
     let mut all = clients
         .admin
@@ -289,6 +300,7 @@ pub async fn alter_configs(
     if ops.is_empty() {
         return Err(ApiError::bad_request("no config change given"));
     }
+    clients.authorize(Op::AlterConfigs, Res::Topic, &topic)?;
     clients
         .admin
         .incremental_alter_configs(&ConfigResource::Topic(topic), &ops, req.validate_only)
