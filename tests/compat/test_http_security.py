@@ -282,7 +282,9 @@ def test_console_on_a_node_with_only_an_ssl_listener(start_broker, certs, monkey
                                args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         try:
             c = Console(br, base)
-            c.open("topics")
+            c.open("/brokers")
+            c.shot("ssl-only-brokers")
+            c.open("/topics")
             c.page.get_by_text("tls-only-topic").first.wait_for()
             c.assert_clean("topics on an SSL-only node")
             c.shot("ssl-only-topics")
