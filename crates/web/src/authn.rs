@@ -127,10 +127,9 @@ impl Authenticator {
         }
         let pw = password.to_string();
         let key = credential.stored_key.clone();
-        let ok =
-            tokio::task::spawn_blocking(move || credential.matches_password(mechanism, &pw))
-                .await
-                .unwrap_or(false);
+        let ok = tokio::task::spawn_blocking(move || credential.matches_password(mechanism, &pw))
+            .await
+            .unwrap_or(false);
         if ok {
             let mut remembered = self.remembered.lock();
             if remembered.len() >= MAX_REMEMBERED {

@@ -97,9 +97,9 @@ pub async fn bind(broker: &Arc<Broker>) -> std::io::Result<HttpListeners> {
     } else {
         None
     };
-    let client_certs = tls.as_ref().is_some_and(|t| {
-        t.settings.client_auth != gregor_broker::transport::tls::ClientAuth::None
-    });
+    let client_certs = tls
+        .as_ref()
+        .is_some_and(|t| t.settings.client_auth != gregor_broker::transport::tls::ClientAuth::None);
     if methods.mtls && !client_certs {
         return Err(invalid(
             "http.authentication.method=mtls needs an https:// listener in http.listeners \
@@ -137,7 +137,10 @@ pub fn router(state: AppState, auth: Arc<Authenticator>) -> Router {
         .merge(console::routes(&state, auth.methods))
         .merge(metrics::routes())
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(auth, authn::middleware))
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            authn::middleware,
+        ))
 }
 
 async fn healthz() -> &'static str {

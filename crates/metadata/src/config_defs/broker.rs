@@ -330,7 +330,10 @@ pub fn broker_key(name: &str) -> Option<BrokerKey> {
     }
     // The HTTP listener's TLS settings (`http.ssl.keystore.location`): a
     // listener of its own, under Gregor's `http.` prefix.
-    if let Some(base) = name.strip_prefix(HTTP_PREFIX).filter(|b| b.starts_with("ssl.")) {
+    if let Some(base) = name
+        .strip_prefix(HTTP_PREFIX)
+        .filter(|b| b.starts_with("ssl."))
+    {
         return broker_config(base).map(BrokerKey::Listener);
     }
     if let Some(base) = strip_listener_prefix(name) {
@@ -611,6 +614,24 @@ mod tests {
         ] {
             assert!(broker_key(k).is_none(), "{k} accepted");
         }
+    }
+
+    #[test]
+    fn http_listener_keys() {
+        // The HTTP listener's TLS settings are Kafka's ssl.* under `http.`.
+        for (k, v) in [
+            ("http.ssl.keystore.location", "/k.pem"),
+            ("http.ssl.client.auth", "required"),
+            ("http.ssl.truststore.location", "/ca.pem"),
+            ("http.authentication.method", "basic,mtls"),
+            ("http.listeners", "https://0.0.0.0:8443"),
+        ] {
+            let checked = validate_static_broker_config(k, v);
+            assert!(checked.is_ok(), "{k}: {checked:?}");
+        }
+        assert!(broker_key("http.sasl.jaas.config").is_none());
+        assert!(broker_key("http.ssl.nonsense").is_none());
+        assert!(keys_without_effect(&["http.ssl.keystore.location".to_string()]).is_empty());
     }
 
     #[test]

@@ -243,7 +243,8 @@ impl ClientPool {
                 .find(|m| enabled.contains(m));
                 // Without HTTP authentication a PLAINTEXT listener serves
                 // anonymous callers first, as before.
-                let plaintext_first = !self.http_auth && pick(SecurityProtocol::Plaintext).is_some();
+                let plaintext_first =
+                    !self.http_auth && pick(SecurityProtocol::Plaintext).is_some();
                 if let (Some(mechanism), false) = (mechanism, plaintext_first) {
                     let tls = match l.protocol {
                         SecurityProtocol::SaslSsl => Some(self.tls_of(&l.listener.name)?),
@@ -317,7 +318,9 @@ impl ClientPool {
             Route::Anonymous { bootstrap } => {
                 let set = self
                     .anonymous
-                    .get_or_try_init(|| async { Ok::<_, ApiError>(Arc::new(ClientSet::new(self.base(&bootstrap)?)?)) })
+                    .get_or_try_init(|| async {
+                        Ok::<_, ApiError>(Arc::new(ClientSet::new(self.base(&bootstrap)?)?))
+                    })
                     .await?
                     .clone();
                 Ok(Clients { set, check: None })
@@ -325,7 +328,9 @@ impl ClientPool {
             Route::Node => {
                 let set = self
                     .node
-                    .get_or_try_init(|| async { Ok::<_, ApiError>(Arc::new(ClientSet::new(self.node_config()?)?)) })
+                    .get_or_try_init(|| async {
+                        Ok::<_, ApiError>(Arc::new(ClientSet::new(self.node_config()?)?))
+                    })
                     .await?
                     .clone();
                 Ok(Clients {
@@ -427,11 +432,15 @@ impl FromRequestParts<Console> for Clients {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Console) -> Result<Self, ApiError> {
-        let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: "the request was not authenticated".into(),
-            challenge: false,
-        })?;
+        let caller = parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: "the request was not authenticated".into(),
+                challenge: false,
+            })?;
         state.clients.clients(&caller).await
     }
 }

@@ -74,9 +74,11 @@ pub async fn cluster(clients: Clients) -> ApiResult<ClusterView> {
     let described = if allowed {
         quorum(&clients).await
     } else {
-        Err(gregor_client::Error::from_code(31, None).unwrap_or(gregor_client::Error::Invalid(
-            "cluster authorization failed".into(),
-        )))
+        Err(
+            gregor_client::Error::from_code(31, None).unwrap_or(gregor_client::Error::Invalid(
+                "cluster authorization failed".into(),
+            )),
+        )
     };
     let (quorum, quorum_error) = match described {
         Ok(q) => (Some(q), None),

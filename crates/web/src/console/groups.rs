@@ -49,7 +49,11 @@ pub async fn list(
     let q = query.q.as_deref().unwrap_or("").trim().to_lowercase();
     // ListGroups: every group with DESCRIBE on the cluster, else those
     // the caller may DESCRIBE.
-    let all = clients.may(Op::Describe, Res::Cluster, gregor_security::acl::CLUSTER_RESOURCE_NAME);
+    let all = clients.may(
+        Op::Describe,
+        Res::Cluster,
+        gregor_security::acl::CLUSTER_RESOURCE_NAME,
+    );
     let mut groups: Vec<GroupSummary> = clients
         .admin
         .list_groups()
