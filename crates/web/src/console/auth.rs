@@ -21,6 +21,11 @@
 //!    principal with the broker's authorizer and ACLs, operation by
 //!    operation as the matching Kafka API checks it ([`Clients::authorize`]).
 //!    A refusal is 403 with Kafka's error name.
+//!
+//! The in-process check runs in cases 1 and 2 too whenever the principal is
+//! established (HTTP-authenticated, or anonymous): Kafka checks again on
+//! the wire, and a refusal the client would only retry quietly (a Fetch
+//! without READ) is a 403 at once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -170,7 +175,7 @@ enum Route {
     /// Case 1: log in as the caller on a SASL listener.
     Login {
         bootstrap: String,
-        tls: Option<TlsSettings>,
+        tls: Option<Box<TlsSettings>>,
         mechanism: Mechanism,
         protocol: SecurityProtocol,
     },
@@ -247,7 +252,7 @@ impl ClientPool {
                     !self.http_auth && pick(SecurityProtocol::Plaintext).is_some();
                 if let (Some(mechanism), false) = (mechanism, plaintext_first) {
                     let tls = match l.protocol {
-                        SecurityProtocol::SaslSsl => Some(self.tls_of(&l.listener.name)?),
+                        SecurityProtocol::SaslSsl => Some(Box::new(self.tls_of(&l.listener.name)?)),
                         _ => None,
                     };
                     return Ok(Route::Login {
@@ -313,6 +318,14 @@ impl ClientPool {
         Ok(c)
     }
 
+    fn in_process(&self, caller: &Caller) -> InProcess {
+        InProcess {
+            broker: self.broker.clone(),
+            principal: caller.principal.clone(),
+            host: caller.host.clone(),
+        }
+    }
+
     async fn clients(&self, caller: &Caller) -> Result<Clients, ApiError> {
         match self.route(caller)? {
             Route::Anonymous { bootstrap } => {
@@ -323,7 +336,13 @@ impl ClientPool {
                     })
                     .await?
                     .clone();
-                Ok(Clients { set, check: None })
+                // Kafka checks User:ANONYMOUS on the wire; checked here too
+                // so a refused Fetch (which the consumer retries quietly)
+                // is a 403 rather than an empty page.
+                Ok(Clients {
+                    set,
+                    check: Some(self.in_process(caller)),
+                })
             }
             Route::Node => {
                 let set = self
@@ -335,11 +354,7 @@ impl ClientPool {
                     .clone();
                 Ok(Clients {
                     set,
-                    check: Some(InProcess {
-                        broker: self.broker.clone(),
-                        principal: caller.principal.clone(),
-                        host: caller.host.clone(),
-                    }),
+                    check: Some(self.in_process(caller)),
                 })
             }
             Route::Login {
@@ -354,12 +369,17 @@ impl ClientPool {
                         .into(),
                     challenge: true,
                 })?;
+                // A principal the HTTP listener verified is also checked
+                // in-process (as for the other routes); an unverified one
+                // is left to the SASL login and Kafka's authorizer, so a
+                // wrong password stays a 401.
+                let check = caller.authenticated.then(|| self.in_process(caller));
                 let mut users = self.users.lock().await;
                 if let Some((known, set)) = users.get(&user) {
                     if *known == password {
                         return Ok(Clients {
                             set: set.clone(),
-                            check: None,
+                            check,
                         });
                     }
                 }
@@ -377,7 +397,7 @@ impl ClientPool {
                     users.clear();
                 }
                 users.insert(user, (password, set.clone()));
-                Ok(Clients { set, check: None })
+                Ok(Clients { set, check })
             }
         }
     }
