@@ -303,3 +303,32 @@ def test_console_on_a_node_with_only_an_ssl_listener(start_broker, certs, monkey
             c.shot("ssl-only-topics")
         finally:
             br.close()
+
+
+def test_https_certificate_reload(start_broker, certs, tmp_path):
+    """A keystore file replaced on disk is served to new connections after
+    the next `gregor.ssl.keystore.reload.interval.ms` check."""
+    from test_tls import _signed
+    _signed(certs, "server-http2", "/CN=localhost", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost")
+    keystore = tmp_path / "http-keystore.pem"
+    shutil.copy(certs / "server-keystore.pem", keystore)
+    b = start_broker(https_overrides(certs, **{
+        "http.ssl.keystore.location": str(keystore),
+        "gregor.ssl.keystore.reload.interval.ms": "200",
+    }))
+    host, port = http_url(b).removeprefix("https://").rsplit(":", 1)
+
+    def served() -> str:
+        return ssl.get_server_certificate((host, int(port)), ca_certs=str(certs / "ca.pem")).strip()
+
+    def pem(name: str) -> str:
+        return ssl.DER_cert_to_PEM_cert(ssl.PEM_cert_to_DER_cert((certs / name).read_text())).strip()
+
+    assert served() == pem("server.pem")
+    shutil.copy(certs / "server-http2-keystore.pem", keystore)
+    deadline = time.monotonic() + 30
+    while served() != pem("server-http2.pem"):
+        assert time.monotonic() < deadline, "the new certificate was not served within 30 s"
+        time.sleep(0.1)
+    status, _, _ = request(f"https://{host}:{port}/healthz", ctx=tls_context(certs))
+    assert status == 200
