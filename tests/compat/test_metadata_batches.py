@@ -69,6 +69,7 @@ def test_a_topic_over_several_metadata_batches_on_one_node(broker, topic):
     for part in (0, partitions - 1):
         p.produce(topic, value=f"v{part}".encode(), partition=part)
     assert p.flush(30) == 0
+    del p  # no client left pointing at the old process
 
     broker.restart()
     wait_for(lambda: _partition_count(broker.bootstrap, topic) == partitions, 60,
