@@ -14,6 +14,8 @@
   consuming (new partitions join the session after a rebalance), and on a
   3-node cluster across leader moves (the leader of a partition killed, then
   restarted): every record read exactly once, in order per partition.
+- The Rust consumer (`gregor console-consumer`, a session per broker) on a
+  3-node cluster across a leader killed mid-way: every record once, in order.
 """
 
 from __future__ import annotations
@@ -372,3 +374,47 @@ def test_consumer_across_leader_moves(cluster_factory, kind, request):  # noqa: 
         w.wait_more(200, "reading on with the old leader back")
     finally:
         w.stop()
+
+
+def test_rust_consumer_across_a_leader_move(cluster_factory):  # noqa: F811
+    """The Rust consumer (`gregor console-consumer`, a fetch session per broker)
+    reads on from the new leader after the leader of a partition is killed:
+    every record once, in order per partition."""
+    from conftest import gregor_bin
+
+    c = cluster_factory(3)
+    topic, partitions = "moves-rust", 6
+
+    def produce(tag: str, bootstrap: str) -> list[str]:
+        p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+        values = [f"{tag}-{i % partitions}-{i // partitions}" for i in range(300)]
+        for i, v in enumerate(values):
+            p.produce(topic, v.encode(), partition=i % partitions)
+        assert p.flush(60) == 0
+        return values
+
+    c.create_topic(topic, partitions=partitions, rf=3)
+    sent = produce("a", c.bootstrap)
+    proc = subprocess.Popen(
+        [str(gregor_bin()), "console-consumer", "--bootstrap-server", c.bootstrap, "--topic", topic,
+         "--from-beginning", "--max-messages", "600", "--consumer-property", "fetch.max.wait.ms=100"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.extend(line.rstrip("\n") for line in proc.stdout),
+                              daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: len(got) >= 300, 60, "the first 300 records read")
+        leader = c.wait_for_leader(topic, 0)
+        c.node(leader).kill9()
+        c.wait_for_leader(topic, 0, not_in=(leader,))
+        sent += produce("b", c.live_bootstrap())
+        assert proc.wait(timeout=90) == 0, proc.stderr.read()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=10)
+    per_partition = lambda values: {p: [v for v in values if v.split("-")[1] == str(p)]  # noqa: E731
+                                    for p in range(partitions)}
+    assert per_partition(got) == per_partition(sent)
