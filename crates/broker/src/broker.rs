@@ -167,7 +167,10 @@ impl Broker {
                 let store = MetadataStore::open(
                     &config.metadata_log_dir,
                     clock.clone(),
-                    MetadataStoreConfig { snapshot_bytes },
+                    MetadataStoreConfig {
+                        snapshot_bytes,
+                        batch_limits: config.metadata_batch_limits(),
+                    },
                 )?;
                 let endpoint = (config.advertised_host.clone(), config.advertised_port);
                 let endpoints: Vec<gregor_metadata::BrokerEndpoint> = config

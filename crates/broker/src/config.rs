@@ -830,6 +830,22 @@ impl BrokerConfig {
         config_defs::keys_without_effect(self.props.keys())
     }
 
+    /// How large one metadata batch may be: `controller.max.records.per.batch`
+    /// records (Kafka's default 10,000), and bytes under the metadata log's
+    /// message size.
+    pub fn metadata_batch_limits(&self) -> gregor_metadata::transaction::BatchLimits {
+        let mut limits = gregor_metadata::transaction::BatchLimits::default();
+        if let Some(n) = self
+            .props
+            .get("controller.max.records.per.batch")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&n| n >= 1)
+        {
+            limits.max_records = n;
+        }
+        limits
+    }
+
     /// Logs, once at start, the given keys that have no effect in Gregor.
     pub fn warn_keys_without_effect(&self) {
         let keys = self.keys_without_effect();

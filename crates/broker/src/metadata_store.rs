@@ -1,7 +1,12 @@
 //! The metadata log runtime: appends the controller's records to
 //! `__cluster_metadata-0` (a Kafka-format log) and keeps the image built by
 //! replaying them. Every change is one batch, fsynced before it is applied,
-//! so a change is all-or-nothing across a crash.
+//! so a change is all-or-nothing across a crash. A change too large for one
+//! batch (`controller.max.records.per.batch` records, or about
+//! `max.message.bytes`) is written as a KIP-868 transaction over several
+//! (see [`gregor_metadata::transaction`]): replay applies it only once its
+//! end is read, and a log that ends inside one (a crash between its
+//! batches) gets an `AbortTransaction` record at open.
 //!
 //! Each change makes the next image from the current one, sharing what the
 //! change does not touch (see [`gregor_metadata::image`]). Every
@@ -20,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use gregor_metadata::transaction::{self, BatchLimits, Replayer};
 use gregor_metadata::{MetadataImage, MetadataRecord};
 use gregor_records::{BatchBuilder, Compression, Record};
 use gregor_storage::{Clock, Log, LogConfig, TopicPartition};
@@ -54,12 +60,16 @@ pub struct MetadataStoreConfig {
     /// `metadata.log.max.record.bytes.between.snapshots`: bytes appended to
     /// the log after which a new snapshot is written.
     pub snapshot_bytes: u64,
+    /// How large one batch of the metadata log may be
+    /// (`controller.max.records.per.batch` and the log's message size).
+    pub batch_limits: BatchLimits,
 }
 
 impl Default for MetadataStoreConfig {
     fn default() -> Self {
         Self {
             snapshot_bytes: DEFAULT_SNAPSHOT_BYTES,
+            batch_limits: BatchLimits::default(),
         }
     }
 }
@@ -73,6 +83,8 @@ pub struct OpenStats {
     pub snapshots_skipped: usize,
     /// Log records replayed after the snapshot (or from the start).
     pub replayed_records: u64,
+    /// The log ended inside a transaction, which was aborted.
+    pub aborted_transaction: bool,
 }
 
 /// State only a writer touches (under [`MetadataStore::write`]).
@@ -80,6 +92,9 @@ pub struct OpenStats {
 struct WriteState {
     /// Log bytes appended (or replayed at start) since the last snapshot.
     bytes_since_snapshot: u64,
+    /// A transaction's first batches are in the log but not its end (an
+    /// append failed between them): the next write aborts it first.
+    open_transaction: bool,
 }
 
 pub struct MetadataStore {
@@ -123,7 +138,7 @@ impl MetadataStore {
         let log = Log::open(part_dir.clone(), tp, log_config, clock.clone(), 0, 0)?;
         let end = log.log_end_offset();
         let mut opened = OpenStats::default();
-        let mut image = MetadataImage::default();
+        let mut image = Replayer::default();
         let mut offset = log.log_start_offset();
         for id in snapshot::list(&part_dir)? {
             // A snapshot past the log's end holds changes the log lost (a
@@ -150,7 +165,7 @@ impl MetadataStore {
             }
             match snapshot::read(&part_dir, id) {
                 Ok(loaded) => {
-                    image = loaded;
+                    image = Replayer::new(loaded);
                     offset = id.next_offset;
                     opened.snapshot = Some(id);
                     break;
@@ -188,18 +203,27 @@ impl MetadataStore {
             replayed = opened.replayed_records,
             "loaded the metadata image"
         );
+        let open_transaction = image.in_transaction();
+        opened.aborted_transaction = open_transaction;
         let store = Self {
             log,
             dir: part_dir,
-            image: RwLock::new(Arc::new(image)),
+            image: RwLock::new(Arc::new(image.into_image())),
             write: Mutex::new(WriteState {
                 bytes_since_snapshot: replayed_bytes,
+                open_transaction,
             }),
             snapshotter: Mutex::new(None),
             config,
             opened,
             clock,
         };
+        if open_transaction {
+            // Before anything else is appended, so later records are not
+            // taken for the rest of the transaction.
+            tracing::warn!("the metadata log ends inside a transaction: aborting it");
+            store.abort_open_transaction(&mut store.write.lock())?;
+        }
         store.maybe_snapshot(&mut store.write.lock());
         Ok(store)
     }
@@ -269,12 +293,8 @@ impl MetadataStore {
         Ok(true)
     }
 
-    fn commit(
-        &self,
-        state: &mut WriteState,
-        current: &MetadataImage,
-        records: &[MetadataRecord],
-    ) -> Result<(), MetadataStoreError> {
+    /// Appends `records` as one batch; returns its size.
+    fn append_batch(&self, records: &[MetadataRecord]) -> Result<u64, MetadataStoreError> {
         let now = self.clock.now_ms();
         let mut builder = BatchBuilder::new(0, Compression::None);
         for r in records {
@@ -287,9 +307,44 @@ impl MetadataStore {
         let batch = builder.build()?;
         let size = batch.len() as u64;
         self.log.append_as_leader(batch, EPOCH)?;
+        Ok(size)
+    }
+
+    /// Ends a transaction whose end never made it to the log.
+    fn abort_open_transaction(&self, state: &mut WriteState) -> Result<(), MetadataStoreError> {
+        let abort = MetadataRecord::AbortTransaction {
+            reason: "the transaction's writer stopped before its end".into(),
+        };
+        state.bytes_since_snapshot += self.append_batch(std::slice::from_ref(&abort))?;
         self.log.flush()?;
+        state.open_transaction = false;
+        Ok(())
+    }
+
+    /// Appends `records` as one batch, or as a transaction over several
+    /// when one would be too large; fsyncs once, then applies them.
+    fn commit(
+        &self,
+        state: &mut WriteState,
+        current: &MetadataImage,
+        records: &[MetadataRecord],
+    ) -> Result<(), MetadataStoreError> {
+        if state.open_transaction {
+            self.abort_open_transaction(state)?;
+        }
+        let batches = transaction::split(
+            records.to_vec(),
+            self.config.batch_limits,
+            "metadata change",
+        );
+        let transactional = batches.len() > 1;
+        for batch in &batches {
+            state.open_transaction = transactional;
+            state.bytes_since_snapshot += self.append_batch(batch)?;
+        }
+        self.log.flush()?;
+        state.open_transaction = false;
         *self.image.write() = Arc::new(current.with_records(records));
-        state.bytes_since_snapshot += size;
         self.maybe_snapshot(state);
         Ok(())
     }
@@ -333,6 +388,9 @@ impl MetadataStore {
     /// past the newest, and closes the log.
     pub fn close(&self) -> Result<(), MetadataStoreError> {
         let mut state = self.write.lock();
+        if state.open_transaction {
+            self.abort_open_transaction(&mut state)?;
+        }
         if let Some(running) = self.snapshotter.lock().take() {
             let _ = running.join();
         }
@@ -379,7 +437,101 @@ mod tests {
 
     fn open(dir: &Path, snapshot_bytes: u64) -> MetadataStore {
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_000));
-        MetadataStore::open(dir, clock, MetadataStoreConfig { snapshot_bytes }).unwrap()
+        MetadataStore::open(
+            dir,
+            clock,
+            MetadataStoreConfig {
+                snapshot_bytes,
+                ..MetadataStoreConfig::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn big_topic(name: &str, partitions: i32, id: u128) -> Vec<MetadataRecord> {
+        gregor_metadata::controller::create_topic(
+            &MetadataImage::default(),
+            &gregor_metadata::controller::CreateTopic::new(name, partitions),
+            &[1],
+            Uuid::from_u128(id),
+        )
+        .unwrap()
+    }
+
+    /// Batches in the log: (records in each).
+    fn batch_sizes(store: &MetadataStore) -> Vec<usize> {
+        let read = store
+            .log
+            .read(0, 64 << 20, true, store.log_end_offset())
+            .unwrap();
+        gregor_records::BatchIter::new(&read.records)
+            .map(|b| {
+                let (h, _, _) = b.unwrap();
+                (h.next_offset() - h.base_offset) as usize
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_ten_thousand_partition_topic_is_written_as_a_transaction_and_replayed_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), u64::MAX);
+        let records = big_topic("big", 10_000, 1);
+        append(&store, records.clone());
+        let image = store.image();
+        assert_eq!(image.topic("big").unwrap().partitions.len(), 10_000);
+        // Over 1 MB of records: several batches, each under the log's limit,
+        // framed by begin and end.
+        let sizes = batch_sizes(&store);
+        assert!(sizes.len() >= 2, "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), records.len() + 2);
+        drop(store);
+        // Replayed from the log (no close, so no snapshot).
+        let store = open(dir.path(), u64::MAX);
+        assert_eq!(
+            store.open_stats().replayed_records,
+            records.len() as u64 + 2
+        );
+        assert!(!store.open_stats().aborted_transaction);
+        assert_eq!(*store.image(), *image);
+        store.close().unwrap();
+        let store = open(dir.path(), u64::MAX);
+        assert_eq!(store.open_stats().replayed_records, 0);
+        assert_eq!(*store.image(), *image);
+    }
+
+    #[test]
+    fn a_log_ending_inside_a_transaction_is_aborted_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), u64::MAX);
+        append(&store, change(0));
+        let image = store.image();
+        // A crash after the first two of four batches.
+        let batches = gregor_metadata::transaction::split(
+            big_topic("lost", 3_000, 9),
+            BatchLimits {
+                max_records: 1_000,
+                ..BatchLimits::default()
+            },
+            "lost",
+        );
+        assert_eq!(batches.len(), 4);
+        for b in &batches[..2] {
+            store.append_batch(b).unwrap();
+        }
+        store.log.flush().unwrap();
+        drop(store);
+        let store = open(dir.path(), u64::MAX);
+        assert!(store.open_stats().aborted_transaction);
+        assert_eq!(*store.image(), *image);
+        // Later changes apply, on this open and after a restart.
+        append(&store, change(1));
+        let image = store.image();
+        assert!(image.topic("t1").is_some() && image.topic("lost").is_none());
+        drop(store);
+        let store = open(dir.path(), u64::MAX);
+        assert!(!store.open_stats().aborted_transaction);
+        assert_eq!(*store.image(), *image);
     }
 
     /// Appends `records` as one change.

@@ -72,7 +72,7 @@ pub mod types;
 
 pub use admin::Admin;
 pub use config::ClientConfig;
-pub use consumer::{Consumer, RebalanceListener};
+pub use consumer::{Consumer, FetchStats, RebalanceListener};
 pub use error::{Error, Result};
 pub use producer::{DeliveryFuture, Producer};
 pub use types::*;

@@ -363,3 +363,119 @@ async fn heartbeats_outlive_the_session_but_not_max_poll_interval() {
     assert_eq!(b.assignment().len(), 2);
     b.close().await.unwrap();
 }
+
+/// Writes `per_partition` records to each of `partitions`, tagged `round`.
+async fn produce_round(cfg: ClientConfig, topic: &str, partitions: &[i32], round: usize) {
+    let producer = Producer::new(cfg).unwrap();
+    let mut fs = Vec::new();
+    for &p in partitions {
+        for i in 0..25 {
+            let r = ProducerRecord::new(topic, format!("{round}-{p}-{i}")).with_partition(p);
+            fs.push(producer.send(r).await.unwrap());
+        }
+    }
+    for f in fs {
+        f.await.unwrap();
+    }
+    producer.close().await;
+}
+
+/// Polls until every partition of `c`'s assignment is read to `ends`.
+async fn consume_to(
+    c: &mut Consumer,
+    ends: &BTreeMap<TopicPartition, i64>,
+    got: &mut BTreeMap<i32, Vec<i64>>,
+) {
+    let deadline = Instant::now() + DEADLINE;
+    let done = |got: &BTreeMap<i32, Vec<i64>>| {
+        ends.iter().all(|(tp, end)| {
+            got.get(&tp.partition)
+                .and_then(|v| v.last())
+                .map_or(*end == 0, |last| last + 1 >= *end)
+        })
+    };
+    while !done(got) && Instant::now() < deadline {
+        for r in c.poll(Duration::from_millis(100)).await.unwrap() {
+            got.entry(r.partition).or_default().push(r.offset);
+        }
+    }
+    assert!(done(got), "not read to the end: {got:?} vs {ends:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetches_run_in_incremental_sessions_across_assignment_changes() {
+    let broker = Broker::start();
+    let admin = Admin::new(broker.config()).unwrap();
+    let topic = "sessions";
+    admin
+        .create_topic(NewTopic::new(topic, 8, 1))
+        .await
+        .unwrap();
+    let all: Vec<i32> = (0..8).collect();
+    let cfg = broker
+        .config()
+        .with("fetch.max.wait.ms", "100")
+        .unwrap()
+        .with("max.poll.records", "20")
+        .unwrap();
+    let mut c = Consumer::new(cfg.clone()).unwrap();
+    let tps = |ps: &[i32]| -> Vec<TopicPartition> {
+        ps.iter().map(|&p| TopicPartition::new(topic, p)).collect()
+    };
+    let mut got: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+
+    // Half the partitions, then all (partitions added to the session), then
+    // the last six (partitions forgotten), producing between each.
+    let steps: [&[i32]; 3] = [
+        &[0, 1, 2, 3],
+        &[0, 1, 2, 3, 4, 5, 6, 7],
+        &[2, 3, 4, 5, 6, 7],
+    ];
+    for (round, assigned) in steps.iter().enumerate() {
+        c.assign(&tps(assigned)).unwrap();
+        for &p in *assigned {
+            if !got.contains_key(&p) {
+                c.seek(&TopicPartition::new(topic, p), 0).unwrap();
+            }
+        }
+        produce_round(broker.config(), topic, &all, round).await;
+        let ends = c.end_offsets(&tps(assigned)).await.unwrap();
+        consume_to(&mut c, &ends, &mut got).await;
+    }
+    // Every record of a partition once, in order, from 0 (0 and 1 stop
+    // where they were dropped; the others are read to the end).
+    for (p, offsets) in &got {
+        let expected: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(offsets, &expected, "partition {p}");
+    }
+    let ends = c.end_offsets(&tps(&all)).await.unwrap();
+    for p in 2..8 {
+        assert_eq!(got[&p].len() as i64, ends[&TopicPartition::new(topic, p)]);
+    }
+    let stats = c.fetch_stats();
+    assert!(stats.full_fetches >= 1, "{stats:?}");
+    assert!(stats.incremental_fetches > stats.full_fetches, "{stats:?}");
+    assert_eq!(stats.session_restarts, 0, "{stats:?}");
+    c.close().await.unwrap();
+
+    // A broker that keeps no sessions: every fetch full, same records.
+    drop(broker);
+    let broker = Broker::start_with(&["max.incremental.fetch.session.cache.slots=0"]);
+    let admin = Admin::new(broker.config()).unwrap();
+    admin
+        .create_topic(NewTopic::new(topic, 2, 1))
+        .await
+        .unwrap();
+    produce_round(broker.config(), topic, &[0, 1], 0).await;
+    let mut c = Consumer::new(broker.config().with("fetch.max.wait.ms", "100").unwrap()).unwrap();
+    c.assign(&tps(&[0, 1])).unwrap();
+    c.seek_to_beginning(&tps(&[0, 1]));
+    let ends = c.end_offsets(&tps(&[0, 1])).await.unwrap();
+    let mut got = BTreeMap::new();
+    consume_to(&mut c, &ends, &mut got).await;
+    assert_eq!(got[&0], (0..25).collect::<Vec<i64>>());
+    let stats = c.fetch_stats();
+    assert_eq!(stats.incremental_fetches, 0, "{stats:?}");
+    assert!(stats.full_fetches >= 1, "{stats:?}");
+    c.close().await.unwrap();
+}

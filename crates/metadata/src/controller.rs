@@ -40,6 +40,21 @@ pub enum ControllerError {
     /// [`MAX_PARTITIONS_PER_BATCH`].
     #[error("Excessively large number of partitions per request.")]
     TooManyPartitions,
+    /// POLICY_VIOLATION: the change would need more records than
+    /// [`MAX_RECORDS_PER_USER_OP`](crate::transaction::MAX_RECORDS_PER_USER_OP)
+    /// (Kafka's `BoundedListTooLongException`, with Kafka's message).
+    #[error("Unable to perform excessively large batch operation.")]
+    ExcessivelyLargeBatch,
+}
+
+/// Refuses a change of more than
+/// [`MAX_RECORDS_PER_USER_OP`](crate::transaction::MAX_RECORDS_PER_USER_OP)
+/// records, before it is written.
+pub fn bounded(records: Vec<MetadataRecord>) -> Result<Vec<MetadataRecord>, ControllerError> {
+    if records.len() > crate::transaction::MAX_RECORDS_PER_USER_OP {
+        return Err(ControllerError::ExcessivelyLargeBatch);
+    }
+    Ok(records)
 }
 
 /// The most partitions one CreateTopics or CreatePartitions request may
@@ -194,7 +209,7 @@ pub fn create_topic(
             value: Some(value.clone()),
         });
     }
-    Ok(records)
+    bounded(records)
 }
 
 fn validate_replicas(replicas: &[i32], brokers: &[i32]) -> Result<(), ControllerError> {
@@ -296,7 +311,7 @@ pub fn create_partitions(
         };
         records.push(partition_record(topic.topic_id, p, replicas));
     }
-    Ok(records)
+    bounded(records)
 }
 
 /// Why a config change was refused. Topic failures keep their

@@ -370,6 +370,12 @@ impl MetadataImage {
                 };
                 Arc::make_mut(&mut self.acls).insert(*id, binding);
             }
+            // Transaction markers change nothing themselves: readers that
+            // must see a transaction whole go through
+            // `crate::transaction::Replayer`, which holds its records back.
+            MetadataRecord::BeginTransaction { .. }
+            | MetadataRecord::EndTransaction
+            | MetadataRecord::AbortTransaction { .. } => {}
             MetadataRecord::RemoveAccessControlEntry { id } => {
                 if self.acls.contains_key(id) {
                     Arc::make_mut(&mut self.acls).remove(id);

@@ -21,6 +21,9 @@
 //!   filter (client quota entities and their quotas, kept in the image).
 //! - [`scram`]: AlterUserScramCredentials' decision (users' SCRAM
 //!   credentials, kept in the image, derived with `gregor-security`).
+//! - [`transaction`]: a change too large for one metadata batch written as
+//!   a KIP-868 transaction over several, and the [`transaction::Replayer`]
+//!   that applies it whole.
 //!
 //! ```
 //! use gregor_metadata::{controller, MetadataImage};
@@ -40,6 +43,7 @@ pub mod image;
 pub mod quotas;
 pub mod records;
 pub mod scram;
+pub mod transaction;
 
 pub use controller::ControllerError;
 pub use image::{MetadataImage, PartitionImage, ScramCredentialImage, TopicImage};

@@ -148,6 +148,21 @@ pub enum MetadataRecord {
         value: QuotaValue,
         remove: bool,
     },
+    /// The start of a metadata transaction (KIP-868's
+    /// `BeginTransactionRecord`): the records up to the matching
+    /// [`MetadataRecord::EndTransaction`] are one change, written in several
+    /// batches because one would be too large. Readers apply them together
+    /// (see [`crate::transaction`]).
+    BeginTransaction {
+        name: String,
+    },
+    /// The end of the open metadata transaction: its records take effect.
+    EndTransaction,
+    /// The open metadata transaction is abandoned (its writer lost its
+    /// place before it ended): its records never take effect.
+    AbortTransaction {
+        reason: String,
+    },
 }
 
 /// One part of a client quota entity: its type (`user`, `client-id`,
@@ -294,6 +309,11 @@ mod tests {
                 value: QuotaValue(1024.5),
                 remove: false,
             },
+            MetadataRecord::BeginTransaction {
+                name: "create topic t".into(),
+            },
+            MetadataRecord::EndTransaction,
+            MetadataRecord::AbortTransaction { reason: "r".into() },
             MetadataRecord::Partition {
                 topic_id: Uuid::from_u128(5),
                 partition: 1,

@@ -16,6 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gregor_metadata::transaction::{self, BatchLimits};
 use gregor_metadata::{MetadataImage, MetadataRecord};
 use gregor_storage::{Clock, SystemClock};
 use openraft::error::{ClientWriteError, RaftError};
@@ -43,6 +44,9 @@ pub struct QuorumConfig {
     pub entries_kept_after_snapshot: u64,
     /// The time source for DescribeQuorum's timestamps.
     pub clock: Arc<dyn Clock>,
+    /// How large one entry's batch may be; a larger proposal is written as
+    /// a transaction over several entries.
+    pub batch_limits: BatchLimits,
 }
 
 impl Default for QuorumConfig {
@@ -53,6 +57,7 @@ impl Default for QuorumConfig {
             snapshot_every_entries: 20_000,
             entries_kept_after_snapshot: 1000,
             clock: Arc::new(SystemClock),
+            batch_limits: BatchLimits::default(),
         }
     }
 }
@@ -135,6 +140,7 @@ pub struct MetadataQuorum {
     /// Serialises conditional proposals, so each is decided on the image
     /// the previous one left.
     proposing: tokio::sync::Mutex<()>,
+    batch_limits: BatchLimits,
     /// The task of [`break_split_votes`].
     tie_breaker: tokio::task::JoinHandle<()>,
 }
@@ -262,6 +268,7 @@ impl MetadataQuorum {
             peers,
             clock,
             proposing: tokio::sync::Mutex::new(()),
+            batch_limits: config.batch_limits,
         })
     }
 
@@ -360,6 +367,25 @@ impl MetadataQuorum {
                 "the leader did not apply its log within {timeout:?}"
             )));
         }
+        if self.sm.in_transaction() {
+            // Proposals are serialised here, so a transaction still open is
+            // one a previous leader (or a failed proposal) abandoned: end it
+            // before anything else is appended (Kafka's new active
+            // controller appends an AbortTransactionRecord likewise).
+            let abort = vec![MetadataRecord::AbortTransaction {
+                reason: "the transaction's writer lost leadership before its end".into(),
+            }];
+            match tokio::time::timeout(timeout, self.propose(abort)).await {
+                Ok(r) => {
+                    r?;
+                }
+                Err(_) => {
+                    return Err(ProposeError::Raft(format!(
+                        "not committed within {timeout:?} (no majority of voters?)"
+                    )))
+                }
+            }
+        }
         let applied = self.sm.applied_image().index;
         if applied != base {
             return Ok(Conditional::Stale { applied });
@@ -369,9 +395,19 @@ impl MetadataQuorum {
         }
         // Without a majority an append never commits: give up after
         // `timeout` (it may still commit later, as a timed-out Kafka request
-        // may have taken effect).
-        match tokio::time::timeout(timeout, self.propose(records)).await {
-            Ok(r) => r.map(Conditional::Committed),
+        // may have taken effect). A change too large for one entry goes in
+        // as a transaction over several, appended back to back under
+        // `proposing`; if one fails, the next proposal aborts the rest.
+        let batches = transaction::split(records, self.batch_limits, "metadata change");
+        let appended = async {
+            let mut last = 0;
+            for batch in batches {
+                last = self.propose(batch).await?;
+            }
+            Ok::<_, ProposeError>(Conditional::Committed(last))
+        };
+        match tokio::time::timeout(timeout, appended).await {
+            Ok(r) => r,
             Err(_) => Err(ProposeError::Raft(format!(
                 "not committed within {timeout:?} (no majority of voters?)"
             ))),

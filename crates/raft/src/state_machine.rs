@@ -7,6 +7,12 @@
 //! `.checkpoint` (see [`crate::checkpoint`]) and openraft re-applies the
 //! committed entries after it (the committed id is in `quorum-state`).
 //!
+//! Records come through a [`Replayer`], so a change written as a KIP-868
+//! transaction over several entries (see `gregor_metadata::transaction`)
+//! is published only once its end is applied: no image a reader sees holds
+//! a part of one. A checkpoint taken inside a transaction keeps its records
+//! so far after a `BeginTransaction`, and loading it resumes it.
+//!
 //! Checkpoints live beside the segments in `__cluster_metadata-0/`, as
 //! Kafka's do. Building one copies the image (pointer copies, see
 //! `gregor_metadata::image`) so applying continues while the file is
@@ -16,6 +22,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use gregor_metadata::transaction::Replayer;
 use gregor_metadata::MetadataImage;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -33,7 +40,8 @@ use crate::{Entry, LogId, Node, NodeId, RaftStoreError, StorageError, TypeConfig
 struct Applied {
     last_applied: Option<LogId>,
     membership: StoredMembership<NodeId, Node>,
-    image: MetadataImage,
+    /// The image of whole changes, and the open transaction's records.
+    replayer: Replayer,
 }
 
 struct Shared {
@@ -82,12 +90,12 @@ fn snapshot_err(e: RaftStoreError) -> StorageError {
     }
 }
 
-fn image_of(records: &[gregor_metadata::MetadataRecord]) -> MetadataImage {
-    let mut image = MetadataImage::default();
+fn replay(records: &[gregor_metadata::MetadataRecord]) -> Replayer {
+    let mut replayer = Replayer::default();
     for r in records {
-        image.apply(r);
+        replayer.apply(r);
     }
-    image
+    replayer
 }
 
 impl StateMachine {
@@ -104,7 +112,7 @@ impl StateMachine {
                 Applied {
                     last_applied: c.meta.last_log_id,
                     membership: c.meta.last_membership.clone(),
-                    image: image_of(&c.records),
+                    replayer: replay(&c.records),
                 },
                 Some(c.meta),
             ),
@@ -112,7 +120,7 @@ impl StateMachine {
         };
         let (image_tx, _) = watch::channel(AppliedImage {
             index: applied.last_applied.map(|l| l.index),
-            image: Arc::new(applied.image.clone()),
+            image: Arc::new(applied.replayer.image().clone()),
         });
         Ok(Self {
             shared: Arc::new(Shared {
@@ -142,6 +150,13 @@ impl StateMachine {
     /// The last applied entry.
     pub fn last_applied(&self) -> Option<LogId> {
         self.shared.applied.lock().last_applied
+    }
+
+    /// Whether a transaction's first entries are applied but not its end:
+    /// on the leader, before it appends anything, that is a transaction
+    /// its writer abandoned (a failover between its entries).
+    pub fn in_transaction(&self) -> bool {
+        self.shared.applied.lock().replayer.in_transaction()
     }
 
     /// The checkpoint directory (the metadata log's partition dir).
@@ -176,7 +191,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let dir = self.sm.shared.dir.clone();
         let m = meta.clone();
         let bytes = blocking(move || {
-            let bytes = checkpoint::encode(&m, &applied.image.to_records())?;
+            let bytes = checkpoint::encode(&m, &applied.replayer.to_records())?;
             checkpoint::write(&dir, &m, &bytes)?;
             Ok(bytes)
         })
@@ -206,7 +221,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let mut replies = Vec::new();
-        let (index, image) = {
+        let published = {
             let mut a = self.shared.applied.lock();
             for e in entries {
                 a.last_applied = Some(e.log_id);
@@ -214,7 +229,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     EntryPayload::Blank => {}
                     EntryPayload::Normal(p) => {
                         for r in &p.records {
-                            a.image.apply(r);
+                            a.replayer.apply(r);
                         }
                     }
                     EntryPayload::Membership(m) => {
@@ -223,9 +238,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
                 replies.push(());
             }
-            (a.last_applied.map(|l| l.index), a.image.clone())
+            // Inside a transaction the image is the one before it: nothing
+            // new to publish.
+            (!a.replayer.in_transaction())
+                .then(|| (a.last_applied.map(|l| l.index), a.replayer.image().clone()))
         };
-        self.publish(index, image);
+        if let Some((index, image)) = published {
+            self.publish(index, image);
+        }
         Ok(replies)
     }
 
@@ -255,13 +275,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         })
         .await
         .map_err(sm_err)?;
-        let image = image_of(&records);
+        let replayer = replay(&records);
+        let image = replayer.image().clone();
         {
             let mut a = self.shared.applied.lock();
             *a = Applied {
                 last_applied: meta.last_log_id,
                 membership: meta.last_membership.clone(),
-                image: image.clone(),
+                replayer,
             };
         }
         *self.shared.current.lock() = Some(meta.clone());

@@ -254,6 +254,7 @@ impl QuorumLink {
             // ticks every 1.5 × this (split votes: `break_split_votes`).
             heartbeat_interval_ms: (settings.election_timeout_ms / 10).max(1),
             clock: clock.clone(),
+            batch_limits: config.metadata_batch_limits(),
             ..Default::default()
         };
         let Some(l) = &settings.controller_listener else {

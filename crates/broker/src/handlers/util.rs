@@ -27,7 +27,9 @@ pub fn controller_error(e: &ControllerError) -> ResponseError {
         ControllerError::InvalidConfig(_) | ControllerError::UnknownConfig(_) => {
             ResponseError::InvalidConfig
         }
-        ControllerError::TooManyPartitions => ResponseError::PolicyViolation,
+        ControllerError::TooManyPartitions | ControllerError::ExcessivelyLargeBatch => {
+            ResponseError::PolicyViolation
+        }
     }
 }
 

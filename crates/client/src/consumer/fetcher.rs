@@ -4,8 +4,14 @@
 //! The fetch task runs independently of `poll`: whenever an assigned,
 //! unpaused partition with a known position has nothing buffered, it is
 //! included in the next Fetch to its leader (one outstanding Fetch per
-//! broker, sessionless). `poll` only drains buffers, so records are usually
-//! already waiting when the application asks.
+//! broker). `poll` only drains buffers, so records are usually already
+//! waiting when the application asks.
+//!
+//! Fetches to a broker run in an incremental fetch session (KIP-227, see
+//! [`super::fetch_session`]): after a full fetch, each Fetch lists only the
+//! partitions added or moved on and forgets those no longer fetched from
+//! that broker (buffered, paused, unassigned, or moved to another leader),
+//! and the broker answers only partitions with news.
 //!
 //! Every seek, reset or reassignment bumps the partition's `epoch`; a fetch
 //! response carrying an older epoch, or for an offset that is no longer the
@@ -15,13 +21,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::Bytes;
 use gregor_records::record::decode_records;
 use gregor_records::{BatchIter, RecordsError};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::FetchRequest;
 use tokio::sync::Notify;
 
+use super::fetch_session::FetchSession;
 use super::read_committed::AbortedTransactions;
 use crate::cluster::Cluster;
 use crate::config::{ClientConfig, IsolationLevel, OffsetReset};
@@ -97,6 +106,37 @@ pub(crate) struct Shared {
     pub data: Notify,
     /// The set of fetchable partitions changed: wakes the fetch task.
     pub fetch: Notify,
+    /// What the fetch task sent: full and incremental fetches, session restarts.
+    pub stats: FetchCounters,
+}
+
+/// Counters of the fetch task's requests (see [`FetchStats`]).
+#[derive(Debug, Default)]
+pub(crate) struct FetchCounters {
+    full: AtomicU64,
+    incremental: AtomicU64,
+    session_restarts: AtomicU64,
+}
+
+/// How the consumer's fetches went so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchStats {
+    /// Fetches that listed every partition (opening a session, or without one).
+    pub full_fetches: u64,
+    /// Fetches within a session that the broker answered without error.
+    pub incremental_fetches: u64,
+    /// Sessions given up after an error or a failed request.
+    pub session_restarts: u64,
+}
+
+impl FetchCounters {
+    pub fn snapshot(&self) -> FetchStats {
+        FetchStats {
+            full_fetches: self.full.load(Ordering::Relaxed),
+            incremental_fetches: self.incremental.load(Ordering::Relaxed),
+            session_restarts: self.session_restarts.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl Shared {
@@ -105,6 +145,7 @@ impl Shared {
             state: Mutex::new(SubState::default()),
             data: Notify::new(),
             fetch: Notify::new(),
+            stats: FetchCounters::default(),
         })
     }
     pub fn lock(&self) -> std::sync::MutexGuard<'_, SubState> {
@@ -115,6 +156,9 @@ impl Shared {
 /// The fetch task. Ends when the consumer closes.
 pub(crate) async fn run(shared: Arc<Shared>, cluster: Arc<Cluster>, cfg: Arc<ClientConfig>) {
     let busy: Arc<Mutex<BTreeSet<i32>>> = Arc::new(Mutex::new(BTreeSet::new()));
+    // One session per broker; only the (single) fetch in flight to a broker
+    // touches its session.
+    let sessions: Arc<Mutex<HashMap<i32, FetchSession>>> = Arc::default();
     loop {
         let woken = shared.fetch.notified();
         tokio::pin!(woken);
@@ -155,10 +199,15 @@ pub(crate) async fn run(shared: Arc<Shared>, cluster: Arc<Cluster>, cfg: Arc<Cli
         }
         for (node, parts) in by_node {
             busy.lock().unwrap_or_else(|p| p.into_inner()).insert(node);
-            let (shared, cluster, cfg, busy) =
-                (shared.clone(), cluster.clone(), cfg.clone(), busy.clone());
+            let (shared, cluster, cfg, busy, sessions) = (
+                shared.clone(),
+                cluster.clone(),
+                cfg.clone(),
+                busy.clone(),
+                sessions.clone(),
+            );
             tokio::spawn(async move {
-                let ok = fetch_from(&shared, &cluster, &cfg, node, &parts).await;
+                let ok = fetch_from(&shared, &cluster, &cfg, &sessions, node, &parts).await;
                 {
                     let mut st = shared.lock();
                     for (tp, _, _) in &parts {
@@ -187,16 +236,22 @@ pub(crate) async fn run(shared: Arc<Shared>, cluster: Arc<Cluster>, cfg: Arc<Cli
     }
 }
 
-/// One Fetch to `node`; buffers what it returns. False if the request failed.
+/// One Fetch to `node` in its session; buffers what it returns. False if
+/// the request failed.
 async fn fetch_from(
     shared: &Shared,
     cluster: &Cluster,
     cfg: &ClientConfig,
+    sessions: &Mutex<HashMap<i32, FetchSession>>,
     node: i32,
     parts: &[(TopicPartition, i64, u64)],
 ) -> bool {
+    let lock_sessions = || sessions.lock().unwrap_or_else(|p| p.into_inner());
+    let want: BTreeMap<TopicPartition, i64> =
+        parts.iter().map(|(tp, o, _)| (tp.clone(), *o)).collect();
+    let plan = lock_sessions().entry(node).or_default().plan(&want);
     let mut by_topic: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-    for (tp, offset, _) in parts {
+    for (tp, offset) in &plan.send {
         by_topic.entry(&tp.topic).or_default().push(
             FetchPartition::default()
                 .with_partition(tp.partition)
@@ -204,7 +259,23 @@ async fn fetch_from(
                 .with_partition_max_bytes(cfg.max_partition_fetch_bytes),
         );
     }
+    let mut forget: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for tp in &plan.forget {
+        forget.entry(&tp.topic).or_default().push(tp.partition);
+    }
     let req = FetchRequest::default()
+        .with_session_id(plan.session_id)
+        .with_session_epoch(plan.epoch)
+        .with_forgotten_topics_data(
+            forget
+                .into_iter()
+                .map(|(t, ps)| {
+                    ForgottenTopic::default()
+                        .with_topic(topic_name(t))
+                        .with_partitions(ps)
+                })
+                .collect(),
+        )
         .with_max_wait_ms(i32::try_from(cfg.fetch_max_wait.as_millis()).unwrap_or(i32::MAX))
         .with_min_bytes(cfg.fetch_min_bytes)
         .with_max_bytes(cfg.fetch_max_bytes)
@@ -224,24 +295,52 @@ async fn fetch_from(
         Err(e) => {
             tracing::debug!(node, error = %e, "fetch: cannot connect");
             cluster.request_refresh();
+            // A new connection may reach a restarted broker: start over.
+            lock_sessions().entry(node).or_default().failed();
+            shared
+                .stats
+                .session_restarts
+                .fetch_add(1, Ordering::Relaxed);
             return false;
         }
     };
+    let full = plan.full;
     // The broker may hold the request for fetch.max.wait.ms before answering.
     let timeout = cfg.request_timeout + cfg.fetch_max_wait;
     let resp = match conn.send_timeout(&req, timeout).await {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(node, error = %e, "fetch failed");
+            lock_sessions().entry(node).or_default().failed();
+            shared
+                .stats
+                .session_restarts
+                .fetch_add(1, Ordering::Relaxed);
             cluster.drop_connection(&conn).await;
             cluster.request_refresh();
             return false;
         }
     };
-    if resp.error_code != 0 {
+    let usable =
+        lock_sessions()
+            .entry(node)
+            .or_default()
+            .answered(plan, resp.error_code, resp.session_id);
+    if !usable {
+        // Session errors (70, 71, 106) and any other: a full fetch next.
         tracing::debug!(node, code = resp.error_code, "fetch error");
+        shared
+            .stats
+            .session_restarts
+            .fetch_add(1, Ordering::Relaxed);
         return false;
     }
+    let counter = if full {
+        &shared.stats.full
+    } else {
+        &shared.stats.incremental
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
     let sent: HashMap<&TopicPartition, (i64, u64)> =
         parts.iter().map(|(tp, o, e)| (tp, (*o, *e))).collect();
     let mut ok = true;

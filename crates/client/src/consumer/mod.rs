@@ -12,7 +12,9 @@
 //! records; fetching and heartbeats happen in background tasks.
 
 pub mod assignor;
+mod fetch_session;
 mod fetcher;
+pub use fetcher::FetchStats;
 mod group;
 pub mod protocol;
 mod read_committed;
@@ -215,6 +217,12 @@ impl Consumer {
             member_id: who.member_id,
             group_instance_id: self.cfg.group_instance_id.clone(),
         })
+    }
+
+    /// How this consumer's fetches went: full fetches, incremental ones in
+    /// fetch sessions (KIP-227), and sessions restarted after an error.
+    pub fn fetch_stats(&self) -> FetchStats {
+        self.shared.stats.snapshot()
     }
 
     /// The partitions currently assigned.

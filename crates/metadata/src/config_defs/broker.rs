@@ -126,6 +126,7 @@ pub static GREGOR_EFFECTIVE: &[&str] = &[
     "connections.max.idle.ms",
     "connections.max.reauth.ms",
     "controller.listener.names",
+    "controller.max.records.per.batch",
     // They decide whether a node formats its own dirs at start.
     "controller.quorum.bootstrap.servers",
     "controller.quorum.voters",

@@ -29,6 +29,7 @@ pub(super) static SERVER_CONFIGS: &[BrokerConfigDef] = &[
     ro("controlled.shutdown.max.retries", T::Int, Some("3"), V::None, "Broker: controlled shutdown max retries."),
     ro("controlled.shutdown.retry.backoff.ms", T::Long, Some("5000"), V::None, "Broker: controlled shutdown retry backoff (ms)."),
     ro("controller.listener.names", T::String, None, V::None, "Listeners used by the controller."),
+    ro("controller.max.records.per.batch", T::Int, Some("10000"), V::AtLeast(1), "Most records the controller writes in one metadata batch; a larger change is written as a transaction over several."),
     ro("controller.performance.always.log.threshold.ms", T::Long, Some("2000"), V::AtLeast(0), "Controller events slower than this are always logged."),
     ro("controller.performance.sample.period.ms", T::Long, Some("60000"), V::AtLeast(1), "Period of controller performance log lines."),
     ro("controller.quorum.append.linger.ms", T::Int, Some("25"), V::None, "KRaft controller: quorum append linger (ms)."),
