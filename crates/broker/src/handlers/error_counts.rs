@@ -110,7 +110,6 @@ impl ErrorCounts for api_versions_response::ApiVersionsResponse {
 impl ErrorCounts for create_topics_response::CreatableTopicResult {
     fn error_counts(&self, f: &mut dyn FnMut(i16)) {
         f(self.error_code);
-        f(self.topic_config_error_code);
     }
 }
 
