@@ -108,6 +108,9 @@ def otlp(monkeypatch):
 
 
 def test_spans_per_request_reach_the_otlp_endpoint(otlp, broker, topic):
+    if "OpenTelemetry: exporting" not in broker.stderr_text(tail=None):
+        pytest.fail("gregor was built without the otel feature: "
+                    "cargo build -p gregor-cli --features otel (scripts/test.sh does)")
     admin = AdminClient({"bootstrap.servers": broker.bootstrap, "client.id": CLIENT_ID})
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(TIMEOUT)
     with pytest.raises(KafkaException) as err:
