@@ -4,8 +4,10 @@
 # Phases:
 #   1. install test dependencies (kcat, Python venv, kafkajs, Java client jars)
 #      -- scripts/install-test-deps.sh; idempotent, skip with GREGOR_SKIP_INSTALL=1
-#   2. cargo build -p gregor-cli            (the broker binary target/debug/gregor)
+#   2. cargo build -p gregor-cli --features otel   (the broker binary target/debug/gregor,
+#                                           with the OpenTelemetry exporter test_otel.py needs)
 #   3. cargo test --workspace, then cargo fmt --check and cargo clippy -D warnings
+#                                           (all with gregor-cli/otel: one set of artifacts)
 #                                           (skip with GREGOR_SKIP_RUST_TESTS=1)
 #   4. pytest -v tests/compat [args]        (third-party client compatibility tests)
 #
@@ -32,8 +34,12 @@ else
     scripts/install-test-deps.sh
 fi
 
-phase "cargo build -p gregor-cli"
-cargo build -p gregor-cli
+# The otel feature is off by default (it adds ~40 crates to a clean build);
+# the same feature set in every cargo command below, so nothing builds twice
+# and target/debug/gregor keeps the exporter.
+OTEL=(--features gregor-cli/otel)
+phase "cargo build -p gregor-cli ${OTEL[*]}"
+cargo build -p gregor-cli "${OTEL[@]}"
 [[ -x target/debug/gregor ]] || { echo "[test.sh] target/debug/gregor was not built" >&2; exit 1; }
 
 failed=()
@@ -41,10 +47,10 @@ if [[ "${GREGOR_SKIP_RUST_TESTS:-0}" == "1" ]]; then
     phase "cargo test --workspace: skipped (GREGOR_SKIP_RUST_TESTS=1)"
 else
     phase "cargo test --workspace --no-fail-fast"
-    cargo test --workspace --no-fail-fast || failed+=("cargo test --workspace")
+    cargo test --workspace "${OTEL[@]}" --no-fail-fast || failed+=("cargo test --workspace")
     phase "cargo fmt --check; cargo clippy --workspace --all-targets -D warnings"
     cargo fmt --all -- --check || failed+=("cargo fmt --check")
-    cargo clippy --workspace --all-targets -- -D warnings || failed+=("cargo clippy")
+    cargo clippy --workspace --all-targets "${OTEL[@]}" -- -D warnings || failed+=("cargo clippy")
 fi
 
 phase "pytest -v tests/compat $*"

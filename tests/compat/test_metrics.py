@@ -11,7 +11,11 @@ under a confluent-kafka workload. One invariant per test:
 - OpenMetrics is served when asked for (ends with `# EOF`, parses);
 - every metric the Grafana dashboard (grafana/gregor.json) queries is exposed;
 - in a 3-node cluster the leader's under-replicated partitions rise when a
-  follower is SIGKILLed.
+  follower is SIGKILLed;
+- a failing request moves ErrorsPerSec of its API and error code by exactly 1;
+- the rebalance counter moves when a second consumer joins a group;
+- leader and partition counts move by the partitions created;
+- the log cleaner's series move after a compacted topic is cleaned.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_families
 from prometheus_client.parser import text_string_to_metric_families
@@ -279,3 +283,106 @@ def test_under_replicated_partitions_rise_when_a_follower_dies(cluster_factory, 
     s = scrape(addr)
     assert value(s, "kafka_cluster_partition_insyncreplicascount", topic=topic, partition="0") == 2
     assert value(s, "kafka_server_replicamanager_isrshrinks_total") >= 1
+
+
+@pytest.mark.broker_overrides(HTTP)
+def test_errors_per_api_and_code(broker, topic):
+    addr = http_addr(broker.stdout_lines)
+    name = "kafka_network_requestmetrics_errors_total"
+    before = scrape(addr)
+    exists = value(before, name, 0, request="CreateTopics", error="TOPIC_ALREADY_EXISTS")
+    created = value(before, name, 0, request="CreateTopics", error="NONE")
+    create_topic(broker.bootstrap, topic, 1)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    with pytest.raises(KafkaException) as err:
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(TIMEOUT)
+    assert err.value.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS
+    after = scrape(addr)
+    assert value(after, name, request="CreateTopics", error="TOPIC_ALREADY_EXISTS") - exists == 1
+    # The successful creation was counted too, once, as Kafka's errorCounts (NONE).
+    assert value(after, name, request="CreateTopics", error="NONE") - created == 1
+    # Every API is counted, not only Produce and Fetch.
+    assert value(after, name, request="Metadata", error="NONE") > 0
+    assert value(after, name, request="ApiVersions", error="NONE") > 0
+
+
+def assigned(c: Consumer) -> bool:
+    c.poll(0.1)
+    return len(c.assignment()) > 0
+
+
+@pytest.mark.broker_overrides(HTTP)
+def test_rebalance_counter_moves_when_a_consumer_joins(broker, topic):
+    addr = http_addr(broker.stdout_lines)
+    create_topic(broker.bootstrap, topic, 2)
+    name = "kafka_server_group_coordinator_metrics_group_rebalance_total"
+    conf = {"bootstrap.servers": broker.bootstrap, "group.id": f"{topic}-g",
+            "session.timeout.ms": 10000, "heartbeat.interval.ms": 200}
+    first = Consumer(conf)
+    first.subscribe([topic])
+    wait_for(lambda: assigned(first), TIMEOUT, "the first consumer's assignment")
+    one = value(scrape(addr), name)
+    assert one >= 1
+    second = Consumer(conf)
+    second.subscribe([topic])
+    try:
+        # Both poll (the first must rejoin) until each owns one partition.
+        wait_for(lambda: assigned(first) and assigned(second)
+                 and len(first.assignment()) == 1 and len(second.assignment()) == 1,
+                 TIMEOUT, "the group to rebalance over two consumers")
+        assert value(scrape(addr), name) > one
+    finally:
+        second.close()
+        first.close()
+
+
+@pytest.mark.broker_overrides(HTTP)
+def test_leader_and_partition_counts_follow_created_topics(broker, topic):
+    addr = http_addr(broker.stdout_lines)
+    before = scrape(addr)
+    leaders = value(before, "kafka_server_replicamanager_leadercount")
+    partitions = value(before, "kafka_server_replicamanager_partitioncount")
+    create_topic(broker.bootstrap, topic, 3)
+    create_topic(broker.bootstrap, f"{topic}-b", 2)
+
+    def counts():
+        s = scrape(addr)
+        return (value(s, "kafka_server_replicamanager_leadercount") - leaders,
+                value(s, "kafka_server_replicamanager_partitioncount") - partitions)
+    wait_for(lambda: counts() == (5, 5), TIMEOUT, "leader and partition counts to grow by 5",
+             on_timeout=lambda: str(counts()))
+
+
+@pytest.mark.broker_overrides({**HTTP, "log.cleaner.backoff.ms": "200"})
+def test_cleaner_series_move_after_a_compaction(broker, topic):
+    addr = http_addr(broker.stdout_lines)
+    series = ["kafka_log_logcleaner_max_clean_time_secs", "kafka_log_logcleaner_cleaner_recopy_percent",
+              "kafka_log_logcleaner_max_buffer_utilization_percent", "kafka_log_logcleaner_deadthreadcount",
+              "kafka_log_logcleanermanager_max_dirty_percent",
+              "kafka_log_logcleanermanager_time_since_last_run_ms"]
+    before = scrape(addr)
+    for name in series:
+        value(before, name)  # exists
+    assert value(before, "kafka_log_logcleaner_cleaner_recopy_percent") == 0
+    assert value(before, "kafka_log_logcleaner_deadthreadcount") == 0
+    uncleanable = [v for (n, _), v in before.items()
+                   if n == "kafka_log_logcleanermanager_uncleanable_partitions_count"]
+    assert uncleanable and all(v == 0 for v in uncleanable), uncleanable
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config={
+        "cleanup.policy": "compact", "segment.bytes": "1048576",
+        "min.cleanable.dirty.ratio": "0.01"})])[topic].result(TIMEOUT)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+    for rnd in range(6):
+        for k in range(50):
+            p.produce(topic, key=f"key-{k}".encode(), value=f"r{rnd}-".encode() + b"y" * 4000)
+    assert p.flush(TIMEOUT) == 0  # ~1.2 MB: closed segments to clean
+
+    def cleaned():
+        s = scrape(addr)
+        return s if value(s, "kafka_log_logcleaner_cleaner_recopy_percent") > 0 else None
+    after = wait_for(cleaned, 60, "the cleaner to compact the topic")
+    # Most records were superseded: far less written than read.
+    assert 0 < value(after, "kafka_log_logcleaner_cleaner_recopy_percent") < 100
+    assert value(after, "kafka_log_logcleaner_max_buffer_utilization_percent") > 0
+    assert value(after, "kafka_log_logcleaner_deadthreadcount") == 0

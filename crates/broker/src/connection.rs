@@ -147,8 +147,10 @@ where
         let api_key = frame
             .get(..2)
             .map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
-        // Only for the slow-request log: the header's client id, read if logged.
-        let head = slow.map(|_| frame.slice(..frame.len().min(1024)));
+        // Only for the slow-request log and the request observer (OpenTelemetry):
+        // the header's client id, read if needed.
+        let head = (slow.is_some() || crate::metrics::request_observer().is_some())
+            .then(|| frame.slice(..frame.len().min(1024)));
         let handled = handlers::dispatch(&broker, frame, &connection, &timing);
         tokio::pin!(handled);
         let handled = tokio::select! {
@@ -244,11 +246,34 @@ fn record_times(
         total: done.duration_since(received),
     };
     broker.metrics.record_request(api_key, &times);
-    if slow.is_some_and(|t| times.total >= t) {
-        let (version, correlation_id, client_id) = head
-            .as_deref()
-            .map(crate::metrics::request_header_fields)
-            .unwrap_or_default();
+    let error_code = timing.take_error();
+    let observer = crate::metrics::request_observer();
+    let logged = slow.is_some_and(|t| times.total >= t);
+    if !logged && observer.is_none() {
+        return;
+    }
+    let (version, correlation_id, client_id) = head
+        .as_deref()
+        .map(crate::metrics::request_header_fields)
+        .unwrap_or((-1, -1, String::new()));
+    let throttle = send.map_or(Default::default(), |s| s.duration_since(handled_at));
+    if let Some(observer) = observer {
+        observer.request(&crate::metrics::RequestRecord {
+            api_key,
+            api_version: version,
+            correlation_id,
+            client_id: &client_id,
+            principal: &connection.principal().to_string(),
+            listener: &connection.listener,
+            error_code,
+            start: std::time::SystemTime::now()
+                .checked_sub(times.total)
+                .unwrap_or(std::time::UNIX_EPOCH),
+            times: &times,
+            throttle,
+        });
+    }
+    if logged {
         tracing::info!(
             target: "kafka.request.logger",
             api = %crate::metrics::api_name(api_key),
@@ -261,7 +286,7 @@ fn record_times(
             total_ms = times.total.as_secs_f64() * 1000.0,
             local_ms = times.local.as_secs_f64() * 1000.0,
             remote_ms = times.remote.as_secs_f64() * 1000.0,
-            throttle_ms = send.map_or(0.0, |s| s.duration_since(handled_at).as_secs_f64() * 1000.0),
+            throttle_ms = throttle.as_secs_f64() * 1000.0,
             response_send_ms = times.response_send.as_secs_f64() * 1000.0,
             "slow request"
         );

@@ -5,8 +5,8 @@ use std::sync::{Arc, Weak};
 
 use gregor_coordinator::shard::ClientInfo;
 use gregor_coordinator::{
-    BatchContext, GroupConfig, GroupCoordinatorShard, Output, Response, TimerKey, TopicMeta,
-    TopicsView,
+    BatchContext, GroupConfig, GroupCoordinatorShard, Output, Rebalance, Response, TimerKey,
+    TopicMeta, TopicsView,
 };
 use gregor_metadata::{MetadataImage, TopicImage};
 use gregor_records::{BatchHeader, Record};
@@ -46,11 +46,18 @@ pub fn group_runtime(
         broker,
         topic,
         move |partition, _epoch| GroupCoordinatorShard::new(partition, config.clone()),
-        |_, _, _: Vec<()>| {},
+        |broker, _, rebalances: Vec<Rebalance>| {
+            for r in rebalances {
+                match r {
+                    Rebalance::Classic => broker.metrics.classic_rebalances.inc(),
+                    Rebalance::Consumer => broker.metrics.consumer_rebalances.inc(),
+                }
+            }
+        },
     )
 }
 
-impl From<Output> for Effects<Response, TimerKey, ()> {
+impl From<Output> for Effects<Response, TimerKey, Rebalance> {
     fn from(out: Output) -> Self {
         Effects {
             records: out.records,
@@ -66,7 +73,7 @@ impl From<Output> for Effects<Response, TimerKey, ()> {
                     gregor_coordinator::TimerOp::Cancel { key } => TimerOp::Cancel { key },
                 })
                 .collect(),
-            notices: Vec::new(),
+            notices: out.rebalances,
         }
     }
 }
@@ -74,7 +81,7 @@ impl From<Output> for Effects<Response, TimerKey, ()> {
 impl CoordinatorShard for GroupCoordinatorShard {
     type Response = Response;
     type Timer = TimerKey;
-    type Notice = ();
+    type Notice = Rebalance;
 
     fn replay_batch(&mut self, header: &BatchHeader, records: Vec<Record>) {
         // Control batches too: a COMMIT or ABORT marker decides the

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI16, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -156,6 +156,8 @@ pub struct RequestTimes {
 #[derive(Debug, Default)]
 pub struct RequestTiming {
     remote_us: AtomicU64,
+    /// The first non-zero error code of the response (for the request observer).
+    error: AtomicI16,
 }
 
 impl RequestTiming {
@@ -168,6 +170,52 @@ impl RequestTiming {
     pub fn take_remote(&self) -> Duration {
         Duration::from_micros(self.remote_us.swap(0, Ordering::Relaxed))
     }
+    /// Notes the response's first error code (0: none).
+    pub fn set_error(&self, code: i16) {
+        self.error.store(code, Ordering::Relaxed);
+    }
+    /// The error code of the request just handled, resetting it.
+    pub fn take_error(&self) -> i16 {
+        self.error.swap(0, Ordering::Relaxed)
+    }
+}
+
+/// One answered request, as a [`RequestObserver`] sees it.
+#[derive(Debug)]
+pub struct RequestRecord<'a> {
+    pub api_key: i16,
+    /// -1 (and the client id empty) when the header could not be read.
+    pub api_version: i16,
+    pub correlation_id: i32,
+    pub client_id: &'a str,
+    pub principal: &'a str,
+    pub listener: &'a str,
+    /// The response's first non-zero error code, 0 if none.
+    pub error_code: i16,
+    /// When the request had been read (wall clock).
+    pub start: std::time::SystemTime,
+    pub times: &'a RequestTimes,
+    /// A quota's hold before the response was sent (old clients).
+    pub throttle: Duration,
+}
+
+/// Told about every answered request, after its response is written: the
+/// OpenTelemetry export (`gregor` built with the `otel` feature) is one.
+pub trait RequestObserver: Send + Sync {
+    fn request(&self, record: &RequestRecord<'_>);
+}
+
+static OBSERVER: std::sync::OnceLock<Box<dyn RequestObserver>> = std::sync::OnceLock::new();
+
+/// Installs the process's request observer (once; `false` if one was).
+/// Without one, the request path pays a single atomic load.
+pub fn set_request_observer(observer: Box<dyn RequestObserver>) -> bool {
+    OBSERVER.set(observer).is_ok()
+}
+
+/// The installed request observer, if any.
+pub fn request_observer() -> Option<&'static dyn RequestObserver> {
+    OBSERVER.get().map(|o| &**o)
 }
 
 /// The registry (one per broker).
@@ -176,7 +224,8 @@ pub struct Metrics {
     pub all_topics: TopicMetrics,
     topics: RwLock<HashMap<Arc<str>, Arc<TopicMetrics>>>,
     apis: Box<[ApiMetrics]>,
-    /// (API key, error code) → responses (partitions, for Produce and Fetch) with it.
+    /// (API key, error code) → times a response carried it (per partition,
+    /// topic or group, as Kafka's `errorCounts()`).
     errors: RwLock<HashMap<(i16, i16), Arc<Counter>>>,
     listeners: RwLock<HashMap<Arc<str>, Arc<ListenerMetrics>>>,
     pub isr_shrinks: Counter,
@@ -185,6 +234,10 @@ pub struct Metrics {
     pub produce_purgatory: Gauge,
     /// Fetches waiting for `min.bytes`.
     pub fetch_purgatory: Gauge,
+    /// Completed rebalances of classic groups this node coordinates.
+    pub classic_rebalances: Counter,
+    /// Group epoch bumps of consumer (KIP-848) groups this node coordinates.
+    pub consumer_rebalances: Counter,
 }
 
 /// Counts one waiting request in a purgatory gauge while it lives (a
@@ -217,6 +270,8 @@ impl Default for Metrics {
             isr_expands: Counter::default(),
             produce_purgatory: Gauge::default(),
             fetch_purgatory: Gauge::default(),
+            classic_rebalances: Counter::default(),
+            consumer_rebalances: Counter::default(),
         }
     }
 }
@@ -270,11 +325,36 @@ impl Metrics {
 
     /// Counts one error code (0 included, as Kafka's `ErrorsPerSec{error=NONE}`).
     pub fn record_error(&self, key: i16, code: i16) {
+        self.record_errors(key, code, 1);
+    }
+
+    /// Counts the error codes of one response (Kafka's `ErrorsPerSec`, fed
+    /// from `errorCounts()`): grouped first, so a fetch of a thousand
+    /// partitions costs one map lookup per distinct code, not per partition.
+    /// Returns the first non-zero code (0 if none).
+    pub fn record_response_errors(&self, key: i16, each: impl FnOnce(&mut dyn FnMut(i16))) -> i16 {
+        // Nearly always one or two distinct codes: a linear scan.
+        let mut seen: Vec<(i16, u64)> = Vec::new();
+        each(
+            &mut |code| match seen.iter_mut().find(|(c, _)| *c == code) {
+                Some((_, n)) => *n += 1,
+                None => seen.push((code, 1)),
+            },
+        );
+        let first = seen.iter().find(|(c, _)| *c != 0).map_or(0, |(c, _)| *c);
+        for (code, n) in seen {
+            self.record_errors(key, code, n);
+        }
+        first
+    }
+
+    /// Counts `n` answers with one error code.
+    pub fn record_errors(&self, key: i16, code: i16, n: u64) {
         if let Some(c) = self.errors.read().get(&(key, code)) {
-            c.inc();
+            c.add(n);
             return;
         }
-        self.errors.write().entry((key, code)).or_default().inc();
+        self.errors.write().entry((key, code)).or_default().add(n);
     }
 
     /// The series of one listener, created on first use.
@@ -329,6 +409,21 @@ impl Metrics {
                 &[("delayedoperation", op)],
                 g.get() as f64,
             );
+        }
+        for (name, help, c) in [
+            (
+                "kafka_server_group_coordinator_metrics_group_rebalance",
+                "Completed rebalances of classic groups coordinated here (join phases ending in a generation with members).",
+                &self.classic_rebalances,
+            ),
+            (
+                "kafka_server_group_coordinator_metrics_consumer_group_rebalance",
+                "Rebalances of consumer groups coordinated here (group epoch bumps).",
+                &self.consumer_rebalances,
+            ),
+        ] {
+            out.family(name, Kind::Counter, help);
+            out.sample(&format!("{name}_total"), &[], c.get() as f64);
         }
         let (flushes, flush_time) = gregor_storage::log::FLUSH_STATS.get();
         out.family(
@@ -465,7 +560,7 @@ impl Metrics {
         out.family(
             "kafka_network_requestmetrics_errors",
             Kind::Counter,
-            "Produce and Fetch partition answers per error code.",
+            "Error codes in responses, per API (Kafka's errorCounts: per partition, topic or group as the API answers).",
         );
         for key in keys {
             let name = api_name(key.0);

@@ -14,6 +14,8 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
 mod dump_log;
+#[cfg(feature = "otel")]
+mod otel;
 mod storage_tool;
 mod tools;
 
@@ -298,6 +300,10 @@ fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()>
         props.insert(k.trim().to_string(), v.trim().to_string());
     }
     let config = gregor_broker::BrokerConfig::from_props(props).context("invalid configuration")?;
+    // Before the runtime: the exporter's blocking HTTP client must live outside it.
+    // Declared before `runtime`, so dropped after it: the last spans are flushed.
+    #[cfg(feature = "otel")]
+    let _otel = otel::init().context("starting the OpenTelemetry export")?;
     let threads = config
         .num_io_threads
         .min(std::thread::available_parallelism().map_or(2, |n| n.get()))

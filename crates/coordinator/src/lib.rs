@@ -292,6 +292,18 @@ pub struct Output {
     /// transaction coordinator sends later decides them. `None`: an ordinary
     /// batch (producer id -1).
     pub producer: Option<(i64, i16)>,
+    /// Rebalances this call completed, for the broker's metrics.
+    pub rebalances: Vec<Rebalance>,
+}
+
+/// A completed rebalance (Kafka's group-coordinator-metrics
+/// `group-rebalance-count` and `consumer-group-rebalance-count`): a classic
+/// group's join phase ending in a generation with members, or a consumer
+/// group's epoch bump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rebalance {
+    Classic,
+    Consumer,
 }
 
 /// The batch a replayed `__consumer_offsets` record was read from, from its

@@ -560,3 +560,21 @@ fn a_sync_for_an_unfinished_generation_during_a_rebalance_is_refused() {
     let s = h.sync(5, "g", &follower, 1, &[]);
     assert_eq!(h.sync_response(s).error_code, 27);
 }
+
+#[test]
+fn completed_join_phases_are_reported_as_rebalances() {
+    use gregor_coordinator::Rebalance;
+    let mut h = Harness::default();
+    let (a, join) = h.join_new("g", &["t"]);
+    h.advance(3_000);
+    assert_eq!(h.join_response(join).generation_id, 1);
+    assert_eq!(h.rebalances, [Rebalance::Classic]);
+    h.sync(5, "g", &a, 1, &[(&a, b"A")]);
+    // A second member: the first rejoins, one more generation.
+    let (_b, join_b) = h.join_new("g", &["t"]);
+    let rejoin = h.rejoin("g", &a, &["t"]);
+    let generation = h.join_response(rejoin).generation_id;
+    assert_eq!(generation, 2);
+    assert_eq!(h.join_response(join_b).generation_id, 2);
+    assert_eq!(h.rebalances, [Rebalance::Classic, Rebalance::Classic]);
+}

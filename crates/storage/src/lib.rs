@@ -38,7 +38,7 @@ pub mod time_index;
 pub mod txn_index;
 pub mod validator;
 
-pub use cleaner::{CleanStats, CleanerConfig, LogCleaner};
+pub use cleaner::{CleanStats, CleanerConfig, CleanerMetrics, LogCleaner};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::LogConfig;
 pub use leader_epoch::{EpochEntry, LeaderEpochFileCache};

@@ -847,3 +847,49 @@ proptest! {
         prop_assert_eq!(read_records(&log), records);
     }
 }
+
+#[test]
+fn cleaner_metrics_follow_the_last_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0 + 100_000));
+    let log = open(dir.path(), compact_config(), &clock);
+    let mut model = Model::default();
+    write_rounds(&log, &mut model, 15);
+    let c = cleaner(&clock);
+    // Before any round: zeros, and the time since the cleaner was made.
+    clock.advance(250);
+    let m = c.metrics();
+    assert_eq!(m.cleaner_recopy_percent, 0.0);
+    assert_eq!(m.max_buffer_utilization_percent, 0.0);
+    assert_eq!(m.time_since_last_run_ms, 250);
+    assert_eq!(m.dead_thread_count, 0);
+    let logs = vec![log.clone()];
+    let (_, stats) = c.clean_once(&logs).unwrap().expect("dirty log cleaned");
+    let m = c.metrics();
+    let recopy = 100.0 * stats.bytes_written as f64 / stats.bytes_read as f64;
+    assert!(
+        (m.cleaner_recopy_percent - recopy).abs() < 1e-9,
+        "{m:?} {stats:?}"
+    );
+    assert!(
+        m.cleaner_recopy_percent > 0.0 && m.cleaner_recopy_percent < 100.0,
+        "{m:?}"
+    );
+    assert_eq!(
+        m.max_buffer_utilization_percent,
+        100.0 * stats.buffer_utilization
+    );
+    assert!(m.max_dirty_percent > 99.0, "{m:?}");
+    assert_eq!(m.time_since_last_run_ms, 0);
+    // The ManualClock did not move during the clean.
+    assert_eq!(m.max_clean_time_secs, 0.0);
+    // A round with nothing to clean: the dirtiest ratio drops to 0, the last
+    // clean's figures stay.
+    clock.advance(40);
+    assert!(c.clean_once(&logs).unwrap().is_none());
+    clock.advance(10);
+    let after = c.metrics();
+    assert_eq!(after.max_dirty_percent, 0.0);
+    assert_eq!(after.time_since_last_run_ms, 10);
+    assert_eq!(after.cleaner_recopy_percent, m.cleaner_recopy_percent);
+}

@@ -57,6 +57,7 @@ pub fn render(broker: &Broker, openmetrics: bool) -> String {
     let mut out = Exposition::new(openmetrics);
     broker.metrics.render(&mut out);
     render_partitions(broker, &mut out);
+    render_cleaner(broker, &mut out);
     render_cluster(broker, &mut out);
     render_groups(broker, &mut out);
     out.finish()
@@ -218,6 +219,71 @@ fn render_partitions(broker: &Broker, out: &mut Exposition) {
     }
 }
 
+/// The log cleaner's gauges (Kafka's `kafka.log:type=LogCleaner` and
+/// `type=LogCleanerManager`); zeros while `log.cleaner.enable=false`.
+fn render_cleaner(broker: &Broker, out: &mut Exposition) {
+    let cleaner = broker.logs.cleaner();
+    let m = cleaner.as_ref().map(|c| c.metrics()).unwrap_or_default();
+    let series = [
+        (
+            "kafka_log_logcleaner_max_clean_time_secs",
+            "The longest of the cleaner threads' last cleans (s).",
+            m.max_clean_time_secs,
+        ),
+        (
+            "kafka_log_logcleaner_cleaner_recopy_percent",
+            "Bytes written / bytes read of the threads' last cleans, averaged (%).",
+            m.cleaner_recopy_percent,
+        ),
+        (
+            "kafka_log_logcleaner_max_buffer_utilization_percent",
+            "The fullest offset map of the threads' last cleans (%).",
+            m.max_buffer_utilization_percent,
+        ),
+        (
+            "kafka_log_logcleaner_deadthreadcount",
+            "Cleaner threads that died.",
+            m.dead_thread_count as f64,
+        ),
+        (
+            "kafka_log_logcleanermanager_max_dirty_percent",
+            "Cleanable ratio of the dirtiest log at the last selection (%).",
+            m.max_dirty_percent,
+        ),
+        (
+            "kafka_log_logcleanermanager_time_since_last_run_ms",
+            "Time since the cleaner last looked for a log to clean (ms).",
+            m.time_since_last_run_ms as f64,
+        ),
+    ];
+    for (name, help, value) in series {
+        gauge(out, name, help, value);
+    }
+    let name = "kafka_log_logcleanermanager_uncleanable_partitions_count";
+    out.family(
+        name,
+        Kind::Gauge,
+        "Partitions of a log dir skipped after a cleaning error.",
+    );
+    let mut by_dir: BTreeMap<PathBuf, usize> =
+        broker.logs.dirs().iter().map(|d| (d.clone(), 0)).collect();
+    for tp in cleaner
+        .map(|c| c.uncleanable_partitions())
+        .unwrap_or_default()
+    {
+        if let Some(dir) = broker.logs.dir_of(&tp) {
+            *by_dir.entry(dir.to_path_buf()).or_default() += 1;
+        }
+    }
+    for (dir, n) in &by_dir {
+        out.sample(
+            name,
+            &[("logdirectory", &dir.display().to_string())],
+            *n as f64,
+        );
+    }
+}
+
 /// The controller's view (reported by the active controller only, as
 /// Kafka's), and this node's metadata log position.
 fn render_cluster(broker: &Broker, out: &mut Exposition) {
@@ -290,15 +356,13 @@ fn metadata_position(broker: &Broker) -> (i64, i64) {
     }
 }
 
-/// Group counts by protocol and state, rebalances, and consumer lag.
+/// Group counts by protocol and state, and consumer lag.
 fn render_groups(broker: &Broker, out: &mut Exposition) {
     let per_partition = broker.config.metrics.partition_level;
     let groups = crate::lag::collect(broker);
     let mut counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-    let mut generations: u64 = 0;
     for g in &groups {
         *counts.entry((g.group.protocol, g.group.state)).or_default() += 1;
-        generations += u64::try_from(g.group.generation).unwrap_or(0);
     }
     let name = "kafka_server_group_coordinator_metrics_group_count";
     out.family(
@@ -309,12 +373,6 @@ fn render_groups(broker: &Broker, out: &mut Exposition) {
     for ((protocol, state), n) in &counts {
         out.sample(name, &[("protocol", protocol), ("state", state)], *n as f64);
     }
-    gauge(
-        out,
-        "gregor_group_generations",
-        "Sum of the generations (classic) and epochs (consumer) of the groups this node coordinates: it rises by one per rebalance.",
-        generations as f64,
-    );
     out.family(
         "kafka_consumergroup_lag_sum",
         Kind::Gauge,

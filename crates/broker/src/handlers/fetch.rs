@@ -112,7 +112,7 @@ pub async fn handle(
     Some(resp)
 }
 
-/// Bytes out (or replication bytes out), fetch requests and errors per topic.
+/// Bytes out (or replication bytes out) and fetch requests per topic.
 fn record_metrics(broker: &Broker, ctx: &RequestContext, resp: &FetchResponse, consumer: bool) {
     let metrics = &broker.metrics;
     for t in &resp.responses {
@@ -121,9 +121,6 @@ fn record_metrics(broker: &Broker, ctx: &RequestContext, resp: &FetchResponse, c
         } else {
             Some(t.topic.to_string())
         };
-        for p in &t.partitions {
-            metrics.record_error(1, p.error_code);
-        }
         let Some(name) = name else { continue };
         let bytes: u64 = t
             .partitions

@@ -44,6 +44,7 @@ pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
+mod error_counts;
 pub mod fetch;
 pub mod find_coordinator;
 mod group_util;
@@ -181,6 +182,10 @@ macro_rules! apis {
                                 if !exempt {
                                     request_quota::apply(broker, &ctx, key, spent, &mut response);
                                 }
+                                let error = broker.metrics.record_response_errors(api_key, |f| {
+                                    error_counts::ErrorCounts::error_counts(&response, f)
+                                });
+                                ctx.timing.set_error(error);
                                 encode_response(key, &ctx, &response).map(Some)
                             }
                             None => Ok(None),
@@ -324,4 +329,65 @@ fn encode_response<R: Encodable + HeaderVersion + 'static>(
         .map_err(err)?;
     response.encode(&mut buf, version).map_err(err)?;
     Ok(buf.into_frame())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_counts::ErrorCounts;
+    use super::*;
+    use crate::metrics::{Exposition, Metrics};
+
+    fn codes(r: &impl ErrorCounts) -> Vec<i16> {
+        let mut out = Vec::new();
+        r.error_counts(&mut |c| out.push(c));
+        out
+    }
+
+    #[test]
+    fn responses_report_their_nested_error_codes() {
+        let mut created = CreateTopicsResponse::default();
+        for code in [0, 36, 36] {
+            let mut t = create_topics_response::CreatableTopicResult::default();
+            t.error_code = code;
+            created.topics.push(t);
+        }
+        assert_eq!(codes(&created), [0, 36, 36]);
+
+        let mut fetch = FetchResponse::default();
+        fetch.error_code = 0;
+        let mut topic = fetch_response::FetchableTopicResponse::default();
+        for code in [1, 6] {
+            let mut p = fetch_response::PartitionData::default();
+            p.error_code = code;
+            topic.partitions.push(p);
+        }
+        fetch.responses.push(topic);
+        assert_eq!(codes(&fetch), [0, 1, 6]);
+
+        let mut versions = ApiVersionsResponse::default();
+        versions.error_code = 35;
+        assert_eq!(codes(&versions), [35]);
+    }
+
+    #[test]
+    fn response_errors_are_counted_per_api_and_code() {
+        let m = Metrics::default();
+        let mut created = CreateTopicsResponse::default();
+        for code in [0, 36, 36] {
+            let mut t = create_topics_response::CreatableTopicResult::default();
+            t.error_code = code;
+            created.topics.push(t);
+        }
+        let first = m.record_response_errors(19, |f| created.error_counts(f));
+        assert_eq!(first, 36);
+        let mut out = Exposition::new(false);
+        m.render(&mut out);
+        let text = out.finish();
+        assert!(text.contains(
+            "kafka_network_requestmetrics_errors_total{request=\"CreateTopics\",error=\"TOPIC_ALREADY_EXISTS\"} 2\n"
+        ), "{text}");
+        assert!(text.contains(
+            "kafka_network_requestmetrics_errors_total{request=\"CreateTopics\",error=\"NONE\"} 1\n"
+        ), "{text}");
+    }
 }

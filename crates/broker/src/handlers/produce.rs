@@ -142,9 +142,6 @@ pub async fn handle(
         await_replication(&mut resp, delayed, timeout).await;
         ctx.timing.add_remote(waited.elapsed());
     }
-    for p in resp.responses.iter().flat_map(|t| &t.partition_responses) {
-        broker.metrics.record_error(0, p.error_code);
-    }
     // producer_byte_rate, on the request's record bytes once answered
     // (Kafka's produce quota); the client throttles itself from v6.
     resp.throttle_time_ms =

@@ -222,6 +222,7 @@ impl ClassicGroup {
             out.records.push(group_metadata_record(self));
             return;
         }
+        out.rebalances.push(crate::Rebalance::Classic);
         let ids: Vec<String> = self.members.iter().map(|m| m.id.clone()).collect();
         for id in &ids {
             if let Some(w) = self.member_mut(id).and_then(|m| m.awaiting_join.take()) {

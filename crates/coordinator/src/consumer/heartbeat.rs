@@ -378,6 +378,7 @@ fn run(
     if bump {
         group.group_epoch += 1;
         out.records.push(group.epoch_record());
+        out.rebalances.push(crate::Rebalance::Consumer);
     }
     group.put_member(updated.clone());
 
@@ -598,6 +599,7 @@ pub(crate) fn remove_member_and_bump(group: &mut ConsumerGroup, member: &str, ou
     }
     group.group_epoch += 1;
     out.records.push(group.epoch_record());
+    out.rebalances.push(crate::Rebalance::Consumer);
 }
 
 /// `TimerKey::ConsumerSession` fired.

@@ -36,11 +36,12 @@ fn s(x: &str) -> StrBytes {
 
 /// Everything appended, in order, for replay tests.
 #[derive(Default)]
-struct Log(Vec<OffsetsRecord>);
+struct Log(Vec<OffsetsRecord>, Vec<crate::Rebalance>);
 
 impl Log {
     fn take(&mut self, out: Output) -> Output {
         self.0.extend(out.records.iter().cloned());
+        self.1.extend(out.rebalances.iter().copied());
         out
     }
 }
@@ -165,10 +166,13 @@ fn single_member_gets_every_partition() {
     assert_eq!(r.heartbeat_interval_ms, 5000);
     assert_eq!(a.owned, (0..6).collect());
     assert_eq!(sh.consumer_group_state(G), Some(ConsumerGroupState::Stable));
-    // A plain heartbeat carries no assignment.
+    // Joining bumped the group epoch: one rebalance for the metrics.
+    assert_eq!(log.1, [crate::Rebalance::Consumer]);
+    // A plain heartbeat carries no assignment, and is no rebalance.
     let r = a.beat(&mut sh, &mut log, 1000, &v);
     assert!(r.assignment.is_none());
     assert_eq!(r.member_epoch, 1);
+    assert_eq!(log.1, [crate::Rebalance::Consumer]);
 }
 
 #[test]

@@ -53,6 +53,8 @@ pub struct Harness {
     /// transaction markers included (record offset = index).
     pub log: Vec<(BatchContext, OffsetsRecord)>,
     pub timers: HashMap<TimerKey, i64>,
+    /// Rebalances reported in the outputs, in order.
+    pub rebalances: Vec<gregor_coordinator::Rebalance>,
 }
 
 impl Default for Harness {
@@ -96,6 +98,7 @@ impl Harness {
             records: Vec::new(),
             log: Vec::new(),
             timers: HashMap::new(),
+            rebalances: Vec::new(),
         };
         h.apply(out);
         h
@@ -113,6 +116,7 @@ impl Harness {
         self.log
             .extend(out.records.iter().map(|r| (batch, r.clone())));
         self.records.extend(out.records);
+        self.rebalances.extend(out.rebalances);
         for (id, resp) in out.responses {
             let v = *self
                 .versions

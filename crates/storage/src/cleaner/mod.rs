@@ -214,6 +214,49 @@ pub(crate) struct Shared {
     checkpoint_lock: Mutex<()>,
     stable_offset: StableOffsetFn,
     fault: Option<FaultHook>,
+    /// What the rounds measured, for [`LogCleaner::metrics`].
+    observed: Mutex<Observed>,
+}
+
+/// The last clean of each worker and the last selection (Kafka keeps the
+/// same in `LogCleaner.CleanerThread.lastStats` and `LogCleanerManager`).
+#[derive(Debug, Default)]
+struct Observed {
+    /// Indexed by worker: the background threads, then the synchronous worker.
+    last: Vec<Option<LastClean>>,
+    /// The dirtiest cleanable ratio seen by the last selection (0 if none).
+    dirtiest_ratio: f64,
+    /// When the last selection ran (ms; the cleaner's creation before that).
+    last_run_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LastClean {
+    elapsed_ms: i64,
+    bytes_read: u64,
+    bytes_written: u64,
+    buffer_utilization: f64,
+}
+
+/// Kafka's `kafka.log:type=LogCleaner` and `type=LogCleanerManager` gauges,
+/// from each worker's last clean (see [`LogCleaner::metrics`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CleanerMetrics {
+    /// `max-clean-time-secs`: the longest last clean of the workers.
+    pub max_clean_time_secs: f64,
+    /// `cleaner-recopy-percent`: bytes written / bytes read of the workers'
+    /// last cleans, averaged (0 before any clean).
+    pub cleaner_recopy_percent: f64,
+    /// `max-buffer-utilization-percent`: the fullest offset map of the
+    /// workers' last cleans.
+    pub max_buffer_utilization_percent: f64,
+    /// `max-dirty-percent`: the dirtiest log's cleanable ratio at the last
+    /// selection.
+    pub max_dirty_percent: f64,
+    /// `time-since-last-run-ms`: since the last selection.
+    pub time_since_last_run_ms: i64,
+    /// `DeadThreadCount`: background threads that stopped (panicked).
+    pub dead_thread_count: usize,
 }
 
 impl std::fmt::Debug for Shared {
@@ -290,6 +333,11 @@ impl LogCleaner {
             checkpoint_lock: Mutex::new(()),
             stable_offset,
             fault,
+            observed: Mutex::new(Observed {
+                last: vec![None; config.threads + 1],
+                last_run_ms: clock.now_ms(),
+                ..Observed::default()
+            }),
         });
         Self {
             config,
@@ -329,7 +377,8 @@ impl LogCleaner {
     pub fn clean_once(&self, logs: &[Arc<Log>]) -> Result<Option<(TopicPartition, CleanStats)>> {
         let mut guard = self.sync_worker.lock();
         let worker = guard.get_or_insert_with(|| self.new_worker());
-        clean_filthiest(&self.shared, worker, &*self.clock, logs)
+        let slot = self.config.threads;
+        clean_filthiest(&self.shared, worker, slot, &*self.clock, logs)
     }
 
     /// Cleans `log` now, whatever its dirty ratio (still never past its first
@@ -347,8 +396,13 @@ impl LogCleaner {
         let Some(_g) = mark_in_progress(&self.shared, log.topic_partition()) else {
             return Ok(None);
         };
+        let started = self.clock.now_ms();
         match worker.clean(&self.shared, &ltc) {
-            Ok(stats) => Ok(Some(stats)),
+            Ok(stats) => {
+                let elapsed = self.clock.now_ms() - started;
+                observe_clean(&self.shared, self.config.threads, elapsed, &stats);
+                Ok(Some(stats))
+            }
             Err(CleanError::Aborted(why)) => {
                 tracing::info!(log = %log.topic_partition(), why, "cleaning aborted");
                 Ok(None)
@@ -375,7 +429,7 @@ impl LogCleaner {
                 .spawn(move || {
                     while !shared.stopped.load(Ordering::Acquire) {
                         let logs = source();
-                        match clean_filthiest(&shared, &mut worker, &*clock, &logs) {
+                        match clean_filthiest(&shared, &mut worker, i, &*clock, &logs) {
                             // More may be waiting: look again at once, as Kafka does.
                             Ok(Some(_)) => continue,
                             Ok(None) => {}
@@ -409,6 +463,34 @@ impl LogCleaner {
         }
     }
 
+    /// Kafka's cleaner gauges, now.
+    pub fn metrics(&self) -> CleanerMetrics {
+        let dead = self
+            .threads
+            .try_lock()
+            .map_or(0, |t| t.iter().filter(|h| h.is_finished()).count());
+        let observed = self.shared.observed.lock();
+        let last: Vec<&LastClean> = observed.last.iter().flatten().collect();
+        let recopy: f64 = last
+            .iter()
+            .map(|l| l.bytes_written as f64 / l.bytes_read.max(1) as f64)
+            .sum::<f64>()
+            / last.len().max(1) as f64;
+        CleanerMetrics {
+            max_clean_time_secs: last.iter().map(|l| l.elapsed_ms).max().unwrap_or(0) as f64
+                / 1000.0,
+            cleaner_recopy_percent: 100.0 * recopy,
+            max_buffer_utilization_percent: 100.0
+                * last
+                    .iter()
+                    .map(|l| l.buffer_utilization)
+                    .fold(0.0, f64::max),
+            max_dirty_percent: 100.0 * observed.dirtiest_ratio,
+            time_since_last_run_ms: (self.clock.now_ms() - observed.last_run_ms).max(0),
+            dead_thread_count: dead,
+        }
+    }
+
     /// Partitions skipped after a cleaning error.
     pub fn uncleanable_partitions(&self) -> Vec<TopicPartition> {
         self.shared.uncleanable.lock().iter().cloned().collect()
@@ -431,11 +513,24 @@ fn mark_in_progress<'a>(shared: &'a Shared, tp: &TopicPartition) -> Option<InPro
     })
 }
 
-/// One round: pick, clean, checkpoint. An error in a log marks it
-/// uncleanable and is returned; an abort is not an error.
+/// Keeps what worker `slot`'s clean measured, for [`LogCleaner::metrics`].
+fn observe_clean(shared: &Shared, slot: usize, elapsed_ms: i64, stats: &CleanStats) {
+    if let Some(last) = shared.observed.lock().last.get_mut(slot) {
+        *last = Some(LastClean {
+            elapsed_ms: elapsed_ms.max(0),
+            bytes_read: stats.bytes_read,
+            bytes_written: stats.bytes_written,
+            buffer_utilization: stats.buffer_utilization,
+        });
+    }
+}
+
+/// One round of worker `slot`: pick, clean, checkpoint. An error in a log
+/// marks it uncleanable and is returned; an abort is not an error.
 fn clean_filthiest(
     shared: &Shared,
     worker: &mut Cleaner,
+    slot: usize,
     clock: &dyn Clock,
     logs: &[Arc<Log>],
 ) -> Result<Option<(TopicPartition, CleanStats)>> {
@@ -459,7 +554,13 @@ fn clean_filthiest(
                 }
             }
         }
-        select::filthiest(dirty)
+        let picked = select::filthiest(dirty);
+        // Kafka's dirtiestLogCleanableRatio: the picked log's (0 if none).
+        let mut observed = shared.observed.lock();
+        observed.dirtiest_ratio = picked.as_ref().map_or(0.0, LogToClean::cleanable_ratio);
+        observed.last_run_ms = now;
+        drop(observed);
+        picked
     };
     let Some(ltc) = picked else {
         return Ok(None);
@@ -474,6 +575,7 @@ fn clean_filthiest(
     );
     match worker.clean(shared, &ltc) {
         Ok(stats) => {
+            observe_clean(shared, slot, clock.now_ms() - now, &stats);
             tracing::info!(
                 log = %tp, end = stats.end_offset, read = stats.bytes_read,
                 written = stats.bytes_written, records = stats.records_read,
