@@ -39,6 +39,15 @@ pub enum ConnectionError {
     Dispatch(#[from] DispatchError),
 }
 
+/// A connection's read buffer: enough for many small pipelined requests
+/// per read; larger frames bypass it (read straight into the frame). Every
+/// idle connection holds it, so it is small.
+const READ_BUFFER: usize = 8 * 1024;
+/// A connection's write buffer, for small responses (produce
+/// acknowledgements) batched into one write; fetch responses larger than
+/// it go straight to the socket.
+const WRITE_BUFFER: usize = 8 * 1024;
+
 /// Serves a plain TCP connection (see [`serve_halves`]).
 pub async fn serve_tcp(
     broker: Arc<Broker>,
@@ -79,8 +88,8 @@ where
     R: AsyncRead + Unpin + Send,
     W: FrameWrite,
 {
-    let mut reader = BufReader::with_capacity(64 * 1024, rd);
-    let mut writer = BufWriter::with_capacity(64 * 1024, wr);
+    let mut reader = BufReader::with_capacity(READ_BUFFER, rd);
+    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, wr);
     let max = broker.config.socket_request_max_bytes;
     // connections.max.idle.ms: no request for that long closes the connection.
     let idle = (broker.config.connections_max_idle_ms > 0)
@@ -215,6 +224,11 @@ where
         if reader.buffer().is_empty() {
             writer.flush().await?;
         }
+        // Fairness: requests pipelined into the read buffer are served
+        // without touching the socket, so tokio's cooperative budget alone
+        // would let one busy client hold its worker thread; one unit per
+        // request makes the task yield to the others every 128 requests.
+        tokio::task::coop::consume_budget().await;
     }
     // Flushes, then ends the stream: a FIN on TCP, close_notify then FIN on TLS.
     writer.shutdown().await?;
