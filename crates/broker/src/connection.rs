@@ -39,6 +39,15 @@ pub enum ConnectionError {
     Dispatch(#[from] DispatchError),
 }
 
+/// A connection's read buffer: enough for many small pipelined requests
+/// per read; larger frames bypass it (read straight into the frame). Every
+/// idle connection holds it, so it is small.
+const READ_BUFFER: usize = 8 * 1024;
+/// A connection's write buffer, for small responses (produce
+/// acknowledgements) batched into one write; fetch responses larger than
+/// it go straight to the socket.
+const WRITE_BUFFER: usize = 8 * 1024;
+
 /// Serves a plain TCP connection (see [`serve_halves`]).
 pub async fn serve_tcp(
     broker: Arc<Broker>,
@@ -60,6 +69,7 @@ pub async fn serve<S>(
 ) -> Result<(), ConnectionError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
+    tokio::io::WriteHalf<S>: FrameWrite,
 {
     let (rd, wr) = tokio::io::split(stream);
     serve_halves(broker, rd, wr, connection, shutdown).await
@@ -76,10 +86,10 @@ pub async fn serve_halves<R, W>(
 ) -> Result<(), ConnectionError>
 where
     R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send,
+    W: FrameWrite,
 {
-    let mut reader = BufReader::with_capacity(64 * 1024, rd);
-    let mut writer = BufWriter::with_capacity(64 * 1024, wr);
+    let mut reader = BufReader::with_capacity(READ_BUFFER, rd);
+    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, wr);
     let max = broker.config.socket_request_max_bytes;
     // connections.max.idle.ms: no request for that long closes the connection.
     let idle = (broker.config.connections_max_idle_ms > 0)
@@ -216,6 +226,11 @@ where
         if reader.buffer().is_empty() {
             writer.flush().await?;
         }
+        // Fairness: requests pipelined into the read buffer are served
+        // without touching the socket, so tokio's cooperative budget alone
+        // would let one busy client hold its worker thread; one unit per
+        // request makes the task yield to the others every 128 requests.
+        tokio::task::coop::consume_budget().await;
     }
     // Flushes, then ends the stream: a FIN on TCP, close_notify then FIN on TLS.
     writer.shutdown().await?;
@@ -374,16 +389,68 @@ async fn sasl_gate<W: AsyncWrite + Unpin>(
     }
 }
 
+/// A connection's write side. On a plain socket, record bytes go from
+/// their segment file to the socket with `sendfile(2)`, never through user
+/// space; any other stream (TLS) gets them read into memory.
+pub trait FrameWrite: AsyncWrite + Unpin + Send {
+    /// The socket, when file bytes may be sent to it straight from the file.
+    fn socket(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+impl FrameWrite for tokio::net::tcp::OwnedWriteHalf {
+    fn socket(&self) -> Option<&TcpStream> {
+        Some(self.as_ref())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send> FrameWrite for tokio::io::WriteHalf<S> {}
+
 /// Writes a response frame. One chunk goes through the buffer; several
 /// (record sets referenced, not copied) go out with vectored writes, which
-/// the `BufWriter` passes straight to the socket when they do not fit its buffer.
-async fn write_frame<W: AsyncWrite + Unpin>(
-    writer: &mut W,
+/// the `BufWriter` passes straight to the socket when they do not fit its
+/// buffer; records left in their file go out with `sendfile(2)` after a flush.
+pub(crate) async fn write_frame<W: FrameWrite>(
+    writer: &mut BufWriter<W>,
     frame: crate::response_buf::ResponseFrame,
 ) -> std::io::Result<()> {
-    let mut chunks = frame.chunks;
-    if chunks.len() == 1 {
-        return writer.write_all(&chunks[0]).await;
+    use crate::response_buf::Chunk;
+    // The bytes between files go out in one vectored write each.
+    let mut run: Vec<bytes::Bytes> = Vec::new();
+    for chunk in frame.chunks {
+        let records = match chunk {
+            Chunk::Bytes(b) => {
+                run.push(b);
+                continue;
+            }
+            Chunk::File(records) => records,
+        };
+        write_chunks(writer, &mut run).await?;
+        if writer.get_ref().socket().is_some() {
+            writer.flush().await?;
+        }
+        match writer.get_ref().socket() {
+            Some(socket) => send_file(socket, &records).await?,
+            None => {
+                let bytes = records.read().map_err(|e| truncated(&records, e))?;
+                writer.write_all(&bytes).await?;
+            }
+        }
+    }
+    write_chunks(writer, &mut run).await
+}
+
+/// Writes `chunks` (emptied) with vectored writes.
+async fn write_chunks<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    chunks: &mut Vec<bytes::Bytes>,
+) -> std::io::Result<()> {
+    if chunks.len() <= 1 {
+        if let Some(only) = chunks.pop() {
+            writer.write_all(&only).await?;
+        }
+        return Ok(());
     }
     let mut first = 0;
     while first < chunks.len() {
@@ -409,5 +476,64 @@ async fn write_frame<W: AsyncWrite + Unpin>(
             first += 1;
         }
     }
+    chunks.clear();
     Ok(())
+}
+
+/// Sends `records` from their file to `socket` with `sendfile(2)`, waiting
+/// for writability through tokio. The frame's length was fixed when the
+/// records were read: a file truncated meanwhile is an error that closes
+/// the connection (as Kafka's `FileRecords.writeTo` throws), never a frame
+/// shorter than its size prefix.
+async fn send_file(
+    socket: &TcpStream,
+    records: &gregor_storage::FileRecords,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (out_fd, in_fd) = (socket.as_raw_fd(), records.file().as_raw_fd());
+    let mut offset = records.position() as libc::off_t;
+    let end = offset + records.len() as libc::off_t;
+    while offset < end {
+        socket.writable().await?;
+        let sent = socket.try_io(tokio::io::Interest::WRITABLE, || {
+            let count = (end - offset) as usize;
+            // SAFETY: both descriptors are open for the call (the socket is
+            // borrowed, the file held by `records`); `offset` is a valid
+            // pointer the kernel advances by the bytes sent.
+            let n = unsafe { libc::sendfile(out_fd, in_fd, &mut offset, count) };
+            if n < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        });
+        match sent {
+            Ok(0) => {
+                let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+                return Err(truncated(records, eof));
+            }
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn truncated(records: &gregor_storage::FileRecords, e: std::io::Error) -> std::io::Error {
+    if e.kind() != std::io::ErrorKind::UnexpectedEof {
+        return e;
+    }
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        format!(
+            "records at {} ({} bytes) were truncated during write",
+            records.position(),
+            records.len()
+        ),
+    )
 }

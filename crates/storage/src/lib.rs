@@ -6,6 +6,7 @@
 //! - [`config`]: [`LogConfig`], the topic-level settings a log obeys.
 //! - [`offset_index`], [`time_index`]: the sparse `.index` and `.timeindex` files.
 //! - [`segment`]: [`LogSegment`], one `.log` plus its indexes.
+//! - [`file_records`]: [`FileRecords`], batches named by file and position, sent without reading them.
 //! - [`segment_cache`]: [`SegmentCache`], the bound on open segment files (LRU of inactive segments).
 //! - [`txn_index`]: the `.txnindex` of aborted transactions of a segment.
 //! - [`log`]: [`Log`], one partition: segments, append, read, roll, recovery.
@@ -23,6 +24,7 @@ pub mod checkpoint;
 pub mod cleaner;
 pub mod clock;
 pub mod config;
+pub mod file_records;
 mod index_file;
 pub mod leader_epoch;
 pub mod loader;
@@ -41,8 +43,11 @@ pub mod validator;
 pub use cleaner::{CleanStats, CleanerConfig, CleanerMetrics, LogCleaner};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::LogConfig;
+pub use file_records::FileRecords;
 pub use leader_epoch::{EpochEntry, LeaderEpochFileCache};
-pub use log::{AbortedTxn, AppendInfo, Log, ReadInfo, Verification, VerificationGuard};
+pub use log::{
+    AbortedTxn, AppendInfo, FileReadInfo, Log, ReadInfo, Verification, VerificationGuard,
+};
 pub use manager::{LogManager, LogManagerOptions};
 pub use producer_state::OngoingTxn;
 pub use segment::LogSegment;

@@ -43,6 +43,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::checkpoint::{sync_dir, write_atomically};
 use crate::config::{CleanupPolicy, CompressionConfig, TimestampTypeConfig};
+use crate::file_records::FileRecords;
 use crate::leader_epoch::{read_checkpoint, EpochEntry, LeaderEpochFileCache};
 use crate::loader::{
     complete_swaps, delete_segment_files, rebuild_epochs, replay_producers, scan_dir,
@@ -112,6 +113,25 @@ pub struct ReadInfo {
     pub records: Bytes,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+}
+
+/// What [`Log::read_file`] returns: [`ReadInfo`] with the records left in the file.
+#[derive(Debug, Clone)]
+pub struct FileReadInfo {
+    /// Whole batches from the batch containing the fetch offset; None when
+    /// there is nothing to return.
+    pub records: Option<FileRecords>,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// A read located: up to `max_len` bytes of whole batches below `limit`
+/// from `position` in `segment`.
+struct ReadSpan {
+    segment: Arc<LogSegment>,
+    position: u64,
+    max_len: usize,
+    limit: i64,
 }
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
@@ -1249,14 +1269,69 @@ impl Log {
         min_one_batch: bool,
         max_offset: i64,
     ) -> Result<ReadInfo> {
+        let (span, log_start_offset, log_end_offset) =
+            self.locate(offset, max_bytes, min_one_batch, max_offset)?;
+        let records = match span {
+            Some(span) => {
+                let mut buf = span.segment.read_bytes(span.position, span.max_len)?;
+                let end = whole_batches_below(&buf, span.limit);
+                buf.truncate(end);
+                buf.freeze()
+            }
+            None => Bytes::new(),
+        };
+        Ok(ReadInfo {
+            records,
+            log_start_offset,
+            log_end_offset,
+        })
+    }
+
+    /// [`Log::read`] without reading the records: the same bytes, named by
+    /// the segment file (held open) and position, for a caller that sends
+    /// them straight from the file. None where `read` returns no bytes.
+    pub fn read_file(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        max_offset: i64,
+    ) -> Result<FileReadInfo> {
+        let (span, log_start_offset, log_end_offset) =
+            self.locate(offset, max_bytes, min_one_batch, max_offset)?;
+        let records = match span {
+            Some(span) => {
+                // The handle first: whatever it holds is what is sent, and the
+                // end is measured on the segment as it is now.
+                let file = span.segment.file()?;
+                let end =
+                    span.segment
+                        .whole_batches_end(span.position, span.max_len, span.limit)?;
+                let len = (end - span.position) as usize;
+                (len > 0).then(|| FileRecords::new(file, span.position, len))
+            }
+            None => None,
+        };
+        Ok(FileReadInfo {
+            records,
+            log_start_offset,
+            log_end_offset,
+        })
+    }
+
+    /// Where a read starts: the segment and position of the batch holding
+    /// `offset` and how many bytes from there it may take (None when it
+    /// returns nothing), with the log start and end offsets.
+    fn locate(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        max_offset: i64,
+    ) -> Result<(Option<ReadSpan>, i64, i64)> {
         self.check_open()?;
         let log_end = self.log_end.load(Ordering::Acquire);
         let log_start = self.log_start.load(Ordering::Acquire);
-        let info = |records: Bytes| ReadInfo {
-            records,
-            log_start_offset: log_start,
-            log_end_offset: log_end,
-        };
         if offset < log_start || offset > log_end {
             return Err(StorageError::OffsetOutOfRange {
                 offset,
@@ -1266,7 +1341,7 @@ impl Log {
         }
         let limit = max_offset.min(log_end);
         if offset >= limit {
-            return Ok(info(Bytes::new()));
+            return Ok((None, log_start, log_end));
         }
         let mut seg = self
             .segments
@@ -1277,7 +1352,7 @@ impl Log {
         while let Some(s) = seg {
             if let Some((pos, h)) = s.find_batch(offset)? {
                 if h.next_offset() > limit {
-                    return Ok(info(Bytes::new()));
+                    return Ok((None, log_start, log_end));
                 }
                 let first = h.total_size();
                 let want = if first <= max_bytes {
@@ -1285,12 +1360,15 @@ impl Log {
                 } else if min_one_batch {
                     first
                 } else {
-                    return Ok(info(Bytes::new()));
+                    return Ok((None, log_start, log_end));
                 };
-                let mut buf = s.read_bytes(pos, want)?;
-                let end = whole_batches_below(&buf, limit);
-                buf.truncate(end);
-                return Ok(info(buf.freeze()));
+                let span = ReadSpan {
+                    segment: s,
+                    position: pos,
+                    max_len: want,
+                    limit,
+                };
+                return Ok((Some(span), log_start, log_end));
             }
             // Nothing at or after `offset` in this segment: try the next one.
             let base = s.base_offset();
@@ -1301,7 +1379,7 @@ impl Log {
                 .next()
                 .map(|(_, s)| s.clone());
         }
-        Ok(info(Bytes::new()))
+        Ok((None, log_start, log_end))
     }
 
     pub fn log_start_offset(&self) -> i64 {

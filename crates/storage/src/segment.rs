@@ -568,6 +568,48 @@ impl LogSegment {
         Ok(buf)
     }
 
+    /// The end of the whole batches from `start` (a batch boundary) that end
+    /// at or before `start + max_len` and hold only offsets below `limit`:
+    /// the bytes a read of `[start, end)` returns, found from the batch
+    /// headers without reading the records. The offset index skips to the
+    /// last indexed batch known to qualify, so the walk reads about
+    /// `index.interval.bytes` of headers however large the range.
+    pub fn whole_batches_end(&self, start: u64, max_len: usize, limit: i64) -> Result<u64> {
+        let hi = start.saturating_add(max_len as u64).min(self.size());
+        if hi <= start {
+            return Ok(start);
+        }
+        // Index entries are (last offset of a batch, its position), sorted by
+        // both: every batch before an entry's position ends at or before it
+        // and holds offsets below the entry's, so the largest entry with
+        // position ≤ hi and offset < limit is a boundary of whole, qualifying batches.
+        let from = self.with_open_ref(|open, _| {
+            let index = &open.offset_index;
+            let (mut lo, mut up) = (0usize, index.entries());
+            while lo < up {
+                let mid = lo + (up - lo) / 2;
+                let e = index.entry(mid);
+                if e.position <= hi && e.offset < limit {
+                    lo = mid + 1;
+                } else {
+                    up = mid;
+                }
+            }
+            lo.checked_sub(1)
+                .map_or(start, |n| index.entry(n).position.max(start))
+        })?;
+        let mut end = from;
+        let mut window = FileWindow::new(self, 8 * 1024);
+        scan_headers(&mut window, from, hi, |pos, h| {
+            if h.next_offset() > limit {
+                return false;
+            }
+            end = pos + h.total_size() as u64;
+            true
+        })?;
+        Ok(end)
+    }
+
     /// Finds the first batch whose last offset is ≥ `offset`: its position and
     /// header. None if every batch of the segment is below `offset`.
     pub fn find_batch(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>> {

@@ -37,7 +37,10 @@ use crate::fetch_session::{FetchContext, FetchSessionCache};
 use crate::partition::{FollowerFetch, FollowerRead, Partition, PartitionError};
 use crate::purgatory::Waiter;
 use crate::quota::QuotaType;
+use crate::response_buf::{is_placeholder, placeholder};
 use gregor_security::acl::{AclOperation, ResourceType};
+use gregor_storage::FileRecords;
+use uuid::Uuid;
 
 /// The node id of the follower sending `req`, if it is a follower's fetch
 /// (consumers send -1).
@@ -67,7 +70,7 @@ pub async fn handle(
     }
     let now_ms = broker.clock.now_ms();
     let session = broker.fetch_sessions.context(ctx.api_version, &req, now_ms);
-    let mut resp = match &session {
+    let resp = match &session {
         FetchContext::Error(e) => {
             let mut resp = FetchResponse::default();
             resp.error_code = e.code();
@@ -78,6 +81,7 @@ pub async fn handle(
         }
         FetchContext::Full | FetchContext::Sessionless => fetch(broker, ctx, &req).await,
     };
+    let (mut resp, files) = resp;
     if consumer {
         // consumer_byte_rate, on the response's record bytes (followers are
         // exempt). Over the quota, Kafka answers with no data and takes the
@@ -109,7 +113,81 @@ pub async fn handle(
         }
         _ => {}
     }
+    if !files.is_empty() {
+        *ctx.file_records.lock() = in_response_order(&resp, files);
+    }
     Some(resp)
+}
+
+/// Record sets of at least this many bytes go from the file with
+/// `sendfile(2)` on a plain socket; smaller ones are read, as a read and
+/// a share of one vectored write cost less than a flush plus a sendfile.
+const SENDFILE_MIN: usize = 4096;
+
+/// `GREGOR_FETCH_SENDFILE=0` in the environment reads every record set
+/// into memory, as the TLS path does: a switch for diagnosis and for A/B
+/// measurements of the two paths with one binary.
+fn sendfile_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("GREGOR_FETCH_SENDFILE").map_or(true, |v| v != "0"))
+}
+
+/// Records left in their file, with the partition whose placeholder stands for them.
+struct PlacedFile {
+    topic: TopicName,
+    topic_id: Uuid,
+    partition: i32,
+    records: FileRecords,
+}
+
+/// The file records of the placeholders `resp` still carries, in the order
+/// they are encoded. The response keeps a subsequence of the partitions
+/// read (sessions and quotas only drop partitions), so one pass matches them.
+fn in_response_order(resp: &FetchResponse, files: Vec<PlacedFile>) -> Vec<FileRecords> {
+    let mut files = files.into_iter();
+    let mut out = Vec::new();
+    for t in &resp.responses {
+        for p in &t.partitions {
+            let Some(r) = p.records.as_ref().filter(|r| is_placeholder(r)) else {
+                continue;
+            };
+            let found = files.by_ref().find(|f| {
+                f.partition == p.partition_index
+                    && f.topic_id == t.topic_id
+                    && f.topic == t.topic
+                    && f.records.len() == r.len()
+            });
+            // None cannot happen; the encoder then refuses the frame.
+            out.extend(found.map(|f| f.records));
+        }
+    }
+    out
+}
+
+/// One partition's records: on a plain socket, a placeholder and the file
+/// records it stands for; else (or when small) the bytes.
+fn read_records(
+    log: &gregor_storage::Log,
+    zero_copy: bool,
+    offset: i64,
+    max_bytes: usize,
+    min_one_batch: bool,
+    upper: i64,
+) -> Result<(Bytes, i64, Option<FileRecords>), gregor_storage::StorageError> {
+    if zero_copy {
+        let read = log.read_file(offset, max_bytes, min_one_batch, upper)?;
+        match read.records {
+            None => return Ok((Bytes::new(), read.log_start_offset, None)),
+            Some(f) if f.len() >= SENDFILE_MIN => {
+                if let Some(p) = placeholder(f.len()) {
+                    return Ok((p, read.log_start_offset, Some(f)));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    let read = log.read(offset, max_bytes, min_one_batch, upper)?;
+    Ok((read.records, read.log_start_offset, None))
 }
 
 /// Bytes out (or replication bytes out) and fetch requests per topic.
@@ -141,19 +219,23 @@ fn record_metrics(broker: &Broker, ctx: &RequestContext, resp: &FetchResponse, c
     }
 }
 
-async fn fetch(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> FetchResponse {
+async fn fetch(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: &FetchRequest,
+) -> (FetchResponse, Vec<PlacedFile>) {
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     // Registered with the fetched partitions only while this fetch waits.
     let mut waiter: Option<Arc<Waiter>> = None;
     loop {
-        let (resp, bytes, answer_now) = read_once(broker, ctx, req);
-        let done = bytes >= req.min_bytes.max(0) as usize
-            || answer_now
+        let pass = read_once(broker, ctx, req);
+        let done = pass.bytes >= req.min_bytes.max(0) as usize
+            || pass.answer_now
             || req.max_wait_ms <= 0
             || tokio::time::Instant::now() >= deadline;
         if done {
-            return resp;
+            return (pass.resp, pass.files);
         }
         let Some(w) = &waiter else {
             // Register, then read once more before sleeping: an append
@@ -172,8 +254,8 @@ async fn fetch(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> Fet
             _ = w.woken() => ctx.timing.add_remote(waited.elapsed()),
             _ = tokio::time::sleep_until(deadline) => {
                 ctx.timing.add_remote(waited.elapsed());
-                let (resp, _, _) = read_once(broker, ctx, req);
-                return resp;
+                let pass = read_once(broker, ctx, req);
+                return (pass.resp, pass.files);
             }
         }
     }
@@ -226,15 +308,21 @@ fn preferred_read_replica(broker: &Broker, partition: &Partition, rack: &str) ->
     })
 }
 
-/// One pass over the requested partitions: the response, its record bytes,
-/// and whether it must be sent at once (a partition had an error or a
-/// diverging epoch).
-fn read_once(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: &FetchRequest,
-) -> (FetchResponse, usize, bool) {
+/// One pass over the requested partitions.
+struct ReadPass {
+    resp: FetchResponse,
+    /// Record bytes in the response.
+    bytes: usize,
+    /// It must be sent at once (a partition had an error or a diverging epoch).
+    answer_now: bool,
+    /// The records the response's placeholders stand for, in read order.
+    files: Vec<PlacedFile>,
+}
+
+fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> ReadPass {
     let mut resp = FetchResponse::default();
+    let mut files = Vec::new();
+    let zero_copy = ctx.zero_copy() && sendfile_enabled();
     let mut remaining = req.max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut answer_now = false;
@@ -335,8 +423,16 @@ fn read_once(
                             // The first partition with data may exceed the limits by one batch.
                             let min_one = total == 0;
                             let log = partition.log();
-                            match log.read(p.fetch_offset, limit, min_one, upper) {
-                                Ok(read) => {
+                            let read = read_records(
+                                &log,
+                                zero_copy,
+                                p.fetch_offset,
+                                limit,
+                                min_one,
+                                upper,
+                            );
+                            match read {
+                                Ok((records, log_start_offset, file)) => {
                                     if committed {
                                         pd.aborted_transactions = Some(
                                             log.aborted_transactions(p.fetch_offset, upper)
@@ -350,13 +446,21 @@ fn read_once(
                                                 .collect(),
                                         );
                                     }
-                                    let n = read.records.len();
+                                    let n = records.len();
                                     total += n;
                                     remaining = remaining.saturating_sub(n);
                                     if ctx.api_version >= 5 {
-                                        pd.log_start_offset = read.log_start_offset;
+                                        pd.log_start_offset = log_start_offset;
                                     }
-                                    pd.records = Some(read.records);
+                                    if let Some(in_file) = file {
+                                        files.push(PlacedFile {
+                                            topic: t.topic.clone(),
+                                            topic_id: t.topic_id,
+                                            partition: p.partition,
+                                            records: in_file,
+                                        });
+                                    }
+                                    pd.records = Some(records);
                                     None
                                 }
                                 Err(e) => {
@@ -376,7 +480,12 @@ fn read_once(
         }
         resp.responses.push(t);
     }
-    (resp, total, answer_now)
+    ReadPass {
+        resp,
+        bytes: total,
+        answer_now,
+        files,
+    }
 }
 
 /// One partition of a follower's fetch: fills `pd` and returns its error, the

@@ -78,7 +78,7 @@ pub mod write_txn_markers;
 pub use util::{broker_endpoint, coordinator_error, not_hosted, partition_error};
 
 /// What a handler knows about the request besides its body.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RequestContext {
     pub api_version: i16,
     /// The connection it came on: listener, security protocol, peer
@@ -89,6 +89,17 @@ pub struct RequestContext {
     /// The connection's timing of the request in hand: handlers that wait
     /// in purgatory add the wait (Kafka's remote time).
     pub timing: Arc<crate::metrics::RequestTiming>,
+    /// The file records a Fetch response's placeholders stand for, in
+    /// response order (see `response_buf`); empty for every other request.
+    pub file_records: parking_lot::Mutex<Vec<gregor_storage::FileRecords>>,
+}
+
+impl RequestContext {
+    /// Whether the response may carry records to send from their files: a
+    /// plain socket (TLS must encrypt them in user space).
+    pub fn zero_copy(&self) -> bool {
+        !self.connection.security_protocol.uses_tls()
+    }
 }
 
 /// One served API: key, the versions we advertise, and the lowest version we
@@ -169,6 +180,7 @@ macro_rules! apis {
                 correlation_id: header.correlation_id,
                 client_id: header.client_id.as_ref().map(|s| s.to_string()),
                 timing: timing.clone(),
+                file_records: Default::default(),
             };
             match key {
                 $(
@@ -321,14 +333,15 @@ fn encode_response<R: Encodable + HeaderVersion + 'static>(
             .collect(),
         None => Vec::new(),
     };
-    let mut buf = ResponseBuf::new(shared);
+    let files = std::mem::take(&mut *ctx.file_records.lock());
+    let mut buf = ResponseBuf::with_files(shared, files);
     let mut header = ResponseHeader::default();
     header.correlation_id = ctx.correlation_id;
     header
         .encode(&mut buf, key.response_header_version(version))
         .map_err(err)?;
     response.encode(&mut buf, version).map_err(err)?;
-    Ok(buf.into_frame())
+    buf.try_into_frame().map_err(|e| err(e.into()))
 }
 
 #[cfg(test)]
