@@ -127,8 +127,10 @@ impl IndexFile {
 
     /// Trims the file to the entries in use (Kafka does this when a segment
     /// stops being active, so closed index files hold exactly their entries).
+    /// Not a flush: the entries stay in the page cache when the mapping goes,
+    /// and are made durable by the segment's flush (or the `syncfs` of a
+    /// shutdown), as the `.log`'s bytes are.
     pub(crate) fn trim(&mut self) -> Result<()> {
-        self.flush()?;
         self.resize((self.entries * self.entry_size) as u64)
     }
 
