@@ -207,13 +207,12 @@ impl Broker {
         let image = metadata.image();
         let static_props = config.props.clone();
         let config_for = |topic: &str| resolve_log_config(&image, &static_props, node_id, topic);
-        let partitions = crate::fd_limit::count_partition_dirs(&config.log_dirs);
-        let fd_plan = crate::fd_limit::check_and_raise(partitions, config.max_open_segments)?;
+        let fd_plan = crate::fd_limit::check_and_raise(config.max_open_segments)?;
         let max_open_segments = fd_plan.max_open_segments;
         // Automatic cap: follows the partition count as partitions are created.
         let auto_fd_budget = (config.max_open_segments == 0)
             .then(|| fd_plan.soft_limit.saturating_sub(crate::fd_limit::RESERVED));
-        tracing::info!(partitions, max_open_segments, "loading logs");
+        tracing::info!(max_open_segments, "loading logs");
         let logs = LogManager::open_with(
             config.log_dirs.clone(),
             clock.clone(),

@@ -6,9 +6,11 @@
 //!
 //! | what                                   | descriptors |
 //! | -------------------------------------- | ----------- |
-//! | each partition's active segment        | 3 (`.log`, `.index`, `.timeindex`), never closed |
-//! | inactive segments in use               | 3 each, at most `gregor.log.max.open.segments` of them |
-//! | connections, listeners, metadata log, lock files, threads | [`RESERVED`] |
+//! | segments in use (active or not)        | 3 each (`.log`, `.index`, `.timeindex`), at most `gregor.log.max.open.segments` of them |
+//! | connections, listeners, metadata log, lock files, threads | [`RESERVED`], plus what the automatic cap leaves |
+//!
+//! The number of partitions does not enter: an idle partition holds no
+//! descriptor (its active segment is closed like the others).
 //!
 //! At start the soft limit is raised to the hard limit when it is below
 //! that (as the Go runtime and many servers do); if even the hard limit is
@@ -33,48 +35,37 @@ pub struct FdPlan {
 pub enum FdLimitError {
     #[error(
         "the open-file limit (ulimit -n) is {soft} (hard limit {hard}), but this node needs at \
-         least {needed}: {partitions} partitions × 3 files of their active segments, {} × 3, \
-         and {RESERVED} for connections and listeners. Raise the limit (ulimit -n {needed}, or \
-         LimitNOFILE= in a systemd unit){}",
+         least {needed}: {} × 3 files, and {RESERVED} for connections and listeners. Raise the \
+         limit (ulimit -n {needed}, or LimitNOFILE= in a systemd unit){}",
         if *.configured > 0 { format!("gregor.log.max.open.segments={}", .configured) }
-        else { format!("at least {MIN_AUTO_SEGMENTS} inactive segments") },
+        else { format!("at least {MIN_AUTO_SEGMENTS} open segments") },
         if *.configured > 0 { " or lower gregor.log.max.open.segments" } else { "" }
     )]
     TooLow {
         soft: u64,
         hard: u64,
         needed: u64,
-        partitions: u64,
         configured: u64,
     },
     #[error("reading the open-file limit (RLIMIT_NOFILE): {0}")]
     Read(std::io::Error),
 }
 
-/// Decides the soft limit and the segment cap for a node with
-/// `partitions` partition logs on disk, given the current `soft` and `hard`
-/// limits and the configured cap (0: automatic). Pure, for tests.
-pub fn plan(
-    soft: u64,
-    hard: u64,
-    partitions: u64,
-    configured: u64,
-) -> Result<FdPlan, FdLimitError> {
-    let active = partitions.saturating_mul(3);
+/// Decides the soft limit and the segment cap, given the current `soft`
+/// and `hard` limits and the configured cap (0: automatic). Pure, for tests.
+pub fn plan(soft: u64, hard: u64, configured: u64) -> Result<FdPlan, FdLimitError> {
     let segments = if configured > 0 {
         configured
     } else {
         MIN_AUTO_SEGMENTS
     };
-    let needed = RESERVED
-        .saturating_add(active)
-        .saturating_add(segments.saturating_mul(3));
+    let needed = RESERVED.saturating_add(segments.saturating_mul(3));
     // Raise to the hard limit when short of what the node needs, or when the
     // automatic cap would be small: more room costs nothing.
     let wanted = if configured > 0 {
         needed
     } else {
-        needed.max(RESERVED + active + 3 * 4096)
+        needed.max(RESERVED + 2 * 3 * 4096)
     };
     let limit = if soft < wanted { hard.max(soft) } else { soft };
     if limit < needed {
@@ -82,16 +73,14 @@ pub fn plan(
             soft,
             hard,
             needed,
-            partitions,
             configured,
         });
     }
     let max_open_segments = if configured > 0 {
         configured
     } else {
-        // Half of what is left, so partitions created later and bursts of
-        // connections have room too; recomputed as partitions come and go.
-        gregor_storage::segment_cache::auto_segment_cap(limit - RESERVED, partitions) as u64
+        // Half of what is left, so connections have room too.
+        gregor_storage::segment_cache::auto_segment_cap(limit - RESERVED) as u64
     };
     Ok(FdPlan {
         soft_limit: limit,
@@ -107,7 +96,7 @@ pub fn count_partition_dirs(log_dirs: &[std::path::PathBuf]) -> u64 {
 /// Reads RLIMIT_NOFILE, applies [`plan`] and raises the soft limit if it
 /// decided so. Returns the plan (the limit in force and the segment cap), or
 /// the error message to exit with.
-pub fn check_and_raise(partitions: u64, configured: u64) -> Result<FdPlan, FdLimitError> {
+pub fn check_and_raise(configured: u64) -> Result<FdPlan, FdLimitError> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -126,7 +115,7 @@ pub fn check_and_raise(partitions: u64, configured: u64) -> Result<FdPlan, FdLim
     } else {
         hard
     };
-    let p = plan(soft, hard_usable, partitions, configured)?;
+    let p = plan(soft, hard_usable, configured)?;
     if p.soft_limit != soft {
         let new = libc::rlimit {
             rlim_cur: p.soft_limit as libc::rlim_t,
@@ -137,7 +126,7 @@ pub fn check_and_raise(partitions: u64, configured: u64) -> Result<FdPlan, FdLim
             let e = std::io::Error::last_os_error();
             // Keep the current limit; the plan for it decides.
             tracing::warn!(error = %e, soft, target = p.soft_limit, "could not raise the open-file limit");
-            return plan(soft, soft, partitions, configured);
+            return plan(soft, soft, configured);
         }
         tracing::info!(
             from = soft,
@@ -154,36 +143,34 @@ mod tests {
 
     #[test]
     fn enough_room_keeps_the_limit_and_derives_the_cap() {
-        let p = plan(100_000, 100_000, 1000, 0).unwrap();
+        let p = plan(100_000, 100_000, 0).unwrap();
         assert_eq!(p.soft_limit, 100_000);
-        assert_eq!(p.max_open_segments as u64, (100_000 - RESERVED - 3000) / 6);
+        assert_eq!(p.max_open_segments as u64, (100_000 - RESERVED) / 6);
     }
 
     #[test]
     fn a_low_soft_limit_is_raised_to_the_hard_one() {
-        let p = plan(1024, 65_536, 5000, 0).unwrap();
+        let p = plan(1024, 65_536, 0).unwrap();
         assert_eq!(p.soft_limit, 65_536);
-        assert_eq!(p.max_open_segments as u64, (65_536 - RESERVED - 15_000) / 6);
+        assert_eq!(p.max_open_segments as u64, (65_536 - RESERVED) / 6);
         // An explicit cap that fits the soft limit leaves it alone.
-        let p = plan(20_000, 65_536, 10, 100).unwrap();
+        let p = plan(20_000, 65_536, 100).unwrap();
         assert_eq!(p.soft_limit, 20_000);
         assert_eq!(p.max_open_segments, 100);
     }
 
     #[test]
     fn too_low_a_hard_limit_is_an_error_naming_the_numbers() {
-        let e = plan(1024, 1024, 1000, 0).unwrap_err().to_string();
-        assert!(e.contains("needs at least 4072"), "{e}");
-        assert!(e.contains("1000 partitions"), "{e}");
-        let e = plan(20_000, 20_000, 5000, 2000).unwrap_err().to_string();
-        assert!(e.contains("gregor.log.max.open.segments=2000"), "{e}");
+        let e = plan(1024, 1024, 0).unwrap_err().to_string();
+        assert!(e.contains("needs at least 1072"), "{e}");
+        let e = plan(20_000, 20_000, 7000).unwrap_err().to_string();
+        assert!(e.contains("gregor.log.max.open.segments=7000"), "{e}");
         assert!(e.contains("lower gregor.log.max.open.segments"), "{e}");
     }
 
     #[test]
     fn the_automatic_cap_has_a_floor() {
-        // 6,000 partitions in 20,000: 18,000 + 1024 leaves 976.
-        let p = plan(20_000, 20_000, 6000, 0).unwrap();
-        assert_eq!(p.max_open_segments as u64, MIN_AUTO_SEGMENTS.max(976 / 6));
+        let p = plan(1100, 1100, 0).unwrap();
+        assert_eq!(p.max_open_segments as u64, MIN_AUTO_SEGMENTS);
     }
 }

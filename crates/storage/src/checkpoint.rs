@@ -139,6 +139,17 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Writes `bytes` to a `.tmp` sibling and renames it over `path`, without
+/// fsync: a reader never sees a torn file, but durability is left to a
+/// later [`sync_filesystem`].
+pub(crate) fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    fs::write(&tmp, bytes).map_err(io_err(format!("write {}", tmp.display())))?;
+    fs::rename(&tmp, path).map_err(io_err(format!("rename to {}", path.display())))
+}
+
 /// Makes everything written to the filesystem holding `dir` durable
 /// (`syncfs`): one call instead of one directory fsync per partition, for
 /// the clean-shutdown markers a log dir's logs remove at load or write at

@@ -8,8 +8,11 @@
 //! owner decides how many entries are real (see `valid_prefix`).
 //!
 //! Before an append stores into a page of the mapping for the first time,
-//! the file's blocks under it are allocated with `fallocate` (64 KiB at a
-//! time): a store into a page of the sparse preallocated file that the
+//! the file's blocks under it are allocated with `fallocate`, up to the end of
+//! that memory page (so trimming the file to its entries frees no block: a
+//! trim that frees blocks is a journal transaction, milliseconds on a busy
+//! disk, paid per partition at shutdown): a store into a page of the sparse
+//! preallocated file that the
 //! filesystem cannot allocate kills the process with SIGBUS, while
 //! `fallocate` returns ENOSPC, which the log turns into Kafka's handling of
 //! a failed log dir. A file found on disk is probed with `pread` over its data
@@ -43,8 +46,17 @@ pub(crate) struct IndexFile {
     no_fallocate: bool,
 }
 
-/// How much of an index file one `fallocate` reserves ahead of the appends.
-const ALLOCATE_AHEAD: u64 = 64 << 10;
+/// One `fallocate` reserves up to the end of the memory page holding the
+/// entry (a store dirties the whole page).
+fn page_size() -> u64 {
+    // SAFETY: sysconf reads a constant of the system.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as u64
+    } else {
+        4096
+    }
+}
 
 impl IndexFile {
     /// Opens or creates `path`. A new file is preallocated to `max_bytes`;
@@ -127,8 +139,10 @@ impl IndexFile {
 
     /// Trims the file to the entries in use (Kafka does this when a segment
     /// stops being active, so closed index files hold exactly their entries).
+    /// Not a flush: the entries stay in the page cache when the mapping goes,
+    /// and are made durable by the segment's flush (or the `syncfs` of a
+    /// shutdown), as the `.log`'s bytes are.
     pub(crate) fn trim(&mut self) -> Result<()> {
-        self.flush()?;
         self.resize((self.entries * self.entry_size) as u64)
     }
 
@@ -232,11 +246,16 @@ impl IndexFile {
     }
 
     /// Reserves blocks from `self.allocated` up to at least `end` (and up to
-    /// `ALLOCATE_AHEAD` more, within the file).
+    /// the end of its memory page, within the file).
     fn allocate_to(&mut self, end: u64) -> Result<()> {
         let file_len = (self.max_entries * self.entry_size) as u64;
         let from = self.allocated.min(end);
-        let to = (end + ALLOCATE_AHEAD).min(file_len).max(end);
+        let page = page_size();
+        let to = end
+            .div_ceil(page)
+            .saturating_mul(page)
+            .min(file_len)
+            .max(end);
         // SAFETY: fallocate on a descriptor this struct owns, within the
         // file's length (mode 0 never changes a length it does not exceed).
         let rc = unsafe {
@@ -287,5 +306,38 @@ impl IndexFile {
                 .map_err(io_err(format!("flush {}", self.path.display())))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn appends_reserve_only_their_page_so_a_trim_frees_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000000.timeindex");
+        let mut f = IndexFile::open(&path, 12, 10 << 20).unwrap();
+        f.push(&[1; 12]).unwrap();
+        let reserved = fs_blocks(&path);
+        if f.no_fallocate {
+            return; // nothing reserved on such a filesystem
+        }
+        // One page (in 512-byte units), not the 10 MiB preallocation.
+        assert!(reserved * 512 <= page_size(), "{reserved} blocks");
+        f.trim().unwrap();
+        assert_eq!(fs_blocks(&path), reserved);
+        // Entries straddling a page boundary reserve both pages.
+        let mut f = IndexFile::open(&dir.path().join("b.timeindex"), 12, 10 << 20).unwrap();
+        let per_page = (page_size() / 12) as usize;
+        for _ in 0..=per_page {
+            f.push(&[2; 12]).unwrap();
+        }
+        assert_eq!(f.allocated, 2 * page_size());
+    }
+
+    fn fs_blocks(p: &Path) -> u64 {
+        std::fs::metadata(p).unwrap().blocks()
     }
 }

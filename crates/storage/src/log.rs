@@ -11,7 +11,10 @@
 //! partition.metadata   Kafka's: "version: 0\ntopic_id: <base64url uuid>\n"
 //! leader-epoch-checkpoint  Kafka's: the leader epochs (see [`crate::leader_epoch`])
 //! .clean_shutdown      ours: present only between a clean close and the next
-//!                      open; tells open that no recovery scan is needed
+//!                      open; tells open that no recovery scan is needed.
+//!                      Holds the log end offset ("<offset>\n"), so open
+//!                      need not read the active segment either (an empty
+//!                      marker, as older versions wrote, means: read it)
 //! ```
 //!
 //! Concurrency: appends hold `append` (a mutex) for the whole request; the
@@ -135,6 +138,47 @@ struct ReadSpan {
 }
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
+
+type FlushJob = Box<dyn FnOnce() + Send>;
+
+/// The queue of the process's one background flush thread (started on the
+/// first roll, named `log-flusher`). It lives as long as the process, like a
+/// runtime's blocking pool; a job holds only its segments and the log's
+/// recovery point, so a log dropped meanwhile is flushed and then freed.
+/// `Err(Some(e))` when the thread could not be started.
+fn background_flusher() -> std::result::Result<std::sync::mpsc::Sender<FlushJob>, Option<String>> {
+    static FLUSHER: std::sync::OnceLock<
+        std::result::Result<std::sync::mpsc::Sender<FlushJob>, String>,
+    > = std::sync::OnceLock::new();
+    FLUSHER
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<FlushJob>();
+            std::thread::Builder::new()
+                .name("log-flusher".into())
+                .spawn(move || {
+                    for job in rx {
+                        job();
+                    }
+                })
+                .map(|_| tx)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(Some)
+}
+
+/// Whether the clean-shutdown marker is there, and the log end offset it
+/// holds (None when empty or unreadable: the log end is then read from the
+/// active segment).
+fn read_clean_marker(path: &Path) -> Result<(bool, Option<i64>)> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok((true, text.trim().parse::<i64>().ok().filter(|e| *e >= 0))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((false, None)),
+        // Unreadable as text: still a marker.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok((true, None)),
+        Err(e) => Err(io_err(format!("read {}", path.display()))(e)),
+    }
+}
 
 /// An aborted transaction overlapping a fetched range: what a READ_COMMITTED
 /// fetch response lists so the consumer drops the transaction's records.
@@ -361,7 +405,7 @@ impl Log {
         let now = clock.now_ms();
         let seg_config = segment_config(&config);
         let clean_marker = dir.join(CLEAN_SHUTDOWN_FILE);
-        let clean = clean_marker.exists();
+        let (clean, marker_end) = read_clean_marker(&clean_marker)?;
 
         let files = scan_dir(&dir)?;
         let topic_id =
@@ -408,7 +452,9 @@ impl Log {
                 }
             }
             let must_scan = base >= recover_from || swapped.contains(&base);
-            if !must_scan && Some(base) != last_base {
+            // The last segment too when the marker gives the log end.
+            let end_known = marker_end.is_some_and(|e| e >= base);
+            if !must_scan && (Some(base) != last_base || end_known) {
                 // Trusted (flushed before the recovery point, or closed
                 // cleanly): opened, and its indexes checked, on first use.
                 let size = match files.log_sizes.get(&base) {
@@ -457,11 +503,19 @@ impl Log {
             }
         }
 
-        // The log end: from the scan of the last segment, or a cheap header
-        // walk from its last index entry.
+        // The log end: from the scan of the last segment, the clean-shutdown
+        // marker, or a cheap header walk from its last index entry.
         let mut log_end = match segments.values().next_back() {
             None => None,
-            Some(last) => match next_offset {
+            Some(last) => match next_offset.or(marker_end.filter(|e| {
+                // An empty segment ends where it starts; a non-empty one after.
+                let base = last.base_offset();
+                if last.size() == 0 {
+                    *e == base
+                } else {
+                    *e > base
+                }
+            })) {
                 Some(n) => Some(n),
                 None => match last.read_next_offset() {
                     Ok(n) => Some(n),
@@ -1213,26 +1267,27 @@ impl Log {
     }
 
     /// Kafka flushes a rolled segment off the append path so the recovery
-    /// point keeps up without stalling producers on fsync.
+    /// point keeps up without stalling producers on fsync. The flushes of
+    /// every log run on one thread (see [`background_flusher`]), in roll
+    /// order, so a burst of rolls over many partitions queues work instead
+    /// of starting a thread per roll.
     fn flush_in_background(&self, up_to: i64) {
         let segs = self.segments_between(self.recovery_point.load(Ordering::Acquire), up_to);
         let rp = self.recovery_point.clone();
         let lock = self.flush_lock.clone();
         let tp = self.tp.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("flush-{tp}"))
-            .spawn(move || {
-                let _g = lock.lock();
-                for s in &segs {
-                    if let Err(e) = s.flush() {
-                        tracing::error!(log = %tp, error = %e, "background flush failed");
-                        return;
-                    }
+        let job: FlushJob = Box::new(move || {
+            let _g = lock.lock();
+            for s in &segs {
+                if let Err(e) = s.flush() {
+                    tracing::error!(log = %tp, error = %e, "background flush failed");
+                    return;
                 }
-                rp.fetch_max(up_to, Ordering::AcqRel);
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(log = %self.tp, error = %e, "could not start flush thread");
+            }
+            rp.fetch_max(up_to, Ordering::AcqRel);
+        });
+        if let Err(e) = background_flusher().and_then(|tx| tx.send(job).map_err(|_| None)) {
+            tracing::warn!(log = %self.tp, error = ?e, "could not queue a background flush");
         }
     }
 
@@ -1726,17 +1781,10 @@ impl Log {
     /// Flush, snapshot producer state, close files. Afterwards appends fail;
     /// the next open needs no recovery scan.
     pub fn close(&self) -> Result<()> {
-        self.close_impl(true)
+        self.close_impl()
     }
 
-    /// [`Log::close`] for the [`crate::LogManager`]'s shutdown: the (empty)
-    /// clean-shutdown marker is written after the data is flushed but not
-    /// fsynced here; the manager syncs each log dir's filesystem once.
-    pub(crate) fn close_for_shutdown(&self) -> Result<()> {
-        self.close_impl(false)
-    }
-
-    fn close_impl(&self, sync_marker: bool) -> Result<()> {
+    fn close_impl(&self) -> Result<()> {
         let st = self.append.lock();
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -1749,12 +1797,38 @@ impl Log {
         st.producers.write_snapshot(self.log_end_offset())?;
         self.epochs.lock().write_if_dirty()?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
-        if sync_marker {
-            write_atomically(&marker, b"")?;
-        } else {
-            fs::File::create(&marker).map_err(io_err(format!("create {}", marker.display())))?;
+        write_atomically(&marker, format!("{}\n", self.log_end_offset()).as_bytes())
+    }
+
+    /// The first half of a [`crate::LogManager`] shutdown: appends stop, the
+    /// active segment's indexes are trimmed and the producer snapshot is
+    /// written, all without fsync (none of these opens a segment the cache
+    /// closed). The manager then syncs each log dir's filesystem once and
+    /// calls [`Log::mark_clean_shutdown`]: one `syncfs` instead of several
+    /// fsyncs per partition.
+    pub(crate) fn close_unsynced(&self) -> Result<()> {
+        let st = self.append.lock();
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
         }
+        self.remove_deleted_files(true)?;
+        self.active_segment().on_become_inactive()?;
+        st.producers
+            .write_snapshot_unsynced(self.log_end_offset())?;
+        self.epochs.lock().write_if_dirty()?;
         Ok(())
+    }
+
+    /// The second half (see [`Log::close_unsynced`]), once everything
+    /// written to the log dir is durable: the recovery point moves to the
+    /// log end and the clean-shutdown marker is written with it (made
+    /// durable by the manager's second `syncfs`).
+    pub(crate) fn mark_clean_shutdown(&self) -> Result<()> {
+        let end = self.log_end_offset();
+        self.recovery_point.fetch_max(end, Ordering::AcqRel);
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        fs::write(&marker, format!("{end}\n"))
+            .map_err(io_err(format!("create {}", marker.display())))
     }
 
     /// The cleaner's first dirty offset (offsets below it have been cleaned),

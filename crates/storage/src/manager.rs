@@ -72,13 +72,12 @@ pub struct LogManager {
 /// How a [`LogManager`] loads and bounds its logs.
 #[derive(Debug, Clone)]
 pub struct LogManagerOptions {
-    /// `gregor.log.max.open.segments`: inactive segments whose files may be
-    /// open at once (three descriptors each); the least recently used beyond
-    /// it are closed. Active segments are not counted (never closed).
+    /// `gregor.log.max.open.segments`: segments (active or not) whose files
+    /// may be open at once (three descriptors each); the least recently used
+    /// beyond it are closed.
     pub max_open_segments: usize,
-    /// When set, `max_open_segments` is automatic instead: this many
-    /// descriptors are left for segment files, and the cap follows the
-    /// number of logs ([`crate::segment_cache::auto_segment_cap`]).
+    /// When set, `max_open_segments` is automatic instead: half of this
+    /// many descriptors ([`crate::segment_cache::auto_segment_cap`]).
     pub auto_fd_budget: Option<u64>,
     /// Kafka's `num.recovery.threads.per.data.dir` (default 1): threads
     /// loading the logs of one dir at start.
@@ -190,9 +189,7 @@ impl LogManager {
         options: LogManagerOptions,
     ) -> Result<Self> {
         let cache = match options.auto_fd_budget {
-            Some(budget) => {
-                SegmentCache::automatic(budget, crate::manager::count_log_dirs(&log_dirs))
-            }
+            Some(budget) => SegmentCache::automatic(budget),
             None => SegmentCache::new(options.max_open_segments),
         };
         let mut locks = Vec::new();
@@ -347,18 +344,13 @@ impl LogManager {
             self.cache.clone(),
         )?);
         sync_dir(&self.dirs[dir_index])?;
-        let n = {
-            let mut logs = self.logs.write();
-            logs.insert(
-                tp.clone(),
-                LogEntry {
-                    dir_index,
-                    log: log.clone(),
-                },
-            );
-            logs.len()
-        };
-        self.cache.logs_changed(n);
+        self.logs.write().insert(
+            tp.clone(),
+            LogEntry {
+                dir_index,
+                log: log.clone(),
+            },
+        );
         Ok(log)
     }
 
@@ -575,14 +567,9 @@ impl LogManager {
     /// `<topic>-<partition>.<uuid>-delete` first, as Kafka does, then removed).
     pub fn delete(&self, tp: &TopicPartition) -> Result<()> {
         let _g = self.create_lock.lock();
-        let (entry, n) = {
-            let mut logs = self.logs.write();
-            (logs.remove(tp), logs.len())
-        };
-        let Some(entry) = entry else {
+        let Some(entry) = self.logs.write().remove(tp) else {
             return Ok(());
         };
-        self.cache.logs_changed(n);
         entry.log.mark_closed();
         let parent = &self.dirs[entry.dir_index];
         let doomed = parent.join(format!(
@@ -720,13 +707,48 @@ impl LogManager {
     /// and log start offsets; the replication checkpoint is the broker's
     /// through [`LogManager::checkpoint`]). Every log is closed even if one
     /// fails; the first error is returned.
+    ///
+    /// No fsync per log: every log writes what it must without one, each
+    /// log dir's filesystem is synced (`syncfs`), then the logs whose data
+    /// is now durable get their clean-shutdown markers and the checkpoints
+    /// are written, and each filesystem is synced again. A crash before the
+    /// second sync leaves logs without markers: they are recovered from their
+    /// recovery points, as after any crash.
     pub fn shutdown(&self) -> Result<()> {
         self.stop_cleaner();
         let mut first_err = None;
-        for log in self.all() {
-            if let Err(e) = log.close_for_shutdown() {
-                tracing::error!(log = %log.topic_partition(), error = %e, "close failed");
-                first_err.get_or_insert(e);
+        let entries: Vec<(usize, Arc<Log>)> = self
+            .logs
+            .read()
+            .values()
+            .map(|e| (e.dir_index, e.log.clone()))
+            .collect();
+        let mut closed = Vec::with_capacity(entries.len());
+        for (i, log) in entries {
+            match log.close_unsynced() {
+                Ok(()) => closed.push((i, log)),
+                Err(e) => {
+                    tracing::error!(log = %log.topic_partition(), error = %e, "close failed");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        let mut synced = vec![false; self.dirs.len()];
+        for (i, dir) in self.dirs.iter().enumerate() {
+            if !self.offline[i].load(Ordering::Acquire) {
+                match sync_filesystem(dir) {
+                    Ok(()) => synced[i] = true,
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        for (i, log) in closed {
+            if synced[i] {
+                if let Err(e) = log.mark_clean_shutdown() {
+                    first_err.get_or_insert(e);
+                }
             }
         }
         if let Err(e) = self.write_checkpoints(None) {
@@ -737,7 +759,7 @@ impl LogManager {
         }
         // The logs' clean-shutdown markers, durable at once.
         for (i, dir) in self.dirs.iter().enumerate() {
-            if !self.offline[i].load(Ordering::Acquire) {
+            if synced[i] {
                 if let Err(e) = sync_filesystem(dir) {
                     first_err.get_or_insert(e);
                 }

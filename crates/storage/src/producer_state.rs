@@ -667,6 +667,13 @@ impl ProducerStateManager {
         write_atomically(&path, &self.encode())
     }
 
+    /// [`ProducerStateManager::write_snapshot`] without fsync (a shutdown
+    /// syncs the whole filesystem afterwards).
+    pub(crate) fn write_snapshot_unsynced(&self, offset: i64) -> Result<()> {
+        let path = Self::snapshot_path(&self.dir, offset);
+        crate::checkpoint::write_replacing(&path, &self.encode())
+    }
+
     /// Deletes the snapshots below `offset` except the latest of them (the
     /// log start moved to `offset`: a replay never starts before it).
     pub fn delete_snapshots_below(&self, offset: i64) -> Result<()> {

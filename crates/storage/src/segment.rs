@@ -23,9 +23,14 @@
 //! their file names and sizes only ([`LogSegment::lazy`]); the first read,
 //! retention check or cleaner pass opens them, sanity-checks their indexes
 //! (rebuilding bad or missing ones) and registers them with the log's
-//! [`SegmentCache`], which closes the least recently used inactive segments
-//! beyond `gregor.log.max.open.segments` (a later use reopens them). The
-//! active segment is *pinned*: it stays open.
+//! [`SegmentCache`], which closes the least recently used segments beyond
+//! `gregor.log.max.open.segments` (a later use reopens them). The active
+//! segment is closed like the others when idle: its indexes are trimmed to
+//! their entries on close (as at a clean shutdown, so the files on disk are
+//! what a restart expects) and preallocated again when an append or a read
+//! reopens it. A log opened after a clean shutdown does not open even its
+//! active segment (see [`crate::Log::open`]). Only segments being deleted
+//! are *pinned*: never closed by the cache.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -98,7 +103,14 @@ struct Meta {
     checked: bool,
     /// The next open may create missing files (a new segment).
     may_create: bool,
-    /// Never closed by the cache: the active segment, or one being deleted.
+    /// The log's active segment: while open, its indexes are preallocated
+    /// to `segment.index.bytes` (done on every open); when the cache closes
+    /// it they are trimmed, as when a segment stops being active.
+    active: bool,
+    /// `bytes_since_last_index_entry` is known (set when the segment became
+    /// active while open, or at its first open since).
+    writer_ready: bool,
+    /// Never closed by the cache: a segment being deleted.
     pinned: bool,
     /// The files were renamed to `.deleted`: reopen them there.
     deleted: bool,
@@ -119,12 +131,22 @@ struct Files {
 
 impl Closable for Files {
     fn try_close(&self) -> bool {
-        let Some(mut inner) = self.inner.try_write() else {
+        let Some(mut guard) = self.inner.try_write() else {
             return false;
         };
-        if !inner.meta.pinned {
-            inner.open = None;
+        let inner = &mut *guard;
+        if inner.meta.pinned {
+            return true;
         }
+        if let (Some(open), true) = (inner.open.as_mut(), inner.meta.active) {
+            // Leave the files as a clean shutdown does. Should this fail, the
+            // untrimmed index is still valid: its zero tail is recognised
+            // when it is opened again.
+            if let Err(e) = LogSegment::become_inactive_in(open, &inner.meta) {
+                tracing::warn!(error = %e, "trimming the indexes of an idle active segment");
+            }
+        }
+        inner.open = None;
         true
     }
     fn last_used(&self) -> u64 {
@@ -309,7 +331,9 @@ impl LogSegment {
                         // An eager open is checked by its caller.
                         checked: eager,
                         may_create: eager,
-                        pinned: eager,
+                        active: eager,
+                        writer_ready: false,
+                        pinned: false,
                         deleted: false,
                     },
                 }),
@@ -371,6 +395,15 @@ impl LogSegment {
                 tracing::warn!(segment = %self.name(), %reason, "rebuilding index of a lazily opened segment");
                 self.recover_in(&mut open, meta, |_| {})?;
                 Self::become_inactive_in(&mut open, meta)?;
+            }
+        }
+        if meta.active {
+            open.offset_index.resize(self.config.index_max_bytes)?;
+            open.time_index.resize(self.config.index_max_bytes)?;
+            if !meta.writer_ready {
+                meta.writer_ready = true;
+                let last_pos = open.offset_index.last_entry().map_or(0, |e| e.position);
+                meta.bytes_since_last_index_entry = self.size().saturating_sub(last_pos);
             }
         }
         if meta.max_timestamp.is_none() {
@@ -790,21 +823,24 @@ impl LogSegment {
     }
 
     /// Prepares the segment to be the active one after a load: indexes
-    /// preallocated again, writer state derived from the file. The segment
-    /// is pinned open from now on.
+    /// preallocated again, writer state derived from the file -- now if the
+    /// files are open, else when they are first opened (a log loaded after a
+    /// clean shutdown leaves its active segment closed until used).
     pub fn make_active(&self) -> Result<()> {
         let size = self.size();
-        self.with_open(|open, meta| {
-            meta.pinned = true;
+        let mut guard = self.files.inner.write();
+        let inner = &mut *guard;
+        inner.meta.active = true;
+        inner.meta.writer_ready = false;
+        if let Some(open) = inner.open.as_mut() {
             open.offset_index.resize(self.config.index_max_bytes)?;
             open.time_index.resize(self.config.index_max_bytes)?;
             let last_pos = open.offset_index.last_entry().map_or(0, |e| e.position);
             // Kafka counts from the last indexed batch's end; counting from its
             // start only makes the next entry come one batch earlier.
-            meta.bytes_since_last_index_entry = size.saturating_sub(last_pos);
-            Ok(())
-        })?;
-        self.cache.remove(self.id);
+            inner.meta.bytes_since_last_index_entry = size.saturating_sub(last_pos);
+            inner.meta.writer_ready = true;
+        }
         Ok(())
     }
 
@@ -812,10 +848,20 @@ impl LogSegment {
     /// with the segment's max timestamp, then both indexes trimmed to their
     /// entries, as Kafka's `onBecomeInactiveSegment` + `trim` do. From now on
     /// the cache may close its files.
+    ///
+    /// An active segment the cache closed was trimmed then (and one never
+    /// opened since a clean shutdown was trimmed by it): it is not reopened.
     pub fn on_become_inactive(&self) -> Result<()> {
+        {
+            let mut guard = self.files.inner.write();
+            if guard.open.is_none() && guard.meta.active {
+                guard.meta.active = false;
+                return Ok(());
+            }
+        }
         self.with_open(|open, meta| {
             Self::become_inactive_in(open, meta)?;
-            meta.pinned = false;
+            meta.active = false;
             Ok(())
         })?;
         self.cache.register(self.id, self.weak());

@@ -1,12 +1,13 @@
 //! [`SegmentCache`]: the bound on open segment files (`gregor.log.max.open.segments`).
 //!
-//! A segment that is not its log's active one holds three descriptors while
-//! open (`.log`, `.index`, `.timeindex`) plus two index mappings. Such
-//! segments are opened on first use (see [`crate::LogSegment`]) and
-//! registered here; when more than `max_open` are open, the least recently
-//! used are closed (descriptors and mappings dropped). A later read reopens
-//! a closed segment transparently. Active segments, and segments being
-//! deleted, are *pinned*: never registered, never closed here.
+//! A segment holds three descriptors while open (`.log`, `.index`,
+//! `.timeindex`) plus two index mappings. Segments are opened on first use
+//! (see [`crate::LogSegment`]) and registered here; when more than
+//! `max_open` are open, the least recently used are closed (descriptors and
+//! mappings dropped). A later append or read reopens a closed segment
+//! transparently. Active segments count and are closed like the others (an
+//! idle partition holds no descriptor); segments being deleted are
+//! *pinned*: never closed here.
 //!
 //! Recency is a global tick stored in each segment on every access (a
 //! relaxed atomic store, no lock on the read path). Eviction happens on
@@ -25,13 +26,13 @@ use parking_lot::Mutex;
 /// The smallest cap the automatic default picks.
 pub const MIN_AUTO_SEGMENTS: u64 = 16;
 
-/// The automatic `gregor.log.max.open.segments` for `budget` descriptors
-/// and `logs` logs: half of what their active segments (three descriptors
-/// each) leave, in segments of three descriptors, at least
-/// [`MIN_AUTO_SEGMENTS`]; the other half stays free for logs created later
-/// and for bursts of connections.
-pub fn auto_segment_cap(budget: u64, logs: u64) -> usize {
-    let cap = (budget.saturating_sub(logs.saturating_mul(3)) / 3 / 2).max(MIN_AUTO_SEGMENTS);
+/// The automatic `gregor.log.max.open.segments` for `budget` descriptors:
+/// half of them, in segments of three descriptors, at least
+/// [`MIN_AUTO_SEGMENTS`]; the other half stays free for connections. The
+/// number of partitions does not enter: active segments are closed when
+/// idle like the others.
+pub fn auto_segment_cap(budget: u64) -> usize {
+    let cap = (budget / 3 / 2).max(MIN_AUTO_SEGMENTS);
     usize::try_from(cap).unwrap_or(usize::MAX)
 }
 
@@ -47,10 +48,6 @@ pub(crate) trait Closable: Send + Sync {
 /// (shared by all its logs); logs opened on their own get an unbounded one.
 pub struct SegmentCache {
     max_open: AtomicUsize,
-    /// Automatic cap: the descriptors left for segment files (the open-file
-    /// limit less what connections and the rest reserve); the cap follows
-    /// the number of logs (see [`auto_segment_cap`]).
-    auto_budget: Option<u64>,
     tick: AtomicU64,
     next_id: AtomicU64,
     open: Mutex<HashMap<u64, Weak<dyn Closable>>>,
@@ -71,7 +68,6 @@ impl SegmentCache {
     pub fn new(max_open: usize) -> Arc<Self> {
         Arc::new(Self {
             max_open: AtomicUsize::new(max_open.max(1)),
-            auto_budget: None,
             tick: AtomicU64::new(1),
             next_id: AtomicU64::new(1),
             open: Mutex::new(HashMap::new()),
@@ -83,30 +79,17 @@ impl SegmentCache {
         Self::new(usize::MAX)
     }
 
-    /// A cache whose cap follows the number of logs: [`auto_segment_cap`]
-    /// of `budget` descriptors (call [`SegmentCache::logs_changed`]).
-    pub fn automatic(budget: u64, logs: usize) -> Arc<Self> {
-        let mut cache = Self::new(auto_segment_cap(budget, logs as u64));
-        if let Some(c) = Arc::get_mut(&mut cache) {
-            c.auto_budget = Some(budget);
-        }
-        cache
+    /// A cache with the automatic cap for `budget` descriptors
+    /// ([`auto_segment_cap`]).
+    pub fn automatic(budget: u64) -> Arc<Self> {
+        Self::new(auto_segment_cap(budget))
     }
 
     pub fn max_open(&self) -> usize {
         self.max_open.load(Ordering::Relaxed)
     }
 
-    /// The manager now holds `logs` logs: an automatic cap is recomputed
-    /// (each log's active segment keeps three descriptors open).
-    pub fn logs_changed(&self, logs: usize) {
-        if let Some(budget) = self.auto_budget {
-            self.max_open
-                .store(auto_segment_cap(budget, logs as u64), Ordering::Relaxed);
-        }
-    }
-
-    /// Inactive segments whose files are open now.
+    /// Segments whose files are open now.
     pub fn open_segments(&self) -> usize {
         self.open.lock().len()
     }
@@ -172,19 +155,15 @@ impl SegmentCache {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn an_automatic_cap_follows_the_number_of_logs() {
-        let cache = super::SegmentCache::automatic(1000, 0);
-        assert_eq!(cache.max_open(), 1000 / 3 / 2);
-        cache.logs_changed(100);
-        assert_eq!(cache.max_open(), (1000 - 300) / 3 / 2);
-        cache.logs_changed(400);
-        assert_eq!(cache.max_open(), super::MIN_AUTO_SEGMENTS as usize);
-        cache.logs_changed(10);
-        assert_eq!(cache.max_open(), (1000 - 30) / 3 / 2);
-        // A configured cap stays put.
-        let fixed = super::SegmentCache::new(7);
-        fixed.logs_changed(100);
-        assert_eq!(fixed.max_open(), 7);
+    fn the_automatic_cap_is_half_the_budget() {
+        assert_eq!(
+            super::SegmentCache::automatic(1000).max_open(),
+            1000 / 3 / 2
+        );
+        assert_eq!(
+            super::SegmentCache::automatic(30).max_open(),
+            super::MIN_AUTO_SEGMENTS as usize
+        );
     }
 
     use super::*;
