@@ -12,9 +12,10 @@
 //! leader-epoch-checkpoint  Kafka's: the leader epochs (see [`crate::leader_epoch`])
 //! .clean_shutdown      ours: present only between a clean close and the next
 //!                      open; tells open that no recovery scan is needed.
-//!                      Holds the log end offset ("<offset>\n"), so open
-//!                      need not read the active segment either (an empty
-//!                      marker, as older versions wrote, means: read it)
+//!                      Holds the log end offset and the active segment's
+//!                      size ("<offset> <bytes>\n"), so open need not read
+//!                      the active segment either while its file still has
+//!                      that size (otherwise, or with an older marker: read it)
 //! ```
 //!
 //! Concurrency: appends hold `append` (a mutex) for the whole request; the
@@ -170,9 +171,16 @@ fn background_flusher() -> std::result::Result<std::sync::mpsc::Sender<FlushJob>
 /// Whether the clean-shutdown marker is there, and the log end offset it
 /// holds (None when empty or unreadable: the log end is then read from the
 /// active segment).
-fn read_clean_marker(path: &Path) -> Result<(bool, Option<i64>)> {
+/// Whether the last close was clean, and the log end and active segment
+/// size it wrote (`"<end> <size>"`; an older or unreadable marker has none).
+fn read_clean_marker(path: &Path) -> Result<(bool, Option<(i64, u64)>)> {
     match fs::read_to_string(path) {
-        Ok(text) => Ok((true, text.trim().parse::<i64>().ok().filter(|e| *e >= 0))),
+        Ok(text) => {
+            let mut fields = text.split_whitespace();
+            let end = fields.next().and_then(|f| f.parse::<i64>().ok()).filter(|e| *e >= 0);
+            let size = fields.next().and_then(|f| f.parse::<u64>().ok());
+            Ok((true, end.zip(size)))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((false, None)),
         // Unreadable as text: still a marker.
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok((true, None)),
@@ -405,13 +413,20 @@ impl Log {
         let now = clock.now_ms();
         let seg_config = segment_config(&config);
         let clean_marker = dir.join(CLEAN_SHUTDOWN_FILE);
-        let (clean, marker_end) = read_clean_marker(&clean_marker)?;
+        let (clean, marker) = read_clean_marker(&clean_marker)?;
 
         let files = scan_dir(&dir)?;
         let topic_id =
             partition_metadata::read_partition_metadata(&dir.join(PARTITION_METADATA_FILE));
         let mut bases = files.log_bases;
         let swapped = complete_swaps(&dir, &files.swaps, &mut bases)?;
+        // The marker's log end is trusted only while the last segment has the
+        // size the clean close left: a file changed since (torn, truncated or
+        // extended by hand) is read as after a crash.
+        let marker_end = marker.and_then(|(end, size)| {
+            let last = bases.iter().next_back()?;
+            (files.log_sizes.get(last) == Some(&size)).then_some(end)
+        });
 
         // Leader epochs: from the checkpoint, completed by the recovery scan
         // below; rebuilt from every batch header when the file is missing or
@@ -1797,7 +1812,8 @@ impl Log {
         st.producers.write_snapshot(self.log_end_offset())?;
         self.epochs.lock().write_if_dirty()?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
-        write_atomically(&marker, format!("{}\n", self.log_end_offset()).as_bytes())
+        let line = format!("{} {}\n", self.log_end_offset(), active.size());
+        write_atomically(&marker, line.as_bytes())
     }
 
     /// The first half of a [`crate::LogManager`] shutdown: appends stop, the
@@ -1827,7 +1843,8 @@ impl Log {
         let end = self.log_end_offset();
         self.recovery_point.fetch_max(end, Ordering::AcqRel);
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
-        fs::write(&marker, format!("{end}\n"))
+        let size = self.active_segment().size();
+        fs::write(&marker, format!("{end} {size}\n"))
             .map_err(io_err(format!("create {}", marker.display())))
     }
 
