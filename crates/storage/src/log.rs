@@ -177,7 +177,10 @@ fn read_clean_marker(path: &Path) -> Result<(bool, Option<(i64, u64)>)> {
     match fs::read_to_string(path) {
         Ok(text) => {
             let mut fields = text.split_whitespace();
-            let end = fields.next().and_then(|f| f.parse::<i64>().ok()).filter(|e| *e >= 0);
+            let end = fields
+                .next()
+                .and_then(|f| f.parse::<i64>().ok())
+                .filter(|e| *e >= 0);
             let size = fields.next().and_then(|f| f.parse::<u64>().ok());
             Ok((true, end.zip(size)))
         }
