@@ -554,6 +554,15 @@ impl ScramServer {
     }
 }
 
+/// What a verified password is remembered by: HMAC-SHA-256 under a key
+/// drawn at random for the process, so a cache of checked logins holds no
+/// password (and nothing that outlives the process).
+pub fn password_memo(password: &str) -> Vec<u8> {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    let key = KEY.get_or_init(|| rand::thread_rng().gen());
+    ScramMechanism::Sha256.hmac(key, password.as_bytes())
+}
+
 /// A stand-in credential for an unknown user: its salt is stable per user
 /// name for the life of the process (an HMAC under a random process key),
 /// so repeated probes see what a real user would show.
@@ -866,6 +875,14 @@ mod tests {
             assert!(s.step(fin).is_err());
             assert_eq!(s.step(fin).unwrap_err(), AuthError::IllegalState);
         }
+    }
+
+    #[test]
+    fn password_memo_tells_passwords_apart() {
+        let memo = password_memo("alice-secret");
+        assert_eq!(memo, password_memo("alice-secret"));
+        assert_ne!(memo, password_memo("alice-secreT"));
+        assert_eq!(memo.len(), 32);
     }
 
     #[test]

@@ -17,7 +17,8 @@
 //! The password check derives the salted password with the stored salt
 //! and iteration count and compares the stored key in constant time (no
 //! SCRAM exchange). That costs thousands of HMACs, so a successful check
-//! is remembered (by user, password and stored key) for later requests;
+//! is remembered (by user, a keyed digest of the password, never the
+//! password itself, and the stored key) for later requests;
 //! a changed or deleted credential invalidates it.
 
 use std::collections::HashMap;
@@ -29,7 +30,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use gregor_broker::Broker;
-use gregor_security::scram::{ScramCredential, ScramMechanism};
+use gregor_security::scram::{password_memo, ScramCredential, ScramMechanism};
 use parking_lot::Mutex;
 
 use crate::tls::{HttpPeer, LISTENER};
@@ -85,8 +86,8 @@ pub struct Caller {
 pub struct Authenticator {
     pub methods: Methods,
     broker: Arc<Broker>,
-    /// user → (password, stored key it matched).
-    remembered: Mutex<HashMap<String, (String, Vec<u8>)>>,
+    /// user → (the password's `password_memo`, stored key it matched).
+    remembered: Mutex<HashMap<String, (Vec<u8>, Vec<u8>)>>,
 }
 
 impl Authenticator {
@@ -118,10 +119,9 @@ impl Authenticator {
             iterations: c.iterations,
         };
         drop(image);
+        let memo = password_memo(password);
         if let Some((known, key)) = self.remembered.lock().get(user) {
-            if constant_time_eq(known.as_bytes(), password.as_bytes())
-                && *key == credential.stored_key
-            {
+            if constant_time_eq(known, &memo) && *key == credential.stored_key {
                 return true;
             }
         }
@@ -135,7 +135,7 @@ impl Authenticator {
             if remembered.len() >= MAX_REMEMBERED {
                 remembered.clear();
             }
-            remembered.insert(user.to_string(), (password.to_string(), key));
+            remembered.insert(user.to_string(), (memo, key));
         }
         ok
     }
