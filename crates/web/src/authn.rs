@@ -82,12 +82,16 @@ pub struct Caller {
     pub authenticated: bool,
 }
 
+/// A verified login: the password's `password_memo` and the stored key it
+/// matched (a changed credential no longer matches).
+type Remembered = (Vec<u8>, Vec<u8>);
+
 /// The authentication state of the HTTP listener.
 pub struct Authenticator {
     pub methods: Methods,
     broker: Arc<Broker>,
-    /// user → (the password's `password_memo`, stored key it matched).
-    remembered: Mutex<HashMap<String, (Vec<u8>, Vec<u8>)>>,
+    /// user → the login verified for it.
+    remembered: Mutex<HashMap<String, Remembered>>,
 }
 
 impl Authenticator {
