@@ -178,12 +178,18 @@ fn read_records(
         let read = log.read_file(offset, max_bytes, min_one_batch, upper)?;
         match read.records {
             None => return Ok((Bytes::new(), read.log_start_offset, None)),
-            Some(f) if f.len() >= SENDFILE_MIN => {
-                if let Some(p) = placeholder(f.len()) {
-                    return Ok((p, read.log_start_offset, Some(f)));
+            Some(f) => {
+                if f.len() >= SENDFILE_MIN {
+                    if let Some(p) = placeholder(f.len()) {
+                        return Ok((p, read.log_start_offset, Some(f)));
+                    }
+                }
+                // Small: the range found is read as it is, not looked up
+                // again (a file cut short meanwhile is read the usual way).
+                if let Ok(bytes) = f.read() {
+                    return Ok((bytes, read.log_start_offset, None));
                 }
             }
-            Some(_) => {}
         }
     }
     let read = log.read(offset, max_bytes, min_one_batch, upper)?;
