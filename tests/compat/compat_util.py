@@ -333,11 +333,13 @@ def consume_ck(bootstrap: str, topic: str, expected_counts: dict[int, int], *,
 # run as a main class that prints "RESULT ok" when its assertions pass.
 
 def compile_java(source: Path, java_classpath: str, out_dir: Path) -> str:
-    """javac `source` into `out_dir`; returns the runtime classpath."""
+    """javac `source` (with java/TestSupport.java, which the tests extend) into
+    `out_dir`; returns the runtime classpath."""
     import shutil
     import subprocess
     assert shutil.which("javac"), "javac not found (a JDK 17+ is required)"
-    r = subprocess.run(["javac", "-cp", java_classpath, "-d", str(out_dir), str(source)],
+    support = Path(__file__).resolve().parent / "java" / "TestSupport.java"
+    r = subprocess.run(["javac", "-cp", java_classpath, "-d", str(out_dir), str(support), str(source)],
                        capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, f"javac failed:\n{r.stderr.decode(errors='replace')}"
     return f"{out_dir}:{java_classpath}"
@@ -356,3 +358,23 @@ def run_java_main(classpath: str, main_class: str, *args: str, timeout: float = 
     out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
     assert r.returncode == 0 and "RESULT ok" in out, (
         f"{main_class} {' '.join(args)} exited {r.returncode}\nstdout:\n{out[-3000:]}\nstderr:\n{err[-8000:]}")
+
+
+# ---------------------------------------------------------------- kafkajs
+def run_node_driver(script: Path, *args: str, timeout: float = 100) -> dict:
+    """Runs a kafkajs driver under node/ and returns the JSON of the one
+    `RESULT <json>` line it prints on success (stdout is kept for it; the
+    drivers log to stderr)."""
+    import json
+    import subprocess
+    cmd = ["node", str(script), *args]
+    try:
+        r = subprocess.run(cmd, capture_output=True, timeout=timeout, cwd=script.parent, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"timed out after {timeout}s: {' '.join(cmd)}\nstderr:\n"
+                             f"{(e.stderr or b'').decode(errors='replace')[-5000:]}") from None
+    out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+    assert r.returncode == 0, f"{' '.join(cmd)} exited {r.returncode}\nstdout:\n{out[-3000:]}\nstderr:\n{err[-5000:]}"
+    results = [line[len("RESULT "):] for line in out.splitlines() if line.startswith("RESULT ")]
+    assert len(results) == 1, f"expected one RESULT line, stdout:\n{out}\nstderr:\n{err[-3000:]}"
+    return json.loads(results[0])

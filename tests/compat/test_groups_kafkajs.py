@@ -7,12 +7,12 @@ listGroups / fetchOffsets / setOffsets / deleteGroups.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from compat_util import run_node_driver
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 SCRIPT = NODE_DIR / "kafkajs_group_test.js"
@@ -20,17 +20,7 @@ FAST = {"group.initial.rebalance.delay.ms": "0", "group.min.session.timeout.ms":
 
 
 def run_node(*args: str, timeout: float = 100) -> dict:
-    cmd = ["node", str(SCRIPT), *args]
-    try:
-        r = subprocess.run(cmd, capture_output=True, timeout=timeout, cwd=NODE_DIR, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"timed out after {timeout}s: {' '.join(cmd)}\nstderr:\n"
-                             f"{(e.stderr or b'').decode(errors='replace')[-5000:]}") from None
-    out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
-    assert r.returncode == 0, f"{' '.join(cmd)} exited {r.returncode}\nstdout:\n{out[-3000:]}\nstderr:\n{err[-5000:]}"
-    results = [line[len("RESULT "):] for line in out.splitlines() if line.startswith("RESULT ")]
-    assert len(results) == 1, f"expected one RESULT line, stdout:\n{out}\nstderr:\n{err[-3000:]}"
-    return json.loads(results[0])
+    return run_node_driver(SCRIPT, *args, timeout=timeout)
 
 
 @pytest.mark.broker_overrides(FAST)

@@ -8,13 +8,12 @@ Known client limitation: kafkajs cannot send null header values, so none are sen
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from compat_util import CODECS, assert_create_times, assert_same_records, consume_ck, counts, make_records, now_ms, write_tsv
+from compat_util import (CODECS, assert_create_times, assert_same_records, consume_ck, counts, make_records, now_ms,
+                         run_node_driver, write_tsv)
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 SCRIPT = NODE_DIR / "kafkajs_test.js"
@@ -22,17 +21,7 @@ PARTITIONS = 3
 
 
 def run_node(*args: str, timeout: float = 90) -> dict:
-    cmd = ["node", str(SCRIPT), *args]
-    try:
-        r = subprocess.run(cmd, capture_output=True, timeout=timeout, cwd=NODE_DIR, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"timed out after {timeout}s: {' '.join(cmd)}\nstderr:\n"
-                             f"{(e.stderr or b'').decode(errors='replace')[-5000:]}") from None
-    out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
-    assert r.returncode == 0, f"{' '.join(cmd)} exited {r.returncode}\nstdout:\n{out[-3000:]}\nstderr:\n{err[-5000:]}"
-    results = [line[len("RESULT "):] for line in out.splitlines() if line.startswith("RESULT ")]
-    assert len(results) == 1, f"expected one RESULT line, stdout:\n{out}\nstderr:\n{err[-3000:]}"
-    return json.loads(results[0])
+    return run_node_driver(SCRIPT, *args, timeout=timeout)
 
 
 def test_admin(broker, topic):

@@ -43,7 +43,7 @@ import org.apache.kafka.common.record.TimestampType;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
-public class JavaClientTest {
+public class JavaClientTest extends TestSupport {
     static final long TIMEOUT_S = 30;
     static String bootstrap;
     static String topic;
@@ -86,44 +86,13 @@ public class JavaClientTest {
     }
 
     // ------------------------------------------------------------------ helpers
-    static void check(boolean cond, String msg) {
-        if (!cond) throw new AssertionError(msg);
-    }
-
-    static void checkEq(Object want, Object got, String what) {
-        if (!Objects.equals(want, got)) throw new AssertionError(what + ": expected <" + want + "> but got <" + got + ">");
-    }
-
-    interface Cond { boolean get() throws Exception; }
-
-    static void waitUntil(Cond c, String what) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(TIMEOUT_S);
-        Exception last = null;
-        while (true) {
-            try {
-                if (c.get()) return;
-            } catch (Exception e) {
-                last = e;
-            }
-            if (System.nanoTime() > deadline) throw new AssertionError("timed out waiting for " + what + (last != null ? ": " + last : ""));
-            Thread.sleep(100);
-        }
-    }
 
     static Admin admin() {
-        Properties p = new Properties();
-        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 30000);
-        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 60000);
-        return Admin.create(p);
+        return admin(bootstrap);
     }
 
     static void createTopic(String name, int partitions, Map<String, String> configs) throws Exception {
-        try (Admin a = admin()) {
-            a.createTopics(List.of(new NewTopic(name, partitions, (short) 1).configs(configs))).all().get(TIMEOUT_S, TimeUnit.SECONDS);
-            waitUntil(() -> a.describeTopics(List.of(name)).allTopicNames().get(TIMEOUT_S, TimeUnit.SECONDS)
-                .get(name).partitions().size() == partitions, "topic " + name + " with " + partitions + " partitions");
-        }
+        createTopic(bootstrap, name, partitions, configs);
     }
 
     static KafkaProducer<byte[], byte[]> producer(Map<String, Object> extra) {

@@ -25,18 +25,7 @@ import org.apache.kafka.common.errors.InvalidReplicaAssignmentException;
 import org.apache.kafka.common.errors.NoReassignmentInProgressException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 
-public class JavaClusterAdminTest {
-    static void check(boolean cond, String msg) {
-        if (!cond) {
-            System.out.println("FAILED: " + msg);
-            System.exit(1);
-        }
-    }
-
-    static void checkEq(Object want, Object got, String what) {
-        check(Objects.equals(want, got), what + ": want " + want + ", got " + got);
-    }
-
+public class JavaClusterAdminTest extends TestSupport {
     interface Call { void run() throws Exception; }
 
     static Throwable failure(Call c) {

@@ -37,38 +37,17 @@ import org.apache.kafka.common.KafkaFuture;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.GroupNotEmptyException;
 import org.apache.kafka.common.errors.GroupSubscribedToTopicException;
-import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
-public class JavaGroupTest {
+public class JavaGroupTest extends TestSupport {
     static final long TIMEOUT_S = 45;
     static final int PARTITIONS = 4;
     static final int PER_ROUND = 20; // records per partition per round
     static String bootstrap, topic, group, assignor;
 
-    static void check(boolean cond, String msg) {
-        if (!cond) throw new AssertionError(msg);
-    }
-
-    static void checkEq(Object want, Object got, String what) {
-        if (!Objects.equals(want, got)) throw new AssertionError(what + ": expected <" + want + "> but got <" + got + ">");
-    }
-
-    interface Cond { boolean get() throws Exception; }
-
     static void waitUntil(Cond c, String what) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(TIMEOUT_S);
-        Exception last = null;
-        while (true) {
-            try {
-                if (c.get()) return;
-            } catch (Exception e) {
-                last = e;
-            }
-            if (System.nanoTime() > deadline) throw new AssertionError("timed out waiting for " + what + (last != null ? ": " + last : ""));
-            Thread.sleep(100);
-        }
+        waitUntil(TIMEOUT_S, c, what);
     }
 
     static Set<Integer> parts(Collection<TopicPartition> tps) {
@@ -181,11 +160,7 @@ public class JavaGroupTest {
     }
 
     static Admin admin() {
-        Properties p = new Properties();
-        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 30000);
-        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 60000);
-        return Admin.create(p);
+        return admin(bootstrap);
     }
 
     static void produceRound(int round) throws Exception {

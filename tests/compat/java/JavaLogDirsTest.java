@@ -23,14 +23,7 @@ import org.apache.kafka.common.errors.LogDirNotFoundException;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
-public class JavaLogDirsTest {
-    static void check(boolean cond, String msg) {
-        if (!cond) {
-            System.out.println("FAILED: " + msg);
-            System.exit(1);
-        }
-    }
-
+public class JavaLogDirsTest extends TestSupport {
     static void produce(String bootstrap, String topic, int from, int n) throws Exception {
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);

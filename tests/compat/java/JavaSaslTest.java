@@ -22,14 +22,7 @@ import org.apache.kafka.common.errors.SaslAuthenticationException;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
-public class JavaSaslTest {
-    static void check(boolean cond, String msg) {
-        if (!cond) {
-            System.out.println("FAILED: " + msg);
-            System.exit(1);
-        }
-    }
-
+public class JavaSaslTest extends TestSupport {
     static Properties sasl(String bootstrap, String mechanism, String user, String password) {
         Properties p = new Properties();
         p.put(CommonClientConfigs.BOOTSTRAP_SERVERS_CONFIG, bootstrap);

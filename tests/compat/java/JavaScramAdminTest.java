@@ -16,14 +16,7 @@ import org.apache.kafka.clients.admin.*;
 import org.apache.kafka.common.errors.ResourceNotFoundException;
 import org.apache.kafka.common.errors.UnacceptableCredentialException;
 
-public class JavaScramAdminTest {
-    static void check(boolean cond, String msg) {
-        if (!cond) {
-            System.out.println("FAILED: " + msg);
-            System.exit(1);
-        }
-    }
-
+public class JavaScramAdminTest extends TestSupport {
     static String infos(UserScramCredentialsDescription d) {
         List<String> out = new ArrayList<>();
         for (ScramCredentialInfo i : d.credentialInfos()) {

@@ -24,14 +24,7 @@ import org.apache.kafka.common.config.SslConfigs;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
-public class JavaTlsTest {
-    static void check(boolean cond, String msg) {
-        if (!cond) {
-            System.out.println("FAILED: " + msg);
-            System.exit(1);
-        }
-    }
-
+public class JavaTlsTest extends TestSupport {
     static Properties tls(String bootstrap, String ca, String keystore) {
         Properties p = new Properties();
         p.put(CommonClientConfigs.BOOTSTRAP_SERVERS_CONFIG, bootstrap);

@@ -42,53 +42,22 @@ import org.apache.kafka.common.errors.TransactionalIdNotFoundException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
-public class JavaTransactionTest {
+public class JavaTransactionTest extends TestSupport {
     static final long TIMEOUT_S = 30;
     static final int TXN_TIMEOUT_MS = 45000;
     static String bootstrap, topic;
 
-    static void check(boolean cond, String msg) {
-        if (!cond) throw new AssertionError(msg);
-    }
-
-    static void checkEq(Object want, Object got, String what) {
-        if (!Objects.equals(want, got)) throw new AssertionError(what + ": expected <" + want + "> but got <" + got + ">");
-    }
-
-    interface Cond { boolean get() throws Exception; }
-
-    static void waitUntil(Cond c, String what) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(TIMEOUT_S);
-        Exception last = null;
-        while (true) {
-            try {
-                if (c.get()) return;
-            } catch (Exception e) {
-                last = e;
-            }
-            if (System.nanoTime() > deadline) throw new AssertionError("timed out waiting for " + what + (last != null ? ": " + last : ""));
-            Thread.sleep(100);
-        }
-    }
 
     static byte[] b(String s) { return s.getBytes(StandardCharsets.UTF_8); }
 
     static String s(byte[] b) { return b == null ? null : new String(b, StandardCharsets.UTF_8); }
 
     static Admin admin() {
-        Properties p = new Properties();
-        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 30000);
-        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 60000);
-        return Admin.create(p);
+        return admin(bootstrap);
     }
 
     static void createTopic(String name, int partitions) throws Exception {
-        try (Admin a = admin()) {
-            a.createTopics(List.of(new NewTopic(name, partitions, (short) 1))).all().get(TIMEOUT_S, TimeUnit.SECONDS);
-            waitUntil(() -> a.describeTopics(List.of(name)).allTopicNames().get(TIMEOUT_S, TimeUnit.SECONDS)
-                .get(name).partitions().size() == partitions, "topic " + name + " with " + partitions + " partitions");
-        }
+        createTopic(bootstrap, name, partitions, Map.of());
     }
 
     static KafkaProducer<byte[], byte[]> producer(String txid) {

@@ -13,7 +13,8 @@
 'use strict'
 
 const assert = require('assert')
-const { Kafka, AssignerProtocol, logLevel } = require('kafkajs')
+const { AssignerProtocol } = require('kafkajs')
+const { makeKafka, sleep, waitFor } = require('./common')
 
 const [bootstrap, topic, groupId, partitionsArg, perPartitionArg] = process.argv.slice(2)
 if (!perPartitionArg) {
@@ -23,34 +24,7 @@ if (!perPartitionArg) {
 const partitions = Number(partitionsArg)
 const perPartition = Number(perPartitionArg)
 
-const stderrLogger = () => ({ namespace, level, label, log }) => {
-  const { message, ...extra } = log
-  process.stderr.write(`[kafkajs ${label}] ${namespace}: ${message} ${JSON.stringify(extra)}\n`)
-}
-
-const kafka = new Kafka({
-  clientId: 'gregor-compat-kafkajs-group',
-  brokers: [bootstrap],
-  connectionTimeout: 10000,
-  requestTimeout: 30000,
-  retry: { retries: 5, initialRetryTime: 200 },
-  logLevel: logLevel.WARN,
-  logCreator: stderrLogger
-})
-
-function sleep (ms) { return new Promise(resolve => setTimeout(resolve, ms)) }
-
-async function waitFor (pred, what, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs
-  let last
-  for (;;) {
-    try {
-      if (await pred()) return
-    } catch (e) { last = e }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ': ' + last : ''}`)
-    await sleep(100)
-  }
-}
+const kafka = makeKafka('gregor-compat-kafkajs-group', bootstrap)
 
 function describeForJson (group) {
   return {

@@ -16,7 +16,8 @@
 
 const fs = require('fs')
 const assert = require('assert')
-const { Kafka, CompressionTypes, CompressionCodecs, ConfigResourceTypes, logLevel } = require('kafkajs')
+const { CompressionTypes, CompressionCodecs, ConfigResourceTypes } = require('kafkajs')
+const { makeKafka, waitFor } = require('./common')
 const SnappyCodec = require('kafkajs-snappy')
 const LZ4Codec = require('kafkajs-lz4')
 const zstd = require('@mongodb-js/zstd')
@@ -42,35 +43,7 @@ if (!bootstrap || !topic || !scenario) {
   process.exit(2)
 }
 
-// kafkajs logs to stdout by default; keep stdout for the RESULT line.
-const stderrLogger = () => ({ namespace, level, label, log }) => {
-  const { message, ...extra } = log
-  process.stderr.write(`[kafkajs ${label}] ${namespace}: ${message} ${JSON.stringify(extra)}\n`)
-}
-
-const kafka = new Kafka({
-  clientId: 'gregor-compat-kafkajs',
-  brokers: [bootstrap],
-  connectionTimeout: 10000,
-  requestTimeout: 30000,
-  retry: { retries: 5, initialRetryTime: 200 },
-  logLevel: logLevel.WARN,
-  logCreator: stderrLogger
-})
-
-function sleep (ms) { return new Promise(resolve => setTimeout(resolve, ms)) }
-
-async function waitFor (pred, what, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs
-  let last
-  for (;;) {
-    try {
-      if (await pred()) return
-    } catch (e) { last = e }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ': ' + last : ''}`)
-    await sleep(100)
-  }
-}
+const kafka = makeKafka('gregor-compat-kafkajs', bootstrap)
 
 function fromB64 (s) { return s === '-' ? null : Buffer.from(s, 'base64') }
 

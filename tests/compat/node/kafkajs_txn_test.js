@@ -22,7 +22,7 @@
 'use strict'
 
 const assert = require('assert')
-const { Kafka, logLevel } = require('kafkajs')
+const { makeKafka, sleep, waitFor } = require('./common')
 
 const [bootstrap, topic, scenario, groupArg] = process.argv.slice(2)
 if (!scenario) {
@@ -30,34 +30,7 @@ if (!scenario) {
   process.exit(2)
 }
 
-const stderrLogger = () => ({ namespace, level, label, log }) => {
-  const { message, ...extra } = log
-  process.stderr.write(`[kafkajs ${label}] ${namespace}: ${message} ${JSON.stringify(extra)}\n`)
-}
-
-const kafka = new Kafka({
-  clientId: 'gregor-compat-kafkajs-txn',
-  brokers: [bootstrap],
-  connectionTimeout: 10000,
-  requestTimeout: 30000,
-  retry: { retries: 5, initialRetryTime: 200 },
-  logLevel: logLevel.WARN,
-  logCreator: stderrLogger
-})
-
-function sleep (ms) { return new Promise(resolve => setTimeout(resolve, ms)) }
-
-async function waitFor (pred, what, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs
-  let last
-  for (;;) {
-    try {
-      if (await pred()) return
-    } catch (e) { last = e }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ': ' + last : ''}`)
-    await sleep(100)
-  }
-}
+const kafka = makeKafka('gregor-compat-kafkajs-txn', bootstrap)
 
 function txnProducer (transactionalId) {
   return kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1, transactionTimeout: 30000 })
