@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from compat_util import stderr_tails
+
 REPO = Path(__file__).resolve().parents[2]
 LISTEN_RE = re.compile(r"^gregor: listening on PLAINTEXT://127\.0\.0\.1:(\d+)$")
 STARTUP_TIMEOUT_S = 45.0  # the listening line waits for the quorum to elect and the broker to register
@@ -147,7 +149,9 @@ class Metadata:
         return None if t is None or t[0] != 0 else t[1].get(p)
 
 
-class _Reader:
+class Reader:
+    """Big-endian fields of a Kafka response body, read in order."""
+
     def __init__(self, b: bytes):
         self.b, self.i = b, 0
 
@@ -193,7 +197,7 @@ def kafka_metadata(host: str, port: int, topics: list[str] | None = None, timeou
             return buf
 
         (size,) = struct.unpack(">i", read_exact(4))
-        r = _Reader(read_exact(size))
+        r = Reader(read_exact(size))
     r.take(">i")  # correlation id
     brokers = {}
     for _ in range(r.take(">i")):
@@ -254,17 +258,7 @@ class Node:
         self.events.append(f"{time.strftime('%H:%M:%S')} {msg}")
 
     def stderr_text(self, tail: int | None = STDERR_TAIL_LINES) -> str:
-        out = []
-        for i, p in enumerate(self.stderr_paths):
-            try:
-                lines = p.read_text(errors="replace").splitlines()
-            except OSError as e:
-                lines = [f"<cannot read {p}: {e}>"]
-            if tail is not None and len(lines) > tail:
-                lines = [f"... ({len(lines) - tail} earlier lines in {p})"] + lines[-tail:]
-            out.append(f"--- node {self.id} stderr, incarnation {i + 1} ({p}) ---")
-            out.extend(lines)
-        return "\n".join(out)
+        return stderr_tails(self.stderr_paths, f"node {self.id} stderr", tail)
 
     def report(self) -> str:
         return "\n".join(

@@ -378,3 +378,20 @@ def run_node_driver(script: Path, *args: str, timeout: float = 100) -> dict:
     results = [line[len("RESULT "):] for line in out.splitlines() if line.startswith("RESULT ")]
     assert len(results) == 1, f"expected one RESULT line, stdout:\n{out}\nstderr:\n{err[-3000:]}"
     return json.loads(results[0])
+
+
+# ---------------------------------------------------------------- process logs
+def stderr_tails(paths: list[Path], label: str, tail: int | None) -> str:
+    """The stderr files of a process's incarnations (one per start), each cut
+    to its last `tail` lines, under a header naming `label` and the file."""
+    out = []
+    for i, p in enumerate(paths):
+        try:
+            lines = p.read_text(errors="replace").splitlines()
+        except OSError as e:
+            lines = [f"<cannot read {p}: {e}>"]
+        if tail is not None and len(lines) > tail:
+            lines = [f"... ({len(lines) - tail} earlier lines in {p})"] + lines[-tail:]
+        out.append(f"--- {label}, incarnation {i + 1} ({p}) ---")
+        out.extend(lines)
+    return "\n".join(out)

@@ -26,6 +26,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from compat_util import stderr_tails  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 COMPAT_DIR = REPO / "tests" / "compat"
 DEPS = REPO / ".test-deps"
@@ -88,17 +90,7 @@ class Broker:
         return self.proc is not None and self.proc.poll() is None
 
     def stderr_text(self, tail: int | None = STDERR_TAIL_LINES) -> str:
-        out = []
-        for i, p in enumerate(self.stderr_paths):
-            try:
-                lines = p.read_text(errors="replace").splitlines()
-            except OSError as e:
-                lines = [f"<cannot read {p}: {e}>"]
-            if tail is not None and len(lines) > tail:
-                lines = [f"... ({len(lines) - tail} earlier lines in {p})"] + lines[-tail:]
-            out.append(f"--- gregor stderr, incarnation {i + 1} ({p}) ---")
-            out.extend(lines)
-        return "\n".join(out)
+        return stderr_tails(self.stderr_paths, "gregor stderr", tail)
 
     def report(self) -> str:
         return "\n".join(

@@ -91,7 +91,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cluster_util import (  # noqa: E402
-    RDKAFKA_LOGGER, Ack, Cluster, ClusterError, Node, SeqProducer, gregor_bin, kafka_metadata, read_all, wait_for)
+    RDKAFKA_LOGGER, Ack, Cluster, ClusterError, Node, Reader, SeqProducer, gregor_bin, kafka_metadata, read_all, wait_for)
 from txn_util import read_to_end  # noqa: E402
 
 # ---------------------------------------------------------------- knobs
@@ -182,27 +182,6 @@ def _str(s: str | None) -> bytes:
         return struct.pack(">h", -1)
     b = s.encode()
     return struct.pack(">h", len(b)) + b
-
-
-class Reader:
-    def __init__(self, b: bytes):
-        self.b, self.i = b, 0
-
-    def take(self, fmt: str):
-        (v,) = struct.unpack_from(fmt, self.b, self.i)
-        self.i += struct.calcsize(fmt)
-        return v
-
-    def string(self) -> str | None:
-        n = self.take(">h")
-        if n < 0:
-            return None
-        s = self.b[self.i:self.i + n].decode()
-        self.i += n
-        return s
-
-    def int32s(self) -> list[int]:
-        return [self.take(">i") for _ in range(self.take(">i"))]
 
 
 def error_name(code: int) -> str:
