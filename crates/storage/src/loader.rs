@@ -36,6 +36,12 @@ pub(crate) struct DirFiles {
     pub(crate) log_sizes: BTreeMap<i64, u64>,
     /// Base offsets of `.log.swap` files.
     pub(crate) swaps: Vec<i64>,
+    /// Whether the per-partition clean-shutdown marker of older versions
+    /// (and of a single [`crate::Log::close`]) is there.
+    pub(crate) clean_marker: bool,
+    /// Offsets of the producer-state snapshots, ascending (so loading them
+    /// needs no second listing).
+    pub(crate) snapshots: Vec<i64>,
 }
 
 fn parse_base(name: &str, suffix: &str) -> Option<i64> {
@@ -55,11 +61,21 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<DirFiles> {
     let mut swaps = Vec::new();
     let mut txn_swaps = Vec::new();
     let mut indexes = Vec::new();
+    let mut clean_marker = false;
+    let mut snapshots = Vec::new();
     let rd = fs::read_dir(dir).map_err(io_err(format!("list {}", dir.display())))?;
     for ent in rd {
         let ent = ent.map_err(io_err(format!("list {}", dir.display())))?;
         let name = ent.file_name();
         let Some(name) = name.to_str() else { continue };
+        if name == crate::log::CLEAN_SHUTDOWN_FILE {
+            clean_marker = true;
+            continue;
+        }
+        if let Some(o) = ProducerStateManager::parse_snapshot_name(name) {
+            snapshots.push(o);
+            continue;
+        }
         let path = ent.path();
         if name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".tmp") {
             fs::remove_file(&path).map_err(io_err(format!("delete {}", path.display())))?;
@@ -100,10 +116,13 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<DirFiles> {
             fs::remove_file(&path).map_err(io_err(format!("delete {}", path.display())))?;
         }
     }
+    snapshots.sort_unstable();
     Ok(DirFiles {
         log_bases: logs,
         log_sizes: sizes,
         swaps,
+        clean_marker,
+        snapshots,
     })
 }
 
