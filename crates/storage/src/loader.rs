@@ -42,6 +42,9 @@ pub(crate) struct DirFiles {
     /// Offsets of the producer-state snapshots, ascending (so loading them
     /// needs no second listing).
     pub(crate) snapshots: Vec<i64>,
+    /// Base offsets with a `.txnindex` (a lazy segment without one need not
+    /// look for it).
+    pub(crate) txn_indexes: BTreeSet<i64>,
 }
 
 fn parse_base(name: &str, suffix: &str) -> Option<i64> {
@@ -63,6 +66,7 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<DirFiles> {
     let mut indexes = Vec::new();
     let mut clean_marker = false;
     let mut snapshots = Vec::new();
+    let mut txn_indexes = BTreeSet::new();
     let rd = fs::read_dir(dir).map_err(io_err(format!("list {}", dir.display())))?;
     for ent in rd {
         let ent = ent.map_err(io_err(format!("list {}", dir.display())))?;
@@ -99,9 +103,11 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<DirFiles> {
                 .metadata()
                 .map_err(io_err(format!("stat {}", path.display())))?;
             sizes.insert(b, meta.len());
-        } else if let Some(b) = parse_base(name, INDEX_SUFFIX)
-            .or_else(|| parse_base(name, TIME_INDEX_SUFFIX))
-            .or_else(|| parse_base(name, TXN_INDEX_SUFFIX))
+        } else if let Some(b) = parse_base(name, TXN_INDEX_SUFFIX) {
+            txn_indexes.insert(b);
+            indexes.push((b, path));
+        } else if let Some(b) =
+            parse_base(name, INDEX_SUFFIX).or_else(|| parse_base(name, TIME_INDEX_SUFFIX))
         {
             indexes.push((b, path));
         }
@@ -123,6 +129,7 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<DirFiles> {
         swaps,
         clean_marker,
         snapshots,
+        txn_indexes,
     })
 }
 

@@ -522,7 +522,9 @@ impl Log {
                         .map_err(io_err(format!("stat segment {base} in {}", dir.display())))?
                         .len(),
                 };
-                let seg = LogSegment::lazy(&dir, base, size, seg_config, now, &cache)?;
+                let has_txn_index = files.txn_indexes.contains(&base);
+                let seg =
+                    LogSegment::lazy(&dir, base, size, seg_config, now, &cache, has_txn_index)?;
                 next_offset = None;
                 segments.insert(base, Arc::new(seg));
                 continue;

@@ -229,7 +229,14 @@ impl LogManager {
             for ent in rd {
                 let ent = ent.map_err(io_err(format!("list {}", dir.display())))?;
                 let path = ent.path();
-                if !path.is_dir() {
+                // The listing's type (no stat per partition), unless the
+                // filesystem does not give one or it is a link.
+                let is_dir = match ent.file_type() {
+                    Ok(t) if t.is_dir() => true,
+                    Ok(t) if !t.is_symlink() => false,
+                    _ => path.is_dir(),
+                };
+                if !is_dir {
                     continue;
                 }
                 let Some(name) = ent.file_name().to_str().map(str::to_owned) else {
