@@ -103,6 +103,8 @@ def main():
     ap.add_argument("--segments", type=int, default=1)
     ap.add_argument("--work", type=Path)
     ap.add_argument("--override", action="append", default=[])
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the work dir (its data/ stopped cleanly) to profile a start on it")
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="restart-bench-"))
     if work.exists():
@@ -132,7 +134,7 @@ def main():
             for p in range(PER_TOPIC):
                 prod.produce(t, value=b"x" * 100, partition=p)
                 prod.poll(0)
-        assert prod.flush(120) == 0
+        assert prod.flush(600) == 0
     out["fds_after_write"], out["segment_fds_after_write"] = fds(proc.pid)
     out["rss_mib_after_write"] = round(rss_mib(proc.pid), 1)
     out["stop_s"] = round(stop(proc), 2)
@@ -149,7 +151,8 @@ def main():
     out["stop2_s"] = round(stop(proc), 2)
     out["load_after"] = os.getloadavg()
     print(json.dumps(out))
-    shutil.rmtree(work)
+    if not a.keep:
+        shutil.rmtree(work)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Restart with thousands of partitions (issue 13), seen from confluent-kafka: every
 partition readable and writable after a SIGTERM restart and after a kill -9, and a clean
-start opening no segment file (idle partitions hold no descriptor).
+start opening no segment file (idle partitions hold no descriptor). A clean stop leaves one
+clean-shutdown marker in the log dir (none per partition) and the start removes it, so a
+kill -9 after a clean start recovers from the recovery points.
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ from test_lazy_segments import fds_under
 TOPICS = 20
 PER_TOPIC = 100  # 2,000 partitions
 DEADLINE_S = 240.0
+LOG_DIR_MARKER = ".gregor_cleanshutdown"
+PARTITION_MARKER = ".clean_shutdown"
+
+
+def per_partition_markers(log_dir) -> int:
+    """Partition logs with a marker of their own (the metadata log, a single log closed
+    on its own, keeps its per-log marker)."""
+    return sum(1 for d in log_dir.iterdir()
+               if d.name != "__cluster_metadata-0" and (d / PARTITION_MARKER).exists())
 
 
 def topic_names(tag: str) -> list[str]:
@@ -75,15 +86,23 @@ def test_thousands_of_partitions_survive_sigterm_and_kill9_restarts(broker):
     create(broker.bootstrap, topics)
     produce_round(broker.bootstrap, topics, 0)
 
-    broker.restart()  # SIGTERM, must exit 0 within the fixture's stop timeout
+    broker.stop()  # SIGTERM, must exit 0 within the fixture's stop timeout
+    # One marker for the log dir listing every partition, none per partition.
+    listed = (broker.log_dir / LOG_DIR_MARKER).read_text().splitlines()[1:]
+    assert {line.split()[0] for line in listed} >= {f"{t}-{p}" for t in topics
+                                                     for p in range(PER_TOPIC)}
+    assert per_partition_markers(broker.log_dir) == 0
+    broker.start()
+    assert not (broker.log_dir / LOG_DIR_MARKER).exists(), "the start removes the marker"
     # A clean start opens no segment: the partitions' directories hold no descriptor.
     assert fds_under(broker.proc.pid, broker.log_dir / f"{topics[0]}-0") == 0
     read_everything(broker.bootstrap, topics, 1)
     produce_round(broker.bootstrap, topics, 1)
     read_everything(broker.bootstrap, topics, 2)
 
-    broker.kill9()
-    broker.restart()  # recovery from the recovery points
+    broker.kill9()  # after a clean start: no marker, so recovery from the recovery points
+    assert not (broker.log_dir / LOG_DIR_MARKER).exists()
+    broker.restart()
     read_everything(broker.bootstrap, topics, 2)
     produce_round(broker.bootstrap, topics, 2)
     broker.restart()

@@ -119,6 +119,13 @@ impl IndexFile {
         // the log dir `.lock` keeps a second broker out.
         let mmap = unsafe { MmapMut::map_mut(&self.file) }
             .map_err(io_err(format!("mmap {}", self.path.display())))?;
+        // No read-around on faults: lookups are binary searches, and an
+        // entry written past the reserved blocks would otherwise fault in
+        // (and zero) a readahead window of the preallocated hole, per index
+        // and per close (measured: a fifth of a 2,000-partition stop).
+        if let Err(e) = mmap.advise(memmap2::Advice::Random) {
+            tracing::debug!(path = %self.path.display(), error = %e, "madvise(RANDOM) failed");
+        }
         self.mmap = Some(mmap);
         Ok(())
     }

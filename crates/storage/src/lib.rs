@@ -19,8 +19,10 @@
 //! - [`cleaner`]: [`LogCleaner`], log compaction (offset map, segment rewrite, crash-safe swap).
 //! - [`offset_map`]: [`cleaner::OffsetMap`], the cleaner's bounded key-hash → offset map.
 //! - [`manager`]: [`LogManager`], every partition of every log dir, and the log-dir checkpoint files.
+//! - [`clean_shutdown`]: the log dir's clean-shutdown marker (one file listing every log closed cleanly).
 
 pub mod checkpoint;
+pub mod clean_shutdown;
 pub mod cleaner;
 pub mod clock;
 pub mod config;

@@ -36,6 +36,15 @@ pub(crate) struct DirFiles {
     pub(crate) log_sizes: BTreeMap<i64, u64>,
     /// Base offsets of `.log.swap` files.
     pub(crate) swaps: Vec<i64>,
+    /// Whether the per-partition clean-shutdown marker of older versions
+    /// (and of a single [`crate::Log::close`]) is there.
+    pub(crate) clean_marker: bool,
+    /// Offsets of the producer-state snapshots, ascending (so loading them
+    /// needs no second listing).
+    pub(crate) snapshots: Vec<i64>,
+    /// Base offsets with a `.txnindex` (a lazy segment without one need not
+    /// look for it).
+    pub(crate) txn_indexes: BTreeSet<i64>,
 }
 
 fn parse_base(name: &str, suffix: &str) -> Option<i64> {
@@ -55,11 +64,22 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<DirFiles> {
     let mut swaps = Vec::new();
     let mut txn_swaps = Vec::new();
     let mut indexes = Vec::new();
+    let mut clean_marker = false;
+    let mut snapshots = Vec::new();
+    let mut txn_indexes = BTreeSet::new();
     let rd = fs::read_dir(dir).map_err(io_err(format!("list {}", dir.display())))?;
     for ent in rd {
         let ent = ent.map_err(io_err(format!("list {}", dir.display())))?;
         let name = ent.file_name();
         let Some(name) = name.to_str() else { continue };
+        if name == crate::log::CLEAN_SHUTDOWN_FILE {
+            clean_marker = true;
+            continue;
+        }
+        if let Some(o) = ProducerStateManager::parse_snapshot_name(name) {
+            snapshots.push(o);
+            continue;
+        }
         let path = ent.path();
         if name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".tmp") {
             fs::remove_file(&path).map_err(io_err(format!("delete {}", path.display())))?;
@@ -83,9 +103,11 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<DirFiles> {
                 .metadata()
                 .map_err(io_err(format!("stat {}", path.display())))?;
             sizes.insert(b, meta.len());
-        } else if let Some(b) = parse_base(name, INDEX_SUFFIX)
-            .or_else(|| parse_base(name, TIME_INDEX_SUFFIX))
-            .or_else(|| parse_base(name, TXN_INDEX_SUFFIX))
+        } else if let Some(b) = parse_base(name, TXN_INDEX_SUFFIX) {
+            txn_indexes.insert(b);
+            indexes.push((b, path));
+        } else if let Some(b) =
+            parse_base(name, INDEX_SUFFIX).or_else(|| parse_base(name, TIME_INDEX_SUFFIX))
         {
             indexes.push((b, path));
         }
@@ -100,10 +122,14 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<DirFiles> {
             fs::remove_file(&path).map_err(io_err(format!("delete {}", path.display())))?;
         }
     }
+    snapshots.sort_unstable();
     Ok(DirFiles {
         log_bases: logs,
         log_sizes: sizes,
         swaps,
+        clean_marker,
+        snapshots,
+        txn_indexes,
     })
 }
 

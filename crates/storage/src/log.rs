@@ -10,13 +10,20 @@
 //! ```text
 //! partition.metadata   Kafka's: "version: 0\ntopic_id: <base64url uuid>\n"
 //! leader-epoch-checkpoint  Kafka's: the leader epochs (see [`crate::leader_epoch`])
-//! .clean_shutdown      ours: present only between a clean close and the next
-//!                      open; tells open that no recovery scan is needed.
-//!                      Holds the log end offset and the active segment's
-//!                      size ("<offset> <bytes>\n"), so open need not read
-//!                      the active segment either while its file still has
-//!                      that size (otherwise, or with an older marker: read it)
+//! .clean_shutdown      ours: written by a single [`Log::close`] (and by
+//!                      versions before the log dir's marker, see
+//!                      [`crate::clean_shutdown`]); present only between that
+//!                      close and the next open; tells open that no recovery
+//!                      scan is needed. Holds the log end offset and the
+//!                      active segment's size ("<offset> <bytes>\n"), so open
+//!                      need not read the active segment either while its
+//!                      file still has that size (otherwise, or with an older
+//!                      marker: read it)
 //! ```
+//!
+//! A [`crate::LogManager`] stop writes no per-partition file: it lists every
+//! log it closed in one marker per log dir ([`crate::clean_shutdown`]), and
+//! its load passes each log's entry to [`Log::open_for_load`].
 //!
 //! Concurrency: appends hold `append` (a mutex) for the whole request; the
 //! segment map is behind an `RwLock` taken briefly (write only to roll or
@@ -46,6 +53,7 @@ use gregor_records::{
 use parking_lot::{Mutex, RwLock};
 
 use crate::checkpoint::{sync_dir, write_atomically};
+use crate::clean_shutdown::CleanEntry;
 use crate::config::{CleanupPolicy, CompressionConfig, TimestampTypeConfig};
 use crate::file_records::FileRecords;
 use crate::leader_epoch::{read_checkpoint, EpochEntry, LeaderEpochFileCache};
@@ -140,6 +148,15 @@ struct ReadSpan {
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
 
+/// Where [`Log::open_impl`] learns whether the last close was clean.
+enum CleanSource {
+    /// A single log's open: its own per-partition marker, removed durably.
+    PartitionMarker,
+    /// The manager's load: the entry of the log dir's marker, if any (a
+    /// per-partition marker is still honoured without one, and removed).
+    LogDir(Option<CleanEntry>),
+}
+
 type FlushJob = Box<dyn FnOnce() + Send>;
 
 /// The queue of the process's one background flush thread (started on the
@@ -168,9 +185,6 @@ fn background_flusher() -> std::result::Result<std::sync::mpsc::Sender<FlushJob>
         .map_err(Some)
 }
 
-/// Whether the clean-shutdown marker is there, and the log end offset it
-/// holds (None when empty or unreadable: the log end is then read from the
-/// active segment).
 /// Whether the last close was clean, and the log end and active segment
 /// size it wrote (`"<end> <size>"`; an older or unreadable marker has none).
 fn read_clean_marker(path: &Path) -> Result<(bool, Option<(i64, u64)>)> {
@@ -372,14 +386,19 @@ impl Log {
             recovery_point,
             log_start_offset,
             cache,
-            true,
+            CleanSource::PartitionMarker,
         )
+        .map(|(log, _)| log)
     }
 
-    /// [`Log::open_in`] for the [`crate::LogManager`]'s load: the removal of
-    /// the clean-shutdown marker is left for the manager to make durable
-    /// (one `syncfs` per log dir once all its logs are loaded, before any
-    /// append) instead of one directory fsync per log.
+    /// [`Log::open_in`] for the [`crate::LogManager`]'s load: `clean` is
+    /// the log's entry in its log dir's clean-shutdown marker (already
+    /// removed durably by the manager); without one the log is recovered from
+    /// its recovery point, unless it has a per-partition marker (an older
+    /// version's stop, or a single [`Log::close`]). Such a marker is removed
+    /// here without a directory fsync: the returned flag tells the manager to
+    /// make the removal durable (one `syncfs` per log dir, before any append).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn open_for_load(
         dir: PathBuf,
         tp: TopicPartition,
@@ -388,7 +407,8 @@ impl Log {
         recovery_point: i64,
         log_start_offset: i64,
         cache: Arc<SegmentCache>,
-    ) -> Result<Self> {
+        clean: Option<CleanEntry>,
+    ) -> Result<(Self, bool)> {
         Self::open_impl(
             dir,
             tp,
@@ -397,7 +417,7 @@ impl Log {
             recovery_point,
             log_start_offset,
             cache,
-            false,
+            CleanSource::LogDir(clean),
         )
     }
 
@@ -410,26 +430,47 @@ impl Log {
         recovery_point: i64,
         log_start_offset: i64,
         cache: Arc<SegmentCache>,
-        sync_marker: bool,
-    ) -> Result<Self> {
-        fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+        source: CleanSource,
+    ) -> Result<(Self, bool)> {
+        if matches!(source, CleanSource::PartitionMarker) {
+            // The manager's load lists the partition dirs it found.
+            fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+        }
         let now = clock.now_ms();
         let seg_config = segment_config(&config);
         let clean_marker = dir.join(CLEAN_SHUTDOWN_FILE);
-        let (clean, marker) = read_clean_marker(&clean_marker)?;
 
         let files = scan_dir(&dir)?;
+        let (legacy_clean, legacy_marker) = if files.clean_marker {
+            read_clean_marker(&clean_marker)?
+        } else {
+            (false, None)
+        };
         let topic_id =
             partition_metadata::read_partition_metadata(&dir.join(PARTITION_METADATA_FILE));
         let mut bases = files.log_bases;
         let swapped = complete_swaps(&dir, &files.swaps, &mut bases)?;
+        let last_size = bases
+            .iter()
+            .next_back()
+            .and_then(|b| files.log_sizes.get(b).copied());
+        let (clean, marker) = match source {
+            // The log dir's marker is trusted only while the last segment
+            // has the size the stop left: a file changed since (torn,
+            // truncated or extended by hand) is recovered as after a crash.
+            CleanSource::LogDir(Some(e)) if last_size == Some(e.active_size) => {
+                (true, Some((e.log_end, e.active_size)))
+            }
+            CleanSource::LogDir(Some(_)) => {
+                tracing::info!(log = %tp, "last segment changed since the clean stop; recovering");
+                (false, None)
+            }
+            _ => (legacy_clean, legacy_marker),
+        };
         // The marker's log end is trusted only while the last segment has the
-        // size the clean close left: a file changed since (torn, truncated or
-        // extended by hand) is read as after a crash.
-        let marker_end = marker.and_then(|(end, size)| {
-            let last = bases.iter().next_back()?;
-            (files.log_sizes.get(last) == Some(&size)).then_some(end)
-        });
+        // size the clean close left (the per-partition marker's logs are not
+        // scanned even then: the log end is read from the last segment).
+        let marker_end = marker.and_then(|(end, size)| (last_size? == size).then_some(end));
 
         // Leader epochs: from the checkpoint, completed by the recovery scan
         // below; rebuilt from every batch header when the file is missing or
@@ -481,7 +522,9 @@ impl Log {
                         .map_err(io_err(format!("stat segment {base} in {}", dir.display())))?
                         .len(),
                 };
-                let seg = LogSegment::lazy(&dir, base, size, seg_config, now, &cache)?;
+                let has_txn_index = files.txn_indexes.contains(&base);
+                let seg =
+                    LogSegment::lazy(&dir, base, size, seg_config, now, &cache, has_txn_index)?;
                 next_offset = None;
                 segments.insert(base, Arc::new(seg));
                 continue;
@@ -607,12 +650,12 @@ impl Log {
             .min();
         let mut producers = ProducerStateManager::new(dir.clone());
         let snapshot = match txn_rebuild_from {
-            None => producers.load_snapshot(log_end)?,
+            None => producers.load_snapshot_from(&files.snapshots, log_end, log_end)?,
             Some(t) => {
                 for seg in segments.values() {
                     seg.truncate_txn_index(t)?;
                 }
-                producers.load_snapshot_at_or_below(t, log_end)?
+                producers.load_snapshot_from(&files.snapshots, t, log_end)?
             }
         };
         let from = snapshot.unwrap_or(log_start);
@@ -634,15 +677,15 @@ impl Log {
         }
         let first_undecided = producers.first_undecided_offset();
 
-        if clean {
+        if files.clean_marker {
             fs::remove_file(&clean_marker)
                 .map_err(io_err(format!("delete {}", clean_marker.display())))?;
-            if sync_marker {
+            if matches!(source, CleanSource::PartitionMarker) {
                 sync_dir(&dir)?;
             }
         }
         tracing::debug!(log = %tp, log_start, log_end, segments = segments.len(), clean, "log loaded");
-        Ok(Self {
+        let log = Self {
             dir,
             tp,
             config: RwLock::new(config),
@@ -669,7 +712,8 @@ impl Log {
                 first_undecided,
                 unreplicated: BTreeMap::new(),
             }),
-        })
+        };
+        Ok((log, files.clean_marker))
     }
 
     pub fn topic_partition(&self) -> &TopicPartition {
@@ -1840,15 +1884,16 @@ impl Log {
 
     /// The second half (see [`Log::close_unsynced`]), once everything
     /// written to the log dir is durable: the recovery point moves to the
-    /// log end and the clean-shutdown marker is written with it (made
-    /// durable by the manager's second `syncfs`).
-    pub(crate) fn mark_clean_shutdown(&self) -> Result<()> {
-        let end = self.log_end_offset();
-        self.recovery_point.fetch_max(end, Ordering::AcqRel);
-        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
-        let size = self.active_segment().size();
-        fs::write(&marker, format!("{end} {size}\n"))
-            .map_err(io_err(format!("create {}", marker.display())))
+    /// log end, and what the log dir's clean-shutdown marker records of
+    /// this log is returned (the manager writes the marker, made durable by
+    /// its second `syncfs`).
+    pub(crate) fn mark_clean_shutdown(&self) -> CleanEntry {
+        let log_end = self.log_end_offset();
+        self.recovery_point.fetch_max(log_end, Ordering::AcqRel);
+        CleanEntry {
+            log_end,
+            active_size: self.active_segment().size(),
+        }
     }
 
     /// The cleaner's first dirty offset (offsets below it have been cleaned),

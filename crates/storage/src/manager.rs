@@ -7,12 +7,17 @@
 //! - `cleaner-offset-checkpoint` (same format): each compacted log's first
 //!   dirty offset, written by the [`LogCleaner`] after every clean, and here
 //!   periodically and at shutdown;
+//! - `.gregor_cleanshutdown`, the clean-shutdown marker (see
+//!   [`crate::clean_shutdown`]): written by [`LogManager::shutdown`], read
+//!   and removed by the next open;
 //! - `.lock`, held (flock) while the manager is open so a second broker on
 //!   the same dirs fails fast instead of corrupting them;
 //! - `meta.properties` is the broker's, not written here.
 //!
 //! On open, every `<topic>-<partition>` directory is loaded with the recovery
-//! point from the checkpoint (a log with no checkpoint entry is fully recovered).
+//! point from the checkpoint (a log with no checkpoint entry is fully
+//! recovered), or, when the log dir's clean-shutdown marker lists it with its
+//! last segment's size unchanged, without reading any segment.
 //! Directories ending in `-delete` are leftovers of an interrupted delete and
 //! are removed. `__cluster_metadata-0` belongs to the metadata quorum and is
 //! skipped, as Kafka's LogManager does.
@@ -29,6 +34,7 @@ use crate::checkpoint::{
     sync_dir, sync_filesystem, OffsetCheckpointFile, LOG_START_OFFSET_CHECKPOINT,
     RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT,
 };
+use crate::clean_shutdown::{self, CleanEntry};
 use crate::cleaner::{
     cleaner_checkpoint_path, write_cleaner_checkpoint, CleanerConfig, LogSource, StableOffsetFn,
 };
@@ -101,6 +107,7 @@ struct LoadJob {
     config: LogConfig,
     recovery_point: i64,
     log_start: i64,
+    clean: Option<CleanEntry>,
 }
 
 /// Opens the logs of `jobs` on up to `threads` threads; the first error wins
@@ -110,7 +117,7 @@ fn load_logs(
     clock: &Arc<dyn Clock>,
     cache: &Arc<SegmentCache>,
     threads: usize,
-) -> Result<Vec<Log>> {
+) -> Result<Vec<(Log, bool)>> {
     let open = |j: LoadJob| {
         Log::open_for_load(
             j.path,
@@ -120,6 +127,7 @@ fn load_logs(
             j.recovery_point,
             j.log_start,
             cache.clone(),
+            j.clean,
         )
     };
     let threads = threads.clamp(1, jobs.len().max(1));
@@ -127,7 +135,7 @@ fn load_logs(
         return jobs.into_iter().map(open).collect();
     }
     let queue = Mutex::new(jobs.into_iter());
-    let results: Mutex<Vec<Result<Log>>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<Result<(Log, bool)>>> = Mutex::new(Vec::new());
     let failed = AtomicBool::new(false);
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -209,6 +217,9 @@ impl LogManager {
             })?;
             locks.push(lock);
 
+            // Read and removed (durably) before any log loads, so no append
+            // can happen while it still says the logs are clean.
+            let mut clean = clean_shutdown::take(dir)?;
             let recovery = read_checkpoint(dir.join(RECOVERY_POINT_CHECKPOINT));
             let starts = read_checkpoint(dir.join(LOG_START_OFFSET_CHECKPOINT));
             let cleaned = read_checkpoint(cleaner_checkpoint_path(dir));
@@ -218,7 +229,14 @@ impl LogManager {
             for ent in rd {
                 let ent = ent.map_err(io_err(format!("list {}", dir.display())))?;
                 let path = ent.path();
-                if !path.is_dir() {
+                // The listing's type (no stat per partition), unless the
+                // filesystem does not give one or it is a link.
+                let is_dir = match ent.file_type() {
+                    Ok(t) if t.is_dir() => true,
+                    Ok(t) if !t.is_symlink() => false,
+                    _ => path.is_dir(),
+                };
+                if !is_dir {
                     continue;
                 }
                 let Some(name) = ent.file_name().to_str().map(str::to_owned) else {
@@ -254,6 +272,7 @@ impl LogManager {
                     .or_insert_with(|| config_for(&tp.topic))
                     .clone();
                 jobs.push(LoadJob {
+                    clean: clean.remove(&name),
                     recovery_point: recovery.get(&tp).copied().unwrap_or(0),
                     log_start: starts.get(&tp).copied().unwrap_or(0),
                     path,
@@ -262,9 +281,11 @@ impl LogManager {
                 });
             }
             let loaded = load_logs(jobs, &clock, &cache, options.recovery_threads_per_dir)?;
-            // The clean-shutdown markers the loads removed stay removed.
-            sync_filesystem(dir)?;
-            for log in loaded {
+            if loaded.iter().any(|(_, removed_marker)| *removed_marker) {
+                // The per-partition markers the loads removed stay removed.
+                sync_filesystem(dir)?;
+            }
+            for (log, _) in loaded {
                 let tp = log.topic_partition().clone();
                 if let Some(c) = cleaned.get(&tp) {
                     log.set_cleaner_checkpoint(*c);
@@ -709,10 +730,11 @@ impl LogManager {
     /// fails; the first error is returned.
     ///
     /// No fsync per log: every log writes what it must without one, each
-    /// log dir's filesystem is synced (`syncfs`), then the logs whose data
-    /// is now durable get their clean-shutdown markers and the checkpoints
-    /// are written, and each filesystem is synced again. A crash before the
-    /// second sync leaves logs without markers: they are recovered from their
+    /// log dir's filesystem is synced (`syncfs`), then each log dir's
+    /// clean-shutdown marker (see [`crate::clean_shutdown`]) lists the logs
+    /// whose data is now durable, the checkpoints are written, and each
+    /// filesystem is synced again. A crash before the second sync leaves no
+    /// marker, or one not yet durable: the logs are recovered from their
     /// recovery points, as after any crash.
     pub fn shutdown(&self) -> Result<()> {
         self.stop_cleaner();
@@ -744,9 +766,15 @@ impl LogManager {
                 }
             }
         }
+        let mut clean: Vec<Vec<(String, CleanEntry)>> = vec![Vec::new(); self.dirs.len()];
         for (i, log) in closed {
             if synced[i] {
-                if let Err(e) = log.mark_clean_shutdown() {
+                clean[i].push((log.topic_partition().dir_name(), log.mark_clean_shutdown()));
+            }
+        }
+        for (i, dir) in self.dirs.iter().enumerate() {
+            if synced[i] {
+                if let Err(e) = clean_shutdown::write(dir, &clean[i]) {
                     first_err.get_or_insert(e);
                 }
             }
@@ -757,7 +785,7 @@ impl LogManager {
         if let Err(e) = self.write_cleaner_checkpoints() {
             first_err.get_or_insert(e);
         }
-        // The logs' clean-shutdown markers, durable at once.
+        // The clean-shutdown markers, durable at once.
         for (i, dir) in self.dirs.iter().enumerate() {
             if synced[i] {
                 if let Err(e) = sync_filesystem(dir) {

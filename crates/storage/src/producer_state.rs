@@ -563,14 +563,17 @@ impl ProducerStateManager {
             let ent = ent.map_err(io_err(format!("list {}", dir.display())))?;
             let name = ent.file_name();
             let Some(name) = name.to_str() else { continue };
-            if let Some(stem) = name.strip_suffix(SNAPSHOT_SUFFIX) {
-                if let Ok(o) = stem.parse::<i64>() {
-                    out.push(o);
-                }
+            if let Some(o) = Self::parse_snapshot_name(name) {
+                out.push(o);
             }
         }
         out.sort_unstable();
         Ok(out)
+    }
+
+    /// The offset of a snapshot file named `name`, if it is one.
+    pub fn parse_snapshot_name(name: &str) -> Option<i64> {
+        name.strip_suffix(SNAPSHOT_SUFFIX)?.parse::<i64>().ok()
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -703,8 +706,19 @@ impl ProducerStateManager {
     /// up to `log_end`: the log replays from an earlier point when it must
     /// rebuild transaction indexes from there.
     pub fn load_snapshot_at_or_below(&mut self, limit: i64, log_end: i64) -> Result<Option<i64>> {
-        self.clear();
         let snaps = Self::list_snapshots(&self.dir)?;
+        self.load_snapshot_from(&snaps, limit, log_end)
+    }
+
+    /// [`ProducerStateManager::load_snapshot_at_or_below`] given the
+    /// snapshots' offsets (ascending) from a listing the caller made.
+    pub(crate) fn load_snapshot_from(
+        &mut self,
+        snaps: &[i64],
+        limit: i64,
+        log_end: i64,
+    ) -> Result<Option<i64>> {
+        self.clear();
         for &o in snaps.iter().rev() {
             let path = Self::snapshot_path(&self.dir, o);
             if o > log_end {

@@ -254,7 +254,24 @@ impl LogSegment {
         config: SegmentConfig,
         now_ms: i64,
         cache: &Arc<SegmentCache>,
+        has_txn_index: bool,
     ) -> Result<Self> {
+        if !has_txn_index {
+            // The caller's listing found none: no stat to look for it.
+            let path = suffixed_file(dir, base_offset, TXN_INDEX_SUFFIX, "");
+            let txn_index = TransactionIndex::absent(&path, base_offset);
+            return Ok(Self::with_txn_index(
+                dir,
+                base_offset,
+                "",
+                size,
+                config,
+                now_ms,
+                cache,
+                false,
+                txn_index,
+            ));
+        }
         Self::new(dir, base_offset, "", size, config, now_ms, cache, false)
     }
 
@@ -312,7 +329,32 @@ impl LogSegment {
             &suffixed_file(dir, base_offset, TXN_INDEX_SUFFIX, suffix),
             base_offset,
         )?;
-        Ok(Self {
+        Ok(Self::with_txn_index(
+            dir,
+            base_offset,
+            suffix,
+            size,
+            config,
+            now_ms,
+            cache,
+            eager,
+            txn_index,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn with_txn_index(
+        dir: &Path,
+        base_offset: i64,
+        suffix: &'static str,
+        size: u64,
+        config: SegmentConfig,
+        now_ms: i64,
+        cache: &Arc<SegmentCache>,
+        eager: bool,
+        txn_index: TransactionIndex,
+    ) -> Self {
+        Self {
             base_offset,
             dir: dir.to_path_buf(),
             size: AtomicU64::new(size),
@@ -341,7 +383,7 @@ impl LogSegment {
             }),
             cache: cache.clone(),
             txn_index: RwLock::new(txn_index),
-        })
+        }
     }
 
     fn file_path(&self, suffix: &str, deleted: bool) -> PathBuf {

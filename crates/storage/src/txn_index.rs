@@ -164,6 +164,19 @@ pub struct TransactionIndex {
 }
 
 impl TransactionIndex {
+    /// The index of a segment known to have no `.txnindex` file (yet): no
+    /// stat, created on the first entry like [`TransactionIndex::open`]'s.
+    pub(crate) fn absent(path: &Path, base_offset: i64) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            base_offset,
+            entries: Vec::new(),
+            file: None,
+            file_len: 0,
+            problem: None,
+        }
+    }
+
     /// Opens the index at `path` (which need not exist). A missing or empty
     /// file is not read. A file that is not valid leaves the index holding
     /// its valid prefix and [`TransactionIndex::problem`] saying why.
