@@ -63,6 +63,8 @@ class Broker:
         self.stderr_paths: list[Path] = []
         self.stdout_lines: list[str] = []
         self.events: list[str] = []  # human-readable history, for failure reports
+        # How long stop() (and restart(), and the fixture's teardown) waits after SIGTERM.
+        self.stop_timeout = STOP_TIMEOUT_S
         self._lines: queue.Queue | None = None
         self._stderr_file = None
         self.killed = False  # last incarnation was SIGKILLed by the test
@@ -207,10 +209,11 @@ class Broker:
         if self._stderr_file is not None:
             self._stderr_file.close()
 
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
-        """SIGTERM; SIGKILL after `timeout`. Returns the exit code (raises if it had to be
-        killed or exited non-zero)."""
+    def stop(self, timeout: float | None = None) -> int:
+        """SIGTERM; SIGKILL after `timeout` (default `self.stop_timeout`). Returns the exit
+        code (raises if it had to be killed or exited non-zero)."""
         assert self.proc is not None, "broker not started"
+        timeout = self.stop_timeout if timeout is None else timeout
         self.stopped = True
         rc = self.proc.poll()
         if rc is not None:
@@ -265,7 +268,7 @@ def broker(request, tmp_path):
     b.start()
     yield b
     if b.running():
-        b.stop()  # raises unless it exits 0 within STOP_TIMEOUT_S of SIGTERM
+        b.stop()  # raises unless it exits 0 within b.stop_timeout of SIGTERM
     elif not (b.killed or b.stopped):
         rc = b.proc.returncode if b.proc else None
         raise b._fail(f"gregor exited on its own during the test (rc={rc})")
