@@ -20,12 +20,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::broker::Broker;
 use crate::handlers::{self, DispatchError};
+pub use crate::transport::frame_io::{FrameRead, FrameWrite};
+use crate::transport::frame_io::{FrameReader, FrameWriter};
 use crate::transport::sasl::{AuthStep, Gate, SaslSession};
 use crate::transport::ConnectionContext;
 
@@ -38,15 +39,6 @@ pub enum ConnectionError {
     #[error(transparent)]
     Dispatch(#[from] DispatchError),
 }
-
-/// A connection's read buffer: enough for many small pipelined requests
-/// per read; larger frames bypass it (read straight into the frame). Every
-/// idle connection holds it, so it is small.
-const READ_BUFFER: usize = 8 * 1024;
-/// A connection's write buffer, for small responses (produce
-/// acknowledgements) batched into one write; fetch responses larger than
-/// it go straight to the socket.
-const WRITE_BUFFER: usize = 8 * 1024;
 
 /// Serves a plain TCP connection (see [`serve_halves`]).
 pub async fn serve_tcp(
@@ -69,6 +61,7 @@ pub async fn serve<S>(
 ) -> Result<(), ConnectionError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
+    tokio::io::ReadHalf<S>: FrameRead,
     tokio::io::WriteHalf<S>: FrameWrite,
 {
     let (rd, wr) = tokio::io::split(stream);
@@ -85,11 +78,13 @@ pub async fn serve_halves<R, W>(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ConnectionError>
 where
-    R: AsyncRead + Unpin + Send,
+    R: FrameRead,
     W: FrameWrite,
 {
-    let mut reader = BufReader::with_capacity(READ_BUFFER, rd);
-    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, wr);
+    // Buffers only while bytes move (`transport::frame_io`): an idle
+    // connection holds none.
+    let mut reader = FrameReader::new(rd);
+    let mut writer = FrameWriter::new(wr);
     let max = broker.config.socket_request_max_bytes;
     // connections.max.idle.ms: no request for that long closes the connection.
     let idle = (broker.config.connections_max_idle_ms > 0)
@@ -110,8 +105,9 @@ where
         let size = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            size = reader.read_i32() => match size {
-                Ok(s) => s,
+            size = reader.read_size() => match size {
+                Ok(Some(s)) => s,
+                Ok(None) => break,
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
                 Err(e) => return Err(e.into()),
             },
@@ -132,20 +128,13 @@ where
         // queued.max.request.bytes: not read until the memory is there,
         // held until the request is handled.
         let _reserved = broker.request_memory.reserve(size).await;
-        let mut frame = BytesMut::with_capacity(size);
-        while frame.len() < size {
-            let want = (size - frame.len()) as u64;
-            if (&mut reader).take(want).read_buf(&mut frame).await? == 0 {
-                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-            }
-        }
-        let frame = frame.freeze();
+        let frame = reader.read_frame(size).await?;
         // SASL listeners only: before authentication, only the handshake passes.
         if let Some(sasl) = connection.sasl() {
             match sasl_gate(&broker, sasl, &frame, &connection, &mut writer).await? {
                 Flow::Dispatch => {}
                 Flow::Answered => {
-                    if reader.buffer().is_empty() {
+                    if !reader.has_buffered() {
                         writer.flush().await?;
                     }
                     continue;
@@ -161,8 +150,10 @@ where
         // the header's client id, read if needed.
         let head = (slow.is_some() || crate::metrics::request_observer().is_some())
             .then(|| frame.slice(..frame.len().min(1024)));
-        let handled = handlers::dispatch(&broker, frame, &connection, &timing);
-        tokio::pin!(handled);
+        // Boxed: the handlers' futures are large (the largest of every API's
+        // state), and inline they would be part of every idle connection's
+        // task; boxed, only a request being handled holds one.
+        let mut handled = Box::pin(handlers::dispatch(&broker, frame, &connection, &timing));
         let handled = tokio::select! {
             biased;
             done = &mut handled => done,
@@ -195,6 +186,8 @@ where
                     }
                 }
                 let send = Instant::now();
+                // Flushed right after unless more requests are waiting.
+                writer.write_through(!reader.has_buffered());
                 write_frame(&mut writer, response).await?;
                 Some(send)
             }
@@ -223,7 +216,7 @@ where
                 break;
             }
         }
-        if reader.buffer().is_empty() {
+        if !reader.has_buffered() {
             writer.flush().await?;
         }
         // Fairness: requests pipelined into the read buffer are served
@@ -389,30 +382,12 @@ async fn sasl_gate<W: AsyncWrite + Unpin>(
     }
 }
 
-/// A connection's write side. On a plain socket, record bytes go from
-/// their segment file to the socket with `sendfile(2)`, never through user
-/// space; any other stream (TLS) gets them read into memory.
-pub trait FrameWrite: AsyncWrite + Unpin + Send {
-    /// The socket, when file bytes may be sent to it straight from the file.
-    fn socket(&self) -> Option<&TcpStream> {
-        None
-    }
-}
-
-impl FrameWrite for tokio::net::tcp::OwnedWriteHalf {
-    fn socket(&self) -> Option<&TcpStream> {
-        Some(self.as_ref())
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Send> FrameWrite for tokio::io::WriteHalf<S> {}
-
 /// Writes a response frame. One chunk goes through the buffer; several
 /// (record sets referenced, not copied) go out with vectored writes, which
-/// the `BufWriter` passes straight to the socket when they do not fit its
+/// the `FrameWriter` passes straight to the socket when they do not fit its
 /// buffer; records left in their file go out with `sendfile(2)` after a flush.
 pub(crate) async fn write_frame<W: FrameWrite>(
-    writer: &mut BufWriter<W>,
+    writer: &mut FrameWriter<W>,
     frame: crate::response_buf::ResponseFrame,
 ) -> std::io::Result<()> {
     use crate::response_buf::Chunk;
@@ -536,4 +511,54 @@ fn truncated(records: &gregor_storage::FileRecords, e: std::io::Error) -> std::i
             records.len()
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::transport::{KafkaPrincipal, SecurityProtocol};
+
+    /// What a plaintext connection's task holds inline, idle or not: the
+    /// connection future (the handlers' future is boxed per request, so it
+    /// is not part of it). Printed for docs/PERFORMANCE.md; the bound only
+    /// catches a large future inlined again.
+    #[test]
+    fn a_connection_task_is_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut props = BTreeMap::new();
+        props.insert("log.dirs".to_string(), dir.path().display().to_string());
+        props.insert("node.id".to_string(), "1".to_string());
+        let config = BrokerConfig::from_props(props).unwrap();
+        let broker =
+            Broker::open(config, Arc::new(gregor_storage::ManualClock::new(1_000))).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let _client = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (socket, peer) = listener.accept().await.unwrap();
+            let context = Arc::new(ConnectionContext::new(
+                "PLAINTEXT".into(),
+                SecurityProtocol::Plaintext,
+                Some(peer),
+                KafkaPrincipal::anonymous(),
+            ));
+            let timing = Arc::new(crate::metrics::RequestTiming::default());
+            let dispatch = handlers::dispatch(&broker, bytes::Bytes::new(), &context, &timing);
+            let dispatch_size = std::mem::size_of_val(&dispatch);
+            drop(dispatch);
+            let (_stop, stop) = tokio::sync::watch::channel(false);
+            let serve = serve_tcp(broker.clone(), socket, context, stop);
+            let serve_size = std::mem::size_of_val(&serve);
+            eprintln!("connection future: {serve_size} bytes; a request's handler future: {dispatch_size} bytes");
+            assert!(serve_size < 4096, "{serve_size} bytes");
+        });
+    }
 }

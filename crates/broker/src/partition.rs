@@ -209,6 +209,9 @@ pub struct FollowerFetch {
     pub max_bytes: usize,
     /// Return a first batch larger than `max_bytes` rather than nothing.
     pub min_one_batch: bool,
+    /// Leave the records in their file ([`FollowerRead::File`]) for a
+    /// connection that sends them with `sendfile(2)`.
+    pub in_file: bool,
 }
 
 /// The leader's answer to one partition of a follower's fetch.
@@ -216,6 +219,8 @@ pub struct FollowerFetch {
 pub enum FollowerRead {
     /// Batches from the fetch offset, up to the log end.
     Records(ReadInfo),
+    /// The same batches left in their file ([`FollowerFetch::in_file`]).
+    File(gregor_storage::FileReadInfo),
     /// The follower's log diverges from ours (KIP-595): it must truncate to
     /// at most `end_offset`, the end of `epoch` (the largest of our epochs
     /// not above its last fetched one), and fetch again. Nothing is read.
@@ -572,19 +577,28 @@ impl Partition {
                     });
                 }
             }
-            let read = log.read(
-                fetch.fetch_offset,
-                fetch.max_bytes,
-                fetch.min_one_batch,
-                i64::MAX,
-            )?;
+            let read = if fetch.in_file {
+                FollowerRead::File(log.read_file(
+                    fetch.fetch_offset,
+                    fetch.max_bytes,
+                    fetch.min_one_batch,
+                    i64::MAX,
+                )?)
+            } else {
+                FollowerRead::Records(log.read(
+                    fetch.fetch_offset,
+                    fetch.max_bytes,
+                    fetch.min_one_batch,
+                    i64::MAX,
+                )?)
+            };
             (read, st.leader_epoch)
         };
         // The fetch offset was checked against our log in `epoch`; it says
         // nothing about the follower's log in any later epoch (our log may
         // have been truncated meanwhile), so it is recorded only in that one.
         self.record_follower_fetch(fetch.replica_id, fetch.fetch_offset, now_ms, Some(epoch))?;
-        Ok(FollowerRead::Records(read))
+        Ok(read)
     }
 
     /// Kafka's `appendRecordsToLeader`: refuses unless this node leads and,
@@ -1226,6 +1240,11 @@ mod tests {
             FollowerRead::Records(r) => gregor_records::BatchIter::new(&r.records)
                 .map(|b| b.unwrap().0.records_count as i64)
                 .sum(),
+            FollowerRead::File(r) => r.records.as_ref().map_or(0, |f| {
+                gregor_records::BatchIter::new(&f.read().unwrap())
+                    .map(|b| b.unwrap().0.records_count as i64)
+                    .sum()
+            }),
             FollowerRead::Diverging { .. } => panic!("diverging: {read:?}"),
         }
     }
@@ -1238,6 +1257,8 @@ mod tests {
             last_fetched_epoch: last_fetched,
             max_bytes: 1 << 20,
             min_one_batch: true,
+            // Half the fetches from the file: both reads place the same batches.
+            in_file: offset % 2 == 0,
         }
     }
 

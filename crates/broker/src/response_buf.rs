@@ -295,10 +295,11 @@ mod sendfile_tests {
     use kafka_protocol::messages::{FetchResponse, TopicName};
     use kafka_protocol::protocol::{Encodable, StrBytes};
     use proptest::prelude::*;
-    use tokio::io::{AsyncReadExt, BufWriter};
+    use tokio::io::AsyncReadExt;
 
     use super::*;
     use crate::connection::write_frame;
+    use crate::transport::frame_io::FrameWriter;
 
     fn batch(n: usize, value_len: usize) -> BytesMut {
         let mut b = BatchBuilder::new(0, Compression::None);
@@ -370,7 +371,7 @@ mod sendfile_tests {
         });
         let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (_rd, wr) = socket.into_split();
-        let mut writer = BufWriter::with_capacity(64 * 1024, wr);
+        let mut writer = FrameWriter::new(wr);
         write_frame(&mut writer, frame).await.unwrap();
         tokio::io::AsyncWriteExt::flush(&mut writer).await.unwrap();
         reader.await.unwrap()
@@ -381,7 +382,7 @@ mod sendfile_tests {
         let len = frame.len();
         let (a, mut b) = tokio::io::duplex(len.max(1));
         let (_rd, wr) = tokio::io::split(a);
-        let mut writer = BufWriter::with_capacity(64 * 1024, wr);
+        let mut writer = FrameWriter::new(wr);
         write_frame(&mut writer, frame).await.unwrap();
         tokio::io::AsyncWriteExt::flush(&mut writer).await.unwrap();
         let mut out = vec![0u8; len];

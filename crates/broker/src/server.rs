@@ -297,7 +297,9 @@ pub async fn run(broker: Arc<Broker>, listeners: Listeners, shutdown: impl Futur
                             ), sasl));
                             crate::connection::serve_tcp(broker, socket, context, stop).await
                         }
-                        Some(tls) => serve_tls(broker, socket, peer, name.clone(), protocol, &tls, sasl, stop).await,
+                        // Boxed: TLS state is large, and inline every plaintext
+                        // connection's task would have room for it too.
+                        Some(tls) => Box::pin(serve_tls(broker, socket, peer, name.clone(), protocol, &tls, sasl, stop)).await,
                     };
                     if let Err(e) = result {
                         tracing::debug!(%peer, listener = %name, error = %e, "connection closed");

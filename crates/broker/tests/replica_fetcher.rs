@@ -421,3 +421,46 @@ async fn the_follower_reconnects_and_follows_a_moved_leader() {
         .expect("the fetchers stop in time");
     leader.stop().await;
 }
+
+/// Record sets of 4 KiB and more reach a follower on a plaintext listener
+/// with `sendfile(2)` from the leader's segment files (as a consumer's do):
+/// many large batches fetched at once, then small ones read into memory,
+/// and the follower's segments are still the leader's byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_record_sets_sent_from_the_file_replicate_byte_for_byte() {
+    let leader = Leader::start().await;
+    let lp = leader.partition();
+    for i in 0..40 {
+        let compression = if i % 7 == 3 {
+            Compression::Gzip
+        } else {
+            Compression::None
+        };
+        lp.append_records_as_leader(batch(&format!("large{i}"), 100, compression), -1)
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fp = follower(dir.path(), leader.topic_id, 0);
+    let fetchers = ReplicaFetchers::new(2, Arc::new(SystemClock), FetcherConfig::default());
+    fetchers.update(vec![leader.follow(&fp)]);
+    let end = lp.log().log_end_offset();
+    wait_until("the follower to fetch the large batches", || {
+        fp.log().log_end_offset() == end
+    })
+    .await;
+    // Small record sets (under the sendfile size) after the large ones.
+    for i in 0..3 {
+        lp.append_records_as_leader(batch(&format!("small{i}"), 2, Compression::None), -1)
+            .unwrap();
+    }
+    let end = lp.log().log_end_offset();
+    wait_until("the follower to catch up", || {
+        fp.log().log_end_offset() == end && lp.high_watermark() == end
+    })
+    .await;
+    assert_identical(&lp.log(), &fp.log());
+    tokio::time::timeout(DEADLINE, fetchers.shutdown())
+        .await
+        .expect("the fetchers stop in time");
+    leader.stop().await;
+}

@@ -179,21 +179,28 @@ fn read_records(
         match read.records {
             None => return Ok((Bytes::new(), read.log_start_offset, None)),
             Some(f) => {
-                if f.len() >= SENDFILE_MIN {
-                    if let Some(p) = placeholder(f.len()) {
-                        return Ok((p, read.log_start_offset, Some(f)));
-                    }
-                }
                 // Small: the range found is read as it is, not looked up
                 // again (a file cut short meanwhile is read the usual way).
-                if let Ok(bytes) = f.read() {
-                    return Ok((bytes, read.log_start_offset, None));
+                if let Some((bytes, file)) = place(f) {
+                    return Ok((bytes, read.log_start_offset, file));
                 }
             }
         }
     }
     let read = log.read(offset, max_bytes, min_one_batch, upper)?;
     Ok((read.records, read.log_start_offset, None))
+}
+
+/// Records found in their file: a placeholder and the file records when
+/// large enough for `sendfile(2)`, else their bytes read at once; `None`
+/// when the file was cut short before they could be read.
+fn place(f: FileRecords) -> Option<(Bytes, Option<FileRecords>)> {
+    if f.len() >= SENDFILE_MIN {
+        if let Some(p) = placeholder(f.len()) {
+            return Some((p, Some(f)));
+        }
+    }
+    f.read().ok().map(|bytes| (bytes, None))
 }
 
 /// Bytes out (or replication bytes out) and fetch requests per topic.
@@ -381,9 +388,18 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> ReadP
                         },
                         max_bytes: (p.partition_max_bytes.max(0) as usize).min(remaining),
                         min_one_batch: total == 0,
+                        in_file: zero_copy,
                     };
-                    let (error, n, diverging) =
+                    let (error, n, diverging, file) =
                         follower_partition(broker, ctx, &partition, &fetch, &mut pd);
+                    if let Some(in_file) = file {
+                        files.push(PlacedFile {
+                            topic: t.topic.clone(),
+                            topic_id: t.topic_id,
+                            partition: p.partition,
+                            records: in_file,
+                        });
+                    }
                     total += n;
                     remaining = remaining.saturating_sub(n);
                     // A diverging follower is answered at once, as Kafka does.
@@ -495,14 +511,16 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> ReadP
 }
 
 /// One partition of a follower's fetch: fills `pd` and returns its error, the
-/// record bytes it carries and whether it is a diverging-epoch answer.
+/// record bytes it carries, whether it is a diverging-epoch answer, and the
+/// file records its placeholder stands for (a plain socket: followers get
+/// `sendfile(2)` as consumers do).
 fn follower_partition(
     broker: &Broker,
     ctx: &RequestContext,
     partition: &Partition,
     fetch: &FollowerFetch,
     pd: &mut PartitionData,
-) -> (Option<ResponseError>, usize, bool) {
+) -> (Option<ResponseError>, usize, bool, Option<FileRecords>) {
     let read = partition.read_for_follower(fetch, broker.clock.now_ms());
     // Read after the follower's position may have moved it.
     pd.high_watermark = partition.high_watermark();
@@ -514,7 +532,18 @@ fn follower_partition(
             }
             let n = read.records.len();
             pd.records = Some(read.records);
-            (None, n, false)
+            (None, n, false, None)
+        }
+        Ok(FollowerRead::File(read)) => {
+            if ctx.api_version >= 5 {
+                pd.log_start_offset = read.log_start_offset;
+            }
+            // A file cut short meanwhile (the log truncated) answers with
+            // nothing; the follower fetches again.
+            let (records, file) = read.records.and_then(place).unwrap_or_default();
+            let n = records.len();
+            pd.records = Some(records);
+            (None, n, false, file)
         }
         Ok(FollowerRead::Diverging {
             epoch,
@@ -527,13 +556,13 @@ fn follower_partition(
             if ctx.api_version >= 5 {
                 pd.log_start_offset = log_start_offset;
             }
-            (None, 0, true)
+            (None, 0, true, None)
         }
         Err(e) => {
             if let PartitionError::Storage(se) = &e {
                 broker.on_storage_error(&partition.tp, se);
             }
-            (Some(util::partition_error(&e)), 0, false)
+            (Some(util::partition_error(&e)), 0, false, None)
         }
     }
 }

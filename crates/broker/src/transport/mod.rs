@@ -18,6 +18,8 @@
 //!   listener's accepting side.
 //! - `limits.rs`, `connection_rate.rs`: Kafka's connection limits and
 //!   connection creation rates, applied as connections are accepted.
+//! - `frame_io.rs`: a connection's read and write buffers, taken while
+//!   bytes move and given back when the connection is idle.
 //! - `sasl.rs`: a SASL connection's authentication state ([`sasl::SaslSession`]):
 //!   which frames may pass before authentication, the exchange, re-authentication.
 
@@ -30,6 +32,7 @@ use self::sasl::SaslSession;
 
 pub mod client;
 pub mod connection_rate;
+pub mod frame_io;
 pub mod limits;
 pub mod memory_pool;
 pub mod principal;
