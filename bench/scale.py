@@ -90,7 +90,7 @@ def topic_sizes(count: int, per_topic: int) -> list[tuple[str, int]]:
 def online(bootstrap: str, count: int, per_topic: int, timeout: float = 900) -> float:
     """Seconds until Metadata shows every partition with a leader and no error."""
     t0 = time.monotonic()
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 300_000})
     want = dict(topic_sizes(count, per_topic))
     while time.monotonic() - t0 < timeout:
         try:
@@ -111,7 +111,10 @@ def online(bootstrap: str, count: int, per_topic: int, timeout: float = 900) -> 
 
 
 def create(bootstrap: str, count: int, per_topic: int) -> float:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    # librdkafka gives up on a request after socket.timeout.ms (60 s by
+    # default, 300 s at most) whatever request_timeout says; a topic of 10,000 partitions
+    # on a loaded machine takes longer than that to create.
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 300_000})
     topics = [NewTopic(name, n, 1) for name, n in topic_sizes(count, per_topic)]
     t0 = time.monotonic()
     # One topic a request: each is one controller change.
