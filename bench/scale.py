@@ -9,10 +9,15 @@ as topics of `--per-topic` partitions (default: one topic per count, up to
 docs/ARCHITECTURE.md), then reports the create time, the broker's RSS and open
 descriptors before and after, RSS per idle partition, and the throughput of a
 confluent-kafka producer writing `--records` 100 B records spread over every
-partition (random partition per record, acks=1, lz4 off). Stops at the first
-count the machine cannot hold (e.g. `ulimit -n`), saying why. Extra
-`--override k=v` go to the broker. Not a test: one run per count, note the
-machine's load (printed).
+partition (record i to partition i mod count, acks=1, no compression). Then
+it restarts the node twice on the same log dir, once after SIGTERM and once
+after `kill -9`, and reports the stop time, the time from the new process's
+start to its listening line, the time until Metadata shows every partition
+with a leader and no error ("online"), and RSS and descriptors once idle
+again (RSS per partition after a restart is measured against the empty
+node's RSS before the create). Stops at the first count the machine cannot
+hold (e.g. `ulimit -n`), saying why. Extra `--override k=v` go to the broker.
+Not a test: one run per count, note the machine's load (printed).
 """
 
 from __future__ import annotations
@@ -45,37 +50,72 @@ def rss_mib(pid: int) -> float:
 
 
 def start(binary: str, log_dir: Path, work: Path, overrides: list[str]):
+    """Starts the broker; returns (process, port, seconds to its listening line)."""
+    t0 = time.monotonic()
     cmd = [binary, "server", "--override", "listeners=PLAINTEXT://127.0.0.1:0",
            "--override", f"log.dirs={log_dir}"]
     for o in overrides:
         cmd += ["--override", o]
-    err = open(work / "stderr.log", "wb")
+    err = open(work / "stderr.log", "ab")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
     for raw in proc.stdout:
         m = LISTEN_RE.search(raw.decode(errors="replace"))
         if m:
-            return proc, int(m.group(1))
+            return proc, int(m.group(1)), time.monotonic() - t0
     raise RuntimeError(f"broker exited (rc={proc.wait()}); see {work}/stderr.log")
 
 
-def stop(proc) -> None:
-    proc.send_signal(signal.SIGTERM)
+def stop(proc, sig=signal.SIGTERM) -> float:
+    """Sends `sig`; returns the seconds until the process exited."""
+    t0 = time.monotonic()
+    proc.send_signal(sig)
     try:
         proc.wait(timeout=600)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    return time.monotonic() - t0
+
+
+def topic_sizes(count: int, per_topic: int) -> list[tuple[str, int]]:
+    out, left, i = [], count, 0
+    while left > 0:
+        n = min(per_topic, left)
+        out.append((f"scale-{i}", n))
+        left -= n
+        i += 1
+    return out
+
+
+def online(bootstrap: str, count: int, per_topic: int, timeout: float = 900) -> float:
+    """Seconds until Metadata shows every partition with a leader and no error."""
+    t0 = time.monotonic()
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 300_000})
+    want = dict(topic_sizes(count, per_topic))
+    while time.monotonic() - t0 < timeout:
+        try:
+            md = admin.list_topics(timeout=60)
+        except Exception:  # noqa: BLE001 - not up yet: ask again
+            time.sleep(0.2)
+            continue
+        ok = 0
+        for name, n in want.items():
+            t = md.topics.get(name)
+            if t is None or t.error is not None:
+                continue
+            ok += sum(1 for p in t.partitions.values() if p.error is None and p.leader >= 0)
+        if ok == count:
+            return time.monotonic() - t0
+        time.sleep(0.2)
+    raise RuntimeError(f"not every partition online after {timeout} s")
 
 
 def create(bootstrap: str, count: int, per_topic: int) -> float:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    topics = []
-    left, i = count, 0
-    while left > 0:
-        n = min(per_topic, left)
-        topics.append(NewTopic(f"scale-{i}", n, 1))
-        left -= n
-        i += 1
+    # librdkafka gives up on a request after socket.timeout.ms (60 s by
+    # default, 300 s at most) whatever request_timeout says; a topic of 10,000 partitions
+    # on a loaded machine takes longer than that to create.
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 300_000})
+    topics = [NewTopic(name, n, 1) for name, n in topic_sizes(count, per_topic)]
     t0 = time.monotonic()
     # One topic a request: each is one controller change.
     for t in topics:
@@ -98,7 +138,8 @@ def settle(pid: int, seconds: float = 5.0) -> float:
 
 
 def produce(bootstrap: str, count: int, per_topic: int, records: int) -> tuple[float, float]:
-    topics = [f"scale-{i}" for i in range((count + per_topic - 1) // per_topic)]
+    # Every partition of every topic in turn: (topic, partition) of record i.
+    targets = [(name, part) for name, n in topic_sizes(count, per_topic) for part in range(n)]
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": 1,
                   "queue.buffering.max.messages": 1_000_000, "batch.num.messages": 10_000})
     value = b"x" * 100
@@ -113,13 +154,14 @@ def produce(bootstrap: str, count: int, per_topic: int, records: int) -> tuple[f
     for i in range(records):
         while True:
             try:
-                p.produce(topics[i % len(topics)], value, on_delivery=cb)
+                topic, part = targets[i % len(targets)]
+                p.produce(topic, value, partition=part, on_delivery=cb)
                 break
             except BufferError:
                 p.poll(0.01)
         if i % 10_000 == 0:
             p.poll(0)
-    remaining = p.flush(300)
+    remaining = p.flush(600)
     took = time.monotonic() - t0
     if remaining or failed:
         raise RuntimeError(f"{remaining} not delivered, {failed} failed")
@@ -139,8 +181,9 @@ def main() -> None:
     for count in (int(c) for c in args.counts.split(",")):
         with tempfile.TemporaryDirectory(prefix="gregor-scale-") as tmp:
             work = Path(tmp)
-            proc, port = start(args.bin, work / "data", work, args.override)
+            proc, port, _ = start(args.bin, work / "data", work, args.override)
             bootstrap = f"127.0.0.1:{port}"
+            row: dict = {"partitions": count}
             try:
                 before_rss, before_fds = settle(proc.pid), fds(proc.pid)
                 try:
@@ -152,19 +195,43 @@ def main() -> None:
                                       "stderr_tail": tail}))
                     break
                 idle_rss, idle_fds = settle(proc.pid, 20), fds(proc.pid)
-                msgs, mbs = produce(bootstrap, count, args.per_topic, args.records)
-                print(json.dumps({
-                    "partitions": count, "create_s": round(create_s, 2),
+                row.update({
+                    "create_s": round(create_s, 2),
                     "rss_mib_before": round(before_rss, 1), "rss_mib_idle": round(idle_rss, 1),
                     "kib_per_idle_partition": round((idle_rss - before_rss) * 1024 / count, 2),
                     "fds_before": before_fds, "fds_idle": idle_fds,
-                    "rss_mib_after_produce": round(rss_mib(proc.pid), 1), "fds_after_produce": fds(proc.pid),
+                })
+                msgs, mbs = produce(bootstrap, count, args.per_topic, args.records)
+                row.update({
+                    "rss_mib_after_produce": round(rss_mib(proc.pid), 1),
+                    "fds_after_produce": fds(proc.pid),
                     "produce_msgs_s": round(msgs), "produce_mb_s": round(mbs, 1),
-                    "loadavg": os.getloadavg(),
-                }))
+                })
+                for how, sig in (("sigterm", signal.SIGTERM), ("kill9", signal.SIGKILL)):
+                    row[f"{how}_stop_s"] = round(stop(proc, sig), 2)
+                    proc, port, listen_s = start(args.bin, work / "data", work, args.override)
+                    bootstrap = f"127.0.0.1:{port}"
+                    online_s = online(bootstrap, count, args.per_topic)
+                    rss = settle(proc.pid, 20)
+                    row.update({
+                        f"{how}_restart_listener_s": round(listen_s, 2),
+                        f"{how}_restart_online_s": round(listen_s + online_s, 2),
+                        f"{how}_restart_rss_mib": round(rss, 1),
+                        f"{how}_restart_kib_per_partition": round(
+                            (rss - before_rss) * 1024 / count, 2),
+                        f"{how}_restart_fds": fds(proc.pid),
+                    })
+                row["loadavg"] = os.getloadavg()
+                print(json.dumps(row), flush=True)
+            except Exception as e:  # noqa: BLE001 - what was measured, then why it stopped
+                row["failed"] = str(e)
+                row["stderr_tail"] = (work / "stderr.log").read_text(
+                    errors="replace").splitlines()[-5:]
+                print(json.dumps(row), flush=True)
+                break
             finally:
-                stop(proc)
-
+                if proc.poll() is None:
+                    stop(proc)
 
 if __name__ == "__main__":
     main()

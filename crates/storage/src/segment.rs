@@ -118,7 +118,9 @@ struct Meta {
 
 #[derive(Debug)]
 struct Inner {
-    open: Option<Open>,
+    /// Boxed: an idle segment (most of them, with many partitions) holds
+    /// only a pointer here, not the ~200 bytes of two index handles.
+    open: Option<Box<Open>>,
     meta: Meta,
 }
 
@@ -467,7 +469,7 @@ impl LogSegment {
             }
         }
         let pinned = meta.pinned;
-        inner.open = Some(open);
+        inner.open = Some(Box::new(open));
         self.touch();
         if !pinned {
             // Our own lock is held: the cache only tries other segments'.
