@@ -60,7 +60,7 @@ fn kill9_mid_clean_leaves_a_consistent_log() {
         ],
     );
     let mut want: BTreeMap<Bytes, Bytes> = BTreeMap::new();
-    for round in 0..ROUNDS {
+    let mut produce_round = |round: usize, want: &mut BTreeMap<Bytes, Bytes>| {
         let mut recs = Vec::with_capacity(KEYS);
         for k in 0..KEYS {
             let key = Bytes::from(format!("key-{k}"));
@@ -79,15 +79,34 @@ fn kill9_mid_clean_leaves_a_consistent_log() {
         for chunk in recs.chunks(10) {
             c.produce_ok("compacted", 0, &batch(chunk, Compression::None), -1);
         }
+    };
+    for round in 0..ROUNDS {
+        produce_round(round, &mut want);
     }
-    let total = (KEYS * ROUNDS) as i64;
+    // The throttle decides nothing in its first 300 ms (Kafka's check
+    // interval), so a pass that starts right after the broker may run
+    // unthrottled and leave the rest in the active segment, which is never
+    // cleaned. More rounds then roll more dirty segments for a throttled pass.
     let dir = broker.partition_dir("compacted", 0);
+    let mut rounds = ROUNDS;
+    let started = wait_until(Duration::from_secs(90), || {
+        if wait_until(Duration::from_secs(3), || {
+            !cleaner_temp_files(&dir).is_empty()
+        }) {
+            return true;
+        }
+        if rounds < 3 * ROUNDS {
+            produce_round(rounds, &mut want);
+            rounds += 1;
+        }
+        false
+    });
     assert!(
-        wait_until(Duration::from_secs(60), || !cleaner_temp_files(&dir)
-            .is_empty()),
+        started,
         "the cleaner never started writing cleaned segments\n{}",
         broker.logs()
     );
+    let total = (KEYS * rounds) as i64;
     broker.kill9();
     broker.restart();
 
