@@ -9,6 +9,7 @@
 # Needs bench/target/release/gregor-bench (bench/run.sh builds it). Prints one
 # line per run: label, records/s, broker CPU seconds per million records.
 set -euo pipefail
+source "$(dirname "$0")/listener.sh"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench/target/release/gregor-bench
 BEFORE=$1 AFTER=$2
@@ -23,14 +24,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     "$bin" server --override listeners=PLAINTEXT://127.0.0.1:0 --override "log.dirs=$dir" \
       --override num.partitions=1 >"$WORK/broker.log" 2>&1 &
     pid=$!
-    line=
-    for _ in $(seq 1 300); do
-      line=$(grep -m1 'gregor: listening on' "$WORK/broker.log" || true)
-      [[ -n $line ]] && break
-      sleep 0.1
-    done
-    [[ -n $line ]] || { cat "$WORK/broker.log" >&2; exit 1; }
-    port=${line##*:}
+    wait_for_listener "$WORK/broker.log"
     "$BENCH" produce --bootstrap "127.0.0.1:$port" --topic bench --records "$RECORDS" --size 100 \
       --acks 1 --partitions 1 --compression none --max-seconds 120 --broker-pid "$pid" \
       --label "produce-$which-$round" --out "$OUT" >/dev/null 2>&1

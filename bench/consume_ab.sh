@@ -11,6 +11,7 @@
 # Needs bench/target/release/gregor-bench (bench/run.sh builds it). Prints one
 # line per run: label, records/s, MB/s, broker CPU seconds per million records.
 set -euo pipefail
+source "$(dirname "$0")/listener.sh"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=${BENCH:-$ROOT/bench/target/release/gregor-bench}
 BIN=$1
@@ -27,14 +28,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         GREGOR_FETCH_SENDFILE=$sendfile "$BIN" server --override listeners=PLAINTEXT://127.0.0.1:0 \
           --override "log.dirs=$dir" --override "num.partitions=$parts" >"$WORK/broker.log" 2>&1 &
         pid=$!
-        line=
-        for _ in $(seq 1 300); do
-          line=$(grep -m1 'gregor: listening on' "$WORK/broker.log" || true)
-          [[ -n $line ]] && break
-          sleep 0.1
-        done
-        [[ -n $line ]] || { cat "$WORK/broker.log" >&2; exit 1; }
-        port=${line##*:}
+        wait_for_listener "$WORK/broker.log"
         label="consume-${size}B-${parts}p-sendfile${sendfile}-r$round"
         "$BENCH" produce --bootstrap "127.0.0.1:$port" --topic bench --records "$records" --size "$size" \
           --acks 1 --partitions "$parts" --compression none --max-seconds 180 --broker-pid "$pid" \

@@ -17,6 +17,7 @@
 # Prints one line: label, records/s, MB/s, broker CPU seconds per million records,
 # Fetch requests served (from /metrics) and broker CPU per Fetch request.
 set -euo pipefail
+source "$(dirname "$0")/listener.sh"
 BIN=$1 LABEL=${2:-consume}
 RECORDS=${RECORDS:-3000000} SIZE=${SIZE:-100} PARTITIONS=${PARTITIONS:-1}
 WORK=$(mktemp -d)
@@ -26,14 +27,7 @@ http_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0
   --override "num.partitions=$PARTITIONS" --override "http.listeners=http://127.0.0.1:$http_port" \
   >"$WORK/broker.log" 2>&1 &
 pid=$!
-line=
-for _ in $(seq 1 300); do
-  line=$(grep -m1 'gregor: listening on' "$WORK/broker.log" || true)
-  [[ -n $line ]] && break
-  sleep 0.1
-done
-[[ -n $line ]] || { cat "$WORK/broker.log" >&2; exit 1; }
-port=${line##*:}
+wait_for_listener "$WORK/broker.log"
 "$BIN" producer-perf-test --bootstrap-server "127.0.0.1:$port" --topic bench --num-records "$RECORDS" \
   --record-size "$SIZE" --throughput -1 --producer-props acks=1 linger.ms=5 >"$WORK/produce.log" 2>&1
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
