@@ -181,14 +181,7 @@ impl TransactionIndex {
     /// file is not read. A file that is not valid leaves the index holding
     /// its valid prefix and [`TransactionIndex::problem`] saying why.
     pub fn open(path: &Path, base_offset: i64) -> Result<Self> {
-        let mut this = Self {
-            path: path.to_path_buf(),
-            base_offset,
-            entries: Vec::new(),
-            file: None,
-            file_len: 0,
-            problem: None,
-        };
+        let mut this = Self::absent(path, base_offset);
         let len = match fs::metadata(path) {
             Ok(m) => m.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(this),
