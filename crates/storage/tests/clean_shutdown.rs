@@ -29,14 +29,25 @@ fn manager(dirs: &[PathBuf], clock: &Arc<ManualClock>) -> LogManager {
     .unwrap()
 }
 
-fn last_segment(dir: &Path) -> PathBuf {
-    let mut logs: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    logs.sort();
-    logs.pop().unwrap()
+/// Creates partitions `t-0..partitions`, appends `batches` batches of
+/// `per_batch` records to each, and stops cleanly.
+fn fill_and_stop(
+    dirs: &[PathBuf],
+    clock: &Arc<ManualClock>,
+    partitions: i32,
+    batches: i64,
+    per_batch: usize,
+) {
+    let m = manager(dirs, clock);
+    for p in 0..partitions {
+        let log = m
+            .get_or_create(&TopicPartition::new("t", p), small_config())
+            .unwrap();
+        for i in 0..batches {
+            log.append_as_leader(batch(per_batch, i), 0).unwrap();
+        }
+    }
+    m.shutdown().unwrap();
 }
 
 fn append_garbage(path: &Path) {
@@ -140,18 +151,7 @@ fn changed_or_unlisted_logs_are_recovered() {
     let root = tempfile::tempdir().unwrap();
     let dirs = vec![root.path().join("d")];
     let clock = Arc::new(ManualClock::new(0));
-    {
-        let m = manager(&dirs, &clock);
-        for p in 0..3 {
-            let log = m
-                .get_or_create(&TopicPartition::new("t", p), small_config())
-                .unwrap();
-            for i in 0..5 {
-                log.append_as_leader(batch(2, i), 0).unwrap();
-            }
-        }
-        m.shutdown().unwrap();
-    }
+    fill_and_stop(&dirs, &clock, 3, 5, 2);
     // t-0: torn tail after the stop; t-1: left out of the marker, torn too.
     append_garbage(&last_segment(&dirs[0].join("t-0")));
     append_garbage(&last_segment(&dirs[0].join("t-1")));
@@ -182,18 +182,7 @@ fn per_partition_markers_of_an_older_version_are_honoured_and_removed() {
     let root = tempfile::tempdir().unwrap();
     let dirs = vec![root.path().join("d")];
     let clock = Arc::new(ManualClock::new(0));
-    {
-        let m = manager(&dirs, &clock);
-        for p in 0..2 {
-            let log = m
-                .get_or_create(&TopicPartition::new("t", p), small_config())
-                .unwrap();
-            for i in 0..4 {
-                log.append_as_leader(batch(3, i), 0).unwrap();
-            }
-        }
-        m.shutdown().unwrap();
-    }
+    fill_and_stop(&dirs, &clock, 2, 4, 3);
     fs::remove_file(dirs[0].join(LOG_DIR_CLEAN_SHUTDOWN_FILE)).unwrap();
     for p in 0..2 {
         let d = dirs[0].join(format!("t-{p}"));

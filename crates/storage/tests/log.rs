@@ -152,16 +152,6 @@ fn reopen_after_crash_recovers_everything() {
     assert_eq!(log.log_end_offset(), 202);
 }
 
-fn last_log_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let mut logs: Vec<_> = fs::read_dir(dir.join("t-0"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    logs.sort();
-    logs.pop().unwrap()
-}
-
 #[test]
 fn torn_tail_is_truncated_at_last_whole_batch() {
     let dir = tempfile::tempdir().unwrap();
@@ -174,7 +164,7 @@ fn torn_tail_is_truncated_at_last_whole_batch() {
         }
         batch_size = log.size_bytes() / 10;
     }
-    let path = last_log_file(dir.path());
+    let path = last_segment(&dir.path().join("t-0"));
     let len = fs::metadata(&path).unwrap().len();
     fs::OpenOptions::new()
         .write(true)
@@ -211,7 +201,7 @@ fn corrupt_byte_in_last_batch_truncates_it() {
             log.append_as_leader(batch(3, i), 0).unwrap();
         }
     }
-    let path = last_log_file(dir.path());
+    let path = last_segment(&dir.path().join("t-0"));
     let mut bytes = fs::read(&path).unwrap();
     let n = bytes.len();
     bytes[n - 20] ^= 0x55;

@@ -1,7 +1,7 @@
 //! Helpers shared by the storage integration tests.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -86,4 +86,15 @@ pub fn assert_contiguous(records: &[Record], from: i64, to: i64) {
     let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
     let expected: Vec<i64> = (from..to).collect();
     assert_eq!(offsets, expected);
+}
+
+/// The newest `.log` file in a partition dir (its active segment).
+pub fn last_segment(dir: &Path) -> PathBuf {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    logs.pop().unwrap()
 }
