@@ -267,9 +267,14 @@ pub enum Verification {
 /// One partition log. See the module docs.
 #[derive(Debug)]
 pub struct Log {
-    dir: PathBuf,
+    /// One copy of the path per partition, shared with the segments, the
+    /// producer state and the epoch cache (each held its own before: four
+    /// allocations per idle partition).
+    dir: Arc<Path>,
     tp: TopicPartition,
-    config: RwLock<LogConfig>,
+    /// Shared by the partitions of a topic (the manager hands out one per
+    /// topic): 8 bytes per log instead of a 144-byte copy.
+    config: RwLock<Arc<LogConfig>>,
     clock: Arc<dyn Clock>,
     segments: RwLock<BTreeMap<i64, Arc<LogSegment>>>,
     append: Mutex<AppendState>,
@@ -346,7 +351,7 @@ impl Log {
     pub fn open(
         dir: PathBuf,
         tp: TopicPartition,
-        config: LogConfig,
+        config: impl Into<Arc<LogConfig>>,
         clock: Arc<dyn Clock>,
         recovery_point: i64,
         log_start_offset: i64,
@@ -372,7 +377,7 @@ impl Log {
     pub fn open_in(
         dir: PathBuf,
         tp: TopicPartition,
-        config: LogConfig,
+        config: impl Into<Arc<LogConfig>>,
         clock: Arc<dyn Clock>,
         recovery_point: i64,
         log_start_offset: i64,
@@ -402,7 +407,7 @@ impl Log {
     pub(crate) fn open_for_load(
         dir: PathBuf,
         tp: TopicPartition,
-        config: LogConfig,
+        config: impl Into<Arc<LogConfig>>,
         clock: Arc<dyn Clock>,
         recovery_point: i64,
         log_start_offset: i64,
@@ -425,13 +430,15 @@ impl Log {
     fn open_impl(
         dir: PathBuf,
         tp: TopicPartition,
-        config: LogConfig,
+        config: impl Into<Arc<LogConfig>>,
         clock: Arc<dyn Clock>,
         recovery_point: i64,
         log_start_offset: i64,
         cache: Arc<SegmentCache>,
         source: CleanSource,
     ) -> Result<(Self, bool)> {
+        let dir: Arc<Path> = Arc::from(dir);
+        let config: Arc<LogConfig> = config.into();
         if matches!(source, CleanSource::PartitionMarker) {
             // The manager's load lists the partition dirs it found.
             fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
@@ -477,11 +484,14 @@ impl Log {
         // unreadable.
         let epoch_file = read_checkpoint(&dir.join(crate::leader_epoch::LEADER_EPOCH_CHECKPOINT));
         let (mut epochs, rebuild_epoch_cache) = match epoch_file {
-            Ok(Some(entries)) => (LeaderEpochFileCache::with_entries(&dir, &entries), false),
-            Ok(None) => (LeaderEpochFileCache::new(&dir), true),
+            Ok(Some(entries)) => (
+                LeaderEpochFileCache::with_entries(dir.clone(), &entries),
+                false,
+            ),
+            Ok(None) => (LeaderEpochFileCache::new(dir.clone()), true),
             Err(e) => {
                 tracing::warn!(log = %tp, error = %e, "rebuilding the leader epoch cache from the log");
-                (LeaderEpochFileCache::new(&dir), true)
+                (LeaderEpochFileCache::new(dir.clone()), true)
             }
         };
         let epochs_loaded: Vec<EpochEntry> = epochs.entries().to_vec();
@@ -722,12 +732,16 @@ impl Log {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+    /// The directory as shared with the segments, for new ones (the cleaner's).
+    pub(crate) fn shared_dir(&self) -> &Arc<Path> {
+        &self.dir
+    }
     pub fn config(&self) -> LogConfig {
-        self.config.read().clone()
+        LogConfig::clone(&self.config.read())
     }
     /// Changes the config (dynamic topic configs); takes effect on the next append/roll.
-    pub fn update_config(&self, config: LogConfig) {
-        *self.config.write() = config;
+    pub fn update_config(&self, config: impl Into<Arc<LogConfig>>) {
+        *self.config.write() = config.into();
     }
 
     /// The topic id recorded in `partition.metadata`, if any.
