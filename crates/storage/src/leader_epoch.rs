@@ -152,6 +152,10 @@ impl LeaderEpochFileCache {
                 "new leader epoch entry truncated conflicting entries"
             );
         }
+        // Exactly one more: a new epoch is rare (a leader change), and the
+        // doubling growth would leave every idle log's one entry in room
+        // for four.
+        self.entries.reserve_exact(1);
         self.entries.push(EpochEntry::new(epoch, start_offset));
         self.dirty = true;
         true
