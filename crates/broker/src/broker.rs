@@ -536,8 +536,13 @@ impl Broker {
                 next.insert(name, existing.clone());
                 continue;
             }
-            let config =
-                resolve_log_config(&image, &self.config.props, self.config.node_id, &topic.name);
+            // One config per topic, shared by its partitions' logs.
+            let config = Arc::new(resolve_log_config(
+                &image,
+                &self.config.props,
+                self.config.node_id,
+                &topic.name,
+            ));
             let min_isr = config_defs::resolve_topic_configs(layers(
                 &image,
                 &self.config.props,
@@ -559,7 +564,7 @@ impl Broker {
                     .filter(|old| old.topic_id == topic.topic_id);
                 let partition = match reuse {
                     Some(old) => {
-                        if old.log().config() != config {
+                        if old.log().config() != *config {
                             old.log().update_config(config.clone());
                         }
                         let isr_before = old.view().isr.len();

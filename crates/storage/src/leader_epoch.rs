@@ -25,6 +25,7 @@
 //! flush or at close, since a stale head entry is harmless (opening trims it).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::checkpoint::write_atomically;
 use crate::Result;
@@ -58,7 +59,9 @@ impl EpochEntry {
 /// synchronised: the [`crate::Log`] holds it behind a lock.
 #[derive(Debug)]
 pub struct LeaderEpochFileCache {
-    path: PathBuf,
+    /// The log's directory (shared with the log); the checkpoint is
+    /// `leader-epoch-checkpoint` in it.
+    dir: Arc<Path>,
     /// Ascending by epoch and by start offset.
     entries: Vec<EpochEntry>,
     /// Entries changed since the file was last written.
@@ -89,9 +92,9 @@ pub fn write_checkpoint(path: &Path, entries: &[EpochEntry]) -> Result<()> {
 
 impl LeaderEpochFileCache {
     /// An empty cache backed by `dir`/`leader-epoch-checkpoint` (not read).
-    pub fn new(dir: &Path) -> Self {
+    pub fn new(dir: impl Into<Arc<Path>>) -> Self {
         Self {
-            path: dir.join(LEADER_EPOCH_CHECKPOINT),
+            dir: dir.into(),
             entries: Vec::new(),
             dirty: true,
         }
@@ -99,7 +102,7 @@ impl LeaderEpochFileCache {
 
     /// A cache holding `entries` as Kafka's constructor loads a checkpoint:
     /// each assigned in turn, so non-monotonic entries are dropped.
-    pub fn with_entries(dir: &Path, entries: &[EpochEntry]) -> Self {
+    pub fn with_entries(dir: impl Into<Arc<Path>>, entries: &[EpochEntry]) -> Self {
         let mut c = Self::new(dir);
         for e in entries {
             c.assign(e.epoch, e.start_offset);
@@ -108,8 +111,8 @@ impl LeaderEpochFileCache {
         c
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(LEADER_EPOCH_CHECKPOINT)
     }
 
     /// Records that `epoch` starts at `start_offset` (an append whose batch
@@ -142,13 +145,17 @@ impl LeaderEpochFileCache {
         let removed = before - self.entries.len();
         if removed > 1 {
             tracing::warn!(
-                path = %self.path.display(),
+                path = %self.path().display(),
                 epoch,
                 start_offset,
                 removed,
                 "new leader epoch entry truncated conflicting entries"
             );
         }
+        // Exactly one more: a new epoch is rare (a leader change), and the
+        // doubling growth would leave every idle log's one entry in room
+        // for four.
+        self.entries.reserve_exact(1);
         self.entries.push(EpochEntry::new(epoch, start_offset));
         self.dirty = true;
         true
@@ -279,7 +286,7 @@ impl LeaderEpochFileCache {
 
     /// Writes the checkpoint file.
     pub fn write(&mut self) -> Result<()> {
-        write_checkpoint(&self.path, &self.entries)?;
+        write_checkpoint(&self.path(), &self.entries)?;
         self.dirty = false;
         Ok(())
     }
@@ -472,7 +479,7 @@ mod tests {
     fn file_round_trip_in_kafkas_format() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = LeaderEpochFileCache::new(dir.path());
-        assert_eq!(read_checkpoint(c.path()).unwrap(), None);
+        assert_eq!(read_checkpoint(&c.path()).unwrap(), None);
         c.assign(0, 0);
         c.assign(3, 120);
         assert!(c.is_dirty());
@@ -480,7 +487,7 @@ mod tests {
         assert!(!c.is_dirty());
         let text = fs::read_to_string(dir.path().join(LEADER_EPOCH_CHECKPOINT)).unwrap();
         assert_eq!(text, "0\n2\n0 0\n3 120\n");
-        let read = read_checkpoint(c.path()).unwrap().unwrap();
+        let read = read_checkpoint(&c.path()).unwrap().unwrap();
         assert_eq!(read, c.entries());
         let again = LeaderEpochFileCache::with_entries(dir.path(), &read);
         assert_eq!(again.entries(), c.entries());

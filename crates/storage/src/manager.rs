@@ -104,7 +104,7 @@ impl Default for LogManagerOptions {
 struct LoadJob {
     path: PathBuf,
     tp: TopicPartition,
-    config: LogConfig,
+    config: Arc<LogConfig>,
     recovery_point: i64,
     log_start: i64,
     clean: Option<CleanEntry>,
@@ -224,7 +224,8 @@ impl LogManager {
             let starts = read_checkpoint(dir.join(LOG_START_OFFSET_CHECKPOINT));
             let cleaned = read_checkpoint(cleaner_checkpoint_path(dir));
             let mut jobs = Vec::new();
-            let mut configs: BTreeMap<Arc<str>, LogConfig> = BTreeMap::new();
+            // One config and one copy of the name per topic, shared by its logs.
+            let mut configs: BTreeMap<Arc<str>, Arc<LogConfig>> = BTreeMap::new();
             let rd = fs::read_dir(dir).map_err(io_err(format!("list {}", dir.display())))?;
             for ent in rd {
                 let ent = ent.map_err(io_err(format!("list {}", dir.display())))?;
@@ -267,10 +268,18 @@ impl LogManager {
                         ),
                     });
                 }
-                let config = configs
-                    .entry(tp.topic.clone())
-                    .or_insert_with(|| config_for(&tp.topic))
-                    .clone();
+                let (topic, config) = match configs.get_key_value(&tp.topic) {
+                    Some((topic, config)) => (topic.clone(), config.clone()),
+                    None => {
+                        let config = Arc::new(config_for(&tp.topic));
+                        configs.insert(tp.topic.clone(), config.clone());
+                        (tp.topic.clone(), config)
+                    }
+                };
+                let tp = TopicPartition {
+                    topic,
+                    partition: tp.partition,
+                };
                 jobs.push(LoadJob {
                     clean: clean.remove(&name),
                     recovery_point: recovery.get(&tp).copied().unwrap_or(0),
@@ -333,7 +342,11 @@ impl LogManager {
     }
 
     /// The log of `tp`, created in the log dir with the fewest partitions if absent.
-    pub fn get_or_create(&self, tp: &TopicPartition, config: LogConfig) -> Result<Arc<Log>> {
+    pub fn get_or_create(
+        &self,
+        tp: &TopicPartition,
+        config: impl Into<Arc<LogConfig>>,
+    ) -> Result<Arc<Log>> {
         if let Some(l) = self.get(tp) {
             return Ok(l);
         }

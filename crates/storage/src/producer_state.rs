@@ -43,6 +43,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use gregor_records::{BatchHeader, ControlRecord};
 
@@ -192,7 +193,8 @@ impl PendingProducerUpdates {
 
 #[derive(Debug)]
 pub struct ProducerStateManager {
-    dir: PathBuf,
+    /// The log's directory, shared with the log.
+    dir: Arc<Path>,
     producers: HashMap<i64, ProducerEntry>,
     /// Ongoing transactions: first offset → producer id (Kafka's
     /// `ongoingTxns`). Kept in step with the entries by `put`.
@@ -200,9 +202,9 @@ pub struct ProducerStateManager {
 }
 
 impl ProducerStateManager {
-    pub fn new(dir: PathBuf) -> Self {
+    pub fn new(dir: impl Into<Arc<Path>>) -> Self {
         Self {
-            dir,
+            dir: dir.into(),
             producers: HashMap::new(),
             ongoing: BTreeMap::new(),
         }

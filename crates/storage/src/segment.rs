@@ -168,7 +168,8 @@ pub struct RecoveryResult {
 #[derive(Debug)]
 pub struct LogSegment {
     base_offset: i64,
-    dir: PathBuf,
+    /// The log's directory, shared with the log and its other segments.
+    dir: Arc<Path>,
     size: AtomicU64,
     created_ms: i64,
     config: SegmentConfig,
@@ -231,13 +232,20 @@ impl LogSegment {
     /// absent, outside any bound on open files. Indexes are taken as found;
     /// the caller sanity-checks or rebuilds them.
     pub fn open(dir: &Path, base_offset: i64, config: SegmentConfig, now_ms: i64) -> Result<Self> {
-        Self::open_in(dir, base_offset, config, now_ms, &SegmentCache::unbounded())
+        let dir: Arc<Path> = Arc::from(dir);
+        Self::open_in(
+            &dir,
+            base_offset,
+            config,
+            now_ms,
+            &SegmentCache::unbounded(),
+        )
     }
 
     /// [`LogSegment::open`], counted in `cache` once it stops being active
     /// (see [`LogSegment::on_become_inactive`]).
     pub fn open_in(
-        dir: &Path,
+        dir: &Arc<Path>,
         base_offset: i64,
         config: SegmentConfig,
         now_ms: i64,
@@ -250,7 +258,7 @@ impl LogSegment {
     /// are opened on first use (then its indexes are sanity-checked, and
     /// rebuilt if bad or missing). Only its `.txnindex` is read now.
     pub fn lazy(
-        dir: &Path,
+        dir: &Arc<Path>,
         base_offset: i64,
         size: u64,
         config: SegmentConfig,
@@ -260,8 +268,7 @@ impl LogSegment {
     ) -> Result<Self> {
         if !has_txn_index {
             // The caller's listing found none: no stat to look for it.
-            let path = suffixed_file(dir, base_offset, TXN_INDEX_SUFFIX, "");
-            let txn_index = TransactionIndex::absent(&path, base_offset);
+            let txn_index = TransactionIndex::absent(dir, base_offset, "");
             return Ok(Self::with_txn_index(
                 dir,
                 base_offset,
@@ -281,7 +288,7 @@ impl LogSegment {
     /// (and `.index.cleaned`, `.timeindex.cleaned`); leftovers of an earlier
     /// attempt are removed first.
     pub(crate) fn create_cleaned(
-        dir: &Path,
+        dir: &Arc<Path>,
         base_offset: i64,
         config: SegmentConfig,
         now_ms: i64,
@@ -304,7 +311,7 @@ impl LogSegment {
     }
 
     fn open_with_suffix(
-        dir: &Path,
+        dir: &Arc<Path>,
         base_offset: i64,
         suffix: &'static str,
         config: SegmentConfig,
@@ -318,7 +325,7 @@ impl LogSegment {
 
     #[allow(clippy::too_many_arguments)]
     fn new(
-        dir: &Path,
+        dir: &Arc<Path>,
         base_offset: i64,
         suffix: &'static str,
         size: u64,
@@ -327,10 +334,7 @@ impl LogSegment {
         cache: &Arc<SegmentCache>,
         eager: bool,
     ) -> Result<Self> {
-        let txn_index = TransactionIndex::open(
-            &suffixed_file(dir, base_offset, TXN_INDEX_SUFFIX, suffix),
-            base_offset,
-        )?;
+        let txn_index = TransactionIndex::open(dir, base_offset, suffix)?;
         Ok(Self::with_txn_index(
             dir,
             base_offset,
@@ -346,7 +350,7 @@ impl LogSegment {
 
     #[allow(clippy::too_many_arguments)]
     fn with_txn_index(
-        dir: &Path,
+        dir: &Arc<Path>,
         base_offset: i64,
         suffix: &'static str,
         size: u64,
@@ -358,7 +362,7 @@ impl LogSegment {
     ) -> Self {
         Self {
             base_offset,
-            dir: dir.to_path_buf(),
+            dir: dir.clone(),
             size: AtomicU64::new(size),
             created_ms: now_ms,
             config,

@@ -31,7 +31,9 @@
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::segment::suffixed_file;
 use crate::{io_err, Result, StorageError};
 
 pub const TXN_INDEX_SUFFIX: &str = ".txnindex";
@@ -152,7 +154,11 @@ pub fn decode_entries(
 /// See the module docs.
 #[derive(Debug)]
 pub struct TransactionIndex {
-    path: PathBuf,
+    /// The segment's directory (shared with its log: one copy of the path
+    /// per partition) and its file name's suffix after `.txnindex` (empty
+    /// for a live segment); the path is made when needed.
+    dir: Arc<Path>,
+    suffix: &'static str,
     base_offset: i64,
     entries: Vec<TxnIndexEntry>,
     /// Open once the file exists.
@@ -166,9 +172,10 @@ pub struct TransactionIndex {
 impl TransactionIndex {
     /// The index of a segment known to have no `.txnindex` file (yet): no
     /// stat, created on the first entry like [`TransactionIndex::open`]'s.
-    pub(crate) fn absent(path: &Path, base_offset: i64) -> Self {
+    pub(crate) fn absent(dir: &Arc<Path>, base_offset: i64, suffix: &'static str) -> Self {
         Self {
-            path: path.to_path_buf(),
+            dir: dir.clone(),
+            suffix,
             base_offset,
             entries: Vec::new(),
             file: None,
@@ -177,12 +184,14 @@ impl TransactionIndex {
         }
     }
 
-    /// Opens the index at `path` (which need not exist). A missing or empty
-    /// file is not read. A file that is not valid leaves the index holding
-    /// its valid prefix and [`TransactionIndex::problem`] saying why.
-    pub fn open(path: &Path, base_offset: i64) -> Result<Self> {
-        let mut this = Self::absent(path, base_offset);
-        let len = match fs::metadata(path) {
+    /// Opens the index of the segment at `base_offset` in `dir`,
+    /// `<base_offset>.txnindex<suffix>` (which need not exist). A missing or
+    /// empty file is not read. A file that is not valid leaves the index
+    /// holding its valid prefix and [`TransactionIndex::problem`] saying why.
+    pub fn open(dir: &Arc<Path>, base_offset: i64, suffix: &'static str) -> Result<Self> {
+        let mut this = Self::absent(dir, base_offset, suffix);
+        let path = this.path();
+        let len = match fs::metadata(&path) {
             Ok(m) => m.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(this),
             Err(e) => return Err(io_err(format!("stat {}", path.display()))(e)),
@@ -208,12 +217,12 @@ impl TransactionIndex {
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&self.path)
-            .map_err(io_err(format!("open {}", self.path.display())))
+            .open(self.path())
+            .map_err(io_err(format!("open {}", self.path().display())))
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn path(&self) -> PathBuf {
+        suffixed_file(&self.dir, self.base_offset, TXN_INDEX_SUFFIX, self.suffix)
     }
     pub fn entries(&self) -> &[TxnIndexEntry] {
         &self.entries
@@ -233,7 +242,7 @@ impl TransactionIndex {
         if let Some(prev) = self.entries.last() {
             if prev.last_offset >= entry.last_offset {
                 return Err(StorageError::Corrupt {
-                    path: self.path.display().to_string(),
+                    path: self.path().display().to_string(),
                     reason: format!(
                         "aborted transaction ending at {} appended after one ending at {}",
                         entry.last_offset, prev.last_offset
@@ -249,7 +258,7 @@ impl TransactionIndex {
         self.set_len(self.entries.len())?;
         if let Some(f) = &self.file {
             f.write_all_at(&entry.encode(), pos)
-                .map_err(io_err(format!("write {} at {pos}", self.path.display())))?;
+                .map_err(io_err(format!("write {} at {pos}", self.path().display())))?;
         }
         self.file_len = pos + ENTRY_LEN as u64;
         self.entries.push(entry);
@@ -278,8 +287,10 @@ impl TransactionIndex {
                 self.file = Some(self.open_file()?);
             }
             if let Some(f) = &self.file {
-                f.set_len(len)
-                    .map_err(io_err(format!("truncate {} to {len}", self.path.display())))?;
+                f.set_len(len).map_err(io_err(format!(
+                    "truncate {} to {len}",
+                    self.path().display()
+                )))?;
                 self.file_len = len;
             }
         }
@@ -311,7 +322,7 @@ impl TransactionIndex {
     pub fn flush(&self) -> Result<()> {
         if let Some(f) = &self.file {
             f.sync_data()
-                .map_err(io_err(format!("fsync {}", self.path.display())))?;
+                .map_err(io_err(format!("fsync {}", self.path().display())))?;
         }
         Ok(())
     }
@@ -351,8 +362,9 @@ mod tests {
     #[test]
     fn file_created_lazily_and_reopened() {
         let d = tempfile::tempdir().unwrap();
+        let dir: Arc<Path> = Arc::from(d.path());
         let p = d.path().join("00000000000000000100.txnindex");
-        let mut idx = TransactionIndex::open(&p, 100).unwrap();
+        let mut idx = TransactionIndex::open(&dir, 100, "").unwrap();
         assert!(!p.exists());
         idx.truncate_to(0).unwrap();
         idx.reset().unwrap();
@@ -365,7 +377,7 @@ mod tests {
             Err(StorageError::Corrupt { .. })
         ));
         assert_eq!(fs::metadata(&p).unwrap().len(), 3 * ENTRY_LEN as u64);
-        let again = TransactionIndex::open(&p, 100).unwrap();
+        let again = TransactionIndex::open(&dir, 100, "").unwrap();
         assert_eq!(again.entries(), idx.entries());
         assert!(again.problem().is_none());
 
@@ -374,18 +386,18 @@ mod tests {
         assert_eq!(fs::metadata(&p).unwrap().len(), ENTRY_LEN as u64);
         idx.append(e(4, 108, 109, 110)).unwrap();
         assert_eq!(
-            TransactionIndex::open(&p, 100).unwrap().entries(),
+            TransactionIndex::open(&dir, 100, "").unwrap().entries(),
             &[e(1, 90, 105, 106), e(4, 108, 109, 110)]
         );
         idx.reset().unwrap();
         assert_eq!(fs::metadata(&p).unwrap().len(), 0);
-        assert!(TransactionIndex::open(&p, 100).unwrap().is_empty());
+        assert!(TransactionIndex::open(&dir, 100, "").unwrap().is_empty());
     }
 
     #[test]
     fn collect_is_kafkas() {
         let d = tempfile::tempdir().unwrap();
-        let mut idx = TransactionIndex::open(&d.path().join("x.txnindex"), 0).unwrap();
+        let mut idx = TransactionIndex::open(&Arc::from(d.path()), 0, "").unwrap();
         idx.append(e(1, 0, 10, 5)).unwrap(); // another txn was open from 5
         idx.append(e(2, 5, 20, 21)).unwrap();
         idx.append(e(3, 22, 30, 31)).unwrap();
@@ -404,6 +416,7 @@ mod tests {
     #[test]
     fn bad_files_are_reported_with_their_valid_prefix() {
         let d = tempfile::tempdir().unwrap();
+        let dir: Arc<Path> = Arc::from(d.path());
         let p = d.path().join("00000000000000000010.txnindex");
         let good = [e(1, 5, 10, 11).encode(), e(2, 11, 12, 13).encode()].concat();
         let cases: Vec<(Vec<u8>, usize)> = vec![
@@ -425,13 +438,13 @@ mod tests {
         ];
         for (bytes, valid) in cases {
             fs::write(&p, &bytes).unwrap();
-            let mut idx = TransactionIndex::open(&p, 10).unwrap();
+            let mut idx = TransactionIndex::open(&dir, 10, "").unwrap();
             assert!(idx.problem().is_some(), "{bytes:?}");
             assert_eq!(idx.entries().len(), valid);
             // A rebuild starts from nothing and leaves a valid file.
             idx.reset().unwrap();
             idx.append(e(7, 10, 14, 15)).unwrap();
-            let again = TransactionIndex::open(&p, 10).unwrap();
+            let again = TransactionIndex::open(&dir, 10, "").unwrap();
             assert!(again.problem().is_none());
             assert_eq!(again.entries(), &[e(7, 10, 14, 15)]);
         }

@@ -296,8 +296,13 @@ impl Cleaner {
         let base = first.seg.base_offset();
         let seg_config = log.segment_config();
         let now = log.clock().now_ms();
-        let cleaned =
-            LogSegment::create_cleaned(log.dir(), base, seg_config, now, log.segment_cache())?;
+        let cleaned = LogSegment::create_cleaned(
+            log.shared_dir(),
+            base,
+            seg_config,
+            now,
+            log.segment_cache(),
+        )?;
         let written = self.write_group(ctx, group, &cleaned, txns, stats);
         let written = written.and_then(|()| {
             cleaned.on_become_inactive()?;
@@ -320,7 +325,7 @@ impl Cleaner {
         let mut crashed = false;
         let swapped = log.replace_segments(&old, || {
             swap_in(
-                log.dir(),
+                log.shared_dir(),
                 base,
                 &old,
                 seg_config,

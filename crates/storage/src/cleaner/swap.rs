@@ -72,7 +72,7 @@ pub(crate) fn remove_cleaned(dir: &Path, base: i64) -> Result<()> {
 /// Steps 1-4 above. `crash(step)` returning true stops right after `step`
 /// (fault injection), returning an error and leaving the files as they are.
 pub(crate) fn swap_in(
-    dir: &Path,
+    dir: &Arc<Path>,
     base: i64,
     old: &[(Arc<LogSegment>, u64)],
     config: SegmentConfig,
