@@ -6,11 +6,14 @@
 Creates `--partitions` partitions (topics of 100), writes one 100 B record per partition
 per `--segments` round (rounds apart by the topics' segment.ms, so each round rolls a
 new segment), then SIGTERMs the broker and starts it again on the same log dir. Reports:
-the stop time, the time from the new process's start to its listening line, the time
-until a confluent-kafka consumer assigned to every partition has read every record from
-offset 0 ("all readable"), and the broker's open descriptors (all, and those on segment
-files) and RSS at each step. Extra `--override k=v` go to the broker. Not a test: one run,
-note the machine's load (printed).
+the stop time, the time from the new process's start to its listening line (the listener
+opens while the logs load), to `/readyz` answering 200 ("online": every log loaded and
+every partition it leads hosted), the time until a confluent-kafka consumer assigned to
+every partition has read every record from offset 0 ("all readable"), and the broker's
+open descriptors (all, and those on segment files) and RSS at each step. Then it writes
+one more record per partition, `kill -9`s the broker (every active segment is recovered
+at the next start) and reports the same times for that restart (`kill9_*`). Extra
+`--override k=v` go to the broker. Not a test: one run, note the machine's load (printed).
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 LISTEN_RE = re.compile(r"gregor: listening on \S+://[^:]+:(\d+)")
+HTTP_RE = re.compile(r"gregor: http listening on http://(\S+)")
 PER_TOPIC = 100
 SEGMENT_MS = 2000
 
@@ -55,18 +61,45 @@ def rss_mib(pid: int) -> float:
 
 
 def start(binary: str, log_dir: Path, work: Path, overrides: list[str], n: int):
+    """Starts the broker; returns (process, Kafka port, seconds to the listening line,
+    HTTP address, start instant)."""
     cmd = [binary, "server", "--override", "listeners=PLAINTEXT://127.0.0.1:0",
-           "--override", f"log.dirs={log_dir}"]
+           "--override", f"log.dirs={log_dir}",
+           "--override", "http.listeners=http://127.0.0.1:0"]
     for o in overrides:
         cmd += ["--override", o]
     t0 = time.monotonic()
     err = open(work / f"stderr-{n}.log", "wb")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+    port = listen_s = None
     for raw in proc.stdout:
-        m = LISTEN_RE.search(raw.decode(errors="replace"))
+        line = raw.decode(errors="replace")
+        m = LISTEN_RE.search(line)
+        if m and port is None:
+            port, listen_s = int(m.group(1)), time.monotonic() - t0
+        m = HTTP_RE.search(line)
         if m:
-            return proc, int(m.group(1)), time.monotonic() - t0
+            return proc, port, listen_s, m.group(1), t0
     raise SystemExit(f"broker exited (rc={proc.wait()}); see {work}/stderr-{n}.log")
+
+
+def online(http: str, t0: float) -> float:
+    """Seconds from `t0` (the process start) until /readyz answers 200."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{http}/readyz", timeout=10) as r:
+                if r.status == 200:
+                    return time.monotonic() - t0
+        except urllib.error.HTTPError:
+            pass
+        time.sleep(0.01)
+    raise SystemExit("/readyz not ready within 600 s")
+
+
+def kill9(proc) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
 
 
 def stop(proc) -> float:
@@ -114,7 +147,7 @@ def main():
     out = {"bin": a.bin, "partitions": a.partitions, "segments": a.segments,
            "overrides": a.override, "load_before": os.getloadavg()}
 
-    proc, port, _ = start(a.bin, log_dir, work, a.override, 0)
+    proc, port, _, _, _ = start(a.bin, log_dir, work, a.override, 0)
     bootstrap = f"127.0.0.1:{port}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
     topics = [f"scale-{i:03d}" for i in range(a.partitions // PER_TOPIC)]
@@ -139,15 +172,34 @@ def main():
     out["rss_mib_after_write"] = round(rss_mib(proc.pid), 1)
     out["stop_s"] = round(stop(proc), 2)
 
-    proc, port, listen_s = start(a.bin, log_dir, work, a.override, 1)
+    proc, port, listen_s, http, t0 = start(a.bin, log_dir, work, a.override, 1)
     out["restart_to_listener_s"] = round(listen_s, 2)
     out["fds_at_listener"], out["segment_fds_at_listener"] = fds(proc.pid)
     out["rss_mib_at_listener"] = round(rss_mib(proc.pid), 1)
+    out["restart_to_online_s"] = round(online(http, t0), 2)
     read_s = read_all(f"127.0.0.1:{port}", topics, a.partitions * a.segments)
     out["listener_to_all_read_s"] = round(read_s, 2)
     out["restart_to_all_read_s"] = round(listen_s + read_s, 2)
     out["fds_after_read"], out["segment_fds_after_read"] = fds(proc.pid)
     out["rss_mib_after_read"] = round(rss_mib(proc.pid), 1)
+
+    # One more record per partition, then a crash: every active segment has
+    # data past its recovery point, recovered at the next start.
+    bootstrap = f"127.0.0.1:{port}"
+    prod = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": 1})
+    for t in topics:
+        for p in range(PER_TOPIC):
+            prod.produce(t, value=b"x" * 100, partition=p)
+            prod.poll(0)
+    assert prod.flush(600) == 0
+    kill9(proc)
+    proc, port, listen_s, http, t0 = start(a.bin, log_dir, work, a.override, 2)
+    out["kill9_restart_to_listener_s"] = round(listen_s, 2)
+    out["kill9_restart_to_online_s"] = round(online(http, t0), 2)
+    read_s = read_all(f"127.0.0.1:{port}", topics, a.partitions * (a.segments + 1))
+    out["kill9_restart_to_all_read_s"] = round(listen_s + read_s, 2)
+    out["kill9_fds_after_read"], _ = fds(proc.pid)
+    out["kill9_rss_mib_after_read"] = round(rss_mib(proc.pid), 1)
     out["stop2_s"] = round(stop(proc), 2)
     out["load_after"] = os.getloadavg()
     print(json.dumps(out))

@@ -110,6 +110,8 @@ pub struct Broker {
     pub request_memory: crate::transport::memory_pool::RequestMemoryPool,
     /// What the request path counts, for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// The partition logs' background load (see [`crate::log_loading`]).
+    pub log_loading: crate::log_loading::LogLoading,
 }
 
 impl std::fmt::Debug for Broker {
@@ -129,7 +131,20 @@ impl Broker {
     /// Opens (formatting on first start) the embedded metadata log and the
     /// partition logs: a single-node cluster.
     pub fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Arc<Self>, BrokerError> {
-        Self::open_with(config, clock, None)
+        Self::open_with(config, clock, None, false)
+    }
+
+    /// [`Broker::open`] (or [`Broker::open_in_quorum`] with `link`) that
+    /// returns once the metadata is ready and the logs on disk are listed:
+    /// the logs load on a thread of their own and each partition is hosted
+    /// as soon as its log is loaded (see [`crate::log_loading`]), so the
+    /// listeners can open at once. [`Broker::log_loading`] tells when all are.
+    pub fn open_while_loading(
+        config: BrokerConfig,
+        clock: Arc<dyn Clock>,
+        link: Option<Arc<QuorumLink>>,
+    ) -> Result<Arc<Self>, BrokerError> {
+        Self::open_with(config, clock, link, true)
     }
 
     /// Opens the partition logs of a node whose metadata comes from the Raft
@@ -139,13 +154,14 @@ impl Broker {
         clock: Arc<dyn Clock>,
         link: Arc<QuorumLink>,
     ) -> Result<Arc<Self>, BrokerError> {
-        Self::open_with(config, clock, Some(link))
+        Self::open_with(config, clock, Some(link), false)
     }
 
     fn open_with(
         config: BrokerConfig,
         clock: Arc<dyn Clock>,
         link: Option<Arc<QuorumLink>>,
+        in_background: bool,
     ) -> Result<Arc<Self>, BrokerError> {
         config.warn_keys_without_effect();
         let dirs = crate::meta_properties::MetaPropertiesEnsemble::open_for_start(
@@ -213,7 +229,7 @@ impl Broker {
         let auto_fd_budget = (config.max_open_segments == 0)
             .then(|| fd_plan.soft_limit.saturating_sub(crate::fd_limit::RESERVED));
         tracing::info!(max_open_segments, "loading logs");
-        let logs = LogManager::open_with(
+        let (logs, pending) = LogManager::open_deferred(
             config.log_dirs.clone(),
             clock.clone(),
             &config_for,
@@ -223,6 +239,12 @@ impl Broker {
                 recovery_threads_per_dir: config.recovery_threads_per_data_dir,
             },
         )?;
+        let pending = if in_background {
+            Some(pending)
+        } else {
+            logs.load_pending(pending, &|_| {})?;
+            None
+        };
         let inter_broker_connector = Arc::new(crate::transport::client::ClientConnector::new(
             &config.inter_broker_link,
         )?);
@@ -275,12 +297,28 @@ impl Broker {
             fatal: tokio::sync::watch::channel(None).0,
             log_moves: Default::default(),
             metrics: Default::default(),
+            log_loading: crate::log_loading::LogLoading::new(pending.is_none()),
         });
+        // Hosts what is loaded (everything, unless loading in the background).
         broker.reconcile()?;
-        if let Some(cleaner) = broker.config.cleaner.clone() {
+        match pending {
+            Some(pending) => {
+                crate::log_loading::start(&broker, pending).map_err(|source| BrokerError::Io {
+                    path: "the log loader thread".into(),
+                    source,
+                })?
+            }
+            None => broker.start_cleaner()?,
+        }
+        Ok(broker)
+    }
+
+    /// Starts the log cleaner, if enabled (once every log is loaded).
+    pub(crate) fn start_cleaner(&self) -> Result<(), BrokerError> {
+        if let Some(cleaner) = self.config.cleaner.clone() {
             // The cleaner may clean up to the last stable offset, as Kafka's.
-            let weak = Arc::downgrade(&broker);
-            broker.logs.start_cleaner(
+            let weak = self.this.clone();
+            self.logs.start_cleaner(
                 cleaner,
                 Arc::new(move |log: &Log| {
                     weak.upgrade()
@@ -288,7 +326,14 @@ impl Broker {
                 }),
             )?;
         }
-        Ok(broker)
+        Ok(())
+    }
+
+    /// Whether `topic`-`partition`, which the image places on this node, is
+    /// not hosted yet because the logs are still loading: requests on it get
+    /// Kafka's retriable answers until it is.
+    pub fn partition_loading(&self, topic: &str, partition: i32) -> bool {
+        !self.log_loading.is_done() && self.partition(topic, partition).is_none()
     }
 
     pub fn node_id(&self) -> i32 {
@@ -508,6 +553,9 @@ impl Broker {
         let mut reconciled = self.reconciled.lock();
         let image = self.metadata.image();
         let now = self.clock.now_ms();
+        // Topics with logs loaded since the last reconcile: hosted now.
+        let loaded = self.log_loading.take_dirty();
+
         let current = self.partitions.read().clone();
         let prev = reconciled.clone().filter(|prev| {
             [
@@ -522,10 +570,11 @@ impl Broker {
             self.tls_configs_changed.notify_one();
         }
         let unchanged = |name: &str| {
-            prev.as_ref().is_some_and(|prev| {
-                image.topic_shared_with(prev, name)
-                    && image.configs_shared_with(prev, &ConfigResource::Topic(name.to_string()))
-            })
+            !loaded.contains(name)
+                && prev.as_ref().is_some_and(|prev| {
+                    image.topic_shared_with(prev, name)
+                        && image.configs_shared_with(prev, &ConfigResource::Topic(name.to_string()))
+                })
         };
         let mut next = HostedPartitions::new();
         // Read on the first new partition: the high watermarks of the last run.
@@ -586,6 +635,11 @@ impl Broker {
                             topic: name.clone(),
                             partition: p,
                         };
+                        if self.logs.is_loading(&tp) {
+                            // Left out until loaded: the load marks its
+                            // topic, and the next reconcile hosts it.
+                            continue;
+                        }
                         let log = self.logs.get_or_create(&tp, config.clone())?;
                         log.set_topic_id(*topic.topic_id.as_bytes())?;
                         let hw = checkpointed
@@ -609,7 +663,17 @@ impl Broker {
             }
             next.insert(name, parts);
         }
-        // Logs on disk whose topic is gone (deleted while we ran, or while we were down).
+        // Logs on disk whose topic is gone (deleted while we ran, or while we
+        // were down) or whose replica moved away. A log the image still
+        // places here is never deleted, even when this reconcile did not host
+        // it: it may have finished loading after its topic was looked at.
+        let node_id = self.config.node_id;
+        let placed_here = |tp: &TopicPartition| {
+            image
+                .topic(&tp.topic)
+                .and_then(|t| t.partitions.get(&tp.partition))
+                .is_some_and(|p| p.replicas.contains(&node_id))
+        };
         let removed: Vec<TopicPartition> = self
             .logs
             .all()
@@ -620,7 +684,7 @@ impl Broker {
                     .get(&tp.topic)
                     .and_then(|ps| ps.get(&tp.partition))
                     .is_some_and(|p| Arc::ptr_eq(&p.log(), log));
-                !keep && &*tp.topic != METADATA_TOPIC
+                !keep && &*tp.topic != METADATA_TOPIC && !placed_here(tp)
             })
             .map(|log| log.topic_partition().clone())
             .collect();
@@ -845,6 +909,8 @@ impl Broker {
 
     /// Flushes, snapshots and checkpoints every log; closes the metadata log.
     pub fn shutdown(&self) -> Result<(), BrokerError> {
+        // Logs still loading are closed with the others.
+        self.log_loading.join();
         // Copies to other log dirs stop (their future dirs go at the next start).
         self.log_moves.cancel_all();
         // LogManager::shutdown writes recovery points and log start offsets but
@@ -866,6 +932,10 @@ impl Broker {
     /// Writes the log-dir checkpoint files (periodically and at shutdown).
     /// Blocks on the disk.
     pub fn checkpoint(&self) -> Result<(), BrokerError> {
+        if !self.log_loading.is_done() {
+            // The files hold the entries of the logs not loaded yet.
+            return Ok(());
+        }
         self.logs
             .checkpoint(&|log: &Log| self.high_watermark_of(log))?;
         Ok(())
@@ -1150,6 +1220,67 @@ mod tests {
                 .retention_ms,
             1234
         );
+        broker.shutdown().unwrap();
+    }
+
+    /// A broker opened while its logs load hosts nothing it has not loaded,
+    /// answers the partitions still loading as such, and once the load is
+    /// done hosts every partition with its data (after a crash: no clean
+    /// stop, so the active segments are recovered in the background).
+    #[test]
+    fn open_while_loading_hosts_every_partition_once_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let broker = open_broker(dir.path());
+        rt.block_on(async {
+            for t in ["a", "b", "c"] {
+                broker.auto_create_topic(t).await.unwrap().unwrap();
+            }
+        });
+        for (i, t) in ["a", "b", "c"].iter().enumerate() {
+            for p in 0..2 {
+                let batch = crate::partition::testing::batch(i + 1);
+                broker
+                    .partition(t, p)
+                    .unwrap()
+                    .append_records_as_leader(batch, -1)
+                    .unwrap();
+            }
+        }
+        broker.checkpoint().unwrap();
+        // A crash: no shutdown, the metadata log as it is.
+        drop(broker);
+
+        let mut props = BTreeMap::new();
+        props.insert("log.dirs".to_string(), dir.path().display().to_string());
+        props.insert("node.id".to_string(), "1".to_string());
+        props.insert("log.cleaner.enable".to_string(), "false".to_string());
+        let config = BrokerConfig::from_props(props).unwrap();
+        let clock = Arc::new(gregor_storage::ManualClock::new(2_000));
+        let broker = Broker::open_while_loading(config, clock, None).unwrap();
+        // Whatever is hosted already is loaded; the rest is loading.
+        for t in ["a", "b", "c"] {
+            for p in 0..2 {
+                let tp = TopicPartition::new(t, p);
+                if broker.partition(t, p).is_none() {
+                    assert!(broker.partition_loading(t, p), "{tp}");
+                } else {
+                    assert!(!broker.logs.is_loading(&tp), "{tp}");
+                }
+            }
+        }
+        rt.block_on(broker.log_loading.wait_done());
+        assert_eq!(broker.logs.load_progress(), (6, 6));
+        for (i, t) in ["a", "b", "c"].iter().enumerate() {
+            for p in 0..2 {
+                let partition = broker.partition(t, p).unwrap();
+                assert_eq!(partition.log().log_end_offset(), i as i64 + 1, "{t}-{p}");
+                assert!(!broker.partition_loading(t, p));
+            }
+        }
         broker.shutdown().unwrap();
     }
 

@@ -53,6 +53,12 @@ pub enum CoordinatorError {
     /// client looks the coordinator up again).
     #[error("not the coordinator: {0}")]
     NotCoordinator(String),
+    /// This node leads the shard's partition but its log is still loading
+    /// (a restart): COORDINATOR_LOAD_IN_PROGRESS, as Kafka answers while it
+    /// loads a coordinator partition (the client retries; nothing stale is
+    /// served).
+    #[error("coordinator loading: {0}")]
+    LoadInProgress(String),
     #[error(transparent)]
     Broker(#[from] BrokerError),
     /// Appending the shard's records failed (not the leader any more, too
@@ -419,6 +425,13 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         self.ensure_topic_blocking()?;
         let epoch = match broker.partition(name, partition) {
             Some(p) if p.is_leader() => p.leader_epoch(),
+            None if broker.partition_loading(name, partition)
+                && self.leader_of(broker, partition) == broker.node_id() =>
+            {
+                return Err(CoordinatorError::LoadInProgress(format!(
+                    "the log of {name}-{partition} is still loading"
+                )))
+            }
             _ => {
                 return Err(CoordinatorError::NotCoordinator(format!(
                     "this node does not lead {name}-{partition}"

@@ -22,6 +22,8 @@
 //! - [`metrics`]: the metrics registry (lock-free counters and histograms the request path
 //!   records) and the Prometheus / OpenMetrics text writer `/metrics` uses.
 //! - [`purgatory`]: requests waiting on partitions, woken by those partitions' events only.
+//! - [`log_loading`]: loading the partition logs in the background while the listeners
+//!   serve; each partition is hosted as soon as its log is loaded.
 //! - [`log_dir_move`]: moving a replica to another log dir (AlterReplicaLogDirs): a copy
 //!   filled while the partition runs, switched in with appends held off.
 //! - [`replica_fetcher`]: the follower side of replication: one fetching task per leader,
@@ -50,6 +52,7 @@ pub mod inter_broker;
 pub mod java_properties;
 pub mod jwks;
 pub mod log_dir_move;
+pub mod log_loading;
 pub mod meta_properties;
 pub mod metadata_log;
 pub mod metadata_store;

@@ -345,9 +345,10 @@ fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()>
             return Ok(());
         }
         let link = quorum.as_ref().map(|q| q.link.clone());
-        let broker = tokio::task::spawn_blocking(move || match link {
-            Some(link) => gregor_broker::Broker::open_in_quorum(config, clock, link),
-            None => gregor_broker::Broker::open(config, clock),
+        // Returns once the metadata is ready: the logs load in the background
+        // and the listeners serve meanwhile (see gregor_broker::log_loading).
+        let broker = tokio::task::spawn_blocking(move || {
+            gregor_broker::Broker::open_while_loading(config, clock, link)
         })
         .await
         .context("opening the broker")??;

@@ -50,7 +50,7 @@ pub use leader_epoch::{EpochEntry, LeaderEpochFileCache};
 pub use log::{
     AbortedTxn, AppendInfo, FileReadInfo, Log, ReadInfo, Verification, VerificationGuard,
 };
-pub use manager::{LogManager, LogManagerOptions};
+pub use manager::{LogManager, LogManagerOptions, PendingLogs};
 pub use producer_state::OngoingTxn;
 pub use segment::LogSegment;
 pub use segment_cache::SegmentCache;
@@ -119,6 +119,10 @@ fn summarize_record_errors(records: &[RecordError]) -> String {
 /// Storage errors. The broker maps them to Kafka error codes.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// The log is on disk and not loaded yet (the broker serves while its
+    /// logs load): retriable, NOT_LEADER_OR_FOLLOWER to clients.
+    #[error("{0}: the log is still loading")]
+    LogLoading(TopicPartition),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -73,6 +73,11 @@ pub struct LogManager {
     offline: Vec<AtomicBool>,
     /// Every log's open segment files, bounded by gregor.log.max.open.segments.
     cache: Arc<SegmentCache>,
+    /// Logs found on disk at open and not loaded yet (see
+    /// [`LogManager::open_deferred`]): never created afresh meanwhile.
+    loading: Mutex<std::collections::HashSet<TopicPartition>>,
+    /// How many logs the open found on disk (loaded or not).
+    found_at_open: std::sync::atomic::AtomicUsize,
 }
 
 /// How a [`LogManager`] loads and bounds its logs.
@@ -110,16 +115,18 @@ struct LoadJob {
     clean: Option<CleanEntry>,
 }
 
-/// Opens the logs of `jobs` on up to `threads` threads; the first error wins
-/// (the other logs are dropped, as a failed start drops everything).
+/// Opens the logs of `jobs` on up to `threads` threads, handing each to
+/// `loaded` as soon as it is open (so it can be served at once); the first
+/// error wins and stops the threads from taking more jobs.
 fn load_logs(
     jobs: Vec<LoadJob>,
     clock: &Arc<dyn Clock>,
     cache: &Arc<SegmentCache>,
     threads: usize,
-) -> Result<Vec<(Log, bool)>> {
+    loaded: &(dyn Fn(Log, bool) -> Result<()> + Sync),
+) -> Result<()> {
     let open = |j: LoadJob| {
-        Log::open_for_load(
+        let (log, removed_marker) = Log::open_for_load(
             j.path,
             j.tp,
             j.config,
@@ -128,14 +135,15 @@ fn load_logs(
             j.log_start,
             cache.clone(),
             j.clean,
-        )
+        )?;
+        loaded(log, removed_marker)
     };
     let threads = threads.clamp(1, jobs.len().max(1));
     if threads == 1 {
-        return jobs.into_iter().map(open).collect();
+        return jobs.into_iter().try_for_each(open);
     }
     let queue = Mutex::new(jobs.into_iter());
-    let results: Mutex<Vec<Result<(Log, bool)>>> = Mutex::new(Vec::new());
+    let first_err: Mutex<Option<StorageError>> = Mutex::new(None);
     let failed = AtomicBool::new(false);
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -144,16 +152,53 @@ fn load_logs(
                     let Some(job) = queue.lock().next() else {
                         break;
                     };
-                    let r = open(job);
-                    if r.is_err() {
+                    if let Err(e) = open(job) {
                         failed.store(true, Ordering::Relaxed);
+                        first_err.lock().get_or_insert(e);
                     }
-                    results.lock().push(r);
                 }
             });
         }
     });
-    results.into_inner().into_iter().collect()
+    match first_err.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The logs a [`LogManager::open_deferred`] found on disk and has not loaded
+/// yet: hand them to [`LogManager::load_pending`] (on a thread of its own,
+/// so the broker serves meanwhile).
+pub struct PendingLogs {
+    dirs: Vec<PendingDir>,
+    threads_per_dir: usize,
+}
+
+impl std::fmt::Debug for PendingLogs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingLogs")
+            .field("logs", &self.len())
+            .finish()
+    }
+}
+
+impl PendingLogs {
+    /// How many logs are left to load.
+    pub fn len(&self) -> usize {
+        self.dirs.iter().map(|d| d.jobs.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One log dir's share of [`PendingLogs`].
+struct PendingDir {
+    dir_index: usize,
+    jobs: Vec<LoadJob>,
+    /// `cleaner-offset-checkpoint` as read at open.
+    cleaned: BTreeMap<TopicPartition, i64>,
 }
 
 /// `<topic>-<partition>` → the partition, if the name is one.
@@ -196,12 +241,32 @@ impl LogManager {
         config_for: &dyn Fn(&str) -> LogConfig,
         options: LogManagerOptions,
     ) -> Result<Self> {
+        let (manager, pending) = Self::open_deferred(log_dirs, clock, config_for, options)?;
+        manager.load_pending(pending, &|_| {})?;
+        Ok(manager)
+    }
+
+    /// Locks the log dirs and lists the logs in them without loading any:
+    /// the manager starts with no logs, and [`LogManager::load_pending`]
+    /// loads the returned ones (each served as soon as it is loaded). Until
+    /// then [`LogManager::is_loading`] says which are still to come, and
+    /// [`LogManager::get_or_create`] refuses to create them afresh.
+    ///
+    /// The log dirs' clean-shutdown markers are read and removed here
+    /// (durably), before any log can be appended to.
+    pub fn open_deferred(
+        log_dirs: Vec<PathBuf>,
+        clock: Arc<dyn Clock>,
+        config_for: &dyn Fn(&str) -> LogConfig,
+        options: LogManagerOptions,
+    ) -> Result<(Self, PendingLogs)> {
         let cache = match options.auto_fd_budget {
             Some(budget) => SegmentCache::automatic(budget),
             None => SegmentCache::new(options.max_open_segments),
         };
         let mut locks = Vec::new();
-        let mut logs = BTreeMap::new();
+        let mut found: BTreeMap<TopicPartition, PathBuf> = BTreeMap::new();
+        let mut pending = Vec::new();
         let n_dirs = log_dirs.len();
         for (dir_index, dir) in log_dirs.iter().enumerate() {
             fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
@@ -258,14 +323,10 @@ impl LogManager {
                 if &*tp.topic == METADATA_TOPIC {
                     continue;
                 }
-                if let Some(other) = logs.get(&tp) {
-                    let other: &LogEntry = other;
+                if let Some(other) = found.get(&tp) {
                     return Err(StorageError::Corrupt {
                         path: path.display().to_string(),
-                        reason: format!(
-                            "duplicate log for {tp}: also in {}",
-                            other.log.dir().display()
-                        ),
+                        reason: format!("duplicate log for {tp}: also in {}", other.display()),
                     });
                 }
                 let (topic, config) = match configs.get_key_value(&tp.topic) {
@@ -280,6 +341,7 @@ impl LogManager {
                     topic,
                     partition: tp.partition,
                 };
+                found.insert(tp.clone(), path.clone());
                 jobs.push(LoadJob {
                     clean: clean.remove(&name),
                     recovery_point: recovery.get(&tp).copied().unwrap_or(0),
@@ -289,42 +351,95 @@ impl LogManager {
                     config,
                 });
             }
-            let loaded = load_logs(jobs, &clock, &cache, options.recovery_threads_per_dir)?;
-            if loaded.iter().any(|(_, removed_marker)| *removed_marker) {
-                // The per-partition markers the loads removed stay removed.
-                sync_filesystem(dir)?;
-            }
-            for (log, _) in loaded {
-                let tp = log.topic_partition().clone();
-                if let Some(c) = cleaned.get(&tp) {
-                    log.set_cleaner_checkpoint(*c);
-                }
-                logs.insert(
-                    tp,
-                    LogEntry {
-                        dir_index,
-                        log: Arc::new(log),
-                    },
-                );
-            }
+            pending.push(PendingDir {
+                dir_index,
+                jobs,
+                cleaned,
+            });
         }
-        tracing::info!(
-            logs = logs.len(),
-            dirs = log_dirs.len(),
-            open_segments = cache.open_segments(),
-            "logs loaded"
-        );
-        Ok(Self {
+        let manager = Self {
             dirs: log_dirs,
             clock,
-            logs: Arc::new(RwLock::new(logs)),
+            logs: Arc::new(RwLock::new(BTreeMap::new())),
             cleaner: Mutex::new(None),
             create_lock: Mutex::new(()),
             preferred_dirs: Mutex::new(std::collections::HashMap::new()),
             _locks: locks,
             offline: (0..n_dirs).map(|_| AtomicBool::new(false)).collect(),
             cache,
-        })
+            found_at_open: std::sync::atomic::AtomicUsize::new(found.len()),
+            loading: Mutex::new(found.into_keys().collect()),
+        };
+        let pending = PendingLogs {
+            dirs: pending,
+            threads_per_dir: options.recovery_threads_per_dir,
+        };
+        Ok((manager, pending))
+    }
+
+    /// Loads the logs [`LogManager::open_deferred`] found, each dir's on
+    /// `num.recovery.threads.per.data.dir` threads (the dirs one after the
+    /// other, as before), and calls `loaded` with each log's partition as
+    /// soon as the log is served by [`LogManager::get`]. The first error
+    /// stops the load and is returned; the logs not loaded then stay
+    /// [`LogManager::is_loading`] (the broker halts on it, as a failed start).
+    pub fn load_pending(
+        &self,
+        pending: PendingLogs,
+        loaded: &(dyn Fn(&TopicPartition) + Sync),
+    ) -> Result<()> {
+        let threads = pending.threads_per_dir;
+        for PendingDir {
+            dir_index,
+            jobs,
+            cleaned,
+        } in pending.dirs
+        {
+            let insert = |log: Log, removed_marker: bool| -> Result<()> {
+                if removed_marker {
+                    // The per-partition marker this load removed stays
+                    // removed before any append (Kafka's older stop format).
+                    sync_dir(log.dir())?;
+                }
+                let tp = log.topic_partition().clone();
+                if let Some(c) = cleaned.get(&tp) {
+                    log.set_cleaner_checkpoint(*c);
+                }
+                self.logs.write().insert(
+                    tp.clone(),
+                    LogEntry {
+                        dir_index,
+                        log: Arc::new(log),
+                    },
+                );
+                // After the insert: a partition is always either loading
+                // or served, never neither (so never created afresh).
+                self.loading.lock().remove(&tp);
+                loaded(&tp);
+                Ok(())
+            };
+            load_logs(jobs, &self.clock, &self.cache, threads, &insert)?;
+        }
+        tracing::info!(
+            logs = self.logs.read().len(),
+            dirs = self.dirs.len(),
+            open_segments = self.cache.open_segments(),
+            "logs loaded"
+        );
+        Ok(())
+    }
+
+    /// Whether `tp`'s log was found on disk at open and is not loaded yet.
+    pub fn is_loading(&self, tp: &TopicPartition) -> bool {
+        self.loading.lock().contains(tp)
+    }
+
+    /// `(loaded, found)`: how many of the logs found on disk at open are
+    /// loaded so far.
+    pub fn load_progress(&self) -> (usize, usize) {
+        let found = self.found_at_open.load(Ordering::Relaxed);
+        let left = self.loading.lock().len();
+        (found.saturating_sub(left), found)
     }
 
     /// Where the logs' open segment files are counted and bounded.
@@ -353,6 +468,10 @@ impl LogManager {
         let _g = self.create_lock.lock();
         if let Some(l) = self.get(tp) {
             return Ok(l);
+        }
+        if self.is_loading(tp) {
+            // Its data is on disk: an empty log here would hide it.
+            return Err(StorageError::LogLoading(tp.clone()));
         }
         let mut counts = vec![0usize; self.dirs.len()];
         for e in self.logs.read().values() {

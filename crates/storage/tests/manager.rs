@@ -128,3 +128,67 @@ fn crash_without_shutdown_recovers_from_checkpoint() {
     assert_eq!(log.log_end_offset(), 120);
     assert_contiguous(&read_all(&log, 0), 0, 120);
 }
+
+/// A deferred open lists the logs without loading them: they are neither
+/// served nor created afresh until `load_pending` loads them, each reported
+/// as it becomes served, with its data and the progress counted.
+#[test]
+fn deferred_open_serves_each_log_once_loaded() {
+    let root = tempfile::tempdir().unwrap();
+    let dirs = vec![root.path().join("d1"), root.path().join("d2")];
+    let clock = Arc::new(ManualClock::new(0));
+    let tps: Vec<TopicPartition> = (0..6).map(|p| TopicPartition::new("t", p)).collect();
+    {
+        let m = manager(&dirs, &clock);
+        for (i, tp) in tps.iter().enumerate() {
+            let log = m.get_or_create(tp, small_config()).unwrap();
+            for j in 0..=i {
+                log.append_as_leader(batch(1, j as i64), 0).unwrap();
+            }
+        }
+        // No clean stop: the load recovers the active segments.
+        m.checkpoint(&|log| log.log_end_offset()).unwrap();
+    }
+    let dyn_clock: Arc<dyn Clock> = clock.clone();
+    let (m, pending) = LogManager::open_deferred(
+        dirs.clone(),
+        dyn_clock,
+        &|_| small_config(),
+        gregor_storage::LogManagerOptions {
+            recovery_threads_per_dir: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(pending.len(), tps.len());
+    assert_eq!(m.load_progress(), (0, tps.len()));
+    for tp in &tps {
+        assert!(m.is_loading(tp));
+        assert!(m.get(tp).is_none());
+        // Its data is on disk: never an empty log in its place.
+        assert!(matches!(
+            m.get_or_create(tp, small_config()),
+            Err(gregor_storage::StorageError::LogLoading(_))
+        ));
+    }
+    // A partition that is not on disk is created as usual meanwhile.
+    let fresh = TopicPartition::new("fresh", 0);
+    assert!(!m.is_loading(&fresh));
+    m.get_or_create(&fresh, small_config()).unwrap();
+
+    let seen = parking_lot::Mutex::new(Vec::new());
+    m.load_pending(pending, &|tp| {
+        // Reported once it is served.
+        assert!(m.get(tp).is_some() && !m.is_loading(tp));
+        seen.lock().push(tp.clone());
+    })
+    .unwrap();
+    let mut seen = seen.into_inner();
+    seen.sort();
+    assert_eq!(seen, tps);
+    assert_eq!(m.load_progress(), (tps.len(), tps.len()));
+    for (i, tp) in tps.iter().enumerate() {
+        assert_eq!(m.get(tp).unwrap().log_end_offset(), i as i64 + 1, "{tp}");
+    }
+    m.shutdown().unwrap();
+}

@@ -56,6 +56,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
 pub fn render(broker: &Broker, openmetrics: bool) -> String {
     let mut out = Exposition::new(openmetrics);
     broker.metrics.render(&mut out);
+    render_log_loading(broker, &mut out);
     render_partitions(broker, &mut out);
     render_cleaner(broker, &mut out);
     render_cluster(broker, &mut out);
@@ -66,6 +67,33 @@ pub fn render(broker: &Broker, openmetrics: bool) -> String {
 fn gauge(out: &mut Exposition, name: &str, help: &str, value: f64) {
     out.family(name, Kind::Gauge, help);
     out.sample(name, &[], value);
+}
+
+/// How far the start-up load of the logs found on disk is.
+fn render_log_loading(broker: &Broker, out: &mut Exposition) {
+    let (loaded, found) = broker.logs.load_progress();
+    gauge(
+        out,
+        "gregor_log_loading_loaded_logs",
+        "Logs found on disk at start that are loaded so far.",
+        loaded as f64,
+    );
+    gauge(
+        out,
+        "gregor_log_loading_total_logs",
+        "Logs found on disk at start (loaded or still loading).",
+        found as f64,
+    );
+    gauge(
+        out,
+        "gregor_log_loading_done",
+        "1 once every log found at start is loaded and its partition hosted.",
+        if broker.log_loading.is_done() {
+            1.0
+        } else {
+            0.0
+        },
+    );
 }
 
 /// Replication state and log sizes of the hosted partitions.
@@ -491,10 +519,15 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Why this node should not get traffic yet, if it should not: it is not
+/// Why this node should not get traffic yet, if it should not: its logs
+/// are still loading (a restart; see `gregor_broker::log_loading`), it is not
 /// registered and unfenced, has not applied the committed metadata, or
 /// has not loaded a partition the metadata says it leads.
 pub fn not_ready(broker: &Broker) -> Option<String> {
+    if !broker.log_loading.is_done() {
+        let (loaded, found) = broker.logs.load_progress();
+        return Some(format!("loading logs: {loaded} of {found}"));
+    }
     if let Some(link) = broker.metadata.quorum() {
         if link.controller_id().is_none() {
             return Some("no active controller known".into());

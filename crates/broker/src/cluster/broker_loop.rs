@@ -68,6 +68,15 @@ pub async fn run_broker(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let Some(link) = broker.metadata.quorum().cloned() else {
         return;
     };
+    // Registration, heartbeats and following the leaders start once the
+    // logs are loaded (a Kafka broker stays fenced until then): no replica
+    // fetcher or leadership change acts on a log that is not there yet.
+    if until_stopped(&mut stop, broker.log_loading.wait_done())
+        .await
+        .is_none()
+    {
+        return;
+    }
     let weak = Arc::downgrade(&broker);
     let fetchers = ReplicaFetchers::with_storage_errors(
         broker.node_id(),

@@ -38,10 +38,10 @@ pub async fn handle(
             s.consumer_group_describe(id, v, sub, &ImageTopics(image.clone()))
         },
         |r: ConsumerGroupDescribeResponse| r.groups,
-        |name| {
+        |name, code| {
             let mut g = DescribedGroup::default();
             g.group_id = name.clone();
-            g.error_code = ResponseError::CoordinatorNotAvailable.code();
+            g.error_code = code.code();
             g
         },
     )

@@ -35,10 +35,10 @@ pub async fn handle(
             s.delete_groups(now, id, v, sub)
         },
         |r: DeleteGroupsResponse| r.results,
-        |name| {
+        |name, code| {
             let mut g = DeletableGroupResult::default();
             g.group_id = name.clone();
-            g.error_code = ResponseError::CoordinatorNotAvailable.code();
+            g.error_code = code.code();
             g
         },
     )

@@ -33,7 +33,10 @@ pub async fn handle(
             r.low_watermark = -1;
             match broker.partition(&topic.name, p.partition_index) {
                 _ if denied => r.error_code = ResponseError::TopicAuthorizationFailed.code(),
-                None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                None => {
+                    r.error_code =
+                        super::util::not_hosted(broker, &topic.name, p.partition_index).code()
+                }
                 Some(partition) if !partition.is_leader() => {
                     r.error_code = ResponseError::NotLeaderOrFollower.code()
                 }

@@ -34,10 +34,10 @@ pub async fn handle(
             s.describe_groups(id, v, sub)
         },
         |r: DescribeGroupsResponse| r.groups,
-        |name| {
+        |name, code| {
             let mut g = DescribedGroup::default();
             g.group_id = name.clone();
-            g.error_code = ResponseError::CoordinatorNotAvailable.code();
+            g.error_code = code.code();
             g
         },
     )

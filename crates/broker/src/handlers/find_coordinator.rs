@@ -45,7 +45,11 @@ pub async fn handle(
         };
         // The image may name this node before its partition is set up (a
         // topic another request just created): not yet, the client retries.
+        // A partition whose log is still loading (a restart) is this
+        // node's: Kafka names the coordinator, which answers
+        // COORDINATOR_LOAD_IN_PROGRESS until it has loaded.
         if leader == broker.node_id()
+            && !broker.partition_loading(topic, partition)
             && !broker
                 .partition(topic, partition)
                 .is_some_and(|p| p.is_leader())

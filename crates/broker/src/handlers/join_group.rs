@@ -32,7 +32,7 @@ pub async fn handle(
         Err(e) => {
             super::group_util::log_failure("JoinGroup", &e);
             let mut r = JoinGroupResponse::default();
-            r.error_code = ResponseError::CoordinatorNotAvailable.code();
+            r.error_code = super::group_util::failure_code(&e).code();
             Some(r)
         }
     }

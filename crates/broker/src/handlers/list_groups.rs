@@ -38,7 +38,7 @@ pub async fn handle(
         }
         Err(e) => {
             super::group_util::log_failure("ListGroups", &e);
-            resp.error_code = ResponseError::CoordinatorNotAvailable.code();
+            resp.error_code = super::group_util::failure_code(&e).code();
         }
     }
     Some(resp)

@@ -201,6 +201,12 @@ fn topic_response(
                 if v >= 5 {
                     mp.offline_replicas = vec![BrokerId(broker.node_id())];
                 }
+            } else if p.leader == broker.node_id() && broker.partition_loading(&topic.name, index) {
+                // Its log is still loading (a restart): no leader yet, as
+                // while Kafka elects one; clients hold their requests and
+                // ask again.
+                mp.error_code = kafka_protocol::error::ResponseError::LeaderNotAvailable.code();
+                mp.leader_id = BrokerId(-1);
             }
             mp
         })

@@ -80,7 +80,7 @@ pub async fn handle(
         Err(e) => {
             super::group_util::log_failure("OffsetCommit", &e);
             let mut r = OffsetCommitResponse::default();
-            add_errors(&mut r, known, ResponseError::CoordinatorNotAvailable);
+            add_errors(&mut r, known, super::group_util::failure_code(&e));
             r
         }
     };

@@ -60,7 +60,7 @@ pub async fn handle(
         Err(e) => {
             super::group_util::log_failure("OffsetDelete", &e);
             let mut r = OffsetDeleteResponse::default();
-            r.error_code = ResponseError::CoordinatorNotAvailable.code();
+            r.error_code = super::group_util::failure_code(&e).code();
             Some(r)
         }
     }

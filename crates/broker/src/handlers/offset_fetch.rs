@@ -59,7 +59,7 @@ pub async fn handle(
             Err(e) => {
                 super::group_util::log_failure("OffsetFetch", &e);
                 let mut r = OffsetFetchResponse::default();
-                r.error_code = ResponseError::CoordinatorNotAvailable.code();
+                r.error_code = super::group_util::failure_code(&e).code();
                 r
             }
         };
@@ -87,10 +87,10 @@ pub async fn handle(
             s.fetch_offsets(id, v, sub)
         },
         |r: OffsetFetchResponse| r.groups,
-        |g| {
+        |g, code| {
             let mut out = OffsetFetchResponseGroup::default();
             out.group_id = g.group_id.clone();
-            out.error_code = ResponseError::CoordinatorNotAvailable.code();
+            out.error_code = code.code();
             out
         },
     )

@@ -59,6 +59,8 @@ pub fn storage_error(e: &StorageError) -> ResponseError {
         StorageError::Io { .. } | StorageError::Corrupt { .. } | StorageError::LogDirOffline(_) => {
             ResponseError::KafkaStorageError
         }
+        // Retriable: the client refreshes its metadata and tries again.
+        StorageError::LogLoading(_) => ResponseError::NotLeaderOrFollower,
     }
 }
 
@@ -178,6 +180,7 @@ pub fn coordinator_error(e: &crate::coordinator_runtime::CoordinatorError) -> Re
     use crate::coordinator_runtime::CoordinatorError;
     match e {
         CoordinatorError::NotCoordinator(_) => ResponseError::NotCoordinator,
+        CoordinatorError::LoadInProgress(_) => ResponseError::CoordinatorLoadInProgress,
         // As Kafka's coordinators translate a failed append of their own
         // records: the client retries, against a new coordinator when this
         // one lost its partition.
