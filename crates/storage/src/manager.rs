@@ -414,7 +414,15 @@ impl LogManager {
                 );
                 // After the insert: a partition is always either loading
                 // or served, never neither (so never created afresh).
-                self.loading.lock().remove(&tp);
+                {
+                    let mut loading = self.loading.lock();
+                    loading.remove(&tp);
+                    if loading.is_empty() {
+                        // A set emptied keeps its table (tens of bytes per
+                        // log found): give it back once the load is done.
+                        *loading = std::collections::HashSet::new();
+                    }
+                }
                 loaded(&tp);
                 Ok(())
             };
