@@ -271,6 +271,28 @@ mod tests {
     }
 
     #[test]
+    fn three_log_only_segments_fit_where_one_open_segment_does() {
+        let cache = SegmentCache::new(2);
+        assert_eq!(cache.descriptor_budget(), 6);
+        let segs: Vec<Arc<Fake>> = (0..6).map(|_| fake(&cache)).collect();
+        for (i, s) in segs.iter().enumerate() {
+            cache.register(i as u64, Arc::downgrade(s) as Weak<dyn Closable>, WRITER);
+        }
+        assert_eq!(cache.open_segments(), 6);
+        assert_eq!(cache.open_descriptors(), 6);
+        assert!(segs.iter().all(|s| s.open.load(Ordering::Relaxed)));
+        // Segment 5 opens its indexes too: two more descriptors, so the two
+        // least recently used writers close.
+        cache.register(5, Arc::downgrade(&segs[5]) as Weak<dyn Closable>, FULL);
+        assert_eq!(cache.open_descriptors(), 6);
+        assert!(!segs[0].open.load(Ordering::Relaxed));
+        assert!(!segs[1].open.load(Ordering::Relaxed));
+        assert!(segs[2..].iter().all(|s| s.open.load(Ordering::Relaxed)));
+        cache.remove(5);
+        assert_eq!(cache.open_descriptors(), 3);
+    }
+
+    #[test]
     fn a_busy_victim_stays_registered() {
         let cache = SegmentCache::new(1);
         let a = fake(&cache);
