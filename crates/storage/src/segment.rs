@@ -33,7 +33,7 @@
 //! are *pinned*: never closed by the cache.
 //!
 //! Once a segment's indexes were opened (and checked) by this process, a
-//! reopen that needs only the `.log` opens only it ([`Inner::log_only`]):
+//! reopen that needs only the `.log` opens only it (`Inner::log_only`):
 //! an append to an active segment the cache closed, or a read of bytes.
 //! Its indexes are opened again only when an index entry is due (every
 //! `index.interval.bytes`) or a lookup needs them. With more partitions
@@ -43,11 +43,11 @@
 //! and trims and unmaps them at the next close. The cache counts
 //! descriptors, so three such writers fit where one fully open segment
 //! does. What the writer needs of the indexes is kept in memory
-//! ([`Meta`]): the bytes since the last entry, the max timestamp, the
+//! (`Meta`): the bytes since the last entry, the max timestamp, the
 //! entry counts (for the roll on a full index). The final time-index entry
 //! of a segment whose max timestamp grew while its indexes were closed is
 //! written when it stops being active, with one `pwrite` to the trimmed
-//! file ([`crate::time_index::append_to_trimmed`]), so the files after a
+//! file (`time_index::append_to_trimmed`), so the files after a
 //! clean shutdown are what Kafka leaves.
 
 use std::fs::{self, File, OpenOptions};
