@@ -31,6 +31,24 @@
 //! reopens it. A log opened after a clean shutdown does not open even its
 //! active segment (see [`crate::Log::open`]). Only segments being deleted
 //! are *pinned*: never closed by the cache.
+//!
+//! Once a segment's indexes were opened (and checked) by this process, a
+//! reopen that needs only the `.log` opens only it (`Inner::log_only`):
+//! an append to an active segment the cache closed, or a read of bytes.
+//! Its indexes are opened again only when an index entry is due (every
+//! `index.interval.bytes`) or a lookup needs them. With more partitions
+//! than the cache holds, producing round-robin reopens a segment on almost
+//! every append; a `.log`-only reopen is one `open` and one `close`,
+//! where a full one also opens two indexes, preallocates and maps them,
+//! and trims and unmaps them at the next close. The cache counts
+//! descriptors, so three such writers fit where one fully open segment
+//! does. What the writer needs of the indexes is kept in memory
+//! (`Meta`): the bytes since the last entry, the max timestamp, the
+//! entry counts (for the roll on a full index). The final time-index entry
+//! of a segment whose max timestamp grew while its indexes were closed is
+//! written when it stops being active, with one `pwrite` to the trimmed
+//! file (`time_index::append_to_trimmed`), so the files after a
+//! clean shutdown are what Kafka leaves.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -43,7 +61,7 @@ use gregor_records::{BatchHeader, RecordsError, BATCH_HEADER_LEN};
 use parking_lot::RwLock;
 
 use crate::offset_index::{OffsetIndex, OffsetPosition};
-use crate::segment_cache::{Closable, SegmentCache};
+use crate::segment_cache::{Closable, SegmentCache, FULL, WRITER};
 use crate::time_index::{TimeIndex, TimestampOffset};
 use crate::txn_index::{TransactionIndex, TxnIndexEntry, TxnIndexProblem};
 use crate::{io_err, Result, StorageError};
@@ -110,6 +128,16 @@ struct Meta {
     /// `bytes_since_last_index_entry` is known (set when the segment became
     /// active while open, or at its first open since).
     writer_ready: bool,
+    /// The max timestamp grew since the time index last took it (it takes
+    /// it when an offset-index entry is added and when the segment stops
+    /// being active): an active segment closed meanwhile gets the entry
+    /// when it stops being active, as Kafka's `onBecomeInactiveSegment`.
+    time_index_behind: bool,
+    /// Entries of the offset and time indexes when they were last closed:
+    /// what the roll check ("index full") asks of an active segment open
+    /// only to append (no entry is added while the indexes are closed).
+    /// None until they are first closed.
+    index_entries: Option<(usize, usize)>,
     /// Never closed by the cache: a segment being deleted.
     pinned: bool,
     /// The files were renamed to `.deleted`: reopen them there.
@@ -121,7 +149,31 @@ struct Inner {
     /// Boxed: an idle segment (most of them, with many partitions) holds
     /// only a pointer here, not the ~200 bytes of two index handles.
     open: Option<Box<Open>>,
+    /// The `.log` alone, when `open` is None: an active segment reopened
+    /// only to append, or a segment reopened only to read bytes. One
+    /// descriptor and no index mapping, preallocation or trim: with more
+    /// partitions than the cache holds, every append may reopen its
+    /// segment, and opening three files, preallocating and mapping two
+    /// indexes and trimming them again at the next close cost ten times
+    /// what the append does. The indexes are opened (moving this file into
+    /// `open`) when an index entry is due or a lookup needs them.
+    log_only: Option<Arc<File>>,
     meta: Meta,
+}
+
+impl Inner {
+    /// What is needed to use the `.log` without the indexes is known: the
+    /// indexes were checked (or built) by this process, the size and first
+    /// batch were read, and an active segment's writer state is set.
+    fn known_without_indexes(&self) -> bool {
+        let m = &self.meta;
+        m.checked
+            && !m.may_create
+            && m.first_batch_read
+            && m.max_timestamp.is_some()
+            && m.index_entries.is_some()
+            && (!m.active || m.writer_ready)
+    }
 }
 
 /// The part of a segment the [`SegmentCache`] holds (weakly) to close it.
@@ -140,15 +192,20 @@ impl Closable for Files {
         if inner.meta.pinned {
             return true;
         }
-        if let (Some(open), true) = (inner.open.as_mut(), inner.meta.active) {
-            // Leave the files as a clean shutdown does. Should this fail, the
-            // untrimmed index is still valid: its zero tail is recognised
-            // when it is opened again.
-            if let Err(e) = LogSegment::become_inactive_in(open, &inner.meta) {
-                tracing::warn!(error = %e, "trimming the indexes of an idle active segment");
+        if let Some(open) = inner.open.as_mut() {
+            if inner.meta.active {
+                // Leave the files as a clean shutdown does. Should this fail,
+                // the untrimmed index is still valid: its zero tail is
+                // recognised when it is opened again.
+                if let Err(e) = LogSegment::become_inactive_in(open, &mut inner.meta) {
+                    tracing::warn!(error = %e, "trimming the indexes of an idle active segment");
+                }
             }
+            inner.meta.index_entries =
+                Some((open.offset_index.entries(), open.time_index.entries()));
         }
         inner.open = None;
+        inner.log_only = None;
         true
     }
     fn last_used(&self) -> u64 {
@@ -194,8 +251,11 @@ pub const SWAP_SUFFIX: &str = ".swap";
 /// Suffix of segment files renamed for deletion.
 pub const DELETED_SUFFIX: &str = ".deleted";
 
+/// Updates the writer state for one appended batch and adds index entries
+/// when due. `open` is None while the indexes are closed: the caller opens
+/// them first when [`entry_due`] says an entry is due.
 fn index_batch(
-    open: &mut Open,
+    open: Option<&mut Open>,
     meta: &mut Meta,
     base_offset: i64,
     h: &BatchHeader,
@@ -211,6 +271,7 @@ fn index_batch(
             timestamp: h.max_timestamp,
             offset: h.last_offset(),
         };
+        meta.time_index_behind = true;
     }
     let m = *max;
     if meta.first_batch_timestamp.is_none() {
@@ -218,13 +279,23 @@ fn index_batch(
     }
     // A full index only happens to the cleaner's output (a live segment
     // rolls first): skipping the entry only lengthens lookups' scans.
-    if meta.bytes_since_last_index_entry > interval && !open.offset_index.is_full() {
-        open.offset_index.append(h.last_offset(), position)?;
-        open.time_index.maybe_append(m.timestamp, m.offset)?;
-        meta.bytes_since_last_index_entry = 0;
+    // Without `open` (a caller bug: see `entry_due`) the entry is skipped
+    // the same way.
+    if entry_due(meta, interval) {
+        if let Some(open) = open.filter(|o| !o.offset_index.is_full()) {
+            open.offset_index.append(h.last_offset(), position)?;
+            open.time_index.maybe_append(m.timestamp, m.offset)?;
+            meta.time_index_behind = false;
+            meta.bytes_since_last_index_entry = 0;
+        }
     }
     meta.bytes_since_last_index_entry += h.total_size() as u64;
     Ok(())
+}
+
+/// Whether the next batch gets an index entry (Kafka's `index.interval.bytes`).
+fn entry_due(meta: &Meta, interval: u64) -> bool {
+    meta.bytes_since_last_index_entry > interval
 }
 
 impl LogSegment {
@@ -371,6 +442,7 @@ impl LogSegment {
             files: Arc::new(Files {
                 inner: RwLock::new(Inner {
                     open: None,
+                    log_only: None,
                     meta: Meta {
                         bytes_since_last_index_entry: 0,
                         max_timestamp: None,
@@ -381,6 +453,8 @@ impl LogSegment {
                         may_create: eager,
                         active: eager,
                         writer_ready: false,
+                        time_index_behind: false,
+                        index_entries: None,
                         pinned: false,
                         deleted: false,
                     },
@@ -403,15 +477,13 @@ impl LogSegment {
         if inner.open.is_some() {
             return Ok(());
         }
+        let log_only = inner.log_only.take();
         let meta = &mut inner.meta;
         let log_path = self.file_path(LOG_SUFFIX, meta.deleted);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(meta.may_create)
-            .truncate(false)
-            .open(&log_path)
-            .map_err(io_err(format!("open {}", log_path.display())))?;
+        let file = match log_only {
+            Some(f) => f,
+            None => Arc::new(self.open_log(meta)?),
+        };
         let index_path = self.file_path(INDEX_SUFFIX, meta.deleted);
         let time_path = self.file_path(TIME_INDEX_SUFFIX, meta.deleted);
         let missing = !meta.checked && (!index_path.exists() || !time_path.exists());
@@ -423,7 +495,7 @@ impl LogSegment {
             self.size.store(len, Ordering::Release);
         }
         let mut open = Open {
-            file: Arc::new(file),
+            file,
             offset_index: OffsetIndex::open(
                 &index_path,
                 self.base_offset,
@@ -477,9 +549,46 @@ impl LogSegment {
         self.touch();
         if !pinned {
             // Our own lock is held: the cache only tries other segments'.
-            self.cache.register(self.id, self.weak());
+            self.cache.register(self.id, self.weak(), FULL);
         }
         Ok(())
+    }
+
+    fn open_log(&self, meta: &Meta) -> Result<File> {
+        let log_path = self.file_path(LOG_SUFFIX, meta.deleted);
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(meta.may_create)
+            .truncate(false)
+            .open(&log_path)
+            .map_err(io_err(format!("open {}", log_path.display())))
+    }
+
+    /// The `.log`, opening only it when the segment is closed and nothing
+    /// else must be learnt from its files (see [`Inner::log_only`]); else
+    /// opens the segment fully.
+    fn load_log(&self, inner: &mut Inner) -> Result<Arc<File>> {
+        if let Some(open) = &inner.open {
+            return Ok(open.file.clone());
+        }
+        if let Some(f) = &inner.log_only {
+            return Ok(f.clone());
+        }
+        if !inner.known_without_indexes() {
+            self.load(inner)?;
+            return match &inner.open {
+                Some(open) => Ok(open.file.clone()),
+                None => Err(self.not_open()),
+            };
+        }
+        let file = Arc::new(self.open_log(&inner.meta)?);
+        inner.log_only = Some(file.clone());
+        self.touch();
+        if !inner.meta.pinned {
+            self.cache.register(self.id, self.weak(), WRITER);
+        }
+        Ok(file)
     }
 
     fn weak(&self) -> Weak<dyn Closable> {
@@ -528,12 +637,29 @@ impl LogSegment {
     /// The `.log` file, opened if closed. Reads hold the handle, so a close
     /// by the cache meanwhile does not disturb them.
     pub(crate) fn file(&self) -> Result<Arc<File>> {
-        self.with_open_ref(|open, _| open.file.clone())
+        {
+            let inner = self.files.inner.read();
+            let file = inner
+                .open
+                .as_ref()
+                .map(|o| &o.file)
+                .or(inner.log_only.as_ref());
+            if let Some(f) = file {
+                self.touch();
+                return Ok(f.clone());
+            }
+        }
+        self.load_log(&mut self.files.inner.write())
     }
 
     /// Whether the segment's files are open now (for tests and tools).
     pub fn is_open(&self) -> bool {
         self.files.inner.read().open.is_some()
+    }
+
+    /// Whether only the `.log` is open now (for tests and tools).
+    pub fn is_open_for_log_only(&self) -> bool {
+        self.files.inner.read().log_only.is_some()
     }
 
     pub fn base_offset(&self) -> i64 {
@@ -587,6 +713,16 @@ impl LogSegment {
         }
     }
     pub fn index_full(&self) -> bool {
+        {
+            let inner = self.files.inner.read();
+            if let (None, Some((offsets, times))) = (&inner.open, inner.meta.index_entries) {
+                // Closed indexes were trimmed: measure against what an
+                // active segment's preallocation holds.
+                let max = self.config.index_max_bytes;
+                return offsets as u64 >= max / crate::offset_index::OFFSET_ENTRY_SIZE as u64
+                    || times as u64 >= max / crate::time_index::TIME_ENTRY_SIZE as u64;
+            }
+        }
         self.with_open_ref(|open, _| open.offset_index.is_full() || open.time_index.is_full())
             .unwrap_or(false)
     }
@@ -627,17 +763,33 @@ impl LogSegment {
         self.size
             .store(start + batches.len() as u64, Ordering::Release);
         let (base, interval) = (self.base_offset, self.config.index_interval_bytes);
-        self.with_open(|open, meta| {
-            let mut pos = 0usize;
-            while pos + BATCH_HEADER_LEN <= batches.len() {
-                let Ok(h) = BatchHeader::parse(&batches[pos..]) else {
-                    break; // the log validated these; cannot happen
-                };
-                index_batch(open, meta, base, &h, start + pos as u64, interval)?;
-                pos += h.total_size();
+        let mut guard = self.files.inner.write();
+        let mut pos = 0usize;
+        while pos + BATCH_HEADER_LEN <= batches.len() {
+            let Ok(h) = BatchHeader::parse(&batches[pos..]) else {
+                break; // the log validated these; cannot happen
+            };
+            // The indexes are opened only when an entry is due (or the
+            // writer state is unknown): most appends to a segment reopened
+            // for them touch only the `.log`.
+            if guard.open.is_none()
+                && (entry_due(&guard.meta, interval)
+                    || (guard.meta.active && !guard.meta.writer_ready))
+            {
+                self.load(&mut guard)?;
             }
-            Ok(())
-        })
+            let inner = &mut *guard;
+            index_batch(
+                inner.open.as_deref_mut(),
+                &mut inner.meta,
+                base,
+                &h,
+                start + pos as u64,
+                interval,
+            )?;
+            pos += h.total_size();
+        }
+        Ok(())
     }
 
     /// Reads `len` bytes at `pos` (clipped to the segment size) into one buffer.
@@ -830,7 +982,7 @@ impl LogSegment {
                 break;
             }
             index_batch(
-                open,
+                Some(open),
                 meta,
                 self.base_offset,
                 &header,
@@ -899,12 +1051,37 @@ impl LogSegment {
     ///
     /// An active segment the cache closed was trimmed then (and one never
     /// opened since a clean shutdown was trimmed by it): it is not reopened.
+    /// If it was appended to since (only its `.log` open), the final
+    /// time-index entry is written to the trimmed file with one `pwrite`.
     pub fn on_become_inactive(&self) -> Result<()> {
         {
             let mut guard = self.files.inner.write();
-            if guard.open.is_none() && guard.meta.active {
-                guard.meta.active = false;
-                return Ok(());
+            let inner = &mut *guard;
+            if inner.open.is_none() && inner.meta.active {
+                let done = match (inner.meta.time_index_behind, inner.meta.max_timestamp) {
+                    (true, Some(m)) if m.timestamp >= 0 => {
+                        let path = self.file_path(TIME_INDEX_SUFFIX, inner.meta.deleted);
+                        let max_entries =
+                            self.config.index_max_bytes / crate::time_index::TIME_ENTRY_SIZE as u64;
+                        let added = crate::time_index::append_to_trimmed(
+                            &path,
+                            self.base_offset,
+                            m,
+                            max_entries as usize,
+                        )?;
+                        if let (Some(true), Some((_, t))) = (added, &mut inner.meta.index_entries) {
+                            *t += 1;
+                        }
+                        added.is_some()
+                    }
+                    _ => true,
+                };
+                if done {
+                    inner.meta.time_index_behind = false;
+                    inner.meta.active = false;
+                    return Ok(());
+                }
+                // Not a trimmed file (a trim failed): open it fully below.
             }
         }
         self.with_open(|open, meta| {
@@ -912,16 +1089,17 @@ impl LogSegment {
             meta.active = false;
             Ok(())
         })?;
-        self.cache.register(self.id, self.weak());
+        self.cache.register(self.id, self.weak(), FULL);
         Ok(())
     }
 
-    fn become_inactive_in(open: &mut Open, meta: &Meta) -> Result<()> {
+    fn become_inactive_in(open: &mut Open, meta: &mut Meta) -> Result<()> {
         if let Some(m) = meta.max_timestamp {
             if m.timestamp >= 0 {
                 open.time_index.maybe_append(m.timestamp, m.offset)?;
             }
         }
+        meta.time_index_behind = false;
         open.offset_index.trim()?;
         open.time_index.trim()
     }

@@ -1,10 +1,14 @@
 //! [`SegmentCache`]: the bound on open segment files (`gregor.log.max.open.segments`).
 //!
-//! A segment holds three descriptors while open (`.log`, `.index`,
-//! `.timeindex`) plus two index mappings. Segments are opened on first use
-//! (see [`crate::LogSegment`]) and registered here; when more than
-//! `max_open` are open, the least recently used are closed (descriptors and
-//! mappings dropped). A later append or read reopens a closed segment
+//! A segment holds three descriptors while fully open (`.log`, `.index`,
+//! `.timeindex`) plus two index mappings, or one descriptor while open for
+//! its `.log` only (an active segment reopened to append, see
+//! [`crate::LogSegment`]). Segments are opened on first use and registered
+//! here with the descriptors they hold; when they hold more than
+//! `max_open` fully open segments' worth (`3 × max_open`, the
+//! [`SegmentCache::descriptor_budget`]), the least recently used are closed
+//! (descriptors and mappings dropped), a batch of 1/16 of the budget at a
+//! time so the sort by age is paid once per batch, not per open. A later append or read reopens a closed segment
 //! transparently. Active segments count and are closed like the others (an
 //! idle partition holds no descriptor); segments being deleted are
 //! *pinned*: never closed here.
@@ -50,7 +54,21 @@ pub struct SegmentCache {
     max_open: AtomicUsize,
     tick: AtomicU64,
     next_id: AtomicU64,
-    open: Mutex<HashMap<u64, Weak<dyn Closable>>>,
+    open: Mutex<OpenSet>,
+}
+
+/// Descriptors of a fully open segment: `.log`, `.index`, `.timeindex`.
+pub(crate) const FULL: usize = 3;
+/// Descriptors of an active segment open only to append (its `.log`; the
+/// indexes are opened when an entry is due or a lookup needs them).
+pub(crate) const WRITER: usize = 1;
+
+#[derive(Default)]
+struct OpenSet {
+    /// Each open segment and the descriptors it holds.
+    segs: HashMap<u64, (Weak<dyn Closable>, usize)>,
+    /// The sum of the counts in `segs`.
+    descriptors: usize,
 }
 
 impl std::fmt::Debug for SegmentCache {
@@ -70,7 +88,7 @@ impl SegmentCache {
             max_open: AtomicUsize::new(max_open.max(1)),
             tick: AtomicU64::new(1),
             next_id: AtomicU64::new(1),
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(OpenSet::default()),
         })
     }
 
@@ -89,9 +107,23 @@ impl SegmentCache {
         self.max_open.load(Ordering::Relaxed)
     }
 
-    /// Segments whose files are open now.
+    /// Segments with a file open now (fully, or only their `.log`).
     pub fn open_segments(&self) -> usize {
-        self.open.lock().len()
+        self.open.lock().segs.len()
+    }
+
+    /// Descriptors the open segments hold now: [`FULL`] per fully open
+    /// segment, [`WRITER`] per segment open only for its `.log`. At most
+    /// [`SegmentCache::descriptor_budget`], plus the segments in use at
+    /// the moment of an eviction.
+    pub fn open_descriptors(&self) -> usize {
+        self.open.lock().descriptors
+    }
+
+    /// `max_open` segments' worth of descriptors: what the cache keeps
+    /// open at most (beyond the segments in use).
+    pub fn descriptor_budget(&self) -> usize {
+        self.max_open().saturating_mul(FULL)
     }
 
     pub(crate) fn next_id(&self) -> u64 {
@@ -103,52 +135,76 @@ impl SegmentCache {
         self.tick.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Records that segment `id` is open; closes the least recently used
-    /// others if that makes too many. The caller must not hold the lock of
-    /// another segment's files... it may hold its own: victims are only
-    /// tried, never waited for, and `id` itself is the most recent.
-    pub(crate) fn register(&self, id: u64, seg: Weak<dyn Closable>) {
+    /// Records that segment `id` is open holding `descriptors` descriptors
+    /// ([`FULL`] or [`WRITER`]; registering again replaces the count);
+    /// closes the least recently used others if that makes too many. The
+    /// caller must not hold the lock of another segment's files... it may
+    /// hold its own: victims are only tried, never waited for, and `id`
+    /// itself is the most recent.
+    pub(crate) fn register(&self, id: u64, seg: Weak<dyn Closable>, descriptors: usize) {
         let victims = {
             let mut open = self.open.lock();
-            open.insert(id, seg);
-            let max_open = self.max_open();
-            if open.len() <= max_open {
+            let open = &mut *open;
+            if let Some((_, old)) = open.segs.insert(id, (seg, descriptors)) {
+                open.descriptors -= old;
+            }
+            open.descriptors += descriptors;
+            let budget = self.descriptor_budget();
+            if open.descriptors <= budget {
                 return;
             }
-            // Close a batch (1/16 of the cap) at once, so a scan over many
-            // cold segments does not pick victims on every open.
-            let excess = open.len() - max_open;
-            let batch = (excess + max_open / 16).min(open.len() - 1);
-            let mut by_age: Vec<(u64, u64)> = open
+            // Close a batch (1/16 of the budget) at once, so a scan over many
+            // cold segments (or a write round over more partitions than
+            // fit) sorts the open ones once per batch, not once per open.
+            let to_free = open.descriptors - budget + budget / 16;
+            let mut by_age: Vec<(u64, u64, usize)> = open
+                .segs
                 .iter()
                 .filter(|(k, _)| **k != id)
-                .map(|(k, w)| (w.upgrade().map_or(0, |s| s.last_used()), *k))
+                .map(|(k, (w, n))| (w.upgrade().map_or(0, |s| s.last_used()), *k, *n))
                 .collect();
-            if batch < by_age.len() {
-                by_age.select_nth_unstable(batch);
-                by_age.truncate(batch);
+            by_age.sort_unstable();
+            let mut freed = 0;
+            let mut victims = Vec::new();
+            for (_, k, n) in by_age {
+                if freed >= to_free {
+                    break;
+                }
+                if let Some(v) = open.segs.remove(&k) {
+                    open.descriptors -= n;
+                    freed += n;
+                    victims.push((k, v));
+                }
             }
-            by_age
-                .into_iter()
-                .filter_map(|(_, k)| open.remove(&k).map(|w| (k, w)))
-                .collect::<Vec<_>>()
+            victims
         };
         let mut busy = Vec::new();
-        for (k, w) in victims {
+        for (k, (w, n)) in victims {
             if let Some(s) = w.upgrade() {
                 if !s.try_close() {
-                    busy.push((k, w));
+                    busy.push((k, (w, n)));
                 }
             }
         }
         if !busy.is_empty() {
-            self.open.lock().extend(busy);
+            let mut guard = self.open.lock();
+            let open = &mut *guard;
+            for (k, v) in busy {
+                // Re-registered meanwhile (it was reopened): keep that entry.
+                if let std::collections::hash_map::Entry::Vacant(e) = open.segs.entry(k) {
+                    open.descriptors += v.1;
+                    e.insert(v);
+                }
+            }
         }
     }
 
     /// Forgets segment `id` (pinned, closed or dropped).
     pub(crate) fn remove(&self, id: u64) {
-        self.open.lock().remove(&id);
+        let mut open = self.open.lock();
+        if let Some((_, n)) = open.segs.remove(&id) {
+            open.descriptors -= n;
+        }
     }
 }
 
@@ -201,17 +257,39 @@ mod tests {
         let segs: Vec<Arc<Fake>> = (0..4).map(|_| fake(&cache)).collect();
         for (i, s) in segs.iter().enumerate() {
             let w: Weak<dyn Closable> = Arc::downgrade(s) as _;
-            cache.register(i as u64, w);
+            cache.register(i as u64, w, FULL);
         }
         // Segment 0 is used again: 1 is now the oldest.
         segs[0].used.store(cache.tick(), Ordering::Relaxed);
         let new = fake(&cache);
         let w: Weak<dyn Closable> = Arc::downgrade(&new) as _;
-        cache.register(9, w);
+        cache.register(9, w, FULL);
         assert_eq!(cache.open_segments(), 4);
         assert!(!segs[1].open.load(Ordering::Relaxed));
         assert!(segs[0].open.load(Ordering::Relaxed));
         assert!(new.open.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn three_log_only_segments_fit_where_one_open_segment_does() {
+        let cache = SegmentCache::new(2);
+        assert_eq!(cache.descriptor_budget(), 6);
+        let segs: Vec<Arc<Fake>> = (0..6).map(|_| fake(&cache)).collect();
+        for (i, s) in segs.iter().enumerate() {
+            cache.register(i as u64, Arc::downgrade(s) as Weak<dyn Closable>, WRITER);
+        }
+        assert_eq!(cache.open_segments(), 6);
+        assert_eq!(cache.open_descriptors(), 6);
+        assert!(segs.iter().all(|s| s.open.load(Ordering::Relaxed)));
+        // Segment 5 opens its indexes too: two more descriptors, so the two
+        // least recently used writers close.
+        cache.register(5, Arc::downgrade(&segs[5]) as Weak<dyn Closable>, FULL);
+        assert_eq!(cache.open_descriptors(), 6);
+        assert!(!segs[0].open.load(Ordering::Relaxed));
+        assert!(!segs[1].open.load(Ordering::Relaxed));
+        assert!(segs[2..].iter().all(|s| s.open.load(Ordering::Relaxed)));
+        cache.remove(5);
+        assert_eq!(cache.open_descriptors(), 3);
     }
 
     #[test]
@@ -220,13 +298,13 @@ mod tests {
         let a = fake(&cache);
         a.busy.store(true, Ordering::Relaxed);
         let b = fake(&cache);
-        cache.register(1, Arc::downgrade(&a) as Weak<dyn Closable>);
-        cache.register(2, Arc::downgrade(&b) as Weak<dyn Closable>);
+        cache.register(1, Arc::downgrade(&a) as Weak<dyn Closable>, FULL);
+        cache.register(2, Arc::downgrade(&b) as Weak<dyn Closable>, FULL);
         assert!(a.open.load(Ordering::Relaxed));
         assert_eq!(cache.open_segments(), 2);
         a.busy.store(false, Ordering::Relaxed);
         let c = fake(&cache);
-        cache.register(3, Arc::downgrade(&c) as Weak<dyn Closable>);
+        cache.register(3, Arc::downgrade(&c) as Weak<dyn Closable>, FULL);
         assert!(!a.open.load(Ordering::Relaxed));
     }
 }

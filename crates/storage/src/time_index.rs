@@ -156,6 +156,62 @@ impl TimeIndex {
     }
 }
 
+/// Appends `max` to the *trimmed* time index at `path` through `pwrite`,
+/// without mapping or preallocating it, as [`TimeIndex::maybe_append`]
+/// would (nothing when the timestamp is not larger than the last entry's,
+/// or the index holds `max_entries`): the final entry of an active segment
+/// whose indexes the segment cache closed. Some(true) if an entry was
+/// written, Some(false) if none was due, None if the file is not a trimmed
+/// index (missing, a partial entry, or a zero tail left by a failed trim):
+/// the caller then opens it as usual.
+pub(crate) fn append_to_trimmed(
+    path: &Path,
+    base_offset: i64,
+    max: TimestampOffset,
+    max_entries: usize,
+) -> Result<Option<bool>> {
+    use std::os::unix::fs::FileExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(crate::io_err(format!("open {}", path.display()))(e)),
+    };
+    let len = file
+        .metadata()
+        .map_err(crate::io_err(format!("stat {}", path.display())))?
+        .len();
+    let es = TIME_ENTRY_SIZE as u64;
+    if len % es != 0 {
+        return Ok(None);
+    }
+    if len > 0 {
+        let mut last = [0u8; TIME_ENTRY_SIZE];
+        file.read_exact_at(&mut last, len - es)
+            .map_err(crate::io_err(format!("read {}", path.display())))?;
+        if last.iter().all(|b| *b == 0) {
+            return Ok(None);
+        }
+        let ts = i64::from_be_bytes(last[..8].try_into().unwrap_or_default());
+        let rel = i32::from_be_bytes(last[8..].try_into().unwrap_or_default());
+        if max.timestamp <= ts || max.offset < base_offset + rel as i64 {
+            return Ok(Some(false));
+        }
+    }
+    if len / es >= max_entries as u64 {
+        return Ok(Some(false));
+    }
+    let mut e = [0u8; TIME_ENTRY_SIZE];
+    e[..8].copy_from_slice(&max.timestamp.to_be_bytes());
+    e[8..].copy_from_slice(&((max.offset - base_offset) as i32).to_be_bytes());
+    file.write_all_at(&e, len)
+        .map_err(crate::io_err(format!("write {}", path.display())))?;
+    Ok(Some(true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
