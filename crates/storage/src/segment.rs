@@ -108,7 +108,9 @@ struct Open {
 /// What is known of a segment whether or not its files are open.
 #[derive(Debug)]
 struct Meta {
-    bytes_since_last_index_entry: u64,
+    /// A u32, as the fields below: a segment is at most `segment.bytes`
+    /// (an int), and every segment carries this struct.
+    bytes_since_last_index_entry: u32,
     /// Largest batch max timestamp in the segment and the last offset of the
     /// first batch that had it ((-1, base) when empty); None until the
     /// files were first opened. Kept when they are closed, so retention
@@ -137,7 +139,7 @@ struct Meta {
     /// what the roll check ("index full") asks of an active segment open
     /// only to append (no entry is added while the indexes are closed).
     /// None until they are first closed.
-    index_entries: Option<(usize, usize)>,
+    index_entries: Option<(u32, u32)>,
     /// Never closed by the cache: a segment being deleted.
     pinned: bool,
     /// The files were renamed to `.deleted`: reopen them there.
@@ -201,8 +203,10 @@ impl Closable for Files {
                     tracing::warn!(error = %e, "trimming the indexes of an idle active segment");
                 }
             }
-            inner.meta.index_entries =
-                Some((open.offset_index.entries(), open.time_index.entries()));
+            inner.meta.index_entries = Some((
+                saturating_u32(open.offset_index.entries()),
+                saturating_u32(open.time_index.entries()),
+            ));
         }
         inner.open = None;
         inner.log_only = None;
@@ -289,13 +293,21 @@ fn index_batch(
             meta.bytes_since_last_index_entry = 0;
         }
     }
-    meta.bytes_since_last_index_entry += h.total_size() as u64;
+    meta.bytes_since_last_index_entry = meta
+        .bytes_since_last_index_entry
+        .saturating_add(saturating_u32(h.total_size()));
     Ok(())
 }
 
 /// Whether the next batch gets an index entry (Kafka's `index.interval.bytes`).
 fn entry_due(meta: &Meta, interval: u64) -> bool {
-    meta.bytes_since_last_index_entry > interval
+    u64::from(meta.bytes_since_last_index_entry) > interval
+}
+
+/// `v` as a u32, `u32::MAX` if larger (sizes and counts bounded by int
+/// configs, kept small in every segment's [`Meta`]).
+fn saturating_u32<T: TryInto<u32>>(v: T) -> u32 {
+    v.try_into().unwrap_or(u32::MAX)
 }
 
 impl LogSegment {
@@ -523,7 +535,8 @@ impl LogSegment {
             if !meta.writer_ready {
                 meta.writer_ready = true;
                 let last_pos = open.offset_index.last_entry().map_or(0, |e| e.position);
-                meta.bytes_since_last_index_entry = self.size().saturating_sub(last_pos);
+                meta.bytes_since_last_index_entry =
+                    saturating_u32(self.size().saturating_sub(last_pos));
             }
         }
         if meta.max_timestamp.is_none() {
@@ -1038,7 +1051,7 @@ impl LogSegment {
             let last_pos = open.offset_index.last_entry().map_or(0, |e| e.position);
             // Kafka counts from the last indexed batch's end; counting from its
             // start only makes the next entry come one batch earlier.
-            inner.meta.bytes_since_last_index_entry = size.saturating_sub(last_pos);
+            inner.meta.bytes_since_last_index_entry = saturating_u32(size.saturating_sub(last_pos));
             inner.meta.writer_ready = true;
         }
         Ok(())
@@ -1070,7 +1083,7 @@ impl LogSegment {
                             max_entries as usize,
                         )?;
                         if let (Some(true), Some((_, t))) = (added, &mut inner.meta.index_entries) {
-                            *t += 1;
+                            *t = t.saturating_add(1);
                         }
                         added.is_some()
                     }
