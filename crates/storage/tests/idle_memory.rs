@@ -6,10 +6,10 @@
 //! again by the open-segment cap goes back to that size and still reads.
 
 mod common;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 
 use gregor_storage::{
@@ -17,90 +17,7 @@ use gregor_storage::{
 };
 
 use common::*;
-
-/// Bytes requested and not yet freed, by every thread of this test binary.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-/// Live allocations, and glibc malloc's chunk bytes for them (the request
-/// plus its 8-byte header, rounded up to 16, at least 32): what RSS pays,
-/// closer than the requested bytes when allocations are small.
-static LIVE_COUNT: AtomicIsize = AtomicIsize::new(0);
-static LIVE_CHUNKS: AtomicIsize = AtomicIsize::new(0);
-/// Live allocations by requested size in 8-byte steps (the last bucket
-/// holds everything from 2 KiB up), to see which sizes an idle log holds.
-static BY_SIZE: [AtomicIsize; 257] = [const { AtomicIsize::new(0) }; 257];
-
-fn chunk(size: usize) -> isize {
-    ((size + 8).div_ceil(16) * 16).max(32) as isize
-}
-
-fn count(size: usize, sign: isize) {
-    LIVE.fetch_add(sign * size as isize, Ordering::Relaxed);
-    LIVE_COUNT.fetch_add(sign, Ordering::Relaxed);
-    LIVE_CHUNKS.fetch_add(sign * chunk(size), Ordering::Relaxed);
-    BY_SIZE[(size / 8).min(256)].fetch_add(sign, Ordering::Relaxed);
-}
-
-/// What the counters read at one moment.
-struct Snapshot {
-    bytes: isize,
-    count: isize,
-    chunks: isize,
-    by_size: [isize; 257],
-}
-
-fn snapshot() -> Snapshot {
-    Snapshot {
-        bytes: LIVE.load(Ordering::Relaxed),
-        count: LIVE_COUNT.load(Ordering::Relaxed),
-        chunks: LIVE_CHUNKS.load(Ordering::Relaxed),
-        by_size: std::array::from_fn(|i| BY_SIZE[i].load(Ordering::Relaxed)),
-    }
-}
-
-/// Prints what `n` logs added since `before`, per log: bytes, allocations,
-/// malloc chunk bytes and the allocations by size.
-fn report(what: &str, before: &Snapshot, n: isize) -> isize {
-    let now = snapshot();
-    let per = |a: isize, b: isize| (a - b) as f64 / n as f64;
-    eprintln!(
-        "{what}: {:.0} bytes, {:.2} allocations, {:.0} malloc chunk bytes per log",
-        per(now.bytes, before.bytes),
-        per(now.count, before.count),
-        per(now.chunks, before.chunks),
-    );
-    for (i, (a, b)) in now.by_size.iter().zip(&before.by_size).enumerate() {
-        let d = per(*a, *b);
-        if d.abs() >= 0.05 {
-            eprintln!("  {:>4}..{:<4} bytes: {d:.2} per log", i * 8, i * 8 + 7);
-        }
-    }
-    (now.bytes - before.bytes) / n
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size(), 1);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size(), 1);
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count(layout.size(), -1);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(layout.size(), -1);
-        count(new_size, 1);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
+use counting_alloc::{report, snapshot};
 
 fn manager(dir: &Path, clock: &Arc<ManualClock>, cap: usize) -> LogManager {
     let clock: Arc<dyn Clock> = clock.clone();
@@ -161,7 +78,12 @@ fn an_idle_log_holds_little_heap_and_reads_after_its_segment_is_reopened() {
     }
     let before = snapshot();
     let m = manager(dir.path(), &clock, 16);
-    let idle = report("idle logs after a clean start", &before, n as isize);
+    let idle = report(
+        "idle logs after a clean start",
+        snapshot() - before,
+        n as isize,
+        "log",
+    );
     assert!(idle <= IDLE_LOG_BYTES, "{idle} bytes per idle log");
 
     // Every log read once: each segment is opened, then closed by the cap
@@ -169,7 +91,12 @@ fn an_idle_log_holds_little_heap_and_reads_after_its_segment_is_reopened() {
     for tp in &tps {
         check_log(&m.get(tp).unwrap());
     }
-    let after = report("after reading every log", &before, n as isize);
+    let after = report(
+        "after reading every log",
+        snapshot() - before,
+        n as isize,
+        "log",
+    );
     assert!(after <= IDLE_LOG_BYTES, "{after} bytes per log after reads");
     for tp in &tps {
         check_log(&m.get(tp).unwrap());
