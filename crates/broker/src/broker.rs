@@ -444,13 +444,19 @@ impl Broker {
             .map_or_else(|| log.log_end_offset(), |p| p.last_stable_offset())
     }
 
-    /// The high watermark of a hosted partition's log; a log that is not a
-    /// hosted partition (the metadata log) is committed to its end.
-    fn high_watermark_of(&self, log: &Log) -> i64 {
+    /// The high watermark of a hosted partition's log. A log that is not a
+    /// hosted partition has the one `on_disk` gives it (a log loaded while
+    /// the broker serves, not hosted yet: its partition takes it from the
+    /// file when hosted, and its log end may be past it), else it is
+    /// committed to its end (the metadata log).
+    fn high_watermark_of(&self, log: &Log, on_disk: Option<&BTreeMap<TopicPartition, i64>>) -> i64 {
         let tp = log.topic_partition();
-        self.partition(&tp.topic, tp.partition)
-            .filter(|p| std::ptr::eq(Arc::as_ptr(&p.log()), log))
-            .map_or_else(|| log.log_end_offset(), |p| p.high_watermark())
+        match self.partition(&tp.topic, tp.partition) {
+            Some(p) if std::ptr::eq(Arc::as_ptr(&p.log()), log) => p.high_watermark(),
+            _ => on_disk
+                .and_then(|hws| hws.get(tp).copied())
+                .unwrap_or_else(|| log.log_end_offset()),
+        }
     }
 
     /// Called with every storage error a handler sees: an I/O error takes the
@@ -931,13 +937,14 @@ impl Broker {
 
     /// Writes the log-dir checkpoint files (periodically and at shutdown).
     /// Blocks on the disk.
+    ///
+    /// While the logs load, the files keep the entries of the logs not
+    /// loaded yet (see `LogManager::checkpoint`), and the high watermarks of
+    /// loaded logs not hosted yet (see `high_watermark_of`).
     pub fn checkpoint(&self) -> Result<(), BrokerError> {
-        if !self.log_loading.is_done() {
-            // The files hold the entries of the logs not loaded yet.
-            return Ok(());
-        }
+        let on_disk = (!self.log_loading.is_done()).then(|| self.logs.read_high_watermarks());
         self.logs
-            .checkpoint(&|log: &Log| self.high_watermark_of(log))?;
+            .checkpoint(&|log: &Log| self.high_watermark_of(log, on_disk.as_ref()))?;
         Ok(())
     }
 

@@ -812,13 +812,31 @@ impl LogManager {
 
     fn write_checkpoints(&self, high_watermark: Option<&dyn Fn(&Log) -> i64>) -> Result<()> {
         let logs = self.logs.read();
+        // Under the read lock of `logs`, a log is in `logs`, in `loading`
+        // or both (inserted, not yet taken out of `loading`): never neither.
+        let loading = self.loading.lock().clone();
         for (i, dir) in self.dirs.iter().enumerate() {
             if self.offline[i].load(Ordering::Acquire) {
                 continue;
             }
-            let mut rp = BTreeMap::new();
-            let mut ls = BTreeMap::new();
-            let mut hw = BTreeMap::new();
+            // Logs still loading (see `open_deferred`) keep the entries the
+            // files have: what their load starts from, and a DeleteRecords
+            // or a loaded log's checkpoint meanwhile must not drop them.
+            let carried = |name: &str| -> BTreeMap<TopicPartition, i64> {
+                if loading.is_empty() {
+                    return BTreeMap::new();
+                }
+                read_checkpoint(dir.join(name))
+                    .into_iter()
+                    .filter(|(tp, _)| loading.contains(tp) && !logs.contains_key(tp))
+                    .collect()
+            };
+            let mut rp = carried(RECOVERY_POINT_CHECKPOINT);
+            let mut ls = carried(LOG_START_OFFSET_CHECKPOINT);
+            let mut hw = match high_watermark {
+                Some(_) => carried(REPLICATION_OFFSET_CHECKPOINT),
+                None => BTreeMap::new(),
+            };
             for (tp, e) in logs.iter().filter(|(_, e)| e.dir_index == i) {
                 rp.insert(tp.clone(), e.log.recovery_point());
                 ls.insert(tp.clone(), e.log.log_start_offset());

@@ -192,3 +192,50 @@ fn deferred_open_serves_each_log_once_loaded() {
     }
     m.shutdown().unwrap();
 }
+
+/// A checkpoint written while logs load (a DeleteRecords, the periodic
+/// task) keeps the entries of the logs not loaded yet: after a crash their
+/// log start offsets and high watermarks are still those of before.
+#[test]
+fn checkpoints_while_loading_keep_the_entries_of_logs_not_loaded() {
+    let root = tempfile::tempdir().unwrap();
+    let dirs = vec![root.path().join("d")];
+    let clock = Arc::new(ManualClock::new(0));
+    let (a, b) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+    {
+        let m = manager(&dirs, &clock);
+        for tp in [&a, &b] {
+            let log = m.get_or_create(tp, small_config()).unwrap();
+            for i in 0..10 {
+                log.append_as_leader(batch(1, i), 0).unwrap();
+            }
+            // Inside the first segment: only the checkpoint remembers it.
+            log.delete_records_before(4).unwrap();
+        }
+        m.checkpoint(&|_| 7).unwrap();
+        // crash: no shutdown
+    }
+    let open = || {
+        let dyn_clock: Arc<dyn Clock> = clock.clone();
+        LogManager::open_deferred(
+            dirs.clone(),
+            dyn_clock,
+            &|_| small_config(),
+            gregor_storage::LogManagerOptions::default(),
+        )
+        .unwrap()
+    };
+    {
+        let (m, _pending) = open();
+        // Nothing loaded: the files keep every entry.
+        m.checkpoint(&|_| 9).unwrap();
+        // crash before anything loaded
+    }
+    let (m, pending) = open();
+    m.load_pending(pending, &|_| {}).unwrap();
+    assert_eq!(m.read_high_watermarks().get(&a), Some(&7));
+    for tp in [&a, &b] {
+        assert_eq!(m.get(tp).unwrap().log_start_offset(), 4, "{tp}");
+    }
+    m.shutdown().unwrap();
+}
