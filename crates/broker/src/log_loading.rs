@@ -32,6 +32,10 @@ use crate::broker::Broker;
 /// so a test can act while the logs are loading without racing the load.
 pub const TEST_GATE_ENV: &str = "GREGOR_TEST_LOG_LOAD_GATE";
 
+/// The message (at `info`) that says every log is loaded and hosted: what
+/// tests whose clients do not retry wait for after a start.
+pub const LOADED_MESSAGE: &str = "every log loaded and online";
+
 /// Where the background load stands. A broker opened the usual way
 /// ([`Broker::open`]) starts with it done.
 #[derive(Debug)]
@@ -150,7 +154,7 @@ fn run(broker: &Arc<Broker>, pending: gregor_storage::PendingLogs) {
     tracing::info!(
         logs = total,
         elapsed_ms = started.elapsed().as_millis() as u64,
-        "every log loaded and online"
+        "{LOADED_MESSAGE}"
     );
     loading.done.send_replace(true);
 }

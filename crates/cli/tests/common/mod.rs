@@ -138,6 +138,12 @@ impl Broker {
         for o in &self.overrides {
             cmd.arg("--override").arg(o);
         }
+        // The load's last message must reach stderr (see below).
+        let filter = match std::env::var("RUST_LOG") {
+            Ok(f) if !f.is_empty() => format!("{f},gregor_broker::log_loading=info"),
+            _ => "info".to_string(),
+        };
+        cmd.env("RUST_LOG", filter);
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -171,6 +177,17 @@ impl Broker {
             assert_eq!(port, self.port, "restart bound a different port");
         }
         self.port = port;
+        // The listener opens while the logs load, and until a partition's
+        // log is loaded requests on it get retriable errors, which Kafka
+        // clients retry and these tests' raw client does not: wait for the
+        // load (or for the process to stop, as some tests expect it to).
+        let stderr_path = self.stderr_path(self.starts - 1);
+        let loaded = wait_until(START_DEADLINE, || {
+            std::fs::read_to_string(&stderr_path)
+                .is_ok_and(|s| s.contains(gregor_broker::log_loading::LOADED_MESSAGE))
+                || !self.is_running()
+        });
+        assert!(loaded, "the broker's logs did not load\n{}", self.logs());
     }
 
     /// SIGTERM, then waits (with a deadline) for the process to exit.
