@@ -17,8 +17,8 @@
 //! (NOT_LEADER_OR_FOLLOWER for data, LEADER_NOT_AVAILABLE in Metadata,
 //! COORDINATOR_LOAD_IN_PROGRESS from a coordinator whose partition has not
 //! loaded), and nothing (replica fetchers, coordinators) acts on its log.
-//! Checkpoints are not written while logs are loading: the files on disk
-//! still hold the entries of the logs not loaded yet.
+//! A checkpoint written meanwhile keeps the files' entries for the logs not
+//! loaded yet (see [`Broker::checkpoint`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
