@@ -387,21 +387,9 @@ fn big_active_config() -> LogConfig {
     }
 }
 
-/// Reads every record of `log` from offset 0 and checks them against
-/// `0..end`, then starts reads at every 7th offset (offset-index lookups
-/// inside the active segment) and checks the first record returned.
+/// [`check_reads`] at every 7th offset (lookups inside the active segment).
 fn check_log(log: &Log, end: i64) {
-    assert_eq!(log.log_end_offset(), end);
-    assert_contiguous(&read_all(log, 0), 0, end);
-    for o in (0..end).step_by(7) {
-        let r = log.read(o, 1 << 20, true, i64::MAX).unwrap();
-        let h = headers(&r.records);
-        assert!(
-            h.first()
-                .is_some_and(|h| h.base_offset <= o && o < h.next_offset()),
-            "read at {o}"
-        );
-    }
+    check_reads(log, end, 7);
 }
 
 #[test]

@@ -76,18 +76,7 @@ fn ts(i: i64) -> i64 {
 /// Every record from 0, a read at every 3rd offset (offset-index lookups),
 /// and a timestamp lookup for every batch (time-index lookups).
 fn check_log(log: &Log) {
-    let end = 5 * ROUNDS;
-    assert_eq!(log.log_end_offset(), end);
-    assert_contiguous(&read_all(log, 0), 0, end);
-    for o in (0..end).step_by(3) {
-        let r = log.read(o, 1 << 20, true, i64::MAX).unwrap();
-        let h = headers(&r.records);
-        assert!(
-            h.first()
-                .is_some_and(|h| h.base_offset <= o && o < h.next_offset()),
-            "read at {o}"
-        );
-    }
+    check_reads(log, 5 * ROUNDS, 3);
     for i in 0..ROUNDS {
         assert_eq!(
             log.offset_for_timestamp(ts(i)).unwrap().map(|o| o.0),

@@ -98,3 +98,20 @@ pub fn last_segment(dir: &Path) -> PathBuf {
     logs.sort();
     logs.pop().unwrap()
 }
+
+/// Reads every record of `log` from offset 0 and checks them against
+/// `0..end`, then starts reads at every `step`th offset (offset-index
+/// lookups) and checks the first batch returned holds that offset.
+pub fn check_reads(log: &Log, end: i64, step: usize) {
+    assert_eq!(log.log_end_offset(), end);
+    assert_contiguous(&read_all(log, 0), 0, end);
+    for o in (0..end).step_by(step) {
+        let r = log.read(o, 1 << 20, true, i64::MAX).unwrap();
+        let h = headers(&r.records);
+        assert!(
+            h.first()
+                .is_some_and(|h| h.base_offset <= o && o < h.next_offset()),
+            "read at {o}"
+        );
+    }
+}
