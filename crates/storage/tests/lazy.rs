@@ -18,16 +18,6 @@ use gregor_storage::{
 
 use common::*;
 
-/// Descriptors of this process open on files under `dir`.
-fn fds_under(dir: &Path) -> usize {
-    let dir = fs::canonicalize(dir).unwrap();
-    fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
-        .filter(|p| p.starts_with(&dir))
-        .count()
-}
-
 /// Waits (up to 10 s) for the descriptors under `dir` to drop to `want`:
 /// the flush threads a roll starts may still hold the closed log's segments.
 fn wait_for_fds(dir: &Path, want: usize) -> usize {
@@ -39,17 +29,6 @@ fn wait_for_fds(dir: &Path, want: usize) -> usize {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-}
-
-/// Memory mappings of this process of files under `dir`.
-fn maps_under(dir: &Path) -> usize {
-    let dir = fs::canonicalize(dir).unwrap();
-    let dir = dir.to_str().unwrap();
-    fs::read_to_string("/proc/self/maps")
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains(dir))
-        .count()
 }
 
 /// Writes `n` batches of 5 records (timestamps 1000 × batch number), enough

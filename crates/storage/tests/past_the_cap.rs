@@ -17,27 +17,6 @@ use gregor_storage::{
 
 use common::*;
 
-/// Descriptors of this process open on files under `dir`.
-fn fds_under(dir: &Path) -> usize {
-    let dir = fs::canonicalize(dir).unwrap();
-    fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
-        .filter(|p| p.starts_with(&dir))
-        .count()
-}
-
-/// Memory mappings of this process of files under `dir`.
-fn maps_under(dir: &Path) -> usize {
-    let dir = fs::canonicalize(dir).unwrap();
-    let dir = dir.to_str().unwrap();
-    fs::read_to_string("/proc/self/maps")
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains(dir))
-        .count()
-}
-
 /// One active segment per log; Kafka's `index.interval.bytes` (4096), so
 /// an index entry is due about every seventh batch of `batch(5, _)`.
 fn config() -> LogConfig {

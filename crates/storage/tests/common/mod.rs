@@ -115,3 +115,24 @@ pub fn check_reads(log: &Log, end: i64, step: usize) {
         );
     }
 }
+
+/// Descriptors of this process open on files under `dir`.
+pub fn fds_under(dir: &Path) -> usize {
+    let dir = std::fs::canonicalize(dir).unwrap();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|p| p.starts_with(&dir))
+        .count()
+}
+
+/// Memory mappings of this process of files under `dir`.
+pub fn maps_under(dir: &Path) -> usize {
+    let dir = std::fs::canonicalize(dir).unwrap();
+    let dir = dir.to_str().unwrap();
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(dir))
+        .count()
+}
