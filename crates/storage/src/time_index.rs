@@ -197,7 +197,7 @@ pub(crate) fn append_to_trimmed(
         }
         let ts = i64::from_be_bytes(last[..8].try_into().unwrap_or_default());
         let rel = i32::from_be_bytes(last[8..].try_into().unwrap_or_default());
-        if max.timestamp <= ts || max.offset < base_offset + rel as i64 {
+        if max.timestamp <= ts || max.offset < base_offset.saturating_add(i64::from(rel)) {
             return Ok(Some(false));
         }
     }
