@@ -17,10 +17,15 @@
 //! 3 1200
 //! ```
 //!
-//! When entries are written: as Kafka, a new entry is written at once (the
-//! file never lacks an entry for data in the log, so a crash can only leave
-//! entries past the log end, which opening removes); truncations from the end
-//! are written at once too; truncations from the start (retention,
+//! When entries are written: a new entry at the end only marks the cache
+//! dirty and is written before the recovery point passes its offset (a
+//! flush, a roll's background flush, a clean close); after a crash the
+//! recovery scan re-assigns the epochs of the batches past the recovery
+//! point, so the entries rebuilt on open never lack an epoch of data in the
+//! log (Kafka writes the file at once; here a partition's first append in an
+//! epoch costs no fsync). A new entry that removed a stale leader's entries
+//! and truncations from the end are written at once, so a crash cannot bring
+//! back what they removed. Truncations from the start (retention,
 //! DeleteRecords) only mark the cache dirty and are written with the next
 //! flush or at close, since a stale head entry is harmless (opening trims it).
 
@@ -83,11 +88,15 @@ pub fn read_checkpoint(path: &Path) -> Result<Option<Vec<EpochEntry>>> {
 
 /// Writes `entries` as a `leader-epoch-checkpoint`, atomically.
 pub fn write_checkpoint(path: &Path, entries: &[EpochEntry]) -> Result<()> {
+    write_atomically(path, encode(entries).as_bytes())
+}
+
+fn encode(entries: &[EpochEntry]) -> String {
     let mut text = format!("{VERSION}\n{}\n", entries.len());
     for e in entries {
         text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
     }
-    write_atomically(path, text.as_bytes())
+    text
 }
 
 impl LeaderEpochFileCache {
@@ -295,6 +304,19 @@ impl LeaderEpochFileCache {
     pub fn write_if_dirty(&mut self) -> Result<()> {
         if self.dirty {
             self.write()?;
+        }
+        Ok(())
+    }
+
+    /// [`LeaderEpochFileCache::write_if_dirty`] without fsync (through a
+    /// `.tmp` sibling and a rename, so never torn): for a shutdown that syncs
+    /// the whole filesystem afterwards. Since the appends leave new entries
+    /// to the next flush, a stop after producing to thousands of partitions
+    /// would otherwise pay two fsyncs for each.
+    pub(crate) fn write_if_dirty_unsynced(&mut self) -> Result<()> {
+        if self.dirty {
+            crate::checkpoint::write_replacing(&self.path(), encode(&self.entries).as_bytes())?;
+            self.dirty = false;
         }
         Ok(())
     }

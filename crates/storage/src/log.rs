@@ -1247,12 +1247,22 @@ impl Log {
     }
 
     /// Records that `epoch` starts at `start_offset` (under the append lock,
-    /// before the batch is written); a new entry is written to the
-    /// checkpoint at once, as Kafka does, so the file never lacks an epoch of
-    /// data in the log.
+    /// before the batch is written).
+    ///
+    /// An entry added at the end is only marked dirty: the checkpoint is
+    /// written before the recovery point passes it ([`Log::flush`], a roll's
+    /// background flush, a clean close), and after a crash the recovery scan
+    /// re-assigns the epochs of every batch past the recovery point (Kafka's
+    /// `LogSegment.recover`), so the file never lacks an epoch of data that
+    /// recovery would not scan. Kafka writes (and fsyncs) the file at once;
+    /// with thousands of partitions each one's first append of an epoch then
+    /// costs two fsyncs on the produce path. An assignment that removed a
+    /// stale leader's entries is still written at once, so a crash cannot
+    /// bring them back.
     fn assign_epoch(&self, epoch: i32, start_offset: i64) -> Result<()> {
         let mut epochs = self.epochs.lock();
-        if epochs.assign(epoch, start_offset) {
+        let before = epochs.entries().len();
+        if epochs.assign(epoch, start_offset) && epochs.entries().len() <= before {
             epochs.write()?;
         }
         Ok(())
@@ -1364,6 +1374,10 @@ impl Log {
         seg.make_active()?;
         self.segments.write().insert(new_base, seg.clone());
         st.producers.write_snapshot(new_base)?;
+        // The background flush moves the recovery point to `new_base`; an
+        // epoch assigned since the last write must be on disk first (see
+        // `assign_epoch`). At most once per epoch per log.
+        self.epochs.lock().write_if_dirty()?;
         self.flush_in_background(new_base);
         Ok(seg)
     }
@@ -1919,7 +1933,7 @@ impl Log {
         self.active_segment().on_become_inactive()?;
         st.producers
             .write_snapshot_unsynced(self.log_end_offset())?;
-        self.epochs.lock().write_if_dirty()?;
+        self.epochs.lock().write_if_dirty_unsynced()?;
         Ok(())
     }
 

@@ -30,13 +30,17 @@ fn log_with_epochs(dir: &Path, clock: &Arc<ManualClock>) -> Log {
 }
 
 #[test]
-fn leader_appends_record_each_new_epoch_and_write_it_at_once() {
+fn leader_appends_record_each_new_epoch_and_the_flush_writes_them() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(0));
     let log = log_with_epochs(dir.path(), &clock);
     assert_eq!(log.epoch_entries(), entries(&[(0, 0), (3, 4), (5, 6)]));
     assert_eq!(log.latest_epoch(), Some(5));
-    // Written when assigned, before any flush or close.
+    // Not written by the appends (no fsync on the produce path): the
+    // recovery point has not passed them, so a crash would rescan them.
+    assert_eq!(log.recovery_point(), 0);
+    assert!(!checkpoint_path(dir.path()).exists());
+    log.flush().unwrap();
     assert_eq!(
         fs::read_to_string(checkpoint_path(dir.path())).unwrap(),
         "0\n3\n0 0\n3 4\n5 6\n"
@@ -84,6 +88,7 @@ fn log_start_moves_truncate_from_start_and_are_written_at_flush() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(0));
     let log = log_with_epochs(dir.path(), &clock);
+    log.flush().unwrap();
     log.delete_records_before(5).unwrap();
     assert_eq!(log.epoch_entries(), entries(&[(3, 5), (5, 6)]));
     // Not yet on disk: a stale head entry is harmless.
@@ -165,6 +170,76 @@ fn recovery_adds_epochs_the_checkpoint_missed() {
 }
 
 #[test]
+fn epochs_appended_after_the_last_flush_come_back_from_the_recovery_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(0));
+    let recovery_point;
+    {
+        let log = open(dir.path(), LogConfig::default(), &clock, 0);
+        log.append_as_leader(batch(2, 0), 0).unwrap();
+        log.append_as_leader(batch(2, 1), 0).unwrap();
+        log.flush().unwrap();
+        log.append_as_leader(batch(2, 2), 3).unwrap();
+        log.append_as_leader(batch(2, 3), 5).unwrap();
+        recovery_point = log.recovery_point();
+        assert_eq!(recovery_point, 4);
+        assert_eq!(
+            fs::read_to_string(checkpoint_path(dir.path())).unwrap(),
+            "0\n1\n0 0\n"
+        );
+        // Dropped without a close or flush: a crash.
+    }
+    let log = open(dir.path(), LogConfig::default(), &clock, recovery_point);
+    assert_eq!(log.log_end_offset(), 8);
+    assert_eq!(log.epoch_entries(), entries(&[(0, 0), (3, 4), (5, 6)]));
+    assert_eq!(
+        fs::read_to_string(checkpoint_path(dir.path())).unwrap(),
+        "0\n3\n0 0\n3 4\n5 6\n",
+        "the recovered entries are written at open"
+    );
+}
+
+#[test]
+fn a_roll_writes_the_new_epochs_before_its_flush_moves_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(0));
+    let log = open(dir.path(), small_config(), &clock, 0);
+    log.append_as_leader(batch(2, 0), 0).unwrap();
+    log.append_as_leader(batch(2, 1), 4).unwrap();
+    assert!(!checkpoint_path(dir.path()).exists());
+    let mut i = 2;
+    while log.segments().len() == 1 {
+        log.append_as_leader(batch(20, i), 4).unwrap();
+        i += 1;
+    }
+    // Written by the roll itself, before its background flush is queued.
+    assert_eq!(
+        fs::read_to_string(checkpoint_path(dir.path())).unwrap(),
+        "0\n2\n0 0\n4 2\n"
+    );
+}
+
+#[test]
+fn an_assignment_that_drops_a_stale_leaders_entries_is_written_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(0));
+    let log = open(dir.path(), LogConfig::default(), &clock, 0);
+    log.append_as_leader(batch(2, 0), 0).unwrap();
+    log.append_as_leader(batch(2, 1), 5).unwrap();
+    log.flush().unwrap();
+    // An append in an older epoch than the latest entry's (the storage
+    // layer takes it; the broker fences such leaders earlier) replaces the
+    // entries that are not below it: the file must not keep epoch 5, or a
+    // crash would bring it back above epoch 3.
+    log.append_as_leader(batch(2, 2), 3).unwrap();
+    assert_eq!(log.epoch_entries(), entries(&[(0, 0), (3, 4)]));
+    assert_eq!(
+        fs::read_to_string(checkpoint_path(dir.path())).unwrap(),
+        "0\n2\n0 0\n3 4\n"
+    );
+}
+
+#[test]
 fn a_missing_or_corrupt_checkpoint_is_rebuilt_from_the_log() {
     for damage in ["missing", "garbage", "bad count", "bad version"] {
         let dir = tempfile::tempdir().unwrap();
@@ -238,6 +313,8 @@ fn follower_appends_keep_the_leaders_bytes_and_epochs() {
     assert_eq!((info.base_offset, info.last_offset), (0, 7));
     assert_eq!(segment_bytes(&follower), segment_bytes(&leader));
     assert_eq!(follower.epoch_entries(), leader.epoch_entries());
+    leader.flush().unwrap();
+    follower.flush().unwrap();
     assert_eq!(
         fs::read(checkpoint_path(fdir.path())).unwrap(),
         fs::read(checkpoint_path(ldir.path())).unwrap()
