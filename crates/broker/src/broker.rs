@@ -741,7 +741,11 @@ impl Broker {
         reconcile: bool,
     ) -> Result<Result<R, E>, BrokerError> {
         if let Some(link) = self.metadata.quorum() {
-            return self.quorum_update(link, decide, reconcile).await;
+            // Boxed: a round trip to the controller quorum is a large
+            // future, and inline it would size the future of every handler
+            // that may change metadata (about 2.7 KB of each), which the
+            // connection allocates per request (`connection::serve_halves`).
+            return Box::pin(self.quorum_update(link, decide, reconcile)).await;
         }
         loop {
             let base = self.metadata.image();

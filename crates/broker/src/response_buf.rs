@@ -24,6 +24,11 @@ use kafka_protocol::protocol::buf::ByteBufMut;
 /// Below this size a copy is cheaper than another chunk in the vectored write.
 const ZERO_COPY_MIN: usize = 1024;
 
+/// The frame's size prefix, which the encoder's first chunk starts with and
+/// [`ResponseBuf::into_frame`] fills in: a response that stays one chunk (all
+/// but fetch responses with record sets) is then one allocation and one write.
+const SIZE_PREFIX: usize = 4;
+
 /// The largest record set a placeholder can stand for. Never read or
 /// written, so it stays untouched, zero-filled address space (`.bss`) that
 /// costs no memory; a larger record set is read into memory instead.
@@ -92,7 +97,11 @@ impl ResponseFrame {
 #[derive(Debug)]
 pub struct ResponseBuf {
     done: Vec<Chunk>,
+    /// Bytes in `done`, plus the size prefix once it has left `current`:
+    /// `done_len + current.len()` is the offset the encoder sees, prefix
+    /// included, in the same terms before and after a chunk is done.
     done_len: usize,
+    /// Starts with the [`SIZE_PREFIX`] until the first chunk is done.
     current: BytesMut,
     shared: Vec<Bytes>,
     /// What the placeholders stand for, in the order they are encoded.
@@ -112,10 +121,12 @@ pub struct UnmatchedPlaceholder {
 impl ResponseBuf {
     /// A buffer that will reference, rather than copy, slices of `shared`.
     pub fn new(shared: Vec<Bytes>) -> Self {
+        let mut current = BytesMut::with_capacity(256);
+        current.put_bytes(0, SIZE_PREFIX);
         Self {
             done: Vec::new(),
             done_len: 0,
-            current: BytesMut::with_capacity(256),
+            current,
             shared,
             files: VecDeque::new(),
             unmatched: None,
@@ -133,7 +144,11 @@ impl ResponseBuf {
 
     /// Finishes the frame, prefixing the 4-byte size.
     pub fn into_frame(mut self) -> ResponseFrame {
-        let size = (self.done_len + self.current.len()) as u32;
+        let size = (self.done_len + self.current.len() - SIZE_PREFIX) as u32;
+        if self.done.is_empty() {
+            self.current[..SIZE_PREFIX].copy_from_slice(&size.to_be_bytes());
+            return ResponseFrame::single(self.current);
+        }
         let mut chunks = Vec::with_capacity(self.done.len() + 2);
         chunks.push(Chunk::Bytes(Bytes::copy_from_slice(&size.to_be_bytes())));
         chunks.append(&mut self.done);
@@ -152,6 +167,12 @@ impl ResponseBuf {
     }
 
     fn push_done(&mut self, chunk: Chunk) {
+        if self.done.is_empty() {
+            // The frame's size is not known yet: the first chunk goes
+            // without the prefix, which `into_frame` puts in a chunk of its own.
+            bytes::Buf::advance(&mut self.current, SIZE_PREFIX);
+            self.done_len += SIZE_PREFIX;
+        }
         if !self.current.is_empty() {
             let head = self.current.split().freeze();
             self.done_len += head.len();
@@ -219,7 +240,9 @@ impl ByteBufMut for ResponseBuf {
     /// batch encoding, which does, never writes into a ResponseBuf).
     fn seek(&mut self, offset: usize) {
         let local = offset.saturating_sub(self.done_len);
-        self.current.resize(local, 0);
+        // Never into the size prefix while it is still in `current`.
+        let floor = if self.done.is_empty() { SIZE_PREFIX } else { 0 };
+        self.current.resize(local.max(floor), 0);
     }
 
     fn range(&mut self, r: std::ops::Range<usize>) -> &mut [u8] {

@@ -140,6 +140,13 @@ macro_rules! apis {
             $( ApiEntry { key: ApiKey::$key, min_advertised: $min_adv, min_served: $min, max: $max }, )*
         ];
 
+        /// Each API's handler future as [`dispatch`] holds it, in bytes: the
+        /// largest sets the size of `dispatch`'s future, allocated per request.
+        #[cfg(test)]
+        pub(crate) fn handler_future_sizes(broker: &Broker, ctx: &RequestContext) -> Vec<(ApiKey, usize)> {
+            vec![$( (ApiKey::$key, std::mem::size_of_val(&$module::handle(broker, ctx, <$req>::default()))), )*]
+        }
+
         /// Decodes the request in `frame` (header included) without handling it:
         /// the exact decoding path of [`dispatch`], for fuzzing and tests.
         pub fn decode_only(frame: Bytes) -> Result<(), DispatchError> {
@@ -188,7 +195,10 @@ macro_rules! apis {
                         let request = <$req>::decode(&mut body, version)
                             .map_err(|source| DispatchError::Malformed { what: stringify!($req), source })?;
                         let exempt = request_quota::exempt(key, &ctx, &request);
-                        let (response, spent) = request_quota::timed($module::handle(broker, &ctx, request)).await;
+                        // Pinned here, not moved into `timed`: an async fn keeps its
+                        // argument and what it moves the argument into as two fields
+                        // of its state, which would hold the handler's future twice.
+                        let (response, spent) = request_quota::timed(std::pin::pin!($module::handle(broker, &ctx, request))).await;
                         match response {
                             Some(mut response) => {
                                 if !exempt {

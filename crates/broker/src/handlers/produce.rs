@@ -209,7 +209,11 @@ async fn verify_transaction(
         // if a marker closes the transaction first.
         return Ok(Verification::Required(None));
     };
-    let verdict = crate::txn_runtime::verify_partition(
+    // Boxed: asking the transaction coordinator is a large future, and
+    // inline it would size every produce request's future, allocated per
+    // request (`connection::serve_halves`); only transactional produces
+    // pay for this allocation.
+    let verdict = Box::pin(crate::txn_runtime::verify_partition(
         broker,
         transactional_id,
         header.producer_id,
@@ -217,7 +221,7 @@ async fn verify_transaction(
         topic,
         index,
         add,
-    )
+    ))
     .await;
     match verdict {
         None => Ok(Verification::Required(Some(guard))),

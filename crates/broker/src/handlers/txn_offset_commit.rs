@@ -93,7 +93,8 @@ pub async fn handle(
     if v >= TXN_OFFSET_COMMIT_V2_SINCE {
         // A transactions v2 producer sends no AddOffsetsToTxn: the group's
         // offsets partition joins the transaction here (KIP-890 part 2).
-        let added = crate::txn_runtime::verify_partition(
+        // Boxed, as in produce: a large future only this path needs.
+        let added = Box::pin(crate::txn_runtime::verify_partition(
             broker,
             req.transactional_id.as_str(),
             req.producer_id.0,
@@ -101,7 +102,7 @@ pub async fn handle(
             OFFSETS_TOPIC,
             p,
             true,
-        )
+        ))
         .await;
         if let Some(e) = added {
             let e = match e {
@@ -116,10 +117,14 @@ pub async fn handle(
         }
     }
     let shape = req.clone();
-    let mut resp = match broker
-        .groups
-        .call(p, move |s, now, id| s.txn_offset_commit(now, id, v, req))
-        .await
+    // Boxed: with the verification above inline it would make this the
+    // largest handler future, and so every request's (see produce).
+    let mut resp = match Box::pin(
+        broker
+            .groups
+            .call(p, move |s, now, id| s.txn_offset_commit(now, id, v, req)),
+    )
+    .await
     {
         Ok(r) => r,
         Err(e) => {

@@ -4,21 +4,42 @@
 //! clients is an ordinary deployment), so what an idle connection holds is
 //! what the broker's memory grows with. A [`FrameReader`] has no read buffer
 //! while it waits for a request: on a plain socket it waits for readability
-//! ([`FrameRead::ready`]) and only then takes a buffer, which it gives back as
-//! soon as the bytes in it are consumed. A [`FrameWriter`] takes its write
-//! buffer for the first small response and gives it back at each flush. An
-//! idle plaintext connection then holds its task, its contexts and the
-//! socket, no buffer.
+//! ([`FrameRead::ready`]) and only then takes a buffer, which it gives back
+//! before it waits again. A [`FrameWriter`] takes its write buffer for the
+//! first small response and gives it back at each flush. An idle plaintext
+//! connection then holds its task, its contexts and the socket, no buffer.
 //!
-//! The buffers go back to the allocator, not to a pool of our own: a busy
-//! connection takes and returns one buffer per burst of requests, which costs
-//! an allocation of the kind each request already makes (its frame), and a
-//! pool would keep memory that idle connections no longer need.
+//! # Reused read buffers
+//!
+//! A busy connection would otherwise allocate and free an 8 KiB read buffer
+//! for every request it waits for (a consumer polling back to back: one per
+//! fetch). So the buffers a reader gives back go to a small cache of the
+//! worker thread it runs on ([`CACHED_PER_THREAD`] buffers at most, so the
+//! cache's memory is bounded by the worker count, not by the connections),
+//! and the next socket that turns readable on that thread takes one from
+//! there.
+//!
+//! Frames are split off the buffer without a copy: a frame is a `Bytes` into
+//! the buffer's allocation, and handlers may keep slices of it (a parked
+//! request, a group member's metadata). A buffer is therefore reused only
+//! when no frame references it any more (`BytesMut::try_reclaim`, which
+//! succeeds only for the allocation's last owner); a buffer still referenced
+//! is dropped by the reader and freed with the last frame. The reader gives
+//! its buffer back when it next waits, not when the last frame is split off:
+//! by then the connection has handled that frame (requests are handled one
+//! at a time), so the buffer is usually free again. While a frame is being
+//! handled the reader still shares its allocation, so a produce request's
+//! records that are the whole rest of a frame are copied before their
+//! offsets are patched rather than patched where they arrived; that copy is
+//! of the request's size, while the buffer it saves is 8 KiB (and flexible
+//! produce versions, v9 and later, copy anyway: the request's tagged fields
+//! after the records keep the frame shared).
 //!
 //! TLS streams keep their read buffer while idle: rustls may hold decrypted
 //! bytes the socket no longer shows, so readability of the socket says
 //! nothing; TLS state is per-connection memory anyway.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -31,6 +52,57 @@ use tokio::net::TcpStream;
 /// A read buffer's size: enough for many small pipelined requests per read;
 /// larger frames bypass it (read straight into the frame).
 pub const READ_BUFFER: usize = 8 * 1024;
+/// How many unused read buffers a worker thread keeps for the next readable
+/// socket: enough for the connections that turn readable together on one
+/// thread to reuse buffers, few enough that the cache is at most 32 KiB per
+/// thread whatever the number of connections.
+pub const CACHED_PER_THREAD: usize = 4;
+
+thread_local! {
+    /// This thread's unused read buffers, each empty, unshared and of
+    /// [`READ_BUFFER`] bytes.
+    static READ_BUFFERS: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A read buffer of [`READ_BUFFER`] bytes: one this thread had cached, or a
+/// new one.
+fn take_buffer() -> BytesMut {
+    READ_BUFFERS
+        .try_with(|cache| cache.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| BytesMut::with_capacity(READ_BUFFER))
+}
+
+/// Keeps `buf` for the next [`take_buffer`] on this thread if no frame
+/// references its allocation any more and the cache has room; otherwise
+/// drops it (freed now, or with the last frame that still references it).
+fn give_back(mut buf: BytesMut) {
+    if buf.capacity() == 0 {
+        return;
+    }
+    buf.clear();
+    // Succeeds only when this handle is the allocation's last owner: a
+    // reclaimed buffer starts at its allocation's start again, so reading
+    // into it can only ever overwrite bytes nobody else sees.
+    if !buf.try_reclaim(READ_BUFFER) || buf.capacity() > 2 * READ_BUFFER {
+        return;
+    }
+    let _ = READ_BUFFERS.try_with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() < CACHED_PER_THREAD {
+            cache.push(buf);
+        }
+    });
+}
+
+/// How many read buffers this thread has cached (for tests and the bench).
+pub fn cached_read_buffers() -> usize {
+    READ_BUFFERS
+        .try_with(|cache| cache.borrow().len())
+        .unwrap_or(0)
+}
+
 /// A write buffer's size, for small responses (produce acknowledgements)
 /// batched into one write; larger writes go straight to the stream.
 pub const WRITE_BUFFER: usize = 8 * 1024;
@@ -83,8 +155,9 @@ impl<S: AsyncRead + AsyncWrite + Send> FrameWrite for tokio::io::WriteHalf<S> {}
 #[derive(Debug)]
 pub struct FrameReader<R> {
     inner: R,
-    /// Bytes read and not yet consumed; no allocation while empty between
-    /// requests.
+    /// Bytes read and not yet consumed. Empty, it may still hold the
+    /// allocation the last frames were split from, given back (or dropped)
+    /// before the reader waits again.
     buf: BytesMut,
 }
 
@@ -129,18 +202,14 @@ impl<R: FrameRead> FrameReader<R> {
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
             }
-            let frame = self.buf.split_to(size).freeze();
-            self.release_if_empty();
-            return Ok(frame);
+            return Ok(self.buf.split_to(size).freeze());
         }
         if self.buf.len() >= size {
-            let frame = self.buf.split_to(size).freeze();
-            self.release_if_empty();
-            return Ok(frame);
+            return Ok(self.buf.split_to(size).freeze());
         }
         let mut frame = BytesMut::with_capacity(size);
         frame.extend_from_slice(&self.buf);
-        self.buf = BytesMut::new();
+        give_back(std::mem::take(&mut self.buf));
         while frame.len() < size {
             let want = (size - frame.len()) as u64;
             if (&mut self.inner).take(want).read_buf(&mut frame).await? == 0 {
@@ -154,33 +223,49 @@ impl<R: FrameRead> FrameReader<R> {
     /// end of the stream.
     async fn fill(&mut self, want: usize) -> io::Result<usize> {
         let target = READ_BUFFER.max(want);
-        while R::READY_WAITS && self.buf.is_empty() {
-            // Nothing pending: wait without a buffer, then read what is
-            // there; if nothing is (the readiness was stale), wait again.
-            // The read is tokio's, which clears readiness after a short read,
-            // so the next wait is for new bytes, without an extra syscall.
-            self.buf = BytesMut::new();
-            self.inner.ready().await?;
-            self.buf.reserve(target);
-            let (inner, buf) = (&mut self.inner, &mut self.buf);
-            let once = std::future::poll_fn(|cx| Poll::Ready(poll_read_buf(inner, buf, cx))).await;
-            if let Poll::Ready(n) = once {
-                return n;
+        if self.buf.is_empty() {
+            if R::READY_WAITS {
+                loop {
+                    // Nothing pending: wait without a buffer, then read what is
+                    // there into one from this thread's cache; if nothing is
+                    // (the readiness was stale), give it back and wait again.
+                    // The read is tokio's, which clears readiness after a short
+                    // read, so the next wait is for new bytes, without an extra
+                    // syscall.
+                    give_back(std::mem::take(&mut self.buf));
+                    self.inner.ready().await?;
+                    self.buf = take_buffer();
+                    self.buf.reserve(target);
+                    let (inner, buf) = (&mut self.inner, &mut self.buf);
+                    let once =
+                        std::future::poll_fn(|cx| Poll::Ready(poll_read_buf(inner, buf, cx))).await;
+                    if let Poll::Ready(n) = once {
+                        return n;
+                    }
+                }
             }
-        }
-        if self.buf.capacity() < target {
-            self.buf.reserve(target - self.buf.len());
+            // A stream that waits in `read` with its buffer (TLS): the same
+            // buffer again if no frame holds it any more, else a cached one.
+            if !self.buf.try_reclaim(target) {
+                self.buf = take_buffer();
+                self.buf.reserve(target);
+            }
+        } else if self.buf.capacity() < target && !self.buf.try_reclaim(target - self.buf.len()) {
+            // The start of a frame at the end of a buffer whose earlier
+            // frames are still referenced: it moves to a buffer of its own.
+            let mut fresh = take_buffer();
+            fresh.reserve(target);
+            fresh.extend_from_slice(&self.buf);
+            give_back(std::mem::replace(&mut self.buf, fresh));
         }
         self.inner.read_buf(&mut self.buf).await
     }
+}
 
-    /// Gives the buffer back once everything in it is consumed, so that a
-    /// frame split off it is the only owner of its bytes (a produce request's
-    /// records can then be patched in place).
-    fn release_if_empty(&mut self) {
-        if self.buf.is_empty() {
-            self.buf = BytesMut::new();
-        }
+impl<R> Drop for FrameReader<R> {
+    /// A closed connection's buffer serves the next readable socket.
+    fn drop(&mut self) {
+        give_back(std::mem::take(&mut self.buf));
     }
 }
 
@@ -343,20 +428,138 @@ mod tests {
         (FrameReader::new(rd), client)
     }
 
+    /// Polls a read of the next frame's size once and abandons it, as the
+    /// connection loop's select does when it stops waiting (shutdown, idle
+    /// timeout): what the reader holds then is what an idle connection
+    /// holds. Nothing may be pending on the stream.
+    fn wait_once<R: FrameRead>(reader: &mut FrameReader<R>) {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let read = std::pin::pin!(reader.read_size());
+        assert!(read.poll(&mut cx).is_pending(), "nothing was sent");
+    }
+
+    /// Distinct contents for frame `i`; every 50th is larger than a read
+    /// buffer, the others up to 2 KB so that bursts of them cross buffers.
+    fn payload(i: usize) -> Vec<u8> {
+        let len = if i % 50 == 49 {
+            READ_BUFFER + READ_BUFFER / 2
+        } else {
+            1 + (i * 373) % 2000
+        };
+        (0..len).map(|j| (i * 31 + j * 7) as u8).collect()
+    }
+
+    /// Writes bursts of pipelined frames and reads each burst back, holding
+    /// some frames (as a parked request or a kept slice would) while later
+    /// reads reuse buffers: a held frame must keep its bytes.
+    async fn held_frames_survive_later_reads<R: FrameRead>(
+        reader: &mut FrameReader<R>,
+        client: &mut (impl AsyncWrite + Unpin),
+    ) {
+        let mut held = Vec::new();
+        let mut i = 0;
+        for burst in 0..60 {
+            let n = 1 + burst % 7;
+            let bytes: Vec<u8> = (i..i + n).flat_map(|k| framed(&payload(k))).collect();
+            client.write_all(&bytes).await.unwrap();
+            client.flush().await.unwrap();
+            for _ in 0..n {
+                let size = reader.read_size().await.unwrap().unwrap() as usize;
+                let frame = reader.read_frame(size).await.unwrap();
+                assert_eq!(&frame[..], &payload(i)[..], "frame {i} as read");
+                if i % 5 == 0 {
+                    held.push((i, frame));
+                }
+                i += 1;
+            }
+            assert!(cached_read_buffers() <= CACHED_PER_THREAD);
+        }
+        for (i, frame) in &held {
+            assert_eq!(&frame[..], &payload(*i)[..], "frame {i} after later reads");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_held_frame_is_never_overwritten_by_a_reused_buffer() {
+        let (mut reader, mut client) = tcp_pair().await;
+        held_frames_survive_later_reads(&mut reader, &mut client).await;
+        // A stream that keeps its buffer while waiting (TLS) reuses it in place.
+        let (a, mut b) = tokio::io::duplex(1 << 16);
+        let (rd, _wr) = tokio::io::split(a);
+        let mut reader = FrameReader::new(rd);
+        held_frames_survive_later_reads(&mut reader, &mut b).await;
+    }
+
+    #[tokio::test]
+    async fn a_buffer_no_frame_references_is_reused() {
+        let (mut reader, mut client) = tcp_pair().await;
+        client.write_all(&framed(b"first")).await.unwrap();
+        let size = reader.read_size().await.unwrap().unwrap() as usize;
+        let first = reader.read_frame(size).await.unwrap();
+        let at = first.as_ptr();
+        drop(first);
+        wait_once(&mut reader);
+        assert_eq!(reader.buffer_capacity(), 0);
+        client.write_all(&framed(b"again")).await.unwrap();
+        let size = reader.read_size().await.unwrap().unwrap() as usize;
+        let again = reader.read_frame(size).await.unwrap();
+        assert_eq!(
+            again.as_ptr(),
+            at,
+            "the same buffer, from this thread's cache"
+        );
+        // Held, the frame keeps the buffer from the cache: the next read
+        // gets another one.
+        wait_once(&mut reader);
+        client.write_all(&framed(b"third")).await.unwrap();
+        let size = reader.read_size().await.unwrap().unwrap() as usize;
+        let third = reader.read_frame(size).await.unwrap();
+        assert_ne!(third.as_ptr(), at);
+        assert_eq!(&again[..], b"again");
+        assert_eq!(&third[..], b"third");
+    }
+
+    #[tokio::test]
+    async fn the_read_buffer_cache_stays_bounded() {
+        let mut pairs = Vec::new();
+        for _ in 0..3 * CACHED_PER_THREAD {
+            pairs.push(tcp_pair().await);
+        }
+        // Every connection busy at once: each holds a buffer.
+        for (reader, client) in &mut pairs {
+            client.write_all(&framed(b"ping")).await.unwrap();
+            let size = reader.read_size().await.unwrap().unwrap() as usize;
+            assert_eq!(&reader.read_frame(size).await.unwrap()[..], b"ping");
+            assert!(reader.buffer_capacity() > 0);
+        }
+        // Then all idle: they give their buffers back; the cache keeps a few.
+        for (reader, _) in &mut pairs {
+            wait_once(reader);
+            assert_eq!(reader.buffer_capacity(), 0);
+            assert!(cached_read_buffers() <= CACHED_PER_THREAD);
+        }
+        assert_eq!(cached_read_buffers(), CACHED_PER_THREAD);
+        // Busy readers dropped (closed connections) give theirs back too.
+        for (reader, client) in &mut pairs {
+            client.write_all(&framed(b"pong")).await.unwrap();
+            let size = reader.read_size().await.unwrap().unwrap() as usize;
+            assert_eq!(&reader.read_frame(size).await.unwrap()[..], b"pong");
+        }
+        drop(pairs);
+        assert_eq!(cached_read_buffers(), CACHED_PER_THREAD);
+    }
+
     #[tokio::test]
     async fn an_idle_socket_reader_holds_no_buffer() {
         let (mut reader, mut client) = tcp_pair().await;
-        // Waiting for a request (polled once, then abandoned as the
-        // connection loop's select does on shutdown or idle timeout).
-        let waited =
-            tokio::time::timeout(std::time::Duration::from_millis(20), reader.read_size()).await;
-        assert!(waited.is_err(), "nothing was sent");
+        wait_once(&mut reader);
         assert_eq!(reader.buffer_capacity(), 0);
         client.write_all(&framed(b"hello")).await.unwrap();
         assert_eq!(reader.read_size().await.unwrap(), Some(5));
         assert_eq!(&reader.read_frame(5).await.unwrap()[..], b"hello");
         assert!(!reader.has_buffered());
-        assert_eq!(reader.buffer_capacity(), 0, "given back once consumed");
+        wait_once(&mut reader);
+        assert_eq!(reader.buffer_capacity(), 0, "given back before waiting");
         drop(client);
         assert_eq!(reader.read_size().await.unwrap(), None);
     }
@@ -381,6 +584,7 @@ mod tests {
             &payload[..]
         );
         let _client = writer.await.unwrap();
+        wait_once(&mut reader);
         assert_eq!(reader.buffer_capacity(), 0);
     }
 
@@ -406,8 +610,9 @@ mod tests {
         assert_eq!(&frames[1][..], &large[..]);
         assert_eq!(&frames[2][..], b"third");
         assert!(!reader.has_buffered());
-        assert_eq!(reader.buffer_capacity(), 0);
         let _client = writer.await.unwrap();
+        wait_once(&mut reader);
+        assert_eq!(reader.buffer_capacity(), 0);
     }
 
     #[tokio::test]
