@@ -245,7 +245,10 @@ pub struct LogSegment {
     /// the segment is swapped in); read by fetches. Its entries are read when
     /// the segment is registered (the file exists only for segments that
     /// hold an aborted transaction); its descriptor is opened only to write.
-    txn_index: RwLock<TransactionIndex>,
+    /// None while there is no file or it is empty (see
+    /// [`TransactionIndex::is_absent`]): most segments never hold an
+    /// aborted transaction, and the index is ~110 bytes in every segment.
+    txn_index: RwLock<Option<Box<TransactionIndex>>>,
 }
 
 /// Suffix of the cleaner's output files until they are swapped in.
@@ -351,7 +354,6 @@ impl LogSegment {
     ) -> Result<Self> {
         if !has_txn_index {
             // The caller's listing found none: no stat to look for it.
-            let txn_index = TransactionIndex::absent(dir, base_offset, "");
             return Ok(Self::with_txn_index(
                 dir,
                 base_offset,
@@ -361,7 +363,7 @@ impl LogSegment {
                 now_ms,
                 cache,
                 false,
-                txn_index,
+                None,
             ));
         }
         Self::new(dir, base_offset, "", size, config, now_ms, cache, false)
@@ -418,6 +420,7 @@ impl LogSegment {
         eager: bool,
     ) -> Result<Self> {
         let txn_index = TransactionIndex::open(dir, base_offset, suffix)?;
+        let txn_index = (!txn_index.is_absent()).then(|| Box::new(txn_index));
         Ok(Self::with_txn_index(
             dir,
             base_offset,
@@ -441,7 +444,7 @@ impl LogSegment {
         now_ms: i64,
         cache: &Arc<SegmentCache>,
         eager: bool,
-        txn_index: TransactionIndex,
+        txn_index: Option<Box<TransactionIndex>>,
     ) -> Self {
         Self {
             base_offset,
@@ -1127,7 +1130,7 @@ impl LogSegment {
             open.offset_index.flush()?;
             open.time_index.flush()
         })??;
-        self.txn_index.read().flush()
+        self.flush_txn_index()
     }
 
     /// Keeps the files open for readers still holding this segment once its
@@ -1219,18 +1222,37 @@ impl LogSegment {
 
     /// Records an aborted transaction whose marker is in this segment.
     pub fn append_aborted_txn(&self, entry: TxnIndexEntry) -> Result<()> {
-        self.txn_index.write().append(entry)
+        self.txn_index
+            .write()
+            .get_or_insert_with(|| {
+                Box::new(TransactionIndex::absent(
+                    &self.dir,
+                    self.base_offset,
+                    self.suffix,
+                ))
+            })
+            .append(entry)
     }
     pub fn flush_txn_index(&self) -> Result<()> {
-        self.txn_index.read().flush()
+        match self.txn_index.read().as_deref() {
+            Some(idx) => idx.flush(),
+            None => Ok(()),
+        }
     }
     /// Forgets the aborted transactions whose marker is at or after `offset`.
     pub fn truncate_txn_index(&self, offset: i64) -> Result<()> {
-        self.txn_index.write().truncate_to(offset)
+        // Without an index (no file, or an empty one) there is nothing to cut.
+        match self.txn_index.write().as_deref_mut() {
+            Some(idx) => idx.truncate_to(offset),
+            None => Ok(()),
+        }
     }
     /// The aborted transactions whose marker is in this segment, ascending.
     pub fn aborted_txns(&self) -> Vec<TxnIndexEntry> {
-        self.txn_index.read().entries().to_vec()
+        self.txn_index
+            .read()
+            .as_deref()
+            .map_or_else(Vec::new, |idx| idx.entries().to_vec())
     }
     /// Kafka's `LogSegment.collectAbortedTxns`: see
     /// [`TransactionIndex::collect`]. Reads memory only.
@@ -1240,16 +1262,15 @@ impl LogSegment {
         upper_bound: i64,
         out: &mut Vec<TxnIndexEntry>,
     ) -> bool {
-        let idx = self.txn_index.read();
-        if idx.is_empty() {
-            return false;
+        match self.txn_index.read().as_deref() {
+            Some(idx) if !idx.is_empty() => idx.collect(fetch_offset, upper_bound, out),
+            _ => false,
         }
-        idx.collect(fetch_offset, upper_bound, out)
     }
     /// Why the `.txnindex` found when the segment was opened cannot be
     /// trusted (the log rebuilds it), if it cannot.
     pub fn txn_index_problem(&self) -> Option<TxnIndexProblem> {
-        self.txn_index.read().problem().cloned()
+        self.txn_index.read().as_deref()?.problem().cloned()
     }
 }
 
