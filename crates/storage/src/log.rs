@@ -560,7 +560,7 @@ impl Log {
                 let seg =
                     LogSegment::lazy(&dir, base, size, seg_config, now, &cache, has_txn_index)?;
                 next_offset = None;
-                segments.insert(Arc::new(seg));
+                segments.insert(seg);
                 continue;
             }
             let index_missing = !segment_file(&dir, base, INDEX_SUFFIX).exists()
@@ -583,7 +583,7 @@ impl Log {
                     epochs.assign_recovered(h.partition_leader_epoch, h.base_offset);
                 })?;
                 next_offset = Some(r.next_offset);
-                segments.insert(Arc::new(seg));
+                segments.insert(seg);
                 if r.truncated_bytes > 0 {
                     // Everything after a corrupt batch is unreachable.
                     for later in base_iter.by_ref() {
@@ -594,7 +594,7 @@ impl Log {
                 }
             } else {
                 next_offset = None;
-                segments.insert(Arc::new(seg));
+                segments.insert(seg);
             }
         }
 
@@ -639,7 +639,7 @@ impl Log {
         }
         if segments.is_empty() {
             let seg = LogSegment::open_in(&dir, log_start, seg_config, now, &cache)?;
-            segments.insert(Arc::new(seg));
+            segments.insert(seg);
             log_end = Some(log_start);
         }
         let log_end = log_end.unwrap_or(log_start);
@@ -1352,13 +1352,13 @@ impl Log {
         }
         tracing::debug!(log = %self.tp, new_base, reason, "rolling segment");
         old.on_become_inactive()?;
-        let seg = Arc::new(LogSegment::open_in(
+        let seg = LogSegment::open_in(
             &self.dir,
             new_base,
             segment_config(config),
             self.clock.now_ms(),
             &self.cache,
-        )?);
+        )?;
         seg.make_active()?;
         self.segments.write().insert(seg.clone());
         st.producers.write_snapshot(new_base)?;
@@ -1744,13 +1744,13 @@ impl Log {
             for s in segs.iter() {
                 s.delete_files()?;
             }
-            let seg = Arc::new(LogSegment::open_in(
+            let seg = LogSegment::open_in(
                 &self.dir,
                 start,
                 segment_config(&config),
                 self.clock.now_ms(),
                 &self.cache,
-            )?);
+            )?;
             seg.make_active()?;
             segs.clear();
             segs.insert(seg);

@@ -188,7 +188,7 @@ mod tests {
             index_max_bytes: 1024,
             index_interval_bytes: 4096,
         };
-        Arc::new(LogSegment::open(dir, base, config, 0).unwrap())
+        LogSegment::open(dir, base, config, 0).unwrap()
     }
 
     fn bases<'a>(it: impl Iterator<Item = &'a Arc<LogSegment>>) -> Vec<i64> {
