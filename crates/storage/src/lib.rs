@@ -8,6 +8,7 @@
 //! - [`segment`]: [`LogSegment`], one `.log` plus its indexes.
 //! - [`file_records`]: [`FileRecords`], batches named by file and position, sent without reading them.
 //! - [`segment_cache`]: [`SegmentCache`], the bound on open segment files (LRU of inactive segments).
+//! - `segment_map`: a log's segments by base offset (a sorted vector, one segment inline).
 //! - [`txn_index`]: the `.txnindex` of aborted transactions of a segment.
 //! - [`log`]: [`Log`], one partition: segments, append, read, roll, recovery.
 //! - [`loader`]: the directory work of opening a log (leftovers, swaps, producer replay).
@@ -38,6 +39,7 @@ pub mod partition_metadata;
 pub mod producer_state;
 pub mod segment;
 pub mod segment_cache;
+mod segment_map;
 pub mod time_index;
 pub mod txn_index;
 pub mod validator;

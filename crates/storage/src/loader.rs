@@ -17,16 +17,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
-use std::sync::Arc;
 
 use gregor_records::{read_control_batch, BatchHeader, BATCH_HEADER_LEN};
 
 use crate::leader_epoch::LeaderEpochFileCache;
 use crate::producer_state::ProducerStateManager;
 use crate::segment::{
-    scan_headers, segment_file, FileWindow, LogSegment, INDEX_SUFFIX, LOG_SUFFIX, SEGMENT_SUFFIXES,
+    scan_headers, segment_file, FileWindow, INDEX_SUFFIX, LOG_SUFFIX, SEGMENT_SUFFIXES,
     TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
 };
+use crate::segment_map::SegmentMap;
 use crate::{io_err, Result};
 
 /// What `open` found in a partition directory.
@@ -190,18 +190,14 @@ pub(crate) fn delete_segment_files(dir: &Path, base: i64) -> Result<()> {
 /// does. A marker that cannot be read is skipped with a warning: the batch
 /// passed its CRC check, so only a foreign control type gets here.
 pub(crate) fn replay_producers(
-    segments: &BTreeMap<i64, Arc<LogSegment>>,
+    segments: &SegmentMap,
     producers: &mut ProducerStateManager,
     from: i64,
     to: i64,
     rebuild_txn_index_from: Option<i64>,
     max_decompressed: usize,
 ) -> Result<()> {
-    let start = segments
-        .range(..=from)
-        .next_back()
-        .map_or(i64::MIN, |(b, _)| *b);
-    for seg in segments.range(start..).map(|(_, s)| s) {
+    for seg in segments.tail(from) {
         if seg.base_offset() >= to {
             break;
         }
@@ -255,7 +251,7 @@ pub(crate) fn replay_producers(
 /// `leader-epoch-checkpoint` was missing or unreadable), as Kafka's recovery
 /// assigns them: each batch whose epoch is newer than the latest starts it.
 pub(crate) fn rebuild_epochs(
-    segments: &BTreeMap<i64, Arc<LogSegment>>,
+    segments: &SegmentMap,
     epochs: &mut LeaderEpochFileCache,
     from: i64,
     to: i64,
@@ -268,16 +264,12 @@ pub(crate) fn rebuild_epochs(
 /// Calls `f` with the header of every batch that holds offsets in
 /// `[from, to)`, in order, reading headers only.
 fn for_each_header(
-    segments: &BTreeMap<i64, Arc<LogSegment>>,
+    segments: &SegmentMap,
     from: i64,
     to: i64,
     mut f: impl FnMut(&BatchHeader),
 ) -> Result<()> {
-    let start = segments
-        .range(..=from)
-        .next_back()
-        .map_or(i64::MIN, |(b, _)| *b);
-    for seg in segments.range(start..).map(|(_, s)| s) {
+    for seg in segments.tail(from) {
         if seg.base_offset() >= to {
             break;
         }

@@ -195,9 +195,19 @@ impl PendingProducerUpdates {
 pub struct ProducerStateManager {
     /// The log's directory, shared with the log.
     dir: Arc<Path>,
-    producers: HashMap<i64, ProducerEntry>,
+    /// None while no producer has state here: most partitions never see an
+    /// idempotent or transactional producer, and the two empty maps are
+    /// 72 bytes in every idle log (a pointer is 8).
+    state: Option<Box<Producers>>,
+}
+
+/// The maps of a [`ProducerStateManager`] that has producers.
+#[derive(Debug, Default)]
+struct Producers {
+    by_id: HashMap<i64, ProducerEntry>,
     /// Ongoing transactions: first offset → producer id (Kafka's
-    /// `ongoingTxns`). Kept in step with the entries by `put`.
+    /// `ongoingTxns`). Kept in step with the entries by `put`; empty when
+    /// `by_id` is (only producers with state have transactions).
     ongoing: BTreeMap<i64, i64>,
 }
 
@@ -205,70 +215,96 @@ impl ProducerStateManager {
     pub fn new(dir: impl Into<Arc<Path>>) -> Self {
         Self {
             dir: dir.into(),
-            producers: HashMap::new(),
-            ongoing: BTreeMap::new(),
+            state: None,
         }
+    }
+
+    /// The producers with state, in no order.
+    fn producers(&self) -> impl Iterator<Item = (&i64, &ProducerEntry)> {
+        self.state.iter().flat_map(|s| s.by_id.iter())
     }
 
     /// Every producer with state here, by producer id.
     pub fn entries(&self) -> Vec<ProducerEntry> {
-        let mut v: Vec<ProducerEntry> = self.producers.values().copied().collect();
+        let mut v: Vec<ProducerEntry> = self.producers().map(|(_, e)| *e).collect();
         v.sort_by_key(|e| e.producer_id);
         v
     }
 
     pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
-        self.producers.get(&producer_id)
+        self.state.as_ref()?.by_id.get(&producer_id)
     }
     pub fn len(&self) -> usize {
-        self.producers.len()
+        self.state.as_ref().map_or(0, |s| s.by_id.len())
     }
     pub fn is_empty(&self) -> bool {
-        self.producers.is_empty()
+        self.len() == 0
     }
     pub fn clear(&mut self) {
-        self.producers.clear();
-        self.ongoing.clear();
+        self.state = None;
     }
 
-    /// Stores `e`, keeping the index of ongoing transactions in step.
-    fn put(&mut self, e: ProducerEntry) {
-        let old = self
-            .producers
-            .insert(e.producer_id, e)
-            .and_then(|o| o.current_txn_first_offset);
-        if old != e.current_txn_first_offset {
-            if let Some(f) = old {
-                if self.ongoing.get(&f) == Some(&e.producer_id) {
-                    self.ongoing.remove(&f);
-                }
-            }
-            if let Some(f) = e.current_txn_first_offset {
-                self.ongoing.insert(f, e.producer_id);
+    /// Keeps only the producers `keep` says to (never one with an ongoing
+    /// transaction: the index of those stays as it is), and lets go of the
+    /// maps with the last producer.
+    fn retain(&mut self, mut keep: impl FnMut(&ProducerEntry) -> bool) {
+        if let Some(st) = self.state.as_mut() {
+            st.by_id
+                .retain(|_, e| e.current_txn_first_offset.is_some() || keep(e));
+            if st.by_id.is_empty() {
+                self.state = None;
             }
         }
     }
 
-    fn rebuild_ongoing(&mut self) {
-        self.ongoing = self
-            .producers
+    /// Stores `e`, keeping the index of ongoing transactions in step.
+    fn put(&mut self, e: ProducerEntry) {
+        let st = self.state.get_or_insert_with(Box::default);
+        let old = st
+            .by_id
+            .insert(e.producer_id, e)
+            .and_then(|o| o.current_txn_first_offset);
+        if old != e.current_txn_first_offset {
+            if let Some(f) = old {
+                if st.ongoing.get(&f) == Some(&e.producer_id) {
+                    st.ongoing.remove(&f);
+                }
+            }
+            if let Some(f) = e.current_txn_first_offset {
+                st.ongoing.insert(f, e.producer_id);
+            }
+        }
+    }
+
+    /// Takes `by_id` (a decoded snapshot) and rebuilds the index of ongoing
+    /// transactions from it.
+    fn set_producers(&mut self, by_id: HashMap<i64, ProducerEntry>) {
+        if by_id.is_empty() {
+            self.state = None;
+            return;
+        }
+        let ongoing = by_id
             .values()
             .filter_map(|e| Some((e.current_txn_first_offset?, e.producer_id)))
             .collect();
+        self.state = Some(Box::new(Producers { by_id, ongoing }));
     }
 
     /// Kafka's `firstUndecidedOffset`: the first offset of the earliest
     /// ongoing transaction.
     pub fn first_undecided_offset(&self) -> Option<i64> {
-        self.ongoing.keys().next().copied()
+        self.state.as_ref()?.ongoing.keys().next().copied()
     }
 
     /// The ongoing transactions, by first offset.
     pub fn ongoing_txns(&self) -> Vec<OngoingTxn> {
-        self.ongoing
+        let Some(st) = self.state.as_ref() else {
+            return Vec::new();
+        };
+        st.ongoing
             .iter()
             .filter_map(|(first, pid)| {
-                let e = self.producers.get(pid)?;
+                let e = st.by_id.get(pid)?;
                 Some(OngoingTxn {
                     producer_id: *pid,
                     producer_epoch: e.epoch,
@@ -284,8 +320,7 @@ impl ProducerStateManager {
     /// keeps that batch, or the producer's marker of that epoch when the
     /// producer has no batch left, so its state survives compaction.
     pub fn last_records(&self) -> HashMap<i64, (i16, Option<i64>)> {
-        self.producers
-            .iter()
+        self.producers()
             .map(|(id, e)| (*id, (e.epoch, e.last_batch().map(|b| b.last_offset))))
             .collect()
     }
@@ -324,7 +359,7 @@ impl ProducerStateManager {
         let slot = pending.entries.iter().position(|e| e.producer_id == pid);
         let current = match slot {
             Some(i) => Some(pending.entries[i]),
-            None => self.producers.get(&pid).copied(),
+            None => self.get(pid).copied(),
         };
         let mut entry = match current {
             None => {
@@ -413,7 +448,7 @@ impl ProducerStateManager {
         producer_epoch: i16,
         coordinator_epoch: i32,
     ) -> Result<()> {
-        let Some(cur) = self.producers.get(&producer_id) else {
+        let Some(cur) = self.get(producer_id) else {
             return Ok(());
         };
         if producer_epoch < cur.epoch {
@@ -447,8 +482,7 @@ impl ProducerStateManager {
         timestamp: i64,
     ) -> Option<CompletedTxn> {
         let mut e = self
-            .producers
-            .get(&producer_id)
+            .get(producer_id)
             .copied()
             .unwrap_or_else(|| ProducerEntry::new(producer_id, producer_epoch));
         let first = e.current_txn_first_offset;
@@ -498,8 +532,7 @@ impl ProducerStateManager {
             );
         }
         let mut e = self
-            .producers
-            .get(&pid)
+            .get(pid)
             .copied()
             .unwrap_or_else(|| ProducerEntry::new(pid, header.producer_epoch));
         e.set_epoch(header.producer_epoch);
@@ -535,20 +568,14 @@ impl ProducerStateManager {
     /// Forgets producers idle for `expiration_ms` (producer.id.expiration.ms),
     /// except those with an ongoing transaction (Kafka's `isProducerExpired`).
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) {
-        self.producers.retain(|_, e| {
-            e.current_txn_first_offset.is_some()
-                || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
-        });
+        self.retain(|e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
     }
 
     /// Forgets producers whose last batch is entirely below `log_start`
     /// (their batches were deleted), except those with an ongoing
     /// transaction: its outcome is still to come.
     pub fn remove_below(&mut self, log_start: i64) {
-        self.producers.retain(|_, e| {
-            e.current_txn_first_offset.is_some()
-                || e.last_batch().is_none_or(|b| b.last_offset >= log_start)
-        });
+        self.retain(|e| e.last_batch().is_none_or(|b| b.last_offset >= log_start));
     }
 
     // ---- snapshots ----
@@ -579,14 +606,13 @@ impl ProducerStateManager {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(12 + self.producers.len() * (31 + 5 * BATCH_META_LEN));
+        let mut out = Vec::with_capacity(12 + self.len() * (31 + 5 * BATCH_META_LEN));
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&[0; 4]);
-        out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
-        let mut ids: Vec<&i64> = self.producers.keys().collect();
-        ids.sort_unstable();
-        for id in ids {
-            let e = &self.producers[id];
+        out.extend_from_slice(&(self.len() as u32).to_be_bytes());
+        let mut producers: Vec<&ProducerEntry> = self.producers().map(|(_, e)| e).collect();
+        producers.sort_unstable_by_key(|e| e.producer_id);
+        for e in producers {
             out.extend_from_slice(&e.producer_id.to_be_bytes());
             out.extend_from_slice(&e.epoch.to_be_bytes());
             out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
@@ -733,8 +759,7 @@ impl ProducerStateManager {
             let bytes = fs::read(&path).map_err(io_err(format!("read {}", path.display())))?;
             match Self::decode(&bytes) {
                 Ok(p) => {
-                    self.producers = p;
-                    self.rebuild_ongoing();
+                    self.set_producers(p);
                     return Ok(Some(o));
                 }
                 Err(reason) => {

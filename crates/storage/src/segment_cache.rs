@@ -40,7 +40,9 @@ pub fn auto_segment_cap(budget: u64) -> usize {
     usize::try_from(cap).unwrap_or(usize::MAX)
 }
 
-/// What the cache can close: implemented by a segment's shared file state.
+/// What the cache can close: implemented by a segment. Dropping the last
+/// strong reference to one calls [`SegmentCache::remove`], so this cache
+/// never drops one it upgraded while it holds its own lock.
 pub(crate) trait Closable: Send + Sync {
     /// Closes the files unless they are pinned or in use; true if they
     /// were closed (or already were).
@@ -142,6 +144,10 @@ impl SegmentCache {
     /// hold its own: victims are only tried, never waited for, and `id`
     /// itself is the most recent.
     pub(crate) fn register(&self, id: u64, seg: Weak<dyn Closable>, descriptors: usize) {
+        // The segments upgraded to read their age: dropped only after the
+        // lock is released, since dropping a segment's last reference
+        // removes it from this cache (which takes the lock).
+        let mut upgraded: Vec<Arc<dyn Closable>> = Vec::new();
         let victims = {
             let mut open = self.open.lock();
             let open = &mut *open;
@@ -161,7 +167,14 @@ impl SegmentCache {
                 .segs
                 .iter()
                 .filter(|(k, _)| **k != id)
-                .map(|(k, (w, n))| (w.upgrade().map_or(0, |s| s.last_used()), *k, *n))
+                .map(|(k, (w, n))| {
+                    let used = w.upgrade().map_or(0, |s| {
+                        let used = s.last_used();
+                        upgraded.push(s);
+                        used
+                    });
+                    (used, *k, *n)
+                })
                 .collect();
             by_age.sort_unstable();
             let mut freed = 0;
@@ -178,6 +191,7 @@ impl SegmentCache {
             }
             victims
         };
+        drop(upgraded);
         let mut busy = Vec::new();
         for (k, (w, n)) in victims {
             if let Some(s) = w.upgrade() {

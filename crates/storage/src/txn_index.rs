@@ -221,6 +221,16 @@ impl TransactionIndex {
             .map_err(io_err(format!("open {}", self.path().display())))
     }
 
+    /// Holds nothing an [`TransactionIndex::absent`] one would not: no
+    /// entries, no descriptor, no file bytes, no problem. A segment keeps
+    /// no index at all then (most never hold an aborted transaction).
+    pub(crate) fn is_absent(&self) -> bool {
+        self.entries.is_empty()
+            && self.file.is_none()
+            && self.file_len == 0
+            && self.problem.is_none()
+    }
+
     pub fn path(&self) -> PathBuf {
         suffixed_file(&self.dir, self.base_offset, TXN_INDEX_SUFFIX, self.suffix)
     }

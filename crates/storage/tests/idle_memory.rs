@@ -39,8 +39,18 @@ fn manager(dir: &Path, clock: &Arc<ManualClock>, cap: usize) -> LogManager {
 /// state) may hold after a clean start: the `Log`, its segment (closed),
 /// their directory path, its epoch cache, and the manager's entry.
 ///
-/// Measured with a short temporary dir as the log dir, 7.15 allocations per
-/// log: 1,135 bytes idle and 1,151 after the reads. History:
+/// Measured with a short temporary dir as the log dir, 4.15 allocations per
+/// log: 711 bytes idle and 727 after the reads (the `Log` with its `Arc`,
+/// 352; its segment, 224; the directory path; the flush state; a share of
+/// the manager's map). History:
+/// - 1,135 bytes and 7.15 allocations before the segment map became a
+///   sorted vector with one segment inline (-192: a B-tree leaf), a
+///   segment's transaction index absent while it holds nothing (-104),
+///   the producer state's maps one box absent until used (-64), the first
+///   leader epoch entry inline (-16, one allocation), a segment's file
+///   state inline in it (-16, one allocation), and the log's pending
+///   deletes and unreplicated transactions boxed (-32) (docs/PERFORMANCE.md,
+///   "Memory per idle partition: the storage log's heap, third round");
 /// - about 1,750 before a closed segment stopped holding its index handles
 ///   inline;
 /// - 1,564 bytes and 13.15 allocations before the log, its segment,
@@ -53,7 +63,7 @@ fn manager(dir: &Path, clock: &Arc<ManualClock>, cap: usize) -> LogManager {
 ///   reopen its `.log` alone (16 bytes).
 ///
 /// The bound leaves room for a small field, not for a per-log allocation.
-const IDLE_LOG_BYTES: isize = 1168;
+const IDLE_LOG_BYTES: isize = 736;
 
 /// The log ends at 5 and reads back offsets 0..5 from its segment file.
 fn check_log(log: &gregor_storage::Log) {

@@ -785,7 +785,7 @@ mod tests {
         };
         let mut out: Vec<SourceSegment> = Vec::new();
         for &(base, n) in layout {
-            let seg = Arc::new(LogSegment::open(dir, base, config, 0).unwrap());
+            let seg = LogSegment::open(dir, base, config, 0).unwrap();
             for i in 0..n {
                 let mut b = BatchBuilder::new(base + i as i64, Compression::None);
                 b.push(Record {

@@ -118,5 +118,5 @@ pub(crate) fn swap_in(
             remove_if_exists(&suffixed_file(dir, old.base_offset(), file, DELETED_SUFFIX))?;
         }
     }
-    Ok(Arc::new(seg))
+    Ok(seg)
 }
