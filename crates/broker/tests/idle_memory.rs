@@ -22,18 +22,22 @@ use counting_alloc::{report, snapshot};
 const PARTITIONS: isize = 2000;
 
 /// Heap bytes per partition the whole broker may hold right after the
-/// create. Measured 2,059 bytes (13.5 allocations); 2,027 before a segment
+/// create. Measured 1,901 bytes (11.4 allocations) since the metadata
+/// image's `PartitionImage` holds replicas and ISR inline and its partition
+/// maps (and the hosted-partition maps) are built with full B-tree nodes;
+/// 2,059 (13.5) before that, 2,027 before a segment
 /// kept the writer state that lets an append reopen its `.log` alone, 2,428 (20.5) before the cuts of docs/PERFORMANCE.md's "Memory
 /// per idle partition, again". Higher than after a restart: a new log's
 /// active segment stays open (its index handles) until the open-segment
 /// cap closes it. The bound leaves room for a field or two, not for a
 /// per-partition allocation.
-const CREATED_PARTITION_BYTES: isize = 2112;
+const CREATED_PARTITION_BYTES: isize = 1952;
 
 /// The same after a clean restart, less what an empty broker holds:
-/// measured 1,620 bytes (9.5 allocations), 1,605 before the segment writer
+/// measured 1,460 bytes (7.3 allocations); 1,620 (9.5) before the smaller
+/// `PartitionImage` and the full B-tree nodes, 1,605 before the segment writer
 /// state, 2,028 (17.5) before the cuts.
-const IDLE_PARTITION_BYTES: isize = 1664;
+const IDLE_PARTITION_BYTES: isize = 1504;
 
 fn open_broker(dir: &Path) -> Arc<Broker> {
     let props: BTreeMap<String, String> = [
