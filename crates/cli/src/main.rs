@@ -285,8 +285,6 @@ fn init_logging() {
 }
 
 fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()> {
-    // Before any thread starts (see gregor_broker::malloc).
-    gregor_broker::malloc::limit_arenas();
     init_logging();
     let mut props = BTreeMap::new();
     if let Some(path) = &config {
