@@ -24,6 +24,8 @@
 //! - [`purgatory`]: requests waiting on partitions, woken by those partitions' events only.
 //! - [`log_loading`]: loading the partition logs in the background while the listeners
 //!   serve; each partition is hosted as soon as its log is loaded.
+//! - [`malloc`]: glibc malloc's free pages returned after the log load, for the RSS of idle
+//!   partitions.
 //! - [`log_dir_move`]: moving a replica to another log dir (AlterReplicaLogDirs): a copy
 //!   filled while the partition runs, switched in with appends held off.
 //! - [`replica_fetcher`]: the follower side of replication: one fetching task per leader,
@@ -53,6 +55,7 @@ pub mod java_properties;
 pub mod jwks;
 pub mod log_dir_move;
 pub mod log_loading;
+pub mod malloc;
 pub mod meta_properties;
 pub mod metadata_log;
 pub mod metadata_store;

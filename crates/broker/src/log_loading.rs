@@ -151,6 +151,9 @@ fn run(broker: &Arc<Broker>, pending: gregor_storage::PendingLogs) {
         broker.fatal_fault(format!("starting the log cleaner failed: {e}"));
         return;
     }
+    // The load's temporaries (the list of logs, paths, checkpoint maps) are
+    // freed by now: their pages go back to the system (see crate::malloc).
+    crate::malloc::release_free_memory();
     tracing::info!(
         logs = total,
         elapsed_ms = started.elapsed().as_millis() as u64,

@@ -1002,13 +1002,12 @@ pub(crate) mod testing {
 
     pub fn image(leader: i32, epoch: i32, replicas: &[i32], isr: &[i32]) -> PartitionImage {
         PartitionImage {
-            replicas: replicas.to_vec(),
-            isr: isr.to_vec(),
+            replicas: replicas.into(),
+            isr: isr.into(),
             leader,
             leader_epoch: epoch,
             partition_epoch: epoch,
-            adding_replicas: vec![],
-            removing_replicas: vec![],
+            reassignment: None,
         }
     }
 

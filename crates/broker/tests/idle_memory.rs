@@ -22,20 +22,24 @@ use counting_alloc::{report, snapshot};
 const PARTITIONS: isize = 2000;
 
 /// Heap bytes per partition the whole broker may hold right after the
-/// create. Measured 1,651 bytes (11.5 allocations); 2,059 (13.5) before
-/// the storage log's third round of cuts (docs/PERFORMANCE.md); 2,027 before a segment
+/// create. Measured 1,492 bytes (9.4 allocations) with the storage log's
+/// third round of cuts and the smaller `PartitionImage` (replicas and ISR
+/// inline, partition maps built with full B-tree nodes); 1,651 (11.5) with
+/// the storage cuts alone, 1,901 (11.4) with the image's alone, 2,059 (13.5)
+/// before both (docs/PERFORMANCE.md); 2,027 before a segment
 /// kept the writer state that lets an append reopen its `.log` alone, 2,428 (20.5) before the cuts of docs/PERFORMANCE.md's "Memory
 /// per idle partition, again". Higher than after a restart: a new log's
 /// active segment stays open (its index handles) until the open-segment
 /// cap closes it. The bound leaves room for a field or two, not for a
 /// per-partition allocation.
-const CREATED_PARTITION_BYTES: isize = 1680;
+const CREATED_PARTITION_BYTES: isize = 1520;
 
 /// The same after a clean restart, less what an empty broker holds:
-/// measured 1,212 bytes (7.5 allocations); 1,620 (9.5) before the storage
-/// log's third round of cuts, 1,605 before the segment writer
+/// measured 1,052 bytes (5.3 allocations); 1,212 (7.5) with the storage
+/// log's third round of cuts alone, 1,460 (7.3) with the smaller
+/// `PartitionImage` alone, 1,620 (9.5) before both, 1,605 before the segment writer
 /// state, 2,028 (17.5) before the cuts.
-const IDLE_PARTITION_BYTES: isize = 1240;
+const IDLE_PARTITION_BYTES: isize = 1080;
 
 fn open_broker(dir: &Path) -> Arc<Broker> {
     let props: BTreeMap<String, String> = [

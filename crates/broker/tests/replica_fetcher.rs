@@ -43,13 +43,12 @@ fn batch(tag: &str, n: usize, compression: Compression) -> BytesMut {
 
 fn image(leader: i32, epoch: i32) -> PartitionImage {
     PartitionImage {
-        replicas: vec![1, 2],
-        isr: vec![1, 2],
+        replicas: [1, 2].as_slice().into(),
+        isr: [1, 2].as_slice().into(),
         leader,
         leader_epoch: epoch,
         partition_epoch: epoch,
-        adding_replicas: vec![],
-        removing_replicas: vec![],
+        reassignment: None,
     }
 }
 

@@ -108,7 +108,7 @@ fn remove_replica(
             }
             let mut isr = without(&p.isr, broker);
             if isr.is_empty() {
-                isr = p.isr.clone();
+                isr = p.isr.to_vec();
             }
             let (leader, was_unclean) = elect(
                 p.leader,
@@ -146,7 +146,7 @@ pub fn unfence_broker(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord>
                 continue;
             }
             let (leader, _) = elect(p.leader, &p.replicas, &p.isr, &acceptable, false);
-            records.extend(change(topic, partition, p, p.isr.clone(), leader));
+            records.extend(change(topic, partition, p, p.isr.to_vec(), leader));
         }
     }
     records
@@ -372,7 +372,8 @@ pub fn elect_preferred(
             .find(|&r| valid(r))
             .ok_or(ElectionError::PreferredLeaderNotAvailable)?
     };
-    change(t, partition, p, p.isr.clone(), leader).ok_or(ElectionError::PreferredLeaderNotAvailable)
+    change(t, partition, p, p.isr.to_vec(), leader)
+        .ok_or(ElectionError::PreferredLeaderNotAvailable)
 }
 
 /// Unclean election for a leaderless partition: a live ISR member if there
@@ -393,7 +394,7 @@ pub fn elect_unclean(
     let isr = if was_unclean {
         vec![leader]
     } else {
-        p.isr.clone()
+        p.isr.to_vec()
     };
     change(t, partition, p, isr, leader).ok_or(ElectionError::EligibleLeadersNotAvailable)
 }
@@ -507,7 +508,7 @@ pub fn start_reassignment(
 ) -> Result<Option<MetadataRecord>, ReassignmentError> {
     let (t, p) = find_reassignable(image, topic, partition)?;
     validate_assignment(image, target)?;
-    let original = difference(&p.replicas, &p.adding_replicas);
+    let original = difference(&p.replicas, p.adding_replicas());
     let removing = sorted_difference(&original, target);
     let adding = sorted_difference(target, &original);
     let mut replicas = target.to_vec();
@@ -596,9 +597,9 @@ pub fn reassignments(image: &MetadataImage) -> Vec<Reassignment> {
                 .map(|(&partition, p)| Reassignment {
                     topic: t.name.clone(),
                     partition,
-                    replicas: p.replicas.clone(),
-                    adding: p.adding_replicas.clone(),
-                    removing: p.removing_replicas.clone(),
+                    replicas: p.replicas.to_vec(),
+                    adding: p.adding_replicas().to_vec(),
+                    removing: p.removing_replicas().to_vec(),
                 })
         })
         .collect()
@@ -617,10 +618,10 @@ struct Assignment {
 impl Assignment {
     fn of(p: &PartitionImage) -> Self {
         Assignment {
-            replicas: p.replicas.clone(),
-            isr: p.isr.clone(),
-            adding: p.adding_replicas.clone(),
-            removing: p.removing_replicas.clone(),
+            replicas: p.replicas.to_vec(),
+            isr: p.isr.to_vec(),
+            adding: p.adding_replicas().to_vec(),
+            removing: p.removing_replicas().to_vec(),
         }
     }
 }
@@ -666,8 +667,8 @@ fn revert(
     p: &PartitionImage,
     unclean: bool,
 ) -> Result<Assignment, ReassignmentError> {
-    let replicas = difference(&p.replicas, &p.adding_replicas);
-    let mut isr = difference(&p.isr, &p.adding_replicas);
+    let replicas = difference(&p.replicas, p.adding_replicas());
+    let mut isr = difference(&p.isr, p.adding_replicas());
     if isr.is_empty() {
         // `replicas` is empty only in a record no controller writes (a
         // reassignment adding every replica); it cannot be reverted either.
@@ -825,7 +826,7 @@ fn change(
     isr: Vec<i32>,
     leader: i32,
 ) -> Option<MetadataRecord> {
-    if isr == p.isr && leader == p.leader {
+    if isr[..] == p.isr[..] && leader == p.leader {
         return None;
     }
     let leader_epoch = p.leader_epoch + i32::from(leader != p.leader);
@@ -852,13 +853,13 @@ fn record(
     MetadataRecord::Partition {
         topic_id,
         partition,
-        replicas: p.replicas.clone(),
+        replicas: p.replicas.to_vec(),
         isr,
         leader,
         leader_epoch,
         partition_epoch,
-        adding_replicas: p.adding_replicas.clone(),
-        removing_replicas: p.removing_replicas.clone(),
+        adding_replicas: p.adding_replicas().to_vec(),
+        removing_replicas: p.removing_replicas().to_vec(),
     }
 }
 
@@ -1053,7 +1054,7 @@ mod tests {
         let back = fenced.with_records(&records);
         assert!(back.is_live(1));
         // It rejoins the other partition's ISR through its leader, not here.
-        assert_eq!(back.topic("t").unwrap().partitions[&1].isr, [2]);
+        assert_eq!(back.topic("t").unwrap().partitions[&1].isr[..], [2]);
         assert!(unfence_broker(&back, 1).is_empty());
     }
 
@@ -1439,9 +1440,9 @@ mod tests {
             moving((&[3, 2, 1], &[1, 2, 3], 1), &[3], &[1], (5, 10)),
         );
         let fenced = image.with_records(&fence_broker(&image, 3, &never));
-        assert_eq!(fenced.topic("t").unwrap().partitions[&0].isr, [1, 2]);
+        assert_eq!(fenced.topic("t").unwrap().partitions[&0].isr[..], [1, 2]);
         assert_eq!(
-            fenced.topic("t").unwrap().partitions[&0].adding_replicas,
+            fenced.topic("t").unwrap().partitions[&0].adding_replicas(),
             [3],
             "fencing keeps the reassignment"
         );
@@ -1588,7 +1589,7 @@ mod tests {
 
         let started = start(&image, &[3, 4]).unwrap().unwrap();
         apply(&mut image, &[started]);
-        assert_eq!(p(&image).replicas, [3, 4, 1, 2]);
+        assert_eq!(p(&image).replicas[..], [3, 4, 1, 2]);
         assert_eq!(reassignments(&image).len(), 1);
         // The leader takes 3, then 4, into the ISR; only the second completes.
         for (isr, completes) in [(&[1, 2, 3][..], false), (&[1, 2, 3, 4], true)] {
@@ -1610,19 +1611,25 @@ mod tests {
         }
         let q = p(&image);
         assert!(!q.is_reassigning());
-        assert_eq!((q.replicas, q.isr, q.leader), (vec![3, 4], vec![3, 4], 3));
+        assert_eq!(
+            (q.replicas.to_vec(), q.isr.to_vec(), q.leader),
+            (vec![3, 4], vec![3, 4], 3)
+        );
         assert_eq!((q.leader_epoch, q.partition_epoch), (6, 14));
         assert!(reassignments(&image).is_empty());
 
         // Back to [1, 2], then cancelled before 1 and 2 catch up.
         let back = start(&image, &[1, 2]).unwrap().unwrap();
         apply(&mut image, &[back]);
-        assert_eq!(p(&image).adding_replicas, [1, 2]);
-        assert_eq!(p(&image).removing_replicas, [3, 4]);
+        assert_eq!(p(&image).adding_replicas(), [1, 2]);
+        assert_eq!(p(&image).removing_replicas(), [3, 4]);
         let cancelled = cancel_reassignment(&image, "t", 0, false).unwrap();
         apply(&mut image, &[cancelled]);
         let q = p(&image);
-        assert_eq!((q.replicas, q.isr, q.leader), (vec![3, 4], vec![3, 4], 3));
+        assert_eq!(
+            (q.replicas.to_vec(), q.isr.to_vec(), q.leader),
+            (vec![3, 4], vec![3, 4], 3)
+        );
         assert!(reassignments(&image).is_empty());
         assert_eq!(
             cancel_reassignment(&image, "t", 0, false),
@@ -1707,7 +1714,7 @@ mod tests {
                 if p.leader == NO_LEADER {
                     continue;
                 }
-                let mut isr = p.isr.clone();
+                let mut isr = p.isr.to_vec();
                 for &r in &p.replicas {
                     if image.is_live(r) && !isr.contains(&r) {
                         isr.push(r);
@@ -1740,13 +1747,13 @@ mod tests {
                 distinct.dedup();
                 assert_eq!(distinct.len(), p.replicas.len(), "{ctx}");
                 assert!(!p.isr.is_empty(), "{ctx}");
-                for set in [&p.isr, &p.adding_replicas, &p.removing_replicas] {
+                for set in [&p.isr[..], p.adding_replicas(), p.removing_replicas()] {
                     assert!(set.iter().all(|r| p.replicas.contains(r)), "{ctx}");
                 }
                 assert!(
-                    p.adding_replicas
+                    p.adding_replicas()
                         .iter()
-                        .all(|r| !p.removing_replicas.contains(r)),
+                        .all(|r| !p.removing_replicas().contains(r)),
                     "{ctx}"
                 );
                 assert!(
@@ -1808,7 +1815,7 @@ mod tests {
                         else {
                             continue;
                         };
-                        let mut isr = p.isr.clone();
+                        let mut isr = p.isr.to_vec();
                         for &r in &p.replicas {
                             if image.is_live(r) && !isr.contains(&r) {
                                 isr.push(r);

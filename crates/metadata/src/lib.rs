@@ -46,5 +46,7 @@ pub mod scram;
 pub mod transaction;
 
 pub use controller::ControllerError;
-pub use image::{MetadataImage, PartitionImage, ScramCredentialImage, TopicImage};
+pub use image::{
+    MetadataImage, PartitionImage, Reassignment, ReplicaList, ScramCredentialImage, TopicImage,
+};
 pub use records::{BrokerEndpoint, ConfigResource, MetadataRecord, QuotaEntityPart, QuotaValue};

@@ -203,7 +203,9 @@ impl Replayer {
     }
 
     pub fn into_image(self) -> MetadataImage {
-        self.image
+        let mut image = self.image;
+        image.compact(None);
+        image
     }
 
     /// Whether a transaction is open (its end not yet applied).

@@ -88,8 +88,8 @@ fn named(image: &MetadataImage, topic: &str, partition: i32) -> Option<Reassignm
     p.is_reassigning().then(|| Reassignment {
         topic: topic.to_string(),
         partition,
-        replicas: p.replicas.clone(),
-        adding: p.adding_replicas.clone(),
-        removing: p.removing_replicas.clone(),
+        replicas: p.replicas.to_vec(),
+        adding: p.adding_replicas().to_vec(),
+        removing: p.removing_replicas().to_vec(),
     })
 }
