@@ -24,7 +24,8 @@
 //! - [`purgatory`]: requests waiting on partitions, woken by those partitions' events only.
 //! - [`log_loading`]: loading the partition logs in the background while the listeners
 //!   serve; each partition is hosted as soon as its log is loaded.
-//! - [`malloc`]: glibc malloc's free pages returned after the log load, for the RSS of idle
+//! - [`malloc`]: glibc malloc's tuning: fixed thresholds so large requests reuse heap pages, and
+//!   free pages returned after the log load, for the RSS of idle
 //!   partitions.
 //! - [`log_dir_move`]: moving a replica to another log dir (AlterReplicaLogDirs): a copy
 //!   filled while the partition runs, switched in with appends held off.

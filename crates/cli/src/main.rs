@@ -285,6 +285,8 @@ fn init_logging() {
 }
 
 fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()> {
+    // Before the runtime's threads start (see gregor_broker::malloc).
+    gregor_broker::malloc::keep_request_memory();
     init_logging();
     let mut props = BTreeMap::new();
     if let Some(path) = &config {
