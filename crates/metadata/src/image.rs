@@ -507,10 +507,12 @@ impl MetadataImage {
             return;
         };
         for (name, topic) in topics.iter_mut() {
-            let before = base
-                .and_then(|b| b.topics.get(name))
-                .map_or(0, |t| t.partitions.len());
+            // A topic still shared with `base` did not change: skipped
+            // before the lookup, so an image of many topics pays little.
             if let Some(topic) = Arc::get_mut(topic) {
+                let before = base
+                    .and_then(|b| b.topics.get(name))
+                    .map_or(0, |t| t.partitions.len());
                 if topic.partitions.len() > before {
                     topic.partitions = std::mem::take(&mut topic.partitions).into_iter().collect();
                 }
