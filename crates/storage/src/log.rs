@@ -1862,8 +1862,12 @@ impl Log {
     /// writes the leader epoch checkpoint if it changed since its last write.
     pub fn flush(&self) -> Result<()> {
         let _g = self.flush.lock.lock();
-        self.epochs.lock().write_if_dirty()?;
+        // The end first, then the epochs: an append assigns its epoch before
+        // it publishes its new log end, so every entry below `end` is in the
+        // cache by now and reaches the file before the recovery point passes
+        // it (an entry assigned after this read starts at or past `end`).
         let end = self.log_end_offset();
+        self.epochs.lock().write_if_dirty()?;
         let rp = self.recovery_point();
         if rp >= end {
             return Ok(());
