@@ -16,6 +16,11 @@ fn checkpoint_path(dir: &Path) -> PathBuf {
     dir.join("t-0").join("leader-epoch-checkpoint")
 }
 
+/// The checkpoint file's text (it must exist).
+fn checkpoint_text(dir: &Path) -> String {
+    fs::read_to_string(checkpoint_path(dir)).unwrap()
+}
+
 fn entries(pairs: &[(i32, i64)]) -> Vec<EpochEntry> {
     pairs.iter().map(|&(e, o)| EpochEntry::new(e, o)).collect()
 }
@@ -41,10 +46,7 @@ fn leader_appends_record_each_new_epoch_and_the_flush_writes_them() {
     assert_eq!(log.recovery_point(), 0);
     assert!(!checkpoint_path(dir.path()).exists());
     log.flush().unwrap();
-    assert_eq!(
-        fs::read_to_string(checkpoint_path(dir.path())).unwrap(),
-        "0\n3\n0 0\n3 4\n5 6\n"
-    );
+    assert_eq!(checkpoint_text(dir.path()), "0\n3\n0 0\n3 4\n5 6\n");
     assert_eq!(log.end_offset_for_epoch(0), Some((0, 4)));
     assert_eq!(log.end_offset_for_epoch(2), Some((0, 4)));
     assert_eq!(log.end_offset_for_epoch(3), Some((3, 6)));
@@ -62,10 +64,7 @@ fn truncation_drops_later_epochs_from_memory_and_file() {
     let log = log_with_epochs(dir.path(), &clock);
     log.truncate_to(6).unwrap();
     assert_eq!(log.epoch_entries(), entries(&[(0, 0), (3, 4)]));
-    assert_eq!(
-        fs::read_to_string(checkpoint_path(dir.path())).unwrap(),
-        "0\n2\n0 0\n3 4\n"
-    );
+    assert_eq!(checkpoint_text(dir.path()), "0\n2\n0 0\n3 4\n");
     assert_eq!(log.end_offset_for_epoch(3), Some((3, 6)));
     // Into the middle of epoch 0's second batch: the batch goes, epoch 3 too.
     log.truncate_to(3).unwrap();
@@ -77,10 +76,7 @@ fn truncation_drops_later_epochs_from_memory_and_file() {
     // Truncating everything leaves no epoch.
     log.truncate_to(0).unwrap();
     assert!(log.epoch_entries().is_empty());
-    assert_eq!(
-        fs::read_to_string(checkpoint_path(dir.path())).unwrap(),
-        "0\n0\n"
-    );
+    assert_eq!(checkpoint_text(dir.path()), "0\n0\n");
 }
 
 #[test]
@@ -92,15 +88,9 @@ fn log_start_moves_truncate_from_start_and_are_written_at_flush() {
     log.delete_records_before(5).unwrap();
     assert_eq!(log.epoch_entries(), entries(&[(3, 5), (5, 6)]));
     // Not yet on disk: a stale head entry is harmless.
-    assert_eq!(
-        fs::read_to_string(checkpoint_path(dir.path())).unwrap(),
-        "0\n3\n0 0\n3 4\n5 6\n"
-    );
+    assert_eq!(checkpoint_text(dir.path()), "0\n3\n0 0\n3 4\n5 6\n");
     log.flush().unwrap();
-    assert_eq!(
-        fs::read_to_string(checkpoint_path(dir.path())).unwrap(),
-        "0\n2\n3 5\n5 6\n"
-    );
+    assert_eq!(checkpoint_text(dir.path()), "0\n2\n3 5\n5 6\n");
     // Epoch 0 is gone: its end is the first remaining epoch's start.
     assert_eq!(log.end_offset_for_epoch(0), Some((0, 5)));
 }
@@ -123,10 +113,7 @@ fn an_empty_log_writes_an_empty_checkpoint_at_close() {
     let log = open(dir.path(), LogConfig::default(), &clock, 0);
     assert!(!checkpoint_path(dir.path()).exists());
     log.close().unwrap();
-    assert_eq!(
-        fs::read_to_string(checkpoint_path(dir.path())).unwrap(),
-        "0\n0\n"
-    );
+    assert_eq!(checkpoint_text(dir.path()), "0\n0\n");
 }
 
 #[test]
@@ -150,7 +137,7 @@ fn recovery_after_a_torn_tail_drops_the_epochs_past_the_end() {
     assert_eq!(log.log_end_offset(), 6);
     assert_eq!(log.epoch_entries(), entries(&[(0, 0), (3, 4)]));
     assert_eq!(
-        fs::read_to_string(checkpoint_path(dir.path())).unwrap(),
+        checkpoint_text(dir.path()),
         "0\n2\n0 0\n3 4\n",
         "rewritten at once so a later crash cannot bring epoch 5 back"
     );
@@ -183,17 +170,14 @@ fn epochs_appended_after_the_last_flush_come_back_from_the_recovery_scan() {
         log.append_as_leader(batch(2, 3), 5).unwrap();
         recovery_point = log.recovery_point();
         assert_eq!(recovery_point, 4);
-        assert_eq!(
-            fs::read_to_string(checkpoint_path(dir.path())).unwrap(),
-            "0\n1\n0 0\n"
-        );
+        assert_eq!(checkpoint_text(dir.path()), "0\n1\n0 0\n");
         // Dropped without a close or flush: a crash.
     }
     let log = open(dir.path(), LogConfig::default(), &clock, recovery_point);
     assert_eq!(log.log_end_offset(), 8);
     assert_eq!(log.epoch_entries(), entries(&[(0, 0), (3, 4), (5, 6)]));
     assert_eq!(
-        fs::read_to_string(checkpoint_path(dir.path())).unwrap(),
+        checkpoint_text(dir.path()),
         "0\n3\n0 0\n3 4\n5 6\n",
         "the recovered entries are written at open"
     );
@@ -213,10 +197,7 @@ fn a_roll_writes_the_new_epochs_before_its_flush_moves_the_recovery_point() {
         i += 1;
     }
     // Written by the roll itself, before its background flush is queued.
-    assert_eq!(
-        fs::read_to_string(checkpoint_path(dir.path())).unwrap(),
-        "0\n2\n0 0\n4 2\n"
-    );
+    assert_eq!(checkpoint_text(dir.path()), "0\n2\n0 0\n4 2\n");
 }
 
 #[test]
@@ -233,10 +214,7 @@ fn an_assignment_that_drops_a_stale_leaders_entries_is_written_at_once() {
     // crash would bring it back above epoch 3.
     log.append_as_leader(batch(2, 2), 3).unwrap();
     assert_eq!(log.epoch_entries(), entries(&[(0, 0), (3, 4)]));
-    assert_eq!(
-        fs::read_to_string(checkpoint_path(dir.path())).unwrap(),
-        "0\n2\n0 0\n3 4\n"
-    );
+    assert_eq!(checkpoint_text(dir.path()), "0\n2\n0 0\n3 4\n");
 }
 
 #[test]
