@@ -38,6 +38,11 @@ fi
 # the same feature set in every cargo command below, so nothing builds twice
 # and target/debug/gregor keeps the exporter.
 OTEL=(--features gregor-cli/otel)
+# A CI run builds once from a clean checkout: incremental state would only take
+# disk (it doubled target/debug) and time.
+if [[ "${CI:-}" == "true" ]]; then
+    export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+fi
 phase "cargo build -p gregor-cli ${OTEL[*]}"
 cargo build -p gregor-cli "${OTEL[@]}"
 [[ -x target/debug/gregor ]] || { echo "[test.sh] target/debug/gregor was not built" >&2; exit 1; }
