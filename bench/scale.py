@@ -9,7 +9,8 @@ as topics of `--per-topic` partitions (default: one topic per count, up to
 docs/ARCHITECTURE.md), then reports the create time, the broker's RSS and open
 descriptors before and after, RSS per idle partition, and the throughput of a
 confluent-kafka producer writing `--records` 100 B records spread over every
-partition (record i to partition i mod count, acks=1, no compression). Then
+partition (record i to partition i mod count, acks=1, no compression), with
+the CPU seconds the broker and the producer (this process) spent on it. Then
 it restarts the node twice on the same log dir, once after SIGTERM and once
 after `kill -9`, and reports the stop time, the time from the new process's
 start to its listening line, the time until Metadata shows every partition
@@ -36,6 +37,18 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 LISTEN_RE = re.compile(r"gregor: listening on \S+://[^:]+:(\d+)")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu_s() -> float:
+    """User + system CPU seconds of this process (the producer runs in it)."""
+    t = os.times()
+    return t.user + t.system
 
 
 def fds(pid: int) -> int:
@@ -201,8 +214,12 @@ def main() -> None:
                     "kib_per_idle_partition": round((idle_rss - before_rss) * 1024 / count, 2),
                     "fds_before": before_fds, "fds_idle": idle_fds,
                 })
+                broker0, client0 = cpu_s(proc.pid), self_cpu_s()
                 msgs, mbs = produce(bootstrap, count, args.per_topic, args.records)
                 row.update({
+                    # Which side is the limit: CPU seconds each spent on the produce.
+                    "produce_broker_cpu_s": round(cpu_s(proc.pid) - broker0, 2),
+                    "produce_client_cpu_s": round(self_cpu_s() - client0, 2),
                     "rss_mib_after_produce": round(rss_mib(proc.pid), 1),
                     "fds_after_produce": fds(proc.pid),
                     "produce_msgs_s": round(msgs), "produce_mb_s": round(mbs, 1),
