@@ -38,8 +38,8 @@ fi
 # the same feature set in every cargo command below, so nothing builds twice
 # and target/debug/gregor keeps the exporter.
 OTEL=(--features gregor-cli/otel)
-# A CI run builds once from a clean checkout: incremental state would only take
-# disk (it doubled target/debug) and time.
+# A CI run builds once from a clean checkout: incremental state would only
+# take disk and time.
 if [[ "${CI:-}" == "true" ]]; then
     export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 fi
